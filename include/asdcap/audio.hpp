@@ -1,0 +1,86 @@
+// Audio front end: decoding, torchaudio-exact resampling to 44.1 kHz, msclap's 7-s length rule,
+// and the log-mel spectrogram / HTSAT image exactly as msclap (torchlibrosa) computes them.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace asdcap {
+
+constexpr int kSampleRate = 44100;       // msclap's working rate
+constexpr int64_t kWindowSamples = 308700;  // 7 s at 44.1 kHz
+constexpr int kFftSize = 1024;
+constexpr int kHop = 320;
+constexpr int kMelBins = 64;
+constexpr int kWindowFrames = 965;       // frames of one 7-s window (centre-padded STFT)
+constexpr int kImageSize = 256;          // HTSAT input image is kImageSize x kImageSize
+
+// How channels become one signal: Mean averages them (asdcap's default); Concat is msclap's
+// behaviour (resample each channel, then concatenate them: a 5 s stereo clip becomes 10 s).
+enum class ChannelMode { Mean, Concat };
+
+struct AudioInfo {
+  std::string path;
+  int sample_rate = 0;
+  int channels = 0;
+  int64_t frames = 0;        // per channel
+  std::string format;        // e.g. "WAV PCM_16", "FLAC PCM_24", "OGG VORBIS"
+};
+
+// Header only. Throws IoError / FormatError naming the file.
+AudioInfo probe_audio(const std::string& path);
+
+// Decoded samples, channels interleaved, as float in [-1, 1] (PCM16 / 32768, PCM24 / 2^23, float as is).
+// Throws on unreadable, empty (0 frames), truncated or non-audio files and on NaN/Inf samples.
+struct DecodedAudio {
+  AudioInfo info;
+  std::vector<float> interleaved;
+};
+DecodedAudio decode_audio(const std::string& path);
+
+// torchaudio.functional.resample(x, from, to) with its defaults (sinc_interp_hann,
+// lowpass_filter_width 6, rolloff 0.99), bit-compatible kernel construction. Identity if from == to.
+std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_rate);
+
+// decode_audio + resample every channel to 44.1 kHz + combine channels per `mode`.
+std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode = ChannelMode::Mean,
+                                  AudioInfo* info = nullptr);
+
+// Which 7-s windows of a clip are embedded.
+struct CropPolicy {
+  enum class Kind { Random, Offset, Cover };
+  Kind kind = Kind::Random;
+  bool seeded = false;   // random:SEED
+  uint64_t seed = 0;
+  int64_t offset = 0;    // offset:N, sample index in the 44.1 kHz signal
+
+  // "random", "random:SEED", "offset:N", "cover". Throws UsageError on anything else.
+  static CropPolicy parse(const std::string& text);
+  std::string to_string() const;
+};
+
+// Start offsets (in the 44.1 kHz signal) of the windows the policy takes from a signal of
+// `length` samples. For length <= kWindowSamples the answer is {0} (the clip is tiled).
+// Random: Python's random.Random(seed).randrange(length - kWindowSamples), as msclap.
+std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy);
+
+// One 7-s window: samples [start, start + kWindowSamples), or the clip tiled
+// ceil(kWindowSamples / length) times and cut when length <= kWindowSamples (msclap's rule).
+std::vector<float> window_at(const std::vector<float>& signal, int64_t start);
+
+// Log-mel spectrogram (before bn0) of `n` samples: frames x kMelBins, row-major, frames = n / kHop + 1.
+// Periodic Hann, reflect centre padding, power spectrum, Slaney mel for sr 32000 (msclap's quirk),
+// 10 log10(max(mel, 1e-10)). `melW` ([513 x 64] row-major) defaults to the built-in filter bank;
+// pass a model file's melW to use the file's.
+std::vector<float> log_mel(const float* samples, int64_t n, const float* melW = nullptr);
+
+// The built-in Slaney mel filter bank, [513 x 64] row-major (librosa.filters.mel(sr=32000,
+// n_fft=1024, n_mels=64, fmin=50, fmax=14000, htk=False, norm="slaney")).
+const std::vector<float>& builtin_mel_filters();
+
+// bicubic time interpolation 965 -> 1024 (PyTorch, align_corners=True, a = -0.75) followed by
+// reshape_wav2img: 4 chunks of 256 frames stacked along frequency. Input is [965 x 64] after bn0;
+// output [256 x 256] row-major.
+std::vector<float> wav_to_image(const float* bn0_frames_by_mel);
+
+}  // namespace asdcap
