@@ -27,6 +27,11 @@ void add(float* y, const float* x, int64_t n);  // y += x
 // In-place softmax of each row (max-subtracted, float32 like PyTorch's CPU kernel).
 void softmax_rows(float* x, int64_t rows, int64_t cols);
 
+// CLAP's projection head (msclap Projection, eval mode), for `rows` vectors at once:
+// e1 = x · W1^T; out = LayerNorm(e1 + GELU_erf(e1) · W2^T). W1 [out, in], W2 [out, out], no biases.
+void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
+                     int64_t out_dim, const float* ln_gamma, const float* ln_beta, float* out);
+
 // IEEE half / bfloat16 to float.
 float f16_to_f32(uint16_t h);
 float bf16_to_f32(uint16_t h);

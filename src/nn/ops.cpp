@@ -97,6 +97,16 @@ void softmax_rows(float* x, int64_t rows, int64_t cols) {
   }
 }
 
+void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
+                     int64_t out_dim, const float* ln_gamma, const float* ln_beta, float* out) {
+  std::vector<float> e1(static_cast<size_t>(rows * out_dim)), h(e1.size());
+  linear(x, rows, in_dim, w1, out_dim, nullptr, e1.data());
+  h = e1;
+  gelu_erf(h.data(), static_cast<int64_t>(h.size()));
+  linear(h.data(), rows, out_dim, w2, out_dim, nullptr, e1.data(), /*accumulate=*/true);
+  layer_norm(e1.data(), rows, out_dim, ln_gamma, ln_beta, 1e-5f, out);
+}
+
 float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f;
