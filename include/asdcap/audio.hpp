@@ -19,6 +19,10 @@ constexpr int kImageSize = 256;          // HTSAT input image is kImageSize x kI
 // behaviour (resample each channel, then concatenate them: a 5 s stereo clip becomes 10 s).
 enum class ChannelMode { Mean, Concat };
 
+// "mean" / "concat" (throws UsageError on anything else) and back.
+ChannelMode parse_channel_mode(const std::string& text);
+std::string to_string(ChannelMode mode);
+
 struct AudioInfo {
   std::string path;
   int sample_rate = 0;
@@ -63,6 +67,10 @@ struct CropPolicy {
 // `length` samples. For length <= kWindowSamples the answer is {0} (the clip is tiled).
 // Random: Python's random.Random(seed).randrange(length - kWindowSamples), as msclap.
 std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy);
+
+// CPython's random.Random(seed).randrange(n) for n >= 1: MT19937 seeded by init_by_array with the
+// seed's 32-bit words, then getrandbits(n.bit_length()) until the draw is below n.
+int64_t python_randrange(uint64_t seed, int64_t n);
 
 // One 7-s window: samples [start, start + kWindowSamples), or the clip tiled
 // ceil(kWindowSamples / length) times and cut when length <= kWindowSamples (msclap's rule).

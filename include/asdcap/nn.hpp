@@ -2,6 +2,7 @@
 // Row-major float32 everywhere. Matrix products go through OpenBLAS (cblas_sgemm).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace asdcap::nn {
@@ -31,6 +32,51 @@ void softmax_rows(float* x, int64_t rows, int64_t cols);
 // e1 = x · W1^T; out = LayerNorm(e1 + GELU_erf(e1) · W2^T). W1 [out, in], W2 [out, out], no biases.
 void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
                      int64_t out_dim, const float* ln_gamma, const float* ln_beta, float* out);
+
+// ---- Threads -------------------------------------------------------------------------------
+// Every kernel here parallelises with OpenMP; OpenBLAS itself is kept single-threaded and GEMMs are
+// split by rows or columns, so a result never depends on the thread count (bit for bit).
+void set_threads(int n);  // 0: all cores
+int threads();
+
+// Calls fn(begin, end) for consecutive chunks of [0, count) of `grain` items (the last may be
+// shorter), in parallel. Chunk boundaries depend on count and grain only. fn must not throw.
+void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// linear() without any threading, for use inside parallel_chunks.
+void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+                   bool accumulate = false);
+
+void sigmoid(float* x, int64_t n);
+
+// ---- Swin transformer pieces ----------------------------------------------------------------
+// Tokens of an H x W grid are rows n = row * W + col of a [batch * H * W, C] matrix.
+struct WindowGeometry {
+  int64_t height = 0, width = 0;  // token grid (multiples of window)
+  int64_t channels = 0, heads = 0;
+  int64_t window = 8;             // window side; T = window^2 tokens per window
+  int64_t shift = 0;              // cyclic shift (0 or window / 2)
+  int64_t tokens() const { return window * window; }
+  int64_t num_windows() const { return (height / window) * (width / window); }
+};
+
+// bias[h][i][j] = table[index(i, j)][h] with Swin's relative position index; table [(2w-1)^2, heads].
+std::vector<float> relative_position_bias(const float* table, int64_t window, int64_t heads);
+// Swin's shifted-window mask, [num_windows][T][T]: 0 within a region, -100 across regions.
+std::vector<float> shifted_window_mask(int64_t height, int64_t width, int64_t window, int64_t shift);
+
+// Multi-head attention inside (shifted) windows, as Swin's WindowAttention on the rolled map,
+// with the roll and the window partition/reverse done by index arithmetic (no copies of the map):
+// qkv [batch*H*W, 3C] (q | k | v, heads contiguous), out [batch*H*W, C] in the original token
+// order. q is scaled by head_dim^-0.5; scores + bias[h] (+ mask[window]) -> softmax -> . v.
+// mask may be null (no shift).
+void window_attention(const float* qkv, int64_t batch, const WindowGeometry& g, const float* bias,
+                      const float* mask, float* out);
+
+// Swin PatchMerging up to the Linear: cat(x[0::2,0::2], x[1::2,0::2], x[0::2,1::2], x[1::2,1::2])
+// then LayerNorm(4C): x [batch*H*W, C] -> out [batch*(H/2)*(W/2), 4C].
+void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
+                      const float* gamma, const float* beta, float eps, float* out);
 
 // IEEE half / bfloat16 to float.
 float f16_to_f32(uint16_t h);

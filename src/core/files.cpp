@@ -36,7 +36,10 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw IoError(path + ": cannot write: folder " + dir.string() + " does not exist");
-  std::string tmpl = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  std::string base = ".";  // hidden temporary beside the target, so rename() stays on one file system
+  base += target.filename().string();
+  base += ".tmp.XXXXXX";
+  std::string tmpl = (dir / base).string();
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   int fd = ::mkstemp(name.data());

@@ -1,90 +1,196 @@
 #include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "asdcap/nn.hpp"
+#include "fastmath.hpp"
 
 namespace asdcap::nn {
 
 namespace {
-void broadcast_bias(float* y, int64_t m, int64_t n, const float* b, bool accumulate) {
+
+// Below this many multiply-adds a GEMM is not worth splitting across threads.
+constexpr int64_t kParallelGemmMacs = int64_t{1} << 20;
+// Element-wise work below this size stays on one thread.
+constexpr int64_t kParallelElements = int64_t{1} << 15;
+
+// y[m, ncols] (leading dimension ldy) = x[m, k] . W + b, where W is w[ncols, k] (ld k) when
+// w_is_nk, else w[k, ncols] (leading dimension ldw).
+void gemm_block(const float* x, int64_t m, int64_t k, const float* w, bool w_is_nk, int64_t ldw, int64_t ncols,
+                const float* b, float* y, int64_t ldy, bool accumulate) {
   for (int64_t i = 0; i < m; ++i) {
-    float* row = y + i * n;
+    float* row = y + i * ldy;
     if (b) {
       if (accumulate)
-        for (int64_t j = 0; j < n; ++j) row[j] += b[j];
+        for (int64_t j = 0; j < ncols; ++j) row[j] += b[j];
       else
-        std::memcpy(row, b, static_cast<size_t>(n) * sizeof(float));
+        std::memcpy(row, b, static_cast<size_t>(ncols) * sizeof(float));
     } else if (!accumulate) {
-      std::memset(row, 0, static_cast<size_t>(n) * sizeof(float));
+      std::memset(row, 0, static_cast<size_t>(ncols) * sizeof(float));
+    }
+  }
+  if (m == 0 || ncols == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_nk ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(ncols), static_cast<int>(k), 1.0f, x, static_cast<int>(k), w,
+              static_cast<int>(ldw), 1.0f, y, static_cast<int>(ldy));
+}
+
+int g_threads = 0;  // 0: not set yet (all cores)
+
+void ensure_blas_single_threaded() {
+  static const bool done = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)done;
+}
+
+// Splits a GEMM over threads by rows (large m) or by output columns; each element is computed by
+// the same single-threaded kernel either way, so the split does not change any result.
+void gemm_parallel(const float* x, int64_t m, int64_t k, const float* w, bool w_is_nk, int64_t n, const float* b,
+                   float* y, bool accumulate) {
+  ensure_blas_single_threaded();
+  const int t = threads();
+  const int64_t ldw = w_is_nk ? k : n;
+  if (t <= 1 || omp_in_parallel() || m * n * k < kParallelGemmMacs) {
+    gemm_block(x, m, k, w, w_is_nk, ldw, n, b, y, n, accumulate);
+    return;
+  }
+  if (m >= 128 * t) {
+    const int64_t step = (m + t - 1) / t;
+#pragma omp parallel for num_threads(t) schedule(static, 1)
+    for (int part = 0; part < t; ++part) {
+      const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
+      gemm_block(x + r0 * k, r1 - r0, k, w, w_is_nk, ldw, n, b, y + r0 * n, n, accumulate);
+    }
+  } else {
+    const int64_t step = ((n + t - 1) / t + 15) / 16 * 16;
+#pragma omp parallel for num_threads(t) schedule(static, 1)
+    for (int part = 0; part < t; ++part) {
+      const int64_t c0 = std::min(n, part * step), c1 = std::min(n, c0 + step);
+      const float* wp = w_is_nk ? w + c0 * k : w + c0;
+      gemm_block(x, m, k, wp, w_is_nk, ldw, c1 - c0, b ? b + c0 : nullptr, y + c0, n, accumulate);
     }
   }
 }
-}  // namespace
 
-void linear(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
-            bool accumulate) {
-  broadcast_bias(y, m, n, b, accumulate);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(k), 1.0f, y,
-              static_cast<int>(n));
-}
-
-void linear_kn(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
-               bool accumulate) {
-  broadcast_bias(y, m, n, b, accumulate);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(n), 1.0f, y,
-              static_cast<int>(n));
-}
-
-void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta, float eps,
-                float* y) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    double mean = 0;
-    for (int64_t i = 0; i < dim; ++i) mean += xr[i];
-    mean /= static_cast<double>(dim);
-    double var = 0;
+void layer_norm_row(const float* xr, int64_t dim, const float* gamma, const float* beta, float eps, float* yr) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < dim; ++i) sum += xr[i];
+  const double mean = sum / static_cast<double>(dim);
+  double var = 0;
+#pragma omp simd reduction(+ : var)
+  for (int64_t i = 0; i < dim; ++i) {
+    const double d = xr[i] - mean;
+    var += d * d;
+  }
+  var /= static_cast<double>(dim);
+  const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+  const float mu = static_cast<float>(mean);
+  if (gamma && beta) {
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mu) * inv * gamma[i] + beta[i];
+  } else {
     for (int64_t i = 0; i < dim; ++i) {
-      double d = xr[i] - mean;
-      var += d * d;
-    }
-    var /= static_cast<double>(dim);
-    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
-    const float mu = static_cast<float>(mean);
-    for (int64_t i = 0; i < dim; ++i) {
-      float v = (xr[i] - mu) * inv;
+      const float v = (xr[i] - mu) * inv;
       yr[i] = gamma ? v * gamma[i] + (beta ? beta[i] : 0.f) : v;
     }
   }
 }
 
+template <typename F>
+void elementwise(float* x, int64_t n, F f) {
+  const int t = threads();
+  if (t <= 1 || n < kParallelElements || omp_in_parallel()) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+    return;
+  }
+#pragma omp parallel for simd num_threads(t) schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+}
+
+}  // namespace
+
+void set_threads(int n) {
+  ensure_blas_single_threaded();
+  g_threads = n > 0 ? n : 0;
+}
+
+int threads() { return g_threads > 0 ? g_threads : std::max(1, omp_get_num_procs()); }
+
+void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (count <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t chunks = (count + grain - 1) / grain;
+  const int t = threads();
+  if (t <= 1 || chunks == 1 || omp_in_parallel()) {
+    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
+    return;
+  }
+#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
+}
+
+void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+                   bool accumulate) {
+  ensure_blas_single_threaded();
+  gemm_block(x, m, k, w, /*w_is_nk=*/true, k, n, b, y, n, accumulate);
+}
+
+void linear(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+            bool accumulate) {
+  gemm_parallel(x, m, k, w, /*w_is_nk=*/true, n, b, y, accumulate);
+}
+
+void linear_kn(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+               bool accumulate) {
+  gemm_parallel(x, m, k, w, /*w_is_nk=*/false, n, b, y, accumulate);
+}
+
+void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta, float eps,
+                float* y) {
+  const int t = threads();
+  if (t <= 1 || rows * dim < kParallelElements || omp_in_parallel()) {
+    for (int64_t r = 0; r < rows; ++r) layer_norm_row(x + r * dim, dim, gamma, beta, eps, y + r * dim);
+    return;
+  }
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) layer_norm_row(x + r * dim, dim, gamma, beta, eps, y + r * dim);
+}
+
 void gelu_erf(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+  elementwise(x, n, [](float v) { return fast::gelu_erf(v); });
 }
 
 void gelu_tanh(float* x, int64_t n) {
   const float c = 0.79788456080286536f;  // sqrt(2/pi)
   for (int64_t i = 0; i < n; ++i) {
-    float v = x[i];
+    const float v = x[i];
     x[i] = 0.5f * v * (1.0f + std::tanh(c * (v + 0.044715f * v * v * v)));
   }
 }
 
 void relu(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.f;
+  elementwise(x, n, [](float v) { return v > 0 ? v : 0.f; });
+}
+
+void sigmoid(float* x, int64_t n) {
+  elementwise(x, n, [](float v) { return fast::sigmoid(v); });
 }
 
 void add(float* y, const float* x, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+// std::exp here (not the fast one): callers include the caption decoder's log-probabilities.
 void softmax_rows(float* x, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = x + r * cols;
+  auto row_fn = [cols](float* row) {
     float mx = -INFINITY;
     for (int64_t j = 0; j < cols; ++j) mx = row[j] > mx ? row[j] : mx;
     float sum = 0;
@@ -93,8 +199,16 @@ void softmax_rows(float* x, int64_t rows, int64_t cols) {
       sum += row[j];
     }
     const float inv = 1.0f / sum;
+#pragma omp simd
     for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
+  };
+  const int t = threads();
+  if (t <= 1 || rows * cols < kParallelElements || omp_in_parallel()) {
+    for (int64_t r = 0; r < rows; ++r) row_fn(x + r * cols);
+    return;
   }
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) row_fn(x + r * cols);
 }
 
 void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,

@@ -1,0 +1,96 @@
+// msclap's captioner (clapcap): audio embedding -> L2 normalisation -> mapper (40 prefix vectors) ->
+// GPT-2 decoder with a key/value cache -> msclap's beam search, token for token.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "asdcap/audio.hpp"
+#include "asdcap/gpt2.hpp"
+#include "asdcap/model_file.hpp"
+#include "asdcap/tokenizer.hpp"
+
+namespace asdcap {
+
+struct CaptionOptions {
+  int beam = 5;           // 1 = greedy
+  int max_tokens = 67;    // msclap's entry_length
+  float temperature = 1.f;
+  std::string prompt;     // e.g. "Sounds like": its tokens follow the prefix; captions continue it
+};
+
+struct CaptionBeam {
+  std::string text;             // decode(tokens[:length]) (continuation only when prompted)
+  std::vector<int64_t> tokens;  // the first `length` tokens (includes the stop token when stopped)
+  float score;                  // length-normalised log-probability
+};
+
+struct CaptionResult {
+  std::string caption;             // capitalize(best text), or capitalize(prompt + best text)
+  std::vector<CaptionBeam> beams;  // best first
+};
+
+// The mapper (SPEC §6): normalised embedding -> [prefix_length, n_embd] GPT-2 input embeddings.
+class CaptionMapper {
+ public:
+  explicit CaptionMapper(std::shared_ptr<const ModelFile> model);
+  // prefix: [input_dim()], already L2-normalised. Returns [output_tokens(), dim()].
+  std::vector<float> map(const float* prefix) const;
+  int64_t output_tokens() const { return cfg_.clip_length; }
+  int64_t input_dim() const { return in_dim_; }
+  int64_t dim() const { return cfg_.dim; }
+
+ private:
+  struct Layer {
+    const float *n1_g, *n1_b, *q_w, *kv_w, *proj_w, *proj_b, *n2_g, *n2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+  };
+  std::shared_ptr<const ModelFile> model_;
+  MapperConfig cfg_;  // prefix_length = tokens made by the Linear, clip_length = constants = outputs
+  int64_t in_dim_ = 0;
+  const float *lin_w_ = nullptr, *lin_b_ = nullptr, *prefix_const_ = nullptr;
+  std::vector<Layer> layers_;
+};
+
+// Beam search over the decoder, exactly msclap's _generate_beam. `prefix` is [n_prefix, n_embd]
+// (mapper output, optionally followed by prompt token embeddings). use_cache=false recomputes the
+// whole sequence every step, as msclap does (the test oracle).
+struct BeamSearchResult {
+  std::vector<CaptionBeam> beams;              // ranked, best first (text left empty)
+  std::vector<std::vector<int64_t>> slots;     // msclap's final `tokens` tensor, beam-slot order
+  std::vector<int64_t> slot_lengths;
+  int steps = 0;
+};
+BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_prefix, int beam,
+                             int max_tokens, float temperature, int64_t stop_id, bool use_cache = true);
+
+class Captioner {
+ public:
+  // Needs cap.* in the file; ModelError names the missing part.
+  explicit Captioner(std::shared_ptr<const ModelFile> model);
+  ~Captioner();
+
+  CaptionResult caption_embedding(const float* audio_embedding, const CaptionOptions&) const;
+  // Uses the captioner's own audio encoder ("cap.audio."). With several windows (crop "cover") the
+  // window embeddings are averaged before normalisation.
+  CaptionResult caption_signal(const std::vector<float>& signal44k, const CropPolicy&,
+                               const CaptionOptions&) const;
+
+  // Stages, for tests: mapper output [prefix_length, n_embd] of an (unnormalised) embedding.
+  std::vector<float> prefix_embeddings(const float* audio_embedding) const;
+  const Gpt2& decoder() const { return gpt2_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  int64_t embedding_dim() const;
+
+ private:
+  std::shared_ptr<const ModelFile> model_;
+  Tokenizer tokenizer_;
+  Gpt2 gpt2_;
+  CaptionMapper mapper_;
+  struct AudioPart;
+  mutable std::once_flag audio_once_;
+  mutable std::unique_ptr<AudioPart> audio_;  // the captioner's audio encoder, created on first use
+};
+
+}  // namespace asdcap

@@ -1,0 +1,79 @@
+// CLAP (msclap 2023) audio side: the HTSAT audio encoder with its projection, similarities between
+// audio and text embeddings, and the "msclap" embedding backend.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "asdcap/backend.hpp"
+#include "asdcap/model_file.hpp"
+
+namespace asdcap {
+
+// Version of asdcap's HTSAT arithmetic; part of the msclap backend identity (embedding caches).
+inline constexpr const char* kHtsatMathsVersion = "htsat-1";
+
+class AudioEncoder {
+ public:
+  // prefix "audio." (CLAP) or "cap.audio." (the captioner's copy). Throws ModelError naming what
+  // the file lacks. Threads: nn::set_threads().
+  explicit AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix = "audio.");
+  ~AudioEncoder();
+  AudioEncoder(const AudioEncoder&) = delete;
+  AudioEncoder& operator=(const AudioEncoder&) = delete;
+
+  struct Output {
+    std::vector<float> embedding;  // [dim()]: projection output (LayerNorm'd, not L2-normalised), as msclap
+    std::vector<float> latent;     // [latent_dim()]: HTSAT latent_output, before the projection
+    std::vector<float> clipwise;   // [num_classes()]: AudioSet tag scores (sigmoid)
+  };
+  // One output per 7-s window (kWindowSamples samples at 44.1 kHz each); windows are batched.
+  std::vector<Output> encode(const std::vector<const float*>& windows) const;
+  // From HTSAT images ([256 x 256] each, after bn0 and wav_to_image).
+  std::vector<Output> encode_images(const std::vector<const float*>& images) const;
+
+  // Every stage of one window, for golden tests and diagnostics.
+  struct Trace {
+    std::vector<float> logmel, bn0;   // [965 x 64]
+    std::vector<float> image;         // [256 x 256]
+    std::vector<float> patch_embed;   // [N0 x C0]
+    std::vector<std::vector<float>> stages;  // output of each Swin stage (after its PatchMerging)
+    std::vector<float> final_norm;    // [N_last x C_last]
+    Output output;
+  };
+  Trace trace(const float* window) const;
+
+  // The stages one by one, on `batch` inputs laid end to end (tests feed each stage its reference input).
+  std::vector<float> bn0(const float* logmel, int64_t frames) const;  // [frames x 64] -> same
+  std::vector<float> patch_embed(const float* images, int64_t batch) const;
+  std::vector<float> stage(int index, const float* tokens, int64_t batch) const;
+  std::vector<float> final_norm(const float* tokens, int64_t batch) const;
+  std::vector<Output> head(const float* final_tokens, int64_t batch) const;  // latent, tags, projection
+
+  int num_stages() const;
+  int64_t dim() const;         // projection size
+  int64_t latent_dim() const;  // HTSAT num_features
+  int64_t num_classes() const;
+  const std::string& prefix() const;
+
+  static constexpr int kMaxBatch = 8;  // windows per forward pass (bounds scratch memory)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// cos(a_i, b_j) as a row-major [na x nb] matrix (rows L2-normalised in double; a zero vector gives 0).
+std::vector<float> cosine_matrix(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim);
+// msclap's similarity logits: exp(logit_scale) * cosine, [na x nb].
+std::vector<float> scaled_logits(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim,
+                                 float logit_scale);
+// Zero-shot classification: softmax of each row of logits [rows x cols] (msclap: over the texts).
+std::vector<float> softmax_rows_copy(const std::vector<float>& logits, int64_t rows, int64_t cols);
+
+// The "msclap" embedding backend: CLAP's audio embedding (projection output) of each window of the
+// crop policy; with several windows ("cover") the embeddings are averaged. Throws ModelError.
+std::unique_ptr<EmbeddingBackend> make_msclap_backend(const BackendOptions& options);
+
+}  // namespace asdcap

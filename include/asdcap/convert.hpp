@@ -1,0 +1,48 @@
+// Turning msclap's checkpoints (+ Hugging Face gpt2 files) into asdcap's GGUF model file.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "asdcap/model_file.hpp"
+
+namespace asdcap {
+
+struct ConvertOptions {
+  std::string clap, clapcap, vocab, merges, gpt2_safetensors, out;
+  DType dtype = DType::F32;  // F32 or F16 (F16: only large weight matrices, see f16_eligible)
+  int text_heads = 0, decoder_heads = 0;  // 0: n_embd / 64 (GPT-2's head size)
+};
+
+struct ConvertReport {
+  std::vector<std::string> filled_from_gpt2;  // asdcap tensor names taken from --gpt2
+  std::vector<std::string> unexpected;        // checkpoint keys not used (e.g. attn.bias buffers)
+  std::vector<std::string> warnings;          // other notes, one line each
+  ModelConfig config;                         // what was inferred and written
+};
+
+// Reads, maps, checks and writes (atomically) opts.out. Throws UsageError (bad options),
+// IoError, FormatError, ModelError (missing tensors, wrong shapes: all named).
+ConvertReport convert_model(const ConvertOptions& opts);
+
+// The full-size msclap 2023 configuration (../shared/reference/msclap-2023-tensors.tsv), CLAP + captioner.
+ModelConfig msclap_2023_config();
+
+// A model file of `cfg`'s sizes with deterministic random weights (for benchmarks and tests),
+// written atomically. dtype F32 or F16 (as convert). Tokenizer from the given vocab.json/merges.txt.
+void write_random_model(const std::string& path, const ModelConfig& cfg, DType dtype, uint64_t seed,
+                        const std::string& vocab, const std::string& merges);
+
+// One tensor the configuration requires (asdcap name, PyTorch-order shape, stored dtype class).
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;  // F32 for float tensors (F16 also accepted when f16_eligible), I64 for indices
+};
+std::vector<TensorSpec> required_tensors(const ModelConfig& cfg);
+
+// Whether --dtype f16 stores this tensor as f16: `*.weight` matrices of >= 2 dims and >= 16384
+// elements, except melW. Norms, biases, bn0, melW, masks, position tables and indices stay as they are.
+bool f16_eligible(const std::string& name, const std::vector<int64_t>& shape);
+
+}  // namespace asdcap

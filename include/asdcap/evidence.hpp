@@ -1,0 +1,53 @@
+// Acoustic evidence: interpretable measurements of a clip that mirror the papers' reference texts
+// (low-frequency humming, high-frequency squealing, knocking, rhythmic clicking, grinding,
+// irregular patterns, unexpected silence), each in physical units, and their comparison between
+// an anomalous clip and its k nearest normal clips.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace asdcap {
+
+struct FeatureSpec {
+  std::string key;       // stable identifier, e.g. "tone_db"
+  std::string name;      // plain words, e.g. "High-frequency tonal peak above 2 kHz"
+  std::string unit;      // e.g. "dB", "Hz", "per second", "%"
+  int decimals;          // how values are written into prompts
+  double spread_floor;   // lower bound of the references' spread used for z-scores
+  bool scored;           // false: descriptive only (e.g. a frequency), no z-score
+};
+
+// The features, in the order of every value vector below.
+const std::vector<FeatureSpec>& evidence_features();
+// Index of a feature key in evidence_features(); throws Error for an unknown key.
+size_t evidence_index(const std::string& key);
+
+struct ClipEvidence {
+  std::vector<double> values;  // one per evidence_features()
+};
+
+// Measures a mono signal at `sample_rate` (any rate >= 8000; features above 2 kHz use the band up
+// to 0.9 x Nyquist). Throws FormatError for signals shorter than 0.5 s.
+ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate);
+// Decodes the file (channels averaged) at its own rate and measures it. Throws IoError/FormatError.
+ClipEvidence measure_evidence_file(const std::string& path);
+
+struct EvidenceRow {
+  const FeatureSpec* spec;
+  double anomalous;
+  std::vector<double> neighbors;
+  double reference_mean;
+  std::optional<double> z;   // (anomalous - mean) / max(sample std, spread_floor); none if !scored
+};
+
+std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous,
+                                          const std::vector<ClipEvidence>& neighbors);
+
+// A value with the feature's decimals ("-23.4", "0.312").
+std::string format_feature(const FeatureSpec& spec, double value);
+// "name (unit)" as a CSV header.
+std::string feature_header(const FeatureSpec& spec);
+
+}  // namespace asdcap

@@ -1,0 +1,17 @@
+// A minimal PNG encoder (8-bit RGB, zlib deflate) for the report's spectrogram images.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace asdcap {
+
+// `rgb` holds width*height*3 bytes, rows top to bottom. Returns the bytes of a PNG file.
+// Throws Error on a zero or oversized dimension.
+std::string encode_png_rgb(const uint8_t* rgb, int width, int height);
+
+// Standard base64 (RFC 4648, with padding), and the data: URI of some bytes.
+std::string base64_encode(std::string_view bytes);
+std::string data_uri(std::string_view mime, std::string_view bytes);
+
+}  // namespace asdcap

@@ -1,0 +1,219 @@
+// Decoding with libsndfile, with errors that name the file, and the 44.1 kHz loader.
+#include <sndfile.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include "asdcap/audio.hpp"
+#include "asdcap/error.hpp"
+
+namespace asdcap {
+namespace {
+
+// sf_open reports failures through a process-wide error slot: open one file at a time.
+std::mutex& sndfile_open_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+struct SndFile {
+  SNDFILE* handle = nullptr;
+  SF_INFO info{};
+  SndFile() = default;
+  SndFile(const SndFile&) = delete;
+  SndFile& operator=(const SndFile&) = delete;
+  ~SndFile() {
+    if (handle) sf_close(handle);
+  }
+};
+
+std::string major_name(int format) {
+  switch (format & SF_FORMAT_TYPEMASK) {
+    case SF_FORMAT_WAV: return "WAV";
+    case SF_FORMAT_WAVEX: return "WAVEX";
+    case SF_FORMAT_RF64: return "RF64";
+    case SF_FORMAT_W64: return "W64";
+    case SF_FORMAT_AIFF: return "AIFF";
+    case SF_FORMAT_AU: return "AU";
+    case SF_FORMAT_RAW: return "RAW";
+    case SF_FORMAT_FLAC: return "FLAC";
+    case SF_FORMAT_OGG: return "OGG";
+    case SF_FORMAT_CAF: return "CAF";
+    default: break;
+  }
+  SF_FORMAT_INFO fi{};
+  fi.format = format & SF_FORMAT_TYPEMASK;
+  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &fi, sizeof fi) == 0 && fi.name) return fi.name;
+  return "unknown";
+}
+
+std::string subtype_name(int format) {
+  switch (format & SF_FORMAT_SUBMASK) {
+    case SF_FORMAT_PCM_S8: return "PCM_S8";
+    case SF_FORMAT_PCM_U8: return "PCM_U8";
+    case SF_FORMAT_PCM_16: return "PCM_16";
+    case SF_FORMAT_PCM_24: return "PCM_24";
+    case SF_FORMAT_PCM_32: return "PCM_32";
+    case SF_FORMAT_FLOAT: return "FLOAT";
+    case SF_FORMAT_DOUBLE: return "DOUBLE";
+    case SF_FORMAT_ULAW: return "ULAW";
+    case SF_FORMAT_ALAW: return "ALAW";
+    case SF_FORMAT_IMA_ADPCM: return "IMA_ADPCM";
+    case SF_FORMAT_MS_ADPCM: return "MS_ADPCM";
+    case SF_FORMAT_VORBIS: return "VORBIS";
+    case SF_FORMAT_OPUS: return "OPUS";
+    default: break;
+  }
+  SF_FORMAT_INFO fi{};
+  fi.format = format & SF_FORMAT_SUBMASK;
+  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &fi, sizeof fi) == 0 && fi.name) return fi.name;
+  return "unknown";
+}
+
+bool is_wav_family(int format) {
+  const int major = format & SF_FORMAT_TYPEMASK;
+  return major == SF_FORMAT_WAV || major == SF_FORMAT_WAVEX || major == SF_FORMAT_RF64;
+}
+
+// Checks what libsndfile cannot tell apart (missing / unreadable / empty file), then opens it.
+void open_audio(const std::string& path, SndFile& file) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0)
+    throw IoError(path + ": cannot open: " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw IoError(path + ": is a directory, not an audio file");
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw IoError(path + ": cannot read: " + std::strerror(errno));
+  }
+  if (S_ISREG(st.st_mode) && st.st_size == 0) throw FormatError(path + ": empty file (0 bytes)");
+  std::lock_guard<std::mutex> lock(sndfile_open_mutex());
+  file.handle = sf_open(path.c_str(), SFM_READ, &file.info);
+  if (!file.handle)
+    throw FormatError(path + ": not a readable audio file (" + sf_strerror(nullptr) + ")");
+}
+
+// libsndfile silently shortens a WAV whose data chunk runs past the end of the file; its log
+// then holds "data : <declared> (should be <present>)". We treat that as a truncated file.
+void check_not_truncated_wav(const std::string& path, SndFile& file) {
+  if (!is_wav_family(file.info.format)) return;
+  char log[4096] = {0};
+  sf_command(file.handle, SFC_GET_LOG_INFO, log, sizeof log);
+  const char* hit = std::strstr(log, "(should be");
+  if (!hit) return;
+  const char* line = hit;
+  while (line > log && line[-1] != '\n') --line;
+  std::string text(line, static_cast<size_t>(std::strchr(hit, ')') ? std::strchr(hit, ')') - line + 1
+                                                                     : hit - line));
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.erase(0, 1);
+  throw FormatError(path + ": truncated WAV file (header " + text +
+                    " bytes: the data chunk is longer than the file)");
+}
+
+AudioInfo info_of(const std::string& path, const SndFile& file) {
+  AudioInfo info;
+  info.path = path;
+  info.sample_rate = file.info.samplerate;
+  info.channels = file.info.channels;
+  info.frames = file.info.frames;
+  info.format = major_name(file.info.format) + " " + subtype_name(file.info.format);
+  return info;
+}
+
+void check_header(const std::string& path, const AudioInfo& info) {
+  if (info.channels <= 0) throw FormatError(path + ": invalid channel count " + std::to_string(info.channels));
+  if (info.sample_rate <= 0)
+    throw FormatError(path + ": invalid sample rate " + std::to_string(info.sample_rate));
+  if (info.frames <= 0) throw FormatError(path + ": no audio samples (0 frames)");
+}
+
+}  // namespace
+
+ChannelMode parse_channel_mode(const std::string& text) {
+  if (text == "mean") return ChannelMode::Mean;
+  if (text == "concat") return ChannelMode::Concat;
+  throw UsageError("invalid channel mode '" + text + "': expected mean or concat");
+}
+
+std::string to_string(ChannelMode mode) { return mode == ChannelMode::Mean ? "mean" : "concat"; }
+
+AudioInfo probe_audio(const std::string& path) {
+  SndFile file;
+  open_audio(path, file);
+  check_not_truncated_wav(path, file);
+  AudioInfo info = info_of(path, file);
+  check_header(path, info);
+  return info;
+}
+
+DecodedAudio decode_audio(const std::string& path) {
+  SndFile file;
+  open_audio(path, file);
+  check_not_truncated_wav(path, file);
+  DecodedAudio out;
+  out.info = info_of(path, file);
+  check_header(path, out.info);
+  const int64_t channels = out.info.channels;
+  // Do not trust the header for the allocation; read in blocks until the end.
+  constexpr int64_t kBlockFrames = 1 << 16;
+  out.interleaved.reserve(static_cast<size_t>(std::min<int64_t>(out.info.frames, 1 << 24) * channels));
+  int64_t read = 0;
+  std::vector<float> block(static_cast<size_t>(kBlockFrames * channels));
+  for (;;) {
+    const sf_count_t got = sf_readf_float(file.handle, block.data(), kBlockFrames);
+    if (got <= 0) break;
+    out.interleaved.insert(out.interleaved.end(), block.begin(), block.begin() + got * channels);
+    read += got;
+  }
+  if (sf_error(file.handle) != SF_ERR_NO_ERROR)
+    throw FormatError(path + ": decoding failed after " + std::to_string(read) + " frames (" +
+                      sf_strerror(file.handle) + ")");
+  if (read < out.info.frames)
+    throw FormatError(path + ": truncated file: header declares " + std::to_string(out.info.frames) +
+                      " frames but only " + std::to_string(read) + " could be read");
+  if (read == 0) throw FormatError(path + ": no audio samples (0 frames)");
+  out.info.frames = read;
+  for (size_t i = 0; i < out.interleaved.size(); ++i) {
+    const float v = out.interleaved[i];
+    if (!std::isfinite(v)) {
+      const auto frame = static_cast<int64_t>(i) / channels;
+      const auto channel = static_cast<int64_t>(i) % channels;
+      throw FormatError(path + ": sample " + std::to_string(frame) +
+                        (channels > 1 ? " (channel " + std::to_string(channel) + ")" : "") + " is " +
+                        (std::isnan(v) ? "NaN" : "infinite"));
+    }
+  }
+  return out;
+}
+
+std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode, AudioInfo* info) {
+  DecodedAudio audio = decode_audio(path);
+  if (info) *info = audio.info;
+  const int rate = audio.info.sample_rate;
+  const auto channels = static_cast<size_t>(audio.info.channels);
+  const auto frames = static_cast<size_t>(audio.info.frames);
+  if (channels == 1) return resample(audio.interleaved, rate, kSampleRate);
+  std::vector<float> one(frames);
+  if (mode == ChannelMode::Mean) {
+    for (size_t f = 0; f < frames; ++f) {
+      double sum = 0.0;
+      for (size_t c = 0; c < channels; ++c) sum += audio.interleaved[f * channels + c];
+      one[f] = static_cast<float>(sum / static_cast<double>(channels));
+    }
+    return resample(one, rate, kSampleRate);
+  }
+  // msclap: resample each channel, then flatten [channels, samples] channel-major.
+  std::vector<float> out;
+  for (size_t c = 0; c < channels; ++c) {
+    for (size_t f = 0; f < frames; ++f) one[f] = audio.interleaved[f * channels + c];
+    std::vector<float> r = resample(one, rate, kSampleRate);
+    if (out.empty()) out.reserve(r.size() * channels);
+    out.insert(out.end(), r.begin(), r.end());
+  }
+  return out;
+}
+
+}  // namespace asdcap

@@ -1,0 +1,195 @@
+// msclap's _generate_beam (clapcap), step for step, with the decoder's key/value cache (or, for the
+// test oracle, the whole sequence recomputed every step as msclap does).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "asdcap/caption.hpp"
+#include "asdcap/error.hpp"
+
+namespace asdcap {
+
+namespace {
+
+// torch: logits.softmax(-1).log() on one row, in float32 (max-subtracted exp, multiply by 1/sum).
+void log_softmax_msclap(float* row, int64_t n, float temperature) {
+  const float t = temperature > 0.f ? temperature : 1.f;
+  if (t != 1.f)
+    for (int64_t j = 0; j < n; ++j) row[j] /= t;
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = 1.f / static_cast<float>(sum);
+  for (int64_t j = 0; j < n; ++j) row[j] = std::log(row[j] * inv);
+}
+
+struct Candidate {
+  float value;
+  int64_t index;
+};
+// torch.topk order: larger value first; equal values by lower flat index.
+bool better(const Candidate& a, const Candidate& b) {
+  return a.value > b.value || (a.value == b.value && a.index < b.index);
+}
+
+// The k best of values[0..n) (NaN never selected before a number).
+std::vector<Candidate> top_k(const float* values, int64_t n, int k) {
+  std::vector<Candidate> best;
+  best.reserve(static_cast<size_t>(k) + 1);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = std::isnan(values[i]) ? -INFINITY : values[i];
+    if (static_cast<int>(best.size()) == k && !better({v, i}, best.back())) continue;
+    Candidate c{v, i};
+    auto pos = std::upper_bound(best.begin(), best.end(), c, better);
+    best.insert(pos, c);
+    if (static_cast<int>(best.size()) > k) best.pop_back();
+  }
+  return best;
+}
+
+}  // namespace
+
+BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_prefix, int beam, int max_tokens,
+                             float temperature, int64_t stop_id, bool use_cache) {
+  const int64_t d = gpt2.n_embd(), V = gpt2.vocab();
+  if (beam < 1 || beam > V) throw UsageError("beam size must be between 1 and the vocabulary size");
+  if (max_tokens < 1) throw UsageError("max tokens must be at least 1");
+  if (n_prefix < 1) throw UsageError("beam search needs at least one prefix vector");
+  if (n_prefix + max_tokens > gpt2.n_ctx())
+    throw UsageError(std::to_string(n_prefix) + " prefix positions + " + std::to_string(max_tokens) +
+                     " tokens exceed the decoder's " + std::to_string(gpt2.n_ctx()) + " positions");
+  const auto B = static_cast<size_t>(beam);
+
+  std::vector<std::vector<int64_t>> tokens(B);
+  std::vector<float> scores(B), lengths(B, 1.f);
+  std::vector<bool> stopped(B, false);
+  std::vector<float> logits(B * static_cast<size_t>(V)), hidden;
+
+  // The naive path keeps every sequence's input embeddings, as msclap's `generated`.
+  std::vector<float> generated;
+  Gpt2::Cache cache;
+
+  // Step 1: the prefix alone.
+  hidden.resize(static_cast<size_t>(n_prefix * d));
+  if (use_cache) {
+    cache = gpt2.make_cache(1, n_prefix + max_tokens);
+    gpt2.forward(prefix, n_prefix, cache, hidden.data());
+  } else {
+    gpt2.forward_nocache(prefix, 1, n_prefix, hidden.data());
+  }
+  gpt2.logits(hidden.data() + (n_prefix - 1) * d, 1, logits.data());
+  log_softmax_msclap(logits.data(), V, temperature);
+  {
+    const auto first = top_k(logits.data(), V, beam);
+    for (size_t b = 0; b < B; ++b) {
+      tokens[b].push_back(first[b].index);
+      scores[b] = first[b].value;
+      stopped[b] = first[b].index == stop_id;
+    }
+  }
+  if (use_cache) {
+    gpt2.share(cache, beam);
+  } else {
+    generated.resize(B * static_cast<size_t>(n_prefix * d));
+    for (size_t b = 0; b < B; ++b) std::copy(prefix, prefix + n_prefix * d, generated.begin() + static_cast<int64_t>(b) * n_prefix * d);
+  }
+
+  int steps = 1;
+  std::vector<float> next_embed(B * static_cast<size_t>(d)), avg(B * static_cast<size_t>(V));
+  while (steps < max_tokens && !std::all_of(stopped.begin(), stopped.end(), [](bool s) { return s; })) {
+    // Run the decoder on the last chosen token of every beam.
+    std::vector<int64_t> last(B);
+    for (size_t b = 0; b < B; ++b) last[b] = tokens[b].back();
+    gpt2.token_embeddings(last.data(), beam, next_embed.data());
+    const int64_t len = n_prefix + steps;  // sequence length including the new token
+    if (use_cache) {
+      hidden.resize(B * static_cast<size_t>(d));
+      gpt2.forward(next_embed.data(), 1, cache, hidden.data());
+      gpt2.logits(hidden.data(), beam, logits.data());
+    } else {
+      std::vector<float> seq(B * static_cast<size_t>(len * d));
+      for (size_t b = 0; b < B; ++b) {
+        std::copy(generated.begin() + static_cast<int64_t>(b) * (len - 1) * d,
+                  generated.begin() + static_cast<int64_t>(b + 1) * (len - 1) * d,
+                  seq.begin() + static_cast<int64_t>(b) * len * d);
+        std::copy(next_embed.begin() + static_cast<int64_t>(b) * d, next_embed.begin() + static_cast<int64_t>(b + 1) * d,
+                  seq.begin() + (static_cast<int64_t>(b) * len + len - 1) * d);
+      }
+      generated.swap(seq);
+      hidden.resize(generated.size());
+      gpt2.forward_nocache(generated.data(), beam, len, hidden.data());
+      for (size_t b = 0; b < B; ++b)
+        gpt2.logits(hidden.data() + (static_cast<int64_t>(b) * len + len - 1) * d, 1, logits.data() + b * static_cast<size_t>(V));
+    }
+    // Scores of every (beam, token) candidate, exactly in msclap's float32 order of operations.
+    std::vector<float> new_len = lengths;
+    for (size_t b = 0; b < B; ++b) {
+      float* row = logits.data() + b * static_cast<size_t>(V);
+      float* out = avg.data() + b * static_cast<size_t>(V);
+      if (stopped[b]) {
+        for (int64_t j = 0; j < V; ++j) out[j] = -INFINITY;
+        out[0] = (scores[b] + 0.f) / new_len[b];
+        continue;
+      }
+      log_softmax_msclap(row, V, temperature);
+      new_len[b] += 1.f;
+      for (int64_t j = 0; j < V; ++j) out[j] = (scores[b] + row[j]) / new_len[b];
+    }
+    const auto chosen = top_k(avg.data(), static_cast<int64_t>(B) * V, beam);
+    std::vector<std::vector<int64_t>> new_tokens(B);
+    std::vector<float> new_scores(B), gathered_len(B);
+    std::vector<bool> new_stopped(B);
+    std::vector<int64_t> src(B);
+    for (size_t b = 0; b < B; ++b) {
+      const auto s = static_cast<size_t>(chosen[b].index / V);
+      const int64_t tok = chosen[b].index % V;
+      src[b] = static_cast<int64_t>(s);
+      gathered_len[b] = new_len[s];
+      new_tokens[b] = tokens[s];
+      new_tokens[b].push_back(tok);
+      new_scores[b] = chosen[b].value * gathered_len[b];
+      new_stopped[b] = stopped[s] || tok == stop_id;
+    }
+    if (use_cache) {
+      gpt2.reorder(cache, src);
+    } else {
+      std::vector<float> g(generated.size());
+      for (size_t b = 0; b < B; ++b)
+        std::copy(generated.begin() + src[b] * len * d, generated.begin() + (src[b] + 1) * len * d,
+                  g.begin() + static_cast<int64_t>(b) * len * d);
+      generated.swap(g);
+    }
+    tokens.swap(new_tokens);
+    scores.swap(new_scores);
+    lengths.swap(gathered_len);
+    stopped.swap(new_stopped);
+    ++steps;
+  }
+
+  BeamSearchResult result;
+  result.steps = steps;
+  result.slots = tokens;
+  std::vector<float> final_scores(B);
+  for (size_t b = 0; b < B; ++b) {
+    final_scores[b] = scores[b] / lengths[b];
+    result.slot_lengths.push_back(static_cast<int64_t>(lengths[b]));
+  }
+  std::vector<size_t> order(B);
+  for (size_t b = 0; b < B; ++b) order[b] = b;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return final_scores[a] > final_scores[b]; });
+  for (size_t i : order) {
+    CaptionBeam cb;
+    const auto n = static_cast<size_t>(result.slot_lengths[i]);
+    cb.tokens.assign(tokens[i].begin(), tokens[i].begin() + static_cast<int64_t>(std::min(n, tokens[i].size())));
+    cb.score = final_scores[i];
+    result.beams.push_back(std::move(cb));
+  }
+  return result;
+}
+
+}  // namespace asdcap

@@ -1,0 +1,97 @@
+#include <cmath>
+#include <string>
+
+#include "asdcap/caption.hpp"
+#include "asdcap/clap.hpp"
+#include "asdcap/error.hpp"
+
+namespace asdcap {
+
+struct Captioner::AudioPart {
+  explicit AudioPart(std::shared_ptr<const ModelFile> m) : encoder(std::move(m), "cap.audio.") {}
+  AudioEncoder encoder;
+};
+
+namespace {
+std::shared_ptr<const ModelFile> require_captioner(std::shared_ptr<const ModelFile> model) {
+  if (!model) throw ModelError("captioner: no model file");
+  if (!model->config().has_captioner)
+    throw ModelError(model->path() +
+                     ": this model file has no captioner (cap.mapper.*, cap.gpt2.*, cap.audio.*): convert it "
+                     "with the clapcap checkpoint (asdcap convert --clapcap ...)");
+  return model;
+}
+}  // namespace
+
+Captioner::Captioner(std::shared_ptr<const ModelFile> model)
+    : model_(require_captioner(std::move(model))),
+      tokenizer_(Tokenizer::from_model(*model_)),
+      gpt2_(model_, "cap.gpt2."),
+      mapper_(model_) {
+  if (mapper_.dim() != gpt2_.n_embd())
+    throw ModelError(model_->path() + ": mapper width " + std::to_string(mapper_.dim()) +
+                     " differs from the decoder's n_embd " + std::to_string(gpt2_.n_embd()));
+}
+
+Captioner::~Captioner() = default;
+
+int64_t Captioner::embedding_dim() const { return mapper_.input_dim(); }
+
+std::vector<float> Captioner::prefix_embeddings(const float* audio_embedding) const {
+  const int64_t n = mapper_.input_dim();
+  // msclap: prefix / prefix.norm(2, -1)
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(audio_embedding[i]) * audio_embedding[i];
+  const float norm = static_cast<float>(std::sqrt(ss));
+  if (!(norm > 0.f) || !std::isfinite(norm))
+    throw Error("captioner: the audio embedding has zero or non-finite norm");
+  std::vector<float> prefix(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) prefix[static_cast<size_t>(i)] = audio_embedding[i] / norm;
+  return mapper_.map(prefix.data());
+}
+
+CaptionResult Captioner::caption_embedding(const float* audio_embedding, const CaptionOptions& opts) const {
+  if (!std::isfinite(opts.temperature)) throw UsageError("temperature must be a finite number");
+  std::vector<float> prefix = prefix_embeddings(audio_embedding);
+  const int64_t d = gpt2_.n_embd();
+  int64_t n_prefix = mapper_.output_tokens();
+  if (!opts.prompt.empty()) {
+    const auto ids = tokenizer_.encode(opts.prompt);
+    prefix.resize(static_cast<size_t>((n_prefix + static_cast<int64_t>(ids.size())) * d));
+    gpt2_.token_embeddings(ids.data(), static_cast<int64_t>(ids.size()), prefix.data() + n_prefix * d);
+    n_prefix += static_cast<int64_t>(ids.size());
+  }
+  // msclap: stop_token_index = tokenizer.encode(' <|endoftext|>')[0]  (220, the space)
+  const int64_t stop_id = tokenizer_.encode(" <|endoftext|>").at(0);
+  BeamSearchResult r = beam_search(gpt2_, prefix.data(), n_prefix, opts.beam, opts.max_tokens, opts.temperature,
+                                   stop_id, /*use_cache=*/true);
+  CaptionResult out;
+  for (auto& b : r.beams) {
+    b.text = tokenizer_.decode(b.tokens);
+    out.beams.push_back(std::move(b));
+  }
+  out.caption = python_capitalize(opts.prompt + out.beams.front().text);
+  return out;
+}
+
+CaptionResult Captioner::caption_signal(const std::vector<float>& signal44k, const CropPolicy& crop,
+                                        const CaptionOptions& opts) const {
+  if (signal44k.empty()) throw Error("captioner: empty audio signal");
+  std::call_once(audio_once_, [this] { audio_ = std::make_unique<AudioPart>(model_); });
+  const auto starts = window_starts(static_cast<int64_t>(signal44k.size()), crop);
+  std::vector<std::vector<float>> windows;
+  for (int64_t s : starts) windows.push_back(window_at(signal44k, s));
+  std::vector<const float*> ptrs;
+  for (const auto& w : windows) ptrs.push_back(w.data());
+  const auto outputs = audio_->encoder.encode(ptrs);
+  // Crop "cover": the window embeddings are averaged (before the captioner's L2 normalisation).
+  std::vector<float> embedding(outputs.front().embedding.size(), 0.f);
+  for (const auto& o : outputs)
+    for (size_t i = 0; i < embedding.size(); ++i) embedding[i] += o.embedding[i];
+  for (auto& v : embedding) v /= static_cast<float>(outputs.size());
+  if (static_cast<int64_t>(embedding.size()) != mapper_.input_dim())
+    throw ModelError(model_->path() + ": the captioner's audio embedding size differs from the mapper input");
+  return caption_embedding(embedding.data(), opts);
+}
+
+}  // namespace asdcap

@@ -1,0 +1,406 @@
+// HTSAT (msclap 2023 audio encoder) forward pass: bn0, HTSAT image, patch embedding, Swin stages,
+// final LayerNorm, token-semantic head and the CLAP projection. See SPEC section 4.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "asdcap/audio.hpp"
+#include "asdcap/clap.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
+
+namespace asdcap {
+
+namespace {
+constexpr float kEps = 1e-5f;
+// MLP rows per chunk: LN2 -> fc1 -> GELU -> fc2 stay in cache for one chunk.
+constexpr int64_t kMlpChunk = 256;
+}  // namespace
+
+struct AudioEncoder::Impl {
+  struct Block {
+    const float *n1_g, *n1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    const float *n2_g, *n2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    std::vector<float> bias;  // [heads][T][T]
+    bool shifted = false;
+  };
+  struct Stage {
+    nn::WindowGeometry geom;  // shift = the odd blocks' shift
+    std::vector<Block> blocks;
+    std::vector<float> mask;  // for shifted blocks
+    const float *down_g = nullptr, *down_b = nullptr, *down_w = nullptr;  // PatchMerging (not last)
+  };
+
+  std::shared_ptr<const ModelFile> model;
+  std::string prefix;
+  HtsatConfig cfg;
+  int64_t proj_dim = 0;
+  int64_t grid0 = 0;  // patch grid side
+  std::vector<float> bn_alpha, bn_beta;  // bn0 as x * alpha + beta (PyTorch's inference form)
+  const float* melW = nullptr;
+  const float *pe_w = nullptr, *pe_b = nullptr, *pe_g = nullptr, *pe_beta = nullptr;
+  std::vector<Stage> stages;
+  const float *norm_g = nullptr, *norm_b = nullptr;
+  const float *tscam_w = nullptr, *tscam_b = nullptr;
+  const float *proj1 = nullptr, *proj2 = nullptr, *proj_g = nullptr, *proj_b = nullptr;
+
+  std::string name(const std::string& rest) const { return prefix + rest; }
+  const float* get(const std::string& rest, std::initializer_list<int64_t> shape) const {
+    const std::string full = name(rest);
+    if (!model->has(full))
+      throw ModelError("model file " + model->path() + " lacks tensor " + full + " (needed by the " +
+                       (prefix == "audio." ? "CLAP" : "captioner") + " audio encoder)");
+    return model->f32(full, shape);
+  }
+
+  int64_t tokens_of_stage_input(int i) const { return stages[i].geom.height * stages[i].geom.width; }
+  int64_t last_tokens() const { return stages.back().geom.height * stages.back().geom.width; }
+  int64_t last_channels() const { return stages.back().geom.channels; }
+
+  void load();
+  void run_block(const Stage& st, const Block& bl, float* x, int64_t batch, float* xn, float* big) const;
+  // x [batch*N, C] -> x [batch*N/4, 2C] (after PatchMerging) or unchanged (last stage).
+  void run_stage(int i, float* x, int64_t batch, float* xn, float* big) const;
+  void patch_embed(const float* images, int64_t batch, float* out, float* scratch) const;
+  void head(const float* fin, int64_t batch, std::vector<Output>& out) const;
+  std::vector<float> image_of(const float* window, std::vector<float>* logmel, std::vector<float>* bn0) const;
+};
+
+void AudioEncoder::Impl::load() {
+  const ModelConfig& mc = model->config();
+  if (prefix == "audio.") {
+    if (!mc.has_clap)
+      throw ModelError("model file " + model->path() +
+                       " has no CLAP model (audio.*): convert CLAP_weights_2023.pth into it (asdcap convert --clap)");
+    cfg = mc.audio;
+  } else if (prefix == "cap.audio.") {
+    if (!mc.has_captioner)
+      throw ModelError("model file " + model->path() +
+                       " has no captioner (cap.*): convert clapcap_weights_2023.pth into it (asdcap convert --clapcap)");
+    cfg = mc.cap_audio;
+  } else {
+    throw UsageError("audio encoder prefix must be \"audio.\" or \"cap.audio.\", not \"" + prefix + "\"");
+  }
+  proj_dim = mc.proj_dim;
+  const auto& fe = mc.front_end;
+  if (cfg.spec_size != kImageSize || fe.mel_bins != kMelBins || cfg.in_chans != 1 || cfg.freq_ratio != 4 ||
+      cfg.patch <= 0 || cfg.spec_size % cfg.patch || cfg.depths.empty() || cfg.depths.size() != cfg.heads.size())
+    throw ModelError("model file " + model->path() + ": unsupported HTSAT configuration (spec_size " +
+                     std::to_string(cfg.spec_size) + ", patch " + std::to_string(cfg.patch) + ", " +
+                     std::to_string(fe.mel_bins) + " mel bins, freq_ratio " + std::to_string(cfg.freq_ratio) + ")");
+  const int64_t mel = kMelBins;
+  const float* bn_w = get("htsat.bn0.weight", {mel});
+  const float* bn_b = get("htsat.bn0.bias", {mel});
+  const float* bn_m = get("htsat.bn0.running_mean", {mel});
+  const float* bn_v = get("htsat.bn0.running_var", {mel});
+  bn_alpha.resize(mel);
+  bn_beta.resize(mel);
+  for (int64_t m = 0; m < mel; ++m) {
+    // PyTorch (batch_norm_cpu inference): alpha = w / sqrt(var + eps), beta = b - mean * alpha.
+    const float inv = 1.0f / std::sqrt(bn_v[m] + kEps);
+    bn_alpha[m] = inv * bn_w[m];
+    bn_beta[m] = bn_b[m] - bn_m[m] * bn_alpha[m];
+  }
+  if (model->has(name("htsat.logmel_extractor.melW"))) melW = get("htsat.logmel_extractor.melW", {513, mel});
+
+  const int64_t c0 = cfg.embed_dim, p = cfg.patch;
+  grid0 = cfg.spec_size / p;
+  pe_w = get("htsat.patch_embed.proj.weight", {c0, 1, p, p});
+  pe_b = get("htsat.patch_embed.proj.bias", {c0});
+  pe_g = get("htsat.patch_embed.norm.weight", {c0});
+  pe_beta = get("htsat.patch_embed.norm.bias", {c0});
+
+  const int n_stages = static_cast<int>(cfg.depths.size());
+  int64_t side = grid0, c = c0;
+  for (int i = 0; i < n_stages; ++i) {
+    Stage st;
+    const int64_t heads = cfg.heads[i];
+    int64_t window = cfg.window, shift = cfg.window / 2;
+    if (side <= window) {  // Swin: the whole map is one window and nothing is shifted
+      window = side;
+      shift = 0;
+    }
+    if (side % window || c % heads)
+      throw ModelError("model file " + model->path() + ": stage " + std::to_string(i) + " grid " +
+                       std::to_string(side) + " / window " + std::to_string(window) + " / heads " +
+                       std::to_string(heads) + " do not fit");
+    st.geom = {side, side, c, heads, window, shift};
+    const int64_t span = 2 * window - 1;
+    for (int j = 0; j < cfg.depths[i]; ++j) {
+      const std::string b = "htsat.layers." + std::to_string(i) + ".blocks." + std::to_string(j) + ".";
+      const int64_t hid = c * cfg.mlp_ratio;
+      Block bl;
+      bl.n1_g = get(b + "norm1.weight", {c});
+      bl.n1_b = get(b + "norm1.bias", {c});
+      bl.qkv_w = get(b + "attn.qkv.weight", {3 * c, c});
+      bl.qkv_b = get(b + "attn.qkv.bias", {3 * c});
+      bl.proj_w = get(b + "attn.proj.weight", {c, c});
+      bl.proj_b = get(b + "attn.proj.bias", {c});
+      bl.n2_g = get(b + "norm2.weight", {c});
+      bl.n2_b = get(b + "norm2.bias", {c});
+      bl.fc1_w = get(b + "mlp.fc1.weight", {hid, c});
+      bl.fc1_b = get(b + "mlp.fc1.bias", {hid});
+      bl.fc2_w = get(b + "mlp.fc2.weight", {c, hid});
+      bl.fc2_b = get(b + "mlp.fc2.bias", {c});
+      bl.bias = nn::relative_position_bias(get(b + "attn.relative_position_bias_table", {span * span, heads}),
+                                           window, heads);
+      bl.shifted = (j % 2 == 1) && shift > 0;
+      st.blocks.push_back(std::move(bl));
+    }
+    if (shift > 0 && cfg.depths[i] > 1) st.mask = nn::shifted_window_mask(side, side, window, shift);
+    if (i + 1 < n_stages) {
+      const std::string d = "htsat.layers." + std::to_string(i) + ".downsample.";
+      st.down_g = get(d + "norm.weight", {4 * c});
+      st.down_b = get(d + "norm.bias", {4 * c});
+      st.down_w = get(d + "reduction.weight", {2 * c, 4 * c});
+      if (side % 2) throw ModelError("model file " + model->path() + ": odd grid before PatchMerging");
+      side /= 2;
+      c *= 2;
+    }
+    stages.push_back(std::move(st));
+  }
+  if (c != cfg.num_features)
+    throw ModelError("model file " + model->path() + ": HTSAT num_features " + std::to_string(cfg.num_features) +
+                     " does not match the stages (" + std::to_string(c) + ")");
+  const int64_t sf = side / cfg.freq_ratio;  // tscam kernel height (2 for msclap)
+  if (sf <= 0 || side % cfg.freq_ratio)
+    throw ModelError("model file " + model->path() + ": final grid " + std::to_string(side) +
+                     " does not split into freq_ratio " + std::to_string(cfg.freq_ratio));
+  norm_g = get("htsat.norm.weight", {c});
+  norm_b = get("htsat.norm.bias", {c});
+  tscam_w = get("htsat.tscam_conv.weight", {cfg.num_classes, c, sf, 3});
+  tscam_b = get("htsat.tscam_conv.bias", {cfg.num_classes});
+  proj1 = get("proj.linear1.weight", {proj_dim, c});
+  proj2 = get("proj.linear2.weight", {proj_dim, proj_dim});
+  proj_g = get("proj.layer_norm.weight", {proj_dim});
+  proj_b = get("proj.layer_norm.bias", {proj_dim});
+}
+
+void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, int64_t batch, float* xn,
+                                   float* big) const {
+  const int64_t c = st.geom.channels, m = batch * st.geom.height * st.geom.width, hid = c * cfg.mlp_ratio;
+  // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order.
+  nn::layer_norm(x, m, c, bl.n1_g, bl.n1_b, kEps, xn);
+  nn::linear(xn, m, c, bl.qkv_w, 3 * c, bl.qkv_b, big);
+  nn::WindowGeometry g = st.geom;
+  if (!bl.shifted) g.shift = 0;
+  nn::window_attention(big, batch, g, bl.bias.data(), bl.shifted ? st.mask.data() : nullptr, xn);
+  nn::linear(xn, m, c, bl.proj_w, c, bl.proj_b, x, /*accumulate=*/true);
+  // MLP half: x += fc2(GELU(fc1(LN2(x)))). Row chunks keep the hidden layer in cache; small maps
+  // use whole-matrix (column-split) GEMMs instead so that two threads still share the work.
+  if (m >= 2 * kMlpChunk * nn::threads()) {
+    nn::parallel_chunks(m, kMlpChunk, [&](int64_t r0, int64_t r1) {
+      const int64_t rows = r1 - r0;
+      float* t = xn + r0 * c;
+      float* h = big + r0 * hid;
+      nn::layer_norm(x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, t);
+      nn::linear_serial(t, rows, c, bl.fc1_w, hid, bl.fc1_b, h);
+      nn::gelu_erf(h, rows * hid);
+      nn::linear_serial(h, rows, hid, bl.fc2_w, c, bl.fc2_b, x + r0 * c, /*accumulate=*/true);
+    });
+  } else {
+    nn::layer_norm(x, m, c, bl.n2_g, bl.n2_b, kEps, xn);
+    nn::linear(xn, m, c, bl.fc1_w, hid, bl.fc1_b, big);
+    nn::gelu_erf(big, m * hid);
+    nn::linear(big, m, hid, bl.fc2_w, c, bl.fc2_b, x, /*accumulate=*/true);
+  }
+}
+
+void AudioEncoder::Impl::run_stage(int i, float* x, int64_t batch, float* xn, float* big) const {
+  const Stage& st = stages[static_cast<size_t>(i)];
+  for (const Block& bl : st.blocks) run_block(st, bl, x, batch, xn, big);
+  if (st.down_w) {
+    const int64_t c = st.geom.channels, h = st.geom.height, w = st.geom.width;
+    nn::patch_merge_norm(x, batch, h, w, c, st.down_g, st.down_b, kEps, xn);
+    nn::linear(xn, batch * (h / 2) * (w / 2), 4 * c, st.down_w, 2 * c, nullptr, x);
+  }
+}
+
+void AudioEncoder::Impl::patch_embed(const float* images, int64_t batch, float* out, float* scratch) const {
+  // Conv2d(1 -> C0, kernel p, stride p) as im2col + GEMM, then LayerNorm.
+  const int64_t p = cfg.patch, side = cfg.spec_size, g = grid0, c0 = cfg.embed_dim, n = g * g;
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* img = images + b * side * side;
+    for (int64_t r = 0; r < g; ++r)
+      for (int64_t col = 0; col < g; ++col) {
+        float* dst = scratch + ((b * n) + r * g + col) * p * p;
+        for (int64_t kh = 0; kh < p; ++kh)
+          for (int64_t kw = 0; kw < p; ++kw) dst[kh * p + kw] = img[(r * p + kh) * side + col * p + kw];
+      }
+  }
+  nn::linear(scratch, batch * n, p * p, pe_w, c0, pe_b, out);
+  nn::layer_norm(out, batch * n, c0, pe_g, pe_beta, kEps, out);
+}
+
+void AudioEncoder::Impl::head(const float* fin, int64_t batch, std::vector<Output>& out) const {
+  // tscam: tokens (f, t) of the final side x side grid become (C, sf, groups * side) with
+  // element [c][fi][g * side + t] = token ((g * sf + fi) * side + t).
+  const int64_t side = stages.back().geom.height, c = last_channels(), n = side * side;
+  const int64_t sf = side / cfg.freq_ratio, groups = side / sf, width = groups * side;
+  const int64_t ncls = cfg.num_classes;
+  std::vector<float> latent(static_cast<size_t>(batch * c));
+  // mean over time of the 3 taps of the conv (zero padding 1): [batch][c][sf][3]
+  std::vector<float> tap_means(static_cast<size_t>(batch * c * sf * 3));
+  std::vector<float> row(static_cast<size_t>(width));
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* x = fin + b * n * c;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double total = 0;
+      for (int64_t fi = 0; fi < sf; ++fi) {
+        for (int64_t gi = 0; gi < groups; ++gi)
+          for (int64_t t = 0; t < side; ++t) row[gi * side + t] = x[((gi * sf + fi) * side + t) * c + ch];
+        double s = 0;
+        for (int64_t k = 0; k < width; ++k) s += row[k];
+        total += s;
+        float* tm = tap_means.data() + ((b * c + ch) * sf + fi) * 3;
+        tm[0] = static_cast<float>((s - row[width - 1]) / static_cast<double>(width));  // tap kw=0 sees t-1
+        tm[1] = static_cast<float>(s / static_cast<double>(width));
+        tm[2] = static_cast<float>((s - row[0]) / static_cast<double>(width));          // tap kw=2 sees t+1
+      }
+      latent[b * c + ch] = static_cast<float>(total / static_cast<double>(n));
+    }
+  }
+  // mean_t(conv(x)) = bias + W . mean_t(taps): one GEMV per clip instead of the full conv.
+  std::vector<float> logits(static_cast<size_t>(batch * ncls));
+  nn::linear(tap_means.data(), batch, c * sf * 3, tscam_w, ncls, tscam_b, logits.data());
+  nn::sigmoid(logits.data(), batch * ncls);
+  std::vector<float> emb(static_cast<size_t>(batch * proj_dim));
+  nn::clap_projection(latent.data(), batch, c, proj1, proj2, proj_dim, proj_g, proj_b, emb.data());
+  for (int64_t b = 0; b < batch; ++b) {
+    Output o;
+    o.latent.assign(latent.begin() + b * c, latent.begin() + (b + 1) * c);
+    o.clipwise.assign(logits.begin() + b * ncls, logits.begin() + (b + 1) * ncls);
+    o.embedding.assign(emb.begin() + b * proj_dim, emb.begin() + (b + 1) * proj_dim);
+    out.push_back(std::move(o));
+  }
+}
+
+std::vector<float> AudioEncoder::Impl::image_of(const float* window, std::vector<float>* logmel_out,
+                                                std::vector<float>* bn0_out) const {
+  std::vector<float> mel = log_mel(window, kWindowSamples, melW);
+  const int64_t frames = static_cast<int64_t>(mel.size()) / kMelBins;
+  if (frames != kWindowFrames) throw Error("log_mel returned " + std::to_string(frames) + " frames, expected 965");
+  if (logmel_out) *logmel_out = mel;
+  for (int64_t f = 0; f < frames; ++f)
+    for (int64_t m = 0; m < kMelBins; ++m) {
+      float& v = mel[static_cast<size_t>(f * kMelBins + m)];
+      v = v * bn_alpha[static_cast<size_t>(m)] + bn_beta[static_cast<size_t>(m)];
+    }
+  if (bn0_out) *bn0_out = mel;
+  return wav_to_image(mel.data());
+}
+
+// ---------------------------------------------------------------------------------------------
+
+AudioEncoder::AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix)
+    : impl_(std::make_unique<Impl>()) {
+  if (!model) throw UsageError("audio encoder: no model file");
+  impl_->model = std::move(model);
+  impl_->prefix = std::move(prefix);
+  impl_->load();
+}
+
+AudioEncoder::~AudioEncoder() = default;
+
+int AudioEncoder::num_stages() const { return static_cast<int>(impl_->stages.size()); }
+int64_t AudioEncoder::dim() const { return impl_->proj_dim; }
+int64_t AudioEncoder::latent_dim() const { return impl_->last_channels(); }
+int64_t AudioEncoder::num_classes() const { return impl_->cfg.num_classes; }
+const std::string& AudioEncoder::prefix() const { return impl_->prefix; }
+
+std::vector<AudioEncoder::Output> AudioEncoder::encode_images(const std::vector<const float*>& images) const {
+  const Impl& im = *impl_;
+  std::vector<Output> out;
+  out.reserve(images.size());
+  const int64_t img = static_cast<int64_t>(im.cfg.spec_size) * im.cfg.spec_size;
+  const int64_t n0 = im.grid0 * im.grid0, c0 = im.cfg.embed_dim;
+  const int64_t p2 = static_cast<int64_t>(im.cfg.patch) * im.cfg.patch;
+  for (size_t first = 0; first < images.size(); first += kMaxBatch) {
+    const int64_t batch = std::min<int64_t>(kMaxBatch, static_cast<int64_t>(images.size() - first));
+    // Scratch for the whole pass: stage 0 is the largest (later stages have N/4 tokens, 2C channels).
+    const int64_t unit = batch * n0 * c0;
+    std::vector<float> x(static_cast<size_t>(unit)), xn(static_cast<size_t>(unit));
+    std::vector<float> big(static_cast<size_t>(std::max(4 * unit, batch * n0 * p2)));
+    std::vector<float> packed(static_cast<size_t>(batch * img));
+    for (int64_t b = 0; b < batch; ++b) std::copy(images[first + b], images[first + b] + img, packed.begin() + b * img);
+    im.patch_embed(packed.data(), batch, x.data(), big.data());
+    for (int i = 0; i < num_stages(); ++i) im.run_stage(i, x.data(), batch, xn.data(), big.data());
+    nn::layer_norm(x.data(), batch * im.last_tokens(), im.last_channels(), im.norm_g, im.norm_b, kEps, x.data());
+    im.head(x.data(), batch, out);
+  }
+  return out;
+}
+
+std::vector<AudioEncoder::Output> AudioEncoder::encode(const std::vector<const float*>& windows) const {
+  std::vector<Output> out;
+  out.reserve(windows.size());
+  for (size_t first = 0; first < windows.size(); first += kMaxBatch) {
+    const size_t count = std::min<size_t>(kMaxBatch, windows.size() - first);
+    std::vector<std::vector<float>> images(count);
+    for (size_t i = 0; i < count; ++i) images[i] = impl_->image_of(windows[first + i], nullptr, nullptr);
+    std::vector<const float*> ptrs;
+    for (auto& im : images) ptrs.push_back(im.data());
+    auto part = encode_images(ptrs);
+    for (auto& o : part) out.push_back(std::move(o));
+  }
+  return out;
+}
+
+AudioEncoder::Trace AudioEncoder::trace(const float* window) const {
+  Trace tr;
+  tr.image = impl_->image_of(window, &tr.logmel, &tr.bn0);
+  tr.patch_embed = patch_embed(tr.image.data(), 1);
+  const float* in = tr.patch_embed.data();
+  for (int i = 0; i < num_stages(); ++i) {
+    tr.stages.push_back(stage(i, in, 1));
+    in = tr.stages.back().data();
+  }
+  tr.final_norm = final_norm(in, 1);
+  tr.output = std::move(head(tr.final_norm.data(), 1).front());
+  return tr;
+}
+
+std::vector<float> AudioEncoder::bn0(const float* logmel, int64_t frames) const {
+  std::vector<float> out(static_cast<size_t>(frames * kMelBins));
+  for (int64_t f = 0; f < frames; ++f)
+    for (int64_t m = 0; m < kMelBins; ++m)
+      out[static_cast<size_t>(f * kMelBins + m)] =
+          logmel[f * kMelBins + m] * impl_->bn_alpha[static_cast<size_t>(m)] + impl_->bn_beta[static_cast<size_t>(m)];
+  return out;
+}
+
+std::vector<float> AudioEncoder::patch_embed(const float* images, int64_t batch) const {
+  const Impl& im = *impl_;
+  const int64_t n0 = im.grid0 * im.grid0, p2 = static_cast<int64_t>(im.cfg.patch) * im.cfg.patch;
+  std::vector<float> out(static_cast<size_t>(batch * n0 * im.cfg.embed_dim));
+  std::vector<float> scratch(static_cast<size_t>(batch * n0 * p2));
+  im.patch_embed(images, batch, out.data(), scratch.data());
+  return out;
+}
+
+std::vector<float> AudioEncoder::stage(int index, const float* tokens, int64_t batch) const {
+  const Impl& im = *impl_;
+  if (index < 0 || index >= num_stages()) throw UsageError("no HTSAT stage " + std::to_string(index));
+  const auto& g = im.stages[static_cast<size_t>(index)].geom;
+  const int64_t unit = batch * g.height * g.width * g.channels;
+  std::vector<float> x(tokens, tokens + unit), xn(static_cast<size_t>(unit)), big(static_cast<size_t>(4 * unit));
+  im.run_stage(index, x.data(), batch, xn.data(), big.data());
+  if (im.stages[static_cast<size_t>(index)].down_w) x.resize(static_cast<size_t>(unit / 2));
+  return x;
+}
+
+std::vector<float> AudioEncoder::final_norm(const float* tokens, int64_t batch) const {
+  const Impl& im = *impl_;
+  const int64_t rows = batch * im.last_tokens(), c = im.last_channels();
+  std::vector<float> out(static_cast<size_t>(rows * c));
+  nn::layer_norm(tokens, rows, c, im.norm_g, im.norm_b, kEps, out.data());
+  return out;
+}
+
+std::vector<AudioEncoder::Output> AudioEncoder::head(const float* final_tokens, int64_t batch) const {
+  std::vector<Output> out;
+  impl_->head(final_tokens, batch, out);
+  return out;
+}
+
+}  // namespace asdcap

@@ -1,0 +1,45 @@
+#include <algorithm>
+
+#include "asdcap/acoustic.hpp"
+#include "asdcap/audio.hpp"
+#include "asdcap/backend.hpp"
+#include "asdcap/error.hpp"
+
+namespace asdcap {
+namespace {
+
+// Descriptor of each 7-s window the crop policy selects (see acoustic_features), averaged.
+class AcousticBackend final : public EmbeddingBackend {
+ public:
+  std::string name() const override { return "acoustic"; }
+  // Bump the version whenever the features' maths change: cached embeddings follow it.
+  std::string identity() const override { return "acoustic/v1 logmel64 dim=" + std::to_string(acoustic_dim()); }
+  int dim() const override { return acoustic_dim(); }
+  std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) override {
+    if (signal44k.empty()) throw FormatError("acoustic backend: empty signal");
+    auto starts = window_starts(static_cast<int64_t>(signal44k.size()), crop);
+    std::vector<double> sum(static_cast<size_t>(dim()), 0.0);
+    for (int64_t start : starts) {
+      auto window = window_at(signal44k, start);
+      auto mel = log_mel(window.data(), static_cast<int64_t>(window.size()));
+      auto f = acoustic_features(mel.data(), static_cast<int64_t>(mel.size() / kMelBins));
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += f[i];
+    }
+    std::vector<float> out(sum.size());
+    for (size_t i = 0; i < sum.size(); ++i) out[i] = static_cast<float>(sum[i] / static_cast<double>(starts.size()));
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options) {
+  if (name == "acoustic") return std::make_unique<AcousticBackend>();
+  if (name == "msclap") {
+    // TODO(lead): wire in engineer D's make_msclap_backend(options) here.
+    throw UsageError("backend msclap needs a model file built with CLAP weights");
+  }
+  throw UsageError("unknown backend '" + name + "' (expected acoustic or msclap)");
+}
+
+}  // namespace asdcap

@@ -1,0 +1,285 @@
+#include "asdcap/detect.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "asdcap/backend.hpp"
+#include "asdcap/embedding_cache.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
+#include "asdcap/knn.hpp"
+#include "asdcap/metrics.hpp"
+#include "asdcap/progress.hpp"
+#include "detect_internal.hpp"
+
+namespace asdcap {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kGammaQuantile = 0.9;
+
+struct Group {
+  std::vector<const Clip*> train, test;
+};
+
+// The crop actually applied and the string that keys the cache. An unseeded random crop is seeded
+// from the clip's content hash: reruns take the same window, so its embedding can be cached.
+CropPolicy resolve_crop(const CropPolicy& crop, const std::string& sha256, std::string* key) {
+  if (crop.kind == CropPolicy::Kind::Random && !crop.seeded) {
+    CropPolicy c = crop;
+    c.seeded = true;
+    c.seed = std::stoull(sha256.substr(0, 16), nullptr, 16);
+    *key = "random@content-sha256";
+    return c;
+  }
+  *key = crop.to_string();
+  return crop;
+}
+
+// Z-scores every dimension with the references' mean and standard deviation. A dimension that
+// barely varies among the references gets its deviation floored at a tenth of the median one, so
+// it cannot dominate the distance.
+void standardise(std::vector<float>& refs, size_t nr, std::vector<float>& tests, size_t nt, size_t dim) {
+  std::vector<double> mean(dim, 0.0), sd(dim, 0.0);
+  for (size_t i = 0; i < nr; ++i)
+    for (size_t d = 0; d < dim; ++d) mean[d] += refs[i * dim + d];
+  for (auto& m : mean) m /= static_cast<double>(nr);
+  for (size_t i = 0; i < nr; ++i)
+    for (size_t d = 0; d < dim; ++d) sd[d] += std::pow(refs[i * dim + d] - mean[d], 2);
+  std::vector<double> positive;
+  for (auto& s : sd) {
+    s = std::sqrt(s / static_cast<double>(nr));
+    if (s > 0) positive.push_back(s);
+  }
+  double floor = 1.0;
+  if (!positive.empty()) {
+    std::nth_element(positive.begin(), positive.begin() + positive.size() / 2, positive.end());
+    floor = std::max(1e-3, 0.1 * positive[positive.size() / 2]);
+  }
+  for (auto& s : sd) s = std::max(s, floor);
+  auto apply = [&](std::vector<float>& m, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      for (size_t d = 0; d < dim; ++d) m[i * dim + d] = static_cast<float>((m[i * dim + d] - mean[d]) / sd[d]);
+  };
+  apply(refs, nr);
+  apply(tests, nt);
+}
+
+bool all_finite(const std::vector<float>& v) {
+  return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+}
+
+}  // namespace
+
+DetectSummary run_detect(const DetectOptions& options) {
+  if (options.k < 1) throw UsageError("--k must be at least 1");
+  if (options.data_root.empty()) throw UsageError("no data root given (--data)");
+  if (options.out_dir.empty()) throw UsageError("no output folder given (--out)");
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (ec || !fs::is_directory(options.out_dir))
+    throw IoError(options.out_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
+
+  Dataset ds = discover_dataset(options.data_root, options.machines);
+  DetectSummary summary;
+  summary.out_dir = options.out_dir;
+  detail::RunRecord run;
+  run.options = &options;
+  run.data_root = ds.root;
+  run.skipped = ds.skipped;
+  run.summary = &summary;
+
+  std::map<std::pair<std::string, std::string>, Group> groups;
+  for (const auto& c : ds.clips) {
+    auto& g = groups[{c.machine, c.id}];
+    (c.split == Split::Train ? g.train : g.test).push_back(&c);
+  }
+  std::vector<const Clip*> to_embed;
+  for (auto& [key, g] : groups) {
+    if (g.test.empty()) continue;
+    if (g.train.empty()) {
+      for (auto* c : g.test)
+        run.skipped.push_back({c->path, "no normal training clips for " + key.first + " " + key.second});
+      continue;
+    }
+    to_embed.insert(to_embed.end(), g.train.begin(), g.train.end());
+    to_embed.insert(to_embed.end(), g.test.begin(), g.test.end());
+  }
+
+  BackendOptions bopt;
+  bopt.model_path = options.model_path;
+  bopt.threads = options.threads;
+  auto backend = make_backend(options.backend, bopt);
+  run.backend_name = backend->name();
+  run.backend_identity = backend->identity();
+  {
+    std::string key;
+    resolve_crop(options.crop, std::string(64, '0'), &key);
+    run.crop = key;
+  }
+  EmbeddingCache cache((fs::path(options.out_dir) / "cache.sqlite").string());
+
+  // ---- embedding, in parallel for the (thread-safe) acoustic backend -------------------------
+  std::map<const Clip*, std::vector<float>> embeddings;
+  std::map<const Clip*, std::string> failures;
+  std::mutex mu;
+  std::atomic<size_t> next{0};
+  std::atomic<int> hits{0};
+  std::exception_ptr fatal;
+  int workers = 1;
+  if (backend->name() == "acoustic") {
+    workers = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    workers = std::max(1, std::min<int>(workers, static_cast<int>(to_embed.size())));
+  }
+  const std::string identity = backend->identity();
+  {
+    Progress progress("embedding", static_cast<int64_t>(to_embed.size()));
+    auto work = [&] {
+      for (;;) {
+        size_t i = next.fetch_add(1);
+        if (i >= to_embed.size()) return;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (fatal) return;
+        }
+        const Clip* c = to_embed[i];
+        std::vector<float> emb;
+        std::string error;
+        try {
+          std::string sha = sha256_file(c->path);
+          std::string key;
+          CropPolicy crop = resolve_crop(options.crop, sha, &key);
+          if (auto cached = cache.get(sha, identity, key); cached && cached->size() == static_cast<size_t>(backend->dim())) {
+            emb = std::move(*cached);
+            hits.fetch_add(1);
+          } else {
+            auto signal = load_audio_44k(c->path, options.channels);
+            emb = backend->embed(signal, crop);
+            if (emb.size() != static_cast<size_t>(backend->dim()))
+              throw FormatError(c->path + ": embedding has the wrong size");
+            if (!all_finite(emb)) throw FormatError(c->path + ": embedding is not finite");
+            try {
+              cache.put(sha, identity, key, emb);
+            } catch (...) {
+              std::lock_guard<std::mutex> lock(mu);
+              if (!fatal) fatal = std::current_exception();
+              return;
+            }
+          }
+        } catch (const Error& e) {
+          error = e.what();
+        } catch (const std::bad_alloc&) {
+          error = c->path + ": out of memory while decoding";
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (error.empty()) embeddings[c] = std::move(emb);
+          else failures[c] = error;
+        }
+        progress.tick();
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < workers; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
+  if (fatal) std::rethrow_exception(fatal);
+  summary.n_cache_hits = hits.load();
+  summary.n_embedded = static_cast<int>(embeddings.size());
+  for (auto& [c, why] : failures) run.skipped.push_back({c->path, why});
+
+  // ---- scoring per machine/id -----------------------------------------------------------------
+  std::set<std::string> machines;
+  const size_t dim = static_cast<size_t>(backend->dim());
+  for (auto& [key, g] : groups) {
+    if (g.test.empty() || g.train.empty()) continue;
+    std::vector<const Clip*> refs, tests;
+    for (auto* c : g.train)
+      if (embeddings.count(c)) refs.push_back(c);
+    for (auto* c : g.test)
+      if (embeddings.count(c)) tests.push_back(c);
+    if (tests.empty()) continue;
+    if (refs.empty()) {
+      for (auto* c : tests)
+        run.skipped.push_back({c->path, "no usable normal training clips for " + key.first + " " + key.second});
+      continue;
+    }
+    std::vector<float> R(refs.size() * dim), Q(tests.size() * dim);
+    for (size_t i = 0; i < refs.size(); ++i) std::copy_n(embeddings[refs[i]].begin(), dim, R.begin() + i * dim);
+    for (size_t i = 0; i < tests.size(); ++i) std::copy_n(embeddings[tests[i]].begin(), dim, Q.begin() + i * dim);
+    if (backend->name() == "acoustic") standardise(R, refs.size(), Q, tests.size(), dim);
+    auto knn = knn_search(Q.data(), static_cast<int64_t>(tests.size()), R.data(), static_cast<int64_t>(refs.size()),
+                          static_cast<int64_t>(dim), options.k);
+    auto loo = knn_search(R.data(), static_cast<int64_t>(refs.size()), R.data(), static_cast<int64_t>(refs.size()),
+                          static_cast<int64_t>(dim), options.k, /*leave_one_out=*/true);
+
+    DetectRow row;
+    row.machine = key.first;
+    row.id = key.second;
+    row.n_train = static_cast<int>(refs.size());
+    std::vector<double> labelled_scores;
+    std::vector<bool> labelled_anomalous;
+    for (size_t i = 0; i < tests.size(); ++i) {
+      Label l = tests[i]->label;
+      if (l == Label::Unknown) {
+        ++row.n_unknown;
+        continue;
+      }
+      (l == Label::Anomaly ? row.n_anomaly : row.n_normal) += 1;
+      labelled_scores.push_back(knn.mean_distance[i]);
+      labelled_anomalous.push_back(l == Label::Anomaly);
+    }
+    row.auc = roc_auc(labelled_scores, labelled_anomalous);
+    row.pauc = partial_roc_auc(labelled_scores, labelled_anomalous, 0.1);
+    row.threshold = std::nan("");
+    row.threshold_rule = "none";
+    if (auto t = threshold_closest_to_corner(labelled_scores, labelled_anomalous)) {
+      row.threshold = *t;
+      row.threshold_rule = "roc_closest";
+    } else if (loo.k > 0) {
+      std::vector<double> loo_scores(loo.mean_distance.begin(), loo.mean_distance.end());
+      if (auto g = gamma_threshold(loo_scores, kGammaQuantile)) {
+        row.threshold = *g;
+        row.threshold_rule = "gamma_q0.9";
+      }
+    }
+    for (size_t i = 0; i < tests.size(); ++i) {
+      detail::ScoredClip s;
+      s.clip = tests[i];
+      s.score = knn.mean_distance[i];
+      s.threshold = row.threshold;
+      s.decision = std::isfinite(row.threshold) && s.score > row.threshold ? 1 : 0;
+      for (int t = 0; t < knn.k; ++t) {
+        s.neighbors.push_back(refs[static_cast<size_t>(knn.index[i * knn.k + t])]);
+        s.distances.push_back(knn.distance[i * knn.k + t]);
+      }
+      run.scored.push_back(std::move(s));
+    }
+    summary.n_scored += static_cast<int>(tests.size());
+    summary.rows.push_back(row);
+    machines.insert(key.first);
+  }
+  run.machines.assign(machines.begin(), machines.end());
+  std::sort(run.skipped.begin(), run.skipped.end(),
+            [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });
+  summary.n_skipped = static_cast<int>(run.skipped.size());
+  detail::write_outputs(run);
+  if (!options.quiet) {
+    std::fprintf(stderr, "asdcap detect: %d clips embedded (%d from cache), %d test clips scored, %d skipped%s\n",
+                 summary.n_embedded, summary.n_cache_hits, summary.n_scored, summary.n_skipped,
+                 summary.n_skipped ? " (see skipped.jsonl)" : "");
+  }
+  return summary;
+}
+
+}  // namespace asdcap

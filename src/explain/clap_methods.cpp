@@ -1,0 +1,140 @@
+#include "clap_methods.hpp"
+
+#include <cmath>
+#include <map>
+
+#include "asdcap/error.hpp"
+
+#if ASDCAP_EXPLAIN_HAVE_CLAP
+#include "asdcap/backend.hpp"
+#include "asdcap/caption.hpp"
+#include "asdcap/clap.hpp"
+#include "asdcap/embedding_cache.hpp"
+#include "asdcap/files.hpp"
+#include "asdcap/model_file.hpp"
+#include "asdcap/text_encoder.hpp"
+#endif
+
+namespace asdcap::explain_detail {
+
+#if ASDCAP_EXPLAIN_HAVE_CLAP
+
+struct ClapMethods::Impl {
+  std::shared_ptr<const ModelFile> model;
+  CropPolicy crop;
+  ChannelMode channels = ChannelMode::Mean;
+  std::unique_ptr<Captioner> captioner;
+  std::unique_ptr<EmbeddingBackend> audio;
+  std::unique_ptr<TextEncoder> text;
+  std::unique_ptr<EmbeddingCache> cache;
+  std::map<std::string, std::vector<float>> text_embeddings;  // unit length
+};
+
+bool ClapMethods::built() { return true; }
+
+ClapMethods::ClapMethods(const std::string& model_path, const CropPolicy& crop, ChannelMode channels,
+                         const std::string& cache_path)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->model = ModelFile::open(model_path);
+  impl_->crop = crop;
+  impl_->channels = channels;
+  const ModelConfig& cfg = impl_->model->config();
+  if (cfg.has_captioner) impl_->captioner = std::make_unique<Captioner>(impl_->model);
+  if (cfg.has_clap) {
+    BackendOptions bo;
+    bo.model_path = model_path;
+    impl_->audio = make_msclap_backend(bo);
+    impl_->text = std::make_unique<TextEncoder>(impl_->model);
+  }
+  if (!cache_path.empty()) impl_->cache = std::make_unique<EmbeddingCache>(cache_path);
+}
+
+ClapMethods::~ClapMethods() = default;
+
+std::string ClapMethods::caption_missing() const {
+  return impl_->captioner ? "" : impl_->model->path() + " has no captioner (clapcap) part";
+}
+
+std::string ClapMethods::similarity_missing() const {
+  return impl_->audio ? "" : impl_->model->path() + " has no CLAP audio/text encoder part";
+}
+
+std::string ClapMethods::caption(const std::string& audio_path, const std::string& prompt) {
+  if (!impl_->captioner) throw ModelError(caption_missing());
+  const std::vector<float> signal = load_audio_44k(audio_path, impl_->channels);
+  CaptionOptions options;
+  options.prompt = prompt;
+  return impl_->captioner->caption_signal(signal, impl_->crop, options).caption;
+}
+
+std::vector<float> ClapMethods::audio_embedding(const std::string& audio_path) {
+  if (!impl_->audio) throw ModelError(similarity_missing());
+  std::string sha;
+  if (impl_->cache) {
+    sha = sha256_file(audio_path);
+    if (auto hit = impl_->cache->get(sha, impl_->audio->identity(), impl_->crop.to_string())) return *hit;
+  }
+  const std::vector<float> signal = load_audio_44k(audio_path, impl_->channels);
+  std::vector<float> embedding = impl_->audio->embed(signal, impl_->crop);
+  if (impl_->cache) impl_->cache->put(sha, impl_->audio->identity(), impl_->crop.to_string(), embedding);
+  return embedding;
+}
+
+std::vector<std::vector<double>> ClapMethods::similarities(const std::vector<std::vector<float>>& audio,
+                                                           const std::vector<std::string>& texts) {
+  if (!impl_->text) throw ModelError(similarity_missing());
+  std::vector<std::string> missing;
+  for (const auto& t : texts)
+    if (!impl_->text_embeddings.count(t)) missing.push_back(t);
+  if (!missing.empty()) {
+    const std::vector<float> rows = impl_->text->embed(missing);
+    const size_t dim = rows.size() / missing.size();
+    for (size_t i = 0; i < missing.size(); ++i) {
+      std::vector<float> v(rows.begin() + i * dim, rows.begin() + (i + 1) * dim);
+      double norm = 0;
+      for (float x : v) norm += double(x) * x;
+      norm = std::sqrt(norm);
+      for (float& x : v) x = static_cast<float>(x / (norm > 0 ? norm : 1));
+      impl_->text_embeddings[missing[i]] = std::move(v);
+    }
+  }
+  std::vector<std::vector<double>> out;
+  for (const auto& a : audio) {
+    double norm = 0;
+    for (float x : a) norm += double(x) * x;
+    norm = std::sqrt(norm);
+    std::vector<double> row;
+    for (const auto& t : texts) {
+      const auto& e = impl_->text_embeddings.at(t);
+      if (e.size() != a.size())
+        throw ModelError("audio embedding size " + std::to_string(a.size()) + " differs from text embedding size " +
+                         std::to_string(e.size()));
+      double dot = 0;
+      for (size_t i = 0; i < a.size(); ++i) dot += double(a[i]) * e[i];
+      row.push_back(norm > 0 ? dot / norm : 0.0);
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+#else  // built without the CLAP areas
+
+struct ClapMethods::Impl {};
+bool ClapMethods::built() { return false; }
+ClapMethods::ClapMethods(const std::string&, const CropPolicy&, ChannelMode, const std::string&) {
+  throw ModelError("this asdcap was built without the CLAP encoders and captioner");
+}
+ClapMethods::~ClapMethods() = default;
+std::string ClapMethods::caption_missing() const { return "not built with the captioner"; }
+std::string ClapMethods::similarity_missing() const { return "not built with the CLAP encoders"; }
+std::string ClapMethods::caption(const std::string&, const std::string&) { throw ModelError(caption_missing()); }
+std::vector<float> ClapMethods::audio_embedding(const std::string&) { throw ModelError(similarity_missing()); }
+std::vector<std::vector<double>> ClapMethods::similarities(const std::vector<std::vector<float>>&,
+                                                           const std::vector<std::string>&) {
+  throw ModelError(similarity_missing());
+}
+
+#endif
+
+}  // namespace asdcap::explain_detail

@@ -1,0 +1,339 @@
+#include "asdcap/evidence.hpp"
+
+#include <fftw3.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <mutex>
+#include <numeric>
+
+#include "asdcap/error.hpp"
+
+namespace asdcap {
+
+namespace {
+
+constexpr double kTiny = 1e-20;
+
+double db(double power_ratio) { return 10.0 * std::log10(power_ratio + kTiny); }
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + mid, v.end());
+  return v[mid];
+}
+
+// Mean power per non-overlapping frame of `len` samples.
+std::vector<double> frame_energy(const std::vector<double>& x, int64_t len) {
+  std::vector<double> e;
+  for (int64_t start = 0; start + len <= static_cast<int64_t>(x.size()); start += len) {
+    double acc = 0;
+    for (int64_t i = start; i < start + len; ++i) acc += x[i] * x[i];
+    e.push_back(acc / len);
+  }
+  return e;
+}
+
+// Running median over +-half frames (clamped at the edges).
+std::vector<double> running_median(const std::vector<double>& v, int half) {
+  const int n = static_cast<int>(v.size());
+  std::vector<double> out(n), window;
+  for (int i = 0; i < n; ++i) {
+    const int a = std::max(0, i - half), b = std::min(n, i + half + 1);
+    window.assign(v.begin() + a, v.begin() + b);
+    out[i] = median_of(window);
+  }
+  return out;
+}
+
+// Time-averaged power spectrum (Hann window, 50 % overlap).
+struct Spectrum {
+  std::vector<double> power;
+  double bin_hz = 0;
+};
+
+std::mutex fftw_plan_mutex;  // FFTW's planner is not thread-safe
+
+Spectrum mean_spectrum(const std::vector<double>& x, int sample_rate) {
+  const int nfft = sample_rate <= 24000 ? 1024 : 2048;
+  const int hop = nfft / 2;
+  const int bins = nfft / 2 + 1;
+  float* in = fftwf_alloc_real(nfft);
+  fftwf_complex* out = fftwf_alloc_complex(bins);
+  fftwf_plan plan;
+  {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    plan = fftwf_plan_dft_r2c_1d(nfft, in, out, FFTW_ESTIMATE);
+  }
+  std::vector<double> window(nfft);
+  for (int i = 0; i < nfft; ++i) window[i] = 0.5 - 0.5 * std::cos(2 * M_PI * i / nfft);
+  Spectrum s;
+  s.power.assign(bins, 0.0);
+  s.bin_hz = static_cast<double>(sample_rate) / nfft;
+  int frames = 0;
+  for (size_t start = 0; start + nfft <= x.size(); start += hop) {
+    for (int i = 0; i < nfft; ++i) in[i] = static_cast<float>(x[start + i] * window[i]);
+    fftwf_execute(plan);
+    for (int k = 0; k < bins; ++k) s.power[k] += double(out[k][0]) * out[k][0] + double(out[k][1]) * out[k][1];
+    ++frames;
+  }
+  {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    fftwf_destroy_plan(plan);
+  }
+  fftwf_free(in);
+  fftwf_free(out);
+  for (double& p : s.power) p /= std::max(frames, 1);
+  return s;
+}
+
+double band_sum(const Spectrum& s, double lo_hz, double hi_hz) {
+  double acc = 0;
+  for (size_t k = 0; k < s.power.size(); ++k) {
+    const double f = k * s.bin_hz;
+    if (f >= lo_hz && f <= hi_hz) acc += s.power[k];
+  }
+  return acc;
+}
+
+struct Tone {
+  double prominence_db = 0, hz = 0;
+};
+
+// Largest peak-to-local-median ratio (+-300 Hz) of the spectrum between lo and hi.
+Tone tonal_peak(const Spectrum& s, double lo_hz, double hi_hz) {
+  const int n = static_cast<int>(s.power.size());
+  std::vector<double> level(n);
+  for (int k = 0; k < n; ++k) level[k] = db(s.power[k]);
+  const int half = std::max(5, static_cast<int>(std::lround(300.0 / s.bin_hz)));
+  Tone best;
+  bool found = false;
+  std::vector<double> window;
+  for (int k = 0; k < n; ++k) {
+    const double f = k * s.bin_hz;
+    if (f < lo_hz || f > hi_hz) continue;
+    const int a = std::max(0, k - half), b = std::min(n, k + half + 1);
+    window.assign(level.begin() + a, level.begin() + b);
+    const double prominence = level[k] - median_of(window);
+    if (!found || prominence > best.prominence_db) best = {prominence, f};
+    found = true;
+  }
+  return best;
+}
+
+struct Periodicity {
+  double strength = 0, rate_hz = 0;
+};
+
+// Autocorrelation of the onset-strength envelope (frames of `frame_s` seconds) between periods
+// of 20 ms and 500 ms. The rate is that of the shortest lag within 85 % of the best correlation,
+// so that a multiple of the true period is not reported.
+Periodicity envelope_periodicity(const std::vector<double>& onset, double frame_s) {
+  const int n = static_cast<int>(onset.size());
+  const int lo = std::max(2, static_cast<int>(std::ceil(0.020 / frame_s)));
+  const int hi = std::min(n / 3, static_cast<int>(std::floor(0.500 / frame_s)));
+  Periodicity p;
+  if (hi <= lo) return p;
+  const double mean = std::accumulate(onset.begin(), onset.end(), 0.0) / n;
+  std::vector<double> o(n);
+  for (int i = 0; i < n; ++i) o[i] = onset[i] - mean;
+  std::vector<double> r(hi + 2, 0.0);
+  for (int lag = lo - 1; lag <= hi + 1; ++lag) {
+    double xy = 0, xx = 0, yy = 0;
+    for (int i = 0; i + lag < n; ++i) {
+      xy += o[i] * o[i + lag];
+      xx += o[i] * o[i];
+      yy += o[i + lag] * o[i + lag];
+    }
+    r[lag] = (xx > 0 && yy > 0) ? xy / std::sqrt(xx * yy) : 0.0;
+  }
+  int best = lo;
+  for (int lag = lo; lag <= hi; ++lag)
+    if (r[lag] > r[best]) best = lag;
+  if (r[best] <= 0) return p;
+  int chosen = best;
+  for (int lag = lo; lag < best; ++lag) {
+    if (r[lag] >= 0.85 * r[best] && r[lag] >= r[lag - 1] && r[lag] >= r[lag + 1]) {
+      chosen = lag;
+      break;
+    }
+  }
+  // Parabolic refinement of the lag.
+  double lag = chosen;
+  const double a = r[chosen - 1], b = r[chosen], c = r[chosen + 1];
+  const double denom = a - 2 * b + c;
+  if (denom < 0) lag += std::clamp(0.5 * (a - c) / denom, -0.5, 0.5);
+  p.strength = r[best];
+  p.rate_hz = 1.0 / (lag * frame_s);
+  return p;
+}
+
+}  // namespace
+
+const std::vector<FeatureSpec>& evidence_features() {
+  static const std::vector<FeatureSpec> specs = {
+      {"level_db", "Overall level", "dBFS", 1, 1.0, true},
+      {"hum_db", "Low-frequency hum below 200 Hz", "dB re total", 1, 1.0, true},
+      {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, true},
+      {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, false},
+      {"impulse_rate", "Impulsive transients", "per second", 1, 0.5, true},
+      {"impulse_db", "Strongest transient over average level", "dB", 1, 1.5, true},
+      {"click_strength", "Periodicity of transients", "0-1", 2, 0.05, true},
+      {"click_rate", "Rate of periodic clicking", "Hz", 1, 0.0, false},
+      {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, true},
+      {"flatness", "Spectral flatness above 2 kHz", "0-1", 3, 0.02, true},
+      {"centroid_hz", "Spectral centroid", "Hz", 0, 40.0, true},
+      {"irregularity", "Variation of level over time (CV of 50-ms frame energy)", "ratio", 2, 0.05, true},
+      {"dropout_pct", "Time in drop-outs (over 20 dB below the median level)", "%", 1, 1.0, true},
+      {"dropout_count", "Number of drop-outs", "count", 0, 0.5, true},
+  };
+  return specs;
+}
+
+size_t evidence_index(const std::string& key) {
+  const auto& specs = evidence_features();
+  for (size_t i = 0; i < specs.size(); ++i)
+    if (specs[i].key == key) return i;
+  throw Error("evidence: unknown feature \"" + key + "\"");
+}
+
+ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) {
+  if (sample_rate < 8000) throw FormatError("evidence: sample rate " + std::to_string(sample_rate) + " Hz is below 8000 Hz");
+  if (n < sample_rate / 2) throw FormatError("evidence: clip shorter than 0.5 s");
+  std::vector<double> x(samples, samples + n);
+  const double seconds = static_cast<double>(n) / sample_rate;
+  const double nyquist = sample_rate / 2.0;
+  const double top = std::min(0.9 * nyquist, 16000.0);
+
+  ClipEvidence ev;
+  ev.values.assign(evidence_features().size(), 0.0);
+  auto set = [&](const char* key, double v) { ev.values[evidence_index(key)] = std::isfinite(v) ? v : 0.0; };
+
+  double power = 0;
+  for (double v : x) power += v * v;
+  power /= n;
+  set("level_db", db(power));
+
+  const Spectrum spec = mean_spectrum(x, sample_rate);
+  const double total = band_sum(spec, 20.0, nyquist);
+  set("hum_db", db(band_sum(spec, 20.0, 200.0) / (total + kTiny)));
+  const Tone tone = tonal_peak(spec, 2000.0, top);
+  set("tone_db", tone.prominence_db);
+  set("tone_hz", tone.hz);
+
+  std::vector<double> high, upper;
+  double weighted = 0, weight = 0, log_sum = 0;
+  for (size_t k = 0; k < spec.power.size(); ++k) {
+    const double f = k * spec.bin_hz;
+    if (f >= 20.0) {
+      weighted += f * spec.power[k];
+      weight += spec.power[k];
+    }
+    if (f >= 4000.0 && f <= top) high.push_back(spec.power[k]);
+    if (f >= 2000.0 && f <= top) {
+      upper.push_back(spec.power[k]);
+      log_sum += std::log(spec.power[k] + kTiny);
+    }
+  }
+  set("grind_db", high.empty() ? -120.0 : db(median_of(high) * high.size() / (total + kTiny)));
+  if (!upper.empty()) {
+    const double arith = std::accumulate(upper.begin(), upper.end(), 0.0) / upper.size();
+    set("flatness", std::exp(log_sum / upper.size()) / (arith + kTiny));
+  }
+  set("centroid_hz", weight > 0 ? weighted / weight : 0.0);
+
+  // Transients: 5-ms frames of the pre-emphasised signal against their running median.
+  std::vector<double> emphasised(n);
+  emphasised[0] = x[0];
+  for (int64_t i = 1; i < n; ++i) emphasised[i] = x[i] - 0.97 * x[i - 1];
+  const int64_t short_len = std::max<int64_t>(1, std::lround(0.005 * sample_rate));
+  const double short_s = static_cast<double>(short_len) / sample_rate;
+  const std::vector<double> e5 = frame_energy(emphasised, short_len);
+  const std::vector<double> background = running_median(e5, 40);
+  const int frames5 = static_cast<int>(e5.size());
+  std::vector<double> onset(frames5);
+  int impulses = 0, last = -1000;
+  const double threshold = std::pow(10.0, 0.8);  // 8 dB over the local median
+  for (int m = 0; m < frames5; ++m) {
+    onset[m] = std::max(0.0, db(e5[m] / (background[m] + kTiny)));
+    if (e5[m] <= threshold * (background[m] + kTiny)) continue;
+    bool local_max = true;
+    for (int d = -4; d <= 4 && local_max; ++d)
+      if (d && m + d >= 0 && m + d < frames5 && e5[m + d] > e5[m]) local_max = false;
+    if (local_max && m - last >= 8) {  // at least 40 ms apart
+      ++impulses;
+      last = m;
+    }
+  }
+  set("impulse_rate", impulses / seconds);
+  const double mean_e5 = std::accumulate(e5.begin(), e5.end(), 0.0) / std::max(frames5, 1);
+  set("impulse_db", frames5 ? db(*std::max_element(e5.begin(), e5.end()) / (mean_e5 + kTiny)) : 0.0);
+  const Periodicity period = envelope_periodicity(onset, short_s);
+  set("click_strength", period.strength);
+  set("click_rate", period.rate_hz);
+
+  // Level over time: 50-ms frames for irregularity, 20-ms frames for drop-outs.
+  const std::vector<double> e50 = frame_energy(x, std::max<int64_t>(1, std::lround(0.050 * sample_rate)));
+  if (e50.size() > 1) {
+    const double mean = std::accumulate(e50.begin(), e50.end(), 0.0) / e50.size();
+    double var = 0;
+    for (double e : e50) var += (e - mean) * (e - mean);
+    set("irregularity", std::sqrt(var / (e50.size() - 1)) / (mean + kTiny));
+  }
+  const std::vector<double> e20 = frame_energy(x, std::max<int64_t>(1, std::lround(0.020 * sample_rate)));
+  std::vector<double> level20(e20.size());
+  for (size_t i = 0; i < e20.size(); ++i) level20[i] = db(e20[i]);
+  const double floor_db = median_of(level20) - 20.0;
+  int silent = 0, gaps = 0, run = 0;
+  for (size_t i = 0; i <= level20.size(); ++i) {
+    const bool quiet = i < level20.size() && level20[i] < floor_db;
+    if (quiet) {
+      ++silent;
+      ++run;
+    } else {
+      if (run >= 2) ++gaps;  // a drop-out lasts at least 40 ms
+      run = 0;
+    }
+  }
+  set("dropout_pct", level20.empty() ? 0.0 : 100.0 * silent / level20.size());
+  set("dropout_count", gaps);
+  return ev;
+}
+
+std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous,
+                                          const std::vector<ClipEvidence>& neighbors) {
+  const auto& specs = evidence_features();
+  if (anomalous.values.size() != specs.size()) throw Error("evidence: wrong number of values");
+  std::vector<EvidenceRow> rows;
+  for (size_t f = 0; f < specs.size(); ++f) {
+    EvidenceRow row{&specs[f], anomalous.values[f], {}, 0.0, std::nullopt};
+    for (const auto& nb : neighbors) {
+      if (nb.values.size() != specs.size()) throw Error("evidence: wrong number of values");
+      row.neighbors.push_back(nb.values[f]);
+    }
+    const size_t k = row.neighbors.size();
+    if (k) row.reference_mean = std::accumulate(row.neighbors.begin(), row.neighbors.end(), 0.0) / k;
+    if (specs[f].scored && k) {
+      double var = 0;
+      for (double v : row.neighbors) var += (v - row.reference_mean) * (v - row.reference_mean);
+      const double sd = k > 1 ? std::sqrt(var / (k - 1)) : 0.0;
+      row.z = (row.anomalous - row.reference_mean) / std::max(sd, specs[f].spread_floor);
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string format_feature(const FeatureSpec& spec, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", spec.decimals, value);
+  std::string s = buf;
+  if (s.size() > 1 && s[0] == '-' && s.find_first_not_of("-0.") == std::string::npos) s.erase(0, 1);
+  return s;
+}
+
+std::string feature_header(const FeatureSpec& spec) { return spec.name + " (" + spec.unit + ")"; }
+
+}  // namespace asdcap

@@ -1,0 +1,274 @@
+// The built-in explainer: ranks what differs between the anomalous clip and its references and
+// writes one "This sound is ..." sentence of at most 40 words.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "asdcap/llm.hpp"
+
+namespace asdcap {
+
+namespace {
+
+constexpr int kMaxWords = 40;
+constexpr double kNameThreshold = 2.5;  // weighted |z| needed to name a difference
+
+struct Candidate {
+  double score;
+  std::string group;        // one phrase per group (e.g. both drop-out features)
+  std::string key;          // recorded in OfflineAnswer::named
+  std::string is_phrase;    // completes "This sound is ..."
+  std::string verb_phrase;  // completes "..., and it ..." style lists ("has ...", "hums ...")
+};
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string signed_db(double v) { return (v >= 0 ? "+" : "-") + fmt("%.0f", std::fabs(v)) + " dB"; }
+
+std::string frequency(double hz) {
+  if (hz >= 1000) return fmt("%.1f", hz / 1000) + " kHz";
+  return fmt("%.0f", hz) + " Hz";
+}
+
+std::string times_per_second(double rate) {
+  const double r = rate < 3 ? std::round(rate * 2) / 2 : std::round(rate);
+  return "about " + fmt(r == std::floor(r) ? "%.0f" : "%.1f", r) + " times per second";
+}
+
+const EvidenceRow* find_row(const std::vector<EvidenceRow>& rows, const std::string& key) {
+  for (const auto& r : rows)
+    if (r.spec->key == key) return &r;
+  return nullptr;
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Generic features (overall level, spectral shape, irregularity) change with almost any fault;
+// the specific ones say what the fault is, so they win ties.
+double feature_weight(const std::string& key) {
+  static const std::map<std::string, double> weights = {
+      {"level_db", 0.6}, {"flatness", 0.6}, {"centroid_hz", 0.6}, {"irregularity", 0.5},
+      {"impulse_db", 0.8}, {"dropout_count", 0.9}};
+  auto it = weights.find(key);
+  return it == weights.end() ? 1.0 : it->second;
+}
+
+void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candidate>& out) {
+  for (const auto& row : rows) {
+    if (!row.z) continue;
+    const double z = *row.z;
+    const std::string& key = row.spec->key;
+    const double d = row.anomalous - row.reference_mean;
+    const bool up = z > 0;
+    const std::string ref = " over the normal references";
+    Candidate c{std::fabs(z) * feature_weight(key), key, key, "", ""};
+    if (key == "level_db") {
+      c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + signed_db(d) + ref + ")";
+      c.verb_phrase = std::string("is ") + (up ? "louder" : "quieter") + " overall (" + signed_db(d) + ")";
+    } else if (key == "hum_db") {
+      c.is_phrase = up ? "heavier in low-frequency hum or vibration below 200 Hz (" + signed_db(d) + ref + ")"
+                       : "lighter in low-frequency hum below 200 Hz (" + signed_db(d) + ref + ")";
+      c.verb_phrase = up ? "hums or vibrates more below 200 Hz (" + signed_db(d) + ")"
+                         : "has less low-frequency hum (" + signed_db(d) + ")";
+    } else if (key == "tone_db") {
+      const EvidenceRow* hz = find_row(rows, "tone_hz");
+      const double f = hz ? (up ? hz->anomalous : median_of(hz->neighbors)) : 0;
+      c.is_phrase = up ? "louder in a high-pitched tone near " + frequency(f) + " (" + signed_db(d) + ref + ")"
+                       : "missing the high-pitched tone the normal sounds have near " + frequency(f);
+      c.verb_phrase = up ? "has a high-pitched whine near " + frequency(f) + " (" + signed_db(d) + ")"
+                         : "lacks the normal high-pitched tone near " + frequency(f);
+    } else if (key == "impulse_rate" || key == "impulse_db") {
+      const EvidenceRow* rate = find_row(rows, "impulse_rate");
+      const double r = rate ? rate->anomalous : 0;
+      if (up) {
+        c.is_phrase = "punctuated by sharp knocks " + times_per_second(r) + " (normal references: " +
+                      fmt("%.1f", rate ? rate->reference_mean : 0) + ")";
+        c.verb_phrase = "has sharp knocks " + times_per_second(r);
+        if (key == "impulse_db") {
+          c.is_phrase = "marked by stronger knocks or impacts (" + signed_db(d) + " peaks" + ref + ")";
+          c.verb_phrase = "has stronger knocks or impacts (" + signed_db(d) + " peaks)";
+        }
+      } else {
+        c.is_phrase = "smoother, with fewer sharp transients than the normal references";
+        c.verb_phrase = "has fewer sharp transients";
+      }
+      c.group = "impulses";
+    } else if (key == "click_strength") {
+      const EvidenceRow* rate = find_row(rows, "click_rate");
+      const double r = rate ? rate->anomalous : 0;
+      c.is_phrase = up ? "rattling or clicking rhythmically " + times_per_second(r) + " (periodicity " +
+                             fmt("%.2f", row.anomalous) + " vs " + fmt("%.2f", row.reference_mean) + ")"
+                       : "less rhythmic than the normal references";
+      c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "is less rhythmic";
+    } else if (key == "grind_db") {
+      c.is_phrase = up ? "noisier, with broadband grinding or hiss above 4 kHz (" + signed_db(d) + ref + ")"
+                       : "duller, with less noise above 4 kHz (" + signed_db(d) + ref + ")";
+      c.verb_phrase = up ? "has more broadband grinding noise above 4 kHz (" + signed_db(d) + ")"
+                         : "has less noise above 4 kHz (" + signed_db(d) + ")";
+      c.group = "grind";
+    } else if (key == "flatness") {
+      c.is_phrase = up ? "more noise-like, grinding or hissing, above 2 kHz" : "more tonal above 2 kHz";
+      c.verb_phrase = up ? "sounds more like grinding or hiss above 2 kHz" : "sounds more tonal above 2 kHz";
+      c.group = "grind";
+    } else if (key == "centroid_hz") {
+      const std::string cmp = "(spectral centre " + frequency(row.anomalous) + " vs " + frequency(row.reference_mean) + ")";
+      c.is_phrase = up ? "brighter, shifted to higher pitch " + cmp : "duller or muffled, shifted to lower pitch " + cmp;
+      c.verb_phrase = up ? "sounds brighter " + cmp : "sounds muffled " + cmp;
+    } else if (key == "irregularity") {
+      c.is_phrase = up ? "more irregular in loudness over time (variation " + fmt("%.2f", row.anomalous) + " vs " +
+                             fmt("%.2f", row.reference_mean) + ")"
+                       : "steadier in loudness than the normal references";
+      c.verb_phrase = up ? "is more irregular over time" : "is steadier over time";
+    } else if (key == "dropout_pct" || key == "dropout_count") {
+      const EvidenceRow* pct = find_row(rows, "dropout_pct");
+      const EvidenceRow* count = find_row(rows, "dropout_count");
+      const double n = count ? count->anomalous : 0, p = pct ? pct->anomalous : 0;
+      const std::string what = fmt("%.0f", n) + (n == 1 ? " time" : " times") + " (" + fmt("%.0f", p) + "% of the time)";
+      c.is_phrase = up ? "interrupted by drop-outs to near silence " + what : "free of the short silences the normal sounds have";
+      c.verb_phrase = up ? "cuts out to near silence " + what : "has fewer short silences";
+      c.group = "dropouts";
+    } else {
+      continue;
+    }
+    out.push_back(std::move(c));
+  }
+}
+
+void similarity_candidates(const std::vector<std::string>& texts, const std::vector<double>& a,
+                           const std::vector<std::vector<double>>& normals, std::vector<Candidate>& out) {
+  for (size_t t = 0; t < texts.size() && t < a.size(); ++t) {
+    std::vector<double> v;
+    for (const auto& row : normals)
+      if (t < row.size()) v.push_back(row[t]);
+    if (v.empty()) continue;
+    const double mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+    double var = 0;
+    for (double x : v) var += (x - mean) * (x - mean);
+    const double sd = v.size() > 1 ? std::sqrt(var / (v.size() - 1)) : 0.0;
+    const double z = (a[t] - mean) / std::max(sd, 0.01);
+    const std::string cmp = "(" + fmt("%.2f", a[t]) + " vs " + fmt("%.2f", mean) + ")";
+    const std::string quoted = "\"" + texts[t] + "\"";
+    Candidate c{std::fabs(z), "text:" + texts[t], "text:" + texts[t], "", ""};
+    c.is_phrase = std::string(z > 0 ? "closer to " : "further from ") + quoted + " " + cmp + " than its normal references";
+    c.verb_phrase = std::string(z > 0 ? "matches " : "matches less ") + quoted + " " + cmp;
+    out.push_back(std::move(c));
+  }
+}
+
+std::vector<std::string> content_words(const std::string& caption) {
+  static const std::set<std::string> stop = {
+      "a", "an", "the", "and", "or", "of", "in", "on", "with", "is", "are", "it", "its", "to", "as",
+      "sounds", "like", "sound", "being", "while", "by", "at", "from", "that", "this", "some", "there"};
+  std::vector<std::string> words;
+  std::string w;
+  for (char ch : caption + " ") {
+    if (std::isalpha(static_cast<unsigned char>(ch))) {
+      w += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    } else if (!w.empty()) {
+      if (!stop.count(w)) words.push_back(w);
+      w.clear();
+    }
+  }
+  return words;
+}
+
+// Words of the anomalous caption that none of the normal captions uses.
+void caption_candidates(const std::string& anomalous, const std::vector<std::string>& normals,
+                        std::vector<Candidate>& out) {
+  std::set<std::string> normal_words;
+  for (const auto& n : normals)
+    for (const auto& w : content_words(n)) normal_words.insert(w);
+  std::vector<std::string> fresh;
+  for (const auto& w : content_words(anomalous))
+    if (!normal_words.count(w) && std::find(fresh.begin(), fresh.end(), w) == fresh.end()) fresh.push_back(w);
+  if (fresh.empty()) return;
+  if (fresh.size() > 3) fresh.resize(3);
+  std::string list;
+  for (size_t i = 0; i < fresh.size(); ++i) list += (i ? ", " : "") + fresh[i];
+  // New words are a strong, but not measured, hint: rank them like a clear z-score.
+  out.push_back({3.0 + fresh.size() * 0.1, "caption", "caption",
+                 "described with words its normal references lack (" + list + ")",
+                 "is described with new words (" + list + ")"});
+}
+
+}  // namespace
+
+int count_words(const std::string& sentence) {
+  std::istringstream in(sentence);
+  int n = 0;
+  for (std::string w; in >> w;) ++n;
+  return n;
+}
+
+OfflineAnswer explain_offline(const OfflineInput& in) {
+  std::vector<Candidate> candidates;
+  if (in.evidence) evidence_candidates(*in.evidence, candidates);
+  if (in.texts && in.anomalous_similarity && in.normal_similarity)
+    similarity_candidates(*in.texts, *in.anomalous_similarity, *in.normal_similarity, candidates);
+  if (in.anomalous_caption && in.normal_captions)
+    caption_candidates(*in.anomalous_caption, *in.normal_captions, candidates);
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+
+  std::vector<const Candidate*> chosen;
+  std::set<std::string> groups;
+  for (const auto& c : candidates) {
+    if (c.score < kNameThreshold || chosen.size() == 3) break;
+    if (groups.insert(c.group).second) chosen.push_back(&c);
+  }
+
+  OfflineAnswer out;
+  if (chosen.empty()) {
+    if (in.anomalous_caption && in.normal_captions && candidates.empty()) {
+      out.answer = "This sound is described like its normal references, so the captions show no clear difference.";
+      return out;
+    }
+    out.answer = "This sound is close to its normal references in every measured respect";
+    if (!candidates.empty())
+      out.answer += "; the largest difference: it " + candidates.front().verb_phrase;
+    out.answer += ".";
+    if (count_words(out.answer) > kMaxWords)
+      out.answer = "This sound is close to its normal references in every measured respect.";
+    return out;
+  }
+  // Add phrases while the sentence stays within the limit.
+  std::vector<const Candidate*> used;
+  std::string sentence;
+  for (const Candidate* c : chosen) {
+    used.push_back(c);
+    std::string s = "This sound is " + used[0]->is_phrase;
+    for (size_t i = 1; i < used.size(); ++i)
+      s += (i + 1 == used.size() ? " and " : ", ") + used[i]->verb_phrase;
+    s += ".";
+    if (count_words(s) > kMaxWords) {
+      used.pop_back();
+      if (used.empty()) sentence = "This sound is " + c->is_phrase;  // truncated below
+      break;
+    }
+    sentence = s;
+  }
+  if (count_words(sentence) > kMaxWords) {
+    std::istringstream words(sentence);
+    std::string w, cut;
+    for (int i = 0; i < kMaxWords && words >> w; ++i) cut += (i ? " " : "") + w;
+    sentence = cut + (cut.back() == '.' ? "" : ".");
+  }
+  out.answer = sentence;
+  for (const Candidate* c : used) out.named.push_back(c->key);
+  if (used.empty() && !chosen.empty()) out.named.push_back(chosen.front()->key);
+  return out;
+}
+
+}  // namespace asdcap

@@ -1,0 +1,155 @@
+#include "asdcap/model_file.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+#include "asdcap/convert.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
+#include "asdcap/gguf.hpp"
+#include "half.hpp"
+#include "mapped_file.hpp"
+#include "schema.hpp"
+
+namespace asdcap {
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+struct ModelFile::Impl {
+  std::unique_ptr<modelio::MappedFile> file;
+  GgufView gguf;
+  ModelConfig config;
+  std::string identity;
+  std::vector<TensorInfo> tensors;
+  std::unordered_map<std::string, size_t> index;
+  mutable std::mutex converted_mu;
+  mutable std::unordered_map<std::string, std::unique_ptr<std::vector<float>>> converted;
+
+  const GgufValue& value(std::string_view key, GgufValue::Kind kind) const {
+    auto it = gguf.kv.find(std::string(key));
+    if (it == gguf.kv.end()) throw ModelError(file->path() + ": metadata key " + std::string(key) + " missing");
+    if (it->second.kind != kind) throw ModelError(file->path() + ": metadata key " + std::string(key) + " has another type");
+    return it->second;
+  }
+};
+
+ModelFile::ModelFile() : impl_(std::make_unique<Impl>()) {}
+ModelFile::~ModelFile() = default;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+}  // namespace
+
+std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
+  std::shared_ptr<ModelFile> m(new ModelFile());
+  Impl& d = *m->impl_;
+  d.file = std::make_unique<modelio::MappedFile>(path);
+  d.gguf = GgufView::parse(d.file->data(), d.file->size(), path);
+  auto arch = d.gguf.kv.find("general.architecture");
+  if (arch == d.gguf.kv.end() || arch->second.kind != GgufValue::Kind::String)
+    throw ModelError(path + ": GGUF file without general.architecture: not an asdcap model");
+  if (arch->second.s != modelio::kArchitecture)
+    throw ModelError(path + ": GGUF architecture '" + arch->second.s + "' is not " + modelio::kArchitecture +
+                     " (convert msclap checkpoints with `asdcap convert`)");
+  d.config = modelio::read_config(d.gguf, path);
+  {
+    const GgufValue& model = d.value("tokenizer.ggml.model", GgufValue::Kind::String);
+    if (model.s != "gpt2") throw ModelError(path + ": tokenizer.ggml.model is '" + model.s + "', expected gpt2");
+    const auto& tokens = d.value("tokenizer.ggml.tokens", GgufValue::Kind::StringArray).strings;
+    d.value("tokenizer.ggml.merges", GgufValue::Kind::StringArray);
+    const int vocab = d.config.has_clap ? d.config.text.vocab : d.config.decoder.vocab;
+    if (static_cast<int64_t>(tokens.size()) != vocab)
+      throw ModelError(path + ": tokenizer has " + std::to_string(tokens.size()) + " tokens, the model " +
+                       std::to_string(vocab));
+  }
+  d.identity = sha256_hex(d.file->data(), static_cast<size_t>(d.gguf.data_offset));
+  for (const GgufTensor& t : d.gguf.tensors) {
+    TensorInfo info;
+    info.name = t.name;
+    info.dtype = t.dtype;
+    info.shape = t.shape;
+    info.data = d.file->data() + t.offset;
+    info.nbytes = static_cast<size_t>(t.nbytes);
+    if (!d.index.emplace(t.name, d.tensors.size()).second) throw FormatError(path + ": duplicate tensor " + t.name);
+    d.tensors.push_back(std::move(info));
+  }
+  std::vector<std::string> missing;
+  for (const TensorSpec& s : required_tensors(d.config)) {
+    auto it = d.index.find(s.name);
+    if (it == d.index.end()) {
+      missing.push_back(s.name);
+      continue;
+    }
+    const TensorInfo& t = d.tensors[it->second];
+    if (t.shape != s.shape)
+      throw ModelError(path + ": tensor " + s.name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(s.shape));
+    bool ok = t.dtype == s.dtype ||
+              (s.dtype == DType::F32 && (t.dtype == DType::F16 || t.dtype == DType::BF16) && f16_eligible(s.name, s.shape));
+    if (!ok)
+      throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected " + dtype_name(s.dtype));
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + missing[i];
+    if (missing.size() > 10) list += ", ... (" + std::to_string(missing.size()) + " in all)";
+    throw ModelError(path + ": model file lacks tensors: " + list);
+  }
+  return m;
+}
+
+const std::string& ModelFile::path() const { return impl_->file->path(); }
+const ModelConfig& ModelFile::config() const { return impl_->config; }
+const std::string& ModelFile::identity() const { return impl_->identity; }
+bool ModelFile::has(std::string_view name) const { return impl_->index.count(std::string(name)) > 0; }
+const std::vector<TensorInfo>& ModelFile::tensors() const { return impl_->tensors; }
+
+const TensorInfo& ModelFile::tensor(std::string_view name) const {
+  auto it = impl_->index.find(std::string(name));
+  if (it == impl_->index.end()) throw ModelError(path() + ": no tensor " + std::string(name));
+  return impl_->tensors[it->second];
+}
+
+const float* ModelFile::f32(std::string_view name, std::initializer_list<int64_t> shape) const {
+  const TensorInfo& t = tensor(name);
+  if (shape.size() && !std::equal(shape.begin(), shape.end(), t.shape.begin(), t.shape.end()))
+    throw ModelError(path() + ": tensor " + t.name + " has shape " + shape_str(t.shape) + ", expected " +
+                     shape_str(std::vector<int64_t>(shape)));
+  if (t.dtype == DType::F32) return static_cast<const float*>(t.data);
+  if (t.dtype != DType::F16 && t.dtype != DType::BF16)
+    throw ModelError(path() + ": tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
+  std::lock_guard<std::mutex> lock(impl_->converted_mu);
+  auto& slot = impl_->converted[t.name];
+  if (!slot) {
+    auto v = std::make_unique<std::vector<float>>(static_cast<size_t>(t.numel()));
+    const auto* src = static_cast<const uint8_t*>(t.data);
+    for (size_t i = 0; i < v->size(); ++i) {
+      uint16_t h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+      (*v)[i] = t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
+    }
+    slot = std::move(v);
+  }
+  return slot->data();
+}
+
+bool ModelFile::has_key(std::string_view key) const { return impl_->gguf.kv.count(std::string(key)) > 0; }
+int64_t ModelFile::get_int(std::string_view key) const { return impl_->value(key, GgufValue::Kind::Int).i; }
+double ModelFile::get_float(std::string_view key) const { return impl_->value(key, GgufValue::Kind::Float).f; }
+std::string ModelFile::get_string(std::string_view key) const { return impl_->value(key, GgufValue::Kind::String).s; }
+std::vector<std::string> ModelFile::get_string_array(std::string_view key) const {
+  return impl_->value(key, GgufValue::Kind::StringArray).strings;
+}
+std::vector<int64_t> ModelFile::get_int_array(std::string_view key) const {
+  return impl_->value(key, GgufValue::Kind::IntArray).ints;
+}
+
+}  // namespace asdcap

@@ -1,0 +1,45 @@
+// Shared by convert_model and write_random_model (internal to modelio): the GPT-2 tokenizer files
+// and writing a complete asdcap-msclap GGUF file.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "asdcap/checkpoint.hpp"
+#include "asdcap/model_file.hpp"
+
+namespace asdcap::modelio {
+
+struct TokenizerFiles {
+  std::vector<std::string> tokens;  // by id
+  std::vector<std::string> merges;  // "a b", in rank order
+  int64_t id(const std::string& token, const std::string& file) const;  // throws ModelError
+};
+// vocab.json (token -> id, ids dense from 0) and merges.txt (optional "#version" line first).
+TokenizerFiles read_tokenizer_files(const std::string& vocab_json, const std::string& merges_txt);
+
+// Sets pad/eos/stop ids from the vocabulary ("!", "<|endoftext|>", "Ġ" = the first token of " <|endoftext|>").
+void set_token_ids(ModelConfig& cfg, const TokenizerFiles& tok, const std::string& vocab_file);
+
+struct SourceFile {
+  std::string role;    // clap, clapcap, gpt2, vocab, merges
+  std::string path;
+  std::string sha256;
+};
+
+struct ModelContents {
+  ModelConfig config;
+  std::vector<CheckpointTensor> tensors;  // in file order, final dtypes
+  std::vector<std::string> origins;       // "name=role:key", one per tensor
+  std::vector<std::string> filled_from_gpt2;
+  std::vector<SourceFile> sources;
+  std::string name;                       // general.name
+};
+
+// Writes `m` atomically to `path` (checks the config and the required tensors first).
+void write_model_file(const std::string& path, const ModelContents& m, const TokenizerFiles& tok);
+
+// Converts a float tensor in place to f32 (from f16/bf16/f64) or to f16 (from f32).
+void convert_float_dtype(CheckpointTensor& t, DType to);
+
+}  // namespace asdcap::modelio

@@ -1,0 +1,188 @@
+// Swin window attention with the cyclic shift and window partition done by index arithmetic.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
+#include "fastmath.hpp"
+
+namespace asdcap::nn {
+
+std::vector<float> relative_position_bias(const float* table, int64_t window, int64_t heads) {
+  const int64_t t = window * window, span = 2 * window - 1;
+  std::vector<float> bias(static_cast<size_t>(heads * t * t));
+  for (int64_t i = 0; i < t; ++i) {
+    for (int64_t j = 0; j < t; ++j) {
+      const int64_t dr = i / window - j / window + window - 1;
+      const int64_t dc = i % window - j % window + window - 1;
+      const float* entry = table + (dr * span + dc) * heads;
+      for (int64_t h = 0; h < heads; ++h) bias[static_cast<size_t>((h * t + i) * t + j)] = entry[h];
+    }
+  }
+  return bias;
+}
+
+std::vector<float> shifted_window_mask(int64_t height, int64_t width, int64_t window, int64_t shift) {
+  // Regions of the rolled map: [0, L - window), [L - window, L - shift), [L - shift, L) per axis.
+  auto region = [window, shift](int64_t pos, int64_t len) {
+    return pos < len - window ? 0 : (pos < len - shift ? 1 : 2);
+  };
+  const int64_t t = window * window, wins_w = width / window;
+  const int64_t n_windows = (height / window) * wins_w;
+  std::vector<float> mask(static_cast<size_t>(n_windows * t * t));
+  std::vector<int> id(static_cast<size_t>(t));
+  for (int64_t w = 0; w < n_windows; ++w) {
+    const int64_t r0 = (w / wins_w) * window, c0 = (w % wins_w) * window;
+    for (int64_t i = 0; i < t; ++i)
+      id[static_cast<size_t>(i)] =
+          static_cast<int>(region(r0 + i / window, height) * 3 + region(c0 + i % window, width));
+    float* m = mask.data() + w * t * t;
+    for (int64_t i = 0; i < t; ++i)
+      for (int64_t j = 0; j < t; ++j) m[i * t + j] = id[static_cast<size_t>(i)] == id[static_cast<size_t>(j)] ? 0.f : -100.f;
+  }
+  return mask;
+}
+
+namespace {
+
+struct WindowJob {
+  const float* qkv;
+  const int64_t* rows;  // T token rows of this window (original order)
+  const float* bias;    // [heads][T][T]
+  const float* mask;    // [T][T] or null
+  float* out;
+  int64_t channels, heads, head_dim;
+  float scale;
+};
+
+// One row of scores -> probabilities: s = (s + bias) + mask; softmax (max-subtracted).
+template <int kT>
+inline void softmax_scores(float* s, const float* b, const float* m, int64_t t_rt) {
+  const int64_t t = kT > 0 ? kT : t_rt;
+  if (m) {
+#pragma omp simd
+    for (int64_t j = 0; j < t; ++j) s[j] = (s[j] + b[j]) + m[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < t; ++j) s[j] = s[j] + b[j];
+  }
+  float mx = s[0];
+  for (int64_t j = 1; j < t; ++j) mx = s[j] > mx ? s[j] : mx;
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < t; ++j) {
+    s[j] = fast::exp(s[j] - mx);
+    sum += s[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < t; ++j) s[j] *= inv;
+}
+
+// kT / kHd: compile-time window tokens / head size (0: runtime values from the job).
+template <int kT, int kHd>
+void attend_window(const WindowJob& job, int64_t t_rt, std::vector<float>& scratch) {
+  const int64_t t = kT > 0 ? kT : t_rt;
+  const int64_t hd = kHd > 0 ? kHd : job.head_dim;
+  const int64_t c = job.channels, ld = 3 * c;
+  scratch.resize(static_cast<size_t>(3 * t * hd + 2 * t));
+  float* q = scratch.data();
+  float* kt = q + t * hd;  // keys transposed: [hd][T]
+  float* v = kt + t * hd;
+  float* s = v + t * hd;
+  for (int64_t h = 0; h < job.heads; ++h) {
+    for (int64_t i = 0; i < t; ++i) {
+      const float* src = job.qkv + job.rows[i] * ld + h * hd;
+      for (int64_t d = 0; d < hd; ++d) {
+        q[i * hd + d] = src[d] * job.scale;
+        kt[d * t + i] = src[c + d];
+        v[i * hd + d] = src[2 * c + d];
+      }
+    }
+    const float* bias_h = job.bias + h * t * t;
+    for (int64_t i = 0; i < t; ++i) {
+      const float* qi = q + i * hd;
+#pragma omp simd
+      for (int64_t j = 0; j < t; ++j) s[j] = 0.f;
+      for (int64_t d = 0; d < hd; ++d) {
+        const float qd = qi[d];
+        const float* kd = kt + d * t;
+#pragma omp simd
+        for (int64_t j = 0; j < t; ++j) s[j] += qd * kd[j];
+      }
+      softmax_scores<kT>(s, bias_h + i * t, job.mask ? job.mask + i * t : nullptr, t);
+      float o[kHd > 0 ? kHd : 256];
+#pragma omp simd
+      for (int64_t d = 0; d < hd; ++d) o[d] = 0.f;
+      for (int64_t j = 0; j < t; ++j) {
+        const float p = s[j];
+        const float* vj = v + j * hd;
+#pragma omp simd
+        for (int64_t d = 0; d < hd; ++d) o[d] += p * vj[d];
+      }
+      float* dst = job.out + job.rows[i] * c + h * hd;
+      for (int64_t d = 0; d < hd; ++d) dst[d] = o[d];
+    }
+  }
+}
+
+}  // namespace
+
+void window_attention(const float* qkv, int64_t batch, const WindowGeometry& g, const float* bias,
+                      const float* mask, float* out) {
+  const int64_t ws = g.window, t = g.tokens();
+  if (ws <= 0 || g.height % ws || g.width % ws || g.heads <= 0 || g.channels % g.heads)
+    throw ModelError("window attention: grid " + std::to_string(g.height) + "x" + std::to_string(g.width) +
+                     " does not fit window " + std::to_string(ws) + " / heads " + std::to_string(g.heads));
+  const int64_t hd = g.channels / g.heads;
+  if (hd > 256) throw ModelError("window attention: head size " + std::to_string(hd) + " > 256 is not supported");
+  const int64_t wins_w = g.width / ws, per_clip = g.num_windows(), hw = g.height * g.width;
+  // As PyTorch: head_dim ** -0.5 computed in double, applied as a float multiplier.
+  const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
+  parallel_chunks(batch * per_clip, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scratch;
+    thread_local std::vector<int64_t> rows;
+    rows.resize(static_cast<size_t>(t));
+    for (int64_t job_id = begin; job_id < end; ++job_id) {
+      const int64_t b = job_id / per_clip, w = job_id % per_clip;
+      const int64_t r0 = (w / wins_w) * ws, c0 = (w % wins_w) * ws;
+      // Token i of window w on the map rolled by -shift is token (r + shift, c + shift) of the original.
+      for (int64_t i = 0; i < t; ++i) {
+        const int64_t r = (r0 + i / ws + g.shift) % g.height, col = (c0 + i % ws + g.shift) % g.width;
+        rows[static_cast<size_t>(i)] = b * hw + r * g.width + col;
+      }
+      WindowJob job{qkv, rows.data(), bias, mask ? mask + w * t * t : nullptr, out, g.channels, g.heads, hd, scale};
+      if (t == 64 && hd == 16)
+        attend_window<64, 16>(job, t, scratch);
+      else if (t == 64 && hd == 24)
+        attend_window<64, 24>(job, t, scratch);
+      else if (t == 64 && hd == 32)
+        attend_window<64, 32>(job, t, scratch);
+      else
+        attend_window<0, 0>(job, t, scratch);
+    }
+  });
+}
+
+void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
+                      const float* gamma, const float* beta, float eps, float* out) {
+  const int64_t h2 = height / 2, w2 = width / 2, c = channels;
+  parallel_chunks(batch * h2, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t br = begin; br < end; ++br) {
+      const int64_t b = br / h2, r = br % h2;
+      for (int64_t col = 0; col < w2; ++col) {
+        float* dst = out + ((b * h2 + r) * w2 + col) * 4 * c;
+        // Order of torch.cat([x0, x1, x2, x3]): (2r, 2c), (2r+1, 2c), (2r, 2c+1), (2r+1, 2c+1).
+        const int64_t base = b * height * width;
+        const float* src[4] = {x + (base + (2 * r) * width + 2 * col) * c, x + (base + (2 * r + 1) * width + 2 * col) * c,
+                               x + (base + (2 * r) * width + 2 * col + 1) * c,
+                               x + (base + (2 * r + 1) * width + 2 * col + 1) * c};
+        for (int k = 0; k < 4; ++k) std::copy(src[k], src[k] + c, dst + k * c);
+        layer_norm(dst, 1, 4 * c, gamma, beta, eps, dst);
+      }
+    }
+  });
+}
+
+}  // namespace asdcap::nn

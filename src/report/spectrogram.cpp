@@ -1,0 +1,100 @@
+// A log-mel spectrogram as an HTML panel: the image is a PNG (<img>, data: URI) and the axes are an
+// SVG laid over it; both scale with the panel's width (the panel keeps the SVG's aspect ratio).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "asdcap/colormap.hpp"
+#include "asdcap/png.hpp"
+#include "asdcap/report_parts.hpp"
+
+namespace asdcap::report {
+namespace {
+
+std::string pct(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f%%", v * 100);
+  return b;
+}
+
+std::string f1(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", v);
+  return b;
+}
+
+std::string hz_label(double hz) {
+  char b[32];
+  if (hz >= 10000) std::snprintf(b, sizeof b, "%.0fk", hz / 1000);
+  else if (hz >= 1000) std::snprintf(b, sizeof b, "%.1fk", hz / 1000);
+  else std::snprintf(b, sizeof b, "%.0f", hz);
+  return b;
+}
+
+}  // namespace
+
+std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_bins, double seconds,
+                              const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt) {
+  if (frames <= 0 || mel_bins <= 0 || db.size() < static_cast<size_t>(frames) * static_cast<size_t>(mel_bins))
+    return "<div class=\"spec missing\">no spectrogram</div>";
+  // Columns: at most 480, each the mean of the frames it covers; rows: 2 pixels per band, low bands at the bottom.
+  const int width = std::min(frames, 480), row_px = 2, height = mel_bins * row_px;
+  std::vector<uint8_t> rgb(static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+  for (int x = 0; x < width; ++x) {
+    const int f0 = static_cast<int>(static_cast<int64_t>(x) * frames / width);
+    const int f1_ = std::max(f0 + 1, static_cast<int>(static_cast<int64_t>(x + 1) * frames / width));
+    for (int m = 0; m < mel_bins; ++m) {
+      double sum = 0;
+      for (int f = f0; f < f1_; ++f) sum += db[static_cast<size_t>(f) * static_cast<size_t>(mel_bins) + static_cast<size_t>(m)];
+      const Rgb8 c = colormap_at(sum / (f1_ - f0), db_lo, db_hi);
+      for (int k = 0; k < row_px; ++k) {
+        const int y = (mel_bins - 1 - m) * row_px + k;
+        uint8_t* p = &rgb[(static_cast<size_t>(y) * static_cast<size_t>(width) + static_cast<size_t>(x)) * 3];
+        p[0] = c.r, p[1] = c.g, p[2] = c.b;
+      }
+    }
+  }
+  const std::string png = encode_png_rgb(rgb.data(), width, height);
+
+  const double W = 220, H = 132, ml = 30, mr = 6, mt = 6, mb = 20;
+  const double pw = W - ml - mr, ph = H - mt - mb;
+  std::string s = "<div class=\"spec\" style=\"aspect-ratio:" + f1(W) + "/" + f1(H) + "\">";
+  s += "<img alt=\"" + html_escape(alt) + "\" src=\"" + data_uri("image/png", png) + "\" style=\"left:" + pct(ml / W) +
+       ";top:" + pct(mt / H) + ";width:" + pct(pw / W) + ";height:" + pct(ph / H) + "\">";
+  s += "<svg viewBox=\"0 0 " + f1(W) + " " + f1(H) + "\" aria-hidden=\"true\">";
+  s += "<rect x=\"" + f1(ml) + "\" y=\"" + f1(mt) + "\" width=\"" + f1(pw) + "\" height=\"" + f1(ph) + "\" class=\"frame\"/>";
+  // Frequency ticks at band centres, about every 16 bands, in Hz.
+  if (static_cast<int>(band_hz.size()) == mel_bins) {
+    const int step = std::max(1, mel_bins / 4);
+    for (int m = 0; m < mel_bins; m += step) {
+      const double y = mt + ph - (m + 0.5) / mel_bins * ph;
+      s += "<line x1=\"" + f1(ml - 3) + "\" y1=\"" + f1(y) + "\" x2=\"" + f1(ml) + "\" y2=\"" + f1(y) + "\" class=\"axis\"/>";
+      s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(y + 3.5) + "\" text-anchor=\"end\" class=\"tick\">" + hz_label(band_hz[size_t(m)]) + "</text>";
+    }
+    const double ytop = mt + ph - (mel_bins - 0.5) / mel_bins * ph;
+    s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(ytop + 3.5) + "\" text-anchor=\"end\" class=\"tick\">" +
+         hz_label(band_hz.back()) + "</text>";
+  }
+  s += "<text x=\"3\" y=\"" + f1(mt + ph / 2) + "\" class=\"tick unit\" transform=\"rotate(-90 7 " + f1(mt + ph / 2) +
+       ")\" text-anchor=\"middle\">Hz</text>";
+  if (seconds > 0) {
+    const double raw = seconds / 4;
+    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+    double step = mag;
+    for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+      if (m * mag >= raw) { step = m * mag; break; }
+    for (double t = 0; t <= seconds + 1e-9; t += step) {
+      const double x = ml + t / seconds * pw;
+      if (x > W - mr - 14 && t > 0) break;  // keep the unit label readable
+      s += "<line x1=\"" + f1(x) + "\" y1=\"" + f1(mt + ph) + "\" x2=\"" + f1(x) + "\" y2=\"" + f1(mt + ph + 3) + "\" class=\"axis\"/>";
+      char b[32];
+      std::snprintf(b, sizeof b, step < 1 ? "%.1f" : "%.0f", t);
+      s += "<text x=\"" + f1(x) + "\" y=\"" + f1(mt + ph + 13) + "\" text-anchor=\"middle\" class=\"tick\">" + b + "</text>";
+    }
+    s += "<text x=\"" + f1(W - mr) + "\" y=\"" + f1(mt + ph + 13) + "\" text-anchor=\"end\" class=\"tick unit\">s</text>";
+  }
+  s += "</svg></div>";
+  return s;
+}
+
+}  // namespace asdcap::report

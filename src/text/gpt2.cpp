@@ -1,0 +1,290 @@
+#include "asdcap/gpt2.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
+
+namespace asdcap {
+
+namespace {
+
+// Keys/values of one head: n rows, `stride` floats apart.
+struct KeySpan {
+  const float* k;
+  const float* v;
+  int64_t n;
+  int64_t stride;
+};
+
+// softmax(q . k_j / sqrt(hd)) . v over the keys of up to two spans (HF GPT-2 order: dot product,
+// then division by sqrt(head_dim), float32 softmax).
+void attend(const float* q, int64_t hd, float root_hd, const KeySpan* spans, int nspans, float* scores,
+            float* out) {
+  int64_t total = 0;
+  float mx = -INFINITY;
+  for (int s = 0; s < nspans; ++s) {
+    const KeySpan& sp = spans[s];
+    for (int64_t j = 0; j < sp.n; ++j) {
+      const float* k = sp.k + j * sp.stride;
+      float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < hd; ++i) acc += q[i] * k[i];
+      const float sc = acc / root_hd;
+      scores[total++] = sc;
+      mx = sc > mx ? sc : mx;
+    }
+  }
+  float sum = 0.f;
+  for (int64_t j = 0; j < total; ++j) {
+    scores[j] = std::exp(scores[j] - mx);
+    sum += scores[j];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < hd; ++i) out[i] = 0.f;
+  int64_t idx = 0;
+  for (int s = 0; s < nspans; ++s) {
+    const KeySpan& sp = spans[s];
+    for (int64_t j = 0; j < sp.n; ++j) {
+      const float p = scores[idx++] * inv;
+      const float* v = sp.v + j * sp.stride;
+#pragma omp simd
+      for (int64_t i = 0; i < hd; ++i) out[i] += p * v[i];
+    }
+  }
+}
+
+}  // namespace
+
+struct Gpt2::Attention {
+  virtual ~Attention() = default;
+  // qkv [rows, 3d] of layer `layer` -> ctx [rows, d] (heads concatenated).
+  virtual void run(int layer, const float* qkv, float* ctx) const = 0;
+};
+
+Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix) : model_(std::move(model)) {
+  if (!model_) throw ModelError("GPT-2: no model file");
+  const ModelConfig& mc = model_->config();
+  cfg_ = prefix.rfind("cap.", 0) == 0 ? mc.decoder : mc.text;
+  if (cfg_.n_embd <= 0 || cfg_.n_head <= 0 || cfg_.n_embd % cfg_.n_head != 0)
+    throw ModelError(model_->path() + ": GPT-2 " + prefix + " has n_embd " + std::to_string(cfg_.n_embd) +
+                     " not divisible by n_head " + std::to_string(cfg_.n_head));
+  const int64_t d = cfg_.n_embd;
+  auto t = [&](const std::string& name, std::initializer_list<int64_t> shape) {
+    return model_->f32(prefix + name, shape);
+  };
+  wte_ = t("wte.weight", {cfg_.vocab, d});
+  wpe_ = t("wpe.weight", {cfg_.n_ctx, d});
+  lnf_g_ = t("ln_f.weight", {d});
+  lnf_b_ = t("ln_f.bias", {d});
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const std::string h = "h." + std::to_string(l) + ".";
+    Layer L{};
+    L.ln1_g = t(h + "ln_1.weight", {d});
+    L.ln1_b = t(h + "ln_1.bias", {d});
+    L.attn_w = t(h + "attn.c_attn.weight", {d, 3 * d});
+    L.attn_b = t(h + "attn.c_attn.bias", {3 * d});
+    L.proj_w = t(h + "attn.c_proj.weight", {d, d});
+    L.proj_b = t(h + "attn.c_proj.bias", {d});
+    L.ln2_g = t(h + "ln_2.weight", {d});
+    L.ln2_b = t(h + "ln_2.bias", {d});
+    L.fc_w = t(h + "mlp.c_fc.weight", {d, 4 * d});
+    L.fc_b = t(h + "mlp.c_fc.bias", {4 * d});
+    L.fc2_w = t(h + "mlp.c_proj.weight", {4 * d, d});
+    L.fc2_b = t(h + "mlp.c_proj.bias", {d});
+    layers_.push_back(L);
+  }
+}
+
+void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
+  const int64_t d = cfg_.n_embd;
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= cfg_.vocab)
+      throw Error("GPT-2: token id " + std::to_string(ids[i]) + " outside the vocabulary of " +
+                  std::to_string(cfg_.vocab));
+    std::memcpy(out + i * d, wte_ + ids[i] * d, static_cast<size_t>(d) * sizeof(float));
+  }
+}
+
+void Gpt2::run_blocks(float* h, int64_t rows, const Attention& attention) const {
+  const int64_t d = cfg_.n_embd;
+  std::vector<float> a(static_cast<size_t>(rows * d)), qkv(static_cast<size_t>(rows * 3 * d)),
+      ctx(static_cast<size_t>(rows * d)), tmp(static_cast<size_t>(rows * d)),
+      mlp(static_cast<size_t>(rows * 4 * d));
+  const int64_t n = rows * d;
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const Layer& L = layers_[static_cast<size_t>(l)];
+    nn::layer_norm(h, rows, d, L.ln1_g, L.ln1_b, 1e-5f, a.data());
+    nn::linear_kn(a.data(), rows, d, L.attn_w, 3 * d, L.attn_b, qkv.data());
+    attention.run(l, qkv.data(), ctx.data());
+    nn::linear_kn(ctx.data(), rows, d, L.proj_w, d, L.proj_b, tmp.data());
+    nn::add(h, tmp.data(), n);
+    nn::layer_norm(h, rows, d, L.ln2_g, L.ln2_b, 1e-5f, a.data());
+    nn::linear_kn(a.data(), rows, d, L.fc_w, 4 * d, L.fc_b, mlp.data());
+    nn::gelu_tanh(mlp.data(), rows * 4 * d);
+    nn::linear_kn(mlp.data(), rows, 4 * d, L.fc2_w, d, L.fc2_b, tmp.data());
+    nn::add(h, tmp.data(), n);
+  }
+}
+
+namespace {
+void check_positions(int64_t positions, int64_t n_ctx) {
+  if (positions > n_ctx)
+    throw Error("GPT-2: " + std::to_string(positions) + " positions exceed the model's " + std::to_string(n_ctx));
+}
+}  // namespace
+
+void Gpt2::forward_ragged(const float* x, const std::vector<int64_t>& lengths, float* hidden) const {
+  const int64_t d = cfg_.n_embd, hd = d / cfg_.n_head;
+  std::vector<int64_t> offsets;
+  int64_t rows = 0, longest = 0;
+  for (int64_t len : lengths) {
+    if (len <= 0) throw Error("GPT-2: empty sequence");
+    check_positions(len, cfg_.n_ctx);
+    offsets.push_back(rows);
+    rows += len;
+    longest = std::max(longest, len);
+  }
+  if (rows == 0) return;
+  std::vector<float> h(x, x + rows * d);
+  for (size_t s = 0; s < lengths.size(); ++s)
+    for (int64_t p = 0; p < lengths[s]; ++p) nn::add(h.data() + (offsets[s] + p) * d, wpe_ + p * d, d);
+
+  struct Ragged : Attention {
+    const std::vector<int64_t>& lengths;
+    const std::vector<int64_t>& offsets;
+    int64_t d, hd, heads, longest;
+    Ragged(const std::vector<int64_t>& l, const std::vector<int64_t>& o, int64_t d_, int64_t hd_, int64_t heads_,
+           int64_t longest_)
+        : lengths(l), offsets(o), d(d_), hd(hd_), heads(heads_), longest(longest_) {}
+    void run(int, const float* qkv, float* ctx) const override {
+      const float root = std::sqrt(static_cast<float>(hd));
+      const int64_t nseq = static_cast<int64_t>(lengths.size());
+#pragma omp parallel
+      {
+        std::vector<float> scores(static_cast<size_t>(longest));
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int64_t s = 0; s < nseq; ++s)
+          for (int64_t hh = 0; hh < heads; ++hh) {
+            const int64_t base = offsets[static_cast<size_t>(s)];
+            for (int64_t t = 0; t < lengths[static_cast<size_t>(s)]; ++t) {
+              const float* q = qkv + (base + t) * 3 * d + hh * hd;
+              KeySpan span{qkv + base * 3 * d + d + hh * hd, qkv + base * 3 * d + 2 * d + hh * hd, t + 1, 3 * d};
+              attend(q, hd, root, &span, 1, scores.data(), ctx + (base + t) * d + hh * hd);
+            }
+          }
+      }
+    }
+  } attention(lengths, offsets, d, hd, cfg_.n_head, longest);
+  run_blocks(h.data(), rows, attention);
+  nn::layer_norm(h.data(), rows, d, lnf_g_, lnf_b_, 1e-5f, hidden);
+}
+
+void Gpt2::forward_nocache(const float* x, int64_t batch, int64_t n, float* hidden) const {
+  forward_ragged(x, std::vector<int64_t>(static_cast<size_t>(batch), n), hidden);
+}
+
+Gpt2::Cache Gpt2::make_cache(int64_t batch, int64_t capacity) const {
+  if (batch <= 0) throw Error("GPT-2: cache batch must be positive");
+  check_positions(capacity, cfg_.n_ctx);
+  Cache c;
+  c.batch = batch;
+  c.capacity = capacity;
+  const size_t per_layer = static_cast<size_t>(batch * capacity * cfg_.n_embd);
+  c.k.assign(static_cast<size_t>(cfg_.n_layer), std::vector<float>(per_layer));
+  c.v = c.k;
+  c.shared_k.assign(static_cast<size_t>(cfg_.n_layer), {});
+  c.shared_v = c.shared_k;
+  return c;
+}
+
+void Gpt2::share(Cache& c, int64_t batch) const {
+  if (c.batch != 1 || c.shared != 0) throw Error("GPT-2: only a fresh batch-1 cache can be shared");
+  const int64_t d = cfg_.n_embd;
+  for (size_t l = 0; l < c.k.size(); ++l) {
+    c.shared_k[l].assign(c.k[l].begin(), c.k[l].begin() + c.length * d);
+    c.shared_v[l].assign(c.v[l].begin(), c.v[l].begin() + c.length * d);
+    const size_t per_layer = static_cast<size_t>(batch * (c.capacity - c.length) * d);
+    c.k[l].assign(per_layer, 0.f);
+    c.v[l].assign(per_layer, 0.f);
+  }
+  c.shared = c.length;
+  c.batch = batch;
+}
+
+void Gpt2::reorder(Cache& c, const std::vector<int64_t>& src) const {
+  if (static_cast<int64_t>(src.size()) != c.batch) throw Error("GPT-2: reorder needs one source per sequence");
+  bool identity = true;
+  for (int64_t b = 0; b < c.batch; ++b) {
+    if (src[static_cast<size_t>(b)] < 0 || src[static_cast<size_t>(b)] >= c.batch)
+      throw Error("GPT-2: reorder source out of range");
+    identity = identity && src[static_cast<size_t>(b)] == b;
+  }
+  if (identity) return;
+  const int64_t d = cfg_.n_embd, own = c.length - c.shared, slot = (c.capacity - c.shared) * d;
+  std::vector<float> tmp(static_cast<size_t>(c.batch * own * d));
+  for (auto* store : {&c.k, &c.v})
+    for (auto& layer : *store) {
+      for (int64_t b = 0; b < c.batch; ++b)
+        std::memcpy(tmp.data() + b * own * d, layer.data() + src[static_cast<size_t>(b)] * slot,
+                    static_cast<size_t>(own * d) * sizeof(float));
+      for (int64_t b = 0; b < c.batch; ++b)
+        std::memcpy(layer.data() + b * slot, tmp.data() + b * own * d, static_cast<size_t>(own * d) * sizeof(float));
+    }
+}
+
+void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const {
+  const int64_t d = cfg_.n_embd, hd = d / cfg_.n_head, past = c.length;
+  if (n_new <= 0) throw Error("GPT-2: forward needs at least one new position");
+  if (past + n_new > c.capacity)
+    throw Error("GPT-2: " + std::to_string(past + n_new) + " positions exceed the cache capacity " +
+                std::to_string(c.capacity));
+  const int64_t rows = c.batch * n_new;
+  std::vector<float> h(x, x + rows * d);
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t t = 0; t < n_new; ++t) nn::add(h.data() + (b * n_new + t) * d, wpe_ + (past + t) * d, d);
+
+  struct Cached : Attention {
+    Cache& c;
+    int64_t n_new, d, hd, heads;
+    Cached(Cache& c_, int64_t n, int64_t d_, int64_t hd_, int64_t heads_) : c(c_), n_new(n), d(d_), hd(hd_), heads(heads_) {}
+    void run(int layer, const float* qkv, float* ctx) const override {
+      const int64_t past = c.length, slot = (c.capacity - c.shared) * d, own0 = past - c.shared;
+      float* K = c.k[static_cast<size_t>(layer)].data();
+      float* V = c.v[static_cast<size_t>(layer)].data();
+      for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t t = 0; t < n_new; ++t) {
+          const float* row = qkv + (b * n_new + t) * 3 * d;
+          std::memcpy(K + b * slot + (own0 + t) * d, row + d, static_cast<size_t>(d) * sizeof(float));
+          std::memcpy(V + b * slot + (own0 + t) * d, row + 2 * d, static_cast<size_t>(d) * sizeof(float));
+        }
+      const float root = std::sqrt(static_cast<float>(hd));
+      const float* SK = c.shared_k[static_cast<size_t>(layer)].data();
+      const float* SV = c.shared_v[static_cast<size_t>(layer)].data();
+#pragma omp parallel
+      {
+        std::vector<float> scores(static_cast<size_t>(past + n_new));
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t b = 0; b < c.batch; ++b)
+          for (int64_t hh = 0; hh < heads; ++hh)
+            for (int64_t t = 0; t < n_new; ++t) {
+              KeySpan spans[2] = {{SK + hh * hd, SV + hh * hd, c.shared, d},
+                                  {K + b * slot + hh * hd, V + b * slot + hh * hd, own0 + t + 1, d}};
+              attend(qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
+                     ctx + (b * n_new + t) * d + hh * hd);
+            }
+      }
+    }
+  } attention(c, n_new, d, hd, cfg_.n_head);
+  run_blocks(h.data(), rows, attention);
+  c.length += n_new;
+  nn::layer_norm(h.data(), rows, d, lnf_g_, lnf_b_, 1e-5f, hidden);
+}
+
+void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
+  nn::linear(hidden, rows, cfg_.n_embd, wte_, cfg_.vocab, nullptr, out);
+}
+
+}  // namespace asdcap

@@ -1,0 +1,222 @@
+// The inference core against plain double-precision references written out in the test.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "asdcap/nn.hpp"
+
+namespace nn = asdcap::nn;
+
+namespace {
+
+std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Restores the thread setting after a test changes it.
+struct ThreadGuard {
+  int saved = nn::threads();
+  ~ThreadGuard() { nn::set_threads(saved); }
+};
+
+// Swin reference written the slow, literal way: roll the map by -shift, partition into windows,
+// attention per window and head with bias and mask, reverse the partition, roll back by +shift.
+std::vector<float> reference_window_attention(const std::vector<float>& qkv, int64_t batch, const nn::WindowGeometry& g,
+                                              const std::vector<float>& table, bool masked) {
+  const int64_t H = g.height, W = g.width, C = g.channels, nh = g.heads, ws = g.window, s = g.shift;
+  const int64_t hd = C / nh, T = ws * ws, span = 2 * ws - 1;
+  std::vector<float> out(static_cast<size_t>(batch * H * W * C));
+  auto region = [&](int64_t p, int64_t len) { return p < len - ws ? 0 : (p < len - s ? 1 : 2); };
+  for (int64_t b = 0; b < batch; ++b) {
+    // rolled[r][c] = x[(r + s) % H][(c + s) % W]  (torch.roll by -s)
+    auto src_row = [&](int64_t r, int64_t c) { return b * H * W + ((r + s) % H) * W + (c + s) % W; };
+    for (int64_t wr = 0; wr < H / ws; ++wr)
+      for (int64_t wc = 0; wc < W / ws; ++wc)
+        for (int64_t h = 0; h < nh; ++h)
+          for (int64_t i = 0; i < T; ++i) {
+            const int64_t ri = wr * ws + i / ws, ci = wc * ws + i % ws;
+            const float* qi = &qkv[static_cast<size_t>(src_row(ri, ci) * 3 * C + h * hd)];
+            std::vector<double> sc(static_cast<size_t>(T));
+            double mx = -1e300;
+            for (int64_t j = 0; j < T; ++j) {
+              const int64_t rj = wr * ws + j / ws, cj = wc * ws + j % ws;
+              const float* kj = &qkv[static_cast<size_t>(src_row(rj, cj) * 3 * C + C + h * hd)];
+              double d = 0;
+              for (int64_t e = 0; e < hd; ++e) d += static_cast<double>(qi[e]) / std::sqrt(double(hd)) * kj[e];
+              const int64_t idx = (i / ws - j / ws + ws - 1) * span + (i % ws - j % ws + ws - 1);
+              d += table[static_cast<size_t>(idx * nh + h)];
+              if (masked && (region(ri, H) * 3 + region(ci, W)) != (region(rj, H) * 3 + region(cj, W))) d -= 100.0;
+              sc[static_cast<size_t>(j)] = d;
+              mx = std::max(mx, d);
+            }
+            double sum = 0;
+            for (auto& v : sc) sum += (v = std::exp(v - mx));
+            // window_reverse + roll(+s) puts rolled position (ri, ci) back at source row src_row(ri, ci)
+            float* o = &out[static_cast<size_t>(src_row(ri, ci) * C + h * hd)];
+            for (int64_t e = 0; e < hd; ++e) {
+              double acc = 0;
+              for (int64_t j = 0; j < T; ++j) {
+                const int64_t rj = wr * ws + j / ws, cj = wc * ws + j % ws;
+                acc += sc[static_cast<size_t>(j)] / sum * qkv[static_cast<size_t>(src_row(rj, cj) * 3 * C + 2 * C + h * hd + e)];
+              }
+              o[e] = static_cast<float>(acc);
+            }
+          }
+  }
+  return out;
+}
+
+void check_window_attention(int64_t side, int64_t channels, int64_t heads, int64_t window, int64_t shift,
+                            int64_t batch) {
+  nn::WindowGeometry g{side, side, channels, heads, window, shift};
+  const auto qkv = random_vector(static_cast<size_t>(batch * side * side * 3 * channels), 7, 1.5f);
+  const auto table = random_vector(static_cast<size_t>((2 * window - 1) * (2 * window - 1) * heads), 8);
+  const auto bias = nn::relative_position_bias(table.data(), window, heads);
+  std::vector<float> mask;
+  if (shift) mask = nn::shifted_window_mask(side, side, window, shift);
+  std::vector<float> out(static_cast<size_t>(batch * side * side * channels));
+  nn::window_attention(qkv.data(), batch, g, bias.data(), shift ? mask.data() : nullptr, out.data());
+  const auto ref = reference_window_attention(qkv, batch, g, table, shift > 0);
+  double worst = 0;
+  for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
+  EXPECT_LT(worst, 2e-6) << "side " << side << " C " << channels << " heads " << heads << " shift " << shift;
+}
+
+}  // namespace
+
+TEST(NnWindowAttention, MatchesLiteralRollPartitionReferenceHead16) {
+  check_window_attention(16, 32, 2, 8, 0, 2);
+  check_window_attention(16, 32, 2, 8, 4, 2);
+}
+
+TEST(NnWindowAttention, MatchesReferenceHead24AndGenericSizes) {
+  check_window_attention(16, 48, 2, 8, 4, 1);   // msclap's head size 24
+  check_window_attention(12, 24, 3, 4, 2, 2);   // runtime path: window 4, head size 8
+  check_window_attention(8, 64, 2, 8, 0, 1);    // one window, no shift (HTSAT's last stage)
+}
+
+TEST(NnWindowAttention, RejectsGridNotMultipleOfWindow) {
+  nn::WindowGeometry g{12, 12, 32, 2, 8, 0};
+  std::vector<float> qkv(12 * 12 * 96), out(12 * 12 * 32), bias(2 * 64 * 64);
+  EXPECT_THROW(nn::window_attention(qkv.data(), 1, g, bias.data(), nullptr, out.data()), asdcap::Error);
+}
+
+TEST(NnLinear, MatchesDoubleReferenceBothLayoutsAndAccumulate) {
+  const int64_t m = 300, k = 70, n = 90;
+  const auto x = random_vector(m * k, 1), w = random_vector(n * k, 2), b = random_vector(n, 3);
+  std::vector<float> y(m * n), y_kn(m * n), acc(m * n, 1.0f);
+  // w as [n, k] for linear, transposed copy [k, n] for linear_kn
+  std::vector<float> wt(k * n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) wt[j * n + i] = w[i * k + j];
+  nn::linear(x.data(), m, k, w.data(), n, b.data(), y.data());
+  nn::linear_kn(x.data(), m, k, wt.data(), n, b.data(), y_kn.data());
+  nn::linear(x.data(), m, k, w.data(), n, nullptr, acc.data(), /*accumulate=*/true);
+  double worst = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double r = 0;
+      for (int64_t e = 0; e < k; ++e) r += double(x[i * k + e]) * w[j * k + e];
+      worst = std::max({worst, std::fabs(y[i * n + j] - (r + b[j])), std::fabs(y_kn[i * n + j] - (r + b[j])),
+                        std::fabs(acc[i * n + j] - (r + 1.0))});
+    }
+  EXPECT_LT(worst, 1e-4);
+}
+
+TEST(NnLinear, SameBitsWithOneAndTwoThreadsRowAndColumnSplits) {
+  ThreadGuard guard;
+  for (int64_t m : {2048, 40}) {  // 2048 rows: row split; 40 rows: column split
+    const int64_t k = 192, n = 768;
+    const auto x = random_vector(m * k, 4), w = random_vector(n * k, 5), b = random_vector(n, 6);
+    std::vector<float> y1(m * n), y2(m * n);
+    nn::set_threads(1);
+    nn::linear(x.data(), m, k, w.data(), n, b.data(), y1.data());
+    nn::set_threads(2);
+    nn::linear(x.data(), m, k, w.data(), n, b.data(), y2.data());
+    EXPECT_EQ(y1, y2) << "m = " << m;
+  }
+}
+
+TEST(NnLayerNorm, MatchesDoubleReference) {
+  const int64_t rows = 50, dim = 96;
+  const auto x = random_vector(rows * dim, 9, 3.f), g = random_vector(dim, 10), b = random_vector(dim, 11);
+  std::vector<float> y(rows * dim);
+  nn::layer_norm(x.data(), rows, dim, g.data(), b.data(), 1e-5f, y.data());
+  double worst = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < dim; ++i) mean += x[r * dim + i];
+    mean /= dim;
+    for (int64_t i = 0; i < dim; ++i) var += (x[r * dim + i] - mean) * (x[r * dim + i] - mean);
+    var /= dim;
+    for (int64_t i = 0; i < dim; ++i) {
+      const double ref = (x[r * dim + i] - mean) / std::sqrt(var + 1e-5) * g[i] + b[i];
+      worst = std::max(worst, std::fabs(y[r * dim + i] - ref));
+    }
+  }
+  EXPECT_LT(worst, 2e-6);
+}
+
+TEST(NnActivations, GeluErfSigmoidAndSoftmaxMatchLibm) {
+  std::vector<float> x;
+  for (int i = -12000; i <= 12000; ++i) x.push_back(static_cast<float>(i) * 1e-3f);
+  std::vector<float> gelu = x, sig = x;
+  nn::gelu_erf(gelu.data(), static_cast<int64_t>(gelu.size()));
+  nn::sigmoid(sig.data(), static_cast<int64_t>(sig.size()));
+  double worst_gelu = 0, worst_sig = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    const double g = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+    worst_gelu = std::max(worst_gelu, std::fabs(gelu[i] - g) / std::max(1.0, std::fabs(v)));
+    worst_sig = std::max(worst_sig, std::fabs(sig[i] - 1.0 / (1.0 + std::exp(-v))));
+  }
+  EXPECT_LT(worst_gelu, 2e-7);  // A&S 7.1.26 (PyTorch's vectorised erf) is within 1.5e-7
+  EXPECT_LT(worst_sig, 2e-7);
+  std::vector<float> s = {1.f, 2.f, 3.f, -1e30f};
+  nn::softmax_rows(s.data(), 1, 4);
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  EXPECT_NEAR(s[0], std::exp(1.0) / z, 1e-7);
+  EXPECT_NEAR(s[2], std::exp(3.0) / z, 1e-7);
+  EXPECT_EQ(s[3], 0.f);
+}
+
+TEST(NnPatchMerge, MatchesLiteralConcatenationOrder) {
+  const int64_t batch = 2, h = 4, w = 6, c = 3;
+  const auto x = random_vector(batch * h * w * c, 12);
+  std::vector<float> out(batch * (h / 2) * (w / 2) * 4 * c);
+  nn::patch_merge_norm(x.data(), batch, h, w, c, nullptr, nullptr, 1e-5f, out.data());
+  // torch.cat([x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]], -1) then LayerNorm
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t r = 0; r < h / 2; ++r)
+      for (int64_t col = 0; col < w / 2; ++col) {
+        std::vector<double> v;
+        const int64_t dr[4] = {0, 1, 0, 1}, dc[4] = {0, 0, 1, 1};
+        for (int q = 0; q < 4; ++q)
+          for (int64_t e = 0; e < c; ++e) v.push_back(x[((b * h + 2 * r + dr[q]) * w + 2 * col + dc[q]) * c + e]);
+        double mean = 0, var = 0;
+        for (double a : v) mean += a;
+        mean /= v.size();
+        for (double a : v) var += (a - mean) * (a - mean);
+        var /= v.size();
+        const float* o = &out[((b * (h / 2) + r) * (w / 2) + col) * 4 * c];
+        for (size_t e = 0; e < v.size(); ++e) EXPECT_NEAR(o[e], (v[e] - mean) / std::sqrt(var + 1e-5), 2e-6);
+      }
+}
+
+TEST(NnParallel, ChunksCoverRangeOnceWithAnyThreadCount) {
+  ThreadGuard guard;
+  for (int t : {1, 2}) {
+    nn::set_threads(t);
+    std::vector<int> hits(1000, 0);
+    nn::parallel_chunks(1000, 64, [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) ++hits[static_cast<size_t>(i)];
+    });
+    for (int h : hits) ASSERT_EQ(h, 1);
+  }
+}

@@ -1,0 +1,105 @@
+// An independent PNG / base64 reader for tests: checks the signature, every chunk's CRC, inflates
+// IDAT and undoes the filters (8-bit RGB only). Throws std::runtime_error on anything wrong.
+#pragma once
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace asdcap::test {
+
+struct DecodedPng {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+inline uint32_t be32(const std::string& s, size_t at) {
+  if (at + 4 > s.size()) throw std::runtime_error("png: truncated");
+  return (uint32_t(uint8_t(s[at])) << 24) | (uint32_t(uint8_t(s[at + 1])) << 16) | (uint32_t(uint8_t(s[at + 2])) << 8) |
+         uint32_t(uint8_t(s[at + 3]));
+}
+
+inline DecodedPng decode_png(const std::string& png) {
+  if (png.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) != 0) throw std::runtime_error("png: bad signature");
+  DecodedPng out;
+  std::string idat;
+  bool seen_end = false;
+  for (size_t at = 8; at < png.size() && !seen_end;) {
+    const uint32_t len = be32(png, at);
+    if (at + 12 + len > png.size()) throw std::runtime_error("png: chunk runs past the end");
+    const std::string type = png.substr(at + 4, 4);
+    const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(png.data() + at + 4), len + 4);
+    if (crc != be32(png, at + 8 + len)) throw std::runtime_error("png: CRC mismatch in " + type);
+    const std::string data = png.substr(at + 8, len);
+    if (type == "IHDR") {
+      out.width = int(be32(data, 0)), out.height = int(be32(data, 4));
+      if (data[8] != 8 || data[9] != 2) throw std::runtime_error("png: not 8-bit RGB");
+    } else if (type == "IDAT") {
+      idat += data;
+    } else if (type == "IEND") {
+      seen_end = true;
+    }
+    at += 12 + len;
+  }
+  if (!seen_end || out.width <= 0 || out.height <= 0) throw std::runtime_error("png: missing IHDR or IEND");
+  const size_t stride = size_t(out.width) * 3;
+  std::vector<uint8_t> raw((stride + 1) * size_t(out.height));
+  uLongf n = raw.size();
+  if (uncompress(raw.data(), &n, reinterpret_cast<const Bytef*>(idat.data()), idat.size()) != Z_OK || n != raw.size())
+    throw std::runtime_error("png: IDAT does not inflate to the image size");
+  out.rgb.resize(stride * size_t(out.height));
+  for (int y = 0; y < out.height; ++y) {
+    const uint8_t filter = raw[size_t(y) * (stride + 1)];
+    const uint8_t* in = &raw[size_t(y) * (stride + 1) + 1];
+    uint8_t* row = &out.rgb[size_t(y) * stride];
+    const uint8_t* prev = y > 0 ? row - stride : nullptr;
+    for (size_t i = 0; i < stride; ++i) {
+      const int a = i >= 3 ? row[i - 3] : 0, b = prev ? prev[i] : 0, c = (prev && i >= 3) ? prev[i - 3] : 0;
+      int pred = 0;
+      switch (filter) {
+        case 0: pred = 0; break;
+        case 1: pred = a; break;
+        case 2: pred = b; break;
+        case 3: pred = (a + b) / 2; break;
+        case 4: {
+          const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
+          pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+          break;
+        }
+        default: throw std::runtime_error("png: bad filter type");
+      }
+      row[i] = uint8_t(in[i] + pred);
+    }
+  }
+  return out;
+}
+
+inline std::string base64_decode(const std::string& s) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (s.size() % 4 != 0) throw std::runtime_error("base64: length not a multiple of 4");
+  std::string out;
+  for (size_t i = 0; i < s.size(); i += 4) {
+    int v[4];
+    for (int k = 0; k < 4; ++k) {
+      v[k] = s[i + size_t(k)] == '=' && i + 4 == s.size() && k >= 2 ? 0 : val(s[i + size_t(k)]);
+      if (v[k] < 0) throw std::runtime_error("base64: bad character");
+    }
+    const uint32_t w = uint32_t(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
+    out += char(w >> 16);
+    if (s[i + 2] != '=') out += char((w >> 8) & 255);
+    if (s[i + 3] != '=') out += char(w & 255);
+  }
+  return out;
+}
+
+}  // namespace asdcap::test

@@ -1,0 +1,65 @@
+#include <gtest/gtest.h>
+
+#include "asdcap/report_parts.hpp"
+
+using namespace asdcap::report;
+
+TEST(ReportCharts, RocCurveAndAucOfAHandExample) {
+  // Scores 0.1 (normal) 0.4 (normal) 0.35 (anomaly) 0.8 (anomaly): 3 of the 4 (anomaly, normal)
+  // pairs are ordered correctly, so AUC = 0.75 (scikit-learn's roc_auc_score gives the same).
+  auto c = roc_curve({0.1, 0.4, 0.35, 0.8}, {false, false, true, true});
+  ASSERT_EQ(c.size(), 5u);
+  EXPECT_DOUBLE_EQ(c[1].fpr, 0.0);
+  EXPECT_DOUBLE_EQ(c[1].tpr, 0.5);
+  EXPECT_DOUBLE_EQ(c[2].fpr, 0.5);
+  EXPECT_DOUBLE_EQ(c[2].tpr, 0.5);
+  EXPECT_DOUBLE_EQ(c.back().fpr, 1.0);
+  EXPECT_DOUBLE_EQ(c.back().tpr, 1.0);
+  EXPECT_DOUBLE_EQ(roc_auc(c), 0.75);
+}
+
+TEST(ReportCharts, TiedScoresCountHalf) {
+  // One tie between classes: AUC = (1 + 0.5) / 2 pairs... pairs: (a=0.5 vs n=0.5) tie 0.5, (a=0.5 vs n=0.1) 1.
+  EXPECT_DOUBLE_EQ(roc_auc(roc_curve({0.5, 0.1, 0.5}, {true, false, false})), 0.75);
+  EXPECT_TRUE(roc_curve({0.1, 0.2}, {true, true}).empty());
+}
+
+TEST(ReportCharts, SvgsAreCompleteAndCarryTheThreshold) {
+  const std::string hist = svg_score_distribution({1, 1.2, 1.3}, {2.5, 3}, {}, 2.2);
+  EXPECT_EQ(hist.rfind("<svg", 0), 0u);
+  EXPECT_NE(hist.find("class=\"threshold\""), std::string::npos);
+  EXPECT_NE(hist.find("normal (3)"), std::string::npos);
+  EXPECT_NE(hist.find("anomalous (2)"), std::string::npos);
+  EXPECT_EQ(hist.substr(hist.size() - 6), "</svg>");
+  const std::string roc = svg_roc({0.1, 0.4, 0.35, 0.8}, {false, false, true, true}, 0.3);
+  EXPECT_NE(roc.find("AUC 75.0%"), std::string::npos);
+  EXPECT_NE(roc.find("op-point"), std::string::npos);
+  EXPECT_NE(svg_roc({1, 2}, {false, false}, std::nullopt).find("needs normal and anomalous labels"), std::string::npos);
+  EXPECT_NE(svg_score_distribution({}, {}, {}, std::nullopt).find("no scores"), std::string::npos);
+}
+
+TEST(ReportCharts, LabelsAreEscaped) {
+  const std::string s = svg_similarity({"<script>alert(1)</script> & more"}, {0.3}, {{0.1}});
+  EXPECT_EQ(s.find("<script>"), std::string::npos);
+  EXPECT_NE(s.find("&lt;script&gt;"), std::string::npos);
+  EXPECT_EQ(html_escape("a\"b'c"), "a&quot;b&#39;c");
+}
+
+TEST(ReportCharts, EvidenceBarsMarkStrongDeviationsWarm) {
+  EvidenceFeature strong{"k1", "Knocks per second", "per second", 4.0, 8.5, {0.0, 0.1}};
+  EvidenceFeature weak{"k2", "Level", "dB", -20.0, 0.1, {-19.5}};
+  EvidenceFeature none{"k3", "Peak frequency", "Hz", 120.0, std::nullopt, {110.0}};
+  const std::string s = svg_evidence({strong, weak, none});
+  EXPECT_NE(s.find("fill=\"#e8590c\"><title>z = 8.50"), std::string::npos);
+  EXPECT_NE(s.find("fill=\"#adb5bd\"><title>z = 0.100"), std::string::npos);
+  EXPECT_NE(s.find("not measured"), std::string::npos);
+  EXPECT_NE(s.find("4.00 vs 0.0500 per second"), std::string::npos);
+}
+
+TEST(ReportCharts, NumbersAreFormattedReadably) {
+  EXPECT_EQ(format_number(0.012345, 3), "0.0123");
+  EXPECT_EQ(format_number(12.345, 3), "12.3");
+  EXPECT_EQ(format_number(0, 3), "0.00");
+  EXPECT_EQ(format_number(123456, 3), "1.23e+05");
+  EXPECT_EQ(format_number(std::nan(""), 3), "n/a");
+}

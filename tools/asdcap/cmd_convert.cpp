@@ -1,0 +1,44 @@
+// asdcap convert: msclap checkpoints (+ GPT-2 tokenizer files) -> one asdcap model file (GGUF).
+#include <cstdio>
+
+#include "asdcap/convert.hpp"
+#include "asdcap/error.hpp"
+#include "command.hpp"
+
+namespace {
+
+struct ConvertArgs {
+  asdcap::ConvertOptions opts;
+  std::string dtype = "f32";
+};
+
+void setup(CLI::App& app) {
+  auto args = std::make_shared<ConvertArgs>();
+  auto* sub = app.add_subcommand("convert", "Convert msclap's PyTorch checkpoints into one asdcap model file (GGUF)");
+  sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->required()->check(CLI::ExistingFile);
+  sub->add_option("--clapcap", args->opts.clapcap, "captioner checkpoint (clapcap_weights_2023.pth)")->check(CLI::ExistingFile);
+  sub->add_option("--vocab", args->opts.vocab, "GPT-2 vocab.json")->required()->check(CLI::ExistingFile);
+  sub->add_option("--merges", args->opts.merges, "GPT-2 merges.txt")->required()->check(CLI::ExistingFile);
+  sub->add_option("--gpt2", args->opts.gpt2_safetensors,
+                  "Hugging Face gpt2 model.safetensors: GPT-2 tensors missing from the checkpoints are taken from it")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--dtype", args->dtype, "f32, or f16 for the large weight matrices (half the size)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
+  sub->add_option("--text-heads", args->opts.text_heads, "attention heads of the text encoder (default n_embd/64)");
+  sub->add_option("--decoder-heads", args->opts.decoder_heads, "attention heads of the caption decoder (default n_embd/64)");
+  sub->add_option("--out,-o", args->opts.out, "output model file (.gguf), written atomically")->required();
+  sub->callback([args] {
+    args->opts.dtype = args->dtype == "f16" ? asdcap::DType::F16 : asdcap::DType::F32;
+    asdcap::ConvertReport r = asdcap::convert_model(args->opts);
+    for (const auto& w : r.warnings) std::fprintf(stderr, "asdcap: warning: %s\n", w.c_str());
+    if (!r.filled_from_gpt2.empty())
+      std::fprintf(stderr, "asdcap: %zu GPT-2 tensors taken from %s (see `asdcap info --tensors`)\n",
+                   r.filled_from_gpt2.size(), args->opts.gpt2_safetensors.c_str());
+    std::printf("wrote %s\n", args->opts.out.c_str());
+  });
+}
+
+}  // namespace
+
+ASDCAP_REGISTER_COMMAND(80, setup)

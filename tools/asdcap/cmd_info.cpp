@@ -1,0 +1,126 @@
+// asdcap info: what a model file holds (architecture, sizes, sources, tensors).
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+
+#include "asdcap/error.hpp"
+#include "asdcap/model_file.hpp"
+#include "command.hpp"
+
+namespace {
+
+std::string join(const std::vector<int>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "-" : "") + std::to_string(v[i]);
+  return s;
+}
+
+std::string shape_str(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "x" : "") + std::to_string(v[i]);
+  return s;
+}
+
+void print_htsat(const char* label, const asdcap::HtsatConfig& h) {
+  std::printf("%s HTSAT: embed_dim %d, depths %s, heads %s, window %d, patch %d, spec %d, features %d, classes %d\n", label,
+              h.embed_dim, join(h.depths).c_str(), join(h.heads).c_str(), h.window, h.patch, h.spec_size, h.num_features,
+              h.num_classes);
+}
+
+void print_gpt2(const char* label, const asdcap::Gpt2Config& g) {
+  std::printf("%s GPT-2: n_embd %d, n_layer %d, n_head %d, vocab %d, n_ctx %d\n", label, g.n_embd, g.n_layer, g.n_head,
+              g.vocab, g.n_ctx);
+}
+
+// Whether every cap.audio.<x> tensor equals audio.<x> byte for byte (and the sets match).
+bool captioner_audio_identical(const asdcap::ModelFile& m) {
+  size_t pairs = 0;
+  for (const auto& t : m.tensors()) {
+    if (t.name.rfind("cap.audio.", 0) != 0) continue;
+    const std::string twin = t.name.substr(4);
+    if (!m.has(twin)) return false;
+    const auto& u = m.tensor(twin);
+    if (u.dtype != t.dtype || u.shape != t.shape || std::memcmp(u.data, t.data, t.nbytes) != 0) return false;
+    ++pairs;
+  }
+  for (const auto& t : m.tensors())
+    if (t.name.rfind("audio.", 0) == 0) --pairs;
+  return pairs == 0;
+}
+
+void run(const std::string& path, bool list_tensors) {
+  auto m = asdcap::ModelFile::open(path);
+  const auto& c = m->config();
+  std::printf("file: %s\n", path.c_str());
+  std::printf("architecture: %s (%s)\n", m->get_string("general.architecture").c_str(),
+              m->has_key("general.name") ? m->get_string("general.name").c_str() : "");
+  std::printf("identity: %s\n", m->identity().c_str());
+  std::printf("contents: %s%s\n", c.has_clap ? "CLAP (audio + text encoders)" : "",
+              c.has_captioner ? (c.has_clap ? " + captioner" : "captioner") : "");
+  const auto& fe = c.front_end;
+  std::printf("front end: %d Hz, %lld-sample windows, n_fft %d, hop %d, %d mel bins (filters for %d Hz, %.0f-%.0f Hz)\n",
+              fe.sample_rate, static_cast<long long>(fe.window_samples), fe.n_fft, fe.hop, fe.mel_bins, fe.mel_sample_rate,
+              fe.fmin, fe.fmax);
+  if (c.has_clap) {
+    print_htsat("audio encoder", c.audio);
+    print_gpt2("text encoder", c.text);
+    std::printf("projection: %d, logit_scale %.6f (scale %.4f), text_len %d\n", c.proj_dim, c.logit_scale,
+                std::exp(c.logit_scale), c.text_len);
+  }
+  if (c.has_captioner) {
+    print_htsat("captioner audio encoder", c.cap_audio);
+    std::printf("mapper: prefix %d + clip %d tokens, %d layers, %d heads, dim %d, mlp %d\n", c.mapper.prefix_length,
+                c.mapper.clip_length, c.mapper.layers, c.mapper.heads, c.mapper.dim, c.mapper.mlp_hidden);
+    print_gpt2("caption decoder", c.decoder);
+  }
+  std::printf("tokens: pad %lld, eos %lld, caption stop %lld; %zu merges\n", static_cast<long long>(c.pad_id),
+              static_cast<long long>(c.eos_id), static_cast<long long>(c.stop_id),
+              m->get_string_array("tokenizer.ggml.merges").size());
+  for (const char* role : {"clap", "clapcap", "gpt2", "vocab", "merges"}) {
+    const std::string k = std::string("asdcap-msclap.source.") + role;
+    if (m->has_key(k + ".file"))
+      std::printf("source %s: %s sha256 %s\n", role, m->get_string(k + ".file").c_str(), m->get_string(k + ".sha256").c_str());
+  }
+  if (m->has_key("asdcap-msclap.source.filled_from_gpt2")) {
+    auto filled = m->get_string_array("asdcap-msclap.source.filled_from_gpt2");
+    if (!filled.empty()) std::printf("tensors taken from gpt2: %zu\n", filled.size());
+  }
+  std::map<std::string, std::pair<size_t, size_t>> by_dtype;
+  size_t bytes = 0;
+  for (const auto& t : m->tensors()) {
+    auto& e = by_dtype[asdcap::dtype_name(t.dtype)];
+    e.first++;
+    e.second += t.nbytes;
+    bytes += t.nbytes;
+  }
+  std::printf("tensors: %zu, %zu bytes (%.1f MB):", m->tensors().size(), bytes, bytes / 1e6);
+  for (const auto& [d, e] : by_dtype) std::printf(" %s %zu (%.1f MB)", d.c_str(), e.first, e.second / 1e6);
+  std::printf("\n");
+  if (c.has_clap && c.has_captioner)
+    std::printf("captioner audio encoder identical to CLAP's (bit for bit): %s\n", captioner_audio_identical(*m) ? "yes" : "no");
+  if (list_tensors) {
+    std::map<std::string, std::string> origin;
+    if (m->has_key("asdcap-msclap.source.tensor_origins"))
+      for (const auto& o : m->get_string_array("asdcap-msclap.source.tensor_origins")) {
+        auto eq = o.find('=');
+        if (eq != std::string::npos) origin[o.substr(0, eq)] = o.substr(eq + 1);
+      }
+    for (const auto& t : m->tensors())
+      std::printf("%s\t%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), shape_str(t.shape).c_str(),
+                  origin.count(t.name) ? origin[t.name].c_str() : "");
+  }
+}
+
+void setup(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  auto list = std::make_shared<bool>(false);
+  auto* sub = app.add_subcommand("info", "Describe an asdcap model file: architecture, sizes, sources, tensors");
+  sub->add_option("model", *path, "model file (.gguf) made by `asdcap convert`")->required();
+  sub->add_flag("--tensors", *list, "also list every tensor: name, dtype, shape, origin");
+  sub->callback([path, list] { run(*path, *list); });
+}
+
+}  // namespace
+
+ASDCAP_REGISTER_COMMAND(81, setup)
