@@ -2,6 +2,7 @@
 // audio and text embeddings, and the "msclap" embedding backend.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,15 @@ std::vector<float> scaled_logits(const float* a, int64_t na, const float* b, int
                                  float logit_scale);
 // Zero-shot classification: softmax of each row of logits [rows x cols] (msclap: over the texts).
 std::vector<float> softmax_rows_copy(const std::vector<float>& logits, int64_t rows, int64_t cols);
+
+// Encodes audio files: load (44.1 kHz, channels per `channels`), the crop policy's 7-s windows,
+// one batched encoder pass; outputs averaged over each file's windows (embedding, latent and tags).
+// An unseeded "random" crop is seeded by the file's content hash (first 16 hex digits of its
+// SHA-256, as asdcap detect), so results are reproducible. `on_file_done` (optional) is called
+// once per finished file. Throws the front end's IoError/FormatError naming the file.
+std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, const std::vector<std::string>& paths,
+                                               const CropPolicy& crop, ChannelMode channels,
+                                               const std::function<void()>& on_file_done = {});
 
 // The "msclap" embedding backend: CLAP's audio embedding (projection output) of each window of the
 // crop policy; with several windows ("cover") the embeddings are averaged. Throws ModelError.

@@ -65,6 +65,7 @@ class GgufWriter {
   void set_string(const std::string& key, std::string v);
   void set_int_array(const std::string& key, std::vector<int64_t> v);  // INT32 elements if all fit, else INT64
   void set_string_array(const std::string& key, std::vector<std::string> v);
+  void set(const std::string& key, GgufValue v);  // any value as read by GgufView (floats stored as FLOAT32)
   // `data` must stay valid until write(); nbytes must equal numel * dtype_size(dtype).
   void add_tensor(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
                   size_t nbytes);
@@ -81,7 +82,6 @@ class GgufWriter {
     const void* data;
     size_t nbytes;
   };
-  void put(const std::string& key, GgufValue v);
   uint64_t alignment_;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Tensor> tensors_;

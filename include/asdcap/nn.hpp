@@ -35,7 +35,8 @@ void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* 
 
 // ---- Threads -------------------------------------------------------------------------------
 // Every kernel here parallelises with OpenMP; OpenBLAS itself is kept single-threaded and GEMMs are
-// split by rows or columns, so a result never depends on the thread count (bit for bit).
+// split by rows at multiples of 48 (OpenBLAS register tiles), so a result does not depend on the
+// thread count (bit for bit). Row chunks given to linear_serial should be multiples of 48 too.
 void set_threads(int n);  // 0: all cores
 int threads();
 

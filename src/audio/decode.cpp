@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
@@ -97,20 +99,21 @@ void open_audio(const std::string& path, SndFile& file) {
 }
 
 // libsndfile silently shortens a WAV whose data chunk runs past the end of the file; its log
-// then holds "data : <declared> (should be <present>)". We treat that as a truncated file.
+// then holds "data : <declared> (should be <present>)". That is a truncated file, unless the
+// declared size is a streaming writer's "unknown length" placeholder (0xFFFFFFFF).
 void check_not_truncated_wav(const std::string& path, SndFile& file) {
   if (!is_wav_family(file.info.format)) return;
-  char log[4096] = {0};
-  sf_command(file.handle, SFC_GET_LOG_INFO, log, sizeof log);
-  const char* hit = std::strstr(log, "(should be");
-  if (!hit) return;
-  const char* line = hit;
-  while (line > log && line[-1] != '\n') --line;
-  std::string text(line, static_cast<size_t>(std::strchr(hit, ')') ? std::strchr(hit, ')') - line + 1
-                                                                     : hit - line));
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.erase(0, 1);
-  throw FormatError(path + ": truncated WAV file (header " + text +
-                    " bytes: the data chunk is longer than the file)");
+  char log[8192] = {0};
+  sf_command(file.handle, SFC_GET_LOG_INFO, log, sizeof log - 1);
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line)) {
+    unsigned long long declared = 0, present = 0;
+    if (std::sscanf(line.c_str(), " data : %llu (should be %llu)", &declared, &present) != 2) continue;
+    if (declared >= 0xFFFFFFF0ULL) return;
+    throw FormatError(path + ": truncated WAV file: its header declares " + std::to_string(declared) +
+                      " bytes of audio data but only " + std::to_string(present) + " are present");
+  }
 }
 
 AudioInfo info_of(const std::string& path, const SndFile& file) {
@@ -169,8 +172,8 @@ DecodedAudio decode_audio(const std::string& path) {
     read += got;
   }
   if (sf_error(file.handle) != SF_ERR_NO_ERROR)
-    throw FormatError(path + ": decoding failed after " + std::to_string(read) + " frames (" +
-                      sf_strerror(file.handle) + ")");
+    throw FormatError(path + ": truncated or corrupt: decoding failed after " + std::to_string(read) +
+                      " of " + std::to_string(out.info.frames) + " frames (" + sf_strerror(file.handle) + ")");
   if (read < out.info.frames)
     throw FormatError(path + ": truncated file: header declares " + std::to_string(out.info.frames) +
                       " frames but only " + std::to_string(read) + " could be read");

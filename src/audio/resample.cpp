@@ -1,8 +1,10 @@
 // torchaudio.functional.resample with its defaults (sinc_interp_hann, lowpass_filter_width 6,
 // rolloff 0.99). The kernel is built exactly as torchaudio builds it (float64, with the float32
 // "-j/n" term, cast to float32); it is then applied as a polyphase filter that only visits the
-// taps that are non-zero in float32 (about 13 per phase instead of 2*width+o), which gives the
-// same sums as torch's conv1d up to float32 summation order.
+// taps that are non-zero in float32 (about 13 per phase instead of 2*width+o). Each output is
+// a chain of fused multiply-adds in tap order, which is how torch's conv1d sums them: the result
+// is bit-identical to msclap's waveforms (golden waveform.npy), since the skipped taps are exact
+// zeros and fma(x, 0, acc) == acc.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -87,7 +89,7 @@ void apply_fixed(const PolyphaseKernel& k, const float* padded, int64_t frames, 
       const float* x = frame + k.first[static_cast<size_t>(j)];
       const float* w = k.weights.data() + j * Taps;
       float acc = 0.0f;
-      for (int64_t i = 0; i < Taps; ++i) acc += x[i] * w[i];
+      for (int64_t i = 0; i < Taps; ++i) acc = std::fma(x[i], w[i], acc);
       out[base_m + j] = acc;
     }
   }
@@ -103,7 +105,7 @@ void apply_any(const PolyphaseKernel& k, const float* padded, int64_t frames, in
       const float* x = frame + k.first[static_cast<size_t>(j)];
       const float* w = k.weights.data() + j * k.taps;
       float acc = 0.0f;
-      for (int64_t i = 0; i < k.taps; ++i) acc += x[i] * w[i];
+      for (int64_t i = 0; i < k.taps; ++i) acc = std::fma(x[i], w[i], acc);
       out[base_m + j] = acc;
     }
   }

@@ -12,8 +12,9 @@ namespace asdcap {
 
 namespace {
 
-// torch: logits.softmax(-1).log() on one row, in float32 (max-subtracted exp, multiply by 1/sum).
-void log_softmax_msclap(float* row, int64_t n, float temperature) {
+// torch: (logits / temperature).softmax(-1) in float32 (max-subtracted exp, then multiply by 1/sum).
+// Leaves exp(x - max) in row and returns 1/sum; log(row[j] * inv) is msclap's log-probability.
+float softmax_parts(float* row, int64_t n, float temperature) {
   const float t = temperature > 0.f ? temperature : 1.f;
   if (t != 1.f)
     for (int64_t j = 0; j < n; ++j) row[j] /= t;
@@ -24,9 +25,10 @@ void log_softmax_msclap(float* row, int64_t n, float temperature) {
     row[j] = std::exp(row[j] - mx);
     sum += row[j];
   }
-  const float inv = 1.f / static_cast<float>(sum);
-  for (int64_t j = 0; j < n; ++j) row[j] = std::log(row[j] * inv);
+  return 1.f / static_cast<float>(sum);
 }
+
+float log_prob(float e, float inv) { return std::log(e * inv); }
 
 struct Candidate {
   float value;
@@ -83,9 +85,13 @@ BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_pr
     gpt2.forward_nocache(prefix, 1, n_prefix, hidden.data());
   }
   gpt2.logits(hidden.data() + (n_prefix - 1) * d, 1, logits.data());
-  log_softmax_msclap(logits.data(), V, temperature);
   {
-    const auto first = top_k(logits.data(), V, beam);
+    const float inv = softmax_parts(logits.data(), V, temperature);
+    // log(p) is monotonic in exp(x - max): the k best log-probs are among the best exponentials
+    // (a few extra cover rounding ties); torch.topk order on the log-probs themselves.
+    auto first = top_k(logits.data(), V, static_cast<int>(std::min<int64_t>(V, beam + 8)));
+    for (auto& c : first) c.value = log_prob(c.value, inv);
+    std::partial_sort(first.begin(), first.begin() + beam, first.end(), better);
     for (size_t b = 0; b < B; ++b) {
       tokens[b].push_back(first[b].index);
       scores[b] = first[b].value;
@@ -100,7 +106,7 @@ BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_pr
   }
 
   int steps = 1;
-  std::vector<float> next_embed(B * static_cast<size_t>(d)), avg(B * static_cast<size_t>(V));
+  std::vector<float> next_embed(B * static_cast<size_t>(d));
   while (steps < max_tokens && !std::all_of(stopped.begin(), stopped.end(), [](bool s) { return s; })) {
     // Run the decoder on the last chosen token of every beam.
     std::vector<int64_t> last(B);
@@ -126,21 +132,28 @@ BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_pr
       for (size_t b = 0; b < B; ++b)
         gpt2.logits(hidden.data() + (static_cast<int64_t>(b) * len + len - 1) * d, 1, logits.data() + b * static_cast<size_t>(V));
     }
-    // Scores of every (beam, token) candidate, exactly in msclap's float32 order of operations.
+    // Candidate scores in msclap's float32 order of operations: (score + log p) / length. The
+    // transform is monotonic within a beam, so the global top k lies among each beam's top k by
+    // exp(x - max); a few extra per beam cover rounding ties. Only those get their log computed.
     std::vector<float> new_len = lengths;
+    std::vector<Candidate> cands;
+    const int per_row = static_cast<int>(std::min<int64_t>(V, beam + 8));
     for (size_t b = 0; b < B; ++b) {
-      float* row = logits.data() + b * static_cast<size_t>(V);
-      float* out = avg.data() + b * static_cast<size_t>(V);
-      if (stopped[b]) {
-        for (int64_t j = 0; j < V; ++j) out[j] = -INFINITY;
-        out[0] = (scores[b] + 0.f) / new_len[b];
+      if (stopped[b]) {  // logits[is_stopped] = -inf; logits[is_stopped, 0] = 0
+        cands.push_back({(scores[b] + 0.f) / new_len[b], static_cast<int64_t>(b) * V});
         continue;
       }
-      log_softmax_msclap(row, V, temperature);
+      float* row = logits.data() + b * static_cast<size_t>(V);
+      const float inv = softmax_parts(row, V, temperature);
       new_len[b] += 1.f;
-      for (int64_t j = 0; j < V; ++j) out[j] = (scores[b] + row[j]) / new_len[b];
+      for (const auto& c : top_k(row, V, per_row)) {
+        cands.push_back({(scores[b] + log_prob(c.value, inv)) / new_len[b], static_cast<int64_t>(b) * V + c.index});
+      }
     }
-    const auto chosen = top_k(avg.data(), static_cast<int64_t>(B) * V, beam);
+    // (Stopped beams' other tokens are -inf: never needed, a live beam always offers k candidates.)
+    // torch.topk over the flattened [beam, vocab] scores; equal values: lower flat index first.
+    std::partial_sort(cands.begin(), cands.begin() + beam, cands.end(), better);
+    const std::vector<Candidate> chosen(cands.begin(), cands.begin() + beam);
     std::vector<std::vector<int64_t>> new_tokens(B);
     std::vector<float> new_scores(B), gathered_len(B);
     std::vector<bool> new_stopped(B);

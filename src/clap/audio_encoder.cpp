@@ -13,8 +13,9 @@ namespace asdcap {
 
 namespace {
 constexpr float kEps = 1e-5f;
-// MLP rows per chunk: LN2 -> fc1 -> GELU -> fc2 stay in cache for one chunk.
-constexpr int64_t kMlpChunk = 256;
+// MLP rows per chunk: LN2 -> fc1 -> GELU -> fc2 stay in cache for one chunk. A multiple of 48
+// (see nn.hpp) so that results do not depend on the thread count.
+constexpr int64_t kMlpChunk = 240;
 }  // namespace
 
 struct AudioEncoder::Impl {

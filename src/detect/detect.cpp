@@ -248,8 +248,8 @@ DetectSummary run_detect(const DetectOptions& options) {
       row.threshold_rule = "roc_closest";
     } else if (loo.k > 0) {
       std::vector<double> loo_scores(loo.mean_distance.begin(), loo.mean_distance.end());
-      if (auto g = gamma_threshold(loo_scores, kGammaQuantile)) {
-        row.threshold = *g;
+      if (auto gt = gamma_threshold(loo_scores, kGammaQuantile)) {
+        row.threshold = *gt;
         row.threshold_rule = "gamma_q0.9";
       }
     }

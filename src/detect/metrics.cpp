@@ -210,24 +210,28 @@ double gamma_p(double a, double x) {
 double gamma_p_inverse(double a, double p) {
   if (!(a > 0) || !(p >= 0) || !(p < 1)) return kNaN;
   if (p == 0) return 0;
-  // Bracket the root, then Newton steps kept inside the bracket (bisection when they leave it).
+  // Bracket the root, then Newton steps kept inside the bracket (bisection when they leave it;
+  // geometric when the root may be many decades below the bracket's top, as for small a).
   double lo = 0, hi = std::max(1.0, a);
   while (gamma_p(a, hi) < p) {
     lo = hi;
     hi *= 2;
   }
-  double x = (lo + hi) / 2;
+  // Start from the small-x expansion P(a, x) ~ x^a / Gamma(a + 1) when it falls inside.
+  double x = std::exp((std::log(p) + std::lgamma(a + 1)) / a);
+  if (!(x > lo && x < hi)) x = (lo + hi) / 2;
   const double log_norm = std::lgamma(a);
-  for (int it = 0; it < 200; ++it) {
+  for (int it = 0; it < 2000; ++it) {
     double f = gamma_p(a, x) - p;
     if (f == 0) return x;
     if (f < 0) lo = x; else hi = x;
     double density = std::exp((a - 1) * std::log(x) - x - log_norm);
-    double next = density > 0 ? x - f / density : (lo + hi) / 2;
-    if (!(next > lo && next < hi)) next = (lo + hi) / 2;
-    if (std::fabs(next - x) <= 1e-15 * std::max(1.0, x)) return next;
+    double next = density > 0 ? x - f / density : -1;
+    if (!(next > lo && next < hi))
+      next = lo == 0 ? hi / 16 : hi > 2 * lo ? std::exp((std::log(lo) + std::log(hi)) / 2) : lo + (hi - lo) / 2;
+    if (std::fabs(next - x) <= 4e-16 * x) return next;
     x = next;
-    if (hi - lo <= 1e-15 * std::max(1.0, hi)) return x;
+    if (hi - lo <= 1e-15 * hi) return x;
   }
   return x;
 }

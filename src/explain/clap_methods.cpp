@@ -32,6 +32,24 @@ struct ClapMethods::Impl {
 
 bool ClapMethods::built() { return true; }
 
+namespace {
+
+// As detection does (src/detect/detect.cpp): an unseeded random crop is seeded from the clip's
+// content hash, so the window is the one detection embedded and the cache keys agree.
+CropPolicy resolve_crop(const CropPolicy& crop, const std::string& sha256, std::string* key) {
+  if (crop.kind == CropPolicy::Kind::Random && !crop.seeded) {
+    CropPolicy c = crop;
+    c.seeded = true;
+    c.seed = std::stoull(sha256.substr(0, 16), nullptr, 16);
+    *key = "random@content-sha256";
+    return c;
+  }
+  *key = crop.to_string();
+  return crop;
+}
+
+}  // namespace
+
 ClapMethods::ClapMethods(const std::string& model_path, const CropPolicy& crop, ChannelMode channels,
                          const std::string& cache_path)
     : impl_(std::make_unique<Impl>()) {
@@ -61,22 +79,24 @@ std::string ClapMethods::similarity_missing() const {
 
 std::string ClapMethods::caption(const std::string& audio_path, const std::string& prompt) {
   if (!impl_->captioner) throw ModelError(caption_missing());
+  std::string key;
+  const CropPolicy crop = resolve_crop(impl_->crop, sha256_file(audio_path), &key);
   const std::vector<float> signal = load_audio_44k(audio_path, impl_->channels);
   CaptionOptions options;
   options.prompt = prompt;
-  return impl_->captioner->caption_signal(signal, impl_->crop, options).caption;
+  return impl_->captioner->caption_signal(signal, crop, options).caption;
 }
 
 std::vector<float> ClapMethods::audio_embedding(const std::string& audio_path) {
   if (!impl_->audio) throw ModelError(similarity_missing());
-  std::string sha;
-  if (impl_->cache) {
-    sha = sha256_file(audio_path);
-    if (auto hit = impl_->cache->get(sha, impl_->audio->identity(), impl_->crop.to_string())) return *hit;
-  }
+  const std::string sha = sha256_file(audio_path);
+  std::string key;
+  const CropPolicy crop = resolve_crop(impl_->crop, sha, &key);
+  if (impl_->cache)
+    if (auto hit = impl_->cache->get(sha, impl_->audio->identity(), key)) return *hit;
   const std::vector<float> signal = load_audio_44k(audio_path, impl_->channels);
-  std::vector<float> embedding = impl_->audio->embed(signal, impl_->crop);
-  if (impl_->cache) impl_->cache->put(sha, impl_->audio->identity(), impl_->crop.to_string(), embedding);
+  std::vector<float> embedding = impl_->audio->embed(signal, crop);
+  if (impl_->cache) impl_->cache->put(sha, impl_->audio->identity(), key, embedding);
   return embedding;
 }
 

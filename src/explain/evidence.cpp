@@ -85,7 +85,9 @@ Spectrum mean_spectrum(const std::vector<double>& x, int sample_rate) {
   }
   fftwf_free(in);
   fftwf_free(out);
-  for (double& p : s.power) p /= std::max(frames, 1);
+  // One-sided, scaled so that the bins sum to the signal's mean square (Parseval, Hann window).
+  const double scale = 2.0 / (static_cast<double>(nfft) * 0.375 * nfft * std::max(frames, 1));
+  for (double& p : s.power) p *= scale;
   return s;
 }
 
@@ -102,24 +104,79 @@ struct Tone {
   double prominence_db = 0, hz = 0;
 };
 
-// Largest peak-to-local-median ratio (+-300 Hz) of the spectrum between lo and hi.
-Tone tonal_peak(const Spectrum& s, double lo_hz, double hi_hz) {
+// The spectrum with tonal peaks removed: the median over +-300 Hz around each bin.
+std::vector<double> noise_floor(const Spectrum& s) {
   const int n = static_cast<int>(s.power.size());
-  std::vector<double> level(n);
-  for (int k = 0; k < n; ++k) level[k] = db(s.power[k]);
   const int half = std::max(5, static_cast<int>(std::lround(300.0 / s.bin_hz)));
+  std::vector<double> floor(n), window;
+  for (int k = 0; k < n; ++k) {
+    const int a = std::max(0, k - half), b = std::min(n, k + half + 1);
+    window.assign(s.power.begin() + a, s.power.begin() + b);
+    floor[k] = median_of(window);
+  }
+  return floor;
+}
+
+// Largest peak-to-local-median ratio of the spectrum between lo and hi.
+Tone tonal_peak(const Spectrum& s, const std::vector<double>& floor, double lo_hz, double hi_hz) {
   Tone best;
   bool found = false;
-  std::vector<double> window;
-  for (int k = 0; k < n; ++k) {
+  for (size_t k = 0; k < s.power.size(); ++k) {
     const double f = k * s.bin_hz;
     if (f < lo_hz || f > hi_hz) continue;
-    const int a = std::max(0, k - half), b = std::min(n, k + half + 1);
-    window.assign(level.begin() + a, level.begin() + b);
-    const double prominence = level[k] - median_of(window);
+    const double prominence = db(s.power[k]) - db(floor[k]);
     if (!found || prominence > best.prominence_db) best = {prominence, f};
     found = true;
   }
+  return best;
+}
+
+struct Modulation {
+  double depth = 0, hz = 0;
+};
+
+// Amplitude modulation of the 2.5-ms RMS envelope between 5 and 60 Hz (rotation rates): the
+// largest Fourier component relative to the mean amplitude, as a depth (0.3 = +-30 %).
+// Hann-windowed, zero-padded 4x so that a component between bins is not missed.
+Modulation envelope_modulation(const std::vector<double>& x, int sample_rate) {
+  const int64_t len = std::max<int64_t>(1, std::lround(0.0025 * sample_rate));
+  std::vector<double> amp = frame_energy(x, len);
+  for (double& a : amp) a = std::sqrt(a);
+  const size_t n = amp.size();
+  Modulation best;
+  if (n < 200) return best;
+  const double mean = std::accumulate(amp.begin(), amp.end(), 0.0) / n;
+  if (mean <= 0) return best;
+  size_t nfft = 1;
+  while (nfft < 4 * n) nfft *= 2;
+  float* in = fftwf_alloc_real(nfft);
+  fftwf_complex* out = fftwf_alloc_complex(nfft / 2 + 1);
+  fftwf_plan plan;
+  {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    plan = fftwf_plan_dft_r2c_1d(static_cast<int>(nfft), in, out, FFTW_ESTIMATE);
+  }
+  double window_sum = 0;
+  for (size_t m = 0; m < nfft; ++m) {
+    const double w = m < n ? 0.5 - 0.5 * std::cos(2 * M_PI * m / n) : 0.0;
+    in[m] = static_cast<float>(m < n ? (amp[m] - mean) * w : 0.0);
+    window_sum += w;
+  }
+  fftwf_execute(plan);
+  const double frame_rate = static_cast<double>(sample_rate) / len;
+  for (size_t k = 1; k <= nfft / 2; ++k) {
+    const double f = k * frame_rate / nfft;
+    if (f < 5.0 || f > 60.0) continue;
+    const double mag = std::sqrt(double(out[k][0]) * out[k][0] + double(out[k][1]) * out[k][1]);
+    const double depth = 2 * mag / (window_sum * mean);
+    if (depth > best.depth) best = {depth, f};
+  }
+  {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    fftwf_destroy_plan(plan);
+  }
+  fftwf_free(in);
+  fftwf_free(out);
   return best;
 }
 
@@ -176,17 +233,20 @@ const std::vector<FeatureSpec>& evidence_features() {
   static const std::vector<FeatureSpec> specs = {
       {"level_db", "Overall level", "dBFS", 1, 1.0, true},
       {"hum_db", "Low-frequency hum below 200 Hz", "dB re total", 1, 1.0, true},
+      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 3.0, true},
+      {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, false},
       {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, true},
       {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, false},
-      {"impulse_rate", "Impulsive transients", "per second", 1, 0.5, true},
-      {"impulse_db", "Strongest transient over average level", "dB", 1, 1.5, true},
+      {"impulse_rate", "Impulsive transients (over 8 dB above the local level)", "per second", 1, 0.5, true},
+      {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, true},
       {"click_strength", "Periodicity of transients", "0-1", 2, 0.05, true},
       {"click_rate", "Rate of periodic clicking", "Hz", 1, 0.0, false},
+      {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, true},
       {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, true},
       {"flatness", "Spectral flatness above 2 kHz", "0-1", 3, 0.02, true},
       {"centroid_hz", "Spectral centroid", "Hz", 0, 40.0, true},
       {"irregularity", "Variation of level over time (CV of 50-ms frame energy)", "ratio", 2, 0.05, true},
-      {"dropout_pct", "Time in drop-outs (over 20 dB below the median level)", "%", 1, 1.0, true},
+      {"dropout_pct", "Time in drop-outs (at least 100 ms, 12 dB below the median level)", "%", 1, 1.0, true},
       {"dropout_count", "Number of drop-outs", "count", 0, 0.5, true},
   };
   return specs;
@@ -217,11 +277,19 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   set("level_db", db(power));
 
   const Spectrum spec = mean_spectrum(x, sample_rate);
-  const double total = band_sum(spec, 20.0, nyquist);
-  set("hum_db", db(band_sum(spec, 20.0, 200.0) / (total + kTiny)));
-  const Tone tone = tonal_peak(spec, 2000.0, top);
+  const double total = band_sum(spec, spec.bin_hz, nyquist);
+  set("hum_db", db(band_sum(spec, spec.bin_hz, 200.0) / (total + kTiny)));
+  const Modulation mod = envelope_modulation(x, sample_rate);
+  set("vibration_pct", 100.0 * mod.depth);
+  set("vibration_hz", mod.hz);
+  const std::vector<double> floor = noise_floor(spec);
+  const Tone tone = tonal_peak(spec, floor, 2000.0, top);
   set("tone_db", tone.prominence_db);
   set("tone_hz", tone.hz);
+  double noise = 0;
+  for (size_t k = 0; k < floor.size(); ++k)
+    if (k * spec.bin_hz >= 200.0 && k * spec.bin_hz <= top) noise += floor[k];
+  set("noise_db", db(noise));
 
   std::vector<double> high, upper;
   double weighted = 0, weight = 0, log_sum = 0;
@@ -244,13 +312,10 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   }
   set("centroid_hz", weight > 0 ? weighted / weight : 0.0);
 
-  // Transients: 5-ms frames of the pre-emphasised signal against their running median.
-  std::vector<double> emphasised(n);
-  emphasised[0] = x[0];
-  for (int64_t i = 1; i < n; ++i) emphasised[i] = x[i] - 0.97 * x[i - 1];
+  // Transients: 5-ms frames against their running median (+-200 ms).
   const int64_t short_len = std::max<int64_t>(1, std::lround(0.005 * sample_rate));
   const double short_s = static_cast<double>(short_len) / sample_rate;
-  const std::vector<double> e5 = frame_energy(emphasised, short_len);
+  const std::vector<double> e5 = frame_energy(x, short_len);
   const std::vector<double> background = running_median(e5, 40);
   const int frames5 = static_cast<int>(e5.size());
   std::vector<double> onset(frames5);
@@ -260,9 +325,9 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
     onset[m] = std::max(0.0, db(e5[m] / (background[m] + kTiny)));
     if (e5[m] <= threshold * (background[m] + kTiny)) continue;
     bool local_max = true;
-    for (int d = -4; d <= 4 && local_max; ++d)
+    for (int d = -2; d <= 2 && local_max; ++d)
       if (d && m + d >= 0 && m + d < frames5 && e5[m + d] > e5[m]) local_max = false;
-    if (local_max && m - last >= 8) {  // at least 40 ms apart
+    if (local_max && m - last >= 4) {  // at least 20 ms apart
       ++impulses;
       last = m;
     }
@@ -285,15 +350,17 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   const std::vector<double> e20 = frame_energy(x, std::max<int64_t>(1, std::lround(0.020 * sample_rate)));
   std::vector<double> level20(e20.size());
   for (size_t i = 0; i < e20.size(); ++i) level20[i] = db(e20[i]);
-  const double floor_db = median_of(level20) - 20.0;
+  const double quiet_db = median_of(level20) - 12.0;
   int silent = 0, gaps = 0, run = 0;
   for (size_t i = 0; i <= level20.size(); ++i) {
-    const bool quiet = i < level20.size() && level20[i] < floor_db;
+    const bool quiet = i < level20.size() && level20[i] < quiet_db;
     if (quiet) {
-      ++silent;
       ++run;
     } else {
-      if (run >= 2) ++gaps;  // a drop-out lasts at least 40 ms
+      if (run >= 5) {  // a drop-out lasts at least 100 ms
+        ++gaps;
+        silent += run;
+      }
       run = 0;
     }
   }

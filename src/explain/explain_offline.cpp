@@ -1,6 +1,7 @@
 // The built-in explainer: ranks what differs between the anomalous clip and its references and
 // writes one "This sound is ..." sentence of at most 40 words.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -33,6 +34,11 @@ std::string fmt(const char* format, double v) {
 
 std::string signed_db(double v) { return (v >= 0 ? "+" : "-") + fmt("%.0f", std::fabs(v)) + " dB"; }
 
+// "+14 dB over the normal references" / "9 dB below the normal references"
+std::string vs_refs(double v) {
+  return v >= 0 ? signed_db(v) + " over the normal references" : fmt("%.0f", std::fabs(v)) + " dB below the normal references";
+}
+
 std::string frequency(double hz) {
   if (hz >= 1000) return fmt("%.1f", hz / 1000) + " kHz";
   return fmt("%.0f", hz) + " Hz";
@@ -59,8 +65,8 @@ double median_of(std::vector<double> v) {
 // the specific ones say what the fault is, so they win ties.
 double feature_weight(const std::string& key) {
   static const std::map<std::string, double> weights = {
-      {"level_db", 0.6}, {"flatness", 0.6}, {"centroid_hz", 0.6}, {"irregularity", 0.5},
-      {"impulse_db", 0.8}, {"dropout_count", 0.9}};
+      {"level_db", 0.5}, {"flatness", 0.5}, {"centroid_hz", 0.5}, {"irregularity", 0.5},
+      {"hum_db", 0.9}, {"grind_db", 0.8}, {"impulse_db", 0.8}, {"dropout_count", 0.9}};
   auto it = weights.find(key);
   return it == weights.end() ? 1.0 : it->second;
 }
@@ -72,20 +78,31 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
     const std::string& key = row.spec->key;
     const double d = row.anomalous - row.reference_mean;
     const bool up = z > 0;
-    const std::string ref = " over the normal references";
     Candidate c{std::fabs(z) * feature_weight(key), key, key, "", ""};
     if (key == "level_db") {
-      c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + signed_db(d) + ref + ")";
+      c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + vs_refs(d) + ")";
       c.verb_phrase = std::string("is ") + (up ? "louder" : "quieter") + " overall (" + signed_db(d) + ")";
     } else if (key == "hum_db") {
-      c.is_phrase = up ? "heavier in low-frequency hum or vibration below 200 Hz (" + signed_db(d) + ref + ")"
-                       : "lighter in low-frequency hum below 200 Hz (" + signed_db(d) + ref + ")";
+      c.is_phrase = up ? "heavier in low-frequency hum or vibration below 200 Hz (" + vs_refs(d) + ")"
+                       : "lighter in low-frequency hum below 200 Hz (" + vs_refs(d) + ")";
       c.verb_phrase = up ? "hums or vibrates more below 200 Hz (" + signed_db(d) + ")"
                          : "has less low-frequency hum (" + signed_db(d) + ")";
+    } else if (key == "vibration_pct") {
+      const EvidenceRow* hz = find_row(rows, "vibration_hz");
+      const std::string rate = hz ? " at about " + fmt("%.0f", hz->anomalous) + " Hz" : "";
+      const std::string cmp = "(modulation " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
+      c.is_phrase = up ? "pulsating with a strong vibration" + rate + " " + cmp + ", as from an unbalanced rotor"
+                       : "steadier, with less vibration " + cmp;
+      c.verb_phrase = up ? "vibrates" + rate + " " + cmp : "vibrates less " + cmp;
+    } else if (key == "noise_db") {
+      c.is_phrase = up ? "noisier across the band (broadband noise " + vs_refs(d) + ")"
+                       : "much lower in broadband flow noise (" + vs_refs(d) + "), as from a clogged or blocked flow";
+      c.verb_phrase = up ? "has more broadband noise (" + signed_db(d) + ")"
+                         : "has less flow noise (" + signed_db(d) + "), as if clogged";
     } else if (key == "tone_db") {
       const EvidenceRow* hz = find_row(rows, "tone_hz");
       const double f = hz ? (up ? hz->anomalous : median_of(hz->neighbors)) : 0;
-      c.is_phrase = up ? "louder in a high-pitched tone near " + frequency(f) + " (" + signed_db(d) + ref + ")"
+      c.is_phrase = up ? "louder in a high-pitched tone near " + frequency(f) + " (" + vs_refs(d) + ")"
                        : "missing the high-pitched tone the normal sounds have near " + frequency(f);
       c.verb_phrase = up ? "has a high-pitched whine near " + frequency(f) + " (" + signed_db(d) + ")"
                          : "lacks the normal high-pitched tone near " + frequency(f);
@@ -93,11 +110,12 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
       const EvidenceRow* rate = find_row(rows, "impulse_rate");
       const double r = rate ? rate->anomalous : 0;
       if (up) {
-        c.is_phrase = "punctuated by sharp knocks " + times_per_second(r) + " (normal references: " +
+        const std::string what = r >= 10 ? "rapid rattling or knocking " : "sharp knocks ";
+        c.is_phrase = "punctuated by " + what + times_per_second(r) + " (normal references: " +
                       fmt("%.1f", rate ? rate->reference_mean : 0) + ")";
-        c.verb_phrase = "has sharp knocks " + times_per_second(r);
+        c.verb_phrase = "has " + what + times_per_second(r);
         if (key == "impulse_db") {
-          c.is_phrase = "marked by stronger knocks or impacts (" + signed_db(d) + " peaks" + ref + ")";
+          c.is_phrase = "marked by stronger knocks or impacts (peaks " + vs_refs(d) + ")";
           c.verb_phrase = "has stronger knocks or impacts (" + signed_db(d) + " peaks)";
         }
       } else {
@@ -113,8 +131,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
                        : "less rhythmic than the normal references";
       c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "is less rhythmic";
     } else if (key == "grind_db") {
-      c.is_phrase = up ? "noisier, with broadband grinding or hiss above 4 kHz (" + signed_db(d) + ref + ")"
-                       : "duller, with less noise above 4 kHz (" + signed_db(d) + ref + ")";
+      c.is_phrase = up ? "noisier, with broadband grinding or hiss above 4 kHz (" + vs_refs(d) + ")"
+                       : "duller, with less noise above 4 kHz (" + vs_refs(d) + ")";
       c.verb_phrase = up ? "has more broadband grinding noise above 4 kHz (" + signed_db(d) + ")"
                          : "has less noise above 4 kHz (" + signed_db(d) + ")";
       c.group = "grind";

@@ -220,7 +220,7 @@ GgufWriter::GgufWriter(uint64_t alignment) : alignment_(alignment) {
   set_uint32("general.alignment", static_cast<uint32_t>(alignment));
 }
 
-void GgufWriter::put(const std::string& key, GgufValue v) {
+void GgufWriter::set(const std::string& key, GgufValue v) {
   for (auto& kv : kv_)
     if (kv.first == key) {
       kv.second = std::move(v);
@@ -236,35 +236,35 @@ void GgufWriter::set_int(const std::string& key, int64_t v) {
   g.gguf_type = v >= 0 && v <= std::numeric_limits<uint32_t>::max()                                      ? kU32
                 : v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max() ? kI32
                                                                                                         : kI64;
-  put(key, std::move(g));
+  set(key, std::move(g));
 }
 void GgufWriter::set_uint32(const std::string& key, uint32_t v) {
   GgufValue g;
   g.kind = GgufValue::Kind::Int;
   g.i = v;
   g.gguf_type = kU32;
-  put(key, std::move(g));
+  set(key, std::move(g));
 }
 void GgufWriter::set_float(const std::string& key, float v) {
   GgufValue g;
   g.kind = GgufValue::Kind::Float;
   g.f = v;
   g.gguf_type = kF32;
-  put(key, std::move(g));
+  set(key, std::move(g));
 }
 void GgufWriter::set_bool(const std::string& key, bool v) {
   GgufValue g;
   g.kind = GgufValue::Kind::Bool;
   g.b = v;
   g.gguf_type = kBool;
-  put(key, std::move(g));
+  set(key, std::move(g));
 }
 void GgufWriter::set_string(const std::string& key, std::string v) {
   GgufValue g;
   g.kind = GgufValue::Kind::String;
   g.s = std::move(v);
   g.gguf_type = kString;
-  put(key, std::move(g));
+  set(key, std::move(g));
 }
 void GgufWriter::set_int_array(const std::string& key, std::vector<int64_t> v) {
   GgufValue g;
@@ -273,14 +273,14 @@ void GgufWriter::set_int_array(const std::string& key, std::vector<int64_t> v) {
   for (int64_t x : v)
     if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max()) g.gguf_type = kI64;
   g.ints = std::move(v);
-  put(key, std::move(g));
+  set(key, std::move(g));
 }
 void GgufWriter::set_string_array(const std::string& key, std::vector<std::string> v) {
   GgufValue g;
   g.kind = GgufValue::Kind::StringArray;
   g.gguf_type = kString;
   g.strings = std::move(v);
-  put(key, std::move(g));
+  set(key, std::move(g));
 }
 
 void GgufWriter::add_tensor(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
@@ -326,9 +326,22 @@ class Out {
 
 void write_int_as(Out& o, uint32_t type, int64_t v) {
   switch (type) {
+    case kU8: o.put(static_cast<uint8_t>(v)); break;
+    case kI8: o.put(static_cast<int8_t>(v)); break;
+    case kU16: o.put(static_cast<uint16_t>(v)); break;
+    case kI16: o.put(static_cast<int16_t>(v)); break;
     case kU32: o.put(static_cast<uint32_t>(v)); break;
     case kI32: o.put(static_cast<int32_t>(v)); break;
+    case kU64: o.put(static_cast<uint64_t>(v)); break;
     default: o.put(static_cast<int64_t>(v)); break;
+  }
+}
+
+// The integer type to write: the recorded one when it is an integer type, else INT64.
+uint32_t int_type(uint32_t t) {
+  switch (t) {
+    case kU8: case kI8: case kU16: case kI16: case kU32: case kI32: case kU64: case kI64: return t;
+    default: return kI64;
   }
 }
 
@@ -343,15 +356,27 @@ void GgufWriter::write(std::FILE* f, const std::string& path) const {
   for (const auto& [key, v] : kv_) {
     o.str(key);
     switch (v.kind) {
-      case GgufValue::Kind::Int: o.put<uint32_t>(v.gguf_type); write_int_as(o, v.gguf_type, v.i); break;
+      case GgufValue::Kind::Int: o.put<uint32_t>(int_type(v.gguf_type)); write_int_as(o, int_type(v.gguf_type), v.i); break;
       case GgufValue::Kind::Float: o.put<uint32_t>(kF32); o.put(static_cast<float>(v.f)); break;
       case GgufValue::Kind::Bool: o.put<uint32_t>(kBool); o.put<uint8_t>(v.b); break;
       case GgufValue::Kind::String: o.put<uint32_t>(kString); o.str(v.s); break;
       case GgufValue::Kind::IntArray:
         o.put<uint32_t>(kArray);
-        o.put<uint32_t>(v.gguf_type);
+        o.put<uint32_t>(int_type(v.gguf_type));
         o.put<uint64_t>(v.ints.size());
-        for (int64_t x : v.ints) write_int_as(o, v.gguf_type, x);
+        for (int64_t x : v.ints) write_int_as(o, int_type(v.gguf_type), x);
+        break;
+      case GgufValue::Kind::FloatArray:
+        o.put<uint32_t>(kArray);
+        o.put<uint32_t>(kF32);
+        o.put<uint64_t>(v.floats.size());
+        for (double x : v.floats) o.put(static_cast<float>(x));
+        break;
+      case GgufValue::Kind::BoolArray:
+        o.put<uint32_t>(kArray);
+        o.put<uint32_t>(kBool);
+        o.put<uint64_t>(v.ints.size());
+        for (int64_t x : v.ints) o.put<uint8_t>(x != 0);
         break;
       case GgufValue::Kind::StringArray:
         o.put<uint32_t>(kArray);
@@ -359,7 +384,6 @@ void GgufWriter::write(std::FILE* f, const std::string& path) const {
         o.put<uint64_t>(v.strings.size());
         for (const auto& s : v.strings) o.str(s);
         break;
-      default: throw Error("GGUF writer: unsupported value kind for " + key);
     }
   }
   uint64_t offset = 0;

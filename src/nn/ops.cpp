@@ -14,6 +14,8 @@ namespace {
 
 // Below this many multiply-adds a GEMM is not worth splitting across threads.
 constexpr int64_t kParallelGemmMacs = int64_t{1} << 20;
+// Row split granularity of parallel GEMMs (see gemm_parallel).
+constexpr int64_t kRowQuantum = 48;
 // Element-wise work below this size stays on one thread.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
 
@@ -48,32 +50,25 @@ void ensure_blas_single_threaded() {
   (void)done;
 }
 
-// Splits a GEMM over threads by rows (large m) or by output columns; each element is computed by
-// the same single-threaded kernel either way, so the split does not change any result.
+// Splits a GEMM over threads by rows, at multiples of kRowQuantum. OpenBLAS's kernels handle rows in
+// register tiles (24 rows for its Zen sgemm kernel, 16 on others) and round a row differently when it
+// falls in a partial tile; splitting at tile-aligned rows keeps every row in the same tile as an
+// unsplit call, so the result does not depend on the thread count (test_nn_kernels checks the bits).
+// Splitting by output columns would change results.
 void gemm_parallel(const float* x, int64_t m, int64_t k, const float* w, bool w_is_nk, int64_t n, const float* b,
                    float* y, bool accumulate) {
   ensure_blas_single_threaded();
   const int t = threads();
   const int64_t ldw = w_is_nk ? k : n;
-  if (t <= 1 || omp_in_parallel() || m * n * k < kParallelGemmMacs) {
+  if (t <= 1 || omp_in_parallel() || m * n * k < kParallelGemmMacs || m < 2 * kRowQuantum) {
     gemm_block(x, m, k, w, w_is_nk, ldw, n, b, y, n, accumulate);
     return;
   }
-  if (m >= 128 * t) {
-    const int64_t step = (m + t - 1) / t;
+  const int64_t step = ((m + t - 1) / t + kRowQuantum - 1) / kRowQuantum * kRowQuantum;
 #pragma omp parallel for num_threads(t) schedule(static, 1)
-    for (int part = 0; part < t; ++part) {
-      const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
-      gemm_block(x + r0 * k, r1 - r0, k, w, w_is_nk, ldw, n, b, y + r0 * n, n, accumulate);
-    }
-  } else {
-    const int64_t step = ((n + t - 1) / t + 15) / 16 * 16;
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-    for (int part = 0; part < t; ++part) {
-      const int64_t c0 = std::min(n, part * step), c1 = std::min(n, c0 + step);
-      const float* wp = w_is_nk ? w + c0 * k : w + c0;
-      gemm_block(x, m, k, wp, w_is_nk, ldw, c1 - c0, b ? b + c0 : nullptr, y + c0, n, accumulate);
-    }
+  for (int part = 0; part < t; ++part) {
+    const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
+    gemm_block(x + r0 * k, r1 - r0, k, w, w_is_nk, ldw, n, b, y + r0 * n, n, accumulate);
   }
 }
 

@@ -53,7 +53,7 @@ bool oklab_to_srgb(const Oklab& lab, double& r, double& g, double& b) {
   const double lr = 4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s;
   const double lg = -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s;
   const double lb = -0.0041960863 * l - 0.7034186147 * m + 1.7076147010 * s;
-  const double eps = 1e-9;
+  const double eps = 1e-6;
   const bool inside = lr >= -eps && lr <= 1 + eps && lg >= -eps && lg <= 1 + eps && lb >= -eps && lb <= 1 + eps;
   r = to_gamma(std::clamp(lr, 0.0, 1.0));
   g = to_gamma(std::clamp(lg, 0.0, 1.0));

@@ -162,7 +162,9 @@ void Gpt2::forward_ragged(const float* x, const std::vector<int64_t>& lengths, f
     void run(int, const float* qkv, float* ctx) const override {
       const float root = std::sqrt(static_cast<float>(hd));
       const int64_t nseq = static_cast<int64_t>(lengths.size());
-#pragma omp parallel
+      int64_t work = 0;  // multiply-adds of the attention, to decide whether threads pay
+      for (int64_t len : lengths) work += len * len * d;
+#pragma omp parallel if (work > (int64_t{1} << 22))
       {
         std::vector<float> scores(static_cast<size_t>(longest));
 #pragma omp for collapse(2) schedule(dynamic)
@@ -263,7 +265,8 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
       const float root = std::sqrt(static_cast<float>(hd));
       const float* SK = c.shared_k[static_cast<size_t>(layer)].data();
       const float* SV = c.shared_v[static_cast<size_t>(layer)].data();
-#pragma omp parallel
+      const int64_t work = c.batch * n_new * (past + n_new) * d;
+#pragma omp parallel if (work > (int64_t{1} << 22))
       {
         std::vector<float> scores(static_cast<size_t>(past + n_new));
 #pragma omp for collapse(2) schedule(static)

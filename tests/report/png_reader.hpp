@@ -103,3 +103,24 @@ inline std::string base64_decode(const std::string& s) {
 }
 
 }  // namespace asdcap::test
+
+namespace asdcap::test {
+
+// The values of every `attr="..."` inside tags starting with `tag` (e.g. "<img "), in page order.
+// (std::regex overflows the stack on megabyte-long data: URIs, hence by hand.)
+inline std::vector<std::string> tag_attributes(const std::string& html, const std::string& tag, const std::string& attr) {
+  std::vector<std::string> out;
+  for (size_t at = html.find(tag); at != std::string::npos; at = html.find(tag, at + 1)) {
+    const size_t end = html.find('>', at);
+    const size_t a = html.find(" " + attr + "=\"", at);
+    if (a == std::string::npos || a > end) {
+      out.emplace_back();
+      continue;
+    }
+    const size_t v = a + attr.size() + 3;
+    out.push_back(html.substr(v, html.find('"', v) - v));
+  }
+  return out;
+}
+
+}  // namespace asdcap::test

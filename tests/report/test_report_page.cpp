@@ -5,7 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <regex>
+#include <cstring>
 
 #include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
@@ -24,11 +24,12 @@ size_t count(const std::string& hay, const std::string& needle) {
   return n;
 }
 
+// The base64 payloads of the data: URIs of <img> or <audio> elements, "" for any other src.
 std::vector<std::string> data_uris(const std::string& html, const std::string& mime) {
   std::vector<std::string> out;
-  const std::regex re("src=\"data:" + mime + ";base64,([^\"]*)\"");
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), re); it != std::sregex_iterator(); ++it)
-    out.push_back((*it)[1].str());
+  const std::string prefix = "data:" + mime + ";base64,";
+  for (const auto& src : test::tag_attributes(html, mime.rfind("image", 0) == 0 ? "<img " : "<audio ", "src"))
+    out.push_back(src.rfind(prefix, 0) == 0 ? src.substr(prefix.size()) : std::string());
   return out;
 }
 

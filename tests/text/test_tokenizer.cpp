@@ -169,9 +169,9 @@ TEST(TextTokenizer, PythonCapitalize) {
   EXPECT_EQ(python_capitalize(""), "");
   for (const auto& c : manifest()["captions"]) {
     const auto& p = c["prompt_beam5"];
-    const std::string best = p["beams"][0]["text"];
+    const std::string best = p["beams"].front()["text"];
     EXPECT_EQ(python_capitalize(p["prompt"].get<std::string>() + best), p["caption_with_prompt"].get<std::string>());
-    const std::string b5 = c["beam5"]["beams"][0]["text"];
+    const std::string b5 = c["beam5"]["beams"].front()["text"];
     EXPECT_EQ(python_capitalize(b5), c["beam5"]["caption"].get<std::string>());
   }
 }

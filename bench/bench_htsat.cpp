@@ -1,0 +1,180 @@
+// HTSAT audio encoder throughput on a full-size (msclap 2023) model with random weights.
+//
+// Reported per benchmark: clips/s (7-s windows), GFLOP/s counted analytically from the model's
+// shapes (the arithmetic asdcap performs: GEMMs, window attention q.k and p.v, patch embedding,
+// merges, projection; the tscam head's conv is evaluated as one GEMV on time-averaged taps, which is
+// what is counted), and `vs_sgemm` = that GFLOP/s divided by OpenBLAS sgemm GFLOP/s measured in the
+// same process, with the same thread count, on the fastest of HTSAT's largest GEMM shapes (the MLP
+// fc1 of every stage, M = tokens x batch) -- a machine-independent efficiency ratio.
+//
+//   build-d/bench/bench_htsat --benchmark_counters_tabular=true
+// The model (~640 MB) is written once to $TMPDIR/asdcap-bench-msclap2023-f32.gguf.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "asdcap/audio.hpp"
+#include "asdcap/clap.hpp"
+#include "asdcap/convert.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
+
+namespace {
+
+using namespace asdcap;
+
+std::shared_ptr<const ModelFile> bench_model() {
+  static const std::shared_ptr<const ModelFile> model = [] {
+    namespace fs = std::filesystem;
+    const fs::path path = fs::temp_directory_path() / "asdcap-bench-msclap2023-f32.gguf";
+    if (fs::exists(path)) {
+      try {
+        return ModelFile::open(path.string());
+      } catch (const Error&) {
+      }
+    }
+    ModelConfig cfg = msclap_2023_config();
+    cfg.has_captioner = false;  // CLAP only: the audio encoder is what is measured
+    const std::string gpt2 = std::string(ASDCAP_SHARED_DIR) + "/assets/gpt2/";
+    write_random_model(path.string(), cfg, DType::F32, 2023, gpt2 + "vocab.json", gpt2 + "merges.txt");
+    return ModelFile::open(path.string());
+  }();
+  return model;
+}
+
+// FLOPs of one window through HTSAT + projection as asdcap computes it.
+double htsat_flops(const ModelConfig& mc) {
+  const HtsatConfig& c = mc.audio;
+  double flops = 0;
+  int64_t side = c.spec_size / c.patch, dim = c.embed_dim;
+  flops += 2.0 * side * side * c.patch * c.patch * dim;  // patch embedding
+  for (size_t s = 0; s < c.depths.size(); ++s) {
+    const double n = static_cast<double>(side * side), d = static_cast<double>(dim);
+    const int64_t window = std::min<int64_t>(side, c.window);
+    const double per_block = 2.0 * n * (3 * d * d + d * d + 2.0 * c.mlp_ratio * d * d)  // qkv, proj, fc1, fc2
+                             + 2.0 * 2.0 * n * window * window * d;                      // q.k and p.v
+    flops += per_block * c.depths[s];
+    if (s + 1 < c.depths.size()) {
+      flops += 2.0 * (n / 4) * (4 * d) * (2 * d);  // PatchMerging reduction
+      side /= 2;
+      dim *= 2;
+    }
+  }
+  const int64_t sf = side / c.freq_ratio;
+  flops += 2.0 * c.num_classes * dim * sf * 3;                                 // tscam on averaged taps
+  flops += 2.0 * (double(dim) * mc.proj_dim + double(mc.proj_dim) * mc.proj_dim);  // projection
+  return flops;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Best sgemm GFLOP/s over the fc1 shapes of the stages (M = tokens x batch), same thread count.
+double sgemm_gflops(const ModelConfig& mc, int batch, int threads) {
+  static std::map<std::pair<int, int>, double> cache;
+  const auto key = std::make_pair(batch, threads);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  nn::set_threads(threads);
+  const HtsatConfig& c = mc.audio;
+  int64_t side = c.spec_size / c.patch, dim = c.embed_dim;
+  double best = 0;
+  for (size_t s = 0; s < c.depths.size(); ++s) {
+    const int64_t m = side * side * batch, k = dim, n = dim * c.mlp_ratio;
+    std::vector<float> x(static_cast<size_t>(m * k), 0.5f), w(static_cast<size_t>(n * k), 0.25f),
+        y(static_cast<size_t>(m * n));
+    nn::linear(x.data(), m, k, w.data(), n, nullptr, y.data());  // warm-up
+    int reps = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    do {
+      nn::linear(x.data(), m, k, w.data(), n, nullptr, y.data());
+      ++reps;
+    } while (seconds_since(t0) < 0.4);
+    best = std::max(best, 2.0 * m * n * k * reps / seconds_since(t0) / 1e9);
+    if (s + 1 < c.depths.size()) {
+      side /= 2;
+      dim *= 2;
+    }
+  }
+  cache[key] = best;
+  return best;
+}
+
+std::vector<std::vector<float>> noise_windows(int n) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.f, 0.1f);
+  std::vector<std::vector<float>> w(static_cast<size_t>(n), std::vector<float>(static_cast<size_t>(kWindowSamples)));
+  for (auto& v : w)
+    for (auto& x : v) x = dist(rng);
+  return w;
+}
+
+void report(benchmark::State& state, const ModelConfig& mc, int batch) {
+  const double clips = static_cast<double>(state.iterations()) * batch;
+  const double flops = htsat_flops(mc);
+  state.counters["clips_per_s"] = benchmark::Counter(clips, benchmark::Counter::kIsRate);
+  state.counters["GFLOP_per_clip"] = flops / 1e9;
+  state.counters["GFLOPs"] = benchmark::Counter(clips * flops / 1e9, benchmark::Counter::kIsRate);
+}
+
+// From 7-s waveforms: front end (log-mel, bn0, image) + HTSAT + projection, as `asdcap embed` runs it.
+void BM_HtsatFromWaveform(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
+  const auto model = bench_model();
+  const ModelConfig& mc = model->config();
+  const double sgemm = sgemm_gflops(mc, batch, threads);
+  nn::set_threads(threads);
+  const AudioEncoder encoder(model, "audio.");
+  const auto windows = noise_windows(batch);
+  std::vector<const float*> ptrs;
+  for (const auto& w : windows) ptrs.push_back(w.data());
+  double busy = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(encoder.encode(ptrs));
+    busy += seconds_since(t0);
+  }
+  report(state, mc, batch);
+  const double gflops = static_cast<double>(state.iterations()) * batch * htsat_flops(mc) / busy / 1e9;
+  state.counters["sgemm_GFLOPs"] = sgemm;
+  state.counters["vs_sgemm"] = gflops / sgemm;
+}
+
+// From HTSAT images: the encoder alone (patch embedding .. projection).
+void BM_HtsatFromImage(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
+  const auto model = bench_model();
+  const ModelConfig& mc = model->config();
+  const double sgemm = sgemm_gflops(mc, batch, threads);
+  nn::set_threads(threads);
+  const AudioEncoder encoder(model, "audio.");
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::vector<std::vector<float>> images(static_cast<size_t>(batch), std::vector<float>(kImageSize * kImageSize));
+  std::vector<const float*> ptrs;
+  for (auto& im : images) {
+    for (auto& x : im) x = dist(rng);
+    ptrs.push_back(im.data());
+  }
+  double busy = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(encoder.encode_images(ptrs));
+    busy += seconds_since(t0);
+  }
+  report(state, mc, batch);
+  const double gflops = static_cast<double>(state.iterations()) * batch * htsat_flops(mc) / busy / 1e9;
+  state.counters["sgemm_GFLOPs"] = sgemm;
+  state.counters["vs_sgemm"] = gflops / sgemm;
+}
+
+}  // namespace
+
+BENCHMARK(BM_HtsatFromImage)->ArgNames({"batch", "threads"})->Args({1, 1})->Args({8, 1})->Args({1, 2})->Args({8, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_HtsatFromWaveform)->ArgNames({"batch", "threads"})->Args({1, 1})->Args({8, 1})->Args({1, 2})->Args({8, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);

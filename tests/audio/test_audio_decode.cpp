@@ -1,0 +1,240 @@
+// Decoding: every format asdcap promises, channel handling, and every kind of bad file.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "asdcap/audio.hpp"
+#include "asdcap/error.hpp"
+#include "audio_files.hpp"
+
+namespace asdcap {
+namespace {
+
+using test::TempDir;
+
+std::vector<int> ramp_ints(int frames, int channels, int shift) {
+  std::vector<int> v(static_cast<size_t>(frames * channels));
+  for (int f = 0; f < frames; ++f)
+    for (int c = 0; c < channels; ++c) {
+      const int raw = ((f * 37 + c * 1001) % 60001) - 30000;  // fits 16 bits
+      v[static_cast<size_t>(f * channels + c)] = static_cast<int>(static_cast<unsigned>(raw) << shift);
+    }
+  return v;
+}
+
+// PCM is decoded as integer / 2^(bits-1), exactly (as torchaudio does).
+TEST(Decode, PcmFormatsAreScaledExactly) {
+  TempDir dir;
+  struct Case {
+    const char* name;
+    int format;
+    int shift;        // where a 16-bit value sits in the int32 written
+    double divisor;   // expected decoded value = stored integer / divisor
+    const char* label;
+  };
+  const Case cases[] = {
+      {"pcm16.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16, 32768.0, "WAV PCM_16"},
+      {"pcm24.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_24, 8, 32768.0, "WAV PCM_24"},
+      {"pcm32.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_32, 0, 32768.0 * 65536.0, "WAV PCM_32"},
+      {"pcm16.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 16, 32768.0, "FLAC PCM_16"},
+      {"pcm24.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 8, 32768.0, "FLAC PCM_24"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = dir.file(c.name);
+    // For PCM_24 / PCM_32 use the low bits too, so that a 16-bit-only decoder would fail.
+    std::vector<int> ints = ramp_ints(3000, 2, c.shift);
+    if (c.shift < 16)
+      for (size_t i = 0; i < ints.size(); ++i) ints[i] += static_cast<int>((i * 13) % (1 << (16 - c.shift))) << c.shift;
+    test::write_ints(path, c.format, 16000, 2, ints);
+    const DecodedAudio a = decode_audio(path);
+    EXPECT_EQ(a.info.format, c.label);
+    EXPECT_EQ(a.info.sample_rate, 16000);
+    EXPECT_EQ(a.info.channels, 2);
+    EXPECT_EQ(a.info.frames, 3000);
+    ASSERT_EQ(a.interleaved.size(), ints.size()) << c.name;
+    const double scale = std::ldexp(1.0, -31 + (c.shift == 0 ? 0 : 0));
+    for (size_t i = 0; i < ints.size(); ++i) {
+      // stored integer = ints[i] >> shift; value = stored / 2^(31 - shift)
+      const double expected = static_cast<double>(ints[i] >> c.shift) * std::ldexp(scale, c.shift);
+      ASSERT_EQ(a.interleaved[i], static_cast<float>(expected)) << c.name << " sample " << i;
+    }
+    (void)c.divisor;
+  }
+}
+
+TEST(Decode, FloatWavIsReadAsIs) {
+  TempDir dir;
+  std::vector<float> x(5000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(0.9 * std::sin(0.001 * double(i * i % 7919)));
+  x[7] = 1.5f;  // float files may exceed full scale; kept as is
+  test::write_floats(dir.file("f.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, 22050, 1, x);
+  const DecodedAudio a = decode_audio(dir.file("f.wav"));
+  EXPECT_EQ(a.info.format, "WAV FLOAT");
+  EXPECT_EQ(a.interleaved, x);
+}
+
+TEST(Decode, OggVorbisDecodesToTheSameTone) {
+  TempDir dir;
+  const int rate = 16000;
+  std::vector<float> x(static_cast<size_t>(2 * rate));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(0.5 * std::sin(2 * M_PI * 440.0 * double(i) / rate));
+  test::write_floats(dir.file("tone.ogg"), SF_FORMAT_OGG | SF_FORMAT_VORBIS, rate, 1, x);
+  const DecodedAudio a = decode_audio(dir.file("tone.ogg"));
+  EXPECT_EQ(a.info.format, "OGG VORBIS");
+  ASSERT_EQ(a.interleaved.size(), x.size());
+  double dot = 0, xx = 0, yy = 0;
+  for (size_t i = 1000; i + 1000 < x.size(); ++i) {
+    dot += double(x[i]) * a.interleaved[i];
+    xx += double(x[i]) * x[i];
+    yy += double(a.interleaved[i]) * a.interleaved[i];
+  }
+  EXPECT_GT(dot / std::sqrt(xx * yy), 0.99);
+  const auto at44 = load_audio_44k(dir.file("tone.ogg"));
+  EXPECT_EQ(at44.size(), size_t(2 * kSampleRate));
+}
+
+TEST(Decode, ChannelsAreAveragedOrConcatenated) {
+  TempDir dir;
+  const int frames = 4410, channels = 3;
+  std::vector<float> x(static_cast<size_t>(frames * channels));
+  for (int f = 0; f < frames; ++f)
+    for (int c = 0; c < channels; ++c) x[static_cast<size_t>(f * channels + c)] = float((c + 1) * 0.1 * std::sin(0.01 * f * (c + 1)));
+  test::write_floats(dir.file("three.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, kSampleRate, channels, x);
+  AudioInfo info;
+  const auto mean = load_audio_44k(dir.file("three.wav"), ChannelMode::Mean, &info);
+  EXPECT_EQ(info.channels, 3);
+  ASSERT_EQ(mean.size(), size_t(frames));
+  for (int f = 0; f < frames; ++f) {
+    const double expected = (double(x[size_t(f * 3)]) + x[size_t(f * 3 + 1)] + x[size_t(f * 3 + 2)]) / 3.0;
+    ASSERT_NEAR(mean[size_t(f)], expected, 1e-7) << f;
+  }
+  const auto concat = load_audio_44k(dir.file("three.wav"), ChannelMode::Concat);
+  ASSERT_EQ(concat.size(), size_t(frames * channels));
+  for (int c = 0; c < channels; ++c)
+    for (int f = 0; f < frames; f += 17) ASSERT_EQ(concat[size_t(c * frames + f)], x[size_t(f * channels + c)]);
+
+  // At another rate: Concat resamples each channel (3 x the length), Mean resamples the average.
+  test::write_floats(dir.file("three16k.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, channels, x);
+  const auto mean16 = load_audio_44k(dir.file("three16k.wav"), ChannelMode::Mean);
+  const auto concat16 = load_audio_44k(dir.file("three16k.wav"), ChannelMode::Concat);
+  EXPECT_EQ(concat16.size(), 3 * mean16.size());
+  for (size_t i = 0; i < mean16.size(); i += 7) {
+    const double avg = (double(concat16[i]) + concat16[i + mean16.size()] + concat16[i + 2 * mean16.size()]) / 3.0;
+    ASSERT_NEAR(mean16[i], avg, 1e-6);  // resampling is linear
+  }
+}
+
+TEST(ChannelMode, ParseAndPrint) {
+  EXPECT_EQ(parse_channel_mode("mean"), ChannelMode::Mean);
+  EXPECT_EQ(parse_channel_mode("concat"), ChannelMode::Concat);
+  EXPECT_EQ(to_string(ChannelMode::Concat), "concat");
+  EXPECT_THROW(parse_channel_mode("stereo"), UsageError);
+}
+
+// ---- bad files: the error is an asdcap::Error subclass whose message names the file ----
+
+template <typename Expected>
+std::string expect_error(const std::string& path, const char* needle) {
+  try {
+    decode_audio(path);
+  } catch (const Expected& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    EXPECT_NE(what.find(needle), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    return what;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type for " << path << ": " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "no error for " << path;
+  return {};
+}
+
+TEST(DecodeErrors, MissingFile) {
+  TempDir dir;
+  expect_error<IoError>(dir.file("nope.wav"), "No such file");
+  EXPECT_THROW(probe_audio(dir.file("nope.wav")), IoError);
+}
+
+TEST(DecodeErrors, Directory) {
+  TempDir dir;
+  expect_error<IoError>(dir.path().string(), "directory");
+}
+
+TEST(DecodeErrors, UnreadableFile) {
+  if (::geteuid() == 0) GTEST_SKIP() << "running as root: file permissions are not enforced";
+  TempDir dir;
+  test::write_ints(dir.file("locked.wav"), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, ramp_ints(100, 1, 16));
+  std::filesystem::permissions(dir.file("locked.wav"), std::filesystem::perms::none);
+  expect_error<IoError>(dir.file("locked.wav"), "Permission denied");
+}
+
+TEST(DecodeErrors, EmptyFile) {
+  TempDir dir;
+  test::write_bytes(dir.file("empty.wav"), "");
+  expect_error<FormatError>(dir.file("empty.wav"), "empty file");
+}
+
+TEST(DecodeErrors, RandomBytesNamedWav) {
+  TempDir dir;
+  std::mt19937 rng(5);
+  std::string bytes(4096, '\0');
+  for (char& b : bytes) b = static_cast<char>(rng());
+  test::write_bytes(dir.file("noise.wav"), bytes);
+  expect_error<FormatError>(dir.file("noise.wav"), "not a readable audio file");
+  // A text file and a WAV header followed by garbage chunk sizes.
+  test::write_bytes(dir.file("text.wav"), "this is not audio\n");
+  expect_error<FormatError>(dir.file("text.wav"), "not a readable audio file");
+}
+
+TEST(DecodeErrors, TruncatedWav) {
+  TempDir dir;
+  test::write_ints(dir.file("full.wav"), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, ramp_ints(1000, 1, 16));
+  const std::string full = test::read_bytes(dir.file("full.wav"));
+  ASSERT_EQ(full.size(), 44u + 2000u);
+  for (size_t keep : {size_t{44 + 1000}, size_t{44 + 1}, size_t{44}}) {
+    const std::string path = dir.file("cut" + std::to_string(keep) + ".wav");
+    test::write_bytes(path, full.substr(0, keep));
+    expect_error<FormatError>(path, "truncated");
+  }
+  // Cut inside the header: not a readable WAV at all.
+  test::write_bytes(dir.file("cut20.wav"), full.substr(0, 20));
+  expect_error<FormatError>(dir.file("cut20.wav"), "not a readable audio file");
+}
+
+TEST(DecodeErrors, TruncatedFlac) {
+  TempDir dir;
+  std::vector<int> x = ramp_ints(100000, 1, 16);
+  std::mt19937 rng(1);
+  for (int& v : x) v = static_cast<int>((rng() % 40000) - 20000) << 16;
+  test::write_ints(dir.file("full.flac"), SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 16000, 1, x);
+  const std::string full = test::read_bytes(dir.file("full.flac"));
+  test::write_bytes(dir.file("half.flac"), full.substr(0, full.size() / 2));
+  expect_error<FormatError>(dir.file("half.flac"), "truncated or corrupt");
+}
+
+TEST(DecodeErrors, ZeroSampleWav) {
+  TempDir dir;
+  test::write_ints(dir.file("zero.wav"), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, {});
+  expect_error<FormatError>(dir.file("zero.wav"), "0 frames");
+  EXPECT_THROW(probe_audio(dir.file("zero.wav")), FormatError);
+}
+
+TEST(DecodeErrors, NanAndInfSamples) {
+  TempDir dir;
+  std::vector<float> x(100, 0.25f);
+  x[41] = std::nanf("");
+  test::write_floats(dir.file("nan.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 1, x);
+  expect_error<FormatError>(dir.file("nan.wav"), "sample 41 is NaN");
+  x[41] = 0.0f;
+  x[2 * 33 + 1] = -INFINITY;
+  test::write_floats(dir.file("inf.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 2, x);
+  expect_error<FormatError>(dir.file("inf.wav"), "sample 33 (channel 1) is infinite");
+}
+
+}  // namespace
+}  // namespace asdcap

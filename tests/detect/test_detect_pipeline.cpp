@@ -1,0 +1,262 @@
+// End-to-end detection runs on synthetic data: accuracy, output files, bad files, caching,
+// unlabelled sets, and a CLI run killed with SIGKILL that resumes from its cache.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "asdcap/detect.hpp"
+#include "asdcap/files.hpp"
+#include "asdcap/synth.hpp"
+
+using namespace asdcap;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("asdcap_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+DetectSummary detect(const fs::path& data, const fs::path& out, int threads = 0) {
+  DetectOptions o;
+  o.data_root = data.string();
+  o.out_dir = out.string();
+  o.threads = threads;
+  o.quiet = true;
+  return run_detect(o);
+}
+
+int64_t cache_rows(const fs::path& db) {
+  sqlite3* h = nullptr;
+  int64_t n = 0;
+  if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(h, "SELECT COUNT(*) FROM embeddings", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(h);
+  return n;
+}
+
+}  // namespace
+
+// The acoustic backend separates every synthetic machine type's faults (AUC >= 0.9 per type);
+// the output files have the agreed shapes; a rerun takes every embedding from the cache.
+TEST(DetectPipeline, SyntheticSetHighAucAndOutputs) {
+  fs::path data = temp_dir("pipe_data"), out = temp_dir("pipe_out");
+  SynthOptions so;
+  so.out_dir = data.string();
+  so.seed = 11;
+  so.machines = synth_machine_types();
+  so.ids = {"id_00"};
+  so.n_train = 24;
+  so.n_test_normal = 10;
+  so.n_test_anomaly = 12;
+  synthesize_dataset(so);
+  auto s = detect(data, out);
+  const int per_type = so.n_test_normal + so.n_test_anomaly;
+  ASSERT_EQ(s.rows.size(), so.machines.size());
+  EXPECT_EQ(s.n_scored, per_type * static_cast<int>(so.machines.size()));
+  EXPECT_EQ(s.n_skipped, 0);
+  for (const auto& r : s.rows) {
+    EXPECT_GE(r.auc, 0.9) << r.machine;
+    EXPECT_EQ(r.threshold_rule, "roc_closest");
+    EXPECT_EQ(r.n_normal, so.n_test_normal);
+    EXPECT_EQ(r.n_anomaly, so.n_test_anomaly);
+    std::printf("%s %s AUC %.4f pAUC %.4f\n", r.machine.c_str(), r.id.c_str(), r.auc, r.pauc);
+  }
+  auto results = lines_of(out / "results.csv");
+  ASSERT_EQ(results.size(), 1 + 2 * so.machines.size() + 1);
+  EXPECT_EQ(results[0], "machine,id,auc,pauc,threshold,threshold_rule,n_normal,n_anomaly");
+  EXPECT_EQ(results.back().rfind("overall,average,", 0), 0u);
+  auto scores = lines_of(out / "anomaly_score_fan_id_00.csv");
+  auto decisions = lines_of(out / "decision_result_fan_id_00.csv");
+  ASSERT_EQ(scores.size(), static_cast<size_t>(per_type));
+  ASSERT_EQ(decisions.size(), scores.size());
+  EXPECT_EQ(scores[0].rfind("anomaly_id_00_00000000.wav,", 0), 0u);
+  for (auto& d : decisions) EXPECT_TRUE(d.back() == '0' || d.back() == '1');
+  auto nb = lines_of(out / "neighbors.jsonl");
+  ASSERT_EQ(nb.size(), static_cast<size_t>(s.n_scored));
+  for (auto& l : nb) {
+    auto j = json::parse(l);
+    ASSERT_EQ(j["neighbors"].size(), 4u);
+    double prev = 0, sum = 0;
+    for (auto& n : j["neighbors"]) {
+      EXPECT_NE(n["file"].get<std::string>().find("/train/normal_"), std::string::npos);
+      EXPECT_GE(n["distance"].get<double>(), prev);
+      prev = n["distance"].get<double>();
+      sum += prev;
+    }
+    EXPECT_NEAR(j["score"].get<double>(), sum / 4, 1e-9);
+    EXPECT_EQ(j["decision"].get<int>(), j["score"].get<double>() > j["threshold"].get<double>() ? 1 : 0);
+    EXPECT_TRUE(j["label"] == "normal" || j["label"] == "anomaly");
+  }
+  auto run = json::parse(read_text_file((out / "run.json").string()));
+  EXPECT_EQ(run["backend"], "acoustic");
+  EXPECT_EQ(run["k"], 4);
+  EXPECT_EQ(run["crop"], "random@content-sha256");
+  EXPECT_EQ(lines_of(out / "skipped.jsonl").size(), 0u);
+
+  std::string first_scores = read_text_file((out / "anomaly_score_pump_id_00.csv").string());
+  auto again = detect(data, out, 1);
+  EXPECT_EQ(again.n_cache_hits, again.n_embedded);
+  EXPECT_EQ(again.n_embedded, s.n_embedded);
+  EXPECT_EQ(read_text_file((out / "anomaly_score_pump_id_00.csv").string()), first_scores);
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// Corrupt, empty, unreadable (a directory and a dangling link named like clips) and misnamed
+// files: the run completes, scores every good clip and lists each bad one with a reason.
+TEST(DetectPipeline, BadFilesAreSkippedAndListed) {
+  fs::path data = temp_dir("bad_data"), out = temp_dir("bad_out");
+  SynthOptions so;
+  so.out_dir = data.string();
+  so.machines = {"fan"};
+  so.ids = {"id_00"};
+  so.n_train = 6;
+  so.n_test_normal = 3;
+  so.n_test_anomaly = 3;
+  synthesize_dataset(so);
+  fs::path t = data / "fan/test";
+  std::ofstream(t / "normal_id_00_00000050.wav") << "RIFF\x10\0\0\0WAVEjunkjunkjunkjunk not audio at all";
+  std::ofstream(t / "normal_id_00_00000051.wav");  // empty
+  fs::create_directories(t / "anomaly_id_00_00000052.wav");
+  fs::create_symlink(data / "gone.wav", data / "fan/train/normal_id_00_00000053.wav");
+  fs::copy_file(t / "normal_id_00_00000000.wav", t / "take 3.wav");
+  auto s = detect(data, out);
+  EXPECT_EQ(s.n_scored, 6);
+  auto lines = lines_of(out / "skipped.jsonl");
+  ASSERT_EQ(lines.size(), 5u);
+  std::map<std::string, std::string> why;
+  for (auto& l : lines) {
+    auto j = json::parse(l);
+    EXPECT_EQ(j["stage"], "detect");
+    why[fs::path(j["path"].get<std::string>()).filename().string()] = j["reason"];
+  }
+  for (auto name : {"normal_id_00_00000050.wav", "normal_id_00_00000051.wav", "anomaly_id_00_00000052.wav",
+                    "normal_id_00_00000053.wav", "take 3.wav"}) {
+    ASSERT_TRUE(why.count(name)) << name;
+    EXPECT_FALSE(why[name].empty()) << name;
+  }
+  EXPECT_NE(why["anomaly_id_00_00000052.wav"].find("directory"), std::string::npos);
+  EXPECT_NE(why["normal_id_00_00000053.wav"].find("dangling"), std::string::npos);
+  EXPECT_NE(why["take 3.wav"].find("no known layout"), std::string::npos);
+  EXPECT_EQ(lines_of(out / "anomaly_score_fan_id_00.csv").size(), 6u);
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// An evaluation-style set (no labels in the test names): no AUC, a gamma threshold fitted on the
+// training clips' leave-one-out scores.
+TEST(DetectPipeline, UnlabelledTestSetUsesGammaThreshold) {
+  fs::path data = temp_dir("eval_data"), out = temp_dir("eval_out");
+  SynthOptions so;
+  so.out_dir = data.string();
+  so.machines = {"gearbox"};
+  so.ids = {"id_04"};
+  so.n_train = 12;
+  so.n_test_normal = 3;
+  so.n_test_anomaly = 3;
+  so.seconds = 8;
+  synthesize_dataset(so);
+  int i = 0;
+  for (auto& e : std::vector<fs::directory_entry>(fs::directory_iterator(data / "gearbox/test"), {})) {
+    char name[64];
+    std::snprintf(name, sizeof name, "id_04_%08d.wav", i++);
+    fs::rename(e.path(), e.path().parent_path() / name);
+  }
+  auto s = detect(data, out);
+  ASSERT_EQ(s.rows.size(), 1u);
+  EXPECT_EQ(s.rows[0].threshold_rule, "gamma_q0.9");
+  EXPECT_TRUE(std::isnan(s.rows[0].auc));
+  EXPECT_GT(s.rows[0].threshold, 0);
+  EXPECT_EQ(s.rows[0].n_unknown, 6);
+  auto j = json::parse(lines_of(out / "neighbors.jsonl").at(0));
+  EXPECT_TRUE(j["label"].is_null());
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// `asdcap detect` killed with SIGKILL half-way keeps every embedding it committed; the rerun takes
+// them from the cache (counted in run.json) and the database passes SQLite's integrity check.
+TEST(DetectPipeline, KilledCliRunResumesFromCache) {
+  fs::path data = temp_dir("kill_data"), out = temp_dir("kill_out");
+  SynthOptions so;
+  so.out_dir = data.string();
+  so.machines = {"pump"};
+  so.ids = {"id_00"};
+  so.n_train = 40;
+  so.n_test_normal = 10;
+  so.n_test_anomaly = 10;
+  synthesize_dataset(so);
+  const int total = 60;
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    execl(ASDCAP_CLI, ASDCAP_CLI, "detect", "--data", data.c_str(), "--out", out.c_str(), "--threads", "1",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int64_t at_kill = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (std::chrono::steady_clock::now() < deadline) {
+    at_kill = cache_rows(out / "cache.sqlite");
+    if (at_kill >= 10) break;
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) FAIL() << "the CLI ended before it could be killed";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  at_kill = cache_rows(out / "cache.sqlite");  // rows committed before the kill
+  ASSERT_GE(at_kill, 10);
+  ASSERT_LT(at_kill, total) << "the run finished before the kill; nothing to resume";
+  EXPECT_FALSE(fs::exists(out / "results.csv"));
+
+  std::string cmd = std::string(ASDCAP_CLI) + " detect --data '" + data.string() + "' --out '" + out.string() +
+                    "' > '" + (out / "stdout.txt").string() + "' 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto run = json::parse(read_text_file((out / "run.json").string()));
+  EXPECT_EQ(run["n_embedded"].get<int>(), total);
+  EXPECT_GE(run["n_cache_hits"].get<int>(), at_kill);
+  EXPECT_EQ(cache_rows(out / "cache.sqlite"), total);
+  EXPECT_NE(read_text_file((out / "stdout.txt").string()).find("pump"), std::string::npos);
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open((out / "cache.sqlite").c_str(), &h), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  fs::remove_all(data);
+  fs::remove_all(out);
+}

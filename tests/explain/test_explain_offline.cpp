@@ -1,0 +1,117 @@
+// The offline explainer: one "This sound is ..." sentence, at most 40 words, naming the
+// strongest differences in plain words.
+#include <gtest/gtest.h>
+
+#include "asdcap/evidence.hpp"
+#include "asdcap/llm.hpp"
+
+using namespace asdcap;
+
+namespace {
+
+// Evidence where every feature equals the references except the given ones.
+std::vector<EvidenceRow> rows_with(const std::vector<std::pair<std::string, double>>& anomalous_values,
+                                   const std::vector<std::pair<std::string, double>>& reference_values = {}) {
+  const size_t n = evidence_features().size();
+  ClipEvidence a{std::vector<double>(n, 1.0)};
+  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 1.0)});
+  for (const auto& [k, v] : reference_values)
+    for (auto& r : refs) r.values[evidence_index(k)] = v;
+  for (const auto& [k, v] : anomalous_values) a.values[evidence_index(k)] = v;
+  return compare_evidence(a, refs);
+}
+
+void expect_well_formed(const std::string& s) {
+  EXPECT_EQ(s.rfind("This sound is ", 0), 0u) << s;
+  EXPECT_LE(count_words(s), 40) << s;
+  EXPECT_EQ(s.back(), '.') << s;
+}
+
+}  // namespace
+
+TEST(ExplainOffline, NamesToneWithFrequencyAndLevel) {
+  const auto rows = rows_with({{"tone_db", 20.0}, {"tone_hz", 3210.0}, {"impulse_rate", 4.2}},
+                              {{"tone_db", 6.0}, {"tone_hz", 1000.0}, {"impulse_rate", 0.0}});
+  OfflineInput in;
+  in.evidence = &rows;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_EQ(a.named.size(), 2u);
+  EXPECT_EQ(a.named[0], "tone_db");  // z 9.3 beats 8.4
+  EXPECT_EQ(a.named[1], "impulse_rate");
+  EXPECT_EQ(a.answer,
+            "This sound is louder in a high-pitched tone near 3.2 kHz (+14 dB over the normal references) and "
+            "has sharp knocks about 4 times per second.");
+  EXPECT_EQ(explain_offline(in).answer, a.answer);  // deterministic
+}
+
+TEST(ExplainOffline, NothingStandsOut) {
+  const auto rows = rows_with({{"level_db", 1.5}});
+  OfflineInput in;
+  in.evidence = &rows;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  EXPECT_TRUE(a.named.empty());
+  EXPECT_NE(a.answer.find("close to its normal references"), std::string::npos) << a.answer;
+}
+
+TEST(ExplainOffline, ManyDifferencesStayWithinFortyWords) {
+  const auto rows = rows_with({{"tone_db", 30}, {"impulse_rate", 20}, {"dropout_pct", 30}, {"dropout_count", 5},
+                               {"vibration_pct", 60}, {"hum_db", 15}, {"noise_db", -20}, {"level_db", 10}});
+  OfflineInput in;
+  in.evidence = &rows;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  EXPECT_GE(a.named.size(), 2u);
+  EXPECT_LE(a.named.size(), 3u);
+}
+
+TEST(ExplainOffline, DropoutsAndClogging) {
+  auto rows = rows_with({{"dropout_pct", 12.0}, {"dropout_count", 4}}, {{"dropout_pct", 0}, {"dropout_count", 0}});
+  OfflineInput in;
+  in.evidence = &rows;
+  OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_FALSE(a.named.empty());
+  EXPECT_EQ(a.named[0], "dropout_pct");
+  EXPECT_NE(a.answer.find("drop-outs to near silence 4 times (12% of the time)"), std::string::npos) << a.answer;
+
+  rows = rows_with({{"noise_db", -40.0}}, {{"noise_db", -31.0}});
+  a = explain_offline(in);
+  ASSERT_FALSE(a.named.empty());
+  EXPECT_EQ(a.named[0], "noise_db");
+  EXPECT_NE(a.answer.find("9 dB below the normal references"), std::string::npos) << a.answer;
+  EXPECT_NE(a.answer.find("clogged"), std::string::npos) << a.answer;
+}
+
+TEST(ExplainOffline, CaptionWordsAndSimilarities) {
+  const std::string anomalous = "Sounds like a loud whistle and grinding";
+  const std::vector<std::string> normals = {"Sounds like a fan", "Sounds like a loud fan", "Sounds like wind",
+                                            "Sounds like a fan"};
+  OfflineInput in;
+  in.anomalous_caption = &anomalous;
+  in.normal_captions = &normals;
+  OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_EQ(a.named, std::vector<std::string>{"caption"});
+  EXPECT_NE(a.answer.find("whistle, grinding"), std::string::npos) << a.answer;
+
+  const std::vector<std::string> same = {anomalous, anomalous};
+  in.normal_captions = &same;
+  a = explain_offline(in);
+  expect_well_formed(a.answer);
+  EXPECT_TRUE(a.named.empty());
+
+  const std::vector<std::string> texts = {"Vibration", "Grinding Sounds"};
+  const std::vector<double> sim = {0.10, 0.35};
+  const std::vector<std::vector<double>> normal_sims = {{0.11, 0.20}, {0.10, 0.21}, {0.09, 0.19}, {0.10, 0.20}};
+  OfflineInput z;
+  z.texts = &texts;
+  z.anomalous_similarity = &sim;
+  z.normal_similarity = &normal_sims;
+  a = explain_offline(z);
+  expect_well_formed(a.answer);
+  ASSERT_FALSE(a.named.empty());
+  EXPECT_EQ(a.named[0], "text:Grinding Sounds");
+  EXPECT_NE(a.answer.find("\"Grinding Sounds\" (0.35 vs 0.20)"), std::string::npos) << a.answer;
+}

@@ -1,0 +1,274 @@
+// run_explain over a run folder of the synthetic dataset: records per contracts.md, the offline
+// explainer naming the injected fault, the OpenAI back end through a loopback server with
+// failures (nothing lost), answer reuse, unreadable clips.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "asdcap/error.hpp"
+#include "asdcap/explain.hpp"
+#include "asdcap/files.hpp"
+#include "explain_fixture.hpp"
+#include "fake_llm_server.hpp"
+
+using namespace asdcap;
+using asdcap::test::FakeLlmServer;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kKey = "sk-run-test-KEY-9f8e7d6c5b4a";
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// The fault families a maintenance engineer would recognise; the explainer's first-named
+// difference must belong to the injected fault's family.
+const std::map<std::string, std::set<std::string>>& fault_features() {
+  static const std::map<std::string, std::set<std::string>> m = {
+      {"bearing_whine", {"tone_db"}},
+      {"knocking", {"impulse_rate", "impulse_db", "click_strength"}},
+      {"rattling", {"impulse_rate", "impulse_db", "click_strength"}},
+      {"imbalance", {"vibration_pct", "hum_db"}},
+      {"clogging", {"noise_db"}},
+      {"dropout", {"dropout_pct", "dropout_count"}},
+  };
+  return m;
+}
+
+ExplainOptions base_options(const std::string& dir) {
+  ExplainOptions o;
+  o.out_dir = dir;
+  o.all_flagged = true;
+  return o;
+}
+
+}  // namespace
+
+TEST(ExplainRun, AcousticEndToEndWithoutModel) {
+  const std::string dir = asdcap::test::fresh_run_dir("e2e");
+  ExplainOptions o = base_options(dir);
+  o.all_flagged = false;
+  o.top = 3;
+  o.methods = {"all"};
+  const ExplainSummary s = run_explain(o);
+  EXPECT_FALSE(s.ran_detection);
+  EXPECT_GT(s.n_flagged, 0);
+  EXPECT_EQ(s.unavailable.size(), 3u);  // text, zeroshot, combined need a model
+  const auto records = read_jsonl(s.explanations_path);
+  ASSERT_EQ(static_cast<int>(records.size()), s.n_explained);
+  std::map<std::string, int> per_id;
+  for (const auto& r : records) {
+    ++per_id[r["machine"].get<std::string>() + "/" + r["id"].get<std::string>()];
+    for (const char* key : {"file", "path", "machine", "id", "score", "threshold", "label", "neighbors", "captions",
+                            "similarity", "evidence", "methods", "timings"})
+      EXPECT_TRUE(r.contains(key)) << key;
+    EXPECT_EQ(r["neighbors"].size(), 4u);
+    EXPECT_GE(r["score"].get<double>(), r["threshold"].get<double>());
+    EXPECT_TRUE(r["captions"]["anomalous"].is_null());
+    EXPECT_TRUE(r["captions"]["missing_reason"].is_string());
+    EXPECT_TRUE(r["similarity"]["missing_reason"].is_string());
+    EXPECT_EQ(r["similarity"]["texts"].size(), 8u);
+    const auto& features = r["evidence"]["features"];
+    ASSERT_FALSE(features.empty());
+    for (const auto& f : features) {
+      for (const char* key : {"key", "name", "unit", "anomalous", "neighbors", "z"}) EXPECT_TRUE(f.contains(key)) << key;
+      EXPECT_EQ(f["neighbors"].size(), 4u);
+    }
+    for (const char* m : {"text", "zeroshot", "combined"}) {
+      EXPECT_TRUE(r["methods"][m]["answer"].is_null());
+      EXPECT_TRUE(r["methods"][m]["missing_reason"].is_string());
+    }
+    const auto& ac = r["methods"]["acoustic"];
+    EXPECT_EQ(ac["backend"], "offline");
+    EXPECT_TRUE(ac["error"].is_null());
+    EXPECT_EQ(ac["answer"].get<std::string>().rfind("This sound is", 0), 0u);
+    EXPECT_NE(ac["prompt"].get<std::string>().find("The measured acoustic features of the anomalous sound of " +
+                                                   r["machine"].get<std::string>()),
+              std::string::npos);
+  }
+  for (const auto& [id, n] : per_id) EXPECT_LE(n, 3) << id;
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "explanations.partial.jsonl"));
+  fs::remove_all(dir);
+}
+
+TEST(ExplainRun, OfflineExplainerNamesTheInjectedFault) {
+  const std::string dir = asdcap::test::fresh_run_dir("faults");
+  const auto faults = asdcap::test::fixture_faults();
+  const ExplainSummary s = run_explain(base_options(dir));
+  int total = 0, first_right = 0, any_right = 0;
+  std::map<std::string, std::pair<int, int>> per_fault;
+  for (const auto& r : read_jsonl(s.explanations_path)) {
+    auto it = faults.find(r["file"].get<std::string>());
+    ASSERT_NE(it, faults.end()) << r["file"];
+    if (it->second == "none") continue;  // a normal clip flagged by mistake: nothing to name
+    const auto& expected = fault_features().at(it->second);
+    const auto& named = r["methods"]["acoustic"]["named"];
+    ++total;
+    ++per_fault[it->second].second;
+    if (!named.empty() && expected.count(named[0].get<std::string>())) {
+      ++first_right;
+      ++per_fault[it->second].first;
+    }
+    for (const auto& n : named) {
+      if (expected.count(n.get<std::string>())) {
+        ++any_right;
+        break;
+      }
+    }
+    if (std::getenv("ASDCAP_EXPLAIN_VERBOSE"))
+      std::printf("%-9s %-14s %s\n", r["machine"].get<std::string>().c_str(), it->second.c_str(),
+                  r["methods"]["acoustic"]["answer"].get<std::string>().c_str());
+  }
+  for (const auto& [fault, counts] : per_fault)
+    std::printf("fault %-14s first-named right %d/%d\n", fault.c_str(), counts.first, counts.second);
+  std::printf("flagged faulty clips: %d, fault named first: %d (%.0f%%), named at all: %d (%.0f%%)\n", total,
+              first_right, 100.0 * first_right / std::max(total, 1), any_right, 100.0 * any_right / std::max(total, 1));
+  ASSERT_GE(total, 30);
+  EXPECT_GE(first_right, 0.7 * total);
+  fs::remove_all(dir);
+}
+
+TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
+  const std::string dir = asdcap::test::fresh_run_dir("openai");
+  // Request 1: malformed JSON; 2: 429 then (3) fine; 4: 500 until retries run out (4, 5); then fine.
+  FakeLlmServer server([](const httplib::Request&, httplib::Response& res, int call, FakeLlmServer&) {
+    if (call == 1) {
+      res.set_content("{\"choices\": [", "application/json");
+    } else if (call == 2) {
+      res.status = 429;
+      res.set_header("Retry-After", "0");
+    } else if (call == 4 || call == 5) {
+      res.status = 500;
+    } else {
+      res.set_content(FakeLlmServer::completion("This sound is answer " + std::to_string(call) + "."), "application/json");
+    }
+  });
+  ExplainOptions o = base_options(dir);
+  o.all_flagged = false;
+  o.top = 1;
+  o.llm = "openai";
+  o.llm_options.base_url = server.base_url();
+  o.llm_options.api_key = kKey;
+  o.llm_options.model = "fake-model";
+  o.llm_options.timeout_s = 2;
+  o.llm_options.max_retries = 1;
+  o.llm_options.backoff_s = 0.001;
+  const ExplainSummary s = run_explain(o);
+  const auto records = read_jsonl(s.explanations_path);
+  ASSERT_GE(records.size(), 4u);
+  ASSERT_EQ(static_cast<int>(records.size()), s.n_explained);
+  EXPECT_EQ(s.n_errors, 2);
+  const auto reqs = server.requests();
+  EXPECT_EQ(reqs.size(), records.size() + 2);  // one 429 retry, one 500 retry
+  // Record 0: malformed; 1: answered on the retry after 429; 2: 500 twice; the rest answered.
+  EXPECT_NE(records[0]["methods"]["acoustic"]["error"].get<std::string>().find("malformed"), std::string::npos);
+  EXPECT_TRUE(records[0]["methods"]["acoustic"]["answer"].is_null());
+  EXPECT_EQ(records[1]["methods"]["acoustic"]["answer"], "This sound is answer 3.");
+  EXPECT_EQ(records[1]["methods"]["acoustic"]["attempts"], 2);
+  EXPECT_NE(records[2]["methods"]["acoustic"]["error"].get<std::string>().find("HTTP 500"), std::string::npos);
+  for (size_t i = 3; i < records.size(); ++i)
+    EXPECT_EQ(records[i]["methods"]["acoustic"]["answer"], "This sound is answer " + std::to_string(i + 3) + ".");
+  // Every prompt the server saw is the one recorded, byte for byte.
+  std::set<std::string> recorded;
+  for (const auto& r : records) {
+    EXPECT_EQ(r["methods"]["acoustic"]["backend"], "openai");
+    EXPECT_EQ(r["methods"]["acoustic"]["model"], "fake-model");
+    recorded.insert(r["methods"]["acoustic"]["prompt"].get<std::string>());
+  }
+  for (const auto& q : reqs) {
+    EXPECT_EQ(q.authorization, "Bearer " + kKey);
+    EXPECT_TRUE(recorded.count(nlohmann::json::parse(q.body)["messages"][0]["content"].get<std::string>()));
+  }
+  // The key is in no output file.
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() != ".sqlite")
+      EXPECT_EQ(read_text_file(e.path().string()).find(kKey), std::string::npos) << e.path();
+
+  // A second run asks again only for what failed; earlier answers are reused.
+  const ExplainSummary again = run_explain(o);
+  EXPECT_EQ(again.n_reused, static_cast<int>(records.size()) - 2);
+  EXPECT_EQ(server.requests().size(), reqs.size() + 2);
+  EXPECT_EQ(again.n_errors, 0);
+  fs::remove_all(dir);
+}
+
+TEST(ExplainRun, UnreadableClipIsSkippedAndListed) {
+  const std::string dir = asdcap::test::fresh_run_dir("skip");
+  // Point the first flagged clip of neighbors.jsonl at a broken copy.
+  const std::string broken = (fs::path(dir) / "broken.wav").string();
+  write_file_atomic(broken, std::string("RIFF\x10\x00\x00\x00WAVEjunk", 16));
+  const std::string npath = (fs::path(dir) / "neighbors.jsonl").string();
+  std::vector<nlohmann::json> rows = read_jsonl(npath);
+  std::string target;
+  for (auto& r : rows)
+    if (r["decision"] == 1 && target.empty()) {
+      target = r["path"];
+      r["path"] = broken;
+    }
+  ASSERT_FALSE(target.empty());
+  std::string text;
+  for (const auto& r : rows) text += r.dump() + "\n";
+  text += "{not json\n";  // a damaged line is ignored, not fatal
+  write_file_atomic(npath, text);
+  const ExplainSummary s = run_explain(base_options(dir));
+  EXPECT_EQ(s.n_skipped, 1);
+  bool listed = false;
+  for (const auto& j : read_jsonl((fs::path(dir) / "skipped.jsonl").string()))
+    if (j["path"] == broken && j["stage"] == "explain") listed = true;
+  EXPECT_TRUE(listed);
+  EXPECT_EQ(s.n_explained + s.n_skipped, s.n_flagged);
+  // Running again does not duplicate the explain lines.
+  run_explain(base_options(dir));
+  int count = 0;
+  for (const auto& j : read_jsonl((fs::path(dir) / "skipped.jsonl").string()))
+    if (j["stage"] == "explain") ++count;
+  EXPECT_EQ(count, 1);
+  fs::remove_all(dir);
+}
+
+TEST(ExplainRun, OptionErrors) {
+  const std::string dir = asdcap::test::fresh_run_dir("errors");
+  ExplainOptions o = base_options(dir);
+  o.methods = {"texts"};
+  EXPECT_THROW(run_explain(o), UsageError);
+  o = base_options(dir);
+  o.llm = "gpt";
+  EXPECT_THROW(run_explain(o), UsageError);
+  o = base_options(dir);
+  o.llm = "openai";  // no --llm-model
+  EXPECT_THROW(run_explain(o), UsageError);
+  o = base_options((fs::path(dir) / "empty").string());
+  fs::create_directories(o.out_dir);
+  EXPECT_THROW(run_explain(o), UsageError);  // no detection results and no --data
+  EXPECT_EQ(parse_methods("all"), (std::vector<std::string>{"text", "zeroshot", "combined", "acoustic"}));
+  EXPECT_EQ(parse_methods("acoustic,text"), (std::vector<std::string>{"acoustic", "text"}));
+  fs::remove_all(dir);
+}
+
+TEST(ExplainRun, RunsDetectionWhenTheFolderHasNone) {
+  const fs::path dir = fs::temp_directory_path() / ("asdcap-explain-detect-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  // A one-machine copy of the fixture keeps this quick.
+  const fs::path data = dir / "data";
+  fs::create_directories(data);
+  fs::copy(fs::path(asdcap::test::fixture_data_root()) / "valve", data / "valve", fs::copy_options::recursive);
+  ExplainOptions o;
+  o.data_root = data.string();
+  o.out_dir = (dir / "run").string();
+  o.top = 1;
+  const ExplainSummary s = run_explain(o);
+  EXPECT_TRUE(s.ran_detection);
+  EXPECT_TRUE(fs::exists(dir / "run" / "results.csv"));
+  EXPECT_GE(s.n_explained, 1);
+  fs::remove_all(dir);
+}

@@ -1,0 +1,241 @@
+// Converting the golden msclap checkpoints and reading every tensor back, checked against the raw
+// storages of the .pth files (read with the independent helpers of zip_tools.hpp, not asdcap's reader).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "asdcap/convert.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
+#include "asdcap/model_file.hpp"
+#include "support/golden_model.hpp"
+#include "zip_tools.hpp"
+
+namespace fs = std::filesystem;
+using namespace asdcap;
+
+namespace {
+
+const std::string kShared = ASDCAP_SHARED_DIR;
+const std::string kClap = kShared + "/golden/clap_2023_tiny.pth";
+const std::string kClapcap = kShared + "/golden/clapcap_2023_tiny.pth";
+const std::string kVocab = kShared + "/assets/gpt2/vocab.json";
+const std::string kMerges = kShared + "/assets/gpt2/merges.txt";
+
+// The .pth key of an asdcap tensor name, by the mapping documented in model_file.hpp.
+std::pair<std::string, std::string> source_key(const std::string& name) {
+  static const std::vector<std::tuple<std::string, std::string, std::string>> rules = {
+      {"audio.htsat.", "clap", "audio_encoder.base.htsat."}, {"audio.proj.", "clap", "audio_encoder.projection."},
+      {"text.gpt2.", "clap", "caption_encoder.base."},       {"text.proj.", "clap", "caption_encoder.projection."},
+      {"cap.audio.htsat.", "clapcap", "clap.base.htsat."},   {"cap.audio.proj.", "clapcap", "clap.projection."},
+      {"cap.mapper.", "clapcap", "clap_project."},           {"cap.gpt2.", "clapcap", "gpt.transformer."}};
+  if (name == "logit_scale") return {"clap", "logit_scale"};
+  for (const auto& [to, file, from] : rules)
+    if (name.rfind(to, 0) == 0) return {file, from + name.substr(to.size())};
+  return {"", ""};
+}
+
+// State-dict key -> raw storage bytes, found by scanning the pickle for the key string and the first
+// all-digit string after it (the storage key in the persistent id), then reading <archive>/data/<key>.
+struct RawCheckpoint {
+  std::map<std::string, std::string> members;
+  std::string pickle, archive;
+  explicit RawCheckpoint(const std::string& path) {
+    for (auto& [name, bytes] : ziptest::unzip_all(ziptest::slurp(path))) {
+      if (name.size() > 9 && name.compare(name.size() - 9, 9, "/data.pkl") == 0) {
+        pickle = bytes;
+        archive = name.substr(0, name.size() - 8);
+      }
+      members[name] = std::move(bytes);
+    }
+  }
+  const std::string* storage_of(const std::string& key) const {
+    std::string needle = "X";
+    for (int i = 0; i < 4; ++i) needle.push_back(static_cast<char>((key.size() >> (8 * i)) & 255));
+    needle += key;
+    size_t p = pickle.find(needle);
+    if (p == std::string::npos) return nullptr;
+    for (p += needle.size(); p + 5 < pickle.size(); ++p) {
+      if (pickle[p] != 'X') continue;
+      uint32_t len = ziptest::rd32(pickle, p + 1);
+      if (len == 0 || len > 8 || p + 5 + len > pickle.size()) continue;
+      std::string s = pickle.substr(p + 5, len);
+      if (s.find_first_not_of("0123456789") != std::string::npos) continue;
+      auto it = members.find(archive + "data/" + s);
+      return it == members.end() ? nullptr : &it->second;
+    }
+    return nullptr;
+  }
+};
+
+void expect_bit_exact(const ModelFile& m) {
+  RawCheckpoint clap(kClap), clapcap(kClapcap);
+  size_t checked = 0;
+  for (const TensorInfo& t : m.tensors()) {
+    auto [file, key] = source_key(t.name);
+    ASSERT_FALSE(file.empty()) << t.name;
+    const std::string* raw = (file == "clap" ? clap : clapcap).storage_of(key);
+    ASSERT_NE(raw, nullptr) << key;
+    ASSERT_EQ(raw->size(), t.nbytes) << key;
+    EXPECT_EQ(std::memcmp(raw->data(), t.data, t.nbytes), 0) << key;
+    ++checked;
+  }
+  // 179 + 202 state-dict entries, less the documented drops: 2 x 2 STFT matrices, 2 num_batches_tracked, lm_head.
+  EXPECT_EQ(checked, 179u + 202u - 7u);
+}
+
+std::string temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("asdcap_test_modelio_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+}  // namespace
+
+TEST(Convert, GoldenEveryTensorBitExact) {
+  auto m = ModelFile::open(golden_model_path(true));
+  expect_bit_exact(*m);
+  // Config inferred from shapes equals golden/config.json's.
+  const ModelConfig& c = m->config();
+  EXPECT_TRUE(c.has_clap && c.has_captioner);
+  EXPECT_EQ(c.audio.embed_dim, 16);
+  EXPECT_EQ(c.audio.depths, (std::vector<int>{2, 2, 2, 2}));
+  EXPECT_EQ(c.audio.heads, (std::vector<int>{1, 2, 4, 8}));
+  EXPECT_EQ(c.audio.window, 8);
+  EXPECT_EQ(c.audio.spec_size, 256);
+  EXPECT_EQ(c.audio.num_features, 128);
+  EXPECT_EQ(c.audio.num_classes, 527);
+  EXPECT_EQ(c.proj_dim, 64);
+  EXPECT_EQ(c.text.n_embd, 64);
+  EXPECT_EQ(c.text.n_layer, 2);
+  EXPECT_EQ(c.text.n_head, 4);
+  EXPECT_EQ(c.text.vocab, 50257);
+  EXPECT_EQ(c.text.n_ctx, 1024);
+  EXPECT_EQ(c.decoder.n_embd, 64);
+  EXPECT_EQ(c.mapper.prefix_length, 40);
+  EXPECT_EQ(c.mapper.clip_length, 40);
+  EXPECT_EQ(c.mapper.layers, 2);
+  EXPECT_EQ(c.mapper.heads, 8);
+  EXPECT_EQ(c.mapper.mlp_hidden, 128);
+  EXPECT_EQ(c.front_end.n_fft, 1024);
+  EXPECT_EQ(c.front_end.mel_bins, 64);
+  EXPECT_FLOAT_EQ(c.logit_scale, 2.9375f);
+  EXPECT_EQ(c.pad_id, 0);
+  EXPECT_EQ(c.eos_id, 50256);
+  EXPECT_EQ(c.stop_id, 220);
+  EXPECT_EQ(m->get_string_array("tokenizer.ggml.tokens").size(), 50257u);
+  EXPECT_EQ(m->get_string_array("tokenizer.ggml.tokens")[220], "\xC4\xA0");
+  EXPECT_EQ(m->get_string_array("tokenizer.ggml.merges")[0], "\xC4\xA0 t");
+  EXPECT_EQ(m->get_string("asdcap-msclap.source.clap.sha256"), sha256_file(kClap));
+  EXPECT_FALSE(m->has("cap.gpt2.lm_head.weight"));
+  EXPECT_FALSE(m->has("audio.htsat.spectrogram_extractor.stft.conv_real.weight"));
+  EXPECT_EQ(m->identity().size(), 64u);
+  // The mel filter bank equals golden/frontend/melW.npy (the same matrix msclap used).
+  std::string npy = ziptest::slurp(kShared + "/golden/frontend/melW.npy");
+  size_t header = 10 + ziptest::rd16(npy, 8);
+  ASSERT_EQ(npy.size() - header, 513u * 64 * 4);
+  EXPECT_EQ(std::memcmp(npy.data() + header, m->f32("audio.htsat.logmel_extractor.melW", {513, 64}), 513 * 64 * 4), 0);
+  EXPECT_THROW(m->f32("audio.htsat.logmel_extractor.melW", {64, 513}), ModelError);
+  EXPECT_THROW(m->tensor("nope"), ModelError);
+  EXPECT_THROW(m->get_int("tokenizer.ggml.model"), ModelError);
+}
+
+TEST(Convert, ClapOnlyAndF16) {
+  const std::string dir = temp_dir("f16");
+  ConvertOptions o;
+  o.clap = kClap;
+  o.vocab = kVocab;
+  o.merges = kMerges;
+  o.text_heads = 4;
+  o.dtype = DType::F16;
+  o.out = dir + "/clap_f16.gguf";
+  ConvertReport r = convert_model(o);
+  EXPECT_TRUE(r.unexpected.empty());
+  auto half = ModelFile::open(o.out);
+  auto full = ModelFile::open(golden_model_path(false));
+  EXPECT_FALSE(half->config().has_captioner);
+  EXPECT_EQ(half->tensors().size(), full->tensors().size());
+  size_t n_f16 = 0;
+  for (const TensorInfo& t : full->tensors()) {
+    const TensorInfo& h = half->tensor(t.name);
+    if (h.dtype == DType::F16) {
+      ++n_f16;
+      EXPECT_TRUE(f16_eligible(t.name, t.shape));
+      EXPECT_EQ(h.shape, t.shape);
+      const float* a = static_cast<const float*>(t.data);
+      const float* b = half->f32(t.name);
+      for (int64_t i = 0; i < t.numel(); ++i)
+        ASSERT_NEAR(b[i], a[i], std::abs(a[i]) * (1.0 / 2048) + 6e-8) << t.name << "[" << i << "]";
+    } else {
+      EXPECT_FALSE(f16_eligible(t.name, t.shape)) << t.name;
+      ASSERT_EQ(h.nbytes, t.nbytes);
+      EXPECT_EQ(std::memcmp(h.data, t.data, t.nbytes), 0) << t.name;
+    }
+  }
+  EXPECT_GT(n_f16, 10u);  // wte, wpe, the larger HTSAT / GPT-2 matrices
+  EXPECT_EQ(half->tensor("text.gpt2.wte.weight").dtype, DType::F16);
+  EXPECT_EQ(half->tensor("audio.htsat.bn0.running_var").dtype, DType::F32);
+  EXPECT_EQ(half->tensor("audio.htsat.logmel_extractor.melW").dtype, DType::F32);
+  // f32() converts once and is thread-safe: every thread sees the same buffer.
+  std::vector<const float*> seen(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) threads.emplace_back([&, i] { seen[i] = half->f32("text.gpt2.wte.weight"); });
+  for (auto& t : threads) t.join();
+  for (auto* p : seen) EXPECT_EQ(p, seen[0]);
+  fs::remove_all(dir);
+}
+
+TEST(Convert, RandomModelIsDeterministicAndValid) {
+  const std::string dir = temp_dir("random");
+  ModelConfig cfg = ModelFile::open(golden_model_path(true))->config();
+  write_random_model(dir + "/a.gguf", cfg, DType::F16, 7, kVocab, kMerges);
+  write_random_model(dir + "/b.gguf", cfg, DType::F16, 7, kVocab, kMerges);
+  write_random_model(dir + "/c.gguf", cfg, DType::F16, 8, kVocab, kMerges);
+  EXPECT_EQ(ziptest::slurp(dir + "/a.gguf"), ziptest::slurp(dir + "/b.gguf"));
+  EXPECT_NE(ziptest::slurp(dir + "/a.gguf"), ziptest::slurp(dir + "/c.gguf"));
+  auto m = ModelFile::open(dir + "/a.gguf");
+  EXPECT_EQ(m->config().audio.heads, cfg.audio.heads);
+  EXPECT_EQ(m->tensor("text.gpt2.wte.weight").dtype, DType::F16);
+  // The full-size tensor list matches ../shared/reference/msclap-2023-tensors.tsv.
+  std::string tsv = ziptest::slurp(kShared + "/reference/msclap-2023-tensors.tsv");
+  std::map<std::string, std::vector<int64_t>> required;
+  for (const TensorSpec& s : required_tensors(msclap_2023_config())) required[s.name] = s.shape;
+  size_t matched = 0, pos = tsv.find('\n') + 1;
+  while (pos < tsv.size()) {
+    size_t nl = tsv.find('\n', pos);
+    std::string line = tsv.substr(pos, nl - pos);
+    pos = nl == std::string::npos ? tsv.size() : nl + 1;
+    std::vector<std::string> f;
+    for (size_t a = 0, b; a <= line.size(); a = b + 1) {
+      b = line.find('\t', a);
+      if (b == std::string::npos) b = line.size();
+      f.push_back(line.substr(a, b - a));
+    }
+    if (f.size() != 4) continue;
+    std::string name;
+    for (const auto& [to, file, from] : std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"audio.htsat.", "CLAP", "audio_encoder.base.htsat."}, {"audio.proj.", "CLAP", "audio_encoder.projection."},
+             {"text.gpt2.", "CLAP", "caption_encoder.base."},       {"text.proj.", "CLAP", "caption_encoder.projection."},
+             {"cap.audio.htsat.", "clapcap", "clap.base.htsat."},   {"cap.audio.proj.", "clapcap", "clap.projection."},
+             {"cap.mapper.", "clapcap", "clap_project."},           {"cap.gpt2.", "clapcap", "gpt.transformer."}})
+      if (f[0].rfind(file, 0) == 0 && f[1].rfind(from, 0) == 0) name = to + f[1].substr(from.size());
+    if (f[1] == "logit_scale") name = "logit_scale";
+    std::vector<int64_t> shape;
+    if (f[2] == "scalar") shape = {1};
+    for (size_t a = 0, b; f[2] != "scalar" && a <= f[2].size(); a = b + 1) {
+      b = f[2].find('x', a);
+      if (b == std::string::npos) b = f[2].size();
+      shape.push_back(std::stoll(f[2].substr(a, b - a)));
+    }
+    auto it = required.find(name);
+    if (it == required.end()) continue;  // dropped or optional (STFT, num_batches_tracked, lm_head, head.*)
+    EXPECT_EQ(it->second, shape) << f[1];
+    ++matched;
+  }
+  EXPECT_EQ(matched, required.size());
+  fs::remove_all(dir);
+}

@@ -1,0 +1,110 @@
+// asdcap caption: msclap's audio captions (clapcap), one JSON line per file on stdout.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "asdcap/audio.hpp"
+#include "asdcap/caption.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/model_file.hpp"
+#include "asdcap/nn.hpp"
+#include "asdcap/progress.hpp"
+#include "command.hpp"
+
+namespace {
+
+struct CaptionArgs {
+  std::string model, crop = "random", channels = "mean", prompt;
+  std::vector<std::string> files;
+  int beam = 5, max_tokens = 67, threads = 0;
+  float temperature = 1.f;
+  bool all_beams = false;
+};
+
+nlohmann::json beam_json(const asdcap::CaptionBeam& b) {
+  return {{"text", b.text}, {"tokens", b.tokens}, {"score", b.score}};
+}
+
+void print_line(const nlohmann::json& j) {
+  const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+void run(const CaptionArgs& a) {
+  if (a.beam < 1 || a.beam > 64) throw asdcap::UsageError("--beam must be between 1 and 64");
+  if (a.max_tokens < 1) throw asdcap::UsageError("--max-tokens must be at least 1");
+  const asdcap::CropPolicy crop = asdcap::CropPolicy::parse(a.crop);
+  const asdcap::ChannelMode mode = asdcap::parse_channel_mode(a.channels);
+  asdcap::nn::set_threads(a.threads);
+  const auto model = asdcap::ModelFile::open(a.model);
+  const asdcap::Captioner captioner(model);
+  asdcap::CaptionOptions opts;
+  opts.beam = a.beam;
+  opts.max_tokens = a.max_tokens;
+  opts.temperature = a.temperature;
+  opts.prompt = a.prompt;
+
+  asdcap::Progress progress("caption", static_cast<int64_t>(a.files.size()));
+  size_t failed = 0;
+  for (const auto& file : a.files) {
+    nlohmann::json j{{"file", file}};
+    try {
+      const std::vector<float> signal = asdcap::load_audio_44k(file, mode);
+      const asdcap::CaptionResult r = captioner.caption_signal(signal, crop, opts);
+      j["caption"] = r.caption;
+      j["tokens"] = r.beams.front().tokens;
+      j["score"] = r.beams.front().score;
+      if (a.all_beams) {
+        j["beams"] = nlohmann::json::array();
+        for (const auto& b : r.beams) j["beams"].push_back(beam_json(b));
+      }
+    } catch (const asdcap::UsageError&) {
+      throw;
+    } catch (const asdcap::ModelError&) {
+      throw;
+    } catch (const asdcap::Error& e) {
+      // A bad audio file does not lose the other files' captions: it gets an error line.
+      ++failed;
+      j["error"] = e.what();
+      std::fprintf(stderr, "asdcap: %s\n", e.what());
+    }
+    print_line(j);
+    progress.tick();
+  }
+  if (failed)
+    throw asdcap::Error(std::to_string(failed) + " of " + std::to_string(a.files.size()) +
+                        " files could not be captioned (see their \"error\" lines)");
+}
+
+void setup(CLI::App& app) {
+  auto args = std::make_shared<CaptionArgs>();
+  auto* sub = app.add_subcommand(
+      "caption",
+      "Describe audio files in words with msclap's captioner (clapcap): JSON Lines "
+      "{\"file\",\"caption\",\"tokens\",\"score\"} on stdout");
+  sub->add_option("--model", args->model, "Model file with the captioner (asdcap convert --clapcap)")->required();
+  sub->add_option("--crop", args->crop,
+                  "Which 7-s window: random | random:SEED | offset:N | cover (cover averages the window "
+                  "embeddings)")
+      ->capture_default_str();
+  sub->add_option("--channels", args->channels, "mean (average channels) | concat (msclap: one after the other)")
+      ->capture_default_str();
+  sub->add_option("--beam", args->beam, "Beam size (1 = greedy)")->capture_default_str();
+  sub->add_option("--max-tokens", args->max_tokens, "Most tokens per caption (msclap's entry_length)")
+      ->capture_default_str();
+  sub->add_option("--temperature", args->temperature, "Softmax temperature")->capture_default_str();
+  sub->add_option("--prompt", args->prompt,
+                  "Text the caption must continue, e.g. \"Sounds like\" (the caption then starts with it)");
+  sub->add_flag("--all-beams", args->all_beams, "Also print every beam: \"beams\": [{\"text\",\"tokens\",\"score\"}]");
+  sub->add_option("--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
+  sub->add_option("files", args->files, "Audio files")->required();
+  sub->callback([args] { run(*args); });
+}
+
+}  // namespace
+
+ASDCAP_REGISTER_COMMAND(45, setup)

@@ -1,0 +1,82 @@
+// asdcap explain: difference captions for the clips detection flagged (papers §III-B/C, §IV-A).
+#include <cstdio>
+#include <memory>
+
+#include "asdcap/error.hpp"
+#include "asdcap/explain.hpp"
+#include "command.hpp"
+
+namespace {
+
+struct ExplainArgs {
+  asdcap::ExplainOptions options;
+  std::string method, texts_file, templates_file;
+  bool quiet = false;
+};
+
+void print_summary(const asdcap::ExplainSummary& s) {
+  for (const auto& c : s.clips) {
+    std::printf("%s %s %s (score %.4f)\n", c.machine.c_str(), c.id.c_str(), c.file.c_str(), c.score);
+    for (const auto& m : s.methods) {
+      if (auto a = c.answers.find(m); a != c.answers.end())
+        std::printf("  [%s] %s\n", m.c_str(), a->second.c_str());
+      else if (auto e = c.errors.find(m); e != c.errors.end())
+        std::printf("  [%s] (%s)\n", m.c_str(), e->second.c_str());
+    }
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr, "explain: %d of %d flagged clips explained, %d skipped, %d failed requests, %d answers reused -> %s\n",
+               s.n_explained, s.n_flagged, s.n_skipped, s.n_errors, s.n_reused, s.explanations_path.c_str());
+  for (const auto& [m, why] : s.unavailable)
+    std::fprintf(stderr, "explain: method %s unavailable: %s\n", m.c_str(), why.c_str());
+}
+
+void setup(CLI::App& app) {
+  auto args = std::make_shared<ExplainArgs>();
+  auto& o = args->options;
+  auto* sub = app.add_subcommand("explain", "difference captions: how each flagged clip differs from its nearest normal clips");
+  sub->add_option("--data", o.data_root, "dataset root (needed only if DIR has no detection results yet)");
+  sub->add_option("--out", o.out_dir, "run folder DIR of `asdcap detect` (neighbors.jsonl); explanations.jsonl goes here")
+      ->required();
+  sub->add_option("--model", o.model_path, "model file (GGUF with CLAP and captioner) for the text/zeroshot/combined methods");
+  sub->add_option("--method", args->method,
+                  "text, zeroshot, combined, acoustic or all (comma-separated list allowed); "
+                  "default: all with --model, acoustic without");
+  sub->add_option("--llm", o.llm, "who writes the sentence: offline (built-in, deterministic) or openai "
+                                  "(any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY)")
+      ->capture_default_str()->check(CLI::IsMember({"offline", "openai"}));
+  sub->add_option("--llm-model", o.llm_options.model, "model name for --llm openai (e.g. gpt-4o, llama3)");
+  sub->add_option("--llm-timeout", o.llm_options.timeout_s, "seconds per request attempt")
+      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  sub->add_option("--llm-retries", o.llm_options.max_retries, "extra attempts after 429/5xx/timeouts (exponential backoff)")
+      ->capture_default_str()->check(CLI::Range(0, 20));
+  sub->add_option("--llm-temperature", o.llm_options.temperature, "sampling temperature sent to the server (default: not sent)");
+  auto* top = sub->add_option("--top", o.top, "explain the N highest-scoring flagged clips per machine/id (the papers: 3)")
+                  ->capture_default_str()->check(CLI::Range(1, 1000000));
+  sub->add_flag("--all-flagged", o.all_flagged, "explain every flagged clip")->excludes(top);
+  sub->add_option("--texts", args->texts_file, "reference texts, one per line (default: the papers' 8)");
+  sub->add_option("--templates", args->templates_file,
+                  "JSON object overriding prompt templates: instruction, text, zeroshot, combined, acoustic");
+  sub->add_option("--caption-prompt", o.caption_prompt, "forced beginning of the captions")->capture_default_str();
+  sub->add_flag("--combined-evidence", o.combined_evidence, "add the acoustic evidence columns to the combined method's CSV");
+  sub->add_flag("--no-reuse", [args](int64_t) { args->options.reuse_answers = false; },
+                "ask the LLM again even for prompts an earlier run already answered");
+  sub->add_option("--backend", o.detect_backend, "embedding backend if detection has to run (default: msclap with --model, else acoustic)");
+  sub->add_option("--threads", o.threads, "worker threads for the acoustic evidence (0: all cores)")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
+  sub->add_flag("--quiet", args->quiet, "no progress lines on stderr");
+  sub->callback([args] {
+    asdcap::ExplainOptions opts = args->options;
+    if (!args->method.empty()) opts.methods = {args->method};
+    if (!args->texts_file.empty()) opts.texts = asdcap::load_reference_texts(args->texts_file);
+    if (!args->templates_file.empty()) opts.templates = asdcap::PromptTemplates::from_file(args->templates_file);
+    // The key and the server come from the environment only, so they never appear on a command line.
+    opts.llm_options = asdcap::llm_options_from_env(opts.llm_options);
+    if (!args->quiet) opts.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    print_summary(asdcap::run_explain(opts));
+  });
+}
+
+}  // namespace
+
+ASDCAP_REGISTER_COMMAND(50, setup)

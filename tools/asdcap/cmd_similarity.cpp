@@ -1,0 +1,97 @@
+// asdcap similarity: audio-text similarities (cosine, msclap's scaled logits or zero-shot softmax).
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include "asdcap/clap.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
+#include "asdcap/progress.hpp"
+#include "asdcap/text_encoder.hpp"
+#include "command.hpp"
+
+namespace {
+
+struct SimilarityArgs {
+  std::string model, crop = "random", channels = "mean", measure = "cosine";
+  std::vector<std::string> texts, files;
+  int threads = 0;
+  bool csv = false;
+};
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void run(const SimilarityArgs& a) {
+  if (a.files.empty()) throw asdcap::UsageError("similarity: no audio FILE given");
+  if (a.texts.empty()) throw asdcap::UsageError("similarity: give at least one --text");
+  asdcap::nn::set_threads(a.threads);
+  const auto model = asdcap::ModelFile::open(a.model);
+  const asdcap::TextEncoder text_encoder(model);
+  const asdcap::AudioEncoder audio_encoder(model, "audio.");
+  const auto text = text_encoder.embed(a.texts);
+  const auto mode = a.channels == "concat" ? asdcap::ChannelMode::Concat : asdcap::ChannelMode::Mean;
+  asdcap::Progress progress("embedding", static_cast<int64_t>(a.files.size()));
+  const auto outs = asdcap::encode_files(audio_encoder, a.files, asdcap::CropPolicy::parse(a.crop), mode,
+                                         [&] { progress.tick(); });
+  std::vector<float> audio;
+  for (const auto& o : outs) audio.insert(audio.end(), o.embedding.begin(), o.embedding.end());
+  const int64_t na = static_cast<int64_t>(outs.size()), nt = static_cast<int64_t>(a.texts.size());
+  const int64_t dim = audio_encoder.dim();
+  std::vector<float> values;
+  if (a.measure == "cosine") {
+    values = asdcap::cosine_matrix(audio.data(), na, text.data(), nt, dim);
+  } else {
+    values = asdcap::scaled_logits(audio.data(), na, text.data(), nt, dim, model->config().logit_scale);
+    if (a.measure == "softmax") values = asdcap::softmax_rows_copy(values, na, nt);
+  }
+  if (a.csv) {
+    std::printf("file");
+    for (const auto& t : a.texts) std::printf(",%s", csv_field(t).c_str());
+    std::printf("\n");
+    for (int64_t i = 0; i < na; ++i) {
+      std::printf("%s", csv_field(a.files[static_cast<size_t>(i)]).c_str());
+      for (int64_t j = 0; j < nt; ++j) std::printf(",%.6f", values[static_cast<size_t>(i * nt + j)]);
+      std::printf("\n");
+    }
+  } else {
+    // One block per file: texts ranked by similarity.
+    for (int64_t i = 0; i < na; ++i) {
+      std::printf("%s\n", a.files[static_cast<size_t>(i)].c_str());
+      std::vector<int64_t> order;
+      for (int64_t j = 0; j < nt; ++j) order.push_back(j);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return values[i * nt + x] > values[i * nt + y]; });
+      for (int64_t j : order)
+        std::printf("  %9.4f  %s\n", values[static_cast<size_t>(i * nt + j)], a.texts[static_cast<size_t>(j)].c_str());
+    }
+  }
+  std::fflush(stdout);
+}
+
+void setup(CLI::App& app) {
+  auto a = std::make_shared<SimilarityArgs>();
+  auto* sub = app.add_subcommand("similarity", "similarity of audio files to texts in CLAP's joint space (zero-shot)");
+  sub->add_option("--model", a->model, "model file (GGUF, from asdcap convert)")->required();
+  sub->add_option("--text", a->texts, "a text to compare with (repeatable)")->required();
+  sub->add_option("--measure", a->measure,
+                  "cosine; logits (msclap: exp(logit_scale) * cosine); softmax (zero-shot probabilities over the texts)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cosine", "logits", "softmax"}));
+  sub->add_flag("--csv", a->csv, "CSV output: a header row file,<texts...>, then one row per file");
+  sub->add_option("--crop", a->crop, "7-s window(s) per file: random, random:SEED, offset:N, cover (averaged)")
+      ->capture_default_str();
+  sub->add_option("--channels", a->channels, "multi-channel files: mean or concat (msclap's behaviour)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mean", "concat"}));
+  sub->add_option("--threads", a->threads, "threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
+  sub->add_option("files", a->files, "audio files")->required();
+  sub->callback([a] { run(*a); });
+}
+
+}  // namespace
+
+ASDCAP_REGISTER_COMMAND(22, setup)

@@ -1,0 +1,118 @@
+// asdcap tags: the top AudioSet tag scores of HTSAT's clipwise output for each file.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <numeric>
+
+#include "asdcap/clap.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
+#include "asdcap/progress.hpp"
+#include "command.hpp"
+
+namespace {
+
+struct TagsArgs {
+  std::string model, labels, crop = "random", channels = "mean";
+  std::vector<std::string> files;
+  int top = 5, threads = 0;
+  bool csv = false;
+};
+
+// One class name per line, or AudioSet's class_labels_indices.csv (index,mid,display_name).
+std::vector<std::string> read_labels(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw asdcap::IoError("cannot read labels file " + path);
+  std::vector<std::string> labels;
+  std::string line;
+  bool first = true, audioset_csv = false;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (first && line.rfind("index,mid,display_name", 0) == 0) {
+      audioset_csv = true;
+      first = false;
+      continue;
+    }
+    first = false;
+    if (audioset_csv) {
+      // index,mid,"display name, possibly with commas"
+      const auto c1 = line.find(','), c2 = c1 == std::string::npos ? c1 : line.find(',', c1 + 1);
+      if (c2 == std::string::npos) throw asdcap::FormatError("labels file " + path + ": bad line: " + line);
+      std::string name = line.substr(c2 + 1);
+      if (name.size() >= 2 && name.front() == '"' && name.back() == '"') name = name.substr(1, name.size() - 2);
+      labels.push_back(name);
+    } else if (!line.empty()) {
+      labels.push_back(line);
+    }
+  }
+  return labels;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void run(const TagsArgs& a) {
+  if (a.files.empty()) throw asdcap::UsageError("tags: no audio FILE given");
+  asdcap::nn::set_threads(a.threads);
+  const auto model = asdcap::ModelFile::open(a.model);
+  const asdcap::AudioEncoder encoder(model, "audio.");
+  const int64_t classes = encoder.num_classes();
+  std::vector<std::string> labels;
+  if (!a.labels.empty()) {
+    labels = read_labels(a.labels);
+    if (static_cast<int64_t>(labels.size()) != classes)
+      throw asdcap::UsageError("labels file " + a.labels + " has " + std::to_string(labels.size()) +
+                               " names, the model has " + std::to_string(classes) + " classes");
+  } else {
+    for (int64_t i = 0; i < classes; ++i) labels.push_back("class_" + std::to_string(i));
+  }
+  const auto mode = a.channels == "concat" ? asdcap::ChannelMode::Concat : asdcap::ChannelMode::Mean;
+  asdcap::Progress progress("tagging", static_cast<int64_t>(a.files.size()));
+  const auto outs = asdcap::encode_files(encoder, a.files, asdcap::CropPolicy::parse(a.crop), mode,
+                                         [&] { progress.tick(); });
+  const int64_t top = std::min<int64_t>(a.top, classes);
+  if (a.csv) std::printf("file,rank,class,label,score\n");
+  for (size_t f = 0; f < outs.size(); ++f) {
+    const auto& scores = outs[f].clipwise;
+    std::vector<int64_t> order(static_cast<size_t>(classes));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return scores[x] > scores[y]; });
+    if (!a.csv) std::printf("%s\n", a.files[f].c_str());
+    for (int64_t r = 0; r < top; ++r) {
+      const int64_t c = order[static_cast<size_t>(r)];
+      if (a.csv)
+        std::printf("%s,%lld,%lld,%s,%.6f\n", csv_field(a.files[f]).c_str(), static_cast<long long>(r + 1),
+                    static_cast<long long>(c), csv_field(labels[static_cast<size_t>(c)]).c_str(), scores[c]);
+      else
+        std::printf("  %2lld. %.4f  %s\n", static_cast<long long>(r + 1), scores[c], labels[static_cast<size_t>(c)].c_str());
+    }
+  }
+  std::fflush(stdout);
+}
+
+void setup(CLI::App& app) {
+  auto a = std::make_shared<TagsArgs>();
+  auto* sub = app.add_subcommand("tags", "top AudioSet tag scores (HTSAT's 527 sigmoid outputs) of audio files");
+  sub->add_option("--model", a->model, "model file (GGUF, from asdcap convert)")->required();
+  sub->add_option("--labels", a->labels,
+                  "class names: one per line, or AudioSet's class_labels_indices.csv (default: class_<index>)");
+  sub->add_option("--top", a->top, "tags shown per file")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub->add_flag("--csv", a->csv, "CSV output: file,rank,class,label,score");
+  sub->add_option("--crop", a->crop, "7-s window(s) per file: random, random:SEED, offset:N, cover (scores averaged)")
+      ->capture_default_str();
+  sub->add_option("--channels", a->channels, "multi-channel files: mean or concat (msclap's behaviour)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mean", "concat"}));
+  sub->add_option("--threads", a->threads, "threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
+  sub->add_option("files", a->files, "audio files")->required();
+  sub->callback([a] { run(*a); });
+}
+
+}  // namespace
+
+ASDCAP_REGISTER_COMMAND(21, setup)
