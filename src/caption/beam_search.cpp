@@ -43,13 +43,16 @@ bool better(const Candidate& a, const Candidate& b) {
 std::vector<Candidate> top_k(const float* values, int64_t n, int k) {
   std::vector<Candidate> best;
   best.reserve(static_cast<size_t>(k) + 1);
+  float floor = -INFINITY;  // value of the k-th best so far (once k are held)
   for (int64_t i = 0; i < n; ++i) {
+    if (values[i] < floor) continue;  // fast path; NaN also fails the next test
     const float v = std::isnan(values[i]) ? -INFINITY : values[i];
     if (static_cast<int>(best.size()) == k && !better({v, i}, best.back())) continue;
     Candidate c{v, i};
     auto pos = std::upper_bound(best.begin(), best.end(), c, better);
     best.insert(pos, c);
     if (static_cast<int>(best.size()) > k) best.pop_back();
+    if (static_cast<int>(best.size()) == k) floor = best.back().value;
   }
   return best;
 }

@@ -6,6 +6,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "small_gemm.hpp"
 
 namespace asdcap {
 
@@ -117,14 +118,14 @@ void Gpt2::run_blocks(float* h, int64_t rows, const Attention& attention) const 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
     nn::layer_norm(h, rows, d, L.ln1_g, L.ln1_b, 1e-5f, a.data());
-    nn::linear_kn(a.data(), rows, d, L.attn_w, 3 * d, L.attn_b, qkv.data());
+    text_detail::linear_kn(a.data(), rows, d, L.attn_w, 3 * d, L.attn_b, qkv.data());
     attention.run(l, qkv.data(), ctx.data());
-    nn::linear_kn(ctx.data(), rows, d, L.proj_w, d, L.proj_b, tmp.data());
+    text_detail::linear_kn(ctx.data(), rows, d, L.proj_w, d, L.proj_b, tmp.data());
     nn::add(h, tmp.data(), n);
     nn::layer_norm(h, rows, d, L.ln2_g, L.ln2_b, 1e-5f, a.data());
-    nn::linear_kn(a.data(), rows, d, L.fc_w, 4 * d, L.fc_b, mlp.data());
+    text_detail::linear_kn(a.data(), rows, d, L.fc_w, 4 * d, L.fc_b, mlp.data());
     nn::gelu_tanh(mlp.data(), rows * 4 * d);
-    nn::linear_kn(mlp.data(), rows, 4 * d, L.fc2_w, d, L.fc2_b, tmp.data());
+    text_detail::linear_kn(mlp.data(), rows, 4 * d, L.fc2_w, d, L.fc2_b, tmp.data());
     nn::add(h, tmp.data(), n);
   }
 }
@@ -287,7 +288,7 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
 }
 
 void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
-  nn::linear(hidden, rows, cfg_.n_embd, wte_, cfg_.vocab, nullptr, out);
+  text_detail::linear_nt(hidden, rows, cfg_.n_embd, wte_, cfg_.vocab, out);
 }
 
 }  // namespace asdcap

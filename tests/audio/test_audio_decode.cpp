@@ -214,7 +214,7 @@ TEST(DecodeErrors, TruncatedFlac) {
   test::write_ints(dir.file("full.flac"), SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 16000, 1, x);
   const std::string full = test::read_bytes(dir.file("full.flac"));
   test::write_bytes(dir.file("half.flac"), full.substr(0, full.size() / 2));
-  expect_error<FormatError>(dir.file("half.flac"), "truncated or corrupt");
+  expect_error<FormatError>(dir.file("half.flac"), "truncated");
 }
 
 TEST(DecodeErrors, ZeroSampleWav) {

@@ -29,8 +29,11 @@ TEST(MelFilters, ExplicitMelWIsUsed) {
   const auto b = log_mel(signal.data(), 44100, doubled.data());
   ASSERT_EQ(a.size(), b.size());
   // x2 on the filters is +3.0103 dB wherever the value is above the floor.
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i] > -90.0f) EXPECT_NEAR(b[i] - a[i], 10.0 * std::log10(2.0), 1e-4);
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] > -90.0f) {
+      EXPECT_NEAR(b[i] - a[i], 10.0 * std::log10(2.0), 1e-4);
+    }
+  }
 }
 
 TEST(LogMel, AnyLengthGivesLengthOverHopPlusOneFrames) {

@@ -43,7 +43,7 @@ void run_front_end(const std::string& path, ChannelMode mode, int expect_channel
   std::printf("[ realdata ] %s: %d ch, %.1f s, %zu windows, front end %.0f ms\n",
               std::filesystem::path(path).filename().c_str(), info.channels,
               double(info.frames) / info.sample_rate, starts.size(), ms);
-  RecordProperty("milliseconds", std::to_string(ms));
+  ::testing::Test::RecordProperty("milliseconds", std::to_string(ms));
 }
 
 TEST(RealData, MimiiEightChannelsMean) {

@@ -9,6 +9,7 @@
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
 #include "asdcap/gguf.hpp"
 #include "asdcap/model_file.hpp"
 #include "support/golden_model.hpp"
@@ -24,15 +25,15 @@ const std::string kClap = kShared + "/golden/clap_2023_tiny.pth";
 const std::string kVocab = kShared + "/assets/gpt2/vocab.json";
 const std::string kMerges = kShared + "/assets/gpt2/merges.txt";
 
-struct Run {
+struct CliResult {
   int code;
   std::string out, err;
 };
 
-Run run_cli(const std::string& args, const std::string& dir) {
+CliResult run_cli(const std::string& args, const std::string& dir) {
   std::string cmd = std::string(ASDCAP_CLI) + " " + args + " >" + dir + "/stdout.txt 2>" + dir + "/stderr.txt";
   int status = std::system(cmd.c_str());
-  Run r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ziptest::slurp(dir + "/stdout.txt"), ziptest::slurp(dir + "/stderr.txt")};
+  CliResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ziptest::slurp(dir + "/stdout.txt"), ziptest::slurp(dir + "/stderr.txt")};
   fs::remove(dir + "/stdout.txt");
   fs::remove(dir + "/stderr.txt");
   return r;
@@ -50,7 +51,7 @@ class BadInput : public ::testing::Test {
   // Converts `clap` with the CLI; expects exit 1, one stderr line containing `needle`, and no output.
   void expect_convert_fails(const std::string& clap, const std::string& needle, const std::string& extra = "") {
     const std::string out = dir_ + "/out.gguf";
-    Run r = run_cli("convert --clap " + clap + " --vocab " + kVocab + " --merges " + kMerges + " --text-heads 4 " + extra +
+    CliResult r = run_cli("convert --clap " + clap + " --vocab " + kVocab + " --merges " + kMerges + " --text-heads 4 " + extra +
                         " --out " + out,
                     dir_);
     EXPECT_EQ(r.code, 1) << r.err;
@@ -87,7 +88,7 @@ class BadInput : public ::testing::Test {
 TEST_F(BadInput, StoredCopyOfGoldenConvertsLikeTheOriginal) {
   // The control for the edits below: re-zipping STORED changes nothing in the result.
   std::string path = edited_clap("stored.pth", [](std::string&) {});
-  Run r = run_cli("convert --clap " + path + " --vocab " + kVocab + " --merges " + kMerges + " --text-heads 4 --out " + dir_ +
+  CliResult r = run_cli("convert --clap " + path + " --vocab " + kVocab + " --merges " + kMerges + " --text-heads 4 --out " + dir_ +
                       "/stored.gguf",
                   dir_);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -138,7 +139,7 @@ TEST_F(BadInput, TensorWithTheWrongShape) {
 }
 
 TEST_F(BadInput, UnwritableOutput) {
-  Run r = run_cli("convert --clap " + kClap + " --vocab " + kVocab + " --merges " + kMerges + " --out " + dir_ +
+  CliResult r = run_cli("convert --clap " + kClap + " --vocab " + kVocab + " --merges " + kMerges + " --out " + dir_ +
                       "/no/such/folder/m.gguf",
                   dir_);
   EXPECT_EQ(r.code, 1);
@@ -155,7 +156,7 @@ TEST_F(BadInput, GgufTruncatedMidTensor) {
   std::string bytes = ziptest::slurp(golden_model_path(false));
   ziptest::spit(dir_ + "/cut.gguf", bytes.substr(0, bytes.size() - bytes.size() / 3));
   EXPECT_THROW(ModelFile::open(dir_ + "/cut.gguf"), FormatError);
-  Run r = run_cli("info " + dir_ + "/cut.gguf", dir_);
+  CliResult r = run_cli("info " + dir_ + "/cut.gguf", dir_);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("extends past the end of the file"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
@@ -169,7 +170,7 @@ TEST_F(BadInput, GgufOfAnotherArchitecture) {
   w.add_tensor("token_embd.weight", DType::F32, {1}, &x, 4);
   w.write_file(dir_ + "/llama.gguf");
   EXPECT_THROW(ModelFile::open(dir_ + "/llama.gguf"), ModelError);
-  Run r = run_cli("info " + dir_ + "/llama.gguf", dir_);
+  CliResult r = run_cli("info " + dir_ + "/llama.gguf", dir_);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("architecture 'llama'"), std::string::npos) << r.err;
 }
@@ -209,7 +210,7 @@ TEST_F(BadInput, GgufMissingOrMisshapenTensor) {
 }
 
 TEST_F(BadInput, InfoOnTheGoldenModel) {
-  Run r = run_cli("info --tensors " + golden_model_path(true), dir_);
+  CliResult r = run_cli("info --tensors " + golden_model_path(true), dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("architecture: asdcap-msclap"), std::string::npos);
   EXPECT_NE(r.out.find("tensors: 374,"), std::string::npos) << r.out;

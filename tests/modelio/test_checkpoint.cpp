@@ -119,7 +119,7 @@ TEST(Checkpoint, StorageProblemsAreFormatErrors) {
   EXPECT_NE(error_of({{"a/data.pkl", pkl(5, 0, {4}, {1})}, {"a/data/0", f32_bytes(four)}}).find("fewer than"),
             std::string::npos);
   // A view reaching past the storage (offset, size or stride).
-  for (auto [off, size, stride] : std::vector<std::tuple<int, int, int>>{{1, 4, 1}, {0, 5, 1}, {0, 2, 3}, {-1, 2, 1}})
+  for (auto [off, size, stride] : std::vector<std::tuple<int, int, int>>{{1, 4, 1}, {0, 5, 1}, {0, 2, 4}, {-1, 2, 1}})
     EXPECT_NE(error_of({{"a/data.pkl", pkl(4, off, {size}, {stride})}, {"a/data/0", f32_bytes(four)}}).find("test.pth"),
               std::string::npos);
   // Huge sizes must not overflow into a small allocation.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <stdexcept>
 #include <thread>
 
 #include "asdcap/convert.hpp"
@@ -38,8 +39,15 @@ std::pair<std::string, std::string> source_key(const std::string& name) {
   return {"", ""};
 }
 
-// State-dict key -> raw storage bytes, found by scanning the pickle for the key string and the first
-// all-digit string after it (the storage key in the persistent id), then reading <archive>/data/<key>.
+// A state-dict entry located in the raw pickle: the key string, then the first all-digit string
+// after it (the storage key of the persistent id), then BINPERSID and the offset, size and stride
+// arguments of _rebuild_tensor_v2 (small ints and int tuples, as torch.save writes them).
+struct RawTensor {
+  const std::string* storage = nullptr;
+  int64_t offset = 0;
+  std::vector<int64_t> size, stride;
+};
+
 struct RawCheckpoint {
   std::map<std::string, std::string> members;
   std::string pickle, archive;
@@ -52,12 +60,44 @@ struct RawCheckpoint {
       members[name] = std::move(bytes);
     }
   }
-  const std::string* storage_of(const std::string& key) const {
+  int64_t read_int(size_t& p) const {
+    const auto u = [&](size_t k) { return static_cast<int64_t>(static_cast<uint8_t>(pickle[p + k])); };
+    int64_t v;
+    switch (pickle[p]) {
+      case 'K': v = u(1); p += 2; break;
+      case 'M': v = u(1) | u(2) << 8; p += 3; break;
+      case 'J': v = static_cast<int32_t>(ziptest::rd32(pickle, p + 1)); p += 5; break;
+      default: throw std::runtime_error("unexpected opcode in tensor arguments at " + std::to_string(p));
+    }
+    skip_memo(p);
+    return v;
+  }
+  void skip_memo(size_t& p) const {
+    if (pickle[p] == 'q') p += 2;
+    else if (pickle[p] == 'r') p += 5;
+  }
+  std::vector<int64_t> read_tuple(size_t& p) const {
+    std::vector<int64_t> v;
+    if (pickle[p] == ')') {
+      ++p;
+      skip_memo(p);
+      return v;
+    }
+    bool marked = pickle[p] == '(';
+    if (marked) ++p;
+    while (pickle[p] != 't' && (marked || (static_cast<uint8_t>(pickle[p]) < 0x85 || static_cast<uint8_t>(pickle[p]) > 0x87)))
+      v.push_back(read_int(p));
+    ++p;
+    skip_memo(p);
+    return v;
+  }
+  RawTensor find(const std::string& key) const {
+    RawTensor r;
     std::string needle = "X";
     for (int i = 0; i < 4; ++i) needle.push_back(static_cast<char>((key.size() >> (8 * i)) & 255));
     needle += key;
     size_t p = pickle.find(needle);
-    if (p == std::string::npos) return nullptr;
+    if (p == std::string::npos) return r;
     for (p += needle.size(); p + 5 < pickle.size(); ++p) {
       if (pickle[p] != 'X') continue;
       uint32_t len = ziptest::rd32(pickle, p + 1);
@@ -65,26 +105,72 @@ struct RawCheckpoint {
       std::string s = pickle.substr(p + 5, len);
       if (s.find_first_not_of("0123456789") != std::string::npos) continue;
       auto it = members.find(archive + "data/" + s);
-      return it == members.end() ? nullptr : &it->second;
+      if (it == members.end()) return r;
+      r.storage = &it->second;
+      // ... key, location ('cpu' or its memo), numel) BINPERSID
+      p += 5 + len;
+      skip_memo(p);
+      if (pickle[p] == 'h') p += 2;
+      else if (pickle[p] == 'j') p += 5;
+      else if (pickle[p] == 'X') p += 5 + ziptest::rd32(pickle, p + 1);
+      skip_memo(p);
+      read_int(p);
+      if (pickle[p++] != 't') throw std::runtime_error("unexpected persistent id layout for " + key);
+      skip_memo(p);
+      if (pickle[p++] != 'Q') throw std::runtime_error("BINPERSID expected for " + key);
+      skip_memo(p);
+      r.offset = read_int(p);
+      r.size = read_tuple(p);
+      r.stride = read_tuple(p);
+      return r;
     }
-    return nullptr;
+    return r;
   }
 };
 
+// The C-order bytes of a strided view (element size es).
+std::string gather(const RawTensor& t, size_t es) {
+  int64_t n = 1;
+  for (int64_t d : t.size) n *= d;
+  std::string out;
+  std::vector<int64_t> idx(t.size.size(), 0);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t e = t.offset;
+    for (size_t d = 0; d < idx.size(); ++d) e += idx[d] * t.stride[d];
+    out += t.storage->substr(static_cast<size_t>(e) * es, es);
+    for (size_t d = idx.size(); d-- > 0;) {
+      if (++idx[d] < t.size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
 void expect_bit_exact(const ModelFile& m) {
   RawCheckpoint clap(kClap), clapcap(kClapcap);
-  size_t checked = 0;
+  size_t checked = 0, non_contiguous = 0;
   for (const TensorInfo& t : m.tensors()) {
     auto [file, key] = source_key(t.name);
     ASSERT_FALSE(file.empty()) << t.name;
-    const std::string* raw = (file == "clap" ? clap : clapcap).storage_of(key);
-    ASSERT_NE(raw, nullptr) << key;
-    ASSERT_EQ(raw->size(), t.nbytes) << key;
-    EXPECT_EQ(std::memcmp(raw->data(), t.data, t.nbytes), 0) << key;
+    RawTensor raw = (file == "clap" ? clap : clapcap).find(key);
+    ASSERT_NE(raw.storage, nullptr) << key;
+    std::vector<int64_t> shape = raw.size.empty() ? std::vector<int64_t>{1} : raw.size;  // scalars are stored as [1]
+    EXPECT_EQ(t.shape, shape) << key;
+    const std::string expect = gather(raw, dtype_size(t.dtype));
+    ASSERT_EQ(expect.size(), t.nbytes) << key;
+    EXPECT_EQ(std::memcmp(expect.data(), t.data, t.nbytes), 0) << key;
+    bool contiguous = true;
+    for (size_t d = 0, step = 1; d < raw.size.size(); ++d) {
+      size_t k = raw.size.size() - 1 - d;
+      contiguous &= raw.size[k] == 1 || raw.stride[k] == static_cast<int64_t>(step);
+      step *= static_cast<size_t>(raw.size[k]);
+    }
+    non_contiguous += !contiguous;
     ++checked;
   }
   // 179 + 202 state-dict entries, less the documented drops: 2 x 2 STFT matrices, 2 num_batches_tracked, lm_head.
   EXPECT_EQ(checked, 179u + 202u - 7u);
+  EXPECT_EQ(non_contiguous, 2u);  // the two melW are stored transposed (stride (1, 513))
 }
 
 std::string temp_dir(const std::string& name) {
