@@ -32,7 +32,7 @@ void add(std::vector<double>& a, const std::vector<double>& b, double g = 1) {
 // Bearing wear: a high-frequency tone with slight frequency wander.
 void bearing_whine(Ctx& c, std::vector<double>& x, double base_freq) {
   auto fm = wander(c.rng, c.n, c.fs, 0.5, 0.003);
-  add_tone(x, base_freq * c.rng.uniform(0.98, 1.02), kLevel * std::pow(10, c.rng.uniform(-22, -14) / 20), c.fs,
+  add_tone(x, base_freq * c.rng.uniform(0.98, 1.02), kLevel * std::pow(10, c.rng.uniform(-12, -6) / 20), c.fs,
            c.rng.uniform(0, 6.28), &fm);
 }
 
@@ -128,7 +128,7 @@ std::vector<double> slider(Ctx& c) {
     double rate = c.rng.uniform(15, 30), f = c.rng.uniform(2500, 4000);
     for (double t = 0; t < c.t(c.n); t += 1 / rate) {
       size_t at = static_cast<size_t>((t + c.rng.uniform(0, 0.2 / rate)) * c.fs);
-      if (at < c.n && vel[at] > 0.2) add_ping(x, at, f, 0.002, 0.08 * vel[at], c.fs);
+      if (at < c.n && vel[at] > 0.2) add_ping(x, at, f, 0.002, 0.2 * vel[at], c.fs);
     }
   }
   if (c.fault == "knocking")  // hard impacts at the end stops (worn damper)
@@ -164,10 +164,10 @@ std::vector<double> valve(Ctx& c) {
       add_ping(x, static_cast<size_t>(a), click, 0.004, 0.08, c.fs);
       add_ping(x, static_cast<size_t>(a), click * 1.7, 0.002, 0.04, c.fs);
       if (c.fault == "rattling") {  // chattering armature: extra clicks right after opening
-        int extra = c.rng.integer(3, 6);
-        double gap = c.rng.uniform(0.025, 0.04);
+        int extra = c.rng.integer(4, 8);
+        double gap = c.rng.uniform(0.02, 0.035);
         for (int e = 1; e <= extra; ++e)
-          add_ping(x, static_cast<size_t>(a + static_cast<int64_t>(e * gap * c.fs)), click * 1.1, 0.003, 0.04, c.fs);
+          add_ping(x, static_cast<size_t>(a + static_cast<int64_t>(e * gap * c.fs)), click * 1.1, 0.003, 0.07, c.fs);
       }
     }
     if (b >= 0 && b < static_cast<int64_t>(c.n)) {

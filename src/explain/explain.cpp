@@ -207,7 +207,18 @@ ExplainSummary run_explain(const ExplainOptions& o) {
   const std::vector<ScoredClip> scored = read_neighbors(neighbors_path, &bad_lines);
   if (!bad_lines.empty())
     log("explain: " + std::to_string(bad_lines.size()) + " unreadable line(s) in " + neighbors_path + " ignored");
-  const std::vector<ScoredClip> chosen = select_flagged(scored, o.all_flagged ? 0 : o.top, &summary.n_flagged);
+  std::vector<ScoredClip> chosen = select_flagged(scored, o.all_flagged ? 0 : o.top, &summary.n_flagged);
+  // A dataset that moved since detection: find the clips under --data by their relative names.
+  const std::string root = !o.data_root.empty() ? o.data_root : settings.data_root;
+  auto relocate = [&](std::string& path, const std::string& rel) {
+    if (root.empty() || rel.empty() || fs::exists(path)) return;
+    const fs::path moved = fs::path(root) / rel;
+    if (fs::exists(moved)) path = moved.string();
+  };
+  for (auto& c : chosen) {
+    relocate(c.path, c.file);
+    for (auto& n : c.neighbors) relocate(n.path, n.file);
+  }
 
   // Methods and what they need.
   std::vector<std::string> methods;

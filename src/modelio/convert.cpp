@@ -218,10 +218,11 @@ void Converter::fill_from_gpt2() {
     if (ends_with(key, "attn.masked_bias") || key == "lm_head.weight") continue;
     for (const std::string& p : prefixes) {
       if (mapped_.count(p + key)) continue;
+      const std::string name = p + key;
       CheckpointTensor copy = t;
-      copy.name = p + key;
-      report_.filled_from_gpt2.push_back(copy.name);
-      mapped_.emplace(copy.name, Mapped{std::move(copy), "gpt2:" + t.name});
+      copy.name = name;
+      report_.filled_from_gpt2.push_back(name);
+      mapped_.emplace(name, Mapped{std::move(copy), "gpt2:" + t.name});
     }
   }
 }

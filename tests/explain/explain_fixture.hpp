@@ -2,6 +2,8 @@
 // backend), built once per user in the system temp dir and reused by every explain test process.
 // Each test gets its own run folder holding a copy of the detection outputs.
 #pragma once
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,31 +24,34 @@ inline fs::path explain_fixture_dir() {
   return fs::temp_directory_path() / ("asdcap-explain-fixture-v3-" + std::to_string(::getuid()));
 }
 
-// <fixture>/data (dataset + synth_manifest.csv) and <fixture>/detect (run folder).
+// <fixture>/data (dataset + synth_manifest.csv) and <fixture>/detect (run folder). Built in place
+// (detection records absolute paths) under an exclusive lock, so parallel test processes wait.
 inline fs::path explain_fixture() {
   const fs::path dir = explain_fixture_dir();
   if (fs::exists(dir / "complete")) return dir;
-  const fs::path tmp = dir.string() + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp);
-  SynthOptions s;
-  s.out_dir = (tmp / "data").string();
-  s.seed = 7;
-  s.machines = {"fan", "pump", "slider", "valve", "gearbox"};
-  s.ids = {"id_00", "id_02"};
-  s.n_train = 12;
-  s.n_test_normal = 4;
-  s.n_test_anomaly = 8;
-  s.seconds = 4.0;
-  synthesize_dataset(s);
-  DetectOptions d;
-  d.data_root = s.out_dir;
-  d.out_dir = (tmp / "detect").string();
-  d.quiet = true;
-  run_detect(d);
-  std::ofstream(tmp / "complete") << "ok\n";
-  std::error_code ec;
-  fs::rename(tmp, dir, ec);  // another process may have won the race: use its copy
-  if (ec) fs::remove_all(tmp);
+  const std::string lock_path = dir.string() + ".lock";
+  const int lock = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0600);
+  if (lock >= 0) ::flock(lock, LOCK_EX);
+  if (!fs::exists(dir / "complete")) {
+    fs::remove_all(dir);
+    SynthOptions s;
+    s.out_dir = (dir / "data").string();
+    s.seed = 7;
+    s.machines = {"fan", "pump", "slider", "valve", "gearbox"};
+    s.ids = {"id_00", "id_02"};
+    s.n_train = 12;
+    s.n_test_normal = 4;
+    s.n_test_anomaly = 8;
+    s.seconds = 4.0;
+    synthesize_dataset(s);
+    DetectOptions d;
+    d.data_root = s.out_dir;
+    d.out_dir = (dir / "detect").string();
+    d.quiet = true;
+    run_detect(d);
+    std::ofstream(dir / "complete") << "ok\n";
+  }
+  if (lock >= 0) ::close(lock);  // releases the lock
   return dir;
 }
 

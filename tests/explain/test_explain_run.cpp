@@ -210,11 +210,12 @@ TEST(ExplainRun, UnreadableClipIsSkippedAndListed) {
   const std::string npath = (fs::path(dir) / "neighbors.jsonl").string();
   std::vector<nlohmann::json> rows = read_jsonl(npath);
   std::string target;
-  for (auto& r : rows)
+  for (auto& r : rows) {
     if (r["decision"] == 1 && target.empty()) {
       target = r["path"];
       r["path"] = broken;
     }
+  }
   ASSERT_FALSE(target.empty());
   std::string text;
   for (const auto& r : rows) text += r.dump() + "\n";

@@ -23,7 +23,7 @@ const std::string kShared = ASDCAP_SHARED_DIR;
 std::string safetensors(const std::vector<std::tuple<std::string, std::string, std::vector<int>, std::string>>& tensors) {
   std::string header = "{\"__metadata__\":{\"format\":\"pt\"}", data;
   for (const auto& [name, dtype, shape, bytes] : tensors) {
-    header += ",\"" + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":[";
+    header.append(",\"").append(name).append("\":{\"dtype\":\"").append(dtype).append("\",\"shape\":[");
     for (size_t i = 0; i < shape.size(); ++i) header += (i ? "," : "") + std::to_string(shape[i]);
     header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," + std::to_string(data.size() + bytes.size()) + "]}";
     data += bytes;
