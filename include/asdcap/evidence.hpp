@@ -15,7 +15,8 @@ struct FeatureSpec {
   std::string name;      // plain words, e.g. "High-frequency tonal peak above 2 kHz"
   std::string unit;      // e.g. "dB", "Hz", "per second", "%"
   int decimals;          // how values are written into prompts
-  double spread_floor;   // lower bound of the references' spread used for z-scores
+  double spread_floor;   // lower bound of the references' spread used for z-scores...
+  double relative_floor; // ...and as a fraction of the references' mean magnitude (0: none)
   bool scored;           // false: descriptive only (e.g. a frequency), no z-score
 };
 
@@ -39,7 +40,7 @@ struct EvidenceRow {
   double anomalous;
   std::vector<double> neighbors;
   double reference_mean;
-  std::optional<double> z;   // (anomalous - mean) / max(sample std, spread_floor); none if !scored
+  std::optional<double> z;   // (anomalous - mean) / max(sample std, floors); none if !scored
 };
 
 std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous,

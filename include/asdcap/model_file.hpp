@@ -11,6 +11,9 @@
 //                 clap_project.*               -> cap.mapper.*
 //                 gpt.transformer.*            -> cap.gpt2.*         (gpt.lm_head.weight is tied to wte: not stored)
 // The STFT DFT matrices are not stored (asdcap computes the STFT with an FFT; the converter checks them).
+// bn0.num_batches_tracked (a training counter) is not stored; logit_scale is stored with shape [1].
+// relative_position_index is i64; with `convert --dtype f16` the large weight matrices are f16
+// (f16_eligible in convert.hpp), everything else f32. Metadata keys: docs/model-files.md.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -164,10 +164,10 @@ std::vector<double> valve(Ctx& c) {
       add_ping(x, static_cast<size_t>(a), click, 0.004, 0.08, c.fs);
       add_ping(x, static_cast<size_t>(a), click * 1.7, 0.002, 0.04, c.fs);
       if (c.fault == "rattling") {  // chattering armature: extra clicks right after opening
-        int extra = c.rng.integer(4, 8);
+        int extra = c.rng.integer(5, 9);
         double gap = c.rng.uniform(0.02, 0.035);
         for (int e = 1; e <= extra; ++e)
-          add_ping(x, static_cast<size_t>(a + static_cast<int64_t>(e * gap * c.fs)), click * 1.1, 0.003, 0.07, c.fs);
+          add_ping(x, static_cast<size_t>(a + static_cast<int64_t>(e * gap * c.fs)), click * 1.1, 0.003, 0.1, c.fs);
       }
     }
     if (b >= 0 && b < static_cast<int64_t>(c.n)) {

@@ -52,6 +52,7 @@ std::vector<double> running_median(const std::vector<double>& v, int half) {
 struct Spectrum {
   std::vector<double> power;
   double bin_hz = 0;
+  std::vector<double> frame_low, frame_total;  // per frame: power up to 200 Hz, and all (DC excluded)
 };
 
 std::mutex fftw_plan_mutex;  // FFTW's planner is not thread-safe
@@ -76,7 +77,15 @@ Spectrum mean_spectrum(const std::vector<double>& x, int sample_rate) {
   for (size_t start = 0; start + nfft <= x.size(); start += hop) {
     for (int i = 0; i < nfft; ++i) in[i] = static_cast<float>(x[start + i] * window[i]);
     fftwf_execute(plan);
-    for (int k = 0; k < bins; ++k) s.power[k] += double(out[k][0]) * out[k][0] + double(out[k][1]) * out[k][1];
+    double low = 0, all = 0;
+    for (int k = 0; k < bins; ++k) {
+      const double p = double(out[k][0]) * out[k][0] + double(out[k][1]) * out[k][1];
+      s.power[k] += p;
+      if (k > 0) all += p;
+      if (k > 0 && k * s.bin_hz <= 200.0) low += p;
+    }
+    s.frame_low.push_back(low);
+    s.frame_total.push_back(all);
     ++frames;
   }
   {
@@ -138,7 +147,7 @@ struct Modulation {
 // Amplitude modulation of the 2.5-ms RMS envelope between 5 and 60 Hz (rotation rates): the
 // largest Fourier component relative to the mean amplitude, as a depth (0.3 = +-30 %).
 // Hann-windowed, zero-padded 4x so that a component between bins is not missed.
-Modulation envelope_modulation(const std::vector<double>& x, int sample_rate) {
+Modulation envelope_modulation(const std::vector<double>& x, int sample_rate, double lo_hz, double hi_hz) {
   const int64_t len = std::max<int64_t>(1, std::lround(0.0025 * sample_rate));
   std::vector<double> amp = frame_energy(x, len);
   for (double& a : amp) a = std::sqrt(a);
@@ -166,7 +175,7 @@ Modulation envelope_modulation(const std::vector<double>& x, int sample_rate) {
   const double frame_rate = static_cast<double>(sample_rate) / len;
   for (size_t k = 1; k <= nfft / 2; ++k) {
     const double f = k * frame_rate / nfft;
-    if (f < 5.0 || f > 60.0) continue;
+    if (f < lo_hz || f > hi_hz) continue;
     const double mag = std::sqrt(double(out[k][0]) * out[k][0] + double(out[k][1]) * out[k][1]);
     const double depth = 2 * mag / (window_sum * mean);
     if (depth > best.depth) best = {depth, f};
@@ -178,6 +187,55 @@ Modulation envelope_modulation(const std::vector<double>& x, int sample_rate) {
   fftwf_free(in);
   fftwf_free(out);
   return best;
+}
+
+// A 2nd-order Butterworth high-pass (RBJ biquad).
+std::vector<double> highpass(const std::vector<double>& x, double cutoff, int sample_rate) {
+  const double w = 2 * M_PI * cutoff / sample_rate, alpha = std::sin(w) / (2 * M_SQRT1_2), c = std::cos(w);
+  const double a0 = 1 + alpha;
+  const double b0 = (1 + c) / 2 / a0, b1 = -(1 + c) / a0, b2 = b0, a1 = -2 * c / a0, a2 = (1 - alpha) / a0;
+  std::vector<double> y(x.size());
+  double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    y[i] = b0 * x[i] + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+    x2 = x1;
+    x1 = x[i];
+    y2 = y1;
+    y1 = y[i];
+  }
+  return y;
+}
+
+struct Transients {
+  int count = 0;
+  double peak_db = 0;          // strongest 5-ms frame over the mean frame
+  std::vector<double> spikes;  // 1 at each detected transient's frame
+};
+
+// Transients: 5-ms frames at least 8 dB above their running median (+-200 ms), local maxima
+// within +-10 ms, at least 20 ms apart.
+Transients find_transients(const std::vector<double>& e5) {
+  Transients t;
+  const int n = static_cast<int>(e5.size());
+  t.spikes.assign(n, 0.0);
+  if (n == 0) return t;
+  const std::vector<double> background = running_median(e5, 40);
+  const double threshold = std::pow(10.0, 0.8);
+  int last = -1000;
+  for (int m = 0; m < n; ++m) {
+    if (e5[m] <= threshold * (background[m] + kTiny)) continue;
+    bool local_max = true;
+    for (int d = -2; d <= 2 && local_max; ++d)
+      if (d && m + d >= 0 && m + d < n && e5[m + d] > e5[m]) local_max = false;
+    if (local_max && m - last >= 4) {
+      ++t.count;
+      t.spikes[m] = 1.0;
+      last = m;
+    }
+  }
+  const double mean = std::accumulate(e5.begin(), e5.end(), 0.0) / n;
+  t.peak_db = db(*std::max_element(e5.begin(), e5.end()) / (mean + kTiny));
+  return t;
 }
 
 struct Periodicity {
@@ -231,23 +289,25 @@ Periodicity envelope_periodicity(const std::vector<double>& onset, double frame_
 
 const std::vector<FeatureSpec>& evidence_features() {
   static const std::vector<FeatureSpec> specs = {
-      {"level_db", "Overall level", "dBFS", 1, 1.0, true},
-      {"hum_db", "Low-frequency hum below 200 Hz", "dB re total", 1, 1.0, true},
-      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 3.0, true},
-      {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, false},
-      {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, true},
-      {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, false},
-      {"impulse_rate", "Impulsive transients (over 8 dB above the local level)", "per second", 1, 0.5, true},
-      {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, true},
-      {"click_strength", "Periodicity of transients", "0-1", 2, 0.05, true},
-      {"click_rate", "Rate of periodic clicking", "Hz", 1, 0.0, false},
-      {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, true},
-      {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, true},
-      {"flatness", "Spectral flatness above 2 kHz", "0-1", 3, 0.02, true},
-      {"centroid_hz", "Spectral centroid", "Hz", 0, 40.0, true},
-      {"irregularity", "Variation of level over time (CV of 50-ms frame energy)", "ratio", 2, 0.05, true},
-      {"dropout_pct", "Time in drop-outs (at least 100 ms, 12 dB below the median level)", "%", 1, 1.0, true},
-      {"dropout_count", "Number of drop-outs", "count", 0, 0.5, true},
+      {"level_db", "Overall level", "dBFS", 1, 1.0, 0.0, true},
+      {"hum_db", "Steady low-frequency hum below 200 Hz", "dB re total", 1, 1.0, 0.0, true},
+      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 3.0, 0.0, true},
+      {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, 0.0, false},
+      {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, 0.0, true},
+      {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, 0.0, false},
+      {"impulse_rate", "Impulsive transients (8 dB above the local level)", "per second", 1, 0.5, 0.0, true},
+      {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, 0.0, true},
+      {"click_strength", "Periodicity of the transients", "0-1", 2, 0.1, 0.0, true},
+      {"click_rate", "Rate of periodic transients", "Hz", 1, 0.0, 0.0, false},
+      {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz)", "%", 1, 3.0, 0.0, true},
+      {"rattle_hz", "Rattle rate", "Hz", 1, 0.0, 0.0, false},
+      {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, 0.0, true},
+      {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, 0.0, true},
+      {"flatness", "Spectral flatness above 2 kHz", "0-1", 3, 0.02, 0.1, true},
+      {"centroid_hz", "Spectral centroid", "Hz", 0, 40.0, 0.15, true},
+      {"irregularity", "Variation of level over time (CV of 50-ms frame energy)", "ratio", 2, 0.05, 0.2, true},
+      {"dropout_pct", "Time in drop-outs (at least 100 ms, 12 dB below the median level)", "%", 1, 1.0, 0.0, true},
+      {"dropout_count", "Number of drop-outs", "count", 0, 0.5, 0.0, true},
   };
   return specs;
 }
@@ -278,8 +338,9 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
 
   const Spectrum spec = mean_spectrum(x, sample_rate);
   const double total = band_sum(spec, spec.bin_hz, nyquist);
-  set("hum_db", db(band_sum(spec, spec.bin_hz, 200.0) / (total + kTiny)));
-  const Modulation mod = envelope_modulation(x, sample_rate);
+  // Medians over frames: a steady hum counts, occasional low thumps (knocks) do not.
+  set("hum_db", db(median_of(spec.frame_low) / (median_of(spec.frame_total) + kTiny)));
+  const Modulation mod = envelope_modulation(x, sample_rate, 5.0, 60.0);
   set("vibration_pct", 100.0 * mod.depth);
   set("vibration_hz", mod.hz);
   const std::vector<double> floor = noise_floor(spec);
@@ -312,32 +373,29 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   }
   set("centroid_hz", weight > 0 ? weighted / weight : 0.0);
 
-  // Transients: 5-ms frames against their running median (+-200 ms).
+  // Transients, in the full band (thumps) and above 1 kHz (clicks and knocks masked by hum).
   const int64_t short_len = std::max<int64_t>(1, std::lround(0.005 * sample_rate));
   const double short_s = static_cast<double>(short_len) / sample_rate;
-  const std::vector<double> e5 = frame_energy(x, short_len);
-  const std::vector<double> background = running_median(e5, 40);
-  const int frames5 = static_cast<int>(e5.size());
-  std::vector<double> onset(frames5);
-  int impulses = 0, last = -1000;
-  const double threshold = std::pow(10.0, 0.8);  // 8 dB over the local median
-  for (int m = 0; m < frames5; ++m) {
-    onset[m] = std::max(0.0, db(e5[m] / (background[m] + kTiny)));
-    if (e5[m] <= threshold * (background[m] + kTiny)) continue;
-    bool local_max = true;
-    for (int d = -2; d <= 2 && local_max; ++d)
-      if (d && m + d >= 0 && m + d < frames5 && e5[m + d] > e5[m]) local_max = false;
-    if (local_max && m - last >= 4) {  // at least 20 ms apart
-      ++impulses;
-      last = m;
-    }
+  const std::vector<double> above_1k = highpass(x, 1000.0, sample_rate);
+  const Transients full_band = find_transients(frame_energy(x, short_len));
+  const Transients high_band = find_transients(frame_energy(above_1k, short_len));
+  set("impulse_rate", std::max(full_band.count, high_band.count) / seconds);
+  set("impulse_db", std::max(full_band.peak_db, high_band.peak_db));
+  // Periodicity of the detected transients (spike train smoothed over +-5 ms for jitter).
+  const Transients& busier = high_band.count >= full_band.count ? high_band : full_band;
+  if (busier.count >= 4) {
+    std::vector<double> train(busier.spikes.size(), 0.0);
+    for (size_t m = 0; m < train.size(); ++m)
+      if (busier.spikes[m] > 0)
+        for (int d = -1; d <= 1; ++d)
+          if (m + d < train.size()) train[m + d] += d == 0 ? 1.0 : 0.5;
+    const Periodicity period = envelope_periodicity(train, short_s);
+    set("click_strength", period.strength);
+    set("click_rate", period.rate_hz);
   }
-  set("impulse_rate", impulses / seconds);
-  const double mean_e5 = std::accumulate(e5.begin(), e5.end(), 0.0) / std::max(frames5, 1);
-  set("impulse_db", frames5 ? db(*std::max_element(e5.begin(), e5.end()) / (mean_e5 + kTiny)) : 0.0);
-  const Periodicity period = envelope_periodicity(onset, short_s);
-  set("click_strength", period.strength);
-  set("click_rate", period.rate_hz);
+  const Modulation rattle = envelope_modulation(highpass(x, 2000.0, sample_rate), sample_rate, 10.0, 60.0);
+  set("rattle_pct", 100.0 * rattle.depth);
+  set("rattle_hz", rattle.hz);
 
   // Level over time: 50-ms frames for irregularity, 20-ms frames for drop-outs.
   const std::vector<double> e50 = frame_energy(x, std::max<int64_t>(1, std::lround(0.050 * sample_rate)));
@@ -386,7 +444,8 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous,
       double var = 0;
       for (double v : row.neighbors) var += (v - row.reference_mean) * (v - row.reference_mean);
       const double sd = k > 1 ? std::sqrt(var / (k - 1)) : 0.0;
-      row.z = (row.anomalous - row.reference_mean) / std::max(sd, specs[f].spread_floor);
+      const double floor = std::max(specs[f].spread_floor, specs[f].relative_floor * std::fabs(row.reference_mean));
+      row.z = (row.anomalous - row.reference_mean) / std::max(sd, floor);
     }
     rows.push_back(std::move(row));
   }

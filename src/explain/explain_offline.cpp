@@ -83,7 +83,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
       c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + vs_refs(d) + ")";
       c.verb_phrase = std::string("is ") + (up ? "louder" : "quieter") + " overall (" + signed_db(d) + ")";
     } else if (key == "hum_db") {
-      c.is_phrase = up ? "heavier in low-frequency hum or vibration below 200 Hz (" + vs_refs(d) + ")"
+      c.is_phrase = up ? "heavier in steady low-frequency hum below 200 Hz (" + vs_refs(d) + ")"
                        : "lighter in low-frequency hum below 200 Hz (" + vs_refs(d) + ")";
       c.verb_phrase = up ? "hums or vibrates more below 200 Hz (" + signed_db(d) + ")"
                          : "has less low-frequency hum (" + signed_db(d) + ")";
@@ -130,6 +130,15 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
                              fmt("%.2f", row.anomalous) + " vs " + fmt("%.2f", row.reference_mean) + ")"
                        : "less rhythmic than the normal references";
       c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "is less rhythmic";
+      c.group = "click";
+    } else if (key == "rattle_pct") {
+      const EvidenceRow* hz = find_row(rows, "rattle_hz");
+      const double r = hz ? hz->anomalous : 0;
+      const std::string cmp = "(rattle " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
+      c.is_phrase = up ? "rattling or clicking rhythmically " + times_per_second(r) + " in the high frequencies " + cmp
+                       : "less rattly than the normal references " + cmp;
+      c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "rattles less";
+      c.group = "click";
     } else if (key == "grind_db") {
       c.is_phrase = up ? "noisier, with broadband grinding or hiss above 4 kHz (" + vs_refs(d) + ")"
                        : "duller, with less noise above 4 kHz (" + vs_refs(d) + ")";

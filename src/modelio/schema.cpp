@@ -1,5 +1,7 @@
 #include "schema.hpp"
 
+#include <algorithm>
+
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 
@@ -93,10 +95,14 @@ void check_htsat(const HtsatConfig& h, const std::string& what, const std::strin
       h.num_classes <= 0 || h.freq_ratio <= 0 || h.spec_size <= 0)
     throw bad("non-positive size");
   if (h.depths.empty() || h.depths.size() > 8 || h.depths.size() != h.heads.size()) throw bad("bad depths/heads");
+  if (h.embed_dim > (1 << 16) || h.patch > 64 || h.window > 64 || h.spec_size > (1 << 14) || h.mlp_ratio > 64 ||
+      h.num_classes > (1 << 20) || h.in_chans > 64)
+    throw bad("implausible sizes");
   int res = h.spec_size / h.patch;
   int dim = h.embed_dim;
   for (size_t i = 0; i < h.depths.size(); ++i) {
-    if (h.depths[i] <= 0 || h.heads[i] <= 0 || dim % h.heads[i]) throw bad("bad depth/heads at stage " + std::to_string(i));
+    if (h.depths[i] <= 0 || h.depths[i] > 64 || h.heads[i] <= 0 || dim % h.heads[i])
+      throw bad("bad depth/heads at stage " + std::to_string(i));
     int w = std::min(h.window, res);
     if (w <= 0 || res % w) throw bad("resolution not divisible by the window at stage " + std::to_string(i));
     if (i + 1 < h.depths.size()) {
@@ -110,7 +116,8 @@ void check_htsat(const HtsatConfig& h, const std::string& what, const std::strin
 }
 
 void check_gpt2(const Gpt2Config& g, const std::string& what, const std::string& file) {
-  if (g.vocab <= 0 || g.n_ctx <= 0 || g.n_embd <= 0 || g.n_layer <= 0 || g.n_head <= 0 || g.n_embd % g.n_head)
+  if (g.vocab <= 0 || g.n_ctx <= 0 || g.n_embd <= 0 || g.n_layer <= 0 || g.n_head <= 0 || g.n_embd % g.n_head ||
+      g.vocab > (1 << 22) || g.n_ctx > (1 << 20) || g.n_embd > (1 << 16) || g.n_layer > 256)
     throw ModelError(file + ": " + what + ": bad sizes (n_embd " + std::to_string(g.n_embd) + ", n_head " +
                      std::to_string(g.n_head) + ")");
 }
@@ -198,7 +205,7 @@ void check_config(const ModelConfig& c, const std::string& file) {
   if (fe.n_fft <= 0 || fe.n_fft > (1 << 16) || fe.mel_bins <= 0 || fe.mel_bins > 4096 || fe.hop <= 0 ||
       fe.sample_rate <= 0 || fe.window_samples <= 0)
     throw ModelError(file + ": bad front-end parameters");
-  if (c.proj_dim <= 0) throw ModelError(file + ": bad proj_dim");
+  if (c.proj_dim <= 0 || c.proj_dim > (1 << 16)) throw ModelError(file + ": bad proj_dim");
   if (c.has_clap) {
     check_htsat(c.audio, "audio encoder", file);
     check_gpt2(c.text, "text encoder", file);
@@ -209,12 +216,13 @@ void check_config(const ModelConfig& c, const std::string& file) {
     check_gpt2(c.decoder, "caption decoder", file);
     const MapperConfig& m = c.mapper;
     if (m.prefix_length <= 0 || m.clip_length < 0 || m.layers <= 0 || m.heads <= 0 || m.dim <= 0 || m.dim % m.heads ||
+        m.prefix_length > 4096 || m.clip_length > 4096 || m.layers > 256 || m.mlp_hidden > (1 << 20) ||
         m.mlp_hidden <= 0 || m.dim != c.decoder.n_embd)
       throw ModelError(file + ": bad mapper sizes");
   }
   if (c.has_clap && c.has_captioner && c.text.vocab != c.decoder.vocab)
     throw ModelError(file + ": the text encoder and the decoder have different vocabularies");
-  for (int64_t id : {c.pad_id, c.eos_id, c.stop_id}) {
+  for (int64_t id : {c.pad_id, c.eos_id, c.has_captioner ? c.stop_id : c.eos_id}) {
     int vocab = c.has_clap ? c.text.vocab : c.decoder.vocab;
     if (id < 0 || id >= vocab) throw ModelError(file + ": token id " + std::to_string(id) + " outside the vocabulary");
   }

@@ -13,7 +13,10 @@ namespace asdcap::nn::fast {
 inline float exp(float x) {
   x = x < -87.336544f ? -87.336544f : x;
   x = x > 88.0f ? 88.0f : x;
-  const float k = std::floor(x * 1.44269504088896341f + 0.5f);
+  // k = floor(x / ln2 + 0.5) by truncating a positive number (std::floor is not inlined without
+  // -fno-trapping-math, which would stop the vectorisation of the callers' loops).
+  const int32_t ki = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f) - 128;
+  const float k = static_cast<float>(ki);
   float r = x - k * 0.693359375f;
   r = r - k * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -23,7 +26,7 @@ inline float exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const int32_t e = static_cast<int32_t>(k) + 127;
+  const int32_t e = ki + 127;
   return p * std::bit_cast<float>(static_cast<uint32_t>(e) << 23);
 }
 
@@ -44,5 +47,67 @@ inline float erf(float x) {
 inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f)); }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+
+}  // namespace asdcap::nn::fast
+
+// ---- 8-wide versions (GCC vector extensions: AVX2 with -march=native, SSE pairs otherwise) ----
+namespace asdcap::nn::fast {
+
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32), aligned(4)));
+
+inline v8f splat(float x) { return v8f{} + x; }
+inline v8f load8(const float* p) { return *reinterpret_cast<const v8f*>(p); }
+inline void store8(float* p, v8f x) { *reinterpret_cast<v8f*>(p) = x; }
+
+// Same algorithm and constants as the scalar exp above.
+inline v8f exp8(v8f x) {
+  const v8f lo = splat(-87.336544f), hi = splat(88.0f);
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
+  const v8i ki = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, v8i) - 128;
+  const v8f k = __builtin_convertvector(ki, v8f);
+  v8f r = x - k * 0.693359375f;
+  r = r - k * -2.12194440e-4f;
+  v8f p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const v8i e = (ki + 127) << 23;
+  return p * reinterpret_cast<const v8f&>(e);
+}
+
+inline v8f erf8(v8f x) {
+  const v8i bits = reinterpret_cast<const v8i&>(x) & 0x7fffffff;
+  const v8f ax = reinterpret_cast<const v8f&>(bits);
+  const v8f t = 1.0f / (1.0f + 0.3275911f * ax);
+  v8f p = splat(1.061405429f);
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const v8f y = 1.0f - p * t * exp8(-ax * ax);
+  return x < 0 ? -y : y;
+}
+
+inline v8f gelu_erf8(v8f x) { return 0.5f * x * (1.0f + erf8(x * 0.70710678118654752f)); }
+inline v8f sigmoid8(v8f x) { return 1.0f / (1.0f + exp8(-x)); }
+
+// Applies f8 to x[0, n): every element goes through the same vector code (a short tail is padded),
+// so a value never depends on where it sits in the array.
+template <typename F8>
+inline void apply8(float* x, int64_t n, F8 f8) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) store8(x + i, f8(load8(x + i)));
+  if (i < n) {
+    float tail[8] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = x[j];
+    store8(tail, f8(load8(tail)));
+    for (int64_t j = i; j < n; ++j) x[j] = tail[j - i];
+  }
+}
 
 }  // namespace asdcap::nn::fast

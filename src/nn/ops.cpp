@@ -97,16 +97,20 @@ void layer_norm_row(const float* xr, int64_t dim, const float* gamma, const floa
   }
 }
 
-template <typename F>
-void elementwise(float* x, int64_t n, F f) {
+// Element-wise f8 (8-wide) over x, in chunks of whole vectors across threads.
+template <typename F8>
+void elementwise8(float* x, int64_t n, F8 f8) {
   const int t = threads();
   if (t <= 1 || n < kParallelElements || omp_in_parallel()) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+    fast::apply8(x, n, f8);
     return;
   }
-#pragma omp parallel for simd num_threads(t) schedule(static)
-  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+  const int64_t step = ((n + t - 1) / t + 7) / 8 * 8;
+#pragma omp parallel for num_threads(t) schedule(static, 1)
+  for (int part = 0; part < t; ++part) {
+    const int64_t a = std::min(n, part * step), b = std::min(n, a + step);
+    fast::apply8(x + a, b - a, f8);
+  }
 }
 
 }  // namespace
@@ -159,7 +163,7 @@ void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, c
 }
 
 void gelu_erf(float* x, int64_t n) {
-  elementwise(x, n, [](float v) { return fast::gelu_erf(v); });
+  elementwise8(x, n, [](fast::v8f v) { return fast::gelu_erf8(v); });
 }
 
 void gelu_tanh(float* x, int64_t n) {
@@ -171,11 +175,11 @@ void gelu_tanh(float* x, int64_t n) {
 }
 
 void relu(float* x, int64_t n) {
-  elementwise(x, n, [](float v) { return v > 0 ? v : 0.f; });
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.f;
 }
 
 void sigmoid(float* x, int64_t n) {
-  elementwise(x, n, [](float v) { return fast::sigmoid(v); });
+  elementwise8(x, n, [](fast::v8f v) { return fast::sigmoid8(v); });
 }
 
 void add(float* y, const float* x, int64_t n) {

@@ -114,7 +114,7 @@ double roc_auc(const std::vector<RocPoint>& c) {
 
 std::string svg_score_distribution(const std::vector<double>& normal, const std::vector<double>& anomaly,
                                    const std::vector<double>& unlabeled, std::optional<double> threshold) {
-  const int W = 360, H = 210, ml = 36, mr = 10, mt = 26, mb = 34;
+  const int W = 360, H = 214, ml = 36, mr = 10, mt = 30, mb = 34;
   std::string s = svg_open(W, H, "Anomaly scores of normal and anomalous test clips", "hist");
   std::vector<double> all;
   for (const auto* v : {&normal, &anomaly, &unlabeled})
@@ -140,8 +140,9 @@ std::string svg_score_distribution(const std::vector<double>& normal, const std:
   auto X = [&](double v) { return ml + (v - lo) / (hi - lo) * pw; };
   auto Y = [&](double c) { return mt + ph - c / top * ph; };
   for (double t : nice_ticks(0, top, 4)) {
+    if (t != std::floor(t)) continue;  // counts
     s += line(ml, Y(t), W - mr, Y(t), "class=\"grid\"");
-    s += text(ml - 4, Y(t) + 3.5, format_number(t, 3), "end", "tick");
+    s += text(ml - 4, Y(t) + 3.5, std::to_string(static_cast<long>(t)), "end", "tick");
   }
   auto bars = [&](const std::vector<int>& h, const char* colour, const char* cls) {
     std::string path = "M" + f1(X(lo)) + "," + f1(Y(0));
@@ -163,15 +164,16 @@ std::string svg_score_distribution(const std::vector<double>& normal, const std:
   }
   s += text(ml + pw / 2, H - 4, "anomaly score (mean distance to the k nearest normal clips)", "middle", "label");
   if (threshold && std::isfinite(*threshold)) {
-    s += line(X(*threshold), mt - 4, X(*threshold), Y(0), "class=\"threshold\"");
-    s += text(X(*threshold) + 3, mt - 6, "threshold " + format_number(*threshold, 3),
-              X(*threshold) > ml + pw * 0.6 ? "end" : "start", "tick");
+    const bool right = X(*threshold) > ml + pw * 0.6;
+    s += line(X(*threshold), mt - 6, X(*threshold), Y(0), "class=\"threshold\"");
+    s += text(X(*threshold) + (right ? -4 : 4), mt + 2, "threshold " + format_number(*threshold, 3), right ? "end" : "start",
+              "tick strong");
   }
   // Legend
   double lx = ml + 4;
   auto legend = [&](const char* colour, const std::string& label) {
-    s += "<rect x=\"" + f1(lx) + "\" y=\"6\" width=\"10\" height=\"10\" fill=\"" + colour + "\" fill-opacity=\"0.6\"/>";
-    s += text(lx + 13, 15, label, "start", "tick");
+    s += "<rect x=\"" + f1(lx) + "\" y=\"4\" width=\"10\" height=\"10\" fill=\"" + colour + "\" fill-opacity=\"0.6\"/>";
+    s += text(lx + 13, 13, label, "start", "tick");
     lx += 22 + 5.6 * static_cast<double>(label.size());
   };
   if (!normal.empty()) legend(kCool, "normal (" + std::to_string(normal.size()) + ")");
@@ -181,7 +183,7 @@ std::string svg_score_distribution(const std::vector<double>& normal, const std:
 }
 
 std::string svg_roc(const std::vector<double>& scores, const std::vector<bool>& anomaly, std::optional<double> threshold) {
-  const int W = 230, H = 210, ml = 36, mr = 10, mt = 10, mb = 34;
+  const int W = 236, H = 214, ml = 44, mr = 10, mt = 14, mb = 34;
   std::string s = svg_open(W, H, "ROC curve", "roc");
   const auto curve = roc_curve(scores, anomaly);
   const double pw = W - ml - mr, ph = H - mt - mb;
@@ -197,7 +199,7 @@ std::string svg_roc(const std::vector<double>& scores, const std::vector<bool>& 
   s += line(X(0), Y(0), X(1), Y(1), "class=\"chance\"");
   s += line(ml, Y(0), W - mr, Y(0), "class=\"axis\"") + line(ml, Y(0), ml, Y(1), "class=\"axis\"");
   s += text(ml + pw / 2, H - 4, "false positive rate", "middle", "label");
-  s += "<text class=\"label\" transform=\"translate(9," + f1(mt + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">true positive rate</text>";
+  s += "<text class=\"label\" transform=\"translate(11," + f1(mt + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">true positive rate</text>";
   if (curve.empty()) return s + text(ml + pw / 2, mt + ph / 2, "needs normal and anomalous labels", "middle", "muted") + "</svg>";
   std::string pts;
   for (const auto& p : curve) pts += f1(X(p.fpr)) + "," + f1(Y(p.tpr)) + " ";
@@ -261,13 +263,13 @@ std::string svg_similarity(const std::vector<std::string>& texts, const std::vec
 
 std::string svg_evidence(const std::vector<EvidenceFeature>& features) {
   const int rows = static_cast<int>(features.size());
-  const int W = 560, row_h = 22, ml = 200, mr = 150, mt = 10, mb = 30;
+  const int W = 600, row_h = 22, ml = 200, mr = 180, mt = 10, mb = 30;
   const int H = mt + mb + row_h * std::max(rows, 1);
   std::string s = svg_open(W, H, "Acoustic evidence: z-score of the anomalous clip against its nearest normal clips", "evidence");
   if (rows == 0) return s + text(W / 2.0, H / 2.0, "no acoustic evidence", "middle", "muted") + "</svg>";
   double zmax = 3;
   for (const auto& f : features)
-    if (f.z) zmax = std::max(zmax, std::min(std::abs(*f.z), 20.0));
+    if (f.z) zmax = std::max(zmax, std::min(std::ceil(std::abs(*f.z)), 10.0));  // larger |z| is clipped, value in the bar's title
   const double pw = W - ml - mr;
   auto X = [&](double z) { return ml + (std::clamp(z, -zmax, zmax) + zmax) / (2 * zmax) * pw; };
   const double y_end = mt + row_h * rows;
@@ -289,13 +291,14 @@ std::string svg_evidence(const std::vector<EvidenceFeature>& features) {
     if (!nv.empty()) detail += " vs " + format_number(mean_of(nv), 3);
     if (!f.unit.empty()) detail += " " + f.unit;
     if (!f.z) {
-      s += text(X(0) + 4, y + 4, "not measured", "start", "muted");
+      s += text(X(0) + 4, y + 4, "descriptive", "start", "muted");
     } else {
       const double z = *f.z, x0 = X(0), x1 = X(z);
       const char* colour = std::abs(z) >= 2 ? kWarm : kGrey;
       s += "<rect x=\"" + f1(std::min(x0, x1)) + "\" y=\"" + f1(y - 7) + "\" width=\"" + f1(std::max(1.0, std::abs(x1 - x0))) +
            "\" height=\"14\" rx=\"2\" fill=\"" + colour + "\"><title>z = " + format_number(z, 3) + "</title></rect>";
     }
+    if (detail.size() > 34) detail = detail.substr(0, 33) + "\u2026";
     s += text(W - mr + 8, y + 4, detail, "start", "tick");
   }
   return s + "</svg>";

@@ -141,9 +141,7 @@ std::string machines_section(const PageInput& in) {
   if (run.clips.empty())
     return s + "<p class=\"note missing\">No per-clip scores: neighbors.jsonl is missing or empty.</p></section>";
   s += "<p class=\"lead\">Anomaly scores of the test clips of each machine ID, with the decision threshold, and the "
-       "ROC curve (shaded: the pAUC region, dot: the threshold's operating point).</p>"
-       "<div class=\"legend\"><span><i style=\"background:#1c7ed6\"></i>normal</span><span><i style=\"background:#e8590c\">"
-       "</i>anomalous</span><span><i style=\"background:#adb5bd\"></i>unlabelled</span></div>";
+       "ROC curve (shaded: the pAUC region, dot: the threshold's operating point).</p>";
   std::string current;
   for (const auto& key : order) {
     if (key.first != current) {
@@ -171,9 +169,10 @@ std::string machines_section(const PageInput& in) {
   return s + "</div></section>";
 }
 
+// show_caption false: the figure says once why no clip has a caption.
 std::string panel(const PageInput& in, bool anomalous, const std::string& who, const std::string& detail,
                   const std::string& file, const std::string& path, const std::optional<std::string>& caption,
-                  const std::string& caption_missing) {
+                  const std::string& caption_missing, bool show_caption) {
   const auto it = in.views.find(clip_path(*in.run, file, path));
   const ClipView* v = it == in.views.end() ? nullptr : &it->second;
   std::string s = std::string("<div class=\"panel") + (anomalous ? " anomalous" : "") + "\"><div class=\"who\">" + who +
@@ -181,7 +180,7 @@ std::string panel(const PageInput& in, bool anomalous, const std::string& who, c
   if (v && !v->panel_html.empty()) s += v->panel_html;
   else s += "<div class=\"nospec\">no spectrogram: " + html_escape(v ? v->missing_reason : "clip not found") + "</div>";
   if (caption) s += "<div class=\"caption\">" + html_escape(*caption) + "</div>";
-  else s += "<div class=\"caption none\">no caption: " + html_escape(caption_missing) + "</div>";
+  else if (show_caption) s += "<div class=\"caption none\">no caption: " + html_escape(caption_missing) + "</div>";
   s += "<div class=\"fname\">" + html_escape(file.empty() ? path : file) + "</div>" + audio_tag(v) + "</div>";
   return s;
 }
@@ -198,14 +197,17 @@ std::string figure(const PageInput& in, const Explanation& e, size_t index) {
          html_escape(*e.label == "anomaly" ? "anomalous" : *e.label) + "</span>";
   s += "</header><div class=\"panels\">";
   const std::string cap_missing = e.captions_missing.value_or("the captioner gave none");
-  s += panel(in, true, "Anomalous clip", "", e.file, e.path, e.caption_anomalous, cap_missing);
+  bool any_caption = e.caption_anomalous.has_value();
+  for (const auto& c : e.caption_neighbors) any_caption = any_caption || c.has_value();
+  s += panel(in, true, "Anomalous clip", "", e.file, e.path, e.caption_anomalous, cap_missing, any_caption);
   for (size_t i = 0; i < e.neighbors.size(); ++i) {
     const auto& n = e.neighbors[i];
     std::optional<std::string> cap = i < e.caption_neighbors.size() ? e.caption_neighbors[i] : std::nullopt;
     s += panel(in, false, "Normal #" + std::to_string(i + 1), "d = " + format_number(n.distance, 3), n.file, n.path, cap,
-               cap_missing);
+               cap_missing, any_caption);
   }
   s += "</div>";
+  if (!any_caption) s += "<p class=\"absent\"><b>No captions:</b> " + html_escape(cap_missing) + "</p>";
   if (!e.methods.empty()) {
     s += "<div class=\"methods\">";
     for (const auto& [key, m] : e.methods) {
@@ -226,8 +228,7 @@ std::string figure(const PageInput& in, const Explanation& e, size_t index) {
     charts += "<div><h4>Zero-shot similarity to the reference texts</h4>" +
               svg_similarity(e.sim_texts, e.sim_anomalous, e.sim_neighbors) + "</div>";
   else if (e.similarity_missing)
-    charts += "<div><h4>Zero-shot similarity</h4><p class=\"note missing\">not available: " +
-              html_escape(*e.similarity_missing) + "</p></div>";
+    s += "<p class=\"absent\"><b>Zero-shot similarities not available:</b> " + html_escape(*e.similarity_missing) + "</p>";
   if (!e.evidence.empty())
     charts += "<div><h4>Acoustic evidence</h4>" + svg_evidence(e.evidence) + "</div>";
   if (!charts.empty()) s += "<div class=\"evidence\">" + charts + "</div>";

@@ -56,7 +56,7 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
   }
   const std::string png = encode_png_rgb(rgb.data(), width, height);
 
-  const double W = 220, H = 132, ml = 30, mr = 6, mt = 6, mb = 20;
+  const double W = 220, H = 138, ml = 30, mr = 6, mt = 12, mb = 20;
   const double pw = W - ml - mr, ph = H - mt - mb;
   std::string s = "<div class=\"spec\" style=\"aspect-ratio:" + f1(W) + "/" + f1(H) + "\">";
   s += "<img alt=\"" + html_escape(alt) + "\" src=\"" + data_uri("image/png", png) + "\" style=\"left:" + pct(ml / W) +
@@ -72,11 +72,11 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
       s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(y + 3.5) + "\" text-anchor=\"end\" class=\"tick\">" + hz_label(band_hz[size_t(m)]) + "</text>";
     }
     const double ytop = mt + ph - (mel_bins - 0.5) / mel_bins * ph;
-    s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(ytop + 3.5) + "\" text-anchor=\"end\" class=\"tick\">" +
+    s += "<line x1=\"" + f1(ml - 3) + "\" y1=\"" + f1(ytop) + "\" x2=\"" + f1(ml) + "\" y2=\"" + f1(ytop) + "\" class=\"axis\"/>";
+    s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(ytop + 6) + "\" text-anchor=\"end\" class=\"tick\">" +
          hz_label(band_hz.back()) + "</text>";
   }
-  s += "<text x=\"3\" y=\"" + f1(mt + ph / 2) + "\" class=\"tick unit\" transform=\"rotate(-90 7 " + f1(mt + ph / 2) +
-       ")\" text-anchor=\"middle\">Hz</text>";
+  s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(mt - 3) + "\" text-anchor=\"end\" class=\"tick unit\">Hz</text>";
   if (seconds > 0) {
     const double raw = seconds / 4;
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));

@@ -49,6 +49,7 @@ svg text{font-size:10px;fill:#495057}
 svg text.label{font-size:10.5px;fill:#343a40}
 svg text.rowlabel{font-size:11px;fill:#212529}
 svg text.muted{fill:#868e96;font-style:italic}
+svg text.strong{fill:#212529;font-weight:600}
 svg .grid{stroke:#f1f3f5;stroke-width:1}
 svg .axis{stroke:#868e96;stroke-width:1}
 svg .threshold{stroke:#212529;stroke-width:1.5;stroke-dasharray:4 3}
@@ -72,7 +73,7 @@ figure.clip>header h3{margin:0;font-size:16px;word-break:break-all}
 .spec{position:relative;width:100%}
 .spec img{position:absolute;display:block}
 .spec svg{position:absolute;left:0;top:0;width:100%;height:100%;font-family:inherit;overflow:visible}
-.spec.missing,.nospec{aspect-ratio:220/132;display:flex;align-items:center;justify-content:center;text-align:center;
+.spec.missing,.nospec{aspect-ratio:220/138;display:flex;align-items:center;justify-content:center;text-align:center;
 padding:10px;background:repeating-linear-gradient(45deg,#f8f9fa,#f8f9fa 8px,#f1f3f5 8px,#f1f3f5 16px);color:var(--muted);font-size:13px;border-radius:4px}
 .caption{margin:6px 0 4px;font-size:13.5px;line-height:1.4;border:1.5px solid #212529;border-radius:4px;padding:4px 7px;min-height:2.2em}
 .caption.none{border-style:dashed;border-color:#adb5bd;color:var(--muted);font-style:italic}
@@ -88,6 +89,8 @@ audio{width:100%;height:32px;margin-top:4px}
 .evidence h4{margin:0 0 2px;font-size:13px;color:var(--muted);font-weight:600}
 .note{background:#fff9db;border:1px solid #ffe066;border-radius:8px;padding:8px 12px;font-size:14px;margin:10px 0}
 .note.missing{background:#f8f9fa;border-color:#dee2e6;color:#495057}
+p.absent{margin:8px 0 2px;font-size:13px;color:var(--muted)}
+p.absent b{font-weight:600;color:#495057}
 ul.problems{margin:6px 0;padding-left:20px;font-size:14px}
 td.reason{white-space:normal;text-align:left;min-width:240px}
 td.path{white-space:normal;word-break:break-all;text-align:left;font-size:13px}

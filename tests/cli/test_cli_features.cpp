@@ -113,7 +113,7 @@ TEST(CliFeatures, ParallelEqualsSerial) {
   s.erase("out");
   p.erase("out");
   EXPECT_EQ(s, p);
-  EXPECT_EQ(s.at("rows").size(), 11u);  // 2+2+2+1+1+2+2+1 (8-s / 10-s clips give 2 windows)
+  EXPECT_EQ(s.at("rows").size(), 12u);  // 10-s and 8-s clips: 2 windows each; the 4 others: 1
 }
 
 // ---- bad inputs: one line on stderr naming the file, exit code 1, no output file ----

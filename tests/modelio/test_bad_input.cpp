@@ -138,6 +138,16 @@ TEST_F(BadInput, TensorWithTheWrongShape) {
   expect_convert_fails(path, "has shape [64, 64], expected [64, 128]");
 }
 
+TEST_F(BadInput, StftMatricesThatAreNotThePeriodicHannDft) {
+  // Swap conv_real and conv_imag: both have the right shape, neither the right values.
+  std::string path = edited_clap("stft.pth", [](std::string& pkl) {
+    replace_once(pkl, "stft.conv_real.weight", "stft.conv_XXXX.weight");
+    replace_once(pkl, "stft.conv_imag.weight", "stft.conv_real.weight");
+    replace_once(pkl, "stft.conv_XXXX.weight", "stft.conv_imag.weight");
+  });
+  expect_convert_fails(path, "is not the periodic-Hann DFT");
+}
+
 TEST_F(BadInput, UnwritableOutput) {
   CliResult r = run_cli("convert --clap " + kClap + " --vocab " + kVocab + " --merges " + kMerges + " --out " + dir_ +
                       "/no/such/folder/m.gguf",

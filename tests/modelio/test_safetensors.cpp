@@ -24,8 +24,9 @@ std::string safetensors(const std::vector<std::tuple<std::string, std::string, s
   std::string header = "{\"__metadata__\":{\"format\":\"pt\"}", data;
   for (const auto& [name, dtype, shape, bytes] : tensors) {
     header.append(",\"").append(name).append("\":{\"dtype\":\"").append(dtype).append("\",\"shape\":[");
-    for (size_t i = 0; i < shape.size(); ++i) header += (i ? "," : "") + std::to_string(shape[i]);
-    header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," + std::to_string(data.size() + bytes.size()) + "]}";
+    for (size_t i = 0; i < shape.size(); ++i) header.append(i ? "," : "").append(std::to_string(shape[i]));
+    header.append("],\"data_offsets\":[").append(std::to_string(data.size())).append(",");
+    header.append(std::to_string(data.size() + bytes.size())).append("]}");
     data += bytes;
   }
   header += "}";

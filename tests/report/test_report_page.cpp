@@ -68,8 +68,8 @@ TEST(ReportPage, OverviewFiguresAndMissingReasons) {
   EXPECT_NE(html.find("Popping and knocking sounds"), std::string::npos);
   EXPECT_NE(html.find("Knocks per second"), std::string::npos);
   // What is missing says why.
-  EXPECT_NE(html.find("no caption: the model file has no caption decoder (clapcap)"), std::string::npos);
-  EXPECT_NE(html.find("not available: the acoustic backend has no text encoder"), std::string::npos);
+  EXPECT_NE(html.find("<b>No captions:</b> the model file has no caption decoder (clapcap)"), std::string::npos);
+  EXPECT_NE(html.find("<b>Zero-shot similarities not available:</b> the acoustic backend has no text encoder"), std::string::npos);
   EXPECT_NE(html.find("no difference caption: connection refused by localhost:8080"), std::string::npos);
   EXPECT_NE(html.find("no spectrogram: file not found:"), std::string::npos);
   EXPECT_NE(html.find("not a sound file: the RIFF header is truncated"), std::string::npos);
@@ -143,7 +143,7 @@ TEST(ReportPage, WithoutExplanationsShowsTopFlaggedClipsAndSaysWhy) {
   const std::string html = build(f.dir);
   EXPECT_NE(html.find("No explanations yet (explanations.jsonl not found)"), std::string::npos);
   EXPECT_EQ(count(html, "<figure class=\"clip\""), 3u);  // one flagged clip per machine ID
-  EXPECT_NE(html.find("no caption: explain has not been run"), std::string::npos);
+  EXPECT_NE(html.find("<b>No captions:</b> explain has not been run"), std::string::npos);
 }
 
 TEST(ReportPage, BrokenAndMissingFilesNeverStopTheReport) {

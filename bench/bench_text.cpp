@@ -1,0 +1,79 @@
+// CLAP text encoder speed on a full-size random model (GPT-2 768 x 12 layers, projection 768 -> 1024).
+//   build-e/bench/bench_text
+// BM_TextEmbed/<batch>: texts/s, achieved GFLOP/s (the matrix products of the computed positions
+// + projection) and that rate divided by the same run's OpenBLAS sgemm GFLOP/s on the encoder's
+// largest product shape for the same token count ([tokens x 768] . [768 x 3072], mlp.c_fc).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+
+#include "../tests/caption/random_model.hpp"
+#include "asdcap/nn.hpp"
+#include "asdcap/text_encoder.hpp"
+
+using namespace asdcap;
+
+namespace {
+
+const std::vector<std::string>& texts() {
+  static const std::vector<std::string> t = {
+      "Vibration", "High-frequency Squealing or Screeching", "Popping or Knocking Sounds",
+      "Rhythmic Clicking or Tapping", "Grinding Sounds", "Irregular Patterns", "Low-frequency Humming",
+      "Unexpected Silence", "Sounds like a fan running", "a pump with water flowing",
+      "A bearing whines at a high pitch", "The valve hisses and clicks", "A slide rail rattles",
+      "A toy car motor buzzes", "Metal scraping against metal", "A steady mechanical hum"};
+  return t;
+}
+
+struct Setup {
+  std::shared_ptr<const ModelFile> model;
+  std::unique_ptr<TextEncoder> enc;
+  Setup() {
+    model = ModelFile::open(test::random_full_model_path(true, false));
+    enc = std::make_unique<TextEncoder>(model);
+  }
+};
+Setup& setup() {
+  static Setup s;
+  return s;
+}
+
+void BM_TextEmbed(benchmark::State& state) {
+  auto& s = setup();
+  const auto n = static_cast<size_t>(state.range(0));
+  std::vector<std::string> batch(texts().begin(), texts().begin() + static_cast<long>(n));
+  const double d = 768, p = 1024;
+  double flops = 0, tokens = 0;
+  for (const auto& t : batch) {
+    double len = 0;
+    for (auto id : s.enc->tokenizer().encode_clap_text(t)) len += id != 0;
+    tokens += len;
+    // 12 layers x (c_attn 3d^2 + c_proj d^2 + fc 4d^2 + proj 4d^2) x 2 flops, attention 4 n^2 d / 2 per layer.
+    flops += 12 * (24 * d * d * len + 2 * len * len * d) + 2 * (d * p + p * p);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(s.enc->embed(batch));
+  const double loop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double gflops = flops * double(state.iterations()) / loop_s / 1e9;
+  // sgemm reference of the same run.
+  const int64_t m = static_cast<int64_t>(tokens);
+  std::vector<float> x(static_cast<size_t>(m * 768), 0.5f), w(768 * 3072, 0.01f), y(static_cast<size_t>(m * 3072));
+  nn::linear_kn(x.data(), m, 768, w.data(), 3072, nullptr, y.data());
+  int reps = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double el = 0;
+  while (el < 0.5) {
+    nn::linear_kn(x.data(), m, 768, w.data(), 3072, nullptr, y.data());
+    ++reps;
+    el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  const double sgemm_gflops = 2.0 * m * 768 * 3072 * reps / el / 1e9;
+  state.counters["texts_per_s"] = benchmark::Counter(double(state.iterations() * n), benchmark::Counter::kIsRate);
+  state.counters["GFLOPs"] = gflops;
+  state.counters["sgemm_GFLOPs"] = sgemm_gflops;
+  state.counters["vs_sgemm"] = gflops / sgemm_gflops;
+  state.counters["tokens"] = tokens;
+}
+BENCHMARK(BM_TextEmbed)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+}  // namespace
