@@ -291,7 +291,7 @@ const std::vector<FeatureSpec>& evidence_features() {
   static const std::vector<FeatureSpec> specs = {
       {"level_db", "Overall level", "dBFS", 1, 1.0, 0.0, true},
       {"hum_db", "Steady low-frequency hum below 200 Hz", "dB re total", 1, 1.0, 0.0, true},
-      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 3.0, 0.0, true},
+      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 5.0, 0.0, true},
       {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, 0.0, false},
       {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, 0.0, true},
       {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, 0.0, false},
@@ -299,14 +299,14 @@ const std::vector<FeatureSpec>& evidence_features() {
       {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, 0.0, true},
       {"click_strength", "Periodicity of the transients", "0-1", 2, 0.1, 0.0, true},
       {"click_rate", "Rate of periodic transients", "Hz", 1, 0.0, 0.0, false},
-      {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz)", "%", 1, 3.0, 0.0, true},
+      {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz beyond the whole sound's)", "%", 1, 3.0, 0.0, true},
       {"rattle_hz", "Rattle rate", "Hz", 1, 0.0, 0.0, false},
       {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, 0.0, true},
       {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, 0.0, true},
       {"flatness", "Spectral flatness above 2 kHz", "0-1", 3, 0.02, 0.1, true},
       {"centroid_hz", "Spectral centroid", "Hz", 0, 40.0, 0.15, true},
       {"irregularity", "Variation of level over time (CV of 50-ms frame energy)", "ratio", 2, 0.05, 0.2, true},
-      {"dropout_pct", "Time in drop-outs (at least 100 ms, 12 dB below the median level)", "%", 1, 1.0, 0.0, true},
+      {"dropout_pct", "Time in drop-outs (at least 100 ms, 10 dB below the median level)", "%", 1, 1.0, 0.0, true},
       {"dropout_count", "Number of drop-outs", "count", 0, 0.5, 0.0, true},
   };
   return specs;
@@ -394,7 +394,9 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
     set("click_rate", period.rate_hz);
   }
   const Modulation rattle = envelope_modulation(highpass(x, 2000.0, sample_rate), sample_rate, 10.0, 60.0);
-  set("rattle_pct", 100.0 * rattle.depth);
+  // Only what the high band adds to the whole sound's modulation: an unbalanced rotor modulates
+  // every band alike, a loose part clicks in the high band.
+  set("rattle_pct", std::max(0.0, 100.0 * (rattle.depth - envelope_modulation(x, sample_rate, 10.0, 60.0).depth)));
   set("rattle_hz", rattle.hz);
 
   // Level over time: 50-ms frames for irregularity, 20-ms frames for drop-outs.
@@ -408,7 +410,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   const std::vector<double> e20 = frame_energy(x, std::max<int64_t>(1, std::lround(0.020 * sample_rate)));
   std::vector<double> level20(e20.size());
   for (size_t i = 0; i < e20.size(); ++i) level20[i] = db(e20[i]);
-  const double quiet_db = median_of(level20) - 12.0;
+  const double quiet_db = median_of(level20) - 10.0;
   int silent = 0, gaps = 0, run = 0;
   for (size_t i = 0; i <= level20.size(); ++i) {
     const bool quiet = i < level20.size() && level20[i] < quiet_db;

@@ -65,7 +65,7 @@ double median_of(std::vector<double> v) {
 // the specific ones say what the fault is, so they win ties.
 double feature_weight(const std::string& key) {
   static const std::map<std::string, double> weights = {
-      {"level_db", 0.5}, {"flatness", 0.5}, {"centroid_hz", 0.5}, {"irregularity", 0.5},
+      {"level_db", 0.5}, {"flatness", 0.5}, {"centroid_hz", 0.5}, {"irregularity", 0.4},
       {"hum_db", 0.9}, {"grind_db", 0.8}, {"impulse_db", 0.8}, {"dropout_count", 0.9}};
   auto it = weights.find(key);
   return it == weights.end() ? 1.0 : it->second;
@@ -79,6 +79,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
     const double d = row.anomalous - row.reference_mean;
     const bool up = z > 0;
     Candidate c{std::fabs(z) * feature_weight(key), key, key, "", ""};
+    // Losing silences or transients the normal sound has is rarely what a fault does.
+    if (!up && (key == "dropout_pct" || key == "dropout_count" || key == "impulse_rate")) c.score *= 0.3;
     if (key == "level_db") {
       c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + vs_refs(d) + ")";
       c.verb_phrase = std::string("is ") + (up ? "louder" : "quieter") + " overall (" + signed_db(d) + ")";
@@ -126,10 +128,12 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
     } else if (key == "click_strength") {
       const EvidenceRow* rate = find_row(rows, "click_rate");
       const double r = rate ? rate->anomalous : 0;
-      c.is_phrase = up ? "rattling or clicking rhythmically " + times_per_second(r) + " (periodicity " +
+      const std::string how = r < 10 ? "knocking" : "rattling or clicking";
+      c.is_phrase = up ? how + " rhythmically " + times_per_second(r) + " (periodicity " +
                              fmt("%.2f", row.anomalous) + " vs " + fmt("%.2f", row.reference_mean) + ")"
                        : "less rhythmic than the normal references";
-      c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "is less rhythmic";
+      c.verb_phrase = up ? (r < 10 ? "knocks" : "rattles or clicks") + std::string(" rhythmically ") + times_per_second(r)
+                         : "is less rhythmic";
       c.group = "click";
     } else if (key == "rattle_pct") {
       const EvidenceRow* hz = find_row(rows, "rattle_hz");

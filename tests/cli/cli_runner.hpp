@@ -36,8 +36,15 @@ inline CliResult run_cli(const std::vector<std::string>& args) {
                     ("asdcap_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
   const std::string out = base.string() + ".out", err = base.string() + ".err";
   std::string cmd = "ASDCAP_NO_PROGRESS=1 " + shell_quote(ASDCAP_CLI);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " >" + shell_quote(out) + " 2>" + shell_quote(err) + " </dev/null";
+  for (const auto& a : args) {
+    cmd += ' ';
+    cmd += shell_quote(a);
+  }
+  cmd += " >";
+  cmd += shell_quote(out);
+  cmd += " 2>";
+  cmd += shell_quote(err);
+  cmd += " </dev/null";
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

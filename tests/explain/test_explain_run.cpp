@@ -36,8 +36,8 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 const std::map<std::string, std::set<std::string>>& fault_features() {
   static const std::map<std::string, std::set<std::string>> m = {
       {"bearing_whine", {"tone_db"}},
-      {"knocking", {"impulse_rate", "impulse_db", "click_strength"}},
-      {"rattling", {"impulse_rate", "impulse_db", "click_strength"}},
+      {"knocking", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct"}},
+      {"rattling", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct"}},
       {"imbalance", {"vibration_pct", "hum_db"}},
       {"clogging", {"noise_db"}},
       {"dropout", {"dropout_pct", "dropout_count"}},
@@ -134,7 +134,7 @@ TEST(ExplainRun, OfflineExplainerNamesTheInjectedFault) {
   std::printf("flagged faulty clips: %d, fault named first: %d (%.0f%%), named at all: %d (%.0f%%)\n", total,
               first_right, 100.0 * first_right / std::max(total, 1), any_right, 100.0 * any_right / std::max(total, 1));
   ASSERT_GE(total, 30);
-  EXPECT_GE(first_right, 0.7 * total);
+  EXPECT_GE(first_right, 0.75 * total);  // measured: 63 of 76 (83 %)
   fs::remove_all(dir);
 }
 
