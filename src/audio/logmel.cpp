@@ -128,7 +128,11 @@ std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
   const int64_t frames = n / kHop + 1;
   constexpr int64_t pad = kFftSize / 2;
   std::vector<float> padded(static_cast<size_t>(n + 2 * pad));
-  for (int64_t i = 0; i < n + 2 * pad; ++i) padded[static_cast<size_t>(i)] = samples[reflect_index(i - pad, n)];
+  std::copy(samples, samples + n, padded.begin() + pad);
+  for (int64_t i = 0; i < pad; ++i) {
+    padded[static_cast<size_t>(i)] = samples[reflect_index(i - pad, n)];
+    padded[static_cast<size_t>(n + pad + i)] = samples[reflect_index(n + i, n)];
+  }
 
   const fftw_plan plan = stft_fft_plan();
   std::unique_ptr<double, FftwFree> in(fftw_alloc_real(kFftSize));
@@ -149,7 +153,8 @@ std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
       double mel = 0.0;
       for (int k = bank.lo[m]; k < bank.hi[m]; ++k)
         mel += power[k] * bank.w[k * kMelBins + m];
-      row[m] = static_cast<float>(10.0 * std::log10(std::max(mel, 1e-10)));
+      // float32 log10 as torchlibrosa's power_to_db (and twice as fast as the double one).
+      row[m] = 10.0f * std::log10(std::max(static_cast<float>(mel), 1e-10f));
     }
   }
   return out;

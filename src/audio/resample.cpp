@@ -20,8 +20,9 @@ constexpr double kRolloff = 0.99;
 
 struct PolyphaseKernel {
   int64_t o = 0, n = 0, width = 0;
-  int64_t taps = 0;               // taps per phase, padded to a multiple of 8
+  int64_t taps = 0;               // row stride of `weights` (longest phase)
   std::vector<int64_t> first;     // [n] index (into the padded input frame) of the first tap
+  std::vector<int64_t> count;     // [n] number of non-zero taps
   std::vector<float> weights;     // [n x taps]
 };
 
@@ -51,6 +52,7 @@ PolyphaseKernel make_kernel(int64_t o, int64_t n) {
   // Non-zero taps satisfy |t| < 6; search a slightly wider index range, then trim exact zeros.
   std::vector<std::vector<float>> phase(static_cast<size_t>(n));
   k.first.assign(static_cast<size_t>(n), 0);
+  k.count.assign(static_cast<size_t>(n), 0);
   int64_t longest = 1;
   const double reach = kLowpassWidth / base * static_cast<double>(o);
   for (int64_t j = 0; j < n; ++j) {
@@ -66,11 +68,12 @@ PolyphaseKernel make_kernel(int64_t o, int64_t n) {
     while (b > a && w[b - 1] == 0.0f) --b;
     if (a == b) a = b = 0;  // cannot happen for valid rates; keep one zero tap
     k.first[static_cast<size_t>(j)] = lo + static_cast<int64_t>(a);
+    k.count[static_cast<size_t>(j)] = static_cast<int64_t>(b - a);
     phase[static_cast<size_t>(j)].assign(w.begin() + static_cast<ptrdiff_t>(a),
                                          w.begin() + static_cast<ptrdiff_t>(b));
     longest = std::max<int64_t>(longest, static_cast<int64_t>(b - a));
   }
-  k.taps = (longest + 7) / 8 * 8;
+  k.taps = longest;
   k.weights.assign(static_cast<size_t>(n * k.taps), 0.0f);
   for (int64_t j = 0; j < n; ++j)
     std::copy(phase[static_cast<size_t>(j)].begin(), phase[static_cast<size_t>(j)].end(),
@@ -78,35 +81,35 @@ PolyphaseKernel make_kernel(int64_t o, int64_t n) {
   return k;
 }
 
-template <int64_t Taps>
-void apply_fixed(const PolyphaseKernel& k, const float* padded, int64_t frames, int64_t total,
-                 float* out) {
-  for (int64_t f = 0; f < frames; ++f) {
-    const float* frame = padded + f * k.o;
-    const int64_t base_m = f * k.n;
-    const int64_t phases = std::min<int64_t>(k.n, total - base_m);
-    for (int64_t j = 0; j < phases; ++j) {
-      const float* x = frame + k.first[static_cast<size_t>(j)];
-      const float* w = k.weights.data() + j * Taps;
-      float acc = 0.0f;
-      for (int64_t i = 0; i < Taps; ++i) acc = std::fma(x[i], w[i], acc);
-      out[base_m + j] = acc;
+// Output m = j + n*f is the dot product of phase j's taps with the padded input from f*o +
+// first[j]. To vectorise over frames while keeping each output's own tap order (so the fma chain
+// is the same as torch's), a block of frames is first transposed: column c of frame f is
+// padded[f*o + c]. Then for each phase and tap, one fma runs over all frames of the block.
+void apply(const PolyphaseKernel& k, const float* padded, int64_t frames, int64_t total, float* out) {
+  constexpr int64_t kBlock = 256;
+  int64_t columns = 0;  // input span one frame needs: max over phases of first + taps
+  for (int64_t j = 0; j < k.n; ++j) columns = std::max(columns, k.first[static_cast<size_t>(j)] + k.count[static_cast<size_t>(j)]);
+  std::vector<float> block(static_cast<size_t>(columns * kBlock));
+  float acc[kBlock];
+  for (int64_t f0 = 0; f0 < frames; f0 += kBlock) {
+    const int64_t nf = std::min(kBlock, frames - f0);
+    for (int64_t f = 0; f < nf; ++f) {
+      const float* src = padded + (f0 + f) * k.o;
+      for (int64_t c = 0; c < columns; ++c) block[static_cast<size_t>(c * kBlock + f)] = src[c];
     }
-  }
-}
-
-void apply_any(const PolyphaseKernel& k, const float* padded, int64_t frames, int64_t total,
-               float* out) {
-  for (int64_t f = 0; f < frames; ++f) {
-    const float* frame = padded + f * k.o;
-    const int64_t base_m = f * k.n;
-    const int64_t phases = std::min<int64_t>(k.n, total - base_m);
-    for (int64_t j = 0; j < phases; ++j) {
-      const float* x = frame + k.first[static_cast<size_t>(j)];
+    for (int64_t j = 0; j < k.n; ++j) {
+      std::fill(acc, acc + kBlock, 0.0f);
       const float* w = k.weights.data() + j * k.taps;
-      float acc = 0.0f;
-      for (int64_t i = 0; i < k.taps; ++i) acc = std::fma(x[i], w[i], acc);
-      out[base_m + j] = acc;
+      const int64_t first = k.first[static_cast<size_t>(j)];
+      for (int64_t i = 0; i < k.count[static_cast<size_t>(j)]; ++i) {
+        const float* x = block.data() + (first + i) * kBlock;
+        const float wi = w[i];
+        for (int64_t f = 0; f < kBlock; ++f) acc[f] = std::fma(x[f], wi, acc[f]);
+      }
+      for (int64_t f = 0; f < nf; ++f) {
+        const int64_t m = j + k.n * (f0 + f);
+        if (m < total) out[m] = acc[f];
+      }
     }
   }
 }
@@ -128,11 +131,7 @@ std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_r
   std::vector<float> padded(static_cast<size_t>(k.width + length + k.width + o + k.taps), 0.0f);
   std::copy(x.begin(), x.end(), padded.begin() + k.width);
   std::vector<float> out(static_cast<size_t>(total));
-  switch (k.taps) {
-    case 16: apply_fixed<16>(k, padded.data(), frames, total, out.data()); break;
-    case 24: apply_fixed<24>(k, padded.data(), frames, total, out.data()); break;
-    default: apply_any(k, padded.data(), frames, total, out.data()); break;
-  }
+  apply(k, padded.data(), frames, total, out.data());
   return out;
 }
 

@@ -71,13 +71,15 @@ KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_
   const double err_coef = 2.0 * (static_cast<double>(dim) + 8) * unit * 1.01;
 
   const int64_t block_q = std::max<int64_t>(1, std::min<int64_t>(256, (int64_t{8} << 20) / std::max<int64_t>(nr, 1)));
-  std::vector<float> dots(static_cast<size_t>(block_q * nr));
+  std::vector<float> dots(static_cast<size_t>(block_q * nr)), scratch;
+  std::vector<std::pair<double, int64_t>> cand;
   for (int64_t q0 = 0; q0 < nq; q0 += block_q) {
     const int64_t bq = std::min(block_q, nq - q0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(bq), static_cast<int>(nr),
                 static_cast<int>(dim), 1.0f, qc.data() + q0 * dim, static_cast<int>(dim), rc.data(),
                 static_cast<int>(dim), 0.0f, dots.data(), static_cast<int>(nr));
-#pragma omp parallel for schedule(dynamic, 8)
+    // The selection is a few percent of the product; it stays on this thread so that no idle
+    // OpenMP team spins against OpenBLAS's threads between blocks.
     for (int64_t bi = 0; bi < bq; ++bi) {
       const int64_t qi = q0 + bi;
       float* row = dots.data() + bi * nr;  // becomes approximate squared distances
@@ -85,12 +87,12 @@ KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_
       for (int64_t j = 0; j < nr; ++j) row[j] = qn + rn2f[j] - 2.0f * row[j];
       if (leave_one_out) row[qi] = std::numeric_limits<float>::infinity();
       // k-th smallest approximate value; every true k-nearest lies within twice the error bound.
-      std::vector<float> scratch(row, row + nr);
+      scratch.assign(row, row + nr);
       std::nth_element(scratch.begin(), scratch.begin() + (kk - 1), scratch.end());
       const double kth = scratch[kk - 1];
       const double bound = err_coef * std::pow(std::sqrt(qn2[qi]) + max_rn, 2);
       const double limit = kth + 2 * bound;
-      std::vector<std::pair<double, int64_t>> cand;
+      cand.clear();
       for (int64_t j = 0; j < nr; ++j) {
         if (leave_one_out && j == qi) continue;
         if (row[j] <= limit) cand.emplace_back(exact_d2(queries + qi * dim, refs + j * dim, dim), j);

@@ -138,13 +138,11 @@ std::optional<ordered_json> reusable_answer(const std::map<std::string, ordered_
                                             const std::string& prompt, const std::string& backend,
                                             const std::string& model) {
   auto it = previous.find(path);
-  if (std::getenv("DBG")) std::fprintf(stderr, "dbg size %zu found %d\n", previous.size(), it != previous.end());
   if (it == previous.end()) return std::nullopt;
   const auto& rec = it->second;
   if (!rec.contains("methods") || !rec["methods"].contains(method)) return std::nullopt;
   const auto& m = rec["methods"][method];
   auto is = [&](const char* key, const std::string& v) { return m.contains(key) && m[key].is_string() && m[key] == v; };
-  if (std::getenv("DBG")) std::fprintf(stderr, "dbg %d %d %d\n", is("prompt", prompt), is("backend", backend), is("model", model));
   if (!is("prompt", prompt) || !is("backend", backend) || !is("model", model)) return std::nullopt;
   if (!m.contains("answer") || !m["answer"].is_string() || (m.contains("error") && !m["error"].is_null()))
     return std::nullopt;

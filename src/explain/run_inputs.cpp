@@ -106,7 +106,10 @@ std::map<std::string, nlohmann::ordered_json> read_previous_records(const std::v
     while (std::getline(in, line)) {
       try {
         auto j = nlohmann::ordered_json::parse(line);
-        if (j.is_object() && j.contains("path") && j["path"].is_string()) records[j["path"].get<std::string>()] = std::move(j);
+        if (j.is_object() && j.contains("path") && j["path"].is_string()) {
+          const std::string key = j["path"].get<std::string>();  // before j is moved from
+          records[key] = std::move(j);
+        }
       } catch (const nlohmann::json::exception&) {
         // A damaged line of an earlier run is only a lost cache entry.
       }

@@ -53,8 +53,8 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 // ---- 8-wide versions (GCC vector extensions: AVX2 with -march=native, SSE pairs otherwise) ----
 namespace asdcap::nn::fast {
 
-typedef float v8f __attribute__((vector_size(32), aligned(4)));
-typedef int32_t v8i __attribute__((vector_size(32), aligned(4)));
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 
 inline v8f splat(float x) { return v8f{} + x; }
 inline v8f load8(const float* p) { return *reinterpret_cast<const v8f*>(p); }
@@ -77,12 +77,11 @@ inline v8f exp8(v8f x) {
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
   const v8i e = (ki + 127) << 23;
-  return p * reinterpret_cast<const v8f&>(e);
+  return p * std::bit_cast<v8f>(e);
 }
 
 inline v8f erf8(v8f x) {
-  const v8i bits = reinterpret_cast<const v8i&>(x) & 0x7fffffff;
-  const v8f ax = reinterpret_cast<const v8f&>(bits);
+  const v8f ax = std::bit_cast<v8f>(std::bit_cast<v8i>(x) & 0x7fffffff);
   const v8f t = 1.0f / (1.0f + 0.3275911f * ax);
   v8f p = splat(1.061405429f);
   p = p * t - 1.453152027f;

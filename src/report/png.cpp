@@ -27,11 +27,12 @@ void put_chunk(std::string& out, const char type[4], const std::string& data) {
 }
 
 // Filter type per row: the one with the smallest sum of |byte as signed|, the usual heuristic.
-void filter_row(const uint8_t* row, const uint8_t* prev, size_t n, std::vector<uint8_t>& out) {
+// `bpp`: bytes per pixel (the "left" neighbour's distance).
+void filter_row(const uint8_t* row, const uint8_t* prev, size_t n, size_t bpp, std::vector<uint8_t>& out) {
   std::vector<uint8_t> cand[3];
   for (auto& c : cand) c.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    uint8_t left = i >= 3 ? row[i - 3] : 0;
+    uint8_t left = i >= bpp ? row[i - bpp] : 0;
     uint8_t up = prev ? prev[i] : 0;
     cand[0][i] = row[i];
     cand[1][i] = static_cast<uint8_t>(row[i] - left);
@@ -48,20 +49,20 @@ void filter_row(const uint8_t* row, const uint8_t* prev, size_t n, std::vector<u
   out.insert(out.end(), cand[best].begin(), cand[best].end());
 }
 
-}  // namespace
 
-std::string encode_png_rgb(const uint8_t* rgb, int width, int height) {
+// Filters, deflates and wraps rows of `bpp` bytes per pixel; `plte` is empty for RGB.
+std::string encode_png(const uint8_t* pixels, int width, int height, size_t bpp, uint8_t color_type, const std::string& plte) {
   if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
     throw Error("PNG: bad image size " + std::to_string(width) + "x" + std::to_string(height));
-  const size_t stride = static_cast<size_t>(width) * 3;
+  const size_t stride = static_cast<size_t>(width) * bpp;
   std::vector<uint8_t> raw;
   raw.reserve((stride + 1) * static_cast<size_t>(height));
   for (int y = 0; y < height; ++y)
-    filter_row(rgb + stride * static_cast<size_t>(y), y > 0 ? rgb + stride * static_cast<size_t>(y - 1) : nullptr,
-               stride, raw);
+    filter_row(pixels + stride * static_cast<size_t>(y), y > 0 ? pixels + stride * static_cast<size_t>(y - 1) : nullptr,
+               stride, bpp, raw);
   uLongf zlen = compressBound(static_cast<uLong>(raw.size()));
   std::string z(zlen, '\0');
-  if (compress2(reinterpret_cast<Bytef*>(z.data()), &zlen, raw.data(), static_cast<uLong>(raw.size()), 6) != Z_OK)
+  if (compress2(reinterpret_cast<Bytef*>(z.data()), &zlen, raw.data(), static_cast<uLong>(raw.size()), 9) != Z_OK)
     throw Error("PNG: zlib compression failed");
   z.resize(zlen);
 
@@ -69,11 +70,29 @@ std::string encode_png_rgb(const uint8_t* rgb, int width, int height) {
   std::string ihdr;
   put_u32(ihdr, static_cast<uint32_t>(width));
   put_u32(ihdr, static_cast<uint32_t>(height));
-  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8 bit, RGB, deflate, adaptive filter, no interlace
+  ihdr += static_cast<char>(8);  // bit depth
+  ihdr += static_cast<char>(color_type);
+  ihdr += std::string("\x00\x00\x00", 3);  // deflate, adaptive filter, no interlace
   put_chunk(png, "IHDR", ihdr);
+  if (!plte.empty()) put_chunk(png, "PLTE", plte);
   put_chunk(png, "IDAT", z);
   put_chunk(png, "IEND", "");
   return png;
+}
+
+}  // namespace
+
+std::string encode_png_rgb(const uint8_t* rgb, int width, int height) {
+  return encode_png(rgb, width, height, 3, 2, "");
+}
+
+std::string encode_png_indexed(const uint8_t* index, int width, int height, const uint8_t* palette_rgb, int n_colors) {
+  if (n_colors < 1 || n_colors > 256) throw Error("PNG: a palette holds 1 to 256 colours, not " + std::to_string(n_colors));
+  const std::string plte(reinterpret_cast<const char*>(palette_rgb), static_cast<size_t>(n_colors) * 3);
+  if (width > 0 && height > 0)
+    for (size_t i = 0; i < static_cast<size_t>(width) * static_cast<size_t>(height); ++i)
+      if (index[i] >= n_colors) throw Error("PNG: palette index out of range");
+  return encode_png(index, width, height, 1, 3, plte);
 }
 
 std::string base64_encode(std::string_view bytes) {

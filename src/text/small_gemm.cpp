@@ -1,3 +1,5 @@
+// Single-threaded on purpose: a decoding step is bound by streaming the weights from memory, and
+// dozens of fork/join points per step stall badly whenever the cores are shared with other work.
 #include "small_gemm.hpp"
 
 #include <algorithm>
@@ -9,7 +11,6 @@ namespace asdcap::text_detail {
 void small_linear_kn(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y) {
   constexpr int64_t kBlock = 256;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (k * n > (int64_t{1} << 18))
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t j0 = blk * kBlock, nb = std::min(kBlock, n - j0);
     alignas(64) float acc[kSmallRows][kBlock];
@@ -30,7 +31,6 @@ void small_linear_kn(const float* x, int64_t m, int64_t k, const float* w, int64
 }
 
 void small_linear_nt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
-#pragma omp parallel for schedule(static) if (k * n > (int64_t{1} << 18))
   for (int64_t v = 0; v < n; ++v) {
     const float* wr = w + v * k;
     for (int64_t r = 0; r < m; ++r) {

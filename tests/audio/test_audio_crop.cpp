@@ -11,7 +11,7 @@ namespace asdcap {
 namespace {
 
 // The golden manifest records, per clip, the seed msclap's run used and the crop start it drew.
-TEST(PythonRandom, MatchesGoldenManifest) {
+TEST(AudioPythonRandom, MatchesGoldenManifest) {
   const auto clips = test::golden_clips();
   ASSERT_EQ(clips.size(), 8u);
   int checked = 0;
@@ -26,7 +26,7 @@ TEST(PythonRandom, MatchesGoldenManifest) {
 
 // Expected values printed by CPython 3.11: random.Random(seed).randrange(n). They cover
 // n = 1, multi-word seeds (>= 2^32) and getrandbits with more than 32 bits.
-TEST(PythonRandom, MatchesCPython) {
+TEST(AudioPythonRandom, MatchesCPython) {
   struct Case {
     uint64_t seed;
     int64_t n, expected;
@@ -51,7 +51,7 @@ TEST(PythonRandom, MatchesCPython) {
   EXPECT_THROW(python_randrange(1, 0), Error);
 }
 
-TEST(CropPolicy, ParseAndPrint) {
+TEST(AudioCropPolicy, ParseAndPrint) {
   for (const char* text : {"random", "random:0", "random:123401", "random:18446744073709551615",
                            "offset:0", "offset:33919", "cover"})
     EXPECT_EQ(CropPolicy::parse(text).to_string(), text);
@@ -64,13 +64,13 @@ TEST(CropPolicy, ParseAndPrint) {
   EXPECT_EQ(CropPolicy::parse("cover").kind, CropPolicy::Kind::Cover);
 }
 
-TEST(CropPolicy, RejectsMalformedText) {
+TEST(AudioCropPolicy, RejectsMalformedText) {
   for (const char* text : {"", "Random", "random:", "random:-1", "random:1x", "random:18446744073709551616",
                            "offset", "offset:", "offset:-5", "offset:1.5", "cover:1", "center", " cover"})
     EXPECT_THROW(CropPolicy::parse(text), UsageError) << "'" << text << "'";
 }
 
-TEST(CropPolicy, ShortClipsAreTiledWhateverThePolicy) {
+TEST(AudioCropPolicy, ShortClipsAreTiledWhateverThePolicy) {
   for (const char* text : {"random", "random:5", "offset:100", "cover"}) {
     const CropPolicy p = CropPolicy::parse(text);
     EXPECT_EQ(window_starts(1, p), std::vector<int64_t>{0}) << text;
@@ -79,7 +79,7 @@ TEST(CropPolicy, ShortClipsAreTiledWhateverThePolicy) {
   EXPECT_THROW(window_starts(0, CropPolicy{}), Error);
 }
 
-TEST(CropPolicy, RandomIsMsclapsRandrange) {
+TEST(AudioCropPolicy, RandomIsMsclapsRandrange) {
   const int64_t length = 441000;
   const auto starts = window_starts(length, CropPolicy::parse("random:123401"));
   EXPECT_EQ(starts, std::vector<int64_t>{33919});
@@ -92,7 +92,7 @@ TEST(CropPolicy, RandomIsMsclapsRandrange) {
   }
 }
 
-TEST(CropPolicy, OffsetBeyondTheClipNamesTheLimit) {
+TEST(AudioCropPolicy, OffsetBeyondTheClipNamesTheLimit) {
   const int64_t length = 441000, last = length - kWindowSamples;  // 132300
   EXPECT_EQ(window_starts(length, CropPolicy::parse("offset:" + std::to_string(last))),
             std::vector<int64_t>{last});
@@ -104,7 +104,7 @@ TEST(CropPolicy, OffsetBeyondTheClipNamesTheLimit) {
   }
 }
 
-TEST(CropPolicy, CoverWindowsTileTheClipAndEndAtItsEnd) {
+TEST(AudioCropPolicy, CoverWindowsTileTheClipAndEndAtItsEnd) {
   const CropPolicy cover = CropPolicy::parse("cover");
   EXPECT_EQ(window_starts(kWindowSamples + 1, cover), (std::vector<int64_t>{0, 1}));
   EXPECT_EQ(window_starts(2 * kWindowSamples, cover), (std::vector<int64_t>{0, kWindowSamples}));
@@ -122,7 +122,7 @@ TEST(CropPolicy, CoverWindowsTileTheClipAndEndAtItsEnd) {
   }
 }
 
-TEST(WindowAt, TilesShortSignalsLikeMsclap) {
+TEST(AudioWindowAt, TilesShortSignalsLikeMsclap) {
   // 132300 samples (3 s) -> repeated 3 times and cut; 22050 -> 14 times.
   for (int64_t n : {int64_t{132300}, int64_t{22050}, int64_t{1}, int64_t{300000}}) {
     std::vector<float> signal(static_cast<size_t>(n));
@@ -134,7 +134,7 @@ TEST(WindowAt, TilesShortSignalsLikeMsclap) {
   }
 }
 
-TEST(WindowAt, CutsLongSignalsAndRejectsBadStarts) {
+TEST(AudioWindowAt, CutsLongSignalsAndRejectsBadStarts) {
   std::vector<float> signal(400000);
   std::iota(signal.begin(), signal.end(), 0.0f);
   const auto w = window_at(signal, 1234);

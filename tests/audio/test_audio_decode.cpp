@@ -26,7 +26,7 @@ std::vector<int> ramp_ints(int frames, int channels, int shift) {
 }
 
 // PCM is decoded as integer / 2^(bits-1), exactly (as torchaudio does).
-TEST(Decode, PcmFormatsAreScaledExactly) {
+TEST(AudioDecode, PcmFormatsAreScaledExactly) {
   TempDir dir;
   struct Case {
     const char* name;
@@ -65,7 +65,7 @@ TEST(Decode, PcmFormatsAreScaledExactly) {
   }
 }
 
-TEST(Decode, FloatWavIsReadAsIs) {
+TEST(AudioDecode, FloatWavIsReadAsIs) {
   TempDir dir;
   std::vector<float> x(5000);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(0.9 * std::sin(0.001 * double(i * i % 7919)));
@@ -76,7 +76,7 @@ TEST(Decode, FloatWavIsReadAsIs) {
   EXPECT_EQ(a.interleaved, x);
 }
 
-TEST(Decode, OggVorbisDecodesToTheSameTone) {
+TEST(AudioDecode, OggVorbisDecodesToTheSameTone) {
   TempDir dir;
   const int rate = 16000;
   std::vector<float> x(static_cast<size_t>(2 * rate));
@@ -96,7 +96,7 @@ TEST(Decode, OggVorbisDecodesToTheSameTone) {
   EXPECT_EQ(at44.size(), size_t(2 * kSampleRate));
 }
 
-TEST(Decode, ChannelsAreAveragedOrConcatenated) {
+TEST(AudioDecode, ChannelsAreAveragedOrConcatenated) {
   TempDir dir;
   const int frames = 4410, channels = 3;
   std::vector<float> x(static_cast<size_t>(frames * channels));
@@ -127,7 +127,7 @@ TEST(Decode, ChannelsAreAveragedOrConcatenated) {
   }
 }
 
-TEST(ChannelMode, ParseAndPrint) {
+TEST(AudioChannelMode, ParseAndPrint) {
   EXPECT_EQ(parse_channel_mode("mean"), ChannelMode::Mean);
   EXPECT_EQ(parse_channel_mode("concat"), ChannelMode::Concat);
   EXPECT_EQ(to_string(ChannelMode::Concat), "concat");
@@ -154,18 +154,18 @@ std::string expect_error(const std::string& path, const char* needle) {
   return {};
 }
 
-TEST(DecodeErrors, MissingFile) {
+TEST(AudioDecodeErrors, MissingFile) {
   TempDir dir;
   expect_error<IoError>(dir.file("nope.wav"), "No such file");
   EXPECT_THROW(probe_audio(dir.file("nope.wav")), IoError);
 }
 
-TEST(DecodeErrors, Directory) {
+TEST(AudioDecodeErrors, Directory) {
   TempDir dir;
   expect_error<IoError>(dir.path().string(), "directory");
 }
 
-TEST(DecodeErrors, UnreadableFile) {
+TEST(AudioDecodeErrors, UnreadableFile) {
   if (::geteuid() == 0) GTEST_SKIP() << "running as root: file permissions are not enforced";
   TempDir dir;
   test::write_ints(dir.file("locked.wav"), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, ramp_ints(100, 1, 16));
@@ -173,13 +173,13 @@ TEST(DecodeErrors, UnreadableFile) {
   expect_error<IoError>(dir.file("locked.wav"), "Permission denied");
 }
 
-TEST(DecodeErrors, EmptyFile) {
+TEST(AudioDecodeErrors, EmptyFile) {
   TempDir dir;
   test::write_bytes(dir.file("empty.wav"), "");
   expect_error<FormatError>(dir.file("empty.wav"), "empty file");
 }
 
-TEST(DecodeErrors, RandomBytesNamedWav) {
+TEST(AudioDecodeErrors, RandomBytesNamedWav) {
   TempDir dir;
   std::mt19937 rng(5);
   std::string bytes(4096, '\0');
@@ -191,7 +191,7 @@ TEST(DecodeErrors, RandomBytesNamedWav) {
   expect_error<FormatError>(dir.file("text.wav"), "not a readable audio file");
 }
 
-TEST(DecodeErrors, TruncatedWav) {
+TEST(AudioDecodeErrors, TruncatedWav) {
   TempDir dir;
   test::write_ints(dir.file("full.wav"), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, ramp_ints(1000, 1, 16));
   const std::string full = test::read_bytes(dir.file("full.wav"));
@@ -206,7 +206,7 @@ TEST(DecodeErrors, TruncatedWav) {
   expect_error<FormatError>(dir.file("cut20.wav"), "not a readable audio file");
 }
 
-TEST(DecodeErrors, TruncatedFlac) {
+TEST(AudioDecodeErrors, TruncatedFlac) {
   TempDir dir;
   std::vector<int> x = ramp_ints(100000, 1, 16);
   std::mt19937 rng(1);
@@ -217,14 +217,14 @@ TEST(DecodeErrors, TruncatedFlac) {
   expect_error<FormatError>(dir.file("half.flac"), "truncated");
 }
 
-TEST(DecodeErrors, ZeroSampleWav) {
+TEST(AudioDecodeErrors, ZeroSampleWav) {
   TempDir dir;
   test::write_ints(dir.file("zero.wav"), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 16000, 1, {});
   expect_error<FormatError>(dir.file("zero.wav"), "0 frames");
   EXPECT_THROW(probe_audio(dir.file("zero.wav")), FormatError);
 }
 
-TEST(DecodeErrors, NanAndInfSamples) {
+TEST(AudioDecodeErrors, NanAndInfSamples) {
   TempDir dir;
   std::vector<float> x(100, 0.25f);
   x[41] = std::nanf("");

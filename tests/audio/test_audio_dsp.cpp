@@ -11,7 +11,7 @@
 namespace asdcap {
 namespace {
 
-TEST(MelFilters, BuiltinEqualsGoldenMelW) {
+TEST(AudioMelFilters, BuiltinEqualsGoldenMelW) {
   const NpyArray ref = read_npy(test::golden_dir() + "/frontend/melW.npy");
   ASSERT_EQ(ref.shape, (std::vector<int64_t>{513, 64}));
   const std::vector<float> expected = ref.as_float();
@@ -20,7 +20,7 @@ TEST(MelFilters, BuiltinEqualsGoldenMelW) {
   EXPECT_EQ(test::max_abs_diff(mine, expected), 0.0) << "built-in filter bank differs from melW.npy";
 }
 
-TEST(MelFilters, ExplicitMelWIsUsed) {
+TEST(AudioMelFilters, ExplicitMelWIsUsed) {
   std::vector<float> signal(44100);
   for (size_t i = 0; i < signal.size(); ++i) signal[i] = float(0.3 * std::sin(0.05 * double(i)));
   std::vector<float> doubled = builtin_mel_filters();
@@ -36,7 +36,7 @@ TEST(MelFilters, ExplicitMelWIsUsed) {
   }
 }
 
-TEST(LogMel, AnyLengthGivesLengthOverHopPlusOneFrames) {
+TEST(AudioLogMel, AnyLengthGivesLengthOverHopPlusOneFrames) {
   for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{100}, int64_t{513}, int64_t{1024}, int64_t{308700}, int64_t{441001}}) {
     std::vector<float> x(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = float(std::sin(0.01 * double(i * i % 1000)));
@@ -47,14 +47,14 @@ TEST(LogMel, AnyLengthGivesLengthOverHopPlusOneFrames) {
   EXPECT_THROW(log_mel(nullptr, 0), Error);
 }
 
-TEST(LogMel, SilenceIsTheMinus100DbFloor) {
+TEST(AudioLogMel, SilenceIsTheMinus100DbFloor) {
   std::vector<float> zeros(kWindowSamples, 0.0f);
   const auto mel = log_mel(zeros.data(), kWindowSamples);
   ASSERT_EQ(mel.size(), size_t(kWindowFrames * kMelBins));
   for (float v : mel) ASSERT_EQ(v, -100.0f);
 }
 
-TEST(Resample, LengthIsCeilNewOverOld) {
+TEST(AudioResample, LengthIsCeilNewOverOld) {
   const std::vector<float> x(16001, 0.25f);
   EXPECT_EQ(resample(x, 16000, 44100).size(), size_t((16001LL * 441 + 159) / 160));
   EXPECT_EQ(resample(x, 48000, 44100).size(), size_t((16001LL * 147 + 159) / 160));
@@ -64,7 +64,7 @@ TEST(Resample, LengthIsCeilNewOverOld) {
 }
 
 // A tone below both Nyquist limits keeps its frequency and amplitude (away from the edges).
-TEST(Resample, KeepsABandLimitedTone) {
+TEST(AudioResample, KeepsABandLimitedTone) {
   for (int rate : {8000, 11025, 16000, 22050, 32000, 48000, 96000, 44101}) {
     const double f = 1000.0;
     std::vector<float> x(static_cast<size_t>(rate));

@@ -48,9 +48,9 @@ TEST(AudioGolden, ManifestListsExactlyTheseClips) {
   EXPECT_EQ(ids, kClipIds);
 }
 
-class GoldenClipTest : public ::testing::TestWithParam<std::string> {};
+class AudioGoldenClip : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(GoldenClipTest, HeaderMatchesManifest) {
+TEST_P(AudioGoldenClip, HeaderMatchesManifest) {
   const GoldenClip clip = clip_by_id(GetParam());
   const AudioInfo info = probe_audio(clip.file);
   EXPECT_EQ(info.sample_rate, clip.sample_rate);
@@ -59,7 +59,7 @@ TEST_P(GoldenClipTest, HeaderMatchesManifest) {
 }
 
 // Resample + flatten (msclap's Concat) + the 7-s rule with the manifest's seed, vs waveform.npy.
-TEST_P(GoldenClipTest, WaveformAfterResampleAndCrop) {
+TEST_P(AudioGoldenClip, WaveformAfterResampleAndCrop) {
   const GoldenClip clip = clip_by_id(GetParam());
   const std::vector<float> signal = load_audio_44k(clip.file, ChannelMode::Concat);
   ASSERT_EQ(static_cast<int64_t>(signal.size()), clip.flattened_length);
@@ -106,7 +106,7 @@ void expect_logmel_close(const std::string& id, const std::vector<float>& mel, c
 }
 
 // log_mel of msclap's own waveform: isolates the STFT + mel stage.
-TEST_P(GoldenClipTest, LogMelOfGoldenWaveform) {
+TEST_P(AudioGoldenClip, LogMelOfGoldenWaveform) {
   const std::string id = GetParam();
   const std::vector<float> wave = golden_array(id, "waveform.npy");
   const std::vector<float> mel = log_mel(wave.data(), static_cast<int64_t>(wave.size()));
@@ -115,7 +115,7 @@ TEST_P(GoldenClipTest, LogMelOfGoldenWaveform) {
 }
 
 // The whole chain from the file.
-TEST_P(GoldenClipTest, LogMelFromFile) {
+TEST_P(AudioGoldenClip, LogMelFromFile) {
   const GoldenClip clip = clip_by_id(GetParam());
   const std::vector<float> signal = load_audio_44k(clip.file, ChannelMode::Concat);
   const std::vector<float> window = window_at(signal, clip.crop_start.value_or(0));
@@ -123,7 +123,7 @@ TEST_P(GoldenClipTest, LogMelFromFile) {
   expect_logmel_close(clip.id, mel, "from file");
 }
 
-TEST_P(GoldenClipTest, ImageFromGoldenBn0) {
+TEST_P(AudioGoldenClip, ImageFromGoldenBn0) {
   const std::string id = GetParam();
   const std::vector<float> bn0 = golden_array(id, "bn0.npy");
   ASSERT_EQ(bn0.size(), static_cast<size_t>(kWindowFrames * kMelBins));
@@ -135,7 +135,7 @@ TEST_P(GoldenClipTest, ImageFromGoldenBn0) {
   EXPECT_LE(err, kImageTolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Clips, GoldenClipTest, ::testing::ValuesIn(kClipIds),
+INSTANTIATE_TEST_SUITE_P(Clips, AudioGoldenClip, ::testing::ValuesIn(kClipIds),
                          [](const auto& test_info) { return test_info.param.substr(0, 3); });
 
 }  // namespace

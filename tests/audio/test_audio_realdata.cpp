@@ -46,15 +46,15 @@ void run_front_end(const std::string& path, ChannelMode mode, int expect_channel
   ::testing::Test::RecordProperty("milliseconds", std::to_string(ms));
 }
 
-TEST(RealData, MimiiEightChannelsMean) {
+TEST(AudioRealData, MimiiEightChannelsMean) {
   run_front_end(realdata("mimii-8ch/pump_id_00_anomaly_00000000.wav"), ChannelMode::Mean, 8, 10.0);
 }
 
-TEST(RealData, MimiiEightChannelsConcat) {
+TEST(AudioRealData, MimiiEightChannelsConcat) {
   run_front_end(realdata("mimii-8ch/valve_id_00_normal_00000000.wav"), ChannelMode::Concat, 8, 10.0);
 }
 
-TEST(RealData, LongDroneFlight) {
+TEST(AudioRealData, LongDroneFlight) {
   // The longest of the UAV recordings (about 109 s at 16 kHz).
   std::string longest;
   uintmax_t size = 0;
@@ -67,7 +67,7 @@ TEST(RealData, LongDroneFlight) {
   run_front_end(longest, ChannelMode::Mean, 1, double(size - 44) / 2 / 16000);
 }
 
-TEST(RealData, DcaseClip) {
+TEST(AudioRealData, DcaseClip) {
   for (const auto& e : std::filesystem::directory_iterator(realdata("dcase2023"))) {
     if (e.path().extension() != ".wav") continue;
     run_front_end(e.path().string(), ChannelMode::Mean, 1, double(probe_audio(e.path().string()).frames) / 16000);

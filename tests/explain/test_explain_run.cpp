@@ -190,9 +190,11 @@ TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
     EXPECT_TRUE(recorded.count(nlohmann::json::parse(q.body)["messages"][0]["content"].get<std::string>()));
   }
   // The key is in no output file.
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && e.path().extension() != ".sqlite")
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() != ".sqlite") {
       EXPECT_EQ(read_text_file(e.path().string()).find(kKey), std::string::npos) << e.path();
+    }
+  }
 
   // A second run asks again only for what failed; earlier answers are reused.
   const ExplainSummary again = run_explain(o);

@@ -13,7 +13,8 @@ namespace asdcap::test {
 
 struct DecodedPng {
   int width = 0, height = 0;
-  std::vector<uint8_t> rgb;
+  bool palette_type = false;
+  std::vector<uint8_t> rgb;  // palette images are expanded to RGB
 };
 
 inline uint32_t be32(const std::string& s, size_t at) {
@@ -25,7 +26,7 @@ inline uint32_t be32(const std::string& s, size_t at) {
 inline DecodedPng decode_png(const std::string& png) {
   if (png.compare(0, 8, std::string("\x89PNG\r\n\x1a\n", 8)) != 0) throw std::runtime_error("png: bad signature");
   DecodedPng out;
-  std::string idat;
+  std::string idat, palette;
   bool seen_end = false;
   for (size_t at = 8; at < png.size() && !seen_end;) {
     const uint32_t len = be32(png, at);
@@ -36,7 +37,11 @@ inline DecodedPng decode_png(const std::string& png) {
     const std::string data = png.substr(at + 8, len);
     if (type == "IHDR") {
       out.width = int(be32(data, 0)), out.height = int(be32(data, 4));
-      if (data[8] != 8 || data[9] != 2) throw std::runtime_error("png: not 8-bit RGB");
+      if (data[8] != 8 || (data[9] != 2 && data[9] != 3)) throw std::runtime_error("png: not 8-bit RGB or palette");
+      out.palette_type = data[9] == 3;
+    } else if (type == "PLTE") {
+      if (len % 3 != 0 || len == 0 || len > 768) throw std::runtime_error("png: bad PLTE");
+      palette.assign(data.begin(), data.end());
     } else if (type == "IDAT") {
       idat += data;
     } else if (type == "IEND") {
@@ -45,7 +50,9 @@ inline DecodedPng decode_png(const std::string& png) {
     at += 12 + len;
   }
   if (!seen_end || out.width <= 0 || out.height <= 0) throw std::runtime_error("png: missing IHDR or IEND");
-  const size_t stride = size_t(out.width) * 3;
+  if (out.palette_type && palette.empty()) throw std::runtime_error("png: palette image without PLTE");
+  const size_t bpp = out.palette_type ? 1 : 3;
+  const size_t stride = size_t(out.width) * bpp;
   std::vector<uint8_t> raw((stride + 1) * size_t(out.height));
   uLongf n = raw.size();
   if (uncompress(raw.data(), &n, reinterpret_cast<const Bytef*>(idat.data()), idat.size()) != Z_OK || n != raw.size())
@@ -57,7 +64,7 @@ inline DecodedPng decode_png(const std::string& png) {
     uint8_t* row = &out.rgb[size_t(y) * stride];
     const uint8_t* prev = y > 0 ? row - stride : nullptr;
     for (size_t i = 0; i < stride; ++i) {
-      const int a = i >= 3 ? row[i - 3] : 0, b = prev ? prev[i] : 0, c = (prev && i >= 3) ? prev[i - 3] : 0;
+      const int a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0, c = (prev && i >= bpp) ? prev[i - bpp] : 0;
       int pred = 0;
       switch (filter) {
         case 0: pred = 0; break;
@@ -73,6 +80,15 @@ inline DecodedPng decode_png(const std::string& png) {
       }
       row[i] = uint8_t(in[i] + pred);
     }
+  }
+  if (out.palette_type) {
+    std::vector<uint8_t> rgb;
+    rgb.reserve(out.rgb.size() * 3);
+    for (uint8_t k : out.rgb) {
+      if (size_t(k) * 3 + 2 >= palette.size()) throw std::runtime_error("png: palette index out of range");
+      rgb.insert(rgb.end(), {uint8_t(palette[size_t(k) * 3]), uint8_t(palette[size_t(k) * 3 + 1]), uint8_t(palette[size_t(k) * 3 + 2])});
+    }
+    out.rgb = std::move(rgb);
   }
   return out;
 }

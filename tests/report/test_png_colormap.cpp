@@ -22,6 +22,21 @@ TEST(ReportPng, RoundTripsThroughAnIndependentDecoder) {
   EXPECT_EQ(d.rgb, rgb);
 }
 
+TEST(ReportPng, PaletteImageRoundTrips) {
+  const int w = 19, h = 5;
+  const uint8_t palette[9] = {0, 0, 0, 255, 128, 0, 10, 20, 30};
+  std::vector<uint8_t> index(size_t(w * h));
+  for (size_t i = 0; i < index.size(); ++i) index[i] = uint8_t((i * 7 / 3) % 3);
+  const auto d = test::decode_png(encode_png_indexed(index.data(), w, h, palette, 3));
+  ASSERT_TRUE(d.palette_type);
+  ASSERT_EQ(d.rgb.size(), index.size() * 3);
+  for (size_t i = 0; i < index.size(); ++i)
+    for (size_t c = 0; c < 3; ++c) EXPECT_EQ(d.rgb[i * 3 + c], palette[index[i] * 3 + c]);
+  index[4] = 3;  // outside a 3-colour palette
+  EXPECT_THROW(encode_png_indexed(index.data(), w, h, palette, 3), Error);
+  EXPECT_THROW(encode_png_indexed(index.data(), w, h, palette, 0), Error);
+}
+
 TEST(ReportPng, RejectsBadSizes) {
   uint8_t px[3] = {0, 0, 0};
   EXPECT_THROW(encode_png_rgb(px, 0, 1), Error);
