@@ -71,7 +71,7 @@ KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_
   const double err_coef = 2.0 * (static_cast<double>(dim) + 8) * unit * 1.01;
 
   const int64_t block_q = std::max<int64_t>(1, std::min<int64_t>(256, (int64_t{8} << 20) / std::max<int64_t>(nr, 1)));
-  std::vector<float> dots(static_cast<size_t>(block_q * nr)), scratch;
+  std::vector<float> dots(static_cast<size_t>(block_q * nr)), best;
   std::vector<std::pair<double, int64_t>> cand;
   for (int64_t q0 = 0; q0 < nq; q0 += block_q) {
     const int64_t bq = std::min(block_q, nq - q0);
@@ -84,12 +84,20 @@ KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_
       const int64_t qi = q0 + bi;
       float* row = dots.data() + bi * nr;  // becomes approximate squared distances
       const float qn = static_cast<float>(qn2[qi]);
-      for (int64_t j = 0; j < nr; ++j) row[j] = qn + rn2f[j] - 2.0f * row[j];
-      if (leave_one_out) row[qi] = std::numeric_limits<float>::infinity();
-      // k-th smallest approximate value; every true k-nearest lies within twice the error bound.
-      scratch.assign(row, row + nr);
-      std::nth_element(scratch.begin(), scratch.begin() + (kk - 1), scratch.end());
-      const double kth = scratch[kk - 1];
+      // One pass: approximate squared distances and the k smallest of them (sorted, ascending).
+      best.assign(static_cast<size_t>(kk), std::numeric_limits<float>::infinity());
+      for (int64_t j = 0; j < nr; ++j) {
+        float v = qn + rn2f[j] - 2.0f * row[j];
+        if (leave_one_out && j == qi) v = std::numeric_limits<float>::infinity();
+        row[j] = v;
+        if (v < best[kk - 1]) {
+          int t = kk - 1;
+          for (; t > 0 && best[t - 1] > v; --t) best[t] = best[t - 1];
+          best[t] = v;
+        }
+      }
+      // Every true k-nearest lies within twice the error bound of the k-th smallest approximation.
+      const double kth = best[kk - 1];
       const double bound = err_coef * std::pow(std::sqrt(qn2[qi]) + max_rn, 2);
       const double limit = kth + 2 * bound;
       cand.clear();

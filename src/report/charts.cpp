@@ -221,7 +221,7 @@ std::string svg_roc(const std::vector<double>& scores, const std::vector<bool>& 
 std::string svg_similarity(const std::vector<std::string>& texts, const std::vector<double>& anomalous,
                            const std::vector<std::vector<double>>& neighbors) {
   const int rows = static_cast<int>(texts.size());
-  const int W = 560, row_h = 22, ml = 200, mr = 16, mt = 24, mb = 30;
+  const int W = 600, row_h = 22, ml = 236, mr = 16, mt = 24, mb = 30;
   const int H = mt + mb + row_h * std::max(rows, 1);
   std::string s = svg_open(W, H, "Cosine similarity of each clip to the reference texts", "sim");
   std::vector<double> all(anomalous.begin(), anomalous.end());
@@ -245,7 +245,7 @@ std::string svg_similarity(const std::vector<std::string>& texts, const std::vec
   for (int r = 0; r < rows; ++r) {
     const double y = mt + row_h * (r + 0.5);
     std::string label = texts[size_t(r)];
-    std::string shown = label.size() > 32 ? label.substr(0, 31) + "\u2026" : label;
+    std::string shown = label.size() > 36 ? label.substr(0, 35) + "\u2026" : label;
     s += "<g><title>" + html_escape(label) + "</title>" + text(ml - 8, y + 4, shown, "end", "rowlabel") + "</g>";
     std::vector<double> nv;
     for (const auto& n : neighbors)
@@ -263,7 +263,7 @@ std::string svg_similarity(const std::vector<std::string>& texts, const std::vec
 
 std::string svg_evidence(const std::vector<EvidenceFeature>& features) {
   const int rows = static_cast<int>(features.size());
-  const int W = 600, row_h = 22, ml = 200, mr = 180, mt = 10, mb = 30;
+  const int W = 640, row_h = 22, ml = 236, mr = 184, mt = 10, mb = 30;
   const int H = mt + mb + row_h * std::max(rows, 1);
   std::string s = svg_open(W, H, "Acoustic evidence: z-score of the anomalous clip against its nearest normal clips", "evidence");
   if (rows == 0) return s + text(W / 2.0, H / 2.0, "no acoustic evidence", "middle", "muted") + "</svg>";
@@ -282,7 +282,7 @@ std::string svg_evidence(const std::vector<EvidenceFeature>& features) {
     const auto& f = features[size_t(r)];
     const double y = mt + row_h * (r + 0.5);
     std::string label = f.name.empty() ? f.key : f.name;
-    std::string shown = label.size() > 32 ? label.substr(0, 31) + "\u2026" : label;
+    std::string shown = label.size() > 36 ? label.substr(0, 35) + "\u2026" : label;
     s += "<g><title>" + html_escape(label) + "</title>" + text(ml - 8, y + 4, shown, "end", "rowlabel") + "</g>";
     std::vector<double> nv;
     for (const auto& v : f.neighbors)

@@ -83,7 +83,7 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
     const double raw = seconds / 4;
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
     double step = mag;
-    for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    for (double m : {1.0, 2.0, 5.0, 10.0})
       if (m * mag >= raw) { step = m * mag; break; }
     for (double t = 0; t <= seconds + 1e-9; t += step) {
       const double x = ml + t / seconds * pw;

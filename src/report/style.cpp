@@ -43,7 +43,7 @@ td.auc{min-width:120px}
 .idcard h4{margin:0 0 4px;font-size:15px}
 .idcard h4 span{font-weight:400;color:var(--muted);font-size:13px}
 .charts{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:8px;align-items:start}
-@media (max-width:520px){.charts{grid-template-columns:1fr}}
+@media (max-width:520px){.charts{grid-template-columns:1fr} .charts svg.roc{max-width:300px;margin:0 auto}}
 svg.chart{width:100%;height:auto;display:block;font-family:inherit}
 svg text{font-size:10px;fill:#495057}
 svg text.label{font-size:10.5px;fill:#343a40}
@@ -86,6 +86,7 @@ audio{width:100%;height:32px;margin-top:4px}
 .method p{margin:3px 0 0;font-size:15px}
 .method.error p{color:#c92a2a;font-size:13.5px}
 .evidence{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,430px),1fr));gap:12px;margin-top:4px}
+.evidence>div{max-width:680px}
 .evidence h4{margin:0 0 2px;font-size:13px;color:var(--muted);font-weight:600}
 .note{background:#fff9db;border:1px solid #ffe066;border-radius:8px;padding:8px 12px;font-size:14px;margin:10px 0}
 .note.missing{background:#f8f9fa;border-color:#dee2e6;color:#495057}

@@ -51,7 +51,8 @@ void setup(CLI::App& app) {
   auto* sub = app.add_subcommand("embed", "CLAP embeddings of audio files or texts, written as an (N, d) .npy");
   sub->add_option("--model", a->model, "model file (GGUF, from asdcap convert)")->required();
   sub->add_option("--out", a->out, "output .npy: float32 (N, d), one row per FILE or --text, in order")->required();
-  sub->add_option("--text", a->texts, "embed this text instead of audio (repeatable)");
+  sub->add_option("--text", a->texts, "embed this text instead of audio (repeatable: --text A --text B)")
+      ->allow_extra_args(false);
   sub->add_option("--crop", a->crop,
                   "7-s window(s) per file: random (seeded by the file's content hash), random:SEED, offset:N, "
                   "cover (all windows, embeddings averaged)")

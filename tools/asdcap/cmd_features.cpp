@@ -96,7 +96,7 @@ void run(const FeaturesArgs& args) {
   nlohmann::json rows = nlohmann::json::array(), files = nlohmann::json::array();
   int64_t row = 0;
   for (size_t i = 0; i < n; ++i) {
-    const auto& r = results[i];
+    auto& r = results[i];
     files.push_back({{"file", args.files[i]},
                      {"format", r.info.format},
                      {"sample_rate", r.info.sample_rate},
@@ -109,6 +109,7 @@ void run(const FeaturesArgs& args) {
       rows.push_back({{"row", row}, {"file", args.files[i]}, {"window", w}, {"start", r.starts[w]},
                       {"tiled", r.samples_44k <= asdcap::kWindowSamples}});
       data.insert(data.end(), r.rows[w].begin(), r.rows[w].end());
+      std::vector<float>().swap(r.rows[w]);  // keep the peak memory at one copy
     }
   }
   asdcap::write_npy(args.out, data.data(), {total_rows, asdcap::kWindowFrames, asdcap::kMelBins});

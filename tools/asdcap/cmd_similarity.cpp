@@ -76,7 +76,9 @@ void setup(CLI::App& app) {
   auto a = std::make_shared<SimilarityArgs>();
   auto* sub = app.add_subcommand("similarity", "similarity of audio files to texts in CLAP's joint space (zero-shot)");
   sub->add_option("--model", a->model, "model file (GGUF, from asdcap convert)")->required();
-  sub->add_option("--text", a->texts, "a text to compare with (repeatable)")->required();
+  sub->add_option("--text", a->texts, "a text to compare with (repeatable: --text A --text B)")
+      ->allow_extra_args(false)
+      ->required();
   sub->add_option("--measure", a->measure,
                   "cosine; logits (msclap: exp(logit_scale) * cosine); softmax (zero-shot probabilities over the texts)")
       ->capture_default_str()
