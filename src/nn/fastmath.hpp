@@ -51,6 +51,9 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 }  // namespace asdcap::nn::fast
 
 // ---- 8-wide versions (GCC vector extensions: AVX2 with -march=native, SSE pairs otherwise) ----
+// Inline helpers of src/nn only, never an interface: the "AVX vector return without AVX changes
+// the ABI" note of builds without -march=native does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 namespace asdcap::nn::fast {
 
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));

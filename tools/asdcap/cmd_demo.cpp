@@ -12,11 +12,14 @@
 #include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
 #include "asdcap/report.hpp"
-#if defined(ASDCAP_HAVE_DETECT)
+// The CLI links asdcap_all, which holds detection and explanation whenever their areas exist.
+#if __has_include("asdcap/detect.hpp") && __has_include("asdcap/synth.hpp")
+#define ASDCAP_HAVE_DETECT 1
 #include "asdcap/detect.hpp"
 #include "asdcap/synth.hpp"
 #endif
-#if defined(ASDCAP_HAVE_EXPLAIN)
+#if __has_include("asdcap/explain.hpp")
+#define ASDCAP_HAVE_EXPLAIN 1
 #include "asdcap/explain.hpp"
 #endif
 #include "command.hpp"
