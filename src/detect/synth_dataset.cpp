@@ -3,12 +3,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <mutex>
-#include <regex>
 #include <thread>
 
 #include "asdcap/error.hpp"
@@ -77,9 +77,12 @@ SynthSummary synthesize_dataset(const SynthOptions& o) {
   if (o.n_train < 1 || o.n_test_normal < 0 || o.n_test_anomaly < 0 || o.n_train > 100000 ||
       o.n_test_normal > 100000 || o.n_test_anomaly > 100000)
     throw UsageError("synth: clip counts must be 1..100000 (train) and 0..100000 (test)");
-  static const std::regex id_re(R"(^id_\d{2}$)");
+  auto is_id = [](const std::string& id) {
+    return id.size() == 5 && id.rfind("id_", 0) == 0 && std::isdigit(static_cast<unsigned char>(id[3])) &&
+           std::isdigit(static_cast<unsigned char>(id[4]));
+  };
   for (const auto& id : o.ids)
-    if (!std::regex_match(id, id_re)) throw UsageError("synth: machine ID '" + id + "' is not of the form id_NN");
+    if (!is_id(id)) throw UsageError("synth: machine ID '" + id + "' is not of the form id_NN");
   for (const auto& m : o.machines) synth_faults(m);  // throws on an unknown type
 
   std::vector<Job> jobs;

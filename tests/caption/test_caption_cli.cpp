@@ -12,11 +12,11 @@
 #include "text/golden_text.hpp"
 
 namespace {
-struct Run {
+struct CliResult {
   int code;
   std::string out;
 };
-Run run(const std::string& args) {
+CliResult run(const std::string& args) {
   const std::string cmd = std::string(ASDCAP_CLI) + " " + args + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
@@ -34,7 +34,7 @@ TEST(CaptionCli, GoldenClipGreedyAndBadFile) {
   const std::string model = golden_model_path(true);
   const auto& c = manifest()["captions"].front();  // c01: msclap cropped at 33919, channels concatenated
   ASSERT_EQ(c["clip"], "c01_hum_16k_pcm16_10s");
-  const Run r = run("caption --model " + model + " --crop offset:33919 --channels concat --beam 1 " + golden_dir() +
+  const CliResult r = run("caption --model " + model + " --crop offset:33919 --channels concat --beam 1 " + golden_dir() +
                     "/inputs/c01_hum_16k_pcm16_10s.wav /nonexistent/x.wav");
   EXPECT_EQ(r.code, 1);
   std::istringstream lines(r.out);
@@ -50,7 +50,7 @@ TEST(CaptionCli, GoldenClipGreedyAndBadFile) {
 }
 
 TEST(CaptionCli, ModelWithoutCaptioner) {
-  const Run r = run("caption --model " + golden_model_path(false) + " x.wav");
+  const CliResult r = run("caption --model " + golden_model_path(false) + " x.wav");
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(r.out.empty());
 }

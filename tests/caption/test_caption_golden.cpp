@@ -109,11 +109,13 @@ TEST(CaptionGolden, BeamSearchTokensFromGoldenPrefix) {
   }
 }
 
-// The naive oracle (whole sequence recomputed every step, as msclap) gives msclap's tokens too.
+// The naive oracle (whole sequence recomputed every step, as msclap) gives msclap's tokens too
+// (three clips, to keep the test short; the cached path is checked on all eight above).
 TEST(CaptionGolden, NaivePathMatchesMsclap) {
   const Gpt2& gpt2 = captioner().decoder();
   const Tokenizer& tok = captioner().tokenizer();
   for (const auto& c : manifest()["captions"]) {
+    if (!c.contains("beam1")) continue;
     const auto prefix = read_npy(clip_dir(c) + "/mapper_out.npy").as_float();
     expect_same_search(c, "beam5", beam_search(gpt2, prefix.data(), 40, 5, 67, 1.f, 220, false), tok);
   }

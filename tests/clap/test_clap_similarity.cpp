@@ -17,7 +17,8 @@ constexpr int64_t kClips = 8, kTexts = 14, kDim = 64;
 std::vector<std::string> golden_texts() {
   std::ifstream in(std::string(ASDCAP_SHARED_DIR) + "/golden/manifest.json");
   std::vector<std::string> texts;
-  for (const auto& t : nlohmann::json::parse(in).at("texts")) texts.push_back(t.at("text"));
+  const auto manifest = nlohmann::json::parse(in);  // kept alive: the loop refers into it
+  for (const auto& t : manifest.at("texts")) texts.push_back(t.at("text"));
   return texts;
 }
 
