@@ -3,6 +3,7 @@
 #include "asdcap/acoustic.hpp"
 #include "asdcap/audio.hpp"
 #include "asdcap/backend.hpp"
+#include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 
 namespace asdcap {
@@ -35,10 +36,7 @@ class AcousticBackend final : public EmbeddingBackend {
 
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options) {
   if (name == "acoustic") return std::make_unique<AcousticBackend>();
-  if (name == "msclap") {
-    // TODO(lead): wire in engineer D's make_msclap_backend(options) here.
-    throw UsageError("backend msclap needs a model file built with CLAP weights");
-  }
+  if (name == "msclap") return make_msclap_backend(options);
   throw UsageError("unknown backend '" + name + "' (expected acoustic or msclap)");
 }
 

@@ -17,8 +17,9 @@ constexpr int64_t kClips = 8, kTexts = 14, kDim = 64;
 std::vector<std::string> golden_texts() {
   std::ifstream in(std::string(ASDCAP_SHARED_DIR) + "/golden/manifest.json");
   std::vector<std::string> texts;
-  const auto manifest = nlohmann::json::parse(in);  // kept alive: the loop refers into it
-  for (const auto& t : manifest.at("texts")) texts.push_back(t.at("text"));
+  const nlohmann::json manifest = nlohmann::json::parse(in);
+  const nlohmann::json& list = manifest.at("texts");
+  for (size_t i = 0; i < list.size(); ++i) texts.push_back(list[i].at("text").get<std::string>());
   return texts;
 }
 
