@@ -1,7 +1,6 @@
 #include "asdcap/npy.hpp"
 
 #include <cstring>
-#include <regex>
 #include <sstream>
 
 #include "asdcap/error.hpp"
@@ -93,22 +92,45 @@ NpyArray read_npy(const std::string& path) {
   }
   if (off + hlen > b.size()) throw FormatError(path + ": truncated .npy header");
   std::string header(b.data() + off, hlen);
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([<>|=]?)([a-z])(\\d+)'")))
-    throw FormatError(path + ": .npy header without descr");
-  if (m[1] == ">") throw FormatError(path + ": big-endian .npy is not supported");
+  // The header is a Python dict literal: find the three keys by hand.
+  auto value_after = [&](const std::string& key) -> std::string {
+    size_t k = header.find("'" + key + "'");
+    if (k == std::string::npos) throw FormatError(path + ": .npy header without " + key);
+    size_t colon = header.find(':', k);
+    if (colon == std::string::npos) throw FormatError(path + ": malformed .npy header");
+    size_t v = header.find_first_not_of(" ", colon + 1);
+    return v == std::string::npos ? std::string() : header.substr(v);
+  };
+  std::string descr = value_after("descr");
+  if (descr.size() < 3 || descr[0] != '\'') throw FormatError(path + ": malformed .npy descr");
+  descr = descr.substr(1, descr.find('\'', 1) - 1);
+  if (!descr.empty() && descr[0] == '>') throw FormatError(path + ": big-endian .npy is not supported");
+  if (!descr.empty() && (descr[0] == '<' || descr[0] == '|' || descr[0] == '=')) descr.erase(0, 1);
   NpyArray a;
-  a.dtype = m[2].str() + m[3].str();
+  a.dtype = descr;
   if (a.dtype != "f4" && a.dtype != "f8" && a.dtype != "i8")
     throw FormatError(path + ": unsupported .npy dtype " + a.dtype);
-  if (std::regex_search(header, std::regex("'fortran_order':\\s*True")))
+  if (value_after("fortran_order").rfind("True", 0) == 0)
     throw FormatError(path + ": Fortran-order .npy is not supported");
-  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)")))
-    throw FormatError(path + ": .npy header without shape");
-  std::string dims = m[1].str();
-  std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
-    a.shape.push_back(std::stoll(it->str()));
+  std::string dims = value_after("shape");
+  if (dims.empty() || dims[0] != '(') throw FormatError(path + ": malformed .npy shape");
+  dims = dims.substr(1, dims.find(')') - 1);
+  int64_t cur = -1;
+  for (char c : dims) {
+    if (c >= '0' && c <= '9') {
+      cur = (cur < 0 ? 0 : cur) * 10 + (c - '0');
+      if (cur > (int64_t{1} << 40)) throw FormatError(path + ": .npy dimension too large");
+    } else if (cur >= 0) {
+      a.shape.push_back(cur);
+      cur = -1;
+    }
+  }
+  if (cur >= 0) a.shape.push_back(cur);
+  int64_t elements = 1;
+  for (int64_t d : a.shape) {
+    if (d != 0 && elements > static_cast<int64_t>(b.size()) / d) throw FormatError(path + ": truncated .npy data");
+    elements *= d;
+  }
   size_t elem = a.dtype == "f4" ? 4 : 8;
   size_t need = static_cast<size_t>(a.size()) * elem;
   size_t data_off = off + hlen;
