@@ -50,6 +50,36 @@ void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t
 
 void sigmoid(float* x, int64_t n);
 
+// ---- Packed linear layers (asdcap's own GEMM) -------------------------------------------------
+// A Linear layer whose weights are packed once for asdcap's register-blocked kernel; y = x . W^T + b
+// with the bias, GELU or residual add applied in registers. Results are bit-identical for any
+// thread count, batch size or row split. Used where a model's shapes are narrow (HTSAT), where
+// OpenBLAS's per-call packing and C round trips cost more than the arithmetic.
+class PackedLinear {
+ public:
+  enum class Layout { kOutIn, kInOut };  // w[n, k] (PyTorch Linear) or w[k, n] (GPT-2 Conv1D)
+  enum class Epilogue { kNone, kGelu, kAccumulate };  // y = v, y = GELU_erf(v), y += v (v = x.W^T + b)
+  static constexpr int64_t kPanel = 16;
+
+  PackedLinear() = default;
+  PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias,
+               Layout layout = Layout::kOutIn);
+  int64_t in_features() const { return k_; }
+  int64_t out_features() const { return n_; }
+
+  // x [m, in_features] -> y [m, out_features]; y must not alias x. forward() uses the thread pool;
+  // forward_serial() runs on the calling thread (inside parallel_chunks).
+  void forward(const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
+  void forward_serial(const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
+
+ private:
+  void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
+                     Epilogue ep) const;
+  int64_t n_ = 0, k_ = 0;
+  std::vector<float> packed_;  // [panel][k][16], zero-padded to whole panels
+  std::vector<float> bias_;    // [panels * 16], zero where absent
+};
+
 // ---- Swin transformer pieces ----------------------------------------------------------------
 // Tokens of an H x W grid are rows n = row * W + col of a [batch * H * W, C] matrix.
 struct WindowGeometry {

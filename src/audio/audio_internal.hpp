@@ -2,11 +2,21 @@
 #pragma once
 #include <fftw3.h>
 
+#include "asdcap/audio.hpp"
+
 namespace asdcap {
 
 // The 1024-point double-precision real-to-complex FFTW plan of the STFT, created once (FFTW's
 // planner is not thread-safe); execute it with fftw_execute_dft_r2c on buffers from fftw_malloc,
 // which any number of threads may do at the same time.
 fftw_plan stft_fft_plan();
+
+// msclap's own float32 convolution STFT (stft_conv.cpp) for the 16 bins [16 group, 16 group + 16)
+// of `count` 1024-sample frames (unwindowed): power[f][0..16) for frames[f]. `window` is the
+// periodic Hann window (1024 doubles), the same on every call.
+constexpr int kFftBins = 513;
+constexpr int kConvGroupBins = 16;
+constexpr int kConvGroups = (kFftBins + kConvGroupBins - 1) / kConvGroupBins;  // 33
+void conv_stft_power(const float* const* frames, int count, const double* window, int group, double* const* power);
 
 }  // namespace asdcap

@@ -20,7 +20,7 @@
 namespace asdcap {
 namespace {
 
-constexpr int kBins = kFftSize / 2 + 1;  // 513
+constexpr int kBins = kFftBins;  // 513
 
 // librosa's Slaney mel scale (htk=False).
 double hz_to_mel(double hz) {
@@ -102,6 +102,20 @@ int64_t reflect_index(int64_t i, int64_t n) {
   return i < n ? i : period - i;
 }
 
+// Mel bands more than this far below the frame's loudest band are recomputed from msclap's float32
+// convolution STFT: there its rounding noise exceeds 1e-4 dB (docs/audio.md).
+constexpr float kConvBelowLoudestDb = 50.0f;
+
+// 10 log10(max(power . melW, 1e-10)) for one frame: mel sums in double, float32 log10 as
+// torchlibrosa's power_to_db (and twice as fast as the double one).
+void mel_db_row(const MelBank& bank, const double* power, float* row) {
+  for (int m = 0; m < kMelBins; ++m) {
+    double mel = 0.0;
+    for (int k = bank.lo[m]; k < bank.hi[m]; ++k) mel += power[k] * bank.w[k * kMelBins + m];
+    row[m] = 10.0f * std::log10(std::max(static_cast<float>(mel), 1e-10f));
+  }
+}
+
 }  // namespace
 
 fftw_plan stft_fft_plan() {
@@ -138,24 +152,49 @@ std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
   std::unique_ptr<double, FftwFree> in(fftw_alloc_real(kFftSize));
   std::unique_ptr<fftw_complex, FftwFree> spec(fftw_alloc_complex(kBins));
   if (!in || !spec) throw std::bad_alloc();
-  double power[kBins];
+  constexpr int64_t kStride = kConvGroups * kConvGroupBins;  // bins per frame, padded
+  std::vector<double> power(static_cast<size_t>(frames * kStride), 0.0);
+  std::vector<uint8_t> redo(static_cast<size_t>(frames * kConvGroups), 0);
   std::vector<float> out(static_cast<size_t>(frames * kMelBins));
+  bool any = false;
   for (int64_t t = 0; t < frames; ++t) {
     const float* frame = padded.data() + t * kHop;
     for (int i = 0; i < kFftSize; ++i) in.get()[i] = frame[i] * window[static_cast<size_t>(i)];
     fftw_execute_dft_r2c(plan, in.get(), spec.get());
+    double* pw = power.data() + t * kStride;
     for (int k = 0; k < kBins; ++k) {
       const double re = spec.get()[k][0], im = spec.get()[k][1];
-      power[k] = re * re + im * im;
+      pw[k] = re * re + im * im;
     }
     float* row = out.data() + t * kMelBins;
-    for (int m = 0; m < kMelBins; ++m) {
-      double mel = 0.0;
-      for (int k = bank.lo[m]; k < bank.hi[m]; ++k)
-        mel += power[k] * bank.w[k * kMelBins + m];
-      // float32 log10 as torchlibrosa's power_to_db (and twice as fast as the double one).
-      row[m] = 10.0f * std::log10(std::max(static_cast<float>(mel), 1e-10f));
-    }
+    mel_db_row(bank, pw, row);
+    // Bands far below the frame's loudest one: msclap's own float32 rounding dominates them, so
+    // their bins are recomputed msclap's way (stft_conv.cpp).
+    const float loudest = *std::max_element(row, row + kMelBins);
+    for (int m = 0; m < kMelBins; ++m)
+      if (row[m] < loudest - kConvBelowLoudestDb && bank.hi[m] > bank.lo[m]) {
+        for (int g = bank.lo[m] / kConvGroupBins; g <= (bank.hi[m] - 1) / kConvGroupBins; ++g)
+          redo[static_cast<size_t>(t * kConvGroups + g)] = 1;
+        any = true;
+      }
+  }
+  if (!any) return out;
+  std::vector<const float*> group_frames;
+  std::vector<double*> group_power;
+  for (int g = 0; g < kConvGroups; ++g) {
+    group_frames.clear();
+    group_power.clear();
+    for (int64_t t = 0; t < frames; ++t)
+      if (redo[static_cast<size_t>(t * kConvGroups + g)]) {
+        group_frames.push_back(padded.data() + t * kHop);
+        group_power.push_back(power.data() + t * kStride + g * kConvGroupBins);
+      }
+    conv_stft_power(group_frames.data(), static_cast<int>(group_frames.size()), window.data(), g, group_power.data());
+  }
+  for (int64_t t = 0; t < frames; ++t) {
+    const uint8_t* r = redo.data() + t * kConvGroups;
+    if (std::any_of(r, r + kConvGroups, [](uint8_t v) { return v != 0; }))
+      mel_db_row(bank, power.data() + t * kStride, out.data() + t * kMelBins);
   }
   return out;
 }

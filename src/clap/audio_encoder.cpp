@@ -2,6 +2,7 @@
 // final LayerNorm, token-semantic head and the CLAP projection. See SPEC section 4.
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <string>
 
 #include "asdcap/audio.hpp"
@@ -13,15 +14,15 @@ namespace asdcap {
 
 namespace {
 constexpr float kEps = 1e-5f;
-// MLP rows per chunk: LN2 -> fc1 -> GELU -> fc2 stay in cache for one chunk. A multiple of 48
-// (see nn.hpp) so that results do not depend on the thread count.
+// MLP rows per chunk: LN2 -> fc1 + GELU -> fc2 stay in cache for one chunk. (The packed GEMMs give
+// the same bits for any row split, so the chunk size does not change results.)
 constexpr int64_t kMlpChunk = 240;
 }  // namespace
 
 struct AudioEncoder::Impl {
   struct Block {
-    const float *n1_g, *n1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
-    const float *n2_g, *n2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    const float *n1_g, *n1_b, *n2_g, *n2_b;
+    nn::PackedLinear qkv, proj, fc1, fc2;
     std::vector<float> bias;  // [heads][T][T]
     bool shifted = false;
   };
@@ -29,7 +30,8 @@ struct AudioEncoder::Impl {
     nn::WindowGeometry geom;  // shift = the odd blocks' shift
     std::vector<Block> blocks;
     std::vector<float> mask;  // for shifted blocks
-    const float *down_g = nullptr, *down_b = nullptr, *down_w = nullptr;  // PatchMerging (not last)
+    const float *down_g = nullptr, *down_b = nullptr;  // PatchMerging (not last stage)
+    nn::PackedLinear down;
   };
 
   std::shared_ptr<const ModelFile> model;
@@ -39,11 +41,13 @@ struct AudioEncoder::Impl {
   int64_t grid0 = 0;  // patch grid side
   std::vector<float> bn_alpha, bn_beta;  // bn0 as x * alpha + beta (PyTorch's inference form)
   const float* melW = nullptr;
-  const float *pe_w = nullptr, *pe_b = nullptr, *pe_g = nullptr, *pe_beta = nullptr;
+  nn::PackedLinear pe;  // patch embedding Conv2d as a Linear over p x p patches
+  const float *pe_g = nullptr, *pe_beta = nullptr;
   std::vector<Stage> stages;
   const float *norm_g = nullptr, *norm_b = nullptr;
-  const float *tscam_w = nullptr, *tscam_b = nullptr;
-  const float *proj1 = nullptr, *proj2 = nullptr, *proj_g = nullptr, *proj_b = nullptr;
+  nn::PackedLinear tscam;        // the tscam Conv2d applied to time-averaged taps (see head)
+  nn::PackedLinear proj1, proj2;  // CLAP projection (no biases)
+  const float *proj_g = nullptr, *proj_b = nullptr;
 
   std::string name(const std::string& rest) const { return prefix + rest; }
   const float* get(const std::string& rest, std::initializer_list<int64_t> shape) const {
@@ -106,8 +110,8 @@ void AudioEncoder::Impl::load() {
 
   const int64_t c0 = cfg.embed_dim, p = cfg.patch;
   grid0 = cfg.spec_size / p;
-  pe_w = get("htsat.patch_embed.proj.weight", {c0, 1, p, p});
-  pe_b = get("htsat.patch_embed.proj.bias", {c0});
+  pe = nn::PackedLinear(get("htsat.patch_embed.proj.weight", {c0, 1, p, p}), c0, p * p,
+                        get("htsat.patch_embed.proj.bias", {c0}));
   pe_g = get("htsat.patch_embed.norm.weight", {c0});
   pe_beta = get("htsat.patch_embed.norm.bias", {c0});
 
@@ -133,16 +137,12 @@ void AudioEncoder::Impl::load() {
       Block bl;
       bl.n1_g = get(b + "norm1.weight", {c});
       bl.n1_b = get(b + "norm1.bias", {c});
-      bl.qkv_w = get(b + "attn.qkv.weight", {3 * c, c});
-      bl.qkv_b = get(b + "attn.qkv.bias", {3 * c});
-      bl.proj_w = get(b + "attn.proj.weight", {c, c});
-      bl.proj_b = get(b + "attn.proj.bias", {c});
+      bl.qkv = nn::PackedLinear(get(b + "attn.qkv.weight", {3 * c, c}), 3 * c, c, get(b + "attn.qkv.bias", {3 * c}));
+      bl.proj = nn::PackedLinear(get(b + "attn.proj.weight", {c, c}), c, c, get(b + "attn.proj.bias", {c}));
       bl.n2_g = get(b + "norm2.weight", {c});
       bl.n2_b = get(b + "norm2.bias", {c});
-      bl.fc1_w = get(b + "mlp.fc1.weight", {hid, c});
-      bl.fc1_b = get(b + "mlp.fc1.bias", {hid});
-      bl.fc2_w = get(b + "mlp.fc2.weight", {c, hid});
-      bl.fc2_b = get(b + "mlp.fc2.bias", {c});
+      bl.fc1 = nn::PackedLinear(get(b + "mlp.fc1.weight", {hid, c}), hid, c, get(b + "mlp.fc1.bias", {hid}));
+      bl.fc2 = nn::PackedLinear(get(b + "mlp.fc2.weight", {c, hid}), c, hid, get(b + "mlp.fc2.bias", {c}));
       bl.bias = nn::relative_position_bias(get(b + "attn.relative_position_bias_table", {span * span, heads}),
                                            window, heads);
       bl.shifted = (j % 2 == 1) && shift > 0;
@@ -153,7 +153,7 @@ void AudioEncoder::Impl::load() {
       const std::string d = "htsat.layers." + std::to_string(i) + ".downsample.";
       st.down_g = get(d + "norm.weight", {4 * c});
       st.down_b = get(d + "norm.bias", {4 * c});
-      st.down_w = get(d + "reduction.weight", {2 * c, 4 * c});
+      st.down = nn::PackedLinear(get(d + "reduction.weight", {2 * c, 4 * c}), 2 * c, 4 * c, nullptr);
       if (side % 2) throw ModelError("model file " + model->path() + ": odd grid before PatchMerging");
       side /= 2;
       c *= 2;
@@ -169,10 +169,10 @@ void AudioEncoder::Impl::load() {
                      " does not split into freq_ratio " + std::to_string(cfg.freq_ratio));
   norm_g = get("htsat.norm.weight", {c});
   norm_b = get("htsat.norm.bias", {c});
-  tscam_w = get("htsat.tscam_conv.weight", {cfg.num_classes, c, sf, 3});
-  tscam_b = get("htsat.tscam_conv.bias", {cfg.num_classes});
-  proj1 = get("proj.linear1.weight", {proj_dim, c});
-  proj2 = get("proj.linear2.weight", {proj_dim, proj_dim});
+  tscam = nn::PackedLinear(get("htsat.tscam_conv.weight", {cfg.num_classes, c, sf, 3}), cfg.num_classes, c * sf * 3,
+                           get("htsat.tscam_conv.bias", {cfg.num_classes}));
+  proj1 = nn::PackedLinear(get("proj.linear1.weight", {proj_dim, c}), proj_dim, c, nullptr);
+  proj2 = nn::PackedLinear(get("proj.linear2.weight", {proj_dim, proj_dim}), proj_dim, proj_dim, nullptr);
   proj_g = get("proj.layer_norm.weight", {proj_dim});
   proj_b = get("proj.layer_norm.bias", {proj_dim});
 }
@@ -181,39 +181,38 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
                                    float* big) const {
   const int64_t c = st.geom.channels, m = batch * st.geom.height * st.geom.width, hid = c * cfg.mlp_ratio;
   // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order.
+  using Ep = nn::PackedLinear::Epilogue;
   nn::layer_norm(x, m, c, bl.n1_g, bl.n1_b, kEps, xn);
-  nn::linear(xn, m, c, bl.qkv_w, 3 * c, bl.qkv_b, big);
+  bl.qkv.forward(xn, m, big);
   nn::WindowGeometry g = st.geom;
   if (!bl.shifted) g.shift = 0;
   nn::window_attention(big, batch, g, bl.bias.data(), bl.shifted ? st.mask.data() : nullptr, xn);
-  nn::linear(xn, m, c, bl.proj_w, c, bl.proj_b, x, /*accumulate=*/true);
-  // MLP half: x += fc2(GELU(fc1(LN2(x)))). Row chunks keep the hidden layer in cache; small maps
-  // use whole-matrix (column-split) GEMMs instead so that two threads still share the work.
+  bl.proj.forward(xn, m, x, Ep::kAccumulate);
+  // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs. Row chunks
+  // keep the hidden layer in cache; small maps split whole GEMMs over threads instead.
   if (m >= 2 * kMlpChunk * nn::threads()) {
     nn::parallel_chunks(m, kMlpChunk, [&](int64_t r0, int64_t r1) {
       const int64_t rows = r1 - r0;
       float* t = xn + r0 * c;
       float* h = big + r0 * hid;
       nn::layer_norm(x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, t);
-      nn::linear_serial(t, rows, c, bl.fc1_w, hid, bl.fc1_b, h);
-      nn::gelu_erf(h, rows * hid);
-      nn::linear_serial(h, rows, hid, bl.fc2_w, c, bl.fc2_b, x + r0 * c, /*accumulate=*/true);
+      bl.fc1.forward_serial(t, rows, h, Ep::kGelu);
+      bl.fc2.forward_serial(h, rows, x + r0 * c, Ep::kAccumulate);
     });
   } else {
     nn::layer_norm(x, m, c, bl.n2_g, bl.n2_b, kEps, xn);
-    nn::linear(xn, m, c, bl.fc1_w, hid, bl.fc1_b, big);
-    nn::gelu_erf(big, m * hid);
-    nn::linear(big, m, hid, bl.fc2_w, c, bl.fc2_b, x, /*accumulate=*/true);
+    bl.fc1.forward(xn, m, big, Ep::kGelu);
+    bl.fc2.forward(big, m, x, Ep::kAccumulate);
   }
 }
 
 void AudioEncoder::Impl::run_stage(int i, float* x, int64_t batch, float* xn, float* big) const {
   const Stage& st = stages[static_cast<size_t>(i)];
   for (const Block& bl : st.blocks) run_block(st, bl, x, batch, xn, big);
-  if (st.down_w) {
+  if (st.down_g) {
     const int64_t c = st.geom.channels, h = st.geom.height, w = st.geom.width;
     nn::patch_merge_norm(x, batch, h, w, c, st.down_g, st.down_b, kEps, xn);
-    nn::linear(xn, batch * (h / 2) * (w / 2), 4 * c, st.down_w, 2 * c, nullptr, x);
+    st.down.forward(xn, batch * (h / 2) * (w / 2), x);
   }
 }
 
@@ -229,7 +228,7 @@ void AudioEncoder::Impl::patch_embed(const float* images, int64_t batch, float* 
           for (int64_t kw = 0; kw < p; ++kw) dst[kh * p + kw] = img[(r * p + kh) * side + col * p + kw];
       }
   }
-  nn::linear(scratch, batch * n, p * p, pe_w, c0, pe_b, out);
+  pe.forward(scratch, batch * n, out);
   nn::layer_norm(out, batch * n, c0, pe_g, pe_beta, kEps, out);
 }
 
@@ -263,10 +262,16 @@ void AudioEncoder::Impl::head(const float* fin, int64_t batch, std::vector<Outpu
   }
   // mean_t(conv(x)) = bias + W . mean_t(taps): one GEMV per clip instead of the full conv.
   std::vector<float> logits(static_cast<size_t>(batch * ncls));
-  nn::linear(tap_means.data(), batch, c * sf * 3, tscam_w, ncls, tscam_b, logits.data());
+  tscam.forward(tap_means.data(), batch, logits.data());
   nn::sigmoid(logits.data(), batch * ncls);
   std::vector<float> emb(static_cast<size_t>(batch * proj_dim));
-  nn::clap_projection(latent.data(), batch, c, proj1, proj2, proj_dim, proj_g, proj_b, emb.data());
+  // CLAP projection (as nn::clap_projection, on packed weights): e1 = x W1^T; LN(e1 + GELU(e1) W2^T).
+  std::vector<float> e1(emb.size()), h(emb.size());
+  proj1.forward(latent.data(), batch, e1.data());
+  h = e1;
+  nn::gelu_erf(h.data(), static_cast<int64_t>(h.size()));
+  proj2.forward(h.data(), batch, e1.data(), nn::PackedLinear::Epilogue::kAccumulate);
+  nn::layer_norm(e1.data(), batch, proj_dim, proj_g, proj_b, kEps, emb.data());
   for (int64_t b = 0; b < batch; ++b) {
     Output o;
     o.latent.assign(latent.begin() + b * c, latent.begin() + (b + 1) * c);
@@ -338,7 +343,19 @@ std::vector<AudioEncoder::Output> AudioEncoder::encode(const std::vector<const f
   for (size_t first = 0; first < windows.size(); first += kMaxBatch) {
     const size_t count = std::min<size_t>(kMaxBatch, windows.size() - first);
     std::vector<std::vector<float>> images(count);
-    for (size_t i = 0; i < count; ++i) images[i] = impl_->image_of(windows[first + i], nullptr, nullptr);
+    // Front ends in parallel (log_mel is thread-safe); the first error is rethrown here.
+    std::vector<std::exception_ptr> errors(count);
+    nn::parallel_chunks(static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        try {
+          images[static_cast<size_t>(i)] = impl_->image_of(windows[first + static_cast<size_t>(i)], nullptr, nullptr);
+        } catch (...) {
+          errors[static_cast<size_t>(i)] = std::current_exception();
+        }
+      }
+    });
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
     std::vector<const float*> ptrs;
     for (auto& im : images) ptrs.push_back(im.data());
     auto part = encode_images(ptrs);
@@ -386,7 +403,7 @@ std::vector<float> AudioEncoder::stage(int index, const float* tokens, int64_t b
   const int64_t unit = batch * g.height * g.width * g.channels;
   std::vector<float> x(tokens, tokens + unit), xn(static_cast<size_t>(unit)), big(static_cast<size_t>(4 * unit));
   im.run_stage(index, x.data(), batch, xn.data(), big.data());
-  if (im.stages[static_cast<size_t>(index)].down_w) x.resize(static_cast<size_t>(unit / 2));
+  if (im.stages[static_cast<size_t>(index)].down_g) x.resize(static_cast<size_t>(unit / 2));
   return x;
 }
 

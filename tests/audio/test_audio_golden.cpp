@@ -22,13 +22,15 @@ const std::vector<std::string> kClipIds = {
     "c07_48k_pcm24_8s",      "c08_short_32k_pcm16_0p5s"};
 
 constexpr double kWaveformTolerance = 1e-5;   // max abs error of the 7-s waveform
-// Log-mel, in dB. msclap computes the STFT as a float32 convolution, whose rounding noise is of
-// the order of 1e-7 of the frame's loudest bins: a mel value far below its frame's maximum
-// carries that noise (an exact DFT with msclap's own float32 weights differs from logmel.npy by
-// 1.4e-3 dB there). Hence three zones:
-constexpr double kLogMelTolerance = 1e-3;      // reference > -90 dB and within 90 dB of the frame max
-constexpr double kLogMelDeepTolerance = 3e-3;  // reference > -90 dB, more than 90 dB below the frame max
-constexpr double kLogMelLowTolerance = 1e-2;   // reference <= -90 dB (down to the -100 dB floor)
+// Log-mel, in dB: 1e-3 dB for every value, including those at or below -90 dB (the issue asks it
+// above -90 dB). msclap's float32 convolution STFT leaves rounding noise of about 1e-7 of the frame's
+// loudest bins; asdcap recomputes bands more than 50 dB below the loudest one msclap's way
+// (src/audio/stft_conv.cpp), without which they were 2.1e-3 dB off at 90 dB down. Values are
+// reported in three zones to show where the error sits: within 90 dB of the frame max, deeper,
+// and at or below -90 dB.
+constexpr double kLogMelTolerance = 1e-3;
+constexpr double kLogMelDeepTolerance = 1e-3;
+constexpr double kLogMelLowTolerance = 1e-3;
 constexpr double kImageTolerance = 5e-6;       // abs, image from golden bn0 (|values| < 10, ~10 ulp)
 
 GoldenClip clip_by_id(const std::string& id) {

@@ -1,0 +1,134 @@
+// asdcap's own GEMM for Linear layers whose weights are known in advance: the weights are packed
+// once into panels of 16 output features ([panel][k][16]), and a 6 x 16 register-blocked kernel
+// (12 vector accumulators) runs the whole K dimension per tile, then applies the bias, GELU or the
+// residual add while the tile is still in registers. Every output element is the same chain of
+// fused multiply-adds over p = 0..K-1 whatever the tile, thread or batch it falls in, so results
+// do not depend on the thread count or on the batch size, bit for bit.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
+#include "fastmath.hpp"
+
+namespace asdcap::nn {
+
+namespace {
+
+using fast::load8;
+using fast::store8;
+using fast::v8f;
+
+constexpr int64_t kNr = PackedLinear::kPanel;  // output features per panel (two 8-wide vectors)
+constexpr int64_t kMr = 6;                     // rows per register tile
+// Task shape for threads: a block of rows against a block of panels. The row block (96 x K) stays
+// in L2 across the panels; each panel (K x 16) stays in L1/L2 across the row tiles.
+constexpr int64_t kRowBlock = 96;
+constexpr int64_t kPanelBlock = 4;
+// Below this many multiply-adds a product runs on one thread.
+constexpr int64_t kParallelMacs = int64_t{1} << 18;
+
+template <int MR>
+inline void tile(const float* x, int64_t ldx, const float* panel, int64_t k, const float* bias, int64_t ncols,
+                 float* y, int64_t ldy, PackedLinear::Epilogue ep) {
+  v8f acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = v8f{};
+  const float* xr[MR];
+  for (int r = 0; r < MR; ++r) xr[r] = x + r * ldx;
+  for (int64_t p = 0; p < k; ++p) {
+    const v8f b0 = load8(panel + kNr * p), b1 = load8(panel + kNr * p + 8);
+    for (int r = 0; r < MR; ++r) {
+      const float a = xr[r][p];
+      acc[r][0] += a * b0;
+      acc[r][1] += a * b1;
+    }
+  }
+  const v8f bias0 = load8(bias), bias1 = load8(bias + 8);
+  for (int r = 0; r < MR; ++r) {
+    v8f v0 = acc[r][0] + bias0, v1 = acc[r][1] + bias1;
+    if (ep == PackedLinear::Epilogue::kGelu) {
+      v0 = fast::gelu_erf8(v0);
+      v1 = fast::gelu_erf8(v1);
+    }
+    float* dst = y + r * ldy;
+    if (ncols == kNr) {
+      if (ep == PackedLinear::Epilogue::kAccumulate) {
+        v0 = load8(dst) + v0;
+        v1 = load8(dst + 8) + v1;
+      }
+      store8(dst, v0);
+      store8(dst + 8, v1);
+    } else {  // last, partial panel: through a buffer so that nothing past column ncols is touched
+      float buf[kNr];
+      store8(buf, v0);
+      store8(buf + 8, v1);
+      for (int64_t j = 0; j < ncols; ++j)
+        dst[j] = ep == PackedLinear::Epilogue::kAccumulate ? dst[j] + buf[j] : buf[j];
+    }
+  }
+}
+
+}  // namespace
+
+PackedLinear::PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias,
+                           Layout layout)
+    : n_(out_features), k_(in_features) {
+  if (n_ <= 0 || k_ <= 0)
+    throw ModelError("linear layer of " + std::to_string(out_features) + " x " + std::to_string(in_features));
+  const int64_t panels = (n_ + kNr - 1) / kNr;
+  packed_.assign(static_cast<size_t>(panels * k_ * kNr), 0.f);
+  bias_.assign(static_cast<size_t>(panels * kNr), 0.f);
+  for (int64_t j = 0; j < n_; ++j) {
+    float* dst = packed_.data() + (j / kNr) * k_ * kNr + j % kNr;
+    for (int64_t p = 0; p < k_; ++p)
+      dst[p * kNr] = layout == Layout::kOutIn ? w[j * k_ + p] : w[p * n_ + j];
+    if (bias) bias_[static_cast<size_t>(j)] = bias[j];
+  }
+}
+
+void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
+                                 Epilogue ep) const {
+  for (int64_t pn = panel0; pn < panel1; ++pn) {
+    const float* panel = packed_.data() + pn * k_ * kNr;
+    const float* bias = bias_.data() + pn * kNr;
+    const int64_t col = pn * kNr, ncols = std::min(kNr, n_ - col);
+    int64_t r = r0;
+    for (; r + kMr <= r1; r += kMr) tile<kMr>(x + r * k_, k_, panel, k_, bias, ncols, y + r * n_ + col, n_, ep);
+    const float* xs = x + r * k_;
+    float* ys = y + r * n_ + col;
+    switch (r1 - r) {
+      case 5: tile<5>(xs, k_, panel, k_, bias, ncols, ys, n_, ep); break;
+      case 4: tile<4>(xs, k_, panel, k_, bias, ncols, ys, n_, ep); break;
+      case 3: tile<3>(xs, k_, panel, k_, bias, ncols, ys, n_, ep); break;
+      case 2: tile<2>(xs, k_, panel, k_, bias, ncols, ys, n_, ep); break;
+      case 1: tile<1>(xs, k_, panel, k_, bias, ncols, ys, n_, ep); break;
+      default: break;
+    }
+  }
+}
+
+void PackedLinear::forward_serial(const float* x, int64_t m, float* y, Epilogue ep) const {
+  const int64_t panels = (n_ + kNr - 1) / kNr;
+  for (int64_t r0 = 0; r0 < m; r0 += kRowBlock) forward_block(x, r0, std::min(m, r0 + kRowBlock), 0, panels, y, ep);
+}
+
+void PackedLinear::forward(const float* x, int64_t m, float* y, Epilogue ep) const {
+  const int t = threads();
+  if (t <= 1 || omp_in_parallel() || m * n_ * k_ < kParallelMacs) {
+    forward_serial(x, m, y, ep);
+    return;
+  }
+  const int64_t panels = (n_ + kNr - 1) / kNr;
+  const int64_t row_blocks = (m + kRowBlock - 1) / kRowBlock, panel_blocks = (panels + kPanelBlock - 1) / kPanelBlock;
+  const int64_t tasks = row_blocks * panel_blocks;
+#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t rb = task / panel_blocks, pb = task % panel_blocks;
+    forward_block(x, rb * kRowBlock, std::min(m, (rb + 1) * kRowBlock), pb * kPanelBlock,
+                  std::min(panels, (pb + 1) * kPanelBlock), y, ep);
+  }
+}
+
+}  // namespace asdcap::nn
