@@ -47,6 +47,8 @@ struct ExplainSummary {
   int n_skipped = 0;      // flagged clips that could not be read (in skipped.jsonl)
   int n_errors = 0;       // method runs that ended with an error
   int n_reused = 0;       // answers reused from an earlier explanations.jsonl
+  int n_llm_requests = 0; // requests sent to an LLM server (--llm openai), failed or not
+  std::string first_llm_error;  // the first failed request's error (API key redacted)
   std::vector<std::string> methods;
   std::map<std::string, std::string> unavailable;  // method -> why
   std::vector<ExplainedClip> clips;

@@ -2,10 +2,9 @@
 // reflect centre padding, power, Slaney mel for sr 32000, 10 log10(max(mel, 1e-10))), with FFTW
 // instead of torchlibrosa's 1024 x 513 DFT convolution.
 //
-// The FFT, power and mel sums are done in double: a float32 FFT differs from msclap's float32 DFT
-// convolution by up to 8e-3 dB on quiet mel bands (both carry float32 rounding noise of the
-// frame's loudest bins); in double the difference is what msclap's own rounding leaves (see
-// docs/audio.md), about 4 times smaller, for about twice the cost of a float32 FFT.
+// The FFT, power and mel sums are done in double (exact); mel bands far below their frame's loudest
+// band, where msclap's own float32 rounding is what differs, are then recomputed with msclap's
+// arithmetic (stft_conv.cpp). docs/audio.md has the numbers.
 #include <fftw3.h>
 
 #include <algorithm>

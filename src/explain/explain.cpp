@@ -466,12 +466,14 @@ ExplainSummary run_explain(const ExplainOptions& o) {
         ++summary.n_reused;
       } else {
         try {
+          ++summary.n_llm_requests;
           const LlmReply reply = client->complete(prompt);
           mr["answer"] = reply.answer;
           mr["model"] = reply.model;
           mr["attempts"] = reply.attempts;
         } catch (const Error& e) {
           mr["error"] = redact_secret(e.what(), o.llm_options.api_key);
+          if (summary.first_llm_error.empty()) summary.first_llm_error = mr["error"].get<std::string>();
           ++summary.n_errors;
         }
       }

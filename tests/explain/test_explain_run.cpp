@@ -3,7 +3,10 @@
 // failures (nothing lost), answer reuse, unreadable clips.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -168,6 +171,9 @@ TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
   ASSERT_GE(records.size(), 4u);
   ASSERT_EQ(static_cast<int>(records.size()), s.n_explained);
   EXPECT_EQ(s.n_errors, 2);
+  EXPECT_EQ(s.n_llm_requests, static_cast<int>(records.size()));  // one per record (retries not counted)
+  EXPECT_NE(s.first_llm_error.find("malformed"), std::string::npos);
+  EXPECT_EQ(s.first_llm_error.find(kKey), std::string::npos);
   const auto reqs = server.requests();
   EXPECT_EQ(reqs.size(), records.size() + 2);  // one 429 retry, one 500 retry
   // Record 0: malformed; 1: answered on the retry after 429; 2: 500 twice; the rest answered.
@@ -201,6 +207,28 @@ TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
   EXPECT_EQ(again.n_reused, static_cast<int>(records.size()) - 2);
   EXPECT_EQ(server.requests().size(), reqs.size() + 2);
   EXPECT_EQ(again.n_errors, 0);
+  EXPECT_EQ(again.n_llm_requests, 2);
+  fs::remove_all(dir);
+}
+
+// The CLI: when every LLM request fails (nothing listens on the port), explain still writes every
+// record with its error, but exits 1 with one line naming the failure and where the records are.
+TEST(ExplainRun, CliExitsOneWhenEveryLlmRequestFails) {
+  const std::string dir = asdcap::test::fresh_run_dir("cli-unreachable");
+  const std::string cmd = "ASDCAP_NO_PROGRESS=1 OPENAI_API_KEY=" + kKey +
+                          " OPENAI_BASE_URL=http://127.0.0.1:9/v1 '" + std::string(ASDCAP_CLI) +
+                          "' explain --out '" + dir + "' --llm openai --llm-model m --llm-retries 0 --llm-timeout 2 --top 1 "
+                          "--quiet >'" + dir + "/stdout.txt' 2>'" + dir + "/stderr.txt'";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string err = read_text_file(dir + "/stderr.txt");
+  EXPECT_NE(err.find("asdcap: error: explain: all "), std::string::npos) << err;
+  EXPECT_NE(err.find("LLM requests failed"), std::string::npos) << err;
+  EXPECT_EQ(err.find(kKey), std::string::npos);
+  const auto records = read_jsonl(dir + "/explanations.jsonl");
+  ASSERT_FALSE(records.empty());
+  for (const auto& r : records) EXPECT_TRUE(r["methods"]["acoustic"]["error"].is_string());
   fs::remove_all(dir);
 }
 

@@ -6,22 +6,22 @@
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
 #include "asdcap/npy.hpp"
-#include "asdcap/progress.hpp"
 #include "asdcap/text_encoder.hpp"
+#include "audio_input.hpp"
 #include "command.hpp"
 
 namespace {
 
 struct EmbedArgs {
-  std::string model, out, crop = "random", channels = "mean";
-  std::vector<std::string> texts, files;
-  int threads = 0;
+  std::string model, out;
+  std::vector<std::string> texts;
+  asdcap::cli::AudioInput input;
 };
 
 void run(const EmbedArgs& a) {
-  if (a.texts.empty() == a.files.empty())
+  if (a.texts.empty() == a.input.files.empty())
     throw asdcap::UsageError("embed: give audio FILEs or --text, not both and not neither");
-  asdcap::nn::set_threads(a.threads);
+  asdcap::nn::set_threads(a.input.threads);
   const auto model = asdcap::ModelFile::open(a.model);
   std::vector<float> rows;
   int64_t n = 0, dim = 0;
@@ -32,10 +32,7 @@ void run(const EmbedArgs& a) {
     dim = encoder.dim();
   } else {
     const asdcap::AudioEncoder encoder(model, "audio.");
-    const auto crop = asdcap::CropPolicy::parse(a.crop);
-    const auto mode = a.channels == "concat" ? asdcap::ChannelMode::Concat : asdcap::ChannelMode::Mean;
-    asdcap::Progress progress("embedding", static_cast<int64_t>(a.files.size()));
-    const auto outs = asdcap::encode_files(encoder, a.files, crop, mode, [&] { progress.tick(); });
+    const auto outs = a.input.encode(encoder, "embedding");
     for (const auto& o : outs) rows.insert(rows.end(), o.embedding.begin(), o.embedding.end());
     n = static_cast<int64_t>(outs.size());
     dim = encoder.dim();
@@ -53,15 +50,7 @@ void setup(CLI::App& app) {
   sub->add_option("--out", a->out, "output .npy: float32 (N, d), one row per FILE or --text, in order")->required();
   sub->add_option("--text", a->texts, "embed this text instead of audio (repeatable: --text A --text B)")
       ->allow_extra_args(false);
-  sub->add_option("--crop", a->crop,
-                  "7-s window(s) per file: random (seeded by the file's content hash), random:SEED, offset:N, "
-                  "cover (all windows, embeddings averaged)")
-      ->capture_default_str();
-  sub->add_option("--channels", a->channels, "multi-channel files: mean (average) or concat (msclap's behaviour)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"mean", "concat"}));
-  sub->add_option("--threads", a->threads, "threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
-  sub->add_option("files", a->files, "audio files (WAV, FLAC, OGG...)");
+  a->input.add_options(sub, "embeddings averaged", /*files_required=*/false);
   sub->callback([a] { run(*a); });
 }
 

@@ -73,7 +73,14 @@ void setup(CLI::App& app) {
     // The key and the server come from the environment only, so they never appear on a command line.
     opts.llm_options = asdcap::llm_options_from_env(opts.llm_options);
     if (!args->quiet) opts.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-    print_summary(asdcap::run_explain(opts));
+    const asdcap::ExplainSummary summary = asdcap::run_explain(opts);
+    print_summary(summary);
+    // Some failed requests are reported in the records and the summary; if every one failed, the run
+    // produced no explanation at all, which a script must be able to see from the exit code.
+    if (summary.n_llm_requests > 0 && summary.n_errors >= summary.n_llm_requests)
+      throw asdcap::Error("explain: all " + std::to_string(summary.n_llm_requests) +
+                          " LLM requests failed (first: " + summary.first_llm_error + "); the records, with their " +
+                          "errors, are in " + summary.explanations_path + " and a rerun asks again");
   });
 }
 

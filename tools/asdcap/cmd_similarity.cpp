@@ -6,38 +6,31 @@
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
-#include "asdcap/progress.hpp"
 #include "asdcap/text_encoder.hpp"
+#include "audio_input.hpp"
 #include "command.hpp"
 
 namespace {
 
+using asdcap::cli::csv_field;
+
 struct SimilarityArgs {
-  std::string model, crop = "random", channels = "mean", measure = "cosine";
-  std::vector<std::string> texts, files;
-  int threads = 0;
+  std::string model, measure = "cosine";
+  std::vector<std::string> texts;
+  asdcap::cli::AudioInput input;
   bool csv = false;
 };
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
 void run(const SimilarityArgs& a) {
-  if (a.files.empty()) throw asdcap::UsageError("similarity: no audio FILE given");
+  const auto& files = a.input.files;
+  if (files.empty()) throw asdcap::UsageError("similarity: no audio FILE given");
   if (a.texts.empty()) throw asdcap::UsageError("similarity: give at least one --text");
-  asdcap::nn::set_threads(a.threads);
+  asdcap::nn::set_threads(a.input.threads);
   const auto model = asdcap::ModelFile::open(a.model);
   const asdcap::TextEncoder text_encoder(model);
   const asdcap::AudioEncoder audio_encoder(model, "audio.");
   const auto text = text_encoder.embed(a.texts);
-  const auto mode = a.channels == "concat" ? asdcap::ChannelMode::Concat : asdcap::ChannelMode::Mean;
-  asdcap::Progress progress("embedding", static_cast<int64_t>(a.files.size()));
-  const auto outs = asdcap::encode_files(audio_encoder, a.files, asdcap::CropPolicy::parse(a.crop), mode,
-                                         [&] { progress.tick(); });
+  const auto outs = a.input.encode(audio_encoder, "embedding");
   std::vector<float> audio;
   for (const auto& o : outs) audio.insert(audio.end(), o.embedding.begin(), o.embedding.end());
   const int64_t na = static_cast<int64_t>(outs.size()), nt = static_cast<int64_t>(a.texts.size());
@@ -54,14 +47,14 @@ void run(const SimilarityArgs& a) {
     for (const auto& t : a.texts) std::printf(",%s", csv_field(t).c_str());
     std::printf("\n");
     for (int64_t i = 0; i < na; ++i) {
-      std::printf("%s", csv_field(a.files[static_cast<size_t>(i)]).c_str());
+      std::printf("%s", csv_field(files[static_cast<size_t>(i)]).c_str());
       for (int64_t j = 0; j < nt; ++j) std::printf(",%.6f", values[static_cast<size_t>(i * nt + j)]);
       std::printf("\n");
     }
   } else {
     // One block per file: texts ranked by similarity.
     for (int64_t i = 0; i < na; ++i) {
-      std::printf("%s\n", a.files[static_cast<size_t>(i)].c_str());
+      std::printf("%s\n", files[static_cast<size_t>(i)].c_str());
       std::vector<int64_t> order;
       for (int64_t j = 0; j < nt; ++j) order.push_back(j);
       std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return values[i * nt + x] > values[i * nt + y]; });
@@ -84,13 +77,7 @@ void setup(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"cosine", "logits", "softmax"}));
   sub->add_flag("--csv", a->csv, "CSV output: a header row file,<texts...>, then one row per file");
-  sub->add_option("--crop", a->crop, "7-s window(s) per file: random, random:SEED, offset:N, cover (averaged)")
-      ->capture_default_str();
-  sub->add_option("--channels", a->channels, "multi-channel files: mean or concat (msclap's behaviour)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"mean", "concat"}));
-  sub->add_option("--threads", a->threads, "threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
-  sub->add_option("files", a->files, "audio files")->required();
+  a->input.add_options(sub, "embeddings averaged");
   sub->callback([a] { run(*a); });
 }
 

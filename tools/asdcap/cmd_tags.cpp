@@ -8,15 +8,17 @@
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
-#include "asdcap/progress.hpp"
+#include "audio_input.hpp"
 #include "command.hpp"
 
 namespace {
 
+using asdcap::cli::csv_field;
+
 struct TagsArgs {
-  std::string model, labels, crop = "random", channels = "mean";
-  std::vector<std::string> files;
-  int top = 5, threads = 0;
+  std::string model, labels;
+  asdcap::cli::AudioInput input;
+  int top = 5;
   bool csv = false;
 };
 
@@ -49,16 +51,10 @@ std::vector<std::string> read_labels(const std::string& path) {
   return labels;
 }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
 void run(const TagsArgs& a) {
-  if (a.files.empty()) throw asdcap::UsageError("tags: no audio FILE given");
-  asdcap::nn::set_threads(a.threads);
+  const auto& files = a.input.files;
+  if (files.empty()) throw asdcap::UsageError("tags: no audio FILE given");
+  asdcap::nn::set_threads(a.input.threads);
   const auto model = asdcap::ModelFile::open(a.model);
   const asdcap::AudioEncoder encoder(model, "audio.");
   const int64_t classes = encoder.num_classes();
@@ -71,10 +67,7 @@ void run(const TagsArgs& a) {
   } else {
     for (int64_t i = 0; i < classes; ++i) labels.push_back("class_" + std::to_string(i));
   }
-  const auto mode = a.channels == "concat" ? asdcap::ChannelMode::Concat : asdcap::ChannelMode::Mean;
-  asdcap::Progress progress("tagging", static_cast<int64_t>(a.files.size()));
-  const auto outs = asdcap::encode_files(encoder, a.files, asdcap::CropPolicy::parse(a.crop), mode,
-                                         [&] { progress.tick(); });
+  const auto outs = a.input.encode(encoder, "tagging");
   const int64_t top = std::min<int64_t>(a.top, classes);
   if (a.csv) std::printf("file,rank,class,label,score\n");
   for (size_t f = 0; f < outs.size(); ++f) {
@@ -82,11 +75,11 @@ void run(const TagsArgs& a) {
     std::vector<int64_t> order(static_cast<size_t>(classes));
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return scores[x] > scores[y]; });
-    if (!a.csv) std::printf("%s\n", a.files[f].c_str());
+    if (!a.csv) std::printf("%s\n", files[f].c_str());
     for (int64_t r = 0; r < top; ++r) {
       const int64_t c = order[static_cast<size_t>(r)];
       if (a.csv)
-        std::printf("%s,%lld,%lld,%s,%.6f\n", csv_field(a.files[f]).c_str(), static_cast<long long>(r + 1),
+        std::printf("%s,%lld,%lld,%s,%.6f\n", csv_field(files[f]).c_str(), static_cast<long long>(r + 1),
                     static_cast<long long>(c), csv_field(labels[static_cast<size_t>(c)]).c_str(), scores[c]);
       else
         std::printf("  %2lld. %.4f  %s\n", static_cast<long long>(r + 1), scores[c], labels[static_cast<size_t>(c)].c_str());
@@ -103,13 +96,7 @@ void setup(CLI::App& app) {
                   "class names: one per line, or AudioSet's class_labels_indices.csv (default: class_<index>)");
   sub->add_option("--top", a->top, "tags shown per file")->capture_default_str()->check(CLI::Range(1, 100000));
   sub->add_flag("--csv", a->csv, "CSV output: file,rank,class,label,score");
-  sub->add_option("--crop", a->crop, "7-s window(s) per file: random, random:SEED, offset:N, cover (scores averaged)")
-      ->capture_default_str();
-  sub->add_option("--channels", a->channels, "multi-channel files: mean or concat (msclap's behaviour)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"mean", "concat"}));
-  sub->add_option("--threads", a->threads, "threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 1024));
-  sub->add_option("files", a->files, "audio files")->required();
+  a->input.add_options(sub, "scores averaged");
   sub->callback([a] { run(*a); });
 }
 
