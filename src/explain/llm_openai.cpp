@@ -5,6 +5,7 @@
 #include <functional>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -30,12 +31,18 @@ void set_timeout(double seconds, const std::function<void(time_t, time_t)>& sett
   setter(sec, static_cast<time_t>(std::lround((seconds - sec) * 1e6)));
 }
 
-// Retry-After as delta-seconds; HTTP dates are not honoured (treated as absent).
+// Retry-After (RFC 9110): delta-seconds, or an HTTP date (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37
+// GMT") turned into seconds from now (0 if past). -1 when absent or unreadable.
 double retry_after_seconds(const httplib::Response& res) {
   if (!res.has_header("Retry-After")) return -1;
   const std::string v = trim(res.get_header_value("Retry-After"));
-  if (v.empty() || v.find_first_not_of("0123456789.") != std::string::npos) return -1;
-  return std::strtod(v.c_str(), nullptr);
+  if (v.empty()) return -1;
+  if (v.find_first_not_of("0123456789.") == std::string::npos) return std::strtod(v.c_str(), nullptr);
+  std::tm tm{};
+  const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return -1;
+  const double until = static_cast<double>(timegm(&tm)) - static_cast<double>(std::time(nullptr));
+  return std::max(0.0, until);
 }
 
 // The server's own words about an error, if its body is the usual {"error":{"message":...}}.

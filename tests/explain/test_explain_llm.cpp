@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <ctime>
 
 #include "asdcap/error.hpp"
 #include "asdcap/llm.hpp"
@@ -84,6 +85,31 @@ TEST(ExplainLlm, RetriesAfter429HonouringRetryAfter) {
   EXPECT_EQ(reply.attempts, 2);
   EXPECT_EQ(server.requests().size(), 2u);
   EXPECT_GE(waited, 0.3);  // Retry-After, not the 0.01-s backoff
+}
+
+// Retry-After as an HTTP date two seconds ahead: the client waits until then (at least ~1 s given the
+// date's whole-second resolution), not its 0.01-s backoff.
+TEST(ExplainLlm, RetryAfterAsHttpDate) {
+  FakeLlmServer server([](const httplib::Request&, httplib::Response& res, int call, FakeLlmServer&) {
+    if (call == 1) {
+      res.status = 503;
+      const std::time_t when = std::time(nullptr) + 2;
+      std::tm tm{};
+      gmtime_r(&when, &tm);
+      char date[64];
+      std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+      res.set_header("Retry-After", date);
+    } else {
+      res.set_content(FakeLlmServer::completion("This sound is late."), "application/json");
+    }
+  });
+  const OpenAiClient client(fast_options(server));
+  const auto start = std::chrono::steady_clock::now();
+  const LlmReply reply = client.complete("p");
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(reply.answer, "This sound is late.");
+  EXPECT_EQ(reply.attempts, 2);
+  EXPECT_GE(waited, 0.9);
 }
 
 TEST(ExplainLlm, GivesUpAfterBoundedRetriesOn500) {
