@@ -313,6 +313,10 @@ ExplainSummary run_explain(const ExplainOptions& o) {
     rec["evidence"] = {{"features", evidence_json(rows, ok)}, {"unreadable_neighbors", unreadable}};
 
     // Captions ("Sounds like ...") of the clip and its neighbours.
+    // Why a record has no captions / similarities when its methods did not need them.
+    const std::string not_needed = o.model_path.empty()
+                                       ? "no model file (--model): captions and similarities need CLAP and its captioner"
+                                       : "not needed by the chosen --method";
     bool want_captions = false, want_similarity = false;
     for (const auto& m : methods) {
       want_captions |= needs_captions(m);
@@ -353,7 +357,7 @@ ExplainSummary run_explain(const ExplainOptions& o) {
                          {"prompt", o.caption_prompt},
                          {"missing_reason", caption_error.empty() ? ordered_json() : ordered_json(caption_error)}};
     } else {
-      rec["captions"] = {{"anomalous", nullptr}, {"neighbors", ordered_json::array()}, {"missing_reason", "not requested"}};
+      rec["captions"] = {{"anomalous", nullptr}, {"neighbors", ordered_json::array()}, {"missing_reason", not_needed}};
     }
 
     // Zero-shot similarities.
@@ -400,7 +404,7 @@ ExplainSummary run_explain(const ExplainOptions& o) {
                            {"missing_reason", similarity_error.empty() ? ordered_json() : ordered_json(similarity_error)}};
     } else {
       rec["similarity"] = {{"texts", texts}, {"anomalous", nullptr}, {"neighbors", ordered_json::array()},
-                           {"missing_reason", "not requested"}};
+                           {"missing_reason", not_needed}};
     }
 
     // The methods: prompt -> answer.

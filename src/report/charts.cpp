@@ -261,7 +261,13 @@ std::string svg_similarity(const std::vector<std::string>& texts, const std::vec
   return s + "</svg>";
 }
 
-std::string svg_evidence(const std::vector<EvidenceFeature>& features) {
+std::string svg_evidence(const std::vector<EvidenceFeature>& unsorted) {
+  // Strongest evidence first (largest |z|); descriptive features (no z) last, in their given order.
+  std::vector<EvidenceFeature> features = unsorted;
+  std::stable_sort(features.begin(), features.end(), [](const EvidenceFeature& a, const EvidenceFeature& b) {
+    if (a.z.has_value() != b.z.has_value()) return a.z.has_value();
+    return a.z && std::abs(*a.z) > std::abs(*b.z);
+  });
   const int rows = static_cast<int>(features.size());
   const int W = 640, row_h = 22, ml = 236, mr = 184, mt = 10, mb = 30;
   const int H = mt + mb + row_h * std::max(rows, 1);

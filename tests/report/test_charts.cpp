@@ -56,6 +56,21 @@ TEST(ReportCharts, EvidenceBarsMarkStrongDeviationsWarm) {
   EXPECT_NE(s.find("4.00 vs 0.0500 per second"), std::string::npos);
 }
 
+TEST(ReportCharts, EvidenceRowsStrongestFirst) {
+  EvidenceFeature none{"k3", "Peak frequency", "Hz", 120.0, std::nullopt, {110.0}};
+  EvidenceFeature weak{"k2", "Level", "dB", -20.0, 0.1, {-19.5}};
+  EvidenceFeature negative{"k4", "Tonality", "dB", 1.0, -3.0, {4.0}};
+  EvidenceFeature strong{"k1", "Knocks per second", "per second", 4.0, 8.5, {0.0, 0.1}};
+  const std::string s = svg_evidence({none, weak, negative, strong});
+  const size_t knocks = s.find("Knocks per second"), tonality = s.find("Tonality"), level = s.find(">Level<"),
+               peak = s.find("Peak frequency");
+  ASSERT_NE(knocks, std::string::npos);
+  ASSERT_NE(level, std::string::npos);
+  EXPECT_LT(knocks, tonality);  // |8.5| > |-3| > |0.1| > descriptive
+  EXPECT_LT(tonality, level);
+  EXPECT_LT(level, peak);
+}
+
 TEST(ReportCharts, NumbersAreFormattedReadably) {
   EXPECT_EQ(format_number(0.012345, 3), "0.0123");
   EXPECT_EQ(format_number(12.345, 3), "12.3");
