@@ -315,7 +315,7 @@ ExplainSummary run_explain(const ExplainOptions& o) {
     // Captions ("Sounds like ...") of the clip and its neighbours.
     // Why a record has no captions / similarities when its methods did not need them.
     const std::string not_needed = o.model_path.empty()
-                                       ? "no model file (--model): captions and similarities need CLAP and its captioner"
+                                       ? "no model: captions and similarities need a CLAP model file (--model MODEL)"
                                        : "not needed by the chosen --method";
     bool want_captions = false, want_similarity = false;
     for (const auto& m : methods) {
