@@ -121,6 +121,9 @@ class ModelFile {
   // Float32 view of a tensor: the mapping itself for f32 tensors; f16/bf16 are converted once on first
   // use and kept (thread-safe). `shape` (optional) is checked; mismatch -> ModelError.
   const float* f32(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
+  // A float32 copy that is not kept: for weights a caller repacks (nn::PackedLinear), so that an
+  // f16 file does not hold a converted copy beside the packed one.
+  std::vector<float> f32_copy(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
 
   // Metadata (GGUF key/value). Throw ModelError when missing or of another type.
   bool has_key(std::string_view key) const;

@@ -57,6 +57,15 @@ struct AudioEncoder::Impl {
                        (prefix == "audio." ? "CLAP" : "captioner") + " audio encoder)");
     return model->f32(full, shape);
   }
+  // A Linear layer packed for asdcap's GEMM from weight [out, in] (any trailing shape flattened) and an
+  // optional bias; the weights are read as a temporary copy, so only the packed form stays in memory.
+  nn::PackedLinear packed(const std::string& weight, std::initializer_list<int64_t> shape, const std::string& bias) const {
+    const std::string full = name(weight);
+    if (!model->has(full)) get(weight, shape);  // throws the "lacks tensor" error
+    const std::vector<float> w = model->f32_copy(full, shape);
+    const int64_t out = *shape.begin(), in = static_cast<int64_t>(w.size()) / out;
+    return nn::PackedLinear(w.data(), out, in, bias.empty() ? nullptr : get(bias, {out}));
+  }
 
   int64_t tokens_of_stage_input(int i) const { return stages[i].geom.height * stages[i].geom.width; }
   int64_t last_tokens() const { return stages.back().geom.height * stages.back().geom.width; }
@@ -110,8 +119,7 @@ void AudioEncoder::Impl::load() {
 
   const int64_t c0 = cfg.embed_dim, p = cfg.patch;
   grid0 = cfg.spec_size / p;
-  pe = nn::PackedLinear(get("htsat.patch_embed.proj.weight", {c0, 1, p, p}), c0, p * p,
-                        get("htsat.patch_embed.proj.bias", {c0}));
+  pe = packed("htsat.patch_embed.proj.weight", {c0, 1, p, p}, "htsat.patch_embed.proj.bias");
   pe_g = get("htsat.patch_embed.norm.weight", {c0});
   pe_beta = get("htsat.patch_embed.norm.bias", {c0});
 
@@ -137,12 +145,12 @@ void AudioEncoder::Impl::load() {
       Block bl;
       bl.n1_g = get(b + "norm1.weight", {c});
       bl.n1_b = get(b + "norm1.bias", {c});
-      bl.qkv = nn::PackedLinear(get(b + "attn.qkv.weight", {3 * c, c}), 3 * c, c, get(b + "attn.qkv.bias", {3 * c}));
-      bl.proj = nn::PackedLinear(get(b + "attn.proj.weight", {c, c}), c, c, get(b + "attn.proj.bias", {c}));
+      bl.qkv = packed(b + "attn.qkv.weight", {3 * c, c}, b + "attn.qkv.bias");
+      bl.proj = packed(b + "attn.proj.weight", {c, c}, b + "attn.proj.bias");
       bl.n2_g = get(b + "norm2.weight", {c});
       bl.n2_b = get(b + "norm2.bias", {c});
-      bl.fc1 = nn::PackedLinear(get(b + "mlp.fc1.weight", {hid, c}), hid, c, get(b + "mlp.fc1.bias", {hid}));
-      bl.fc2 = nn::PackedLinear(get(b + "mlp.fc2.weight", {c, hid}), c, hid, get(b + "mlp.fc2.bias", {c}));
+      bl.fc1 = packed(b + "mlp.fc1.weight", {hid, c}, b + "mlp.fc1.bias");
+      bl.fc2 = packed(b + "mlp.fc2.weight", {c, hid}, b + "mlp.fc2.bias");
       bl.bias = nn::relative_position_bias(get(b + "attn.relative_position_bias_table", {span * span, heads}),
                                            window, heads);
       bl.shifted = (j % 2 == 1) && shift > 0;
@@ -153,7 +161,7 @@ void AudioEncoder::Impl::load() {
       const std::string d = "htsat.layers." + std::to_string(i) + ".downsample.";
       st.down_g = get(d + "norm.weight", {4 * c});
       st.down_b = get(d + "norm.bias", {4 * c});
-      st.down = nn::PackedLinear(get(d + "reduction.weight", {2 * c, 4 * c}), 2 * c, 4 * c, nullptr);
+      st.down = packed(d + "reduction.weight", {2 * c, 4 * c}, "");
       if (side % 2) throw ModelError("model file " + model->path() + ": odd grid before PatchMerging");
       side /= 2;
       c *= 2;
@@ -169,10 +177,9 @@ void AudioEncoder::Impl::load() {
                      " does not split into freq_ratio " + std::to_string(cfg.freq_ratio));
   norm_g = get("htsat.norm.weight", {c});
   norm_b = get("htsat.norm.bias", {c});
-  tscam = nn::PackedLinear(get("htsat.tscam_conv.weight", {cfg.num_classes, c, sf, 3}), cfg.num_classes, c * sf * 3,
-                           get("htsat.tscam_conv.bias", {cfg.num_classes}));
-  proj1 = nn::PackedLinear(get("proj.linear1.weight", {proj_dim, c}), proj_dim, c, nullptr);
-  proj2 = nn::PackedLinear(get("proj.linear2.weight", {proj_dim, proj_dim}), proj_dim, proj_dim, nullptr);
+  tscam = packed("htsat.tscam_conv.weight", {cfg.num_classes, c, sf, 3}, "htsat.tscam_conv.bias");
+  proj1 = packed("proj.linear1.weight", {proj_dim, c}, "");
+  proj2 = packed("proj.linear2.weight", {proj_dim, proj_dim}, "");
   proj_g = get("proj.layer_norm.weight", {proj_dim});
   proj_b = get("proj.layer_norm.bias", {proj_dim});
 }

@@ -1,5 +1,6 @@
 #include "asdcap/model_file.hpp"
 
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -119,26 +120,46 @@ const TensorInfo& ModelFile::tensor(std::string_view name) const {
   return impl_->tensors[it->second];
 }
 
-const float* ModelFile::f32(std::string_view name, std::initializer_list<int64_t> shape) const {
-  const TensorInfo& t = tensor(name);
+namespace {
+
+// Checks the expected shape and that the tensor is f32/f16/bf16.
+const TensorInfo& float_tensor(const ModelFile& file, std::string_view name, std::initializer_list<int64_t> shape) {
+  const TensorInfo& t = file.tensor(name);
   if (shape.size() && !std::equal(shape.begin(), shape.end(), t.shape.begin(), t.shape.end()))
-    throw ModelError(path() + ": tensor " + t.name + " has shape " + shape_str(t.shape) + ", expected " +
+    throw ModelError(file.path() + ": tensor " + t.name + " has shape " + shape_str(t.shape) + ", expected " +
                      shape_str(std::vector<int64_t>(shape)));
+  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+    throw ModelError(file.path() + ": tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
+  return t;
+}
+
+std::vector<float> widen(const TensorInfo& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::F32) {
+    std::memcpy(v.data(), t.data, v.size() * sizeof(float));
+    return v;
+  }
+  const auto* src = static_cast<const uint8_t*>(t.data);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+    v[i] = t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
+  }
+  return v;
+}
+
+}  // namespace
+
+const float* ModelFile::f32(std::string_view name, std::initializer_list<int64_t> shape) const {
+  const TensorInfo& t = float_tensor(*this, name, shape);
   if (t.dtype == DType::F32) return static_cast<const float*>(t.data);
-  if (t.dtype != DType::F16 && t.dtype != DType::BF16)
-    throw ModelError(path() + ": tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
   std::lock_guard<std::mutex> lock(impl_->converted_mu);
   auto& slot = impl_->converted[t.name];
-  if (!slot) {
-    auto v = std::make_unique<std::vector<float>>(static_cast<size_t>(t.numel()));
-    const auto* src = static_cast<const uint8_t*>(t.data);
-    for (size_t i = 0; i < v->size(); ++i) {
-      uint16_t h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-      (*v)[i] = t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
-    }
-    slot = std::move(v);
-  }
+  if (!slot) slot = std::make_unique<std::vector<float>>(widen(t));
   return slot->data();
+}
+
+std::vector<float> ModelFile::f32_copy(std::string_view name, std::initializer_list<int64_t> shape) const {
+  return widen(float_tensor(*this, name, shape));
 }
 
 bool ModelFile::has_key(std::string_view key) const { return impl_->gguf.kv.count(std::string(key)) > 0; }

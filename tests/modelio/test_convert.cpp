@@ -256,10 +256,15 @@ TEST(Convert, ClapOnlyAndF16) {
       const float* b = half->f32(t.name);
       for (int64_t i = 0; i < t.numel(); ++i)
         ASSERT_NEAR(b[i], a[i], std::abs(a[i]) * (1.0 / 2048) + 6e-8) << t.name << "[" << i << "]";
+      // The uncached copy (used for packed weights) holds the same values.
+      const std::vector<float> copy = half->f32_copy(t.name, {});
+      ASSERT_EQ(copy.size(), static_cast<size_t>(t.numel()));
+      EXPECT_EQ(std::memcmp(copy.data(), b, copy.size() * sizeof(float)), 0) << t.name;
     } else {
       EXPECT_FALSE(f16_eligible(t.name, t.shape)) << t.name;
       ASSERT_EQ(h.nbytes, t.nbytes);
       EXPECT_EQ(std::memcmp(h.data, t.data, t.nbytes), 0) << t.name;
+      if (h.dtype == DType::F32) EXPECT_EQ(half->f32_copy(t.name, {}), std::vector<float>(half->f32(t.name), half->f32(t.name) + t.numel()));
     }
   }
   EXPECT_GT(n_f16, 10u);  // wte, wpe, the larger HTSAT / GPT-2 matrices
