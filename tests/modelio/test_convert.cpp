@@ -264,7 +264,10 @@ TEST(Convert, ClapOnlyAndF16) {
       EXPECT_FALSE(f16_eligible(t.name, t.shape)) << t.name;
       ASSERT_EQ(h.nbytes, t.nbytes);
       EXPECT_EQ(std::memcmp(h.data, t.data, t.nbytes), 0) << t.name;
-      if (h.dtype == DType::F32) EXPECT_EQ(half->f32_copy(t.name, {}), std::vector<float>(half->f32(t.name), half->f32(t.name) + t.numel()));
+      if (h.dtype == DType::F32) {
+        const float* mapped = half->f32(t.name);
+        EXPECT_EQ(half->f32_copy(t.name, {}), std::vector<float>(mapped, mapped + t.numel())) << t.name;
+      }
     }
   }
   EXPECT_GT(n_f16, 10u);  // wte, wpe, the larger HTSAT / GPT-2 matrices
