@@ -128,9 +128,12 @@ inline void softmax_scores_64(float* s, const float* b, const float* m) {
     x[k] = load8(s + 8 * k) + load8(b + 8 * k);
     if (m) x[k] = x[k] + load8(m + 8 * k);
   }
-  float mx = x[0][0];
-  for (int k = 0; k < 8; ++k)
-    for (int e = 0; e < 8; ++e) mx = x[k][e] > mx ? x[k][e] : mx;
+  // Row maximum: element-wise over the 8 vectors, then across lanes (a scalar chain of 64 dependent
+  // compares cost more than the rest of the row).
+  v8f vmx = x[0];
+  for (int k = 1; k < 8; ++k) vmx = x[k] > vmx ? x[k] : vmx;
+  float mx = vmx[0];
+  for (int e = 1; e < 8; ++e) mx = vmx[e] > mx ? vmx[e] : mx;
   v8f sum{};
   for (int k = 0; k < 8; ++k) {
     x[k] = fast::exp8(x[k] - mx);
@@ -146,48 +149,57 @@ template <int kHd>
 void attend_window_64(const WindowJob& job, std::vector<float>& scratch) {
   constexpr int kT = 64, kHv = kHd / 8;
   const int64_t c = job.channels;
-  scratch.resize(static_cast<size_t>(3 * kT * kHd + kT * kT));
-  float* q = scratch.data();
-  float* kt = q + kT * kHd;
-  float* v = kt + kT * kHd;
-  float* s = v + kT * kHd;  // [T][T] scores, then probabilities
+  scratch.resize(static_cast<size_t>(kT * kHd + kT * kT));
+  float* kt = scratch.data();  // K of the head transposed, [hd][T]
+  float* s = kt + kT * kHd;    // [T][T] scores, then probabilities
+  // q and v are read in place from the window's qkv rows (q scaled as it is read: the same float
+  // PyTorch's q * scale gives); only K is copied, transposed, with contiguous stores.
+  const float* row[kT];
+  for (int i = 0; i < kT; ++i) row[i] = job.qkv + job.rows[i] * 3 * c;
   for (int64_t h = 0; h < job.heads; ++h) {
-    gather_head(job, h, kT, kHd, q, kt, v);
-    // S = Q K^T, two rows at a time: 16 accumulators, each K row load used twice.
+    const int64_t qo = h * kHd, ko = c + h * kHd, vo = 2 * c + h * kHd;
+    for (int d = 0; d < kHd; ++d)
+      for (int i = 0; i < kT; ++i) kt[d * kT + i] = row[i][ko + d];
+    // S = Q K^T, two rows by 32 columns at a time: 8 accumulators, each K load used twice. (Two rows
+    // by all 64 columns would need 16 accumulators plus operands: more than the 16 AVX registers.)
     for (int i = 0; i < kT; i += 2) {
-      v8f a0[8], a1[8];
-      for (int jj = 0; jj < 8; ++jj) a0[jj] = a1[jj] = v8f{};
-      for (int d = 0; d < kHd; ++d) {
-        const float q0 = q[i * kHd + d], q1 = q[(i + 1) * kHd + d];
-        const float* kd = kt + d * kT;
-        for (int jj = 0; jj < 8; ++jj) {
-          const v8f kv = load8(kd + 8 * jj);
-          a0[jj] += q0 * kv;
-          a1[jj] += q1 * kv;
+      for (int half = 0; half < 2; ++half) {
+        v8f a0[4], a1[4];
+        for (int jj = 0; jj < 4; ++jj) a0[jj] = a1[jj] = v8f{};
+        for (int d = 0; d < kHd; ++d) {
+          const float q0 = row[i][qo + d] * job.scale, q1 = row[i + 1][qo + d] * job.scale;
+          const float* kd = kt + d * kT + 32 * half;
+          for (int jj = 0; jj < 4; ++jj) {
+            const v8f kv = load8(kd + 8 * jj);
+            a0[jj] += q0 * kv;
+            a1[jj] += q1 * kv;
+          }
         }
-      }
-      for (int jj = 0; jj < 8; ++jj) {
-        store8(s + i * kT + 8 * jj, a0[jj]);
-        store8(s + (i + 1) * kT + 8 * jj, a1[jj]);
+        for (int jj = 0; jj < 4; ++jj) {
+          store8(s + i * kT + 32 * half + 8 * jj, a0[jj]);
+          store8(s + (i + 1) * kT + 32 * half + 8 * jj, a1[jj]);
+        }
       }
     }
     const float* bias_h = job.bias + h * kT * kT;
     for (int i = 0; i < kT; ++i)
       softmax_scores_64(s + i * kT, bias_h + i * kT, job.mask ? job.mask + i * kT : nullptr);
-    // O = P V, four rows at a time: 4 * kHv accumulators, each V row load used four times.
-    for (int i = 0; i < kT; i += 4) {
-      v8f acc[4][kHv];
-      for (int r = 0; r < 4; ++r)
+    // O = P V, kRows rows at a time: at most 8 accumulators (kRows * kHv), each V row load used kRows
+    // times, so that accumulators and operands fit the 16 AVX registers.
+    constexpr int kRows = kHv <= 2 ? 4 : 2;
+    for (int i = 0; i < kT; i += kRows) {
+      v8f acc[kRows][kHv];
+      for (int r = 0; r < kRows; ++r)
         for (int e = 0; e < kHv; ++e) acc[r][e] = v8f{};
       for (int j = 0; j < kT; ++j) {
         v8f vj[kHv];
-        for (int e = 0; e < kHv; ++e) vj[e] = load8(v + j * kHd + 8 * e);
-        for (int r = 0; r < 4; ++r) {
+        for (int e = 0; e < kHv; ++e) vj[e] = load8(row[j] + vo + 8 * e);
+        for (int r = 0; r < kRows; ++r) {
           const float p = s[(i + r) * kT + j];
           for (int e = 0; e < kHv; ++e) acc[r][e] += p * vj[e];
         }
       }
-      for (int r = 0; r < 4; ++r) {
+      for (int r = 0; r < kRows; ++r) {
         float* dst = job.out + job.rows[i + r] * c + h * kHd;
         for (int e = 0; e < kHv; ++e) store8(dst + 8 * e, acc[r][e]);
       }
