@@ -77,17 +77,20 @@ struct FftwFree {
   void operator()(void* p) const { fftw_free(p); }
 };
 
-// Non-zero row range of each mel column of a [513 x 64] filter bank.
+// A [513 x 64] filter bank in double, with the non-zero row range of each mel column and of the
+// whole bank (a model file may carry a dense bank).
 struct MelBank {
-  const float* w;
+  std::vector<double> w;  // [bin][band]
   int lo[kMelBins], hi[kMelBins];
-  explicit MelBank(const float* weights) : w(weights) {
+  int all_lo = kBins, all_hi = 0;
+  explicit MelBank(const float* weights) : w(weights, weights + kBins * kMelBins) {
     for (int m = 0; m < kMelBins; ++m) {
       int a = 0, b = kBins;
-      while (a < b && w[a * kMelBins + m] == 0.0f) ++a;
-      while (b > a && w[(b - 1) * kMelBins + m] == 0.0f) --b;
+      while (a < b && weights[a * kMelBins + m] == 0.0f) ++a;
+      while (b > a && weights[(b - 1) * kMelBins + m] == 0.0f) --b;
       lo[m] = a;
       hi[m] = b;
+      if (b > a) all_lo = std::min(all_lo, a), all_hi = std::max(all_hi, b);
     }
   }
 };
@@ -108,11 +111,15 @@ constexpr float kConvBelowLoudestDb = 50.0f;
 // 10 log10(max(power . melW, 1e-10)) for one frame: mel sums in double, float32 log10 as
 // torchlibrosa's power_to_db (and twice as fast as the double one).
 void mel_db_row(const MelBank& bank, const double* power, float* row) {
-  for (int m = 0; m < kMelBins; ++m) {
-    double mel = 0.0;
-    for (int k = bank.lo[m]; k < bank.hi[m]; ++k) mel += power[k] * bank.w[k * kMelBins + m];
-    row[m] = 10.0f * std::log10(std::max(static_cast<float>(mel), 1e-10f));
+  // Bins outer, bands inner (vectorised): each band still sums its bins in increasing order, and the
+  // zero weights outside its range add exact zeros, so the sums are those of a per-band loop.
+  double mel[kMelBins] = {};
+  for (int k = bank.all_lo; k < bank.all_hi; ++k) {
+    const double p = power[k];
+    const double* wk = bank.w.data() + k * kMelBins;
+    for (int m = 0; m < kMelBins; ++m) mel[m] += p * wk[m];
   }
+  for (int m = 0; m < kMelBins; ++m) row[m] = 10.0f * std::log10(std::max(static_cast<float>(mel[m]), 1e-10f));
 }
 
 }  // namespace
