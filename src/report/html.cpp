@@ -336,7 +336,10 @@ std::string render_page(const PageInput& in) {
   h += "</nav>";
   h += overview_section(in, flagged);
   h += machines_section(in);
-  h += explained_section(in);
+  std::string explained = explained_section(in);
+  const std::string shared_images = share_repeated_images(explained);
+  if (!shared_images.empty()) h += "<style>" + shared_images + "</style>";
+  h += explained;
   h += missing_section(run);
   std::time_t now = std::time(nullptr);
   char stamp[64];

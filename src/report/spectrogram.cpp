@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "asdcap/colormap.hpp"
 #include "asdcap/png.hpp"
@@ -97,6 +100,45 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
   }
   s += "</svg></div>";
   return s;
+}
+
+std::string share_repeated_images(std::string& body) {
+  // spectrogram_panel writes <img alt="ALT" src="URI" style="STYLE">; ALT is escaped and URI is base64.
+  static const std::string open = "<img alt=\"", src = "\" src=\"", style = "\" style=\"";
+  struct Tag {
+    size_t begin, end;
+    std::string alt, uri, style;
+  };
+  std::vector<Tag> tags;
+  std::map<std::string, int> uses;
+  for (size_t at = body.find(open); at != std::string::npos; at = body.find(open, at + 1)) {
+    const size_t a = at + open.size(), s1 = body.find(src, a);
+    if (s1 == std::string::npos) break;
+    const size_t u = s1 + src.size(), s2 = body.find(style, u);
+    if (s2 == std::string::npos) break;
+    const size_t st = s2 + style.size(), close = body.find("\">", st);
+    if (close == std::string::npos) break;
+    Tag t{at, close + 2, body.substr(a, s1 - a), body.substr(u, s2 - u), body.substr(st, close - st)};
+    if (t.uri.rfind("data:image/png;base64,", 0) != 0 || t.alt.find('"') != std::string::npos) continue;
+    ++uses[t.uri];
+    tags.push_back(std::move(t));
+  }
+  std::map<std::string, int> cls;  // URI -> class number, for URIs used more than once
+  std::string css, out;
+  size_t copied = 0;
+  for (const Tag& t : tags) {
+    if (uses[t.uri] < 2) continue;
+    auto [it, fresh] = cls.emplace(t.uri, static_cast<int>(cls.size()));
+    const std::string name = "sg" + std::to_string(it->second);
+    if (fresh) css += "." + name + "{background-image:url(" + t.uri + ")}";
+    out.append(body, copied, t.begin - copied);
+    out += "<div class=\"sgimg " + name + "\" role=\"img\" aria-label=\"" + t.alt + "\" style=\"" + t.style + "\"></div>";
+    copied = t.end;
+  }
+  if (cls.empty()) return "";
+  out.append(body, copied, std::string::npos);
+  body = std::move(out);
+  return css;
 }
 
 }  // namespace asdcap::report

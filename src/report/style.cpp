@@ -71,7 +71,8 @@ figure.clip>header h3{margin:0;font-size:16px;word-break:break-all}
 .panel.anomalous .who{color:#d9480f} .panel .who{color:#1864ab}
 .panel .who span{font-weight:400;color:var(--muted)}
 .spec{position:relative;width:100%}
-.spec img{position:absolute;display:block}
+.spec img,.spec .sgimg{position:absolute;display:block}
+.spec .sgimg{background-size:100% 100%;background-repeat:no-repeat}
 .spec svg{position:absolute;left:0;top:0;width:100%;height:100%;font-family:inherit;overflow:visible}
 .spec.missing,.nospec{aspect-ratio:220/138;display:flex;align-items:center;justify-content:center;text-align:center;
 padding:10px;background:repeating-linear-gradient(45deg,#f8f9fa,#f8f9fa 8px,#f1f3f5 8px,#f1f3f5 16px);color:var(--muted);font-size:13px;border-radius:4px}

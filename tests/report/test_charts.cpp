@@ -78,3 +78,27 @@ TEST(ReportCharts, NumbersAreFormattedReadably) {
   EXPECT_EQ(format_number(123456, 3), "1.23e+05");
   EXPECT_EQ(format_number(std::nan(""), 3), "n/a");
 }
+
+// A spectrogram shown twice (a neighbour of two flagged clips) is stored once, as a CSS class; a
+// spectrogram shown once stays an <img>.
+TEST(ReportSpectrogram, RepeatedImagesAreStoredOnce) {
+  const std::vector<float> quiet(20 * 8, -60.f), loud(20 * 8, -10.f);
+  const std::vector<double> hz = {100, 200, 400, 800, 1600, 3200, 6400, 12800};
+  const std::string a = spectrogram_panel(quiet, 20, 8, 1.0, hz, -80, 0, "normal <1>");
+  const std::string b = spectrogram_panel(loud, 20, 8, 1.0, hz, -80, 0, "anomalous");
+  std::string body = "<p>x</p>" + a + b + a + "<p>y</p>";
+  const std::string css = share_repeated_images(body);
+  auto count = [](const std::string& s, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(body, "<img "), 1u);  // the anomalous clip's, shown once
+  EXPECT_EQ(count(body, "<div class=\"sgimg sg0\" role=\"img\" aria-label=\"normal &lt;1&gt;\""), 2u);
+  EXPECT_EQ(count(css, ".sg0{background-image:url(data:image/png;base64,"), 1u);
+  EXPECT_EQ(count(body + css, "data:image/png;base64,"), 2u);  // each picture once
+  EXPECT_EQ(body.rfind("<p>y</p>"), body.size() - 8);
+  std::string single = "<p>z</p>" + b;
+  EXPECT_EQ(share_repeated_images(single), "");
+  EXPECT_EQ(single, "<p>z</p>" + b);
+}

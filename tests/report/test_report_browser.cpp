@@ -78,6 +78,16 @@ std::string check_in_browser(const std::string& root, const std::string& page, c
     }
   }
   EXPECT_GT(images, 0u);
+  // Spectrograms shown more than once are one CSS background image each, used by >= 2 panels.
+  const std::string rule = "{background-image:url(data:image/png;base64,";
+  size_t shared = 0;
+  for (size_t at = dom.find(rule); at != std::string::npos; at = dom.find(rule, at + 1)) {
+    const size_t b = at + rule.size(), e = dom.find(')', b);
+    if (e == std::string::npos) break;
+    EXPECT_NO_THROW(asdcap::test::decode_png(asdcap::test::base64_decode(dom.substr(b, e - b))));
+    ++shared;
+  }
+  EXPECT_GE(count(dom, "<div class=\"sgimg "), 2 * shared);
   EXPECT_EQ(dom.find("http://"), std::string::npos);
   EXPECT_EQ(dom.find("https://"), std::string::npos);
   return dom;
