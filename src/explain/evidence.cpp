@@ -299,7 +299,7 @@ const std::vector<FeatureSpec>& evidence_features() {
       {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, 0.0, true},
       {"click_strength", "Periodicity of the transients", "0-1", 2, 0.1, 0.0, true},
       {"click_rate", "Rate of periodic transients", "Hz", 1, 0.0, 0.0, false},
-      {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz beyond the whole sound's)", "%", 1, 3.0, 0.0, true},
+      {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz beyond the whole sound's)", "%", 1, 1.5, 0.0, true},
       {"rattle_hz", "Rattle rate", "Hz", 1, 0.0, 0.0, false},
       {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, 0.0, true},
       {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, 0.0, true},
