@@ -83,6 +83,7 @@ bool is_wav_family(int format) {
 
 // Checks what libsndfile cannot tell apart (missing / unreadable / empty file), then opens it.
 void open_audio(const std::string& path, SndFile& file) {
+  if (path.empty()) throw IoError("an empty file name was given as an audio file");
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0)
     throw IoError(path + ": cannot open: " + std::strerror(errno));

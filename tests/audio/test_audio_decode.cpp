@@ -157,6 +157,11 @@ TEST(AudioDecodeErrors, MissingFile) {
   EXPECT_THROW(probe_audio(dir.file("nope.wav")), IoError);
 }
 
+TEST(AudioDecodeErrors, EmptyFileName) {
+  expect_error<IoError>("", "empty file name");  // e.g. an unset shell variable
+  EXPECT_THROW(probe_audio(""), IoError);
+}
+
 TEST(AudioDecodeErrors, Directory) {
   TempDir dir;
   expect_error<IoError>(dir.path().string(), "directory");
