@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <vector>
 
 namespace asdcap::nn {
@@ -76,8 +77,20 @@ class PackedLinear {
   void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                      Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
-  std::vector<float> packed_;  // [panel][k][16], zero-padded to whole panels
-  std::vector<float> bias_;    // [panels * 16], zero where absent
+  // Cache-line aligned: a panel row (16 floats) is then exactly one line, and no vector load of the
+  // kernel is split across two lines.
+  template <typename T>
+  struct LineAligned {
+    using value_type = T;
+    LineAligned() = default;
+    template <typename U>
+    LineAligned(const LineAligned<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+    bool operator==(const LineAligned&) const { return true; }
+  };
+  std::vector<float, LineAligned<float>> packed_;  // [panel][k][16], zero-padded to whole panels
+  std::vector<float, LineAligned<float>> bias_;    // [panels * 16], zero where absent
 };
 
 // ---- Swin transformer pieces ----------------------------------------------------------------
