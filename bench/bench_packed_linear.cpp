@@ -19,7 +19,7 @@ using namespace asdcap;
 
 // Best rate (calls per second) over short timed rounds: on a shared machine the best round is the one
 // least disturbed, and both sides get the same number of rounds, interleaved.
-double best_rate(const std::function<void()>& fn, double& best) {
+void best_rate(const std::function<void()>& fn, double& best) {
   using clock = std::chrono::steady_clock;
   int reps = 0;
   const auto t0 = clock::now();
@@ -30,7 +30,6 @@ double best_rate(const std::function<void()>& fn, double& best) {
     elapsed = std::chrono::duration<double>(clock::now() - t0).count();
   } while (elapsed < 0.05);
   best = std::max(best, reps / elapsed);
-  return best;
 }
 
 void BM_LinearShape(benchmark::State& state) {

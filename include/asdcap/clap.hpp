@@ -58,7 +58,7 @@ class AudioEncoder {
   int64_t num_classes() const;
   const std::string& prefix() const;
 
-  static constexpr int kMaxBatch = 8;  // windows per forward pass (bounds scratch memory)
+  static constexpr int kMaxBatch = 8;  // windows whose images are held at once (bounds memory)
 
  private:
   struct Impl;

@@ -33,6 +33,10 @@ void softmax_rows(float* x, int64_t rows, int64_t cols);
 // e1 = x · W1^T; out = LayerNorm(e1 + GELU_erf(e1) · W2^T). W1 [out, in], W2 [out, out], no biases.
 void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
                      int64_t out_dim, const float* ln_gamma, const float* ln_beta, float* out);
+class PackedLinear;
+// The same on packed weights (w1: in -> out, w2: out -> out).
+void clap_projection(const float* x, int64_t rows, const PackedLinear& w1, const PackedLinear& w2,
+                     const float* ln_gamma, const float* ln_beta, float* out);
 
 // ---- Threads -------------------------------------------------------------------------------
 // Every kernel here parallelises with OpenMP; OpenBLAS itself is kept single-threaded and GEMMs are
@@ -44,6 +48,10 @@ int threads();
 // Calls fn(begin, end) for consecutive chunks of [0, count) of `grain` items (the last may be
 // shorter), in parallel. Chunk boundaries depend on count and grain only. fn must not throw.
 void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// Calls fn(i) for every i in [0, count), in parallel; an exception thrown by fn is caught and the one
+// of the lowest i is rethrown once all items are done.
+void parallel_items(int64_t count, const std::function<void(int64_t)>& fn);
 
 // linear() without any threading, for use inside parallel_chunks.
 void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,

@@ -2,7 +2,6 @@
 // final LayerNorm, token-semantic head and the CLAP projection. See SPEC section 4.
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <string>
 
 #include "asdcap/audio.hpp"
@@ -50,19 +49,21 @@ struct AudioEncoder::Impl {
   const float *proj_g = nullptr, *proj_b = nullptr;
 
   std::string name(const std::string& rest) const { return prefix + rest; }
-  const float* get(const std::string& rest, std::initializer_list<int64_t> shape) const {
-    const std::string full = name(rest);
+  // The full name of a tensor the encoder needs; ModelError naming it if the file lacks it.
+  std::string require(const std::string& rest) const {
+    std::string full = name(rest);
     if (!model->has(full))
       throw ModelError("model file " + model->path() + " lacks tensor " + full + " (needed by the " +
                        (prefix == "audio." ? "CLAP" : "captioner") + " audio encoder)");
-    return model->f32(full, shape);
+    return full;
+  }
+  const float* get(const std::string& rest, std::initializer_list<int64_t> shape) const {
+    return model->f32(require(rest), shape);
   }
   // A Linear layer packed for asdcap's GEMM from weight [out, in] (any trailing shape flattened) and an
   // optional bias; the weights are read as a temporary copy, so only the packed form stays in memory.
   nn::PackedLinear packed(const std::string& weight, std::initializer_list<int64_t> shape, const std::string& bias) const {
-    const std::string full = name(weight);
-    if (!model->has(full)) get(weight, shape);  // throws the "lacks tensor" error
-    const std::vector<float> w = model->f32_copy(full, shape);
+    const std::vector<float> w = model->f32_copy(require(weight), shape);
     const int64_t out = *shape.begin(), in = static_cast<int64_t>(w.size()) / out;
     return nn::PackedLinear(w.data(), out, in, bias.empty() ? nullptr : get(bias, {out}));
   }
@@ -273,13 +274,7 @@ void AudioEncoder::Impl::head(const float* fin, int64_t batch, std::vector<Outpu
   tscam.forward(tap_means.data(), batch, logits.data());
   nn::sigmoid(logits.data(), batch * ncls);
   std::vector<float> emb(static_cast<size_t>(batch * proj_dim));
-  // CLAP projection (as nn::clap_projection, on packed weights): e1 = x W1^T; LN(e1 + GELU(e1) W2^T).
-  std::vector<float> e1(emb.size()), h(emb.size());
-  proj1.forward(latent.data(), batch, e1.data());
-  h = e1;
-  nn::gelu_erf(h.data(), static_cast<int64_t>(h.size()));
-  proj2.forward(h.data(), batch, e1.data(), nn::PackedLinear::Epilogue::kAccumulate);
-  nn::layer_norm(e1.data(), batch, proj_dim, proj_g, proj_b, kEps, emb.data());
+  nn::clap_projection(latent.data(), batch, proj1, proj2, proj_g, proj_b, emb.data());
   for (int64_t b = 0; b < batch; ++b) {
     Output o;
     o.latent.assign(latent.begin() + b * c, latent.begin() + (b + 1) * c);
@@ -347,18 +342,7 @@ std::vector<AudioEncoder::Output> AudioEncoder::encode_images(const std::vector<
   if (n >= 2 && nn::threads() >= 2) {
     // Several windows: one per thread, each pass single-threaded (the kernels run serially inside a
     // parallel region): no synchronisation per layer.
-    std::vector<std::exception_ptr> errors(images.size());
-    nn::parallel_chunks(n, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        try {
-          out[static_cast<size_t>(i)] = impl_->encode_one(images[static_cast<size_t>(i)]);
-        } catch (...) {
-          errors[static_cast<size_t>(i)] = std::current_exception();
-        }
-      }
-    });
-    for (const auto& e : errors)
-      if (e) std::rethrow_exception(e);
+    nn::parallel_items(n, [&](int64_t i) { out[static_cast<size_t>(i)] = impl_->encode_one(images[static_cast<size_t>(i)]); });
   } else {
     for (size_t i = 0; i < images.size(); ++i) out[i] = impl_->encode_one(images[i]);
   }
@@ -371,19 +355,10 @@ std::vector<AudioEncoder::Output> AudioEncoder::encode(const std::vector<const f
   for (size_t first = 0; first < windows.size(); first += kMaxBatch) {
     const size_t count = std::min<size_t>(kMaxBatch, windows.size() - first);
     std::vector<std::vector<float>> images(count);
-    // Front ends in parallel (log_mel is thread-safe); the first error is rethrown here.
-    std::vector<std::exception_ptr> errors(count);
-    nn::parallel_chunks(static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        try {
-          images[static_cast<size_t>(i)] = impl_->image_of(windows[first + static_cast<size_t>(i)], nullptr, nullptr);
-        } catch (...) {
-          errors[static_cast<size_t>(i)] = std::current_exception();
-        }
-      }
+    // Front ends in parallel (log_mel is thread-safe).
+    nn::parallel_items(static_cast<int64_t>(count), [&](int64_t i) {
+      images[static_cast<size_t>(i)] = impl_->image_of(windows[first + static_cast<size_t>(i)], nullptr, nullptr);
     });
-    for (const auto& e : errors)
-      if (e) std::rethrow_exception(e);
     std::vector<const float*> ptrs;
     for (auto& im : images) ptrs.push_back(im.data());
     auto part = encode_images(ptrs);

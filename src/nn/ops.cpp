@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "asdcap/nn.hpp"
 #include "fastmath.hpp"
@@ -135,6 +136,21 @@ void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int6
   for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
 }
 
+void parallel_items(int64_t count, const std::function<void(int64_t)>& fn) {
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(std::max<int64_t>(count, 0)));
+  parallel_chunks(count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[static_cast<size_t>(i)] = std::current_exception();
+      }
+    }
+  });
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
                    bool accumulate) {
   ensure_blas_single_threaded();
@@ -210,14 +226,36 @@ void softmax_rows(float* x, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) row_fn(x + r * cols);
 }
 
+namespace {
+
+// e1 = first(x); out = LayerNorm(e1 + second(GELU(e1))), where second_accumulate(h, e1) adds h . W2^T.
+template <typename First, typename SecondAccumulate>
+void projection(int64_t rows, int64_t out_dim, First first, SecondAccumulate second_accumulate, const float* ln_gamma,
+                const float* ln_beta, float* out) {
+  std::vector<float> e1(static_cast<size_t>(rows * out_dim));
+  first(e1.data());
+  std::vector<float> h = e1;
+  gelu_erf(h.data(), static_cast<int64_t>(h.size()));
+  second_accumulate(h.data(), e1.data());
+  layer_norm(e1.data(), rows, out_dim, ln_gamma, ln_beta, 1e-5f, out);
+}
+
+}  // namespace
+
 void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
                      int64_t out_dim, const float* ln_gamma, const float* ln_beta, float* out) {
-  std::vector<float> e1(static_cast<size_t>(rows * out_dim)), h(e1.size());
-  linear(x, rows, in_dim, w1, out_dim, nullptr, e1.data());
-  h = e1;
-  gelu_erf(h.data(), static_cast<int64_t>(h.size()));
-  linear(h.data(), rows, out_dim, w2, out_dim, nullptr, e1.data(), /*accumulate=*/true);
-  layer_norm(e1.data(), rows, out_dim, ln_gamma, ln_beta, 1e-5f, out);
+  projection(
+      rows, out_dim, [&](float* e1) { linear(x, rows, in_dim, w1, out_dim, nullptr, e1); },
+      [&](const float* h, float* e1) { linear(h, rows, out_dim, w2, out_dim, nullptr, e1, /*accumulate=*/true); },
+      ln_gamma, ln_beta, out);
+}
+
+void clap_projection(const float* x, int64_t rows, const PackedLinear& w1, const PackedLinear& w2,
+                     const float* ln_gamma, const float* ln_beta, float* out) {
+  projection(
+      rows, w1.out_features(), [&](float* e1) { w1.forward(x, rows, e1); },
+      [&](const float* h, float* e1) { w2.forward(h, rows, e1, PackedLinear::Epilogue::kAccumulate); }, ln_gamma,
+      ln_beta, out);
 }
 
 float f16_to_f32(uint16_t h) {

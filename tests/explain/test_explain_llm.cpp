@@ -40,6 +40,14 @@ std::string error_of(const OpenAiClient& client, const std::string& prompt) {
   return "";
 }
 
+// client.complete(prompt), with the seconds it took in `seconds`.
+LlmReply timed_complete(const OpenAiClient& client, const std::string& prompt, double& seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  LlmReply reply = client.complete(prompt);
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return reply;
+}
+
 }  // namespace
 
 TEST(ExplainLlm, SendsOneUserMessageAndReadsTheAnswer) {
@@ -78,9 +86,8 @@ TEST(ExplainLlm, RetriesAfter429HonouringRetryAfter) {
     }
   });
   const OpenAiClient client(fast_options(server));
-  const auto start = std::chrono::steady_clock::now();
-  const LlmReply reply = client.complete("p");
-  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double waited = 0;
+  const LlmReply reply = timed_complete(client, "p", waited);
   EXPECT_EQ(reply.answer, "This sound is fine.");
   EXPECT_EQ(reply.attempts, 2);
   EXPECT_EQ(server.requests().size(), 2u);
@@ -104,9 +111,8 @@ TEST(ExplainLlm, RetryAfterAsHttpDate) {
     }
   });
   const OpenAiClient client(fast_options(server));
-  const auto start = std::chrono::steady_clock::now();
-  const LlmReply reply = client.complete("p");
-  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double waited = 0;
+  const LlmReply reply = timed_complete(client, "p", waited);
   EXPECT_EQ(reply.answer, "This sound is late.");
   EXPECT_EQ(reply.attempts, 2);
   EXPECT_GE(waited, 0.9);
