@@ -68,7 +68,12 @@ class PackedLinear {
  public:
   enum class Layout { kOutIn, kInOut };  // w[n, k] (PyTorch Linear) or w[k, n] (GPT-2 Conv1D)
   enum class Epilogue { kNone, kGelu, kAccumulate };  // y = v, y = GELU_erf(v), y += v (v = x.W^T + b)
+  // Output features per packed panel: the register tile's width (48 with AVX-512, else 16).
+#if defined(__AVX512F__)
+  static constexpr int64_t kPanel = 48;
+#else
   static constexpr int64_t kPanel = 16;
+#endif
 
   PackedLinear() = default;
   PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias,
@@ -85,8 +90,8 @@ class PackedLinear {
   void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                      Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
-  // Cache-line aligned: a panel row (16 floats) is then exactly one line, and no vector load of the
-  // kernel is split across two lines.
+  // Cache-line aligned: a panel row (16 or 48 floats) is then one or three whole lines, and no vector
+  // load of the kernel is split across two lines.
   template <typename T>
   struct LineAligned {
     using value_type = T;
@@ -97,8 +102,8 @@ class PackedLinear {
     void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
     bool operator==(const LineAligned&) const { return true; }
   };
-  std::vector<float, LineAligned<float>> packed_;  // [panel][k][16], zero-padded to whole panels
-  std::vector<float, LineAligned<float>> bias_;    // [panels * 16], zero where absent
+  std::vector<float, LineAligned<float>> packed_;  // [panel][k][kPanel], zero-padded to whole panels
+  std::vector<float, LineAligned<float>> bias_;    // [panels * kPanel], zero where absent
 };
 
 // ---- Swin transformer pieces ----------------------------------------------------------------

@@ -58,44 +58,64 @@ namespace asdcap::nn::fast {
 
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
+// 16-wide: one AVX-512 register, or two AVX ones without AVX-512.
+typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t v16i __attribute__((vector_size(64), aligned(4), may_alias));
 
 inline v8f splat(float x) { return v8f{} + x; }
 inline v8f load8(const float* p) { return *reinterpret_cast<const v8f*>(p); }
 inline void store8(float* p, v8f x) { *reinterpret_cast<v8f*>(p) = x; }
+inline v16f load16(const float* p) { return *reinterpret_cast<const v16f*>(p); }
+inline void store16(float* p, v16f x) { *reinterpret_cast<v16f*>(p) = x; }
 
-// Same algorithm and constants as the scalar exp above.
-inline v8f exp8(v8f x) {
-  const v8f lo = splat(-87.336544f), hi = splat(88.0f);
+// Same algorithm and constants as the scalar exp above, for 8 or 16 lanes (the same value per lane
+// for either width).
+template <typename VF>
+inline VF expv(VF x) {
+  using VI = decltype(x < x);  // the int32 vector of the same width
+  const VF lo = VF{} + -87.336544f, hi = VF{} + 88.0f;
   x = x < lo ? lo : x;
   x = x > hi ? hi : x;
-  const v8i ki = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, v8i) - 128;
-  const v8f k = __builtin_convertvector(ki, v8f);
-  v8f r = x - k * 0.693359375f;
+  const VI ki = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, VI) - 128;
+  const VF k = __builtin_convertvector(ki, VF);
+  VF r = x - k * 0.693359375f;
   r = r - k * -2.12194440e-4f;
-  v8f p = splat(1.9875691500e-4f);
+  VF p = VF{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const v8i e = (ki + 127) << 23;
-  return p * std::bit_cast<v8f>(e);
+  const VI e = (ki + 127) << 23;
+  return p * std::bit_cast<VF>(e);
 }
 
-inline v8f erf8(v8f x) {
-  const v8f ax = std::bit_cast<v8f>(std::bit_cast<v8i>(x) & 0x7fffffff);
-  const v8f t = 1.0f / (1.0f + 0.3275911f * ax);
-  v8f p = splat(1.061405429f);
+template <typename VF>
+inline VF erfv(VF x) {
+  using VI = decltype(x < x);  // the int32 vector of the same width
+  const VF ax = std::bit_cast<VF>(std::bit_cast<VI>(x) & 0x7fffffff);
+  const VF t = 1.0f / (1.0f + 0.3275911f * ax);
+  VF p = VF{} + 1.061405429f;
   p = p * t - 1.453152027f;
   p = p * t + 1.421413741f;
   p = p * t - 0.284496736f;
   p = p * t + 0.254829592f;
-  const v8f y = 1.0f - p * t * exp8(-ax * ax);
+  // Where exp(-x^2) < 1e-35 (|x| > 8.9), erf(x) is +-1 in float whatever the tail; the tail is then
+  // taken as 0 so that p * t * exp never makes a subnormal (a microcode assist per element on Intel).
+  const VF tail = -ax * ax < -80.f ? VF{} : expv(-ax * ax);
+  const VF y = 1.0f - p * t * tail;
   return x < 0 ? -y : y;
 }
 
-inline v8f gelu_erf8(v8f x) { return 0.5f * x * (1.0f + erf8(x * 0.70710678118654752f)); }
+template <typename VF>
+inline VF gelu_erfv(VF x) {
+  return 0.5f * x * (1.0f + erfv(x * 0.70710678118654752f));
+}
+
+inline v8f exp8(v8f x) { return expv(x); }
+inline v8f erf8(v8f x) { return erfv(x); }
+inline v8f gelu_erf8(v8f x) { return gelu_erfv(x); }
 inline v8f sigmoid8(v8f x) { return 1.0f / (1.0f + exp8(-x)); }
 
 // Applies f8 to x[0, n): every element goes through the same vector code (a short tail is padded),

@@ -56,6 +56,12 @@ struct WindowJob {
   float scale;
 };
 
+// Scores more than this far below their row's maximum get probability 0 instead of exp(-64) ~ 1e-28
+// or less: far below float resolution against the maximum's 1, and they would otherwise become
+// subnormal probabilities (every masked score does: -100) and products, each a microcode assist
+// costing ~100 cycles on Intel CPUs.
+constexpr float kNegligible = 64.f;
+
 // One row of scores -> probabilities: s = (s + bias) + mask; softmax (max-subtracted).
 inline void softmax_scores(float* s, const float* b, const float* m, int64_t t) {
   if (m) {
@@ -70,7 +76,8 @@ inline void softmax_scores(float* s, const float* b, const float* m, int64_t t) 
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < t; ++j) {
-    s[j] = fast::exp(s[j] - mx);
+    const float d = s[j] - mx;
+    s[j] = d < -kNegligible ? 0.f : fast::exp(d);
     sum += s[j];
   }
   const float inv = 1.0f / sum;
@@ -136,7 +143,8 @@ inline void softmax_scores_64(float* s, const float* b, const float* m) {
   for (int e = 1; e < 8; ++e) mx = vmx[e] > mx ? vmx[e] : mx;
   v8f sum{};
   for (int k = 0; k < 8; ++k) {
-    x[k] = fast::exp8(x[k] - mx);
+    const v8f d = x[k] - mx;
+    x[k] = d < -kNegligible ? v8f{} : fast::exp8(d);
     sum += x[k];
   }
   float total = 0;
