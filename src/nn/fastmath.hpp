@@ -133,3 +133,88 @@ inline void apply8(float* x, int64_t n, F8 f8) {
 }
 
 }  // namespace asdcap::nn::fast
+
+// ---- AVX-512 versions, where the build targets it ---------------------------------------------
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+namespace asdcap::nn::fast {
+
+// exp for x <= 0 (softmax after max subtraction), ~1 ulp: the same reduction and polynomial as
+// expv, with the exponent applied by vscalefps; exactly 0 where x < -cutoff (see the callers).
+inline v16f exp16_nonpositive(v16f xv, float cutoff) {
+  const __m512 x = xv;
+  // (maskz forms throughout: the plain ones trip GCC 12's -Wmaybe-uninitialized in its own headers)
+  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-cutoff), _CMP_GE_OQ);
+  return _mm512_maskz_scalef_ps(keep, p, n);
+}
+
+// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), with erfv's formula (A&S 7.1.26, |error| <= 1.5e-7) but
+// cheaper instructions: t = 1 / (1 + p |z|) by vrcp14ps and one Newton step (within 2 ulp; a
+// division is the slowest AVX-512 instruction), exp(-z^2) by vscalefps, and the tail taken as 0
+// where exp(-z^2) < 1e-35 (erf is +-1 in float there).
+inline v16f gelu_erf16(v16f xv) {
+  const __m512 x = xv;
+  const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+  const __m512 az = _mm512_abs_ps(z);
+  const __m512 den = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
+  const __m512 r0 = _mm512_rcp14_ps(den);
+  const __m512 t = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(1.0f)), r0);
+  __m512 p = _mm512_set1_ps(1.061405429f);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+  const __m512 w = _mm512_mul_ps(az, az);  // exp(-w)
+  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, _mm512_mul_ps(w, _mm512_set1_ps(-1.44269504088896341f)),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmsub_ps(n, _mm512_set1_ps(0.693359375f), w);  // -w - n ln2 (hi)
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 e = _mm512_set1_ps(1.9875691500e-4f);
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.3981999507e-3f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(8.3334519073e-3f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(4.1665795894e-2f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.6666665459e-1f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(5.0000001201e-1f));
+  e = _mm512_add_ps(_mm512_fmadd_ps(e, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  const __mmask16 keep = _mm512_cmp_ps_mask(w, _mm512_set1_ps(80.f), _CMP_LE_OQ);
+  e = _mm512_maskz_scalef_ps(keep, e, n);
+  const __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(p, t), e, _mm512_set1_ps(1.0f));  // erf(|z|)
+  // erf(z) = copysign(y, z); gelu = 0.5 x (1 + erf(z))
+  const __m512 erf = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+      _mm512_castps_si512(y), _mm512_castps_si512(z), _mm512_set1_epi32(0x7fffffff), 0xe4));
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(erf, _mm512_set1_ps(1.0f)));
+}
+
+typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
+
+// Maximum and sum of the 16 lanes (pairwise halving: a fixed order).
+inline float hmax16(v16f v) {
+  const v8f a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  const v8f b = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v8f m8 = a > b ? a : b;
+  const v4f c = __builtin_shufflevector(m8, m8, 0, 1, 2, 3), d = __builtin_shufflevector(m8, m8, 4, 5, 6, 7);
+  const v4f m4 = c > d ? c : d;
+  const float x = m4[0] > m4[2] ? m4[0] : m4[2], y = m4[1] > m4[3] ? m4[1] : m4[3];
+  return x > y ? x : y;
+}
+inline float hsum16(v16f v) {
+  const v8f s8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v4f s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+  return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+}  // namespace asdcap::nn::fast
+#endif
