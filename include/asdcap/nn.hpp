@@ -122,13 +122,27 @@ std::vector<float> relative_position_bias(const float* table, int64_t window, in
 // Swin's shifted-window mask, [num_windows][T][T]: 0 within a region, -100 across regions.
 std::vector<float> shifted_window_mask(int64_t height, int64_t width, int64_t window, int64_t shift);
 
-// Multi-head attention inside (shifted) windows, as Swin's WindowAttention on the rolled map,
-// with the roll and the window partition/reverse done by index arithmetic (no copies of the map):
-// qkv [batch*H*W, 3C] (q | k | v, heads contiguous), out [batch*H*W, C] in the original token
-// order. q is scaled by head_dim^-0.5; scores + bias[h] (+ mask[window]) -> softmax -> . v.
-// mask may be null (no shift).
-void window_attention(const float* qkv, int64_t batch, const WindowGeometry& g, const float* bias,
-                      const float* mask, float* out);
+// Multi-head attention inside (shifted) windows, as Swin's WindowAttention on the rolled map, with
+// the roll and the window partition/reverse done by index arithmetic (no copies of the map). Built
+// once per block: the relative position bias and the shift mask are laid out for the kernel that
+// this CPU runs. forward(): qkv [batch*H*W, 3C] (q | k | v, heads contiguous) -> out [batch*H*W, C]
+// in the original token order; q is scaled by head_dim^-0.5; scores + bias[h] (+ mask) -> softmax
+// -> . v. Results do not depend on the thread count.
+class WindowAttention {
+ public:
+  WindowAttention() = default;
+  // table: Swin's relative_position_bias_table, [(2 window - 1)^2, heads]. Throws ModelError when
+  // the grid, window, heads and shift do not fit together.
+  WindowAttention(const WindowGeometry& g, const float* table);
+  const WindowGeometry& geometry() const { return g_; }
+  void forward(const float* qkv, int64_t batch, float* out) const;
+
+ private:
+  WindowGeometry g_;
+  int kernel_ = 0;
+  std::vector<float> bias_;  // [heads][T][T], query- or key-major per kernel
+  std::vector<float> mask_;  // [num_windows][T][T] when shifted (symmetric)
+};
 
 // Swin PatchMerging up to the Linear: cat(x[0::2,0::2], x[1::2,0::2], x[0::2,1::2], x[1::2,1::2])
 // then LayerNorm(4C): x [batch*H*W, C] -> out [batch*(H/2)*(W/2), 4C].

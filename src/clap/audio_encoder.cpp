@@ -22,13 +22,11 @@ struct AudioEncoder::Impl {
   struct Block {
     const float *n1_g, *n1_b, *n2_g, *n2_b;
     nn::PackedLinear qkv, proj, fc1, fc2;
-    std::vector<float> bias;  // [heads][T][T]
-    bool shifted = false;
+    nn::WindowAttention attn;  // the odd blocks' shifted
   };
   struct Stage {
     nn::WindowGeometry geom;  // shift = the odd blocks' shift
     std::vector<Block> blocks;
-    std::vector<float> mask;  // for shifted blocks
     const float *down_g = nullptr, *down_b = nullptr;  // PatchMerging (not last stage)
     nn::PackedLinear down;
   };
@@ -153,12 +151,11 @@ void AudioEncoder::Impl::load() {
       bl.n2_b = get(b + "norm2.bias", {c});
       bl.fc1 = packed(b + "mlp.fc1.weight", {hid, c}, b + "mlp.fc1.bias");
       bl.fc2 = packed(b + "mlp.fc2.weight", {c, hid}, b + "mlp.fc2.bias");
-      bl.bias = nn::relative_position_bias(get(b + "attn.relative_position_bias_table", {span * span, heads}),
-                                           window, heads);
-      bl.shifted = (j % 2 == 1) && shift > 0;
+      nn::WindowGeometry g = st.geom;
+      if (j % 2 == 0) g.shift = 0;
+      bl.attn = nn::WindowAttention(g, get(b + "attn.relative_position_bias_table", {span * span, heads}));
       st.blocks.push_back(std::move(bl));
     }
-    if (shift > 0 && cfg.depths[i] > 1) st.mask = nn::shifted_window_mask(side, side, window, shift);
     if (i + 1 < n_stages) {
       const std::string d = "htsat.layers." + std::to_string(i) + ".downsample.";
       st.down_g = get(d + "norm.weight", {4 * c});
@@ -193,9 +190,7 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
   using Ep = nn::PackedLinear::Epilogue;
   nn::layer_norm(x, m, c, bl.n1_g, bl.n1_b, kEps, xn);
   bl.qkv.forward(xn, m, big);
-  nn::WindowGeometry g = st.geom;
-  if (!bl.shifted) g.shift = 0;
-  nn::window_attention(big, batch, g, bl.bias.data(), bl.shifted ? st.mask.data() : nullptr, xn);
+  bl.attn.forward(big, batch, xn);
   bl.proj.forward(xn, m, x, Ep::kAccumulate);
   // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs. Row chunks
   // keep the hidden layer in cache; small maps split whole GEMMs over threads instead.

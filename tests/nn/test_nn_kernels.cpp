@@ -78,11 +78,8 @@ void check_window_attention(int64_t side, int64_t channels, int64_t heads, int64
   nn::WindowGeometry g{side, side, channels, heads, window, shift};
   const auto qkv = random_vector(static_cast<size_t>(batch * side * side * 3 * channels), 7, 1.5f);
   const auto table = random_vector(static_cast<size_t>((2 * window - 1) * (2 * window - 1) * heads), 8);
-  const auto bias = nn::relative_position_bias(table.data(), window, heads);
-  std::vector<float> mask;
-  if (shift) mask = nn::shifted_window_mask(side, side, window, shift);
   std::vector<float> out(static_cast<size_t>(batch * side * side * channels));
-  nn::window_attention(qkv.data(), batch, g, bias.data(), shift ? mask.data() : nullptr, out.data());
+  nn::WindowAttention(g, table.data()).forward(qkv.data(), batch, out.data());
   const auto ref = reference_window_attention(qkv, batch, g, table, shift > 0);
   double worst = 0;
   for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
@@ -102,10 +99,34 @@ TEST(NnWindowAttention, MatchesReferenceHead24AndGenericSizes) {
   check_window_attention(8, 64, 2, 8, 0, 1);    // one window, no shift (HTSAT's last stage)
 }
 
+TEST(NnWindowAttention, MatchesReferenceHead8And40) {
+  check_window_attention(16, 16, 2, 8, 4, 1);  // head size 8: AVX-512 kernel, generic elsewhere
+  check_window_attention(8, 80, 2, 8, 0, 1);   // head size 40
+}
+
+// Heads of one window are split over threads (HTSAT's last stage is a single window); windows of a
+// map too. Neither changes a bit.
+TEST(NnWindowAttention, SameBitsWithOneAndTwoThreads) {
+  ThreadGuard guard;
+  for (int64_t side : {8, 32}) {
+    const nn::WindowGeometry g{side, side, 96, 4, 8, side > 8 ? 4 : 0};
+    const auto qkv = random_vector(static_cast<size_t>(2 * side * side * 3 * 96), 9, 1.5f);
+    const auto table = random_vector(static_cast<size_t>(15 * 15 * 4), 10);
+    const nn::WindowAttention attn(g, table.data());
+    std::vector<float> one(static_cast<size_t>(2 * side * side * 96)), two(one.size());
+    nn::set_threads(1);
+    attn.forward(qkv.data(), 2, one.data());
+    nn::set_threads(2);
+    attn.forward(qkv.data(), 2, two.data());
+    EXPECT_EQ(one, two) << "side " << side;
+  }
+}
+
 TEST(NnWindowAttention, RejectsGridNotMultipleOfWindow) {
-  nn::WindowGeometry g{12, 12, 32, 2, 8, 0};
-  std::vector<float> qkv(12 * 12 * 96), out(12 * 12 * 32), bias(2 * 64 * 64);
-  EXPECT_THROW(nn::window_attention(qkv.data(), 1, g, bias.data(), nullptr, out.data()), asdcap::Error);
+  const std::vector<float> table(15 * 15 * 2);
+  EXPECT_THROW(nn::WindowAttention(nn::WindowGeometry{12, 12, 32, 2, 8, 0}, table.data()), asdcap::Error);
+  EXPECT_THROW(nn::WindowAttention(nn::WindowGeometry{16, 16, 30, 4, 8, 0}, table.data()), asdcap::Error);
+  EXPECT_THROW(nn::WindowAttention(nn::WindowGeometry{16, 16, 32, 2, 8, 8}, table.data()), asdcap::Error);
 }
 
 TEST(NnLinear, MatchesDoubleReferenceBothLayoutsAndAccumulate) {
