@@ -40,7 +40,6 @@ inline void store(float* p, Vec v) { *reinterpret_cast<Vec*>(p) = v; }
 // block. Tall blocks make small maps stream each weight panel from memory once.
 constexpr int64_t kRowBlockBytes = int64_t{1} << 20;
 inline int64_t row_block(int64_t k) { return std::max<int64_t>(kMr, kRowBlockBytes / (4 * k) / kMr * kMr); }
-constexpr int64_t kPanelBlock = std::max<int64_t>(1, 64 / kNr);
 // Below this many multiply-adds a product runs on one thread.
 constexpr int64_t kParallelMacs = int64_t{1} << 18;
 
@@ -165,15 +164,24 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, Epilogue ep) con
     forward_serial(x, m, y, ep);
     return;
   }
-  const int64_t panels = (n_ + kNr - 1) / kNr;
-  const int64_t rows = row_block(k_);
-  const int64_t row_blocks = (m + rows - 1) / rows, panel_blocks = (panels + kPanelBlock - 1) / kPanelBlock;
-  const int64_t tasks = row_blocks * panel_blocks;
-#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
-  for (int64_t task = 0; task < tasks; ++task) {
-    const int64_t rb = task / panel_blocks, pb = task % panel_blocks;
-    forward_block(x, rb * rows, std::min(m, (rb + 1) * rows), pb * kPanelBlock,
-                  std::min(panels, (pb + 1) * kPanelBlock), y, ep);
+  const int64_t panels = (n_ + kNr - 1) / kNr, rows = row_block(k_);
+  const int64_t row_blocks = (m + rows - 1) / rows;
+  if (panels >= t) {
+    // Each thread a contiguous range of panels (for every row block): it streams only those
+    // weights, and the next panel it prefetches is its own.
+#pragma omp parallel for num_threads(t) schedule(static, 1)
+    for (int part = 0; part < t; ++part) {
+      const int64_t p0 = panels * part / t, p1 = panels * (part + 1) / t;
+      for (int64_t rb = 0; rb < row_blocks; ++rb) forward_block(x, rb * rows, std::min(m, (rb + 1) * rows), p0, p1, y, ep);
+    }
+  } else {
+    const int64_t quantum = (m + t - 1) / t;
+    const int64_t step = (quantum + kMr - 1) / kMr * kMr;
+#pragma omp parallel for num_threads(t) schedule(static, 1)
+    for (int part = 0; part < t; ++part) {
+      const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
+      for (int64_t r = r0; r < r1; r += rows) forward_block(x, r, std::min(r1, r + rows), 0, panels, y, ep);
+    }
   }
 }
 
