@@ -16,6 +16,9 @@ constexpr float kEps = 1e-5f;
 // MLP rows per chunk: LN2 -> fc1 + GELU -> fc2 stay in cache for one chunk. (The packed GEMMs give
 // the same bits for any row split, so the chunk size does not change results.)
 constexpr int64_t kMlpChunk = 240;
+// Stages from this one on run on all images of a group at once (see encode_group).
+
+constexpr int kFirstBatchedStage = 2;
 }  // namespace
 
 struct AudioEncoder::Impl {
@@ -76,7 +79,8 @@ struct AudioEncoder::Impl {
   void run_stage(int i, float* x, int64_t batch, float* xn, float* big) const;
   void patch_embed(const float* images, int64_t batch, float* out, float* scratch) const;
   void head(const float* fin, int64_t batch, std::vector<Output>& out) const;
-  Output encode_one(const float* image) const;  // one HTSAT image -> outputs (thread-safe)
+  // HTSAT images -> outputs (thread-safe).
+  void encode_group(const float* const* images, int64_t count, Output* out) const;
   std::vector<float> image_of(const float* window, std::vector<float>* logmel, std::vector<float>* bn0) const;
 };
 
@@ -312,34 +316,51 @@ int64_t AudioEncoder::latent_dim() const { return impl_->last_channels(); }
 int64_t AudioEncoder::num_classes() const { return impl_->cfg.num_classes; }
 const std::string& AudioEncoder::prefix() const { return impl_->prefix; }
 
-// One image per pass: a pass's activations (about 8 MB for msclap) then stay in the L3 cache, where a
-// batch of 8 streamed 60 MB through every layer and was 10 % slower; the packed GEMMs do not need tall
-// matrices, and a clip's results are the same bits either way.
-AudioEncoder::Output AudioEncoder::Impl::encode_one(const float* image) const {
+// Images of a group go one at a time through the first stages, whose activations (about 8 MB for
+// msclap) then stay in the L3 cache, and together through the later ones, whose weights (most of the
+// encoder's 110 MB) are then streamed from memory once per group instead of once per image. Every
+// kernel works row by row or window by window and the packed GEMMs give the same bits for any number
+// of rows, so a clip's results are the same bits either way.
+void AudioEncoder::Impl::encode_group(const float* const* images, int64_t count, Output* out) const {
   const int64_t n0 = grid0 * grid0, unit = n0 * cfg.embed_dim, p2 = static_cast<int64_t>(cfg.patch) * cfg.patch;
-  // Scratch sized for stage 0, the largest (later stages have N/4 tokens, 2C channels), kept per
-  // thread across calls: no zero-filling or page faults per window.
-  thread_local std::vector<float> x, xn, big;
+  const int n_stages = static_cast<int>(stages.size());
+  const int split = std::min(kFirstBatchedStage, n_stages);
+  // Scratch kept per thread across calls (no zero-filling or page faults per window): one image at
+  // stage 0, the largest, and the group at the first batched stage.
+  thread_local std::vector<float> x, xn, big, gx, gxn, gbig;
   x.resize(static_cast<size_t>(unit));
   xn.resize(static_cast<size_t>(unit));
   big.resize(static_cast<size_t>(std::max(4 * unit, n0 * p2)));
-  patch_embed(image, 1, x.data(), big.data());
-  for (int i = 0; i < static_cast<int>(stages.size()); ++i) run_stage(i, x.data(), 1, xn.data(), big.data());
-  nn::layer_norm(x.data(), last_tokens(), last_channels(), norm_g, norm_b, kEps, x.data());
-  std::vector<Output> out;
-  head(x.data(), 1, out);
-  return std::move(out.front());
+  const int64_t split_unit = split < n_stages ? tokens_of_stage_input(split) * stages[split].geom.channels
+                                              : last_tokens() * last_channels();
+  gx.resize(static_cast<size_t>(count * split_unit));
+  gxn.resize(gx.size());
+  gbig.resize(4 * gx.size());
+  for (int64_t b = 0; b < count; ++b) {
+    patch_embed(images[b], 1, x.data(), big.data());
+    for (int i = 0; i < split; ++i) run_stage(i, x.data(), 1, xn.data(), big.data());
+    std::copy(x.begin(), x.begin() + split_unit, gx.begin() + b * split_unit);
+  }
+  for (int i = split; i < n_stages; ++i) run_stage(i, gx.data(), count, gxn.data(), gbig.data());
+  nn::layer_norm(gx.data(), count * last_tokens(), last_channels(), norm_g, norm_b, kEps, gx.data());
+  std::vector<Output> o;
+  head(gx.data(), count, o);
+  std::move(o.begin(), o.end(), out);
 }
 
 std::vector<AudioEncoder::Output> AudioEncoder::encode_images(const std::vector<const float*>& images) const {
   std::vector<Output> out(images.size());
   const int64_t n = static_cast<int64_t>(images.size());
-  if (n >= 2 && nn::threads() >= 2) {
-    // Several windows: one per thread, each pass single-threaded (the kernels run serially inside a
+  const int64_t groups = std::min<int64_t>(n, nn::threads());
+  if (groups >= 2) {
+    // One group of windows per thread, each pass single-threaded (the kernels run serially inside a
     // parallel region): no synchronisation per layer.
-    nn::parallel_items(n, [&](int64_t i) { out[static_cast<size_t>(i)] = impl_->encode_one(images[static_cast<size_t>(i)]); });
-  } else {
-    for (size_t i = 0; i < images.size(); ++i) out[i] = impl_->encode_one(images[i]);
+    nn::parallel_items(groups, [&](int64_t g) {
+      const int64_t first = n * g / groups, last = n * (g + 1) / groups;
+      impl_->encode_group(images.data() + first, last - first, out.data() + first);
+    });
+  } else if (n > 0) {
+    impl_->encode_group(images.data(), n, out.data());
   }
   return out;
 }
