@@ -17,7 +17,6 @@ constexpr float kEps = 1e-5f;
 // the same bits for any row split, so the chunk size does not change results.)
 constexpr int64_t kMlpChunk = 240;
 // Stages from this one on run on all images of a group at once (see encode_group).
-
 constexpr int kFirstBatchedStage = 2;
 }  // namespace
 
