@@ -10,7 +10,8 @@
 // figures come from is shared.
 //
 //   build/bench/bench_htsat --benchmark_counters_tabular=true
-// The model (~640 MB) is written once to $TMPDIR/asdcap-bench-msclap2023-f32.gguf.
+// The model (~640 MB; its mel filter bank is the real one) is written once to
+// $TMPDIR/asdcap-bench-msclap2023-f32-v2.gguf.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -32,7 +33,7 @@ using namespace asdcap;
 std::shared_ptr<const ModelFile> bench_model() {
   static const std::shared_ptr<const ModelFile> model = [] {
     namespace fs = std::filesystem;
-    const fs::path path = fs::temp_directory_path() / "asdcap-bench-msclap2023-f32.gguf";
+    const fs::path path = fs::temp_directory_path() / "asdcap-bench-msclap2023-f32-v2.gguf";
     if (fs::exists(path)) {
       try {
         return ModelFile::open(path.string());

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "asdcap/audio.hpp"
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
@@ -70,10 +71,11 @@ void write_random_model(const std::string& path, const ModelConfig& cfg_in, DTyp
                                        ends_with(s.name, "ln_2.weight") || ends_with(s.name, "ln_f.weight") ||
                                        ends_with(s.name, "bn0.weight")))
         scale = 0.1f, offset = 1.f;
-      else if (ends_with(s.name, "melW")) scale = 0.5f, offset = 0.5f;
       else if (s.shape.size() == 1) scale = 0.02f;
+      // The mel filter bank is not learned: msclap's is librosa's, asdcap's built-in one.
+      const bool mel_bank = ends_with(s.name, "melW") && n == static_cast<int64_t>(builtin_mel_filters().size());
       for (int64_t i = 0; i < n; ++i) {
-        float v = offset + scale * (2.f * rng.uniform() - 1.f);
+        float v = mel_bank ? builtin_mel_filters()[static_cast<size_t>(i)] : offset + scale * (2.f * rng.uniform() - 1.f);
         if (half) {
           uint16_t h = modelio::float_to_half(v);
           std::memcpy(t.data.data() + 2 * i, &h, 2);
