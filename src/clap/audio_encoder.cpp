@@ -13,8 +13,9 @@ namespace asdcap {
 
 namespace {
 constexpr float kEps = 1e-5f;
-// MLP rows per chunk: LN2 -> fc1 + GELU -> fc2 stay in cache for one chunk. (The packed GEMMs give
-// the same bits for any row split, so the chunk size does not change results.)
+// Rows per chunk of the large maps: LN1 -> qkv, and LN2 -> fc1 + GELU -> fc2, stay in cache for one
+// chunk. (The packed GEMMs give the same bits for any row split, so the chunk size does not change
+// results.)
 constexpr int64_t kMlpChunk = 240;
 // Stages from this one on run on all images of a group at once (see encode_group).
 constexpr int kFirstBatchedStage = 2;
@@ -191,13 +192,21 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
   const int64_t c = st.geom.channels, m = batch * st.geom.height * st.geom.width, hid = c * cfg.mlp_ratio;
   // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order.
   using Ep = nn::PackedLinear::Epilogue;
-  nn::layer_norm(x, m, c, bl.n1_g, bl.n1_b, kEps, xn);
-  bl.qkv.forward(xn, m, big);
+  const bool chunked = m >= 2 * kMlpChunk * nn::threads();
+  if (chunked) {  // LN1 rows stay in L1/L2 on their way into the qkv GEMM
+    nn::parallel_chunks(m, kMlpChunk, [&](int64_t r0, int64_t r1) {
+      nn::layer_norm(x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, xn + r0 * c);
+      bl.qkv.forward_serial(xn + r0 * c, r1 - r0, big + r0 * 3 * c);
+    });
+  } else {
+    nn::layer_norm(x, m, c, bl.n1_g, bl.n1_b, kEps, xn);
+    bl.qkv.forward(xn, m, big);
+  }
   bl.attn.forward(big, batch, xn);
   bl.proj.forward(xn, m, x, Ep::kAccumulate);
   // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs. Row chunks
   // keep the hidden layer in cache; small maps split whole GEMMs over threads instead.
-  if (m >= 2 * kMlpChunk * nn::threads()) {
+  if (chunked) {
     nn::parallel_chunks(m, kMlpChunk, [&](int64_t r0, int64_t r1) {
       const int64_t rows = r1 - r0;
       float* t = xn + r0 * c;
