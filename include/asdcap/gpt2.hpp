@@ -4,10 +4,12 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "asdcap/model_file.hpp"
+#include "asdcap/nn.hpp"
 
 namespace asdcap {
 
@@ -15,6 +17,9 @@ class Gpt2 {
  public:
   // prefix: "text.gpt2." or "cap.gpt2.". Throws ModelError naming the missing tensor.
   Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix);
+  ~Gpt2();
+  Gpt2(const Gpt2&) = delete;
+  Gpt2& operator=(const Gpt2&) = delete;
 
   const Gpt2Config& config() const { return cfg_; }
   int64_t n_embd() const { return cfg_.n_embd; }
@@ -58,8 +63,8 @@ class Gpt2 {
 
  private:
   struct Layer {
-    const float *ln1_g, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b;
-    const float *ln2_g, *ln2_b, *fc_w, *fc_b, *fc2_w, *fc2_b;
+    const float *ln1_g = nullptr, *ln1_b = nullptr, *ln2_g = nullptr, *ln2_b = nullptr;
+    nn::PackedLinear attn, proj, fc, fc2;  // weights packed once (asdcap's GEMM)
   };
   std::shared_ptr<const ModelFile> model_;
   Gpt2Config cfg_;
@@ -68,6 +73,8 @@ class Gpt2 {
   const float* lnf_g_ = nullptr;
   const float* lnf_b_ = nullptr;
   std::vector<Layer> layers_;
+  mutable std::once_flag lm_head_once_;
+  mutable std::unique_ptr<nn::PackedLinear> lm_head_;
 
   struct Attention;
   void run_blocks(float* h, int64_t rows, const Attention& attention) const;

@@ -6,7 +6,6 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
-#include "small_gemm.hpp"
 
 namespace asdcap {
 
@@ -76,28 +75,32 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix) : 
   auto t = [&](const std::string& name, std::initializer_list<int64_t> shape) {
     return model_->f32(prefix + name, shape);
   };
+  // Conv1D weights [in, out] packed for asdcap's GEMM from temporary f32 copies: only the packed
+  // form stays in memory.
+  auto packed = [&](const std::string& name, int64_t in, int64_t out) {
+    const std::vector<float> w = model_->f32_copy(prefix + name + ".weight", {in, out});
+    return nn::PackedLinear(w.data(), out, in, t(name + ".bias", {out}), nn::PackedLinear::Layout::kInOut);
+  };
   wte_ = t("wte.weight", {cfg_.vocab, d});
   wpe_ = t("wpe.weight", {cfg_.n_ctx, d});
   lnf_g_ = t("ln_f.weight", {d});
   lnf_b_ = t("ln_f.bias", {d});
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const std::string h = "h." + std::to_string(l) + ".";
-    Layer L{};
+    Layer L;
     L.ln1_g = t(h + "ln_1.weight", {d});
     L.ln1_b = t(h + "ln_1.bias", {d});
-    L.attn_w = t(h + "attn.c_attn.weight", {d, 3 * d});
-    L.attn_b = t(h + "attn.c_attn.bias", {3 * d});
-    L.proj_w = t(h + "attn.c_proj.weight", {d, d});
-    L.proj_b = t(h + "attn.c_proj.bias", {d});
+    L.attn = packed(h + "attn.c_attn", d, 3 * d);
+    L.proj = packed(h + "attn.c_proj", d, d);
     L.ln2_g = t(h + "ln_2.weight", {d});
     L.ln2_b = t(h + "ln_2.bias", {d});
-    L.fc_w = t(h + "mlp.c_fc.weight", {d, 4 * d});
-    L.fc_b = t(h + "mlp.c_fc.bias", {4 * d});
-    L.fc2_w = t(h + "mlp.c_proj.weight", {4 * d, d});
-    L.fc2_b = t(h + "mlp.c_proj.bias", {d});
-    layers_.push_back(L);
+    L.fc = packed(h + "mlp.c_fc", d, 4 * d);
+    L.fc2 = packed(h + "mlp.c_proj", 4 * d, d);
+    layers_.push_back(std::move(L));
   }
 }
+
+Gpt2::~Gpt2() = default;
 
 void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
   const int64_t d = cfg_.n_embd;
@@ -110,23 +113,20 @@ void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
 }
 
 void Gpt2::run_blocks(float* h, int64_t rows, const Attention& attention) const {
+  using Ep = nn::PackedLinear::Epilogue;
   const int64_t d = cfg_.n_embd;
   std::vector<float> a(static_cast<size_t>(rows * d)), qkv(static_cast<size_t>(rows * 3 * d)),
-      ctx(static_cast<size_t>(rows * d)), tmp(static_cast<size_t>(rows * d)),
-      mlp(static_cast<size_t>(rows * 4 * d));
-  const int64_t n = rows * d;
+      ctx(static_cast<size_t>(rows * d)), mlp(static_cast<size_t>(rows * 4 * d));
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
     nn::layer_norm(h, rows, d, L.ln1_g, L.ln1_b, 1e-5f, a.data());
-    text_detail::linear_kn(a.data(), rows, d, L.attn_w, 3 * d, L.attn_b, qkv.data());
+    L.attn.forward(a.data(), rows, qkv.data());
     attention.run(l, qkv.data(), ctx.data());
-    text_detail::linear_kn(ctx.data(), rows, d, L.proj_w, d, L.proj_b, tmp.data());
-    nn::add(h, tmp.data(), n);
+    L.proj.forward(ctx.data(), rows, h, Ep::kAccumulate);  // h += ctx . W + b
     nn::layer_norm(h, rows, d, L.ln2_g, L.ln2_b, 1e-5f, a.data());
-    text_detail::linear_kn(a.data(), rows, d, L.fc_w, 4 * d, L.fc_b, mlp.data());
+    L.fc.forward(a.data(), rows, mlp.data());
     nn::gelu_tanh(mlp.data(), rows * 4 * d);
-    text_detail::linear_kn(mlp.data(), rows, 4 * d, L.fc2_w, d, L.fc2_b, tmp.data());
-    nn::add(h, tmp.data(), n);
+    L.fc2.forward(mlp.data(), rows, h, Ep::kAccumulate);
   }
 }
 
@@ -288,7 +288,11 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
 }
 
 void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
-  text_detail::linear_nt(hidden, rows, cfg_.n_embd, wte_, cfg_.vocab, out);
+  // The tied lm_head, packed on first use (the text encoder never needs it).
+  std::call_once(lm_head_once_, [this] {
+    lm_head_ = std::make_unique<nn::PackedLinear>(wte_, cfg_.vocab, cfg_.n_embd, nullptr);
+  });
+  lm_head_->forward(hidden, rows, out);
 }
 
 }  // namespace asdcap
