@@ -14,7 +14,7 @@ namespace asdcap::test {
 // clap: CLAP (audio + text encoder); captioner: clapcap (cap.*). f16 weights keep the files small.
 inline std::string random_full_model_path(bool clap, bool captioner) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v1-" + std::to_string(::getuid()));
+  const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v2-" + std::to_string(::getuid()));
   fs::create_directories(dir);
   const fs::path out = dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_f16.gguf");
   if (fs::exists(out)) {
