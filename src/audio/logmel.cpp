@@ -8,6 +8,7 @@
 #include <fftw3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "asdcap/audio.hpp"
 #include "audio_internal.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
 
 namespace asdcap {
 namespace {
@@ -117,6 +119,8 @@ int64_t reflect_index(int64_t i, int64_t n) {
 // Mel bands more than this far below the frame's loudest band are recomputed from msclap's float32
 // convolution STFT: there its rounding noise exceeds 1e-4 dB (docs/audio.md).
 constexpr float kConvBelowLoudestDb = 50.0f;
+// Frames per parallel job (a 7-s window has 965).
+constexpr int64_t kFramesPerChunk = 64;
 
 // 10 log10(max(power . melW, 1e-10)) for one frame: mel sums in double, each band over its bins in
 // increasing order (the zero weights outside them would add exact zeros), float32 log10 as
@@ -163,56 +167,68 @@ std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
   }
 
   const fftw_plan plan = stft_fft_plan();
-  std::unique_ptr<double, FftwFree> in(fftw_alloc_real(kFftSize));
-  std::unique_ptr<fftw_complex, FftwFree> spec(fftw_alloc_complex(kBins));
-  if (!in || !spec) throw std::bad_alloc();
   constexpr int64_t kStride = kConvGroups * kConvGroupBins;  // bins per frame, padded
-  // Per-thread buffers: no page faults on every call (4 MB of power for a 7-s window).
-  thread_local std::vector<double> power;
-  thread_local std::vector<uint8_t> redo;
+  // Buffers kept per calling thread: no page faults on every call (4 MB of power for a 7-s window).
+  // (References, so that the parallel jobs below use the caller's, not their own thread's.)
+  thread_local std::vector<double> power_buffer;
+  thread_local std::vector<uint8_t> redo_buffer;
+  std::vector<double>& power = power_buffer;
+  std::vector<uint8_t>& redo = redo_buffer;
   power.assign(static_cast<size_t>(frames * kStride), 0.0);
   redo.assign(static_cast<size_t>(frames * kConvGroups), 0);
   std::vector<float> out(static_cast<size_t>(frames * kMelBins));
-  bool any = false;
-  for (int64_t t = 0; t < frames; ++t) {
-    const float* frame = padded.data() + t * kHop;
-    for (int i = 0; i < kFftSize; ++i) in.get()[i] = frame[i] * window[static_cast<size_t>(i)];
-    fftw_execute_dft_r2c(plan, in.get(), spec.get());
-    double* pw = power.data() + t * kStride;
-    for (int k = 0; k < kBins; ++k) {
-      const double re = spec.get()[k][0], im = spec.get()[k][1];
-      pw[k] = re * re + im * im;
-    }
-    float* row = out.data() + t * kMelBins;
-    mel_db_row(bank, pw, row);
-    // Bands far below the frame's loudest one: msclap's own float32 rounding dominates them, so
-    // their bins are recomputed msclap's way (stft_conv.cpp).
-    const float loudest = *std::max_element(row, row + kMelBins);
-    for (int m = 0; m < kMelBins; ++m)
-      if (row[m] < loudest - kConvBelowLoudestDb && bank.hi[m] > bank.lo[m]) {
-        for (int g = bank.lo[m] / kConvGroupBins; g <= (bank.hi[m] - 1) / kConvGroupBins; ++g)
-          redo[static_cast<size_t>(t * kConvGroups + g)] = 1;
-        any = true;
+  std::atomic<bool> any{false};
+  // Frames are independent: chunks of them in parallel (one window is then not one core's work).
+  const int64_t chunks = (frames + kFramesPerChunk - 1) / kFramesPerChunk;
+  nn::parallel_items(chunks, [&](int64_t chunk) {
+    const int64_t first = chunk * kFramesPerChunk, last = std::min(frames, first + kFramesPerChunk);
+    thread_local std::unique_ptr<double, FftwFree> in(fftw_alloc_real(kFftSize));
+    thread_local std::unique_ptr<fftw_complex, FftwFree> spec(fftw_alloc_complex(kBins));
+    if (!in || !spec) throw std::bad_alloc();
+    bool found = false;
+    for (int64_t t = first; t < last; ++t) {
+      const float* frame = padded.data() + t * kHop;
+      for (int i = 0; i < kFftSize; ++i) in.get()[i] = frame[i] * window[static_cast<size_t>(i)];
+      fftw_execute_dft_r2c(plan, in.get(), spec.get());
+      double* pw = power.data() + t * kStride;
+      for (int k = 0; k < kBins; ++k) {
+        const double re = spec.get()[k][0], im = spec.get()[k][1];
+        pw[k] = re * re + im * im;
       }
-  }
-  if (!any) return out;
-  std::vector<const float*> group_frames;
-  std::vector<double*> group_power;
-  for (int g = 0; g < kConvGroups; ++g) {
-    group_frames.clear();
-    group_power.clear();
+      float* row = out.data() + t * kMelBins;
+      mel_db_row(bank, pw, row);
+      // Bands far below the frame's loudest one: msclap's own float32 rounding dominates them, so
+      // their bins are recomputed msclap's way (stft_conv.cpp).
+      const float loudest = *std::max_element(row, row + kMelBins);
+      for (int m = 0; m < kMelBins; ++m)
+        if (row[m] < loudest - kConvBelowLoudestDb && bank.hi[m] > bank.lo[m]) {
+          for (int g = bank.lo[m] / kConvGroupBins; g <= (bank.hi[m] - 1) / kConvGroupBins; ++g)
+            redo[static_cast<size_t>(t * kConvGroups + g)] = 1;
+          found = true;
+        }
+    }
+    if (found) any.store(true, std::memory_order_relaxed);
+  });
+  if (!any.load()) return out;
+  nn::parallel_items(kConvGroups, [&](int64_t g) {
+    std::vector<const float*> group_frames;
+    std::vector<double*> group_power;
     for (int64_t t = 0; t < frames; ++t)
       if (redo[static_cast<size_t>(t * kConvGroups + g)]) {
         group_frames.push_back(padded.data() + t * kHop);
         group_power.push_back(power.data() + t * kStride + g * kConvGroupBins);
       }
-    conv_stft_power(group_frames.data(), static_cast<int>(group_frames.size()), window.data(), g, group_power.data());
-  }
-  for (int64_t t = 0; t < frames; ++t) {
-    const uint8_t* r = redo.data() + t * kConvGroups;
-    if (std::any_of(r, r + kConvGroups, [](uint8_t v) { return v != 0; }))
-      mel_db_row(bank, power.data() + t * kStride, out.data() + t * kMelBins);
-  }
+    conv_stft_power(group_frames.data(), static_cast<int>(group_frames.size()), window.data(), static_cast<int>(g),
+                    group_power.data());
+  });
+  nn::parallel_items(chunks, [&](int64_t chunk) {
+    const int64_t first = chunk * kFramesPerChunk, last = std::min(frames, first + kFramesPerChunk);
+    for (int64_t t = first; t < last; ++t) {
+      const uint8_t* r = redo.data() + t * kConvGroups;
+      if (std::any_of(r, r + kConvGroups, [](uint8_t v) { return v != 0; }))
+        mel_db_row(bank, power.data() + t * kStride, out.data() + t * kMelBins);
+    }
+  });
   return out;
 }
 
