@@ -59,6 +59,21 @@ void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t
 
 void sigmoid(float* x, int64_t n);
 
+// ---- Cache-line aligned buffers --------------------------------------------------------------
+template <typename T>
+struct LineAligned {
+  using value_type = T;
+  LineAligned() = default;
+  template <typename U>
+  LineAligned(const LineAligned<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  bool operator==(const LineAligned&) const { return true; }
+};
+// Floats starting on a cache line: activations whose rows two threads write side by side then
+// share no line (no false sharing) when the rows are whole lines.
+using AlignedVector = std::vector<float, LineAligned<float>>;
+
 // ---- Packed linear layers (asdcap's own GEMM) -------------------------------------------------
 // A Linear layer whose weights are packed once for asdcap's register-blocked kernel; y = x . W^T + b
 // with the bias, GELU or residual add applied in registers. Results are bit-identical for any
@@ -92,18 +107,8 @@ class PackedLinear {
   int64_t n_ = 0, k_ = 0;
   // Cache-line aligned: a panel row (16 or 48 floats) is then one or three whole lines, and no vector
   // load of the kernel is split across two lines.
-  template <typename T>
-  struct LineAligned {
-    using value_type = T;
-    LineAligned() = default;
-    template <typename U>
-    LineAligned(const LineAligned<U>&) {}
-    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
-    bool operator==(const LineAligned&) const { return true; }
-  };
-  std::vector<float, LineAligned<float>> packed_;  // [panel][k][kPanel], zero-padded to whole panels
-  std::vector<float, LineAligned<float>> bias_;    // [panels * kPanel], zero where absent
+  AlignedVector packed_;  // [panel][k][kPanel], zero-padded to whole panels
+  AlignedVector bias_;    // [panels * kPanel], zero where absent
 };
 
 // ---- Swin transformer pieces ----------------------------------------------------------------

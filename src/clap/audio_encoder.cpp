@@ -335,7 +335,7 @@ void AudioEncoder::Impl::encode_group(const float* const* images, int64_t count,
   const int split = std::min(kFirstBatchedStage, n_stages);
   // Scratch kept per thread across calls (no zero-filling or page faults per window): one image at
   // stage 0, the largest, and the group at the first batched stage.
-  thread_local std::vector<float> x, xn, big, gx, gxn, gbig;
+  thread_local nn::AlignedVector x, xn, big, gx, gxn, gbig;
   x.resize(static_cast<size_t>(unit));
   xn.resize(static_cast<size_t>(unit));
   big.resize(static_cast<size_t>(std::max(4 * unit, n0 * p2)));

@@ -174,7 +174,9 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, Epilogue ep) con
   }
   const int64_t panels = (n_ + kNr - 1) / kNr, rows = row_block(k_);
   const int64_t row_blocks = (m + rows - 1) / rows;
-  if (panels >= t) {
+  // Split by panels or by rows, whichever moves less per thread: by panels each thread reads all of
+  // x and 1/t of the weights, by rows 1/t of x and all weights.
+  if (panels >= t && m < n_) {
     // Each thread a contiguous range of panels (for every row block): it streams only those
     // weights, and the next panel it prefetches is its own.
 #pragma omp parallel for num_threads(t) schedule(static, 1)
