@@ -169,7 +169,7 @@ inline v16f gelu_erf16(v16f xv) {
   const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
   const __m512 az = _mm512_abs_ps(z);
   const __m512 den = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
-  const __m512 r0 = _mm512_rcp14_ps(den);
+  const __m512 r0 = _mm512_maskz_rcp14_ps(0xffff, den);
   const __m512 t = _mm512_fmadd_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(1.0f)), r0);
   __m512 p = _mm512_set1_ps(1.061405429f);
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));

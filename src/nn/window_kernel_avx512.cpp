@@ -16,6 +16,9 @@ namespace asdcap::nn::window {
 namespace {
 
 constexpr int kT = 64;
+// All lanes: the maskz forms of the shuffles (the plain ones trip GCC 12's -Wmaybe-uninitialized in
+// its own headers).
+constexpr __mmask16 kAll = 0xffff;
 using fast::load16;
 using fast::store16;
 using fast::v16f;
@@ -25,22 +28,22 @@ using fast::v16f;
 inline void transpose_store_8x16(const v16f (&a)[8], float* const* dst) {
   __m512 t[8], u[8];
   for (int k = 0; k < 4; ++k) {
-    t[2 * k] = _mm512_unpacklo_ps(a[2 * k], a[2 * k + 1]);      // lane l: a0[4l] a1[4l] a0[4l+1] a1[4l+1]
-    t[2 * k + 1] = _mm512_unpackhi_ps(a[2 * k], a[2 * k + 1]);  //         a0[4l+2] a1[4l+2] a0[4l+3] a1[4l+3]
+    t[2 * k] = _mm512_maskz_unpacklo_ps(kAll, a[2 * k], a[2 * k + 1]);      // lane l: a0[4l] a1[4l] a0[4l+1] a1[4l+1]
+    t[2 * k + 1] = _mm512_maskz_unpackhi_ps(kAll, a[2 * k], a[2 * k + 1]);  //         a0[4l+2] a1[4l+2] a0[4l+3] a1[4l+3]
   }
   for (int h = 0; h < 2; ++h) {  // h = 0: d0..3 from t[0..3], h = 1: d4..7 from t[4..7]
     const __m512 *x = t + 4 * h;
-    u[4 * h + 0] = _mm512_shuffle_ps(x[0], x[2], 0x44);  // lane l: query 4l + 0, 4 dims
-    u[4 * h + 1] = _mm512_shuffle_ps(x[0], x[2], 0xee);  // query 4l + 1
-    u[4 * h + 2] = _mm512_shuffle_ps(x[1], x[3], 0x44);  // query 4l + 2
-    u[4 * h + 3] = _mm512_shuffle_ps(x[1], x[3], 0xee);  // query 4l + 3
+    u[4 * h + 0] = _mm512_maskz_shuffle_ps(kAll, x[0], x[2], 0x44);  // lane l: query 4l + 0, 4 dims
+    u[4 * h + 1] = _mm512_maskz_shuffle_ps(kAll, x[0], x[2], 0xee);  // query 4l + 1
+    u[4 * h + 2] = _mm512_maskz_shuffle_ps(kAll, x[1], x[3], 0x44);  // query 4l + 2
+    u[4 * h + 3] = _mm512_maskz_shuffle_ps(kAll, x[1], x[3], 0xee);  // query 4l + 3
   }
   for (int m = 0; m < 4; ++m) {
     // [u_m.l0 u_m.l1 | u_m+4.l0 u_m+4.l1] -> [u_m.l0 u_m+4.l0 | u_m.l1 u_m+4.l1]: queries m, 4 + m.
-    const __m512 lo2 = _mm512_shuffle_f32x4(u[m], u[m + 4], 0x44);
-    const __m512 hi2 = _mm512_shuffle_f32x4(u[m], u[m + 4], 0xee);
-    const __m512 q0 = _mm512_shuffle_f32x4(lo2, lo2, 0xd8);  // queries m (low 8), 4 + m (high 8)
-    const __m512 q1 = _mm512_shuffle_f32x4(hi2, hi2, 0xd8);  // queries 8 + m, 12 + m
+    const __m512 lo2 = _mm512_maskz_shuffle_f32x4(kAll, u[m], u[m + 4], 0x44);
+    const __m512 hi2 = _mm512_maskz_shuffle_f32x4(kAll, u[m], u[m + 4], 0xee);
+    const __m512 q0 = _mm512_maskz_shuffle_f32x4(kAll, lo2, lo2, 0xd8);  // queries m (low 8), 4 + m (high 8)
+    const __m512 q1 = _mm512_maskz_shuffle_f32x4(kAll, hi2, hi2, 0xd8);  // queries 8 + m, 12 + m
     _mm512_mask_storeu_ps(dst[m], 0x00ff, q0);
     _mm512_mask_storeu_ps(dst[4 + m] - 8, 0xff00, q0);
     _mm512_mask_storeu_ps(dst[8 + m], 0x00ff, q1);
