@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "asdcap/error.hpp"
@@ -71,8 +72,11 @@ inline void tile(const float* x, int64_t ldx, const float* panel, int64_t k, con
       __builtin_prefetch(pf.next, 0, 2);
       pf.next += 64;
     }
-    if (pf.own_panel)  // this panel, kL1Ahead k steps ahead, into L1
-      for (int j = 0; j < kVecs; ++j) __builtin_prefetch(panel + kNr * (p + kL1Ahead) + kLanes * j, 0, 3);
+    if (pf.own_panel) {  // this panel, kL1Ahead k steps ahead (as an integer: it may run past the end)
+      const uintptr_t ahead = reinterpret_cast<uintptr_t>(panel + kNr * p) + kNr * kL1Ahead * sizeof(float);
+      for (int j = 0; j < kVecs; ++j)
+        __builtin_prefetch(reinterpret_cast<const void*>(ahead + kLanes * j * sizeof(float)), 0, 3);
+    }
     for (int r = 0; r < MR; ++r) {
       const float a = xr[r][p];
       for (int j = 0; j < kVecs; ++j) acc[r][j] += a * b[j];
