@@ -1,7 +1,6 @@
 // Swin window attention with the cyclic shift and window partition done by index arithmetic: the
 // relative position bias and shift mask, the split of a map into window jobs, PatchMerging.
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <vector>
 
@@ -62,7 +61,7 @@ WindowAttention::WindowAttention(const WindowGeometry& g, const float* table) : 
                      " / shift " + std::to_string(g.shift));
   const int64_t hd = g.channels / g.heads;
   if (hd > 256) throw ModelError("window attention: head size " + std::to_string(hd) + " > 256 is not supported");
-  kernel_ = static_cast<int>(window::choose(t, hd));
+  kernel_ = static_cast<int>(window::choose(t, hd, g.height * g.width * 3 * g.channels));
   std::vector<float> bias = relative_position_bias(table, ws, g.heads);  // [h][query][key]
   if (window::layout_of(static_cast<window::Kernel>(kernel_)) == window::Layout::kKeyMajor) {
     bias_.resize(bias.size());
@@ -79,10 +78,7 @@ void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const
   const WindowGeometry& g = g_;
   const int64_t ws = g.window, t = g.tokens(), hd = g.channels / g.heads;
   const int64_t wins_w = g.width / ws, per_clip = g.num_windows(), hw = g.height * g.width;
-  auto kernel = static_cast<window::Kernel>(kernel_);
-  // The AVX-512 kernel gathers with 32-bit element offsets into qkv.
-  if (kernel == window::Kernel::kAvx512_64 && batch * hw * 3 * g.channels > int64_t{INT32_MAX})
-    kernel = window::Kernel::kGeneric;
+  const auto kernel = static_cast<window::Kernel>(kernel_);
   // Jobs are (window, group of heads): a map of few windows (HTSAT's last stage has one) still
   // keeps every thread busy. Heads are independent, so the split does not change any value.
   const int64_t windows = batch * per_clip;
@@ -104,9 +100,9 @@ void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const
       }
       const int64_t h0 = group * per_group, h1 = std::min(g.heads, h0 + per_group);
       if (h0 >= h1) continue;
-      const window::Job job{qkv,  rows.data(), bias_.data(), mask_.empty() ? nullptr : mask_.data() + w * t * t,
-                            out,  g.channels,  hd,           h0,
-                            h1,   t,           scale};
+      const window::Job job{qkv, rows.data(), b * hw, bias_.data(), mask_.empty() ? nullptr : mask_.data() + w * t * t,
+                            out, g.channels,  hd,     h0,           h1,
+                            t,   scale};
       switch (kernel) {
 #if defined(__AVX512F__)
         case window::Kernel::kAvx512_64: window::attend_avx512_64(job, scratch); break;

@@ -60,10 +60,12 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
   float* s = qt + hd * kT;     // S^T, then P^T: [T keys][T queries]
   const float* row[kT];
   for (int i = 0; i < kT; ++i) row[i] = job.qkv + job.rows[i] * 3 * c;
-  __m512i offsets[kT / 16];  // element offsets of the window's rows in qkv (the caller checks they fit)
+  // Element offsets of the window's rows from its clip's first row (they fit 32 bits: choose()).
+  const float* clip = job.qkv + job.clip_row * 3 * c;
+  __m512i offsets[kT / 16];
   for (int g = 0; g < kT / 16; ++g) {
     alignas(64) int32_t o[16];
-    for (int e = 0; e < 16; ++e) o[e] = static_cast<int32_t>(job.rows[16 * g + e] * 3 * c);
+    for (int e = 0; e < 16; ++e) o[e] = static_cast<int32_t>((job.rows[16 * g + e] - job.clip_row) * 3 * c);
     offsets[g] = _mm512_load_si512(o);
   }
   const __m512 scale = _mm512_set1_ps(job.scale);
@@ -72,7 +74,7 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
     for (int64_t d = 0; d < hd; ++d)
       for (int g = 0; g < kT / 16; ++g)
         store16(qt + d * kT + 16 * g,
-                _mm512_mul_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, offsets[g], job.qkv + qo + d, 4),
+                _mm512_mul_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, offsets[g], clip + qo + d, 4),
                               scale));
     // S^T = K Q^T + bias^T (+ mask), four keys by all 64 queries at a time; column maxima on the way.
     const float* bias = job.bias + h * kT * kT;

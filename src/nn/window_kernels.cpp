@@ -1,6 +1,7 @@
 // The portable window-attention kernels: any window and head size (plain loops), and 8 x 8 windows
 // with register blocking in 8-wide GCC vectors (AVX2 with -march=native, SSE otherwise).
 #include <algorithm>
+#include <climits>
 
 #include "fastmath.hpp"
 #include "window_kernels.hpp"
@@ -178,10 +179,13 @@ void attend_avx_64(const Job& job, std::vector<float>& scratch) {
   }
 }
 
-Kernel choose(int64_t tokens, int64_t head_dim) {
+Kernel choose(int64_t tokens, int64_t head_dim, int64_t map_elements) {
   if (tokens != 64) return Kernel::kGeneric;
 #if defined(__AVX512F__)
-  if (head_dim % 8 == 0) return Kernel::kAvx512_64;
+  // (its gathers take 32-bit offsets within a clip's map)
+  if (head_dim % 8 == 0 && map_elements <= INT32_MAX) return Kernel::kAvx512_64;
+#else
+  (void)map_elements;
 #endif
   return head_dim == 16 || head_dim == 24 || head_dim == 32 ? Kernel::kAvx64 : Kernel::kGeneric;
 }

@@ -8,6 +8,7 @@ namespace asdcap::nn::window {
 struct Job {
   const float* qkv;     // [tokens][3C]: q | k | v, heads contiguous
   const int64_t* rows;  // the T rows of qkv (and out) that make up this window, in window order
+  int64_t clip_row;     // first row of the window's clip (all its rows lie in that clip's map)
   const float* bias;    // [heads][T][T], in the layout of the kernel (see Layout)
   const float* mask;    // [T][T] (symmetric) or null
   float* out;           // [tokens][C]
@@ -25,9 +26,10 @@ inline constexpr float kNegligible = 64.f;
 // bias[h][j][i] for the AVX-512 one, which works on transposed scores.
 enum class Layout { kQueryMajor, kKeyMajor };
 
-// Which kernel runs a window of `tokens` tokens with heads of `head_dim`, and its bias layout.
+// Which kernel runs a window of `tokens` tokens with heads of `head_dim` on a map whose qkv holds
+// `map_elements` floats per clip, and its bias layout.
 enum class Kernel { kGeneric, kAvx64, kAvx512_64 };
-Kernel choose(int64_t tokens, int64_t head_dim);
+Kernel choose(int64_t tokens, int64_t head_dim, int64_t map_elements);
 inline Layout layout_of(Kernel k) { return k == Kernel::kAvx512_64 ? Layout::kKeyMajor : Layout::kQueryMajor; }
 
 void attend_generic(const Job& job, std::vector<float>& scratch);       // any T and head size
