@@ -12,8 +12,14 @@
 
 namespace asdcap {
 
-// Version of asdcap's HTSAT arithmetic; part of the msclap backend identity (embedding caches).
-inline constexpr const char* kHtsatMathsVersion = "htsat-1";
+// Version of asdcap's HTSAT arithmetic; part of the msclap backend identity (embedding caches). The
+// AVX-512 and the portable kernels round differently (within float tolerance of msclap both), so
+// the build's kernel set is part of it.
+#if defined(__AVX512F__)
+inline constexpr const char* kHtsatMathsVersion = "htsat-2-avx512";
+#else
+inline constexpr const char* kHtsatMathsVersion = "htsat-2";
+#endif
 
 class AudioEncoder {
  public:
