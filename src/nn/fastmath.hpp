@@ -176,20 +176,8 @@ inline v16f gelu_erf16(v16f xv) {
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-  const __m512 w = _mm512_mul_ps(az, az);  // exp(-w)
-  const __m512 n = _mm512_maskz_roundscale_ps(0xffff, _mm512_mul_ps(w, _mm512_set1_ps(-1.44269504088896341f)),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmsub_ps(n, _mm512_set1_ps(0.693359375f), w);  // -w - n ln2 (hi)
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 e = _mm512_set1_ps(1.9875691500e-4f);
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.3981999507e-3f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(8.3334519073e-3f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(4.1665795894e-2f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.6666665459e-1f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(5.0000001201e-1f));
-  e = _mm512_add_ps(_mm512_fmadd_ps(e, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  const __mmask16 keep = _mm512_cmp_ps_mask(w, _mm512_set1_ps(80.f), _CMP_LE_OQ);
-  e = _mm512_maskz_scalef_ps(keep, e, n);
+  const __m512 w = _mm512_mul_ps(az, az);
+  const __m512 e = exp16_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), w), 80.f);  // exp(-z^2)
   const __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(p, t), e, _mm512_set1_ps(1.0f));  // erf(|z|)
   // erf(z) = copysign(y, z); gelu = 0.5 x (1 + erf(z))
   const __m512 erf = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
