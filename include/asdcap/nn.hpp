@@ -83,12 +83,6 @@ class PackedLinear {
  public:
   enum class Layout { kOutIn, kInOut };  // w[n, k] (PyTorch Linear) or w[k, n] (GPT-2 Conv1D)
   enum class Epilogue { kNone, kGelu, kAccumulate };  // y = v, y = GELU_erf(v), y += v (v = x.W^T + b)
-  // Output features per packed panel: the register tile's width (48 with AVX-512, else 16).
-#if defined(__AVX512F__)
-  static constexpr int64_t kPanel = 48;
-#else
-  static constexpr int64_t kPanel = 16;
-#endif
 
   PackedLinear() = default;
   PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias,
@@ -105,10 +99,10 @@ class PackedLinear {
   void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                      Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
-  // Cache-line aligned: a panel row (16 or 48 floats) is then one or three whole lines, and no vector
-  // load of the kernel is split across two lines.
-  AlignedVector packed_;  // [panel][k][kPanel], zero-padded to whole panels
-  AlignedVector bias_;    // [panels * kPanel], zero where absent
+  // Panels of the register tile's width (48 floats with AVX-512, else 16), cache-line aligned: a
+  // panel row is then whole lines, and no vector load of the kernel is split across two lines.
+  AlignedVector packed_;  // [panel][k][width], zero-padded to whole panels
+  AlignedVector bias_;    // [panels * width], zero where absent
 };
 
 // ---- Swin transformer pieces ----------------------------------------------------------------
@@ -139,7 +133,6 @@ class WindowAttention {
   // table: Swin's relative_position_bias_table, [(2 window - 1)^2, heads]. Throws ModelError when
   // the grid, window, heads and shift do not fit together.
   WindowAttention(const WindowGeometry& g, const float* table);
-  const WindowGeometry& geometry() const { return g_; }
   void forward(const float* qkv, int64_t batch, float* out) const;
 
  private:

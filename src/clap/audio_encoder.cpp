@@ -16,7 +16,7 @@ constexpr float kEps = 1e-5f;
 // Rows per chunk of the large maps: LN1 -> qkv, and LN2 -> fc1 + GELU -> fc2, stay in cache for one
 // chunk. (The packed GEMMs give the same bits for any row split, so the chunk size does not change
 // results.)
-constexpr int64_t kMlpChunk = 240;
+constexpr int64_t kChunkRows = 240;
 // Stages from this one on run on all images of a group at once (see encode_group).
 constexpr int kFirstBatchedStage = 2;
 }  // namespace
@@ -192,9 +192,9 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
   const int64_t c = st.geom.channels, m = batch * st.geom.height * st.geom.width, hid = c * cfg.mlp_ratio;
   // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order.
   using Ep = nn::PackedLinear::Epilogue;
-  const bool chunked = m >= 2 * kMlpChunk * nn::threads();
+  const bool chunked = m >= 2 * kChunkRows * nn::threads();
   if (chunked) {  // LN1 rows stay in L1/L2 on their way into the qkv GEMM
-    nn::parallel_chunks(m, kMlpChunk, [&](int64_t r0, int64_t r1) {
+    nn::parallel_chunks(m, kChunkRows, [&](int64_t r0, int64_t r1) {
       nn::layer_norm(x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, xn + r0 * c);
       bl.qkv.forward_serial(xn + r0 * c, r1 - r0, big + r0 * 3 * c);
     });
@@ -207,7 +207,7 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
   // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs. Row chunks
   // keep the hidden layer in cache; small maps split whole GEMMs over threads instead.
   if (chunked) {
-    nn::parallel_chunks(m, kMlpChunk, [&](int64_t r0, int64_t r1) {
+    nn::parallel_chunks(m, kChunkRows, [&](int64_t r0, int64_t r1) {
       const int64_t rows = r1 - r0;
       float* t = xn + r0 * c;
       float* h = big + r0 * hid;

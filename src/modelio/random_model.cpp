@@ -73,9 +73,10 @@ void write_random_model(const std::string& path, const ModelConfig& cfg_in, DTyp
         scale = 0.1f, offset = 1.f;
       else if (s.shape.size() == 1) scale = 0.02f;
       // The mel filter bank is not learned: msclap's is librosa's, asdcap's built-in one.
-      const bool mel_bank = ends_with(s.name, "melW") && n == static_cast<int64_t>(builtin_mel_filters().size());
+      const std::vector<float>& bank = builtin_mel_filters();
+      const float* mel = ends_with(s.name, "melW") && n == static_cast<int64_t>(bank.size()) ? bank.data() : nullptr;
       for (int64_t i = 0; i < n; ++i) {
-        float v = mel_bank ? builtin_mel_filters()[static_cast<size_t>(i)] : offset + scale * (2.f * rng.uniform() - 1.f);
+        float v = mel ? mel[i] : offset + scale * (2.f * rng.uniform() - 1.f);
         if (half) {
           uint16_t h = modelio::float_to_half(v);
           std::memcpy(t.data.data() + 2 * i, &h, 2);

@@ -57,12 +57,9 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 namespace asdcap::nn::fast {
 
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
-typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
 // 16-wide: one AVX-512 register, or two AVX ones without AVX-512.
 typedef float v16f __attribute__((vector_size(64), aligned(4), may_alias));
-typedef int32_t v16i __attribute__((vector_size(64), aligned(4), may_alias));
 
-inline v8f splat(float x) { return v8f{} + x; }
 inline v8f load8(const float* p) { return *reinterpret_cast<const v8f*>(p); }
 inline void store8(float* p, v8f x) { *reinterpret_cast<v8f*>(p) = x; }
 inline v16f load16(const float* p) { return *reinterpret_cast<const v16f*>(p); }
@@ -114,7 +111,6 @@ inline VF gelu_erfv(VF x) {
 }
 
 inline v8f exp8(v8f x) { return expv(x); }
-inline v8f erf8(v8f x) { return erfv(x); }
 inline v8f gelu_erf8(v8f x) { return gelu_erfv(x); }
 inline v8f sigmoid8(v8f x) { return 1.0f / (1.0f + exp8(-x)); }
 
@@ -183,25 +179,6 @@ inline v16f gelu_erf16(v16f xv) {
   const __m512 erf = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
       _mm512_castps_si512(y), _mm512_castps_si512(z), _mm512_set1_epi32(0x7fffffff), 0xe4));
   return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(erf, _mm512_set1_ps(1.0f)));
-}
-
-typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
-
-// Maximum and sum of the 16 lanes (pairwise halving: a fixed order).
-inline float hmax16(v16f v) {
-  const v8f a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
-  const v8f b = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  const v8f m8 = a > b ? a : b;
-  const v4f c = __builtin_shufflevector(m8, m8, 0, 1, 2, 3), d = __builtin_shufflevector(m8, m8, 4, 5, 6, 7);
-  const v4f m4 = c > d ? c : d;
-  const float x = m4[0] > m4[2] ? m4[0] : m4[2], y = m4[1] > m4[3] ? m4[1] : m4[3];
-  return x > y ? x : y;
-}
-inline float hsum16(v16f v) {
-  const v8f s8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  const v4f s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
-  return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
 }  // namespace asdcap::nn::fast

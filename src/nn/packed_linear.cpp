@@ -31,7 +31,6 @@ constexpr int64_t kMr = 6;
 #endif
 constexpr int64_t kLanes = sizeof(Vec) / sizeof(float);
 constexpr int64_t kNr = kLanes * kVecs;  // output features per panel
-static_assert(kNr == PackedLinear::kPanel, "panel width of the header");
 
 inline Vec load(const float* p) { return *reinterpret_cast<const Vec*>(p); }
 inline void store(float* p, Vec v) { *reinterpret_cast<Vec*>(p) = v; }
@@ -135,12 +134,12 @@ void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t
   const int64_t tiles = (r1 - r0 + kMr - 1) / kMr;
   // The next panel's bytes, split evenly over this panel's tiles.
   const int64_t slice = tiles > 0 ? (panel_bytes / tiles + 63) / 64 * 64 : 0;
+  const bool own = panel_bytes > kL1PanelBytes;
   for (int64_t pn = panel0; pn < panel1; ++pn) {
     const float* panel = packed_.data() + pn * k_ * kNr;
     const float* bias = bias_.data() + pn * kNr;
     const int64_t col = pn * kNr, ncols = std::min(kNr, n_ - col);
     const char* next = pn + 1 < panels ? reinterpret_cast<const char*>(panel + k_ * kNr) : nullptr;
-    const bool own = panel_bytes > kL1PanelBytes;
     auto prefetch = [&](int64_t t) {
       if (!next) return Prefetch{nullptr, nullptr, own};
       return Prefetch{next + std::min(panel_bytes, t * slice), next + std::min(panel_bytes, (t + 1) * slice), own};
