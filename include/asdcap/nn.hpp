@@ -47,7 +47,11 @@ int threads();
 
 // Calls fn(begin, end) for consecutive chunks of [0, count) of `grain` items (the last may be
 // shorter), in parallel. Chunk boundaries depend on count and grain only. fn must not throw.
-void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// kDynamic hands chunks to whichever thread is free; kStatic gives thread i the i-th contiguous
+// share of the chunks, so that passes over the same rows find them in the same core's cache.
+enum class Schedule { kDynamic, kStatic };
+void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                     Schedule schedule = Schedule::kDynamic);
 
 // Calls fn(i) for every i in [0, count), in parallel; an exception thrown by fn is caught and the one
 // of the lowest i is rethrown once all items are done.
@@ -60,14 +64,19 @@ void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t
 void sigmoid(float* x, int64_t n);
 
 // ---- Cache-line aligned buffers --------------------------------------------------------------
+// Memory starting on a cache line; blocks of 1 MB and more start on a 2 MB boundary and are offered
+// to the kernel as transparent huge pages (weights streamed from memory then cost one TLB entry per
+// 2 MB instead of 512).
+void* allocate_lines(size_t bytes);
+void free_lines(void* p, size_t bytes);
 template <typename T>
 struct LineAligned {
   using value_type = T;
   LineAligned() = default;
   template <typename U>
   LineAligned(const LineAligned<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  T* allocate(size_t n) { return static_cast<T*>(allocate_lines(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) { free_lines(p, n * sizeof(T)); }
   bool operator==(const LineAligned&) const { return true; }
 };
 // Floats starting on a cache line: activations whose rows two threads write side by side then

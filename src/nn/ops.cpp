@@ -1,5 +1,6 @@
 #include <cblas.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -116,6 +117,23 @@ void elementwise8(float* x, int64_t n, F8 f8) {
 
 }  // namespace
 
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+bool huge_block(size_t bytes) { return bytes >= kHugePage / 2; }
+}  // namespace
+
+void* allocate_lines(size_t bytes) {
+  if (!huge_block(bytes)) return ::operator new(bytes, std::align_val_t{64});
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = ::operator new(rounded, std::align_val_t{kHugePage});
+  madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP the memory is ordinary pages
+  return p;
+}
+
+void free_lines(void* p, size_t bytes) {
+  ::operator delete(p, std::align_val_t{huge_block(bytes) ? kHugePage : 64});
+}
+
 void set_threads(int n) {
   ensure_blas_single_threaded();
   g_threads = n > 0 ? n : 0;
@@ -123,7 +141,8 @@ void set_threads(int n) {
 
 int threads() { return g_threads > 0 ? g_threads : std::max(1, omp_get_num_procs()); }
 
-void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                     Schedule schedule) {
   if (count <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int64_t chunks = (count + grain - 1) / grain;
@@ -132,8 +151,13 @@ void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int6
     for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
     return;
   }
+  if (schedule == Schedule::kStatic) {
+#pragma omp parallel for num_threads(t) schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
+  } else {
 #pragma omp parallel for num_threads(t) schedule(dynamic, 1)
-  for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
+    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
+  }
 }
 
 void parallel_items(int64_t count, const std::function<void(int64_t)>& fn) {

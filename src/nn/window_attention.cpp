@@ -111,7 +111,7 @@ void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const
         default: window::attend_generic(job, scratch); break;
       }
     }
-  });
+  }, Schedule::kStatic);
 }
 
 void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
@@ -131,7 +131,7 @@ void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t wid
         layer_norm(dst, 1, 4 * c, gamma, beta, eps, dst);
       }
     }
-  });
+  }, Schedule::kStatic);
 }
 
 }  // namespace asdcap::nn
