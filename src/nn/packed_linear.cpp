@@ -50,13 +50,18 @@ constexpr int64_t kParallelMacs = int64_t{1} << 18;
 // of HTSAT ran at 60 % of the in-cache speed).
 constexpr int64_t kL1Ahead = 32;
 constexpr int64_t kL1PanelBytes = 24 * 1024;  // panels up to this size stay in L1 by themselves
+// A tile with many lines of the next panel to request (few row tiles per panel: small maps, whose
+// weights stream from memory) spreads them over its k steps, one every mask + 1: a burst of them
+// runs out of the core's line fill buffers and stalls the multiply-adds.
+constexpr int64_t kBurstLines = 32;
 struct Prefetch {
   const char* next = nullptr;
   const char* end = nullptr;
   bool own_panel = false;
+  int64_t mask = 0;  // kSpread tiles: one line every mask + 1 k steps (a power of two)
 };
 
-template <int MR>
+template <int MR, bool kSpread = false>
 inline void tile(const float* x, int64_t ldx, const float* panel, int64_t k, const float* bias, int64_t ncols,
                  float* y, int64_t ldy, PackedLinear::Epilogue ep, Prefetch pf) {
   Vec acc[MR][kVecs];
@@ -67,7 +72,7 @@ inline void tile(const float* x, int64_t ldx, const float* panel, int64_t k, con
   for (int64_t p = 0; p < k; ++p) {
     Vec b[kVecs];
     for (int j = 0; j < kVecs; ++j) b[j] = load(panel + kNr * p + kLanes * j);
-    if (pf.next < pf.end) {
+    if (pf.next < pf.end && (!kSpread || (p & pf.mask) == 0)) {
       __builtin_prefetch(pf.next, 0, 2);
       pf.next += 64;
     }
@@ -135,18 +140,26 @@ void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t
   // The next panel's bytes, split evenly over this panel's tiles.
   const int64_t slice = tiles > 0 ? (panel_bytes / tiles + 63) / 64 * 64 : 0;
   const bool own = panel_bytes > kL1PanelBytes;
+  const int64_t lines = slice / 64;
+  const bool spread = lines > kBurstLines;
+  int64_t mask = 0;
+  while (spread && 2 * (mask + 1) * lines <= k_) mask = 2 * mask + 1;
   for (int64_t pn = panel0; pn < panel1; ++pn) {
     const float* panel = packed_.data() + pn * k_ * kNr;
     const float* bias = bias_.data() + pn * kNr;
     const int64_t col = pn * kNr, ncols = std::min(kNr, n_ - col);
     const char* next = pn + 1 < panels ? reinterpret_cast<const char*>(panel + k_ * kNr) : nullptr;
     auto prefetch = [&](int64_t t) {
-      if (!next) return Prefetch{nullptr, nullptr, own};
-      return Prefetch{next + std::min(panel_bytes, t * slice), next + std::min(panel_bytes, (t + 1) * slice), own};
+      if (!next) return Prefetch{nullptr, nullptr, own, mask};
+      return Prefetch{next + std::min(panel_bytes, t * slice), next + std::min(panel_bytes, (t + 1) * slice), own, mask};
     };
     int64_t r = r0, t = 0;
-    for (; r + kMr <= r1; r += kMr, ++t)
-      tile<kMr>(x + r * k_, k_, panel, k_, bias, ncols, y + r * n_ + col, n_, ep, prefetch(t));
+    for (; r + kMr <= r1; r += kMr, ++t) {
+      if (spread)
+        tile<kMr, true>(x + r * k_, k_, panel, k_, bias, ncols, y + r * n_ + col, n_, ep, prefetch(t));
+      else
+        tile<kMr>(x + r * k_, k_, panel, k_, bias, ncols, y + r * n_ + col, n_, ep, prefetch(t));
+    }
     const float* xs = x + r * k_;
     float* ys = y + r * n_ + col;
     const Prefetch pf = prefetch(t);
