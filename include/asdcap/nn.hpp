@@ -149,6 +149,7 @@ class WindowAttention {
   int kernel_ = 0;
   std::vector<float> bias_;  // [heads][T][T], query- or key-major per kernel
   std::vector<float> mask_;  // [num_windows][T][T] when shifted (symmetric)
+  std::vector<bool> masked_;  // per window: whether its mask has a non-zero entry
 };
 
 // Swin PatchMerging up to the Linear: cat(x[0::2,0::2], x[1::2,0::2], x[0::2,1::2], x[1::2,1::2])

@@ -71,7 +71,14 @@ WindowAttention::WindowAttention(const WindowGeometry& g, const float* table) : 
   } else {
     bias_ = std::move(bias);
   }
-  if (g.shift > 0) mask_ = shifted_window_mask(g.height, g.width, ws, g.shift);
+  if (g.shift > 0) {
+    mask_ = shifted_window_mask(g.height, g.width, ws, g.shift);
+    masked_.resize(static_cast<size_t>(g.num_windows()));
+    for (int64_t w = 0; w < g.num_windows(); ++w) {
+      const float* m = mask_.data() + w * t * t;
+      masked_[static_cast<size_t>(w)] = std::any_of(m, m + t * t, [](float v) { return v != 0.f; });
+    }
+  }
 }
 
 void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const {
@@ -85,31 +92,47 @@ void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const
   const int64_t groups = std::min(g.heads, std::max<int64_t>(1, (2 * threads() + windows - 1) / windows));
   const int64_t per_group = (g.heads + groups - 1) / groups;
   const float scale = attention_scale(hd);
-  parallel_chunks(windows * groups, 1, [&](int64_t begin, int64_t end) {
+  // Token i of window w on the map rolled by -shift is token (r + shift, c + shift) of the original.
+  auto window_rows = [&](int64_t win, int64_t* rows) {
+    const int64_t b = win / per_clip, w = win % per_clip;
+    const int64_t r0 = (w / wins_w) * ws, c0 = (w % wins_w) * ws;
+    for (int64_t i = 0; i < t; ++i) {
+      const int64_t r = (r0 + i / ws + g.shift) % g.height, col = (c0 + i % ws + g.shift) % g.width;
+      rows[i] = b * hw + r * g.width + col;
+    }
+  };
+  // One contiguous range of jobs per thread (thread i the i-th): the windows of its own rows.
+  const int64_t jobs = windows * groups, per_thread = (jobs + threads() - 1) / threads();
+  parallel_chunks(jobs, per_thread, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scratch;
-    thread_local std::vector<int64_t> rows;
-    rows.resize(static_cast<size_t>(t));
+    thread_local std::vector<int64_t> rows_buffer;
+    rows_buffer.resize(static_cast<size_t>(2 * t));
+    int64_t* rows = rows_buffer.data();
+    int64_t* next_rows = rows + t;
+    window_rows(begin / groups, rows);
     for (int64_t job_id = begin; job_id < end; ++job_id) {
       const int64_t win = job_id / groups, group = job_id % groups;
       const int64_t b = win / per_clip, w = win % per_clip;
-      const int64_t r0 = (w / wins_w) * ws, c0 = (w % wins_w) * ws;
-      // Token i of window w on the map rolled by -shift is token (r + shift, c + shift) of the original.
-      for (int64_t i = 0; i < t; ++i) {
-        const int64_t r = (r0 + i / ws + g.shift) % g.height, col = (c0 + i % ws + g.shift) % g.width;
-        rows[static_cast<size_t>(i)] = b * hw + r * g.width + col;
-      }
+      // The next window's qkv rows are requested while this one is computed (they come from L3 or
+      // the other core: the qkv GEMM wrote them).
+      const bool next_window = job_id + 1 < end && (job_id + 1) / groups != win;
+      if (next_window) window_rows(win + 1, next_rows);
       const int64_t h0 = group * per_group, h1 = std::min(g.heads, h0 + per_group);
-      if (h0 >= h1) continue;
-      const window::Job job{qkv, rows.data(), b * hw, bias_.data(), mask_.empty() ? nullptr : mask_.data() + w * t * t,
-                            out, g.channels,  hd,     h0,           h1,
-                            t,   scale};
-      switch (kernel) {
+      // Windows inside one region of the rolled map have an all-zero mask: none is added (s + 0 == s).
+      const bool masked = !masked_.empty() && masked_[static_cast<size_t>(w)];
+      const window::Job job{qkv,  rows,       b * hw, bias_.data(), masked ? mask_.data() + w * t * t : nullptr,
+                            out,  g.channels, hd,     h0,           h1,
+                            t,    scale,      next_window ? next_rows : nullptr};
+      if (h0 < h1) {
+        switch (kernel) {
 #if defined(__AVX512F__)
-        case window::Kernel::kAvx512_64: window::attend_avx512_64(job, scratch); break;
+          case window::Kernel::kAvx512_64: window::attend_avx512_64(job, scratch); break;
 #endif
-        case window::Kernel::kAvx64: window::attend_avx_64(job, scratch); break;
-        default: window::attend_generic(job, scratch); break;
+          case window::Kernel::kAvx64: window::attend_avx_64(job, scratch); break;
+          default: window::attend_generic(job, scratch); break;
+        }
       }
+      if (next_window) std::swap(rows, next_rows);
     }
   }, Schedule::kStatic);
 }

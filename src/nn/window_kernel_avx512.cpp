@@ -51,6 +51,38 @@ inline void transpose_store_8x16(const v16f (&a)[8], float* const* dst) {
   }
 }
 
+// Requests the lines of the next job's qkv rows into L2, one per step() call, row after row.
+class RowPrefetch {
+ public:
+  RowPrefetch(const float* qkv, const int64_t* rows, int64_t row_floats) : qkv_(qkv), rows_(rows), floats_(row_floats) {
+    if (rows_) start_row();
+  }
+  void step() {
+    if (!line_) return;
+    __builtin_prefetch(line_, 0, 2);
+    line_ += 64;
+    if (line_ >= end_) {
+      if (++r_ < kT)
+        start_row();
+      else
+        line_ = nullptr;
+    }
+  }
+
+ private:
+  void start_row() {
+    const auto first = reinterpret_cast<uintptr_t>(qkv_ + rows_[r_] * floats_);
+    line_ = reinterpret_cast<const char*>(first & ~uintptr_t{63});
+    end_ = reinterpret_cast<const char*>(first + floats_ * sizeof(float));
+  }
+  const float* qkv_;
+  const int64_t* rows_;
+  int64_t floats_;
+  int r_ = 0;
+  const char* line_ = nullptr;
+  const char* end_ = nullptr;
+};
+
 }  // namespace
 
 void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
@@ -69,6 +101,7 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
     offsets[g] = _mm512_load_si512(o);
   }
   const __m512 scale = _mm512_set1_ps(job.scale);
+  RowPrefetch next(job.qkv, job.prefetch_rows, 3 * c);
   for (int64_t h = job.head_begin; h < job.head_end; ++h) {
     const int64_t qo = h * hd, ko = c + h * hd, vo = 2 * c + h * hd;
     for (int64_t d = 0; d < hd; ++d)
@@ -85,6 +118,7 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
       for (int r = 0; r < 4; ++r)
         for (int q = 0; q < 4; ++q) acc[r][q] = v16f{};
       for (int64_t d = 0; d < hd; ++d) {
+        next.step();
         v16f qv[4];
         for (int q = 0; q < 4; ++q) qv[q] = load16(qt + d * kT + 16 * q);
         for (int r = 0; r < 4; ++r) {
@@ -110,9 +144,8 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
       }
     v16f inv[4];
     for (int q = 0; q < 4; ++q) inv[q] = 1.0f / sum[q];
-    for (int j = 0; j < kT; ++j)
-      for (int q = 0; q < 4; ++q) store16(s + j * kT + 16 * q, load16(s + j * kT + 16 * q) * inv[q]);
-    // O^T = V^T P^T, eight dimensions by 32 queries at a time, then back to token rows.
+    // O^T = V^T E^T / sum (the softmax's division applied once per output instead of once per
+    // probability), eight dimensions by 32 queries at a time, then back to token rows.
     for (int64_t d0 = 0; d0 < hd; d0 += 8) {
       for (int half = 0; half < 2; ++half) {
         v16f o[2][8];
@@ -127,6 +160,7 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
           }
         }
         for (int q = 0; q < 2; ++q) {
+          for (int r = 0; r < 8; ++r) o[q][r] *= inv[2 * half + q];
           float* dst[16];
           for (int e = 0; e < 16; ++e) dst[e] = job.out + job.rows[32 * half + 16 * q + e] * c + h * hd + d0;
           transpose_store_8x16(o[q], dst);

@@ -14,6 +14,7 @@ struct Job {
   float* out;           // [tokens][C]
   int64_t channels, head_dim, head_begin, head_end, tokens;
   float scale;          // head_dim^-0.5
+  const int64_t* prefetch_rows = nullptr;  // the next job's T rows (whole qkv rows), or null
 };
 
 // Scores more than this far below their maximum get probability 0 instead of exp(-64) ~ 1e-28 or
