@@ -151,8 +151,9 @@ void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t wid
                                x + (base + (2 * r) * width + 2 * col + 1) * c,
                                x + (base + (2 * r + 1) * width + 2 * col + 1) * c};
         for (int k = 0; k < 4; ++k) std::copy(src[k], src[k] + c, dst + k * c);
-        layer_norm(dst, 1, 4 * c, gamma, beta, eps, dst);
       }
+      float* row = out + (b * h2 + r) * w2 * 4 * c;
+      layer_norm(row, w2, 4 * c, gamma, beta, eps, row);  // a whole output row: four tokens at a time
     }
   }, Schedule::kStatic);
 }
