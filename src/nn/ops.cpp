@@ -101,10 +101,12 @@ void layer_norm_row(const float* xr, int64_t dim, const float* gamma, const floa
 }
 
 #if defined(__AVX512F__)
-// layer_norm_row on 4 rows of a multiple of 16 at once, in AVX-512: the same arithmetic but for the
-// order of the double sums (which does not reach the float results in practice). Compiled from
-// plain code, a row cost ~160 cycles for 96 values: float -> double conversions split in halves,
-// and one row's sums, divisions and square root a single dependent chain.
+// layer_norm_row on kRows rows of a multiple of 16 at once, in AVX-512: the same arithmetic but for
+// the order of the double sums (which does not reach the float results in practice); every row of
+// such a width goes through here, alone or in a block, so its bits do not depend on its neighbours.
+// Compiled from plain code, a row cost ~160 cycles for 96 values: float -> double conversions split
+// in halves, and one row's sums, divisions and square root a single dependent chain; four rows'
+// chains overlap.
 // (maskz forms: the plain ones trip GCC 12's -Wmaybe-uninitialized in its own headers)
 inline __m512d widen8(const float* p) { return _mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(p)); }
 inline double sum8(__m512d v) {
@@ -113,8 +115,8 @@ inline double sum8(__m512d v) {
   return _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
 }
 
-void layer_norm_rows4(const float* x, int64_t dim, const float* gamma, const float* beta, float eps, float* y) {
-  constexpr int kRows = 4;
+template <int kRows>
+void layer_norm_rows(const float* x, int64_t dim, const float* gamma, const float* beta, float eps, float* y) {
   __m512d lo[kRows], hi[kRows];
   for (int r = 0; r < kRows; ++r) lo[r] = hi[r] = _mm512_setzero_pd();
   for (int64_t i = 0; i < dim; i += 16)
@@ -158,8 +160,10 @@ void layer_norm_serial(const float* x, int64_t rows, int64_t dim, const float* g
                        float* y) {
   int64_t r = 0;
 #if defined(__AVX512F__)
-  if (dim % kRowsDimMultiple == 0 && gamma && beta)
-    for (; r + 4 <= rows; r += 4) layer_norm_rows4(x + r * dim, dim, gamma, beta, eps, y + r * dim);
+  if (dim % kRowsDimMultiple == 0 && gamma && beta) {
+    for (; r + 4 <= rows; r += 4) layer_norm_rows<4>(x + r * dim, dim, gamma, beta, eps, y + r * dim);
+    for (; r < rows; ++r) layer_norm_rows<1>(x + r * dim, dim, gamma, beta, eps, y + r * dim);
+  }
 #endif
   for (; r < rows; ++r) layer_norm_row(x + r * dim, dim, gamma, beta, eps, y + r * dim);
 }
@@ -263,7 +267,7 @@ void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, c
     layer_norm_serial(x, rows, dim, gamma, beta, eps, y);
     return;
   }
-  const int64_t step = ((rows + t - 1) / t + 3) / 4 * 4;
+  const int64_t step = (rows + t - 1) / t;
 #pragma omp parallel for num_threads(t) schedule(static, 1)
   for (int part = 0; part < t; ++part) {
     const int64_t r0 = std::min(rows, part * step), r1 = std::min(rows, r0 + step);
