@@ -184,11 +184,9 @@ void elementwise8(float* x, int64_t n, F8 f8) {
   }
 }
 
-}  // namespace
-
-namespace {
 constexpr size_t kHugePage = size_t{2} << 20;
 bool huge_block(size_t bytes) { return bytes >= kHugePage / 2; }
+
 }  // namespace
 
 void* allocate_lines(size_t bytes) {

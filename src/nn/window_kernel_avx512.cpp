@@ -89,7 +89,7 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
   const int64_t c = job.channels, hd = job.head_dim;
   scratch.resize(static_cast<size_t>(hd * kT + kT * kT));
   float* qt = scratch.data();  // Q^T * scale of the head, [hd][T]
-  float* s = qt + hd * kT;     // S^T, then P^T: [T keys][T queries]
+  float* s = qt + hd * kT;     // S^T, then exp(S^T - column max): [T keys][T queries]
   const float* row[kT];
   for (int i = 0; i < kT; ++i) row[i] = job.qkv + job.rows[i] * 3 * c;
   // Element offsets of the window's rows from its clip's first row (they fit 32 bits: choose()).

@@ -313,7 +313,8 @@ TEST(NnPackedLinear, SameBitsForAnyThreadCountAndRowSplit) {
   layer.forward(x.data(), m, one.data());
   nn::set_threads(2);
   layer.forward(x.data(), m, two.data());
-  // Rows in uneven pieces (as clips of different batches would fall): still the same bits.
+  // Rows in uneven pieces (as clips of different batches would fall; pieces of few tiles take the
+  // tiles that spread their prefetches): still the same bits.
   for (int64_t r0 = 0, step = 1; r0 < m; r0 += step, step = step * 3 + 1)
     layer.forward_serial(x.data() + r0 * k, std::min(step, m - r0), pieces.data() + r0 * n);
   EXPECT_EQ(one, two);
