@@ -10,81 +10,111 @@ namespace {
 
 std::string key(const std::string& k) { return kPrefix + k; }
 
-void write_htsat(GgufWriter& w, const std::string& p, const HtsatConfig& h) {
-  w.set_int(key(p + "spec_size"), h.spec_size);
-  w.set_int(key(p + "patch"), h.patch);
-  w.set_int(key(p + "in_chans"), h.in_chans);
-  w.set_int(key(p + "embed_dim"), h.embed_dim);
-  w.set_int_array(key(p + "depths"), {h.depths.begin(), h.depths.end()});
-  w.set_int_array(key(p + "heads"), {h.heads.begin(), h.heads.end()});
-  w.set_int(key(p + "window"), h.window);
-  w.set_int(key(p + "mlp_ratio"), h.mlp_ratio);
-  w.set_int(key(p + "num_features"), h.num_features);
-  w.set_int(key(p + "num_classes"), h.num_classes);
-  w.set_int(key(p + "freq_ratio"), h.freq_ratio);
+// The metadata of a model file, as one list walked by the writer and by the reader (so the two can
+// not drift apart): `io` is Write or Read below, `c` a const or a mutable ModelConfig. Keys are
+// under kPrefix but for the tokenizer's (io.global); a section is present when its flag says so.
+template <class Io, class Htsat>
+void visit_htsat(Io& io, const std::string& p, Htsat& h) {
+  io.integer(p + "spec_size", h.spec_size);
+  io.integer(p + "patch", h.patch);
+  io.integer(p + "in_chans", h.in_chans);
+  io.integer(p + "embed_dim", h.embed_dim);
+  io.integers(p + "depths", h.depths);
+  io.integers(p + "heads", h.heads);
+  io.integer(p + "window", h.window);
+  io.integer(p + "mlp_ratio", h.mlp_ratio);
+  io.integer(p + "num_features", h.num_features);
+  io.integer(p + "num_classes", h.num_classes);
+  io.integer(p + "freq_ratio", h.freq_ratio);
 }
 
-void write_gpt2(GgufWriter& w, const std::string& p, const Gpt2Config& g) {
-  w.set_int(key(p + "vocab"), g.vocab);
-  w.set_int(key(p + "n_ctx"), g.n_ctx);
-  w.set_int(key(p + "n_embd"), g.n_embd);
-  w.set_int(key(p + "n_head"), g.n_head);
-  w.set_int(key(p + "n_layer"), g.n_layer);
+template <class Io, class Gpt2>
+void visit_gpt2(Io& io, const std::string& p, Gpt2& g) {
+  io.integer(p + "vocab", g.vocab);
+  io.integer(p + "n_ctx", g.n_ctx);
+  io.integer(p + "n_embd", g.n_embd);
+  io.integer(p + "n_head", g.n_head);
+  io.integer(p + "n_layer", g.n_layer);
 }
 
-class Reader {
+template <class Io, class Config>
+void visit_config(Io& io, Config& c) {
+  io.flag("has_clap", c.has_clap);
+  io.flag("has_captioner", c.has_captioner);
+  auto& fe = c.front_end;
+  io.integer("front_end.sample_rate", fe.sample_rate);
+  io.integer64("front_end.window_samples", fe.window_samples);
+  io.integer("front_end.n_fft", fe.n_fft);
+  io.integer("front_end.hop", fe.hop);
+  io.integer("front_end.mel_bins", fe.mel_bins);
+  io.integer("front_end.mel_sample_rate", fe.mel_sample_rate);
+  io.real("front_end.fmin", fe.fmin);
+  io.real("front_end.fmax", fe.fmax);
+  io.integer("proj_dim", c.proj_dim);
+  if (c.has_clap) {
+    visit_htsat(io, "audio.", c.audio);
+    visit_gpt2(io, "text.", c.text);
+    io.integer("text_len", c.text_len);
+    io.real("logit_scale", c.logit_scale);
+  }
+  if (c.has_captioner) {
+    visit_htsat(io, "cap_audio.", c.cap_audio);
+    auto& m = c.mapper;
+    io.integer("mapper.prefix_length", m.prefix_length);
+    io.integer("mapper.clip_length", m.clip_length);
+    io.integer("mapper.layers", m.layers);
+    io.integer("mapper.heads", m.heads);
+    io.integer("mapper.dim", m.dim);
+    io.integer("mapper.mlp_hidden", m.mlp_hidden);
+    visit_gpt2(io, "decoder.", c.decoder);
+    io.integer64("caption.stop_token_id", c.stop_id);
+  }
+  io.global("tokenizer.ggml.padding_token_id", c.pad_id);
+  io.global("tokenizer.ggml.eos_token_id", c.eos_id);
+}
+
+struct Write {
+  GgufWriter& w;
+  void flag(const std::string& k, bool v) { w.set_bool(key(k), v); }
+  void integer(const std::string& k, int v) { w.set_int(key(k), v); }
+  void integer64(const std::string& k, int64_t v) { w.set_int(key(k), v); }
+  void real(const std::string& k, float v) { w.set_float(key(k), v); }
+  void integers(const std::string& k, const std::vector<int>& v) { w.set_int_array(key(k), {v.begin(), v.end()}); }
+  void global(const std::string& k, int64_t v) { w.set_int(k, v); }
+};
+
+class Read {
  public:
-  Reader(const GgufView& g, const std::string& file) : g_(g), file_(file) {}
+  Read(const GgufView& g, const std::string& file) : g_(g), file_(file) {}
+  void flag(const std::string& k, bool& v) const { v = get(key(k), GgufValue::Kind::Bool).b; }
+  void integer(const std::string& k, int& v) const {
+    const int64_t x = get(key(k), GgufValue::Kind::Int).i;
+    if (x < -(int64_t{1} << 31) || x > (int64_t{1} << 31) - 1) throw bad(k, "out of range");
+    v = static_cast<int>(x);
+  }
+  void integer64(const std::string& k, int64_t& v) const { v = get(key(k), GgufValue::Kind::Int).i; }
+  void real(const std::string& k, float& v) const { v = static_cast<float>(get(key(k), GgufValue::Kind::Float).f); }
+  void integers(const std::string& k, std::vector<int>& v) const {
+    const auto& xs = get(key(k), GgufValue::Kind::IntArray).ints;
+    if (xs.size() > 16) throw bad(k, "too long");
+    v.clear();
+    for (int64_t x : xs) {
+      if (x < 0 || x > (1 << 20)) throw bad(k, "out of range");
+      v.push_back(static_cast<int>(x));
+    }
+  }
+  void global(const std::string& k, int64_t& v) const { v = get(k, GgufValue::Kind::Int).i; }
+
+ private:
   const GgufValue& get(const std::string& k, GgufValue::Kind kind) const {
     auto it = g_.kv.find(k);
     if (it == g_.kv.end()) throw ModelError(file_ + ": metadata key " + k + " missing");
     if (it->second.kind != kind) throw ModelError(file_ + ": metadata key " + k + " has the wrong type");
     return it->second;
   }
-  int i(const std::string& k) const {
-    int64_t v = get(key(k), GgufValue::Kind::Int).i;
-    if (v < -(int64_t{1} << 31) || v > (int64_t{1} << 31) - 1) throw ModelError(file_ + ": metadata key " + key(k) + " out of range");
-    return static_cast<int>(v);
+  ModelError bad(const std::string& k, const std::string& what) const {
+    return ModelError(file_ + ": metadata key " + key(k) + " " + what);
   }
-  int64_t i64(const std::string& full) const { return get(full, GgufValue::Kind::Int).i; }
-  float f(const std::string& k) const { return static_cast<float>(get(key(k), GgufValue::Kind::Float).f); }
-  bool b(const std::string& k) const { return get(key(k), GgufValue::Kind::Bool).b; }
-  std::vector<int> ints(const std::string& k) const {
-    const auto& v = get(key(k), GgufValue::Kind::IntArray).ints;
-    if (v.size() > 16) throw ModelError(file_ + ": metadata key " + key(k) + " too long");
-    std::vector<int> out;
-    for (int64_t x : v) {
-      if (x < 0 || x > (1 << 20)) throw ModelError(file_ + ": metadata key " + key(k) + " out of range");
-      out.push_back(static_cast<int>(x));
-    }
-    return out;
-  }
-  HtsatConfig htsat(const std::string& p) const {
-    HtsatConfig h;
-    h.spec_size = i(p + "spec_size");
-    h.patch = i(p + "patch");
-    h.in_chans = i(p + "in_chans");
-    h.embed_dim = i(p + "embed_dim");
-    h.depths = ints(p + "depths");
-    h.heads = ints(p + "heads");
-    h.window = i(p + "window");
-    h.mlp_ratio = i(p + "mlp_ratio");
-    h.num_features = i(p + "num_features");
-    h.num_classes = i(p + "num_classes");
-    h.freq_ratio = i(p + "freq_ratio");
-    return h;
-  }
-  Gpt2Config gpt2(const std::string& p) const {
-    Gpt2Config g;
-    g.vocab = i(p + "vocab");
-    g.n_ctx = i(p + "n_ctx");
-    g.n_embd = i(p + "n_embd");
-    g.n_head = i(p + "n_head");
-    g.n_layer = i(p + "n_layer");
-    return g;
-  }
-
- private:
   const GgufView& g_;
   const std::string& file_;
 };
@@ -125,76 +155,15 @@ void check_gpt2(const Gpt2Config& g, const std::string& what, const std::string&
 }  // namespace
 
 void write_config(GgufWriter& w, const ModelConfig& c) {
-  w.set_bool(key("has_clap"), c.has_clap);
-  w.set_bool(key("has_captioner"), c.has_captioner);
-  const FrontEndConfig& fe = c.front_end;
-  w.set_int(key("front_end.sample_rate"), fe.sample_rate);
-  w.set_int(key("front_end.window_samples"), fe.window_samples);
-  w.set_int(key("front_end.n_fft"), fe.n_fft);
-  w.set_int(key("front_end.hop"), fe.hop);
-  w.set_int(key("front_end.mel_bins"), fe.mel_bins);
-  w.set_int(key("front_end.mel_sample_rate"), fe.mel_sample_rate);
-  w.set_float(key("front_end.fmin"), fe.fmin);
-  w.set_float(key("front_end.fmax"), fe.fmax);
-  w.set_int(key("proj_dim"), c.proj_dim);
-  if (c.has_clap) {
-    write_htsat(w, "audio.", c.audio);
-    write_gpt2(w, "text.", c.text);
-    w.set_int(key("text_len"), c.text_len);
-    w.set_float(key("logit_scale"), c.logit_scale);
-  }
-  if (c.has_captioner) {
-    write_htsat(w, "cap_audio.", c.cap_audio);
-    const MapperConfig& m = c.mapper;
-    w.set_int(key("mapper.prefix_length"), m.prefix_length);
-    w.set_int(key("mapper.clip_length"), m.clip_length);
-    w.set_int(key("mapper.layers"), m.layers);
-    w.set_int(key("mapper.heads"), m.heads);
-    w.set_int(key("mapper.dim"), m.dim);
-    w.set_int(key("mapper.mlp_hidden"), m.mlp_hidden);
-    write_gpt2(w, "decoder.", c.decoder);
-    w.set_int(key("caption.stop_token_id"), c.stop_id);
-  }
-  w.set_int("tokenizer.ggml.padding_token_id", c.pad_id);
-  w.set_int("tokenizer.ggml.eos_token_id", c.eos_id);
-  w.set_int("tokenizer.ggml.bos_token_id", c.eos_id);
+  Write io{w};
+  visit_config(io, c);
+  w.set_int("tokenizer.ggml.bos_token_id", c.eos_id);  // for GGUF readers; GPT-2's BOS is its EOS
 }
 
 ModelConfig read_config(const GgufView& g, const std::string& file) {
-  Reader r(g, file);
+  const Read io(g, file);
   ModelConfig c;
-  c.has_clap = r.b("has_clap");
-  c.has_captioner = r.b("has_captioner");
-  FrontEndConfig& fe = c.front_end;
-  fe.sample_rate = r.i("front_end.sample_rate");
-  fe.window_samples = r.i64(key("front_end.window_samples"));
-  fe.n_fft = r.i("front_end.n_fft");
-  fe.hop = r.i("front_end.hop");
-  fe.mel_bins = r.i("front_end.mel_bins");
-  fe.mel_sample_rate = r.i("front_end.mel_sample_rate");
-  fe.fmin = r.f("front_end.fmin");
-  fe.fmax = r.f("front_end.fmax");
-  c.proj_dim = r.i("proj_dim");
-  if (c.has_clap) {
-    c.audio = r.htsat("audio.");
-    c.text = r.gpt2("text.");
-    c.text_len = r.i("text_len");
-    c.logit_scale = r.f("logit_scale");
-  }
-  if (c.has_captioner) {
-    c.cap_audio = r.htsat("cap_audio.");
-    MapperConfig& m = c.mapper;
-    m.prefix_length = r.i("mapper.prefix_length");
-    m.clip_length = r.i("mapper.clip_length");
-    m.layers = r.i("mapper.layers");
-    m.heads = r.i("mapper.heads");
-    m.dim = r.i("mapper.dim");
-    m.mlp_hidden = r.i("mapper.mlp_hidden");
-    c.decoder = r.gpt2("decoder.");
-    c.stop_id = r.i64(key("caption.stop_token_id"));
-  }
-  c.pad_id = r.i64("tokenizer.ggml.padding_token_id");
-  c.eos_id = r.i64("tokenizer.ggml.eos_token_id");
+  visit_config(io, c);
   check_config(c, file);
   return c;
 }
