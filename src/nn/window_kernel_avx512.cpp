@@ -52,6 +52,7 @@ inline void transpose_store_8x16(const v16f (&a)[8], float* const* dst) {
 }
 
 // Requests the lines of the next job's qkv rows into L2, one per step() call, row after row.
+// (Addresses as integers: the last line of a row may reach past the end of the buffer.)
 class RowPrefetch {
  public:
   RowPrefetch(const float* qkv, const int64_t* rows, int64_t row_floats) : qkv_(qkv), rows_(rows), floats_(row_floats) {
@@ -59,28 +60,27 @@ class RowPrefetch {
   }
   void step() {
     if (!line_) return;
-    __builtin_prefetch(line_, 0, 2);
+    __builtin_prefetch(reinterpret_cast<const void*>(line_), 0, 2);
     line_ += 64;
     if (line_ >= end_) {
       if (++r_ < kT)
         start_row();
       else
-        line_ = nullptr;
+        line_ = 0;
     }
   }
 
  private:
   void start_row() {
     const auto first = reinterpret_cast<uintptr_t>(qkv_ + rows_[r_] * floats_);
-    line_ = reinterpret_cast<const char*>(first & ~uintptr_t{63});
-    end_ = reinterpret_cast<const char*>(first + floats_ * sizeof(float));
+    line_ = first & ~uintptr_t{63};
+    end_ = first + static_cast<uintptr_t>(floats_) * sizeof(float);
   }
   const float* qkv_;
   const int64_t* rows_;
   int64_t floats_;
   int r_ = 0;
-  const char* line_ = nullptr;
-  const char* end_ = nullptr;
+  uintptr_t line_ = 0, end_ = 0;
 };
 
 }  // namespace
