@@ -14,11 +14,12 @@ namespace asdcap {
 
 // Version of asdcap's HTSAT arithmetic; part of the msclap backend identity (embedding caches). The
 // AVX-512 and the portable kernels round differently (within float tolerance of msclap both), so
-// the build's kernel set is part of it.
+// the build's kernel set is part of it. 3: the softmax's division moved to the attention outputs,
+// LayerNorm's double sums in vector order, the dB conversion's log10 in double.
 #if defined(__AVX512F__)
-inline constexpr const char* kHtsatMathsVersion = "htsat-2-avx512";
+inline constexpr const char* kHtsatMathsVersion = "htsat-3-avx512";
 #else
-inline constexpr const char* kHtsatMathsVersion = "htsat-2";
+inline constexpr const char* kHtsatMathsVersion = "htsat-3";
 #endif
 
 class AudioEncoder {
