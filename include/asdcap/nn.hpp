@@ -99,8 +99,9 @@ class PackedLinear {
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
 
-  // x [m, in_features] -> y [m, out_features]; y must not alias x. forward() uses the thread pool;
-  // forward_serial() runs on the calling thread (inside parallel_chunks).
+  // x [m, in_features] -> y [m, out_features]; y must not alias x. forward() uses the thread pool
+  // (and runs on the calling thread inside a parallel region, e.g. parallel_chunks);
+  // forward_serial() always runs on the calling thread.
   void forward(const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
   void forward_serial(const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
 

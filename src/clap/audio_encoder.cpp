@@ -2,6 +2,7 @@
 // final LayerNorm, token-semantic head and the CLAP projection. See SPEC section 4.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 
 #include "asdcap/audio.hpp"
@@ -202,45 +203,36 @@ void AudioEncoder::Impl::load() {
 void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, int64_t batch, float* xn,
                                    float* big) const {
   const int64_t c = st.geom.channels, m = batch * st.geom.height * st.geom.width, hid = c * cfg.mlp_ratio;
-  // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order. Split by
-  // rows, every pass gives each thread the same contiguous rows (static schedule), and the attention
-  // the windows of those rows, so that a thread mostly reads what its own core wrote (with two
-  // threads, reading the other core's half cost 10 % at batch 1).
   using Ep = nn::PackedLinear::Epilogue;
+  // fn(r0, r1) on rows [r0, r1): on row chunks over the threads, or on the whole map at once when it
+  // is too small to split by rows (its GEMMs and LayerNorms then use the threads themselves; inside
+  // parallel_chunks they run on the calling thread). The static schedule gives each thread the same
+  // rows in every pass, and the attention the windows of those rows, so that a thread mostly reads
+  // what its own core wrote (with two threads, reading the other core's half cost 10 % at batch 1).
+  // Row chunks keep LN1 -> qkv and LN2 -> fc1 + GELU -> fc2 in cache.
   const int64_t grain = row_grain(m);
-  if (grain) {  // LN1 rows stay in L1/L2 on their way into the qkv GEMM
-    nn::parallel_chunks(m, grain, [&](int64_t r0, int64_t r1) {
-      nn::layer_norm(x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, xn + r0 * c);
-      bl.qkv.forward_serial(xn + r0 * c, r1 - r0, big + r0 * 3 * c);
-    }, nn::Schedule::kStatic);
-  } else {
-    nn::layer_norm(x, m, c, bl.n1_g, bl.n1_b, kEps, xn);
-    bl.qkv.forward(xn, m, big);
-  }
+  auto by_rows = [&](const std::function<void(int64_t, int64_t)>& fn) {
+    if (grain)
+      nn::parallel_chunks(m, grain, fn, nn::Schedule::kStatic);
+    else
+      fn(0, m);
+  };
+  // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order.
+  by_rows([&](int64_t r0, int64_t r1) {
+    nn::layer_norm(x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, xn + r0 * c);
+    bl.qkv.forward(xn + r0 * c, r1 - r0, big + r0 * 3 * c);
+  });
   bl.attn.forward(big, batch, xn);
-  if (grain) {
-    nn::parallel_chunks(m, grain, [&](int64_t r0, int64_t r1) {
-      bl.proj.forward_serial(xn + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate);
-    }, nn::Schedule::kStatic);
-  } else {
-    bl.proj.forward(xn, m, x, Ep::kAccumulate);
-  }
-  // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs. Row chunks
-  // keep the hidden layer in cache; the smallest maps split whole GEMMs over threads instead.
-  if (grain) {
-    nn::parallel_chunks(m, grain, [&](int64_t r0, int64_t r1) {
-      const int64_t rows = r1 - r0;
-      float* t = xn + r0 * c;
-      float* h = big + r0 * hid;
-      nn::layer_norm(x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, t);
-      bl.fc1.forward_serial(t, rows, h, Ep::kGelu);
-      bl.fc2.forward_serial(h, rows, x + r0 * c, Ep::kAccumulate);
-    }, nn::Schedule::kStatic);
-  } else {
-    nn::layer_norm(x, m, c, bl.n2_g, bl.n2_b, kEps, xn);
-    bl.fc1.forward(xn, m, big, Ep::kGelu);
-    bl.fc2.forward(big, m, x, Ep::kAccumulate);
-  }
+  by_rows([&](int64_t r0, int64_t r1) { bl.proj.forward(xn + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate); });
+  // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs.
+  by_rows([&](int64_t r0, int64_t r1) {
+    const int64_t rows = r1 - r0;
+    float* t = xn + r0 * c;
+    float* h = big + r0 * hid;
+    nn::layer_norm(x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, t);
+    bl.fc1.forward(t, rows, h, Ep::kGelu);
+    bl.fc2.forward(h, rows, x + r0 * c, Ep::kAccumulate);
+  });
 }
 
 void AudioEncoder::Impl::run_stage(int i, float* x, int64_t batch, float* xn, float* big) const {
