@@ -1,0 +1,26 @@
+// The one CSV writer of the library and the CLI: RFC 4180 quoting, numbers printed so that they
+// read back to the same double.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace asdcap {
+
+// One field, quoted when it holds a comma, a double quote or a line break ("" inside quotes).
+std::string csv_field(std::string_view s);
+
+// A finite number with `format` (printf style, default: 9 significant digits, enough for a float); "nan"/"inf" as such.
+std::string csv_number(double v, const char* format = "%.9g");
+
+// Builds CSV text row by row.
+class CsvWriter {
+ public:
+  CsvWriter& row(const std::vector<std::string>& fields);  // fields already formatted, quoted here
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
+}  // namespace asdcap
