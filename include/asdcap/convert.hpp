@@ -25,7 +25,7 @@ struct ConvertReport {
 // IoError, FormatError, ModelError (missing tensors, wrong shapes: all named).
 ConvertReport convert_model(const ConvertOptions& opts);
 
-// The full-size msclap 2023 configuration (../shared/reference/msclap-2023-tensors.tsv), CLAP + captioner.
+// The full-size msclap 2023 configuration (sizes in docs/clap.md, "HTSAT, layer by layer"), CLAP + captioner.
 ModelConfig msclap_2023_config();
 
 // A model file of `cfg`'s sizes with deterministic random weights (for benchmarks and tests),

@@ -1,5 +1,5 @@
 // HTSAT (msclap 2023 audio encoder) forward pass: bn0, HTSAT image, patch embedding, Swin stages,
-// final LayerNorm, token-semantic head and the CLAP projection. See SPEC section 4.
+// final LayerNorm, token-semantic head and the CLAP projection. See docs/clap.md, "HTSAT, layer by layer".
 #include <algorithm>
 #include <cmath>
 #include <functional>

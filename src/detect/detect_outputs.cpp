@@ -1,4 +1,4 @@
-// The files of a detection run (layout agreed in notes/contracts.md) and the stdout table.
+// The files of a detection run (layout in docs/detection.md, "Output folder") and the stdout table.
 #include <chrono>
 #include <cmath>
 #include <cstdio>

@@ -1,4 +1,4 @@
-// The golden clips of /work/shared/golden (manifest.json) for the audio tests.
+// The golden clips of ../shared/golden (ASDCAP_SHARED_DIR; manifest.json) for the audio tests.
 #pragma once
 #include <nlohmann/json.hpp>
 

@@ -22,10 +22,10 @@ const std::vector<std::string> kClipIds = {
     "c07_48k_pcm24_8s",      "c08_short_32k_pcm16_0p5s"};
 
 constexpr double kWaveformTolerance = 1e-5;   // max abs error of the 7-s waveform
-// Log-mel, in dB: 1e-3 dB for every value, including those at or below -90 dB (the issue asks it
-// above -90 dB). msclap's float32 convolution STFT leaves rounding noise of about 1e-7 of the frame's
+// Log-mel, in dB: 1e-3 dB for every value, including those at or below -90 dB (the hardest ones).
+// msclap's float32 convolution STFT leaves rounding noise of about 1e-7 of the frame's
 // loudest bins; asdcap recomputes bands more than 50 dB below the loudest one msclap's way
-// (src/audio/stft_conv.cpp), without which they were 2.1e-3 dB off at 90 dB down. Values are
+// (src/audio/stft_conv.cpp), without which they would be 2.1e-3 dB off at 90 dB down. Values are
 // reported in three zones to show where the error sits: within 90 dB of the frame max, deeper,
 // and at or below -90 dB.
 constexpr double kLogMelTolerance = 1e-3;

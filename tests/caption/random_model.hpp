@@ -1,4 +1,4 @@
-// Full-size msclap-architecture model files with random weights (engineer B's write_random_model),
+// Full-size msclap-architecture model files with random weights (write_random_model),
 // written once under the system temp dir and reused: for the naive-vs-cached test and the benchmarks.
 #pragma once
 #include <filesystem>

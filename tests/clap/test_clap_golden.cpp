@@ -6,7 +6,7 @@
 // summation order than PyTorch's: bn0, image, patch embedding 1e-5 (from the golden input of
 // the stage; 1e-4 in the whole chain from the waveform, where the front end's errors add); Swin stages and final norm
 // 2e-5 (GEMMs over up to 4C = 512 terms, softmax, erf GELU); latent 1e-5; tag scores 1e-5 absolute.
-// Embeddings: cosine >= 0.99999 and max |error| <= 1e-4 * ||reference|| (the criterion).
+// Embeddings: cosine >= 0.99999 and max |error| <= 1e-4 * ||reference|| (the acceptance criterion).
 #include <gtest/gtest.h>
 
 #include <fstream>

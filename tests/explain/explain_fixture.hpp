@@ -1,4 +1,4 @@
-// A small synthetic dataset (engineer C's generator) with detection already run on it (acoustic
+// A small synthetic dataset (asdcap synth's generator) with detection already run on it (acoustic
 // backend), built once per user in the system temp dir and reused by every explain test process.
 // Each test gets its own run folder holding a copy of the detection outputs.
 #pragma once

@@ -1,4 +1,4 @@
-// run_explain over a run folder of the synthetic dataset: records per contracts.md, the offline
+// run_explain over a run folder of the synthetic dataset: records as docs/explain.md describes them, the offline
 // explainer naming the injected fault, the OpenAI back end through a loopback server with
 // failures (nothing lost), answer reuse, unreadable clips.
 #include <gtest/gtest.h>
