@@ -32,7 +32,8 @@ struct CaptionResult {
   std::vector<CaptionBeam> beams;  // best first
 };
 
-// The mapper (docs/text-and-captions.md, "Caption decoder"): normalised embedding -> [prefix_length, n_embd] GPT-2 input embeddings.
+// The mapper (docs/text-and-captions.md, "Caption decoder"): normalised embedding ->
+// [prefix_length, n_embd] GPT-2 input embeddings.
 class CaptionMapper {
  public:
   explicit CaptionMapper(std::shared_ptr<const ModelFile> model);

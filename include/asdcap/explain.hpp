@@ -1,7 +1,8 @@
 // Difference captions for flagged clips (papers §III-B/C, §IV-A): for each clip detection flagged,
 // compare it with its k nearest normal clips by captions, zero-shot text similarities and
 // measured acoustic evidence, and have an LLM (or the offline explainer) say how it differs.
-// Writes DIR/explanations.jsonl (docs/explain.md, "explanations.jsonl") and appends unreadable clips to DIR/skipped.jsonl.
+// Writes DIR/explanations.jsonl (docs/explain.md, "explanations.jsonl") and appends unreadable clips
+// to DIR/skipped.jsonl.
 #pragma once
 #include <functional>
 #include <map>

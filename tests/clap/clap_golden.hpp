@@ -58,7 +58,8 @@ inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return ab / std::sqrt(aa * bb);
 }
 
-// The acceptance criterion for embeddings (docs/clap.md, "Exactness"): cosine >= 0.99999 and max |a - ref| <= 1e-4 * ||ref||.
+// The acceptance criterion for embeddings (docs/clap.md, "Exactness"): cosine >= 0.99999 and
+// max |a - ref| <= 1e-4 * ||ref||.
 inline void expect_embedding_close(const std::vector<float>& a, const std::vector<float>& ref, const std::string& what) {
   ASSERT_EQ(a.size(), ref.size()) << what;
   double norm = 0, worst = 0;
