@@ -105,8 +105,8 @@ struct SkippedRecord {
 struct EvidenceFeature {
   std::string key, name, unit;
   std::optional<double> anomalous;
-  std::vector<std::optional<double>> neighbors;  // none: that neighbour could not be measured
   std::optional<double> z;                       // none: descriptive feature
+  std::vector<std::optional<double>> neighbors;  // none: that neighbour could not be measured
   std::optional<double> reference_mean;
 };
 
