@@ -20,6 +20,14 @@ class EmbeddingBackend {
   // Embeds one clip from its 44.1 kHz mono signal. With several windows (crop "cover") the
   // window embeddings are averaged.
   virtual std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) = 0;
+
+  // True when the embedding's dimensions have their own units and scales (hand-made features):
+  // detection then z-scores each dimension against a machine ID's normal references before the
+  // k-NN search. False for learned embeddings, compared as they are.
+  virtual bool standardise_per_group() const { return false; }
+  // True when embed() may run on several threads at once: detection then embeds clips in parallel.
+  // False: one clip at a time (a backend that parallelises inside embed()).
+  virtual bool thread_safe_embed() const { return false; }
 };
 
 struct BackendOptions {
@@ -27,7 +35,10 @@ struct BackendOptions {
   int threads = 0;         // 0: all cores
 };
 
-// "acoustic" or "msclap". Throws UsageError for an unknown name, ModelError for a bad model.
+// The names make_backend knows: "acoustic", "msclap".
+const std::vector<std::string>& backend_names();
+
+// Throws InvalidArgument for an unknown name, ModelError for a bad model.
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options);
 
 }  // namespace asdcap

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "asdcap/audio.hpp"
+#include "asdcap/run.hpp"
 
 namespace asdcap {
 
@@ -19,16 +20,9 @@ struct DetectOptions {
   bool quiet = false;                 // no progress bar / summary lines on stderr
 };
 
-// One machine/id line of results.csv. NaN for metrics that need both classes.
-struct DetectRow {
-  std::string machine, id;
-  double auc = 0, pauc = 0, threshold = 0;
-  std::string threshold_rule;  // "roc_closest" | "gamma_q0.9" | "none"
-  int n_normal = 0, n_anomaly = 0, n_unknown = 0, n_train = 0;
-};
-
 struct DetectSummary {
-  std::vector<DetectRow> rows;  // sorted by machine, id
+  std::vector<ResultRow> rows;  // one per machine ID (Kind::Id), sorted by machine, id; NaN for
+                                // metrics that need both classes
   int n_scored = 0;             // test clips scored
   int n_skipped = 0;            // entries in skipped.jsonl
   int n_embedded = 0;           // clips embedded (train + test)
@@ -36,19 +30,16 @@ struct DetectSummary {
   std::string out_dir;
 };
 
-// Runs the whole pipeline and writes run.json, results.csv, anomaly_score_*.csv,
-// decision_result_*.csv, neighbors.jsonl, skipped.jsonl and cache.sqlite into out_dir
-// (created if missing). Bad or misnamed files are skipped and listed, never fatal.
+// Runs the whole pipeline and publishes the run folder out_dir (created if missing; see run.hpp):
+// results.csv, anomaly_score_*.csv, decision_result_*.csv, neighbors.jsonl, skipped.jsonl, then
+// run.json; cache.sqlite holds the embeddings. Bad or misnamed files are skipped and listed, never
+// fatal. Throws InvalidArgument for unusable options, IoError when out_dir is being written by
+// another process or cannot be written.
 DetectSummary run_detect(const DetectOptions& options);
 
-// results.csv rows plus per-machine "average" and one "overall" line (Table I of the papers).
-struct ResultLine {
-  std::string machine, id;
-  double auc, pauc, threshold;
-  std::string threshold_rule;
-  int n_normal, n_anomaly;
-};
-std::vector<ResultLine> result_lines(const DetectSummary& summary);
+// The lines of results.csv: the machine IDs' rows plus a per-machine "average" and one "overall"
+// line (Table I of the papers).
+std::vector<ResultRow> result_lines(const DetectSummary& summary);
 
 // The human-readable table printed on stdout (AUC and pAUC in %).
 std::string format_results_table(const DetectSummary& summary);

@@ -1,8 +1,8 @@
 // Difference captions for flagged clips (papers §III-B/C, §IV-A): for each clip detection flagged,
 // compare it with its k nearest normal clips by captions, zero-shot text similarities and
 // measured acoustic evidence, and have an LLM (or the offline explainer) say how it differs.
-// Writes DIR/explanations.jsonl (docs/explain.md, "explanations.jsonl") and appends unreadable clips
-// to DIR/skipped.jsonl.
+// Explains an existing run folder (written by run_detect): writes DIR/explanations.jsonl and lists
+// unreadable clips in DIR/skipped.jsonl (formats: asdcap/run.hpp).
 #pragma once
 #include <functional>
 #include <map>
@@ -15,7 +15,7 @@
 namespace asdcap {
 
 struct ExplainOptions {
-  std::string data_root;   // needed only when DIR has no detection results yet
+  std::string data_root;   // where the dataset is now, if it moved since detection (default: run.json's)
   std::string out_dir;     // DIR: neighbors.jsonl, run.json (read), explanations.jsonl (written)
   std::string model_path;  // GGUF model; empty: CLAP methods are unavailable, acoustic runs
   // "text", "zeroshot", "combined", "acoustic"; empty: all four with a model, acoustic without.
@@ -29,7 +29,6 @@ struct ExplainOptions {
   std::string caption_prompt = "Sounds like";  // the captions' forced beginning (papers §IV-A)
   bool combined_evidence = false;  // add the acoustic evidence columns to the combined CSV
   bool reuse_answers = true;       // reuse an earlier run's answer to the identical prompt
-  std::string detect_backend;      // for a detection run: ""= "msclap" with a model, else "acoustic"
   int threads = 0;                 // evidence workers; 0: all cores
   std::function<void(const std::string&)> log;  // progress / diagnostics lines (optional)
 };
@@ -42,7 +41,6 @@ struct ExplainedClip {
 };
 
 struct ExplainSummary {
-  bool ran_detection = false;
   int n_flagged = 0;      // clips with decision 1 in neighbors.jsonl
   int n_explained = 0;    // records written
   int n_skipped = 0;      // flagged clips that could not be read (in skipped.jsonl)
@@ -56,11 +54,13 @@ struct ExplainSummary {
   std::string explanations_path;
 };
 
-// Throws UsageError for bad options, IoError when DIR cannot be read or written. Failures of
-// single clips or LLM requests are recorded in the clip's record and never stop the run.
+// Throws InvalidArgument for bad options, Error when DIR has no detection results (run detection
+// first), RunRefused / FormatError when they cannot be used, IoError when DIR cannot be read or
+// written or another process is writing it. Failures of single clips or LLM requests are recorded
+// in the clip's record and never stop the run.
 ExplainSummary run_explain(const ExplainOptions& options);
 
-// The methods the options ask for, validated ("all" expands to the four).
+// The methods the options ask for, validated ("all" expands to the four). Throws InvalidArgument.
 std::vector<std::string> parse_methods(const std::string& text);
 
 }  // namespace asdcap

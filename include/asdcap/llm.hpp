@@ -36,7 +36,7 @@ struct LlmReply {
 
 class OpenAiClient {
  public:
-  // Throws UsageError for an unusable base URL (scheme other than http/https, credentials in it).
+  // Throws InvalidArgument for an unusable base URL (scheme other than http/https, credentials in it).
   explicit OpenAiClient(LlmOptions options);
   // One user message. Throws NetworkError (message never contains the API key) when the server
   // answers 4xx, keeps failing after the retries, or sends a body that is not a chat completion.

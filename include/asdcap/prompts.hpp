@@ -25,7 +25,7 @@ struct PromptTemplates {
 
   static PromptTemplates defaults();
   // JSON object with any of the keys instruction/text/zeroshot/combined/acoustic (strings);
-  // missing keys keep the default. Throws IoError / FormatError / UsageError naming the file.
+  // missing keys keep the default. Throws IoError / FormatError naming the file.
   static PromptTemplates from_file(const std::string& path);
 };
 

@@ -7,81 +7,27 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "asdcap/run.hpp"
 
 namespace asdcap::report {
 
-// ---- the run folder ----------------------------------------------------------------------
-struct ResultRow {
-  enum class Kind { Id, Average, Overall };
-  Kind kind = Kind::Id;
-  std::string machine, id;
-  std::optional<double> auc, pauc, threshold;  // absent when the CSV cell is empty / NaN
-  std::string threshold_rule;
-  long n_normal = 0, n_anomaly = 0;
-};
-
-struct NeighborRef {
-  std::string file, path;
-  double distance = 0;
-};
-
-struct ScoredClip {
-  std::string file, path, machine, id;
-  std::optional<std::string> label, domain;  // "normal" / "anomaly" when known
-  double score = 0, threshold = 0;
-  int decision = 0;
-  std::vector<NeighborRef> neighbors;
-};
-
-struct EvidenceFeature {
-  std::string key, name, unit;
-  std::optional<double> anomalous, z;
-  std::vector<std::optional<double>> neighbors;
-};
-
-struct MethodAnswer {
-  std::optional<std::string> prompt, answer, model, error;
-  std::string backend;
-  double seconds = 0;
-};
-
-struct Explanation {
-  std::string file, path, machine, id;
-  std::optional<std::string> label;
-  double score = 0, threshold = 0;
-  std::vector<NeighborRef> neighbors;
-  std::optional<std::string> caption_anomalous;
-  std::vector<std::optional<std::string>> caption_neighbors;
-  std::optional<std::string> captions_missing;
-  std::vector<std::string> sim_texts;
-  std::vector<double> sim_anomalous;
-  std::vector<std::vector<double>> sim_neighbors;
-  std::optional<std::string> similarity_missing;
-  std::vector<EvidenceFeature> evidence;
-  std::vector<std::pair<std::string, MethodAnswer>> methods;  // in the file's order
-};
-
-struct Skipped {
-  std::string path, stage, reason;
-};
-
+// ---- the run folder (records: asdcap/run.hpp) ---------------------------------------------
 struct RunData {
   std::string dir;
-  nlohmann::json run;  // run.json, or null
+  std::optional<RunSettings> settings;  // run.json, when it could be read
   std::vector<ResultRow> results;
   std::vector<ScoredClip> clips;
-  std::vector<Explanation> explanations;
-  std::vector<Skipped> skipped;
+  std::vector<ExplanationRecord> explanations;
+  std::vector<SkippedRecord> skipped;
   // Files that are absent ("results.csv: not found") or lines that could not be read
-  // ("neighbors.jsonl line 7: ..."). Shown on the page; never fatal.
+  // ("neighbors.jsonl line 7 could not be read: ..."). Shown on the page; never fatal.
   std::vector<std::string> problems;
   bool has_results = false, has_neighbors = false, has_explanations = false, has_skipped = false;
 };
 
-// Never throws on bad content (it becomes a `problems` entry); throws IoError if `dir` is not a folder.
+// Bad content becomes a `problems` entry. Throws IoError if `dir` is not a folder, RunRefused if
+// the run folder was written by a newer asdcap or is incomplete.
 RunData load_run(const std::string& dir);
-Explanation parse_explanation(const nlohmann::json& j);  // throws nlohmann::json::exception on bad shape
 
 // ---- charts ------------------------------------------------------------------------------
 std::string html_escape(std::string_view text);

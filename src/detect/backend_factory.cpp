@@ -16,6 +16,8 @@ class AcousticBackend final : public EmbeddingBackend {
   // Bump the version whenever the features' maths change: cached embeddings follow it.
   std::string identity() const override { return "acoustic/v1 logmel64 dim=" + std::to_string(acoustic_dim()); }
   int dim() const override { return acoustic_dim(); }
+  bool standardise_per_group() const override { return true; }  // levels in dB, rates, percentages...
+  bool thread_safe_embed() const override { return true; }       // no state: clips embed in parallel
   std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) override {
     if (signal44k.empty()) throw FormatError("acoustic backend: empty signal");
     auto starts = window_starts(static_cast<int64_t>(signal44k.size()), crop);
@@ -34,10 +36,15 @@ class AcousticBackend final : public EmbeddingBackend {
 
 }  // namespace
 
+const std::vector<std::string>& backend_names() {
+  static const std::vector<std::string> names = {"acoustic", "msclap"};
+  return names;
+}
+
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options) {
   if (name == "acoustic") return std::make_unique<AcousticBackend>();
   if (name == "msclap") return make_msclap_backend(options);
-  throw UsageError("unknown backend '" + name + "' (expected acoustic or msclap)");
+  throw InvalidArgument("unknown embedding backend '" + name + "' (expected acoustic or msclap)");
 }
 
 }  // namespace asdcap

@@ -2,23 +2,25 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <exception>
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include "asdcap/backend.hpp"
+#include "asdcap/dataset.hpp"
 #include "asdcap/embedding_cache.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
 #include "asdcap/knn.hpp"
 #include "asdcap/metrics.hpp"
 #include "asdcap/progress.hpp"
-#include "detect_internal.hpp"
+#include "asdcap/run.hpp"
 
 namespace asdcap {
 namespace fs = std::filesystem;
@@ -74,60 +76,32 @@ void standardise(std::vector<float>& refs, size_t nr, std::vector<float>& tests,
   apply(tests, nt);
 }
 
+std::string utc_now() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 bool all_finite(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
 
-}  // namespace
+using Groups = std::map<std::pair<std::string, std::string>, Group>;
 
-DetectSummary run_detect(const DetectOptions& options) {
-  if (options.k < 1) throw UsageError("--k must be at least 1");
-  if (options.data_root.empty()) throw UsageError("no data root given (--data)");
-  if (options.out_dir.empty()) throw UsageError("no output folder given (--out)");
-  std::error_code ec;
-  fs::create_directories(options.out_dir, ec);
-  if (ec || !fs::is_directory(options.out_dir))
-    throw IoError(options.out_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
+struct Embedded {
+  std::map<const Clip*, std::vector<float>> embeddings;
+  std::map<const Clip*, std::string> failures;  // clip -> why it has no embedding
+  int cache_hits = 0;
+};
 
-  Dataset ds = discover_dataset(options.data_root, options.machines);
-  DetectSummary summary;
-  summary.out_dir = options.out_dir;
-  detail::RunRecord run;
-  run.options = &options;
-  run.data_root = ds.root;
-  run.skipped = ds.skipped;
-  run.summary = &summary;
-
-  std::map<std::pair<std::string, std::string>, Group> groups;
-  for (const auto& c : ds.clips) {
-    auto& g = groups[{c.machine, c.id}];
-    (c.split == Split::Train ? g.train : g.test).push_back(&c);
-  }
-  std::vector<const Clip*> to_embed;
-  for (auto& [key, g] : groups) {
-    if (g.test.empty()) continue;
-    if (g.train.empty()) {
-      for (auto* c : g.test)
-        run.skipped.push_back({c->path, "no normal training clips for " + key.first + " " + key.second});
-      continue;
-    }
-    to_embed.insert(to_embed.end(), g.train.begin(), g.train.end());
-    to_embed.insert(to_embed.end(), g.test.begin(), g.test.end());
-  }
-
-  BackendOptions bopt;
-  bopt.model_path = options.model_path;
-  bopt.threads = options.threads;
-  auto backend = make_backend(options.backend, bopt);
-  run.backend_name = backend->name();
-  run.backend_identity = backend->identity();
-  {
-    std::string key;
-    resolve_crop(options.crop, std::string(64, '0'), &key);
-    run.crop = key;
-  }
-  EmbeddingCache cache((fs::path(options.out_dir) / "cache.sqlite").string());
-
+// Embeds every clip of `to_embed` (from the cache when it holds the clip under this backend's
+// identity and crop); a clip that cannot be embedded is a failure, a cache that cannot be written
+// is fatal.
+Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptions& options,
+                     const std::unique_ptr<EmbeddingBackend>& backend, EmbeddingCache& cache) {
   // ---- embedding, in parallel for the (thread-safe) acoustic backend -------------------------
   std::map<const Clip*, std::vector<float>> embeddings;
   std::map<const Clip*, std::string> failures;
@@ -136,7 +110,7 @@ DetectSummary run_detect(const DetectOptions& options) {
   std::atomic<int> hits{0};
   std::exception_ptr fatal;
   int workers = 1;
-  if (backend->name() == "acoustic") {
+  if (backend->thread_safe_embed()) {
     workers = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     workers = std::max(1, std::min<int>(workers, static_cast<int>(to_embed.size())));
   }
@@ -194,86 +168,171 @@ DetectSummary run_detect(const DetectOptions& options) {
     for (auto& t : pool) t.join();
   }
   if (fatal) std::rethrow_exception(fatal);
-  summary.n_cache_hits = hits.load();
-  summary.n_embedded = static_cast<int>(embeddings.size());
-  for (auto& [c, why] : failures) run.skipped.push_back({c->path, why});
+  return {std::move(embeddings), std::move(failures), hits.load()};
+}
 
-  // ---- scoring per machine/id -----------------------------------------------------------------
-  std::set<std::string> machines;
-  const size_t dim = static_cast<size_t>(backend->dim());
+// The test clips of the machine IDs that have normal training clips; the others are skipped.
+std::vector<const Clip*> clips_to_embed(const Groups& groups, std::vector<SkippedRecord>& skipped) {
+  std::vector<const Clip*> to_embed;
   for (auto& [key, g] : groups) {
-    if (g.test.empty() || g.train.empty()) continue;
-    std::vector<const Clip*> refs, tests;
-    for (auto* c : g.train)
-      if (embeddings.count(c)) refs.push_back(c);
-    for (auto* c : g.test)
-      if (embeddings.count(c)) tests.push_back(c);
-    if (tests.empty()) continue;
-    if (refs.empty()) {
-      for (auto* c : tests)
-        run.skipped.push_back({c->path, "no usable normal training clips for " + key.first + " " + key.second});
+    if (g.test.empty()) continue;
+    if (g.train.empty()) {
+      for (auto* c : g.test)
+        skipped.push_back({c->path, "detect", "no normal training clips for " + key.first + " " + key.second});
       continue;
     }
-    std::vector<float> R(refs.size() * dim), Q(tests.size() * dim);
-    for (size_t i = 0; i < refs.size(); ++i) std::copy_n(embeddings[refs[i]].begin(), dim, R.begin() + i * dim);
-    for (size_t i = 0; i < tests.size(); ++i) std::copy_n(embeddings[tests[i]].begin(), dim, Q.begin() + i * dim);
-    if (backend->name() == "acoustic") standardise(R, refs.size(), Q, tests.size(), dim);
-    auto knn = knn_search(Q.data(), static_cast<int64_t>(tests.size()), R.data(), static_cast<int64_t>(refs.size()),
-                          static_cast<int64_t>(dim), options.k);
-    auto loo = knn_search(R.data(), static_cast<int64_t>(refs.size()), R.data(), static_cast<int64_t>(refs.size()),
-                          static_cast<int64_t>(dim), options.k, /*leave_one_out=*/true);
-
-    DetectRow row;
-    row.machine = key.first;
-    row.id = key.second;
-    row.n_train = static_cast<int>(refs.size());
-    std::vector<double> labelled_scores;
-    std::vector<bool> labelled_anomalous;
-    for (size_t i = 0; i < tests.size(); ++i) {
-      Label l = tests[i]->label;
-      if (l == Label::Unknown) {
-        ++row.n_unknown;
-        continue;
-      }
-      (l == Label::Anomaly ? row.n_anomaly : row.n_normal) += 1;
-      labelled_scores.push_back(knn.mean_distance[i]);
-      labelled_anomalous.push_back(l == Label::Anomaly);
-    }
-    row.auc = roc_auc(labelled_scores, labelled_anomalous);
-    row.pauc = partial_roc_auc(labelled_scores, labelled_anomalous, 0.1);
-    row.threshold = std::nan("");
-    row.threshold_rule = "none";
-    if (auto t = threshold_closest_to_corner(labelled_scores, labelled_anomalous)) {
-      row.threshold = *t;
-      row.threshold_rule = "roc_closest";
-    } else if (loo.k > 0) {
-      std::vector<double> loo_scores(loo.mean_distance.begin(), loo.mean_distance.end());
-      if (auto gt = gamma_threshold(loo_scores, kGammaQuantile)) {
-        row.threshold = *gt;
-        row.threshold_rule = "gamma_q0.9";
-      }
-    }
-    for (size_t i = 0; i < tests.size(); ++i) {
-      detail::ScoredClip s;
-      s.clip = tests[i];
-      s.score = knn.mean_distance[i];
-      s.threshold = row.threshold;
-      s.decision = std::isfinite(row.threshold) && s.score > row.threshold ? 1 : 0;
-      for (int t = 0; t < knn.k; ++t) {
-        s.neighbors.push_back(refs[static_cast<size_t>(knn.index[i * knn.k + t])]);
-        s.distances.push_back(knn.distance[i * knn.k + t]);
-      }
-      run.scored.push_back(std::move(s));
-    }
-    summary.n_scored += static_cast<int>(tests.size());
-    summary.rows.push_back(row);
-    machines.insert(key.first);
+    to_embed.insert(to_embed.end(), g.train.begin(), g.train.end());
+    to_embed.insert(to_embed.end(), g.test.begin(), g.test.end());
   }
-  run.machines.assign(machines.begin(), machines.end());
-  std::sort(run.skipped.begin(), run.skipped.end(),
-            [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });
-  summary.n_skipped = static_cast<int>(run.skipped.size());
-  detail::write_outputs(run);
+  return to_embed;
+}
+
+ScoredClip scored_clip(const Clip& clip, double score, double threshold) {
+  ScoredClip s;
+  s.file = clip.rel;
+  s.path = clip.path;
+  s.machine = clip.machine;
+  s.id = clip.id;
+  if (clip.label != Label::Unknown) s.label = to_string(clip.label);
+  if (!clip.domain.empty()) s.domain = clip.domain;
+  s.score = score;
+  s.threshold = threshold;
+  s.decision = std::isfinite(threshold) && score > threshold ? 1 : 0;
+  return s;
+}
+
+// Scores the test clips of one machine ID against its normal references: the mean distance to the
+// k nearest, the ID's metrics and threshold. Returns false (and lists the clips as skipped) when no
+// reference could be embedded.
+bool score_group(const std::pair<std::string, std::string>& key, const Group& g, const Embedded& embedded,
+                 const EmbeddingBackend& backend, int k, ResultRow& row, std::vector<ScoredClip>& scored,
+                 std::vector<SkippedRecord>& skipped) {
+  const auto& embeddings = embedded.embeddings;
+  std::vector<const Clip*> refs, tests;
+  for (auto* c : g.train)
+    if (embeddings.count(c)) refs.push_back(c);
+  for (auto* c : g.test)
+    if (embeddings.count(c)) tests.push_back(c);
+  if (tests.empty()) return false;
+  if (refs.empty()) {
+    for (auto* c : tests)
+      skipped.push_back({c->path, "detect", "no usable normal training clips for " + key.first + " " + key.second});
+    return false;
+  }
+  const size_t dim = static_cast<size_t>(backend.dim());
+  std::vector<float> R(refs.size() * dim), Q(tests.size() * dim);
+  for (size_t i = 0; i < refs.size(); ++i) std::copy_n(embeddings.at(refs[i]).begin(), dim, R.begin() + i * dim);
+  for (size_t i = 0; i < tests.size(); ++i) std::copy_n(embeddings.at(tests[i]).begin(), dim, Q.begin() + i * dim);
+  if (backend.standardise_per_group()) standardise(R, refs.size(), Q, tests.size(), dim);
+  auto knn = knn_search(Q.data(), static_cast<int64_t>(tests.size()), R.data(), static_cast<int64_t>(refs.size()),
+                        static_cast<int64_t>(dim), k);
+  auto loo = knn_search(R.data(), static_cast<int64_t>(refs.size()), R.data(), static_cast<int64_t>(refs.size()),
+                        static_cast<int64_t>(dim), k, /*leave_one_out=*/true);
+
+  row = ResultRow{};
+  row.machine = key.first;
+  row.id = key.second;
+  row.n_train = static_cast<int>(refs.size());
+  std::vector<double> labelled_scores;
+  std::vector<bool> labelled_anomalous;
+  for (size_t i = 0; i < tests.size(); ++i) {
+    Label l = tests[i]->label;
+    if (l == Label::Unknown) {
+      ++row.n_unknown;
+      continue;
+    }
+    (l == Label::Anomaly ? row.n_anomaly : row.n_normal) += 1;
+    labelled_scores.push_back(knn.mean_distance[i]);
+    labelled_anomalous.push_back(l == Label::Anomaly);
+  }
+  row.auc = roc_auc(labelled_scores, labelled_anomalous);
+  row.pauc = partial_roc_auc(labelled_scores, labelled_anomalous, 0.1);
+  row.threshold = std::nan("");
+  row.threshold_rule = "none";
+  if (auto t = threshold_closest_to_corner(labelled_scores, labelled_anomalous)) {
+    row.threshold = *t;
+    row.threshold_rule = "roc_closest";
+  } else if (loo.k > 0) {
+    std::vector<double> loo_scores(loo.mean_distance.begin(), loo.mean_distance.end());
+    if (auto gt = gamma_threshold(loo_scores, kGammaQuantile)) {
+      row.threshold = *gt;
+      row.threshold_rule = "gamma_q0.9";
+    }
+  }
+  for (size_t i = 0; i < tests.size(); ++i) {
+    ScoredClip s = scored_clip(*tests[i], knn.mean_distance[i], row.threshold);
+    for (int t = 0; t < knn.k; ++t) {
+      const Clip* n = refs[static_cast<size_t>(knn.index[i * knn.k + t])];
+      s.neighbors.push_back({n->rel, n->path, knn.distance[i * knn.k + t]});
+    }
+    scored.push_back(std::move(s));
+  }
+  return true;
+}
+
+}  // namespace
+
+DetectSummary run_detect(const DetectOptions& options) {
+  if (options.k < 1) throw InvalidArgument("detect: k (neighbours averaged into a score) must be at least 1");
+  if (options.data_root.empty()) throw InvalidArgument("detect: no dataset root given");
+  if (options.out_dir.empty()) throw InvalidArgument("detect: no output folder given");
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (ec || !fs::is_directory(options.out_dir))
+    throw IoError(options.out_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
+  const RunLock lock(options.out_dir);
+
+  Dataset ds = discover_dataset(options.data_root, options.machines);
+  DetectSummary summary;
+  summary.out_dir = options.out_dir;
+  std::vector<SkippedRecord> skipped;
+  for (const auto& s : ds.skipped) skipped.push_back({s.path, "detect", s.reason});
+
+  Groups groups;
+  for (const auto& c : ds.clips) {
+    auto& g = groups[{c.machine, c.id}];
+    (c.split == Split::Train ? g.train : g.test).push_back(&c);
+  }
+  const std::vector<const Clip*> to_embed = clips_to_embed(groups, skipped);
+
+  BackendOptions bopt;
+  bopt.model_path = options.model_path;
+  bopt.threads = options.threads;
+  auto backend = make_backend(options.backend, bopt);
+  RunSettings settings;
+  settings.data_root = ds.root;
+  settings.backend = backend->name();
+  settings.backend_identity = backend->identity();
+  settings.model = options.model_path;
+  settings.k = options.k;
+  settings.crop = options.crop.to_string();
+  resolve_crop(options.crop, std::string(64, '0'), &settings.cache_key);
+  settings.channels = to_string(options.channels);
+  EmbeddingCache cache((fs::path(options.out_dir) / "cache.sqlite").string());
+
+  const Embedded embedded = embed_clips(to_embed, options, backend, cache);
+  summary.n_cache_hits = embedded.cache_hits;
+  summary.n_embedded = static_cast<int>(embedded.embeddings.size());
+  for (auto& [c, why] : embedded.failures) skipped.push_back({c->path, "detect", why});
+
+  std::vector<ScoredClip> scored;  // grouped by machine/id, by file within a group
+  for (auto& [key, g] : groups) {
+    if (g.test.empty() || g.train.empty()) continue;
+    ResultRow row;
+    const size_t before = scored.size();
+    if (!score_group(key, g, embedded, *backend, options.k, row, scored, skipped)) continue;
+    summary.n_scored += static_cast<int>(scored.size() - before);
+    summary.rows.push_back(row);
+    if (settings.machines.empty() || settings.machines.back() != key.first) settings.machines.push_back(key.first);
+  }
+  std::sort(skipped.begin(), skipped.end(), [](const SkippedRecord& a, const SkippedRecord& b) { return a.path < b.path; });
+  summary.n_skipped = static_cast<int>(skipped.size());
+  settings.created = utc_now();
+  settings.n_scored = summary.n_scored;
+  settings.n_skipped = summary.n_skipped;
+  settings.n_embedded = summary.n_embedded;
+  settings.n_cache_hits = summary.n_cache_hits;
+  publish_detection_run(options.out_dir, settings, result_lines(summary), scored, skipped);
   if (!options.quiet) {
     std::fprintf(stderr, "asdcap detect: %d clips embedded (%d from cache), %d test clips scored, %d skipped%s\n",
                  summary.n_embedded, summary.n_cache_hits, summary.n_scored, summary.n_skipped,

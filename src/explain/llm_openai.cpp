@@ -114,13 +114,13 @@ OpenAiClient::OpenAiClient(LlmOptions options) : options_(std::move(options)) {
   const size_t sep = url.find("://");
   const std::string scheme = sep == std::string::npos ? "" : url.substr(0, sep);
   if (scheme != "http" && scheme != "https")
-    throw UsageError("OPENAI_BASE_URL must start with http:// or https:// (got \"" +
-                     redact_secret(url, options_.api_key) + "\")");
+    throw InvalidArgument("OPENAI_BASE_URL must start with http:// or https:// (got \"" +
+                          redact_secret(url, options_.api_key) + "\")");
   const size_t path_at = url.find('/', sep + 3);
   const std::string authority = url.substr(sep + 3, path_at == std::string::npos ? std::string::npos : path_at - sep - 3);
   if (authority.find('@') != std::string::npos)
-    throw UsageError("OPENAI_BASE_URL must not contain credentials; put the key in OPENAI_API_KEY");
-  if (authority.empty()) throw UsageError("OPENAI_BASE_URL has no host");
+    throw InvalidArgument("OPENAI_BASE_URL must not contain credentials; put the key in OPENAI_API_KEY");
+  if (authority.empty()) throw InvalidArgument("OPENAI_BASE_URL has no host");
   origin_ = scheme + "://" + authority;
   std::string prefix = path_at == std::string::npos ? "" : url.substr(path_at);
   while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();

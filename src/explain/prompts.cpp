@@ -96,8 +96,8 @@ PromptTemplates PromptTemplates::from_file(const std::string& path) {
     else if (it.key() == "combined") slot = &t.combined;
     else if (it.key() == "acoustic") slot = &t.acoustic;
     else
-      throw UsageError(path + ": unknown template key \"" + it.key() +
-                       "\" (expected instruction, text, zeroshot, combined, acoustic)");
+      throw FormatError(path + ": unknown template key \"" + it.key() +
+                        "\" (expected instruction, text, zeroshot, combined, acoustic)");
     if (!it.value().is_string())
       throw FormatError(path + ": template \"" + it.key() + "\" must be a string");
     *slot = it.value().get<std::string>();

@@ -2,56 +2,55 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
 
 namespace asdcap::explain_detail {
 
+namespace fs = std::filesystem;
+
 namespace {
 
-std::string str(const nlohmann::json& j, const char* key) {
-  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
-}
-
-double num(const nlohmann::json& j, const char* key) {
-  if (!j.contains(key) || !j[key].is_number()) throw FormatError(std::string("no number \"") + key + "\"");
-  return j[key].get<double>();
+// A dataset that moved since detection: find a clip under `root` by its relative name.
+void relocate(std::string& path, const std::string& file, const std::string& root) {
+  std::error_code ec;
+  if (root.empty() || file.empty() || fs::exists(path, ec)) return;
+  const fs::path moved = fs::path(root) / file;
+  if (fs::exists(moved, ec)) path = moved.string();
 }
 
 }  // namespace
 
-std::vector<ScoredClip> read_neighbors(const std::string& path, std::vector<int>* bad_lines) {
-  std::ifstream in(path);
-  if (!in) throw IoError(path + ": cannot open");
-  std::vector<ScoredClip> clips;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      const auto j = nlohmann::json::parse(line);
-      ScoredClip c;
-      c.file = str(j, "file");
-      c.path = str(j, "path");
-      c.machine = str(j, "machine");
-      c.id = str(j, "id");
-      if (c.path.empty() || c.machine.empty()) throw FormatError("no path or machine");
-      c.label = j.contains("label") ? j["label"] : nlohmann::json();
-      c.domain = j.contains("domain") ? j["domain"] : nlohmann::json();
-      c.score = num(j, "score");
-      c.threshold = j.contains("threshold") && j["threshold"].is_number() ? j["threshold"].get<double>() : 0.0;
-      c.decision = j.contains("decision") && j["decision"].is_number() ? j["decision"].get<int>() : 0;
-      if (j.contains("neighbors") && j["neighbors"].is_array())
-        for (const auto& n : j["neighbors"])
-          c.neighbors.push_back({str(n, "file"), str(n, "path"),
-                                 n.contains("distance") && n["distance"].is_number() ? n["distance"].get<double>() : 0.0});
-      clips.push_back(std::move(c));
-    } catch (const std::exception&) {
-      if (bad_lines) bad_lines->push_back(number);
-    }
+void require_detection_results(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(fs::path(dir) / run_files::kSettings, ec) || !fs::exists(fs::path(dir) / run_files::kNeighbors, ec))
+    throw Error("explain: " + dir + " has no detection results (" + run_files::kSettings + " and " +
+                run_files::kNeighbors + "): run `asdcap detect` on it first, or `asdcap demo`");
+}
+
+RunInputs read_run_inputs(const ExplainOptions& o) {
+  const fs::path dir(o.out_dir);
+  RunInputs in;
+  in.settings = read_run_settings(o.out_dir);
+  const std::string run_json = (dir / run_files::kSettings).string();
+  try {
+    in.crop = CropPolicy::parse(in.settings.crop);
+    in.channels = parse_channel_mode(in.settings.channels);
+  } catch (const Error& e) {
+    throw FormatError(run_json + ": " + e.what());
   }
-  return clips;
+  std::vector<std::string> problems;
+  const std::vector<ScoredClip> scored = read_neighbors(o.out_dir, &problems);
+  if (!problems.empty() && o.log)
+    o.log("explain: " + std::to_string(problems.size()) + " unreadable line(s) in " +
+          (dir / run_files::kNeighbors).string() + " ignored");
+  in.chosen = select_flagged(scored, o.all_flagged ? 0 : o.top, &in.n_flagged);
+  const std::string root = !o.data_root.empty() ? o.data_root : in.settings.data_root;
+  for (auto& c : in.chosen) {
+    relocate(c.path, c.file, root);
+    for (auto& n : c.neighbors) relocate(n.path, n.file, root);
+  }
+  return in;
 }
 
 std::vector<ScoredClip> select_flagged(const std::vector<ScoredClip>& clips, int top, int* n_flagged) {
@@ -73,49 +72,6 @@ std::vector<ScoredClip> select_flagged(const std::vector<ScoredClip>& clips, int
     if (taken++ < top) out.push_back(flagged[i]);
   }
   return out;
-}
-
-RunSettings read_run_settings(const std::string& run_json) {
-  RunSettings s;
-  if (!std::filesystem::exists(run_json)) return s;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(run_json));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(run_json + ": not valid JSON (" + e.what() + ")");
-  }
-  if (j.contains("crop") && j["crop"].is_string()) {
-    try {
-      s.crop = CropPolicy::parse(j["crop"].get<std::string>());
-    } catch (const Error&) {
-      // A crop description this version cannot parse: keep the default policy.
-    }
-  }
-  if (j.contains("channels") && j["channels"].is_string() && j["channels"] == "concat")
-    s.channels = ChannelMode::Concat;
-  s.data_root = str(j, "data_root");
-  return s;
-}
-
-std::map<std::string, nlohmann::ordered_json> read_previous_records(const std::vector<std::string>& paths) {
-  std::map<std::string, nlohmann::ordered_json> records;
-  for (const auto& path : paths) {
-    std::ifstream in(path);
-    if (!in) continue;
-    std::string line;
-    while (std::getline(in, line)) {
-      try {
-        auto j = nlohmann::ordered_json::parse(line);
-        if (j.is_object() && j.contains("path") && j["path"].is_string()) {
-          const std::string key = j["path"].get<std::string>();  // before j is moved from
-          records[key] = std::move(j);
-        }
-      } catch (const nlohmann::json::exception&) {
-        // A damaged line of an earlier run is only a lost cache entry.
-      }
-    }
-  }
-  return records;
 }
 
 }  // namespace asdcap::explain_detail

@@ -23,13 +23,8 @@ std::string percent(std::optional<double> v) {
 
 double as_fraction(double v) { return v <= 1.0 ? v : v / 100; }
 
-std::string json_str(const nlohmann::json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key)) return "";
-  const auto& v = j[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return "";
-  return v.dump();
-}
+// A metric of results.csv, none when it is not available.
+std::optional<double> known(double v) { return std::isfinite(v) ? std::optional<double>(v) : std::nullopt; }
 
 std::string card(const std::string& cls, const std::string& key, const std::string& value, const std::string& detail) {
   return "<div class=\"card " + cls + "\"><div class=\"k\">" + key + "</div><div class=\"v\">" + value +
@@ -65,9 +60,9 @@ std::string summary_section(const PageInput& in, const Counts& c) {
     if (r.kind != Kind::Id) continue;
     ids.insert({r.machine, r.id});
     machines.insert(r.machine);
-    if (!r.auc) continue;
-    if (!best || *r.auc > *best->auc) best = &r;
-    if (!worst || *r.auc < *worst->auc) worst = &r;
+    if (!known(r.auc)) continue;
+    if (!best || r.auc > best->auc) best = &r;
+    if (!worst || r.auc < worst->auc) worst = &r;
   }
   for (const auto& cl : run.clips) ids.insert({cl.machine, cl.id}), machines.insert(cl.machine);
   std::string s = "<section class=\"cards\" id=\"summary\">";
@@ -77,10 +72,10 @@ std::string summary_section(const PageInput& in, const Counts& c) {
   std::snprintf(pct, sizeof pct, "%.0f%%", c.scored ? 100.0 * double(c.flagged) / double(c.scored) : 0.0);
   s += card("warm flag", "Flagged anomalous", std::to_string(c.flagged), std::string(pct) + " of scored clips");
   if (overall)
-    s += card("", "Overall AUC", percent(overall->auc) + "<small>%</small>", "pAUC " + percent(overall->pauc) + "%");
-  if (best) s += card("cool", "Best machine ID", percent(best->auc) + "<small>%</small>", html_escape(best->machine + " " + best->id) + " (AUC)");
+    s += card("", "Overall AUC", percent(known(overall->auc)) + "<small>%</small>", "pAUC " + percent(known(overall->pauc)) + "%");
+  if (best) s += card("cool", "Best machine ID", percent(known(best->auc)) + "<small>%</small>", html_escape(best->machine + " " + best->id) + " (AUC)");
   if (worst && worst != best)
-    s += card("warm", "Worst machine ID", percent(worst->auc) + "<small>%</small>", html_escape(worst->machine + " " + worst->id) + " (AUC)");
+    s += card("warm", "Worst machine ID", percent(known(worst->auc)) + "<small>%</small>", html_escape(worst->machine + " " + worst->id) + " (AUC)");
   s += card("", "Explained", std::to_string(run.explanations.size()),
             in.figures_are_fallback ? "explain not run yet" : std::to_string(in.figures.size()) + " drawn below");
   if (!run.skipped.empty() || !run.problems.empty())
@@ -102,8 +97,8 @@ std::string overview_section(const PageInput& in, const std::map<std::pair<std::
   for (const auto& r : run.results) {
     const char* cls = r.kind == Kind::Id ? "row-id" : r.kind == Kind::Average ? "row-average" : "row-overall";
     std::string bar;
-    if (r.auc) {
-      const double a = as_fraction(*r.auc);
+    if (known(r.auc)) {
+      const double a = as_fraction(r.auc);
       const char* tone = a >= 0.8 ? " hi" : a < 0.6 ? " lo" : "";
       char w[32];
       std::snprintf(w, sizeof w, "%.0f", std::clamp(a, 0.0, 1.0) * 60);
@@ -118,8 +113,8 @@ std::string overview_section(const PageInput& in, const std::map<std::pair<std::
       nflag = it == flagged.end() ? "&ndash;" : std::to_string(it->second);
     }
     s += "<tr class=\"" + std::string(cls) + "\"><td class=\"l\">" + machine + "</td><td class=\"l\">" + id +
-         "</td><td class=\"auc\">" + percent(r.auc) + bar + "</td><td>" + percent(r.pauc) + "</td><td>" +
-         (r.threshold ? format_number(*r.threshold, 4) : std::string("&ndash;")) + "</td><td class=\"l\">" +
+         "</td><td class=\"auc\">" + percent(known(r.auc)) + bar + "</td><td>" + percent(known(r.pauc)) + "</td><td>" +
+         (known(r.threshold) ? format_number(r.threshold, 4) : std::string("&ndash;")) + "</td><td class=\"l\">" +
          html_escape(r.threshold_rule) + "</td><td>" + std::to_string(r.n_normal) + "</td><td>" +
          std::to_string(r.n_anomaly) + "</td><td>" + nflag + "</td></tr>";
   }
@@ -160,9 +155,9 @@ std::string machines_section(const PageInput& in) {
       if (c->label && std::isfinite(c->score)) scores.push_back(c->score), labels.push_back(*c->label == "anomaly");
     }
     const ResultRow* r = rows.count(key) ? rows[key] : nullptr;
-    if (r && r->threshold) threshold = r->threshold;
+    if (r && known(r->threshold)) threshold = r->threshold;
     s += "<div class=\"idcard\"><h4>" + html_escape(key.first + " " + key.second) + " <span>AUC " +
-         percent(r ? r->auc : std::nullopt) + "% &middot; pAUC " + percent(r ? r->pauc : std::nullopt) + "% &middot; " +
+         percent(r ? known(r->auc) : std::nullopt) + "% &middot; pAUC " + percent(r ? known(r->pauc) : std::nullopt) + "% &middot; " +
          std::to_string(clips[key].size()) + " test clips</span></h4><div class=\"charts\">" +
          svg_score_distribution(normal, anomaly, unlabeled, threshold) + svg_roc(scores, labels, threshold) + "</div></div>";
   }
@@ -185,7 +180,7 @@ std::string panel(const PageInput& in, bool anomalous, const std::string& who, c
   return s;
 }
 
-std::string figure(const PageInput& in, const Explanation& e, size_t index) {
+std::string figure(const PageInput& in, const ExplanationRecord& e, size_t index) {
   std::string s = "<figure class=\"clip\" id=\"clip-" + std::to_string(index + 1) + "\"><header><h3>" +
                   html_escape(e.machine + " " + e.id) + " &middot; " + html_escape(e.file) + "</h3>";
   const bool over = std::isfinite(e.score) && std::isfinite(e.threshold) && e.score > e.threshold;
@@ -196,13 +191,13 @@ std::string figure(const PageInput& in, const Explanation& e, size_t index) {
     s += "<span class=\"pill " + std::string(*e.label == "anomaly" ? "warm" : "cool") + "\">ground truth: " +
          html_escape(*e.label == "anomaly" ? "anomalous" : *e.label) + "</span>";
   s += "</header><div class=\"panels\">";
-  const std::string cap_missing = e.captions_missing.value_or("the captioner gave none");
-  bool any_caption = e.caption_anomalous.has_value();
-  for (const auto& c : e.caption_neighbors) any_caption = any_caption || c.has_value();
-  s += panel(in, true, "Anomalous clip", "", e.file, e.path, e.caption_anomalous, cap_missing, any_caption);
+  const std::string cap_missing = e.captions.missing_reason.value_or("the captioner gave none");
+  bool any_caption = e.captions.anomalous.has_value();
+  for (const auto& c : e.captions.neighbors) any_caption = any_caption || c.has_value();
+  s += panel(in, true, "Anomalous clip", "", e.file, e.path, e.captions.anomalous, cap_missing, any_caption);
   for (size_t i = 0; i < e.neighbors.size(); ++i) {
     const auto& n = e.neighbors[i];
-    std::optional<std::string> cap = i < e.caption_neighbors.size() ? e.caption_neighbors[i] : std::nullopt;
+    std::optional<std::string> cap = i < e.captions.neighbors.size() ? e.captions.neighbors[i] : std::nullopt;
     s += panel(in, false, "Normal #" + std::to_string(i + 1), "d = " + format_number(n.distance, 3), n.file, n.path, cap,
                cap_missing, any_caption);
   }
@@ -224,11 +219,12 @@ std::string figure(const PageInput& in, const Explanation& e, size_t index) {
     s += "<p class=\"note missing\">No difference captions in this record.</p>";
   }
   std::string charts;
-  if (!e.sim_texts.empty() && !e.sim_anomalous.empty())
+  const SimilarityRecord& sim = e.similarity;
+  if (!sim.texts.empty() && sim.anomalous && !sim.anomalous->empty())
     charts += "<div><h4>Zero-shot similarity to the reference texts</h4>" +
-              svg_similarity(e.sim_texts, e.sim_anomalous, e.sim_neighbors) + "</div>";
-  else if (e.similarity_missing)
-    s += "<p class=\"absent\"><b>Zero-shot similarities not available:</b> " + html_escape(*e.similarity_missing) + "</p>";
+              svg_similarity(sim.texts, *sim.anomalous, sim.neighbors) + "</div>";
+  else if (sim.missing_reason)
+    s += "<p class=\"absent\"><b>Zero-shot similarities not available:</b> " + html_escape(*sim.missing_reason) + "</p>";
   if (!e.evidence.empty())
     charts += "<div><h4>Acoustic evidence</h4>" + svg_evidence(e.evidence) + "</div>";
   if (!charts.empty()) s += "<div class=\"evidence\">" + charts + "</div>";
@@ -317,12 +313,10 @@ std::string render_page(const PageInput& in) {
       if (r.kind == Kind::Id) counts.scored += r.n_normal + r.n_anomaly;
 
   std::string sub = html_escape(run.dir);
-  const std::string backend = json_str(run.run, "backend");
-  if (!backend.empty()) sub += " &middot; backend " + html_escape(backend);
-  const std::string k = json_str(run.run, "k");
-  if (!k.empty()) sub += " &middot; k = " + html_escape(k);
-  const std::string created = json_str(run.run, "created");
-  if (!created.empty()) sub += " &middot; " + html_escape(created);
+  const RunSettings settings = run.settings.value_or(RunSettings{});
+  if (!settings.backend.empty()) sub += " &middot; backend " + html_escape(settings.backend);
+  if (settings.k > 0) sub += " &middot; k = " + std::to_string(settings.k);
+  if (!settings.created.empty()) sub += " &middot; " + html_escape(settings.created);
 
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                   "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
@@ -344,7 +338,7 @@ std::string render_page(const PageInput& in) {
   std::time_t now = std::time(nullptr);
   char stamp[64];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  h += "</main><footer>asdcap " + html_escape(json_str(run.run, "asdcap_version")) + " &middot; report written " + stamp +
+  h += "</main><footer>asdcap " + html_escape(settings.asdcap_version) + " &middot; report written " + stamp +
        " &middot; self-contained: no network access needed</footer>";
   // Lets a headless browser test tell broken images apart (read back from the dumped DOM).
   h += "<script>addEventListener('load',function(){var ok=0,bad=0;for(var i of document.images)"

@@ -20,8 +20,8 @@ struct ClipView {
 struct PageInput {
   const RunData* run = nullptr;
   const ReportOptions* options = nullptr;
-  std::vector<Explanation> figures;        // drawn, in page order
-  std::vector<Explanation> not_drawn;      // explained but over --max-figures
+  std::vector<ExplanationRecord> figures;       // drawn, in page order
+  std::vector<ExplanationRecord> not_drawn;     // explained but over --max-figures
   bool figures_are_fallback = false;       // no explanations.jsonl: top flagged clips instead
   std::map<std::string, ClipView> views;   // key: clip path
 };

@@ -118,11 +118,11 @@ std::pair<double, double> db_range(const std::vector<const Job*>& jobs) {
   return {lo, hi};
 }
 
-Explanation from_scored(const ScoredClip& c) {
-  Explanation e;
+ExplanationRecord from_scored(const ScoredClip& c) {
+  ExplanationRecord e;
   e.file = c.file, e.path = c.path, e.machine = c.machine, e.id = c.id, e.label = c.label;
   e.score = c.score, e.threshold = c.threshold, e.neighbors = c.neighbors;
-  e.captions_missing = "explain has not been run";
+  e.captions.missing_reason = "explain has not been run";
   return e;
 }
 
@@ -130,8 +130,7 @@ Explanation from_scored(const ScoredClip& c) {
 
 std::string clip_path(const RunData& run, const std::string& file, const std::string& path) {
   if (!path.empty()) return path;
-  const std::string root = run.run.is_object() && run.run.contains("data_root") && run.run["data_root"].is_string()
-                               ? run.run["data_root"].get<std::string>() : std::string();
+  const std::string root = run.settings ? run.settings->data_root : std::string();
   return root.empty() ? file : (fs::path(root) / file).string();
 }
 
@@ -146,7 +145,7 @@ std::string build_report(const ReportOptions& options) {
 
   // Which clips become figures: explained ones (highest scores first per machine ID), or without
   // explanations the top flagged clip of each machine ID.
-  std::vector<Explanation> all = run.explanations;
+  std::vector<ExplanationRecord> all = run.explanations;
   if (!run.has_explanations) {
     in.figures_are_fallback = true;
     std::map<std::pair<std::string, std::string>, const ScoredClip*> top;
@@ -155,7 +154,7 @@ std::string build_report(const ReportOptions& options) {
         top[{c.machine, c.id}] = &c;
     for (const auto& [key, c] : top) all.push_back(from_scored(*c));
   }
-  std::stable_sort(all.begin(), all.end(), [](const Explanation& a, const Explanation& b) {
+  std::stable_sort(all.begin(), all.end(), [](const ExplanationRecord& a, const ExplanationRecord& b) {
     return std::tie(a.machine, a.id) != std::tie(b.machine, b.id) ? std::tie(a.machine, a.id) < std::tie(b.machine, b.id)
                                                                   : a.score > b.score;
   });

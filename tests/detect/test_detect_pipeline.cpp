@@ -14,7 +14,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "asdcap/backend.hpp"
 #include "asdcap/detect.hpp"
+#include "asdcap/error.hpp"
+#include "asdcap/run.hpp"
 #include "asdcap/files.hpp"
 #include "asdcap/synth.hpp"
 
@@ -117,7 +120,10 @@ TEST(DetectPipeline, SyntheticSetHighAucAndOutputs) {
   auto run = json::parse(read_text_file((out / "run.json").string()));
   EXPECT_EQ(run["backend"], "acoustic");
   EXPECT_EQ(run["k"], 4);
-  EXPECT_EQ(run["crop"], "random@content-sha256");
+  EXPECT_EQ(run["schema"], kRunSchema);
+  EXPECT_EQ(run["crop"], "random");
+  EXPECT_EQ(run["cache_key"], "random@content-sha256");
+  EXPECT_EQ(run["channels"], "mean");
   EXPECT_EQ(lines_of(out / "skipped.jsonl").size(), 0u);
 
   std::string first_scores = read_text_file((out / "anomaly_score_pump_id_00.csv").string());
@@ -125,8 +131,59 @@ TEST(DetectPipeline, SyntheticSetHighAucAndOutputs) {
   EXPECT_EQ(again.n_cache_hits, again.n_embedded);
   EXPECT_EQ(again.n_embedded, s.n_embedded);
   EXPECT_EQ(read_text_file((out / "anomaly_score_pump_id_00.csv").string()), first_scores);
+
+  // A rerun with fewer machine types leaves no score files of the others behind, and run.json lists
+  // exactly the files there are.
+  DetectOptions fan_only;
+  fan_only.data_root = data.string();
+  fan_only.out_dir = out.string();
+  fan_only.machines = {"fan"};
+  fan_only.quiet = true;
+  run_detect(fan_only);
+  for (const auto& m : so.machines) {
+    EXPECT_EQ(fs::exists(out / ("anomaly_score_" + m + "_id_00.csv")), m == "fan") << m;
+    EXPECT_EQ(fs::exists(out / ("decision_result_" + m + "_id_00.csv")), m == "fan") << m;
+  }
+  const RunSettings settings = read_run_settings(out.string());
+  EXPECT_EQ(settings.machines, std::vector<std::string>{"fan"});
+  EXPECT_EQ(settings.files, (std::vector<std::string>{"results.csv", "anomaly_score_fan_id_00.csv",
+                                                      "decision_result_fan_id_00.csv", "neighbors.jsonl",
+                                                      "skipped.jsonl"}));
   fs::remove_all(data);
   fs::remove_all(out);
+}
+
+// While one process writes a run folder, a second detect into it fails at once, naming the folder.
+TEST(DetectPipeline, SecondWriterFailsAtOnce) {
+  fs::path out = temp_dir("locked_out");
+  const RunLock held(out.string());
+  DetectOptions o;
+  o.data_root = out.string();
+  o.out_dir = out.string();
+  o.quiet = true;
+  try {
+    run_detect(o);
+    FAIL() << "detect wrote a folder another writer holds";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("another asdcap process is writing this run folder"), std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(out);
+}
+
+// Library errors name the problem, not a command-line flag.
+TEST(DetectPipeline, BadOptionsAreInvalidArguments) {
+  DetectOptions o;
+  o.data_root = "/nonexistent";
+  o.out_dir = "/nonexistent";
+  o.k = 0;
+  try {
+    run_detect(o);
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_backend("wav2vec", {}), InvalidArgument);
 }
 
 // Corrupt, empty, unreadable (a directory and a dangling link named like clips) and misnamed

@@ -193,13 +193,13 @@ TEST(ExplainLlm, UnreachableServerIsRetriedThenReported) {
 TEST(ExplainLlm, BaseUrlValidation) {
   LlmOptions o;
   o.base_url = "ftp://example.com/v1";
-  EXPECT_THROW(OpenAiClient{o}, UsageError);
+  EXPECT_THROW(OpenAiClient{o}, InvalidArgument);
   o.base_url = "https://user:" + kKey + "@example.com/v1";
   o.api_key = kKey;
   try {
     OpenAiClient{o};
     ADD_FAILURE() << "credentials in the URL accepted";
-  } catch (const UsageError& e) {
+  } catch (const InvalidArgument& e) {
     EXPECT_EQ(std::string(e.what()).find(kKey), std::string::npos);
   }
   o.base_url = "https://api.openai.com/v1";

@@ -103,7 +103,7 @@ TEST(ExplainPrompts, TemplatesAndTextsFromFiles) {
   EXPECT_EQ(build_text_prompt(t, "fan", "a", {"b", "c"}), "Answer briefly.\nfan|2|a|b, c|{unknown}");
 
   write_file_atomic(tfile, std::string(R"({"txt": "x"})"));
-  EXPECT_THROW(PromptTemplates::from_file(tfile), UsageError);
+  EXPECT_THROW(PromptTemplates::from_file(tfile), FormatError);
   write_file_atomic(tfile, std::string(R"({"text": 3})"));
   EXPECT_THROW(PromptTemplates::from_file(tfile), FormatError);
   write_file_atomic(tfile, std::string("{not json"));

@@ -14,6 +14,7 @@
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
 #include "asdcap/files.hpp"
+#include "asdcap/run.hpp"
 #include "explain_fixture.hpp"
 #include "fake_llm_server.hpp"
 
@@ -64,7 +65,6 @@ TEST(ExplainRun, AcousticEndToEndWithoutModel) {
   o.top = 3;
   o.methods = {"all"};
   const ExplainSummary s = run_explain(o);
-  EXPECT_FALSE(s.ran_detection);
   EXPECT_GT(s.n_flagged, 0);
   EXPECT_EQ(s.unavailable.size(), 3u);  // text, zeroshot, combined need a model
   const auto records = read_jsonl(s.explanations_path);
@@ -208,6 +208,21 @@ TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
   EXPECT_EQ(server.requests().size(), reqs.size() + 2);
   EXPECT_EQ(again.n_errors, 0);
   EXPECT_EQ(again.n_llm_requests, 2);
+
+  // An interrupted run leaves its partial file, the last append cut short: the next run reuses
+  // every complete record's answer from it and asks again only for the cut one.
+  const std::string final_path = (fs::path(dir) / "explanations.jsonl").string();
+  std::string text = read_text_file(final_path);
+  fs::remove(final_path);
+  text.resize(text.size() - 30);
+  write_file_atomic((fs::path(dir) / "explanations.partial.jsonl").string(), text);
+  const size_t requests_before = server.requests().size();
+  const ExplainSummary resumed = run_explain(o);
+  EXPECT_EQ(resumed.n_reused, static_cast<int>(records.size()) - 1);
+  EXPECT_EQ(resumed.n_llm_requests, 1);
+  EXPECT_EQ(server.requests().size(), requests_before + 1);
+  EXPECT_EQ(read_jsonl(final_path).size(), records.size());
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "explanations.partial.jsonl"));
   fs::remove_all(dir);
 }
 
@@ -271,35 +286,78 @@ TEST(ExplainRun, OptionErrors) {
   const std::string dir = asdcap::test::fresh_run_dir("errors");
   ExplainOptions o = base_options(dir);
   o.methods = {"texts"};
-  EXPECT_THROW(run_explain(o), UsageError);
+  EXPECT_THROW(run_explain(o), InvalidArgument);
   o = base_options(dir);
   o.llm = "gpt";
-  EXPECT_THROW(run_explain(o), UsageError);
+  EXPECT_THROW(run_explain(o), InvalidArgument);
   o = base_options(dir);
-  o.llm = "openai";  // no --llm-model
-  EXPECT_THROW(run_explain(o), UsageError);
-  o = base_options((fs::path(dir) / "empty").string());
-  fs::create_directories(o.out_dir);
-  EXPECT_THROW(run_explain(o), UsageError);  // no detection results and no --data
+  o.llm = "openai";  // no model name
+  try {
+    run_explain(o);
+    ADD_FAILURE();
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << e.what();  // names no flag
+  }
   EXPECT_EQ(parse_methods("all"), (std::vector<std::string>{"text", "zeroshot", "combined", "acoustic"}));
   EXPECT_EQ(parse_methods("acoustic,text"), (std::vector<std::string>{"acoustic", "text"}));
   fs::remove_all(dir);
 }
 
-TEST(ExplainRun, RunsDetectionWhenTheFolderHasNone) {
-  const fs::path dir = fs::temp_directory_path() / ("asdcap-explain-detect-" + std::to_string(::getpid()));
+// explain explains a run: without detection results it says to run detection first.
+TEST(ExplainRun, WithoutDetectionResultsFailsAndSaysWhatToRun) {
+  const fs::path dir = fs::temp_directory_path() / ("asdcap-explain-nodetect-" + std::to_string(::getpid()));
   fs::remove_all(dir);
-  // A one-machine copy of the fixture keeps this quick.
-  const fs::path data = dir / "data";
-  fs::create_directories(data);
-  fs::copy(fs::path(asdcap::test::fixture_data_root()) / "valve", data / "valve", fs::copy_options::recursive);
+  fs::create_directories(dir);
   ExplainOptions o;
-  o.data_root = data.string();
-  o.out_dir = (dir / "run").string();
-  o.top = 1;
+  o.out_dir = dir.string();
+  o.data_root = asdcap::test::fixture_data_root();
+  try {
+    run_explain(o);
+    FAIL() << "explain ran without detection results";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("has no detection results"), std::string::npos) << what;
+    EXPECT_NE(what.find("run `asdcap detect` on it first, or `asdcap demo`"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(fs::exists(dir / "results.csv"));
+  EXPECT_FALSE(fs::exists(dir / "explanations.jsonl"));
+  fs::remove_all(dir);
+}
+
+// While detect (or another explain) writes the folder, explain fails at once.
+TEST(ExplainRun, SecondWriterFailsAtOnce) {
+  const std::string dir = asdcap::test::fresh_run_dir("locked");
+  const RunLock held(dir);
+  EXPECT_THROW(run_explain(base_options(dir)), IoError);
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "explanations.jsonl"));
+  fs::remove_all(dir);
+}
+
+// A run folder written by asdcap 0.1.0 before schema versions (committed by hand in that format:
+// no "schema", the cache key "random@content-sha256" as "crop", clips under a root that no longer
+// exists) is explained with the clips found under the dataset's new root.
+TEST(ExplainRun, ExplainsASchema1RunFolder) {
+  const fs::path dir = fs::temp_directory_path() / ("asdcap-explain-schema1-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(fs::path(ASDCAP_RUN_TEST_DATA) / "schema1-run", dir, fs::copy_options::recursive);
+  ExplainOptions o = base_options(dir.string());
+  o.data_root = asdcap::test::fixture_data_root();
   const ExplainSummary s = run_explain(o);
-  EXPECT_TRUE(s.ran_detection);
-  EXPECT_TRUE(fs::exists(dir / "run" / "results.csv"));
-  EXPECT_GE(s.n_explained, 1);
+  EXPECT_EQ(s.n_flagged, 2);
+  EXPECT_EQ(s.n_explained, 2);
+  EXPECT_EQ(s.n_skipped, 0);
+  const auto records = read_jsonl(s.explanations_path);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0]["file"], "fan/test/anomaly_id_00_00000000.wav");
+  EXPECT_EQ(records[0]["path"], o.data_root + "/fan/test/anomaly_id_00_00000000.wav");
+  EXPECT_EQ(records[0]["score"], 40.25);
+  EXPECT_EQ(records[0]["neighbors"].size(), 2u);
+  EXPECT_EQ(records[0]["schema"], kRunSchema);
+  EXPECT_EQ(records[0]["methods"]["acoustic"]["answer"].get<std::string>().rfind("This sound is", 0), 0u);
+  // Detection's entry of skipped.jsonl stays.
+  std::vector<std::string> problems;
+  const auto skipped = read_skipped(dir.string(), &problems);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].stage, "detect");
   fs::remove_all(dir);
 }

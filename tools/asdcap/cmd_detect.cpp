@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "asdcap/backend.hpp"
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "command.hpp"
@@ -19,7 +20,8 @@ void setup(CLI::App& app) {
   auto& o = args->options;
   sub->add_option("--data", o.data_root, "dataset root: <root>/<machine>/{train,test}/<clip>.wav (DCASE 2020-2025 names)")->required();
   sub->add_option("--out", o.out_dir, "output folder (created; also holds the embedding cache)")->required();
-  sub->add_option("--backend", o.backend, "embedding backend: acoustic (no weights) or msclap")->capture_default_str();
+  sub->add_option("--backend", o.backend, "embedding backend: acoustic (no weights) or msclap")
+      ->capture_default_str()->check(CLI::IsMember(asdcap::backend_names()));
   sub->add_option("--model", o.model_path, "model file (GGUF) for --backend msclap");
   sub->add_option("--k", o.k, "neighbours averaged into the score")->capture_default_str()->check(CLI::Range(1, 1000));
   sub->add_option("--crop", args->crop,

@@ -35,7 +35,7 @@ void setup(CLI::App& app) {
   auto args = std::make_shared<ExplainArgs>();
   auto& o = args->options;
   auto* sub = app.add_subcommand("explain", "difference captions: how each flagged clip differs from its nearest normal clips");
-  sub->add_option("--data", o.data_root, "dataset root (needed only if DIR has no detection results yet)");
+  sub->add_option("--data", o.data_root, "dataset root, if the clips moved since detection (default: the one in DIR/run.json)");
   sub->add_option("--out", o.out_dir, "run folder DIR of `asdcap detect` (neighbors.jsonl); explanations.jsonl goes here")
       ->required();
   sub->add_option("--model", o.model_path, "model file (GGUF with CLAP and captioner) for the text/zeroshot/combined methods");
@@ -61,17 +61,32 @@ void setup(CLI::App& app) {
   sub->add_flag("--combined-evidence", o.combined_evidence, "add the acoustic evidence columns to the combined method's CSV");
   sub->add_flag("--no-reuse", [args](int64_t) { args->options.reuse_answers = false; },
                 "ask the LLM again even for prompts an earlier run already answered");
-  sub->add_option("--backend", o.detect_backend, "embedding backend if detection has to run (default: msclap with --model, else acoustic)");
   sub->add_option("--threads", o.threads, "worker threads for the acoustic evidence (0: all cores)")
       ->capture_default_str()->check(CLI::Range(0, 1024));
   sub->add_flag("--quiet", args->quiet, "no progress lines on stderr");
   sub->callback([args] {
     asdcap::ExplainOptions opts = args->options;
-    if (!args->method.empty()) opts.methods = {args->method};
+    if (!args->method.empty()) {
+      try {
+        asdcap::parse_methods(args->method);
+      } catch (const asdcap::InvalidArgument& e) {
+        throw asdcap::UsageError(std::string("--method: ") + e.what());
+      }
+      opts.methods = {args->method};
+    }
+    if (opts.llm == "openai" && opts.llm_options.model.empty())
+      throw asdcap::UsageError("--llm openai needs --llm-model NAME");
     if (!args->texts_file.empty()) opts.texts = asdcap::load_reference_texts(args->texts_file);
     if (!args->templates_file.empty()) opts.templates = asdcap::PromptTemplates::from_file(args->templates_file);
     // The key and the server come from the environment only, so they never appear on a command line.
     opts.llm_options = asdcap::llm_options_from_env(opts.llm_options);
+    if (opts.llm == "openai") {
+      try {
+        asdcap::OpenAiClient check(opts.llm_options);  // the server address, before any work
+      } catch (const asdcap::InvalidArgument& e) {
+        throw asdcap::UsageError(e.what());
+      }
+    }
     if (!args->quiet) opts.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     const asdcap::ExplainSummary summary = asdcap::run_explain(opts);
     print_summary(summary);

@@ -1,0 +1,84 @@
+// CLAP inputs: "Sounds like ..." captions of a clip and its neighbours, and their audio embeddings'
+// similarities to the reference texts. Each file is captioned and embedded once per run.
+#include <chrono>
+
+#include "stages.hpp"
+
+namespace asdcap::explain_detail {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+const std::pair<std::string, std::string>& ClapInputStage::caption_of(const std::string& path) {
+  auto it = caption_memo_.find(path);
+  if (it != caption_memo_.end()) return it->second;
+  std::pair<std::string, std::string> r;
+  try {
+    r.first = plan_.clap->caption(path, caption_prompt_);
+  } catch (const std::exception& e) {
+    r.second = path + ": " + e.what();
+  }
+  return caption_memo_[path] = r;
+}
+
+const std::pair<std::vector<float>, std::string>& ClapInputStage::embedding_of(const std::string& path) {
+  auto it = embedding_memo_.find(path);
+  if (it != embedding_memo_.end()) return it->second;
+  std::pair<std::vector<float>, std::string> r;
+  try {
+    r.first = plan_.clap->audio_embedding(path);
+  } catch (const std::exception& e) {
+    r.second = path + ": " + e.what();
+  }
+  return embedding_memo_[path] = r;
+}
+
+void ClapInputStage::captions(const ScoredClip& clip, ClapInputs& in) {
+  in.caption_error.clear();
+  const auto& a = caption_of(clip.path);
+  if (a.second.empty()) in.anomalous_caption = a.first;
+  else in.caption_error = a.second;
+  for (const auto& n : clip.neighbors) {
+    const auto& c = caption_of(n.path);
+    if (!c.second.empty() && in.caption_error.empty()) in.caption_error = c.second;
+    in.normal_captions.push_back(c.first);
+  }
+  if (!in.caption_error.empty()) in.anomalous_caption.reset();
+}
+
+void ClapInputStage::similarities(const ScoredClip& clip, ClapInputs& in) {
+  in.similarity_error.clear();
+  std::vector<std::string> paths{clip.path};
+  for (const auto& n : clip.neighbors) paths.push_back(n.path);
+  std::vector<std::vector<float>> audio;
+  for (const auto& p : paths) {
+    const auto& e = embedding_of(p);
+    if (!e.second.empty() && in.similarity_error.empty()) in.similarity_error = e.second;
+    audio.push_back(e.first);
+  }
+  if (!in.similarity_error.empty()) return;
+  try {
+    auto sims = plan_.clap->similarities(audio, plan_.texts);
+    in.anomalous_similarity = sims[0];
+    in.normal_similarity.assign(sims.begin() + 1, sims.end());
+  } catch (const std::exception& e) {
+    in.similarity_error = e.what();
+  }
+}
+
+ClapInputs ClapInputStage::inputs_for(const ScoredClip& clip) {
+  ClapInputs in;
+  in.caption_error = plan_.caption_missing;
+  in.similarity_error = plan_.similarity_missing;
+  const auto t_captions = Clock::now();
+  if (plan_.want_captions && plan_.clap && plan_.caption_missing.empty()) captions(clip, in);
+  in.caption_seconds = since(t_captions);
+  const auto t_similarity = Clock::now();
+  if (plan_.want_similarity && plan_.clap && plan_.similarity_missing.empty()) similarities(clip, in);
+  in.similarity_seconds = since(t_similarity);
+  return in;
+}
+
+}  // namespace asdcap::explain_detail

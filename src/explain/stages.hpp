@@ -1,0 +1,130 @@
+// The stages of run_explain, in order (not a public interface):
+//   inputs    (run_inputs.cpp)         the run folder's settings and the flagged clips to explain
+//   plan      (stage_plan.cpp)         options -> methods, and what this run can deliver
+//   evidence  (stage_evidence.cpp)     every distinct file measured once, in parallel
+//   CLAP      (stage_clap_inputs.cpp)  captions and text similarities, each file's once
+//   prompts   (stage_prompts.cpp)      one prompt (and offline-explainer input) per method
+//   answers   (stage_answers.cpp)      offline explainer or LLM, reusing an earlier identical answer
+//   record    (stage_record.cpp)       one explanations.jsonl record per clip
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "asdcap/evidence.hpp"
+#include "asdcap/explain.hpp"
+#include "asdcap/llm.hpp"
+#include "asdcap/run.hpp"
+#include "clap_methods.hpp"
+#include "run_inputs.hpp"
+
+namespace asdcap::explain_detail {
+
+// ---- plan ---------------------------------------------------------------------------------------
+bool needs_captions(const std::string& method);
+bool needs_similarity(const std::string& method);
+
+// Throws InvalidArgument for options no run can use.
+void check_options(const ExplainOptions& options);
+
+struct Plan {
+  std::vector<std::string> methods;  // in the order they run
+  std::vector<std::string> texts;    // reference texts of the similarities
+  bool want_captions = false, want_similarity = false;
+  std::string caption_missing, similarity_missing;  // why they cannot be had ("" = available)
+  std::string not_needed;  // recorded when no chosen method needs captions / similarities
+  std::unique_ptr<ClapMethods> clap;      // when a method needs it and a model is given
+  std::unique_ptr<OpenAiClient> client;   // --llm openai
+  std::string llm_backend, llm_model;     // recorded with every answer
+
+  // Why `method` cannot run at all in this run ("" = it can).
+  std::string method_missing(const std::string& method) const;
+};
+
+// Opens what the methods need (the CLAP model with the run's crop and channel mode, the LLM client).
+Plan make_plan(const ExplainOptions& options, const RunInputs& run);
+
+// ---- evidence -----------------------------------------------------------------------------------
+struct MeasuredFile {
+  std::optional<ClipEvidence> value;
+  std::string error;  // why it could not be measured
+};
+using EvidenceByPath = std::map<std::string, MeasuredFile>;
+
+// Measures every distinct file of the clips and their neighbours once, on `threads` threads.
+EvidenceByPath measure_all(const std::vector<ScoredClip>& clips, int threads);
+
+// One clip's evidence against the neighbours that could be measured.
+struct ClipComparison {
+  std::vector<EvidenceRow> rows;
+  std::vector<bool> neighbor_ok;  // per neighbour: measured
+  std::vector<UnreadableNeighbor> unreadable;
+};
+ClipComparison compare_with_neighbors(const ScoredClip& clip, const ClipEvidence& own, const EvidenceByPath& evidence);
+
+// ---- CLAP inputs --------------------------------------------------------------------------------
+struct ClapInputs {
+  std::optional<std::string> anomalous_caption;  // none when missing
+  std::vector<std::string> normal_captions;
+  std::string caption_error;  // why there is no caption ("" = there is, or none was asked for)
+  double caption_seconds = 0;
+  std::optional<std::vector<double>> anomalous_similarity;
+  std::vector<std::vector<double>> normal_similarity;
+  std::string similarity_error;
+  double similarity_seconds = 0;
+};
+
+// Captions and embeddings of each file are computed once per run, however many clips share it.
+class ClapInputStage {
+ public:
+  ClapInputStage(const Plan& plan, std::string caption_prompt) : plan_(plan), caption_prompt_(std::move(caption_prompt)) {}
+  ClapInputs inputs_for(const ScoredClip& clip);
+
+ private:
+  const std::pair<std::string, std::string>& caption_of(const std::string& path);
+  const std::pair<std::vector<float>, std::string>& embedding_of(const std::string& path);
+  void captions(const ScoredClip& clip, ClapInputs& in);
+  void similarities(const ScoredClip& clip, ClapInputs& in);
+
+  const Plan& plan_;
+  std::string caption_prompt_;
+  std::map<std::string, std::pair<std::string, std::string>> caption_memo_;  // path -> (caption, error)
+  std::map<std::string, std::pair<std::vector<float>, std::string>> embedding_memo_;
+};
+
+// ---- prompts ------------------------------------------------------------------------------------
+struct MethodPrompt {
+  std::string missing;  // why the method cannot run for this clip ("" = it can)
+  std::string prompt;
+  OfflineInput input;   // points into the Plan / ClapInputs / ClipComparison it was built from
+};
+
+MethodPrompt method_prompt(const std::string& method, const ScoredClip& clip, const Plan& plan,
+                           const ExplainOptions& options, const ClipComparison& evidence, const ClapInputs& clap);
+
+// ---- answers ------------------------------------------------------------------------------------
+// Earlier records by clip path (explanations.jsonl, then a left-over partial file: later wins).
+// Lines that cannot be read are described in `problems`.
+std::map<std::string, ExplanationRecord> previous_records(const std::string& dir, std::vector<std::string>* problems);
+
+struct AnswerCounts {
+  int n_errors = 0, n_reused = 0, n_llm_requests = 0;
+  std::string first_llm_error;
+};
+
+// Answers one prompt: the offline explainer, an earlier identical answer, or the LLM.
+MethodRecord answer(const std::string& method, const ScoredClip& clip, MethodPrompt& prompt, const Plan& plan,
+                    const ExplainOptions& options, const std::map<std::string, ExplanationRecord>& previous,
+                    AnswerCounts& counts);
+
+// ---- record -------------------------------------------------------------------------------------
+ExplanationRecord make_record(const ScoredClip& clip, const ClipComparison& evidence, const ClapInputs& clap,
+                              const Plan& plan, const ExplainOptions& options);
+
+// skipped.jsonl keeps detection's entries and gets this run's explain entries (earlier explain
+// entries go).
+void update_skipped(const std::string& dir, const std::vector<SkippedRecord>& explain_entries);
+
+}  // namespace asdcap::explain_detail
