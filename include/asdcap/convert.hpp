@@ -21,7 +21,7 @@ struct ConvertReport {
   ModelConfig config;                         // what was inferred and written
 };
 
-// Reads, maps, checks and writes (atomically) opts.out. Throws UsageError (bad options),
+// Reads, maps, checks and writes (atomically) opts.out. Throws InvalidArgument (bad options),
 // IoError, FormatError, ModelError (missing tensors, wrong shapes: all named).
 ConvertReport convert_model(const ConvertOptions& opts);
 

@@ -11,8 +11,17 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Bad command-line arguments or option values (exit code 2).
+// Bad command-line arguments or option values (exit code 2). Thrown by the CLI only: the library
+// reports a bad argument as InvalidArgument, and the CLI turns that into a UsageError naming the
+// flag when the value came from one.
 class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A library function was called with an argument it does not accept (an unknown name, a size or
+// index out of range, a missing required setting). The message names the argument and the problem.
+class InvalidArgument : public Error {
  public:
   using Error::Error;
 };
