@@ -28,11 +28,6 @@ ConvertReport convert_model(const ConvertOptions& opts);
 // The full-size msclap 2023 configuration (../shared/reference/msclap-2023-tensors.tsv), CLAP + captioner.
 ModelConfig msclap_2023_config();
 
-// A model file of `cfg`'s sizes with deterministic random weights (for benchmarks and tests),
-// written atomically. dtype F32 or F16 (as convert). Tokenizer from the given vocab.json/merges.txt.
-void write_random_model(const std::string& path, const ModelConfig& cfg, DType dtype, uint64_t seed,
-                        const std::string& vocab, const std::string& merges);
-
 // One tensor the configuration requires (asdcap name, PyTorch-order shape, stored dtype class).
 struct TensorSpec {
   std::string name;
