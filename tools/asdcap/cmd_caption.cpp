@@ -91,7 +91,7 @@ void setup(CLI::App& app) {
       "caption",
       "Describe audio files in words with msclap's captioner (clapcap): JSON Lines "
       "{\"file\",\"caption\",\"tokens\",\"score\"} on stdout");
-  asdcap::cli::add_model(sub, args->model, "with the captioner (asdcap convert --clapcap)")->required();
+  asdcap::cli::add_model(sub, args->model, "with the captioner (converted with --clapcap)")->required();
   asdcap::cli::add_crop(sub, args->crop, {.random_by_content = false, .cover = "embeddings averaged"});
   asdcap::cli::add_channels(sub, args->channels);
   sub->add_option("--beam", args->beam, "Beam size (1 = greedy)")->capture_default_str();
@@ -104,7 +104,7 @@ void setup(CLI::App& app) {
             const float t = std::strtof(text.c_str(), nullptr);
             return std::isfinite(t) ? std::string() : "must be a finite number";
           },
-          "FINITE"));
+          ""));
   sub->add_option("--prompt", args->prompt,
                   "Text the caption must continue, e.g. \"Sounds like\" (the caption then starts with it)");
   sub->add_flag("--all-beams", args->all_beams, "Also print every beam: \"beams\": [{\"text\",\"tokens\",\"score\"}]");
