@@ -13,7 +13,7 @@
 
 #include "asdcap/audio.hpp"
 #include "asdcap/nn.hpp"
-#include "audio_internal.hpp"
+#include "audio/audio_internal.hpp"
 
 namespace {
 

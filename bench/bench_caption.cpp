@@ -13,8 +13,8 @@
 #include <functional>
 #include <random>
 
-#include "../tests/caption/random_model.hpp"
 #include "asdcap/caption.hpp"
+#include "support/random_model.hpp"
 
 using namespace asdcap;
 

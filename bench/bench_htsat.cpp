@@ -24,6 +24,7 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "support/random_model.hpp"
 
 namespace {
 
@@ -42,7 +43,7 @@ std::shared_ptr<const ModelFile> bench_model() {
     ModelConfig cfg = msclap_2023_config();
     cfg.has_captioner = false;  // CLAP only: the audio encoder is what is measured
     const std::string gpt2 = std::string(ASDCAP_SHARED_DIR) + "/assets/gpt2/";
-    write_random_model(path.string(), cfg, DType::F32, 2023, gpt2 + "vocab.json", gpt2 + "merges.txt");
+    test::write_random_model(path.string(), cfg, DType::F32, 2023, gpt2 + "vocab.json", gpt2 + "merges.txt");
     return ModelFile::open(path.string());
   }();
   return model;

@@ -7,9 +7,9 @@
 
 #include <chrono>
 
-#include "../tests/caption/random_model.hpp"
 #include "asdcap/nn.hpp"
 #include "asdcap/text_encoder.hpp"
+#include "support/random_model.hpp"
 
 using namespace asdcap;
 

@@ -4,10 +4,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../src/modelio/unpickler.hpp"
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/safetensors.hpp"
+#include "modelio/unpickler.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

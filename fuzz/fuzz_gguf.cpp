@@ -3,10 +3,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../src/modelio/schema.hpp"
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/gguf.hpp"
+#include "modelio/schema.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -7,14 +7,14 @@ jobs=$(nproc)
 fuzz_seconds=${ASDCAP_FUZZ_SECONDS:-30}
 
 echo "== release build and tests"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DASDCAP_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "== ASan+UBSan build and tests"
 # -O1 -g1: sanitizer builds compile much faster than at -O2 -g and still give symbolised traces.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" \
-  -DCMAKE_C_FLAGS="-O1 -g1" -DASDCAP_SANITIZE=ON -DASDCAP_BENCH=OFF >/dev/null
+  -DCMAKE_C_FLAGS="-O1 -g1" -DASDCAP_SANITIZE=ON -DASDCAP_BENCH=OFF -DASDCAP_WERROR=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"

@@ -19,7 +19,7 @@ constexpr int kImageSize = 256;          // HTSAT input image is kImageSize x kI
 // behaviour (resample each channel, then concatenate them: a 5 s stereo clip becomes 10 s).
 enum class ChannelMode { Mean, Concat };
 
-// "mean" / "concat" (throws UsageError on anything else) and back.
+// "mean" / "concat" (throws InvalidArgument on anything else) and back.
 ChannelMode parse_channel_mode(const std::string& text);
 std::string to_string(ChannelMode mode);
 
@@ -58,7 +58,7 @@ struct CropPolicy {
   uint64_t seed = 0;
   int64_t offset = 0;    // offset:N, sample index in the 44.1 kHz signal
 
-  // "random", "random:SEED", "offset:N", "cover". Throws UsageError on anything else.
+  // "random", "random:SEED", "offset:N", "cover". Throws InvalidArgument on anything else.
   static CropPolicy parse(const std::string& text);
   std::string to_string() const;
 };

@@ -21,17 +21,12 @@ struct ConvertReport {
   ModelConfig config;                         // what was inferred and written
 };
 
-// Reads, maps, checks and writes (atomically) opts.out. Throws UsageError (bad options),
+// Reads, maps, checks and writes (atomically) opts.out. Throws InvalidArgument (bad options),
 // IoError, FormatError, ModelError (missing tensors, wrong shapes: all named).
 ConvertReport convert_model(const ConvertOptions& opts);
 
 // The full-size msclap 2023 configuration (sizes in docs/clap.md, "HTSAT, layer by layer"), CLAP + captioner.
 ModelConfig msclap_2023_config();
-
-// A model file of `cfg`'s sizes with deterministic random weights (for benchmarks and tests),
-// written atomically. dtype F32 or F16 (as convert). Tokenizer from the given vocab.json/merges.txt.
-void write_random_model(const std::string& path, const ModelConfig& cfg, DType dtype, uint64_t seed,
-                        const std::string& vocab, const std::string& merges);
 
 // One tensor the configuration requires (asdcap name, PyTorch-order shape, stored dtype class).
 struct TensorSpec {

@@ -158,8 +158,4 @@ class WindowAttention {
 void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
                       const float* gamma, const float* beta, float eps, float* out);
 
-// IEEE half / bfloat16 to float.
-float f16_to_f32(uint16_t h);
-float bf16_to_f32(uint16_t h);
-
 }  // namespace asdcap::nn

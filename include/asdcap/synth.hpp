@@ -29,7 +29,7 @@ struct SynthSummary {
 
 // Writes <out_dir>/<machine>/{train,test}/{normal,anomaly}_id_XX_NNNNNNNN.wav (16-bit PCM mono)
 // and <out_dir>/synth_manifest.csv (file,machine,id,split,label,fault). Every file is written
-// atomically. Throws UsageError on an unknown machine type or bad sizes.
+// atomically. Throws InvalidArgument on an unknown machine type or bad sizes.
 SynthSummary synthesize_dataset(const SynthOptions& options);
 
 // One clip's samples (in [-1, 1]) without writing anything; fault "none" for a normal clip.

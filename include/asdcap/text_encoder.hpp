@@ -3,7 +3,7 @@
 // Attention is causal, so only the positions up to the pooled index are computed: the same numbers
 // as msclap's run over 77 padded positions.
 // Texts longer than 77 tokens keep all their tokens (as msclap); more than n_ctx (1024) tokens is
-// an error (UsageError naming the text).
+// an error (InvalidArgument naming the text).
 #pragma once
 #include <memory>
 #include <string>

@@ -16,8 +16,8 @@ bool parse_decimal(const std::string& text, Int& value) {
 }
 
 [[noreturn]] void bad_policy(const std::string& text, const std::string& why) {
-  throw UsageError("invalid crop policy '" + text + "'" + why +
-                   ": expected random, random:SEED, offset:N or cover");
+  throw InvalidArgument("invalid crop policy '" + text + "'" + why +
+                        ": expected random, random:SEED, offset:N or cover");
 }
 
 uint64_t fresh_seed() {
@@ -66,9 +66,9 @@ std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy) {
       return {python_randrange(policy.seeded ? policy.seed : fresh_seed(), last)};
     case CropPolicy::Kind::Offset:
       if (policy.offset < 0 || policy.offset > last)
-        throw UsageError("crop offset:" + std::to_string(policy.offset) +
-                         " is beyond the clip: its 44.1 kHz signal has " + std::to_string(length) +
-                         " samples, so a 7-s window can start at most at sample " + std::to_string(last));
+        throw InvalidArgument("crop offset:" + std::to_string(policy.offset) +
+                              " is beyond the clip: its 44.1 kHz signal has " + std::to_string(length) +
+                              " samples, so a 7-s window can start at most at sample " + std::to_string(last));
       return {policy.offset};
     case CropPolicy::Kind::Cover: {
       std::vector<int64_t> starts;
@@ -91,9 +91,9 @@ std::vector<float> window_at(const std::vector<float>& signal, int64_t start) {
     return out;
   }
   if (start < 0 || start > length - kWindowSamples)
-    throw UsageError("window start " + std::to_string(start) + " is outside the signal of " +
-                     std::to_string(length) + " samples (the last 7-s window starts at " +
-                     std::to_string(length - kWindowSamples) + ")");
+    throw InvalidArgument("window start " + std::to_string(start) + " is outside the signal of " +
+                          std::to_string(length) + " samples (the last 7-s window starts at " +
+                          std::to_string(length - kWindowSamples) + ")");
   std::copy(signal.begin() + start, signal.begin() + start + kWindowSamples, out.begin());
   return out;
 }

@@ -139,7 +139,7 @@ void check_header(const std::string& path, const AudioInfo& info) {
 ChannelMode parse_channel_mode(const std::string& text) {
   if (text == "mean") return ChannelMode::Mean;
   if (text == "concat") return ChannelMode::Concat;
-  throw UsageError("invalid channel mode '" + text + "': expected mean or concat");
+  throw InvalidArgument("invalid channel mode '" + text + "': expected mean or concat");
 }
 
 std::string to_string(ChannelMode mode) { return mode == ChannelMode::Mean ? "mean" : "concat"; }

@@ -62,12 +62,12 @@ std::vector<Candidate> top_k(const float* values, int64_t n, int k) {
 BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_prefix, int beam, int max_tokens,
                              float temperature, int64_t stop_id, bool use_cache) {
   const int64_t d = gpt2.n_embd(), V = gpt2.vocab();
-  if (beam < 1 || beam > V) throw UsageError("beam size must be between 1 and the vocabulary size");
-  if (max_tokens < 1) throw UsageError("max tokens must be at least 1");
-  if (n_prefix < 1) throw UsageError("beam search needs at least one prefix vector");
+  if (beam < 1 || beam > V) throw InvalidArgument("beam size must be between 1 and the vocabulary size");
+  if (max_tokens < 1) throw InvalidArgument("max tokens must be at least 1");
+  if (n_prefix < 1) throw InvalidArgument("beam search needs at least one prefix vector");
   if (n_prefix + max_tokens > gpt2.n_ctx())
-    throw UsageError(std::to_string(n_prefix) + " prefix positions + " + std::to_string(max_tokens) +
-                     " tokens exceed the decoder's " + std::to_string(gpt2.n_ctx()) + " positions");
+    throw InvalidArgument(std::to_string(n_prefix) + " prefix positions + " + std::to_string(max_tokens) +
+                          " tokens exceed the decoder's " + std::to_string(gpt2.n_ctx()) + " positions");
   const auto B = static_cast<size_t>(beam);
 
   std::vector<std::vector<int64_t>> tokens(B);

@@ -51,7 +51,7 @@ std::vector<float> Captioner::prefix_embeddings(const float* audio_embedding) co
 }
 
 CaptionResult Captioner::caption_embedding(const float* audio_embedding, const CaptionOptions& opts) const {
-  if (!std::isfinite(opts.temperature)) throw UsageError("temperature must be a finite number");
+  if (!std::isfinite(opts.temperature)) throw InvalidArgument("temperature must be a finite number");
   std::vector<float> prefix = prefix_embeddings(audio_embedding);
   const int64_t d = gpt2_.n_embd();
   int64_t n_prefix = mapper_.output_tokens();

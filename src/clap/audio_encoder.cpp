@@ -110,7 +110,7 @@ void AudioEncoder::Impl::load() {
                        " has no captioner (cap.*): convert clapcap_weights_2023.pth into it (asdcap convert --clapcap)");
     cfg = mc.cap_audio;
   } else {
-    throw UsageError("audio encoder prefix must be \"audio.\" or \"cap.audio.\", not \"" + prefix + "\"");
+    throw InvalidArgument("audio encoder prefix must be \"audio.\" or \"cap.audio.\", not \"" + prefix + "\"");
   }
   proj_dim = mc.proj_dim;
   const auto& fe = mc.front_end;
@@ -323,7 +323,7 @@ std::vector<float> AudioEncoder::Impl::image_of(const float* window, std::vector
 
 AudioEncoder::AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix)
     : impl_(std::make_unique<Impl>()) {
-  if (!model) throw UsageError("audio encoder: no model file");
+  if (!model) throw InvalidArgument("audio encoder: no model file");
   impl_->model = std::move(model);
   impl_->prefix = std::move(prefix);
   impl_->load();
@@ -438,7 +438,7 @@ std::vector<float> AudioEncoder::patch_embed(const float* images, int64_t batch)
 
 std::vector<float> AudioEncoder::stage(int index, const float* tokens, int64_t batch) const {
   const Impl& im = *impl_;
-  if (index < 0 || index >= num_stages()) throw UsageError("no HTSAT stage " + std::to_string(index));
+  if (index < 0 || index >= num_stages()) throw InvalidArgument("no HTSAT stage " + std::to_string(index));
   const auto& g = im.stages[static_cast<size_t>(index)].geom;
   const int64_t unit = batch * g.height * g.width * g.channels;
   std::vector<float> x(tokens, tokens + unit), xn(static_cast<size_t>(unit)), big(static_cast<size_t>(4 * unit));

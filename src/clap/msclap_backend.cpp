@@ -10,7 +10,8 @@ namespace {
 class MsclapBackend final : public EmbeddingBackend {
  public:
   explicit MsclapBackend(const BackendOptions& options) {
-    if (options.model_path.empty()) throw UsageError("backend msclap needs a model file (--model)");
+    if (options.model_path.empty())
+      throw InvalidArgument("the msclap backend needs a model file (no model path given)");
     nn::set_threads(options.threads);
     model_ = ModelFile::open(options.model_path);
     encoder_ = std::make_unique<AudioEncoder>(model_, "audio.");

@@ -19,7 +19,7 @@ std::vector<double> inverse_norms(const float* x, int64_t n, int64_t dim) {
 }  // namespace
 
 std::vector<float> cosine_matrix(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim) {
-  if (na < 0 || nb < 0 || dim <= 0) throw UsageError("cosine_matrix: bad sizes");
+  if (na < 0 || nb < 0 || dim <= 0) throw InvalidArgument("cosine_matrix: bad sizes");
   const auto ia = inverse_norms(a, na, dim), ib = inverse_norms(b, nb, dim);
   std::vector<float> out(static_cast<size_t>(na * nb));
   for (int64_t i = 0; i < na; ++i)
@@ -40,7 +40,7 @@ std::vector<float> scaled_logits(const float* a, int64_t na, const float* b, int
 }
 
 std::vector<float> softmax_rows_copy(const std::vector<float>& logits, int64_t rows, int64_t cols) {
-  if (static_cast<int64_t>(logits.size()) != rows * cols) throw UsageError("softmax_rows_copy: bad sizes");
+  if (static_cast<int64_t>(logits.size()) != rows * cols) throw InvalidArgument("softmax_rows_copy: bad sizes");
   std::vector<float> out(logits.size());
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = logits.data() + r * cols;

@@ -40,8 +40,8 @@ double exact_d2(const float* a, const float* b, int64_t dim) {
 
 KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_t nr, int64_t dim,
                      int k, bool leave_one_out) {
-  if (nq < 0 || nr < 0 || dim <= 0 || k < 1) throw UsageError("knn_search: bad sizes");
-  if (leave_one_out && nq != nr) throw UsageError("knn_search: leave-one-out needs queries == references");
+  if (nq < 0 || nr < 0 || dim <= 0 || k < 1) throw InvalidArgument("knn_search: bad sizes");
+  if (leave_one_out && nq != nr) throw InvalidArgument("knn_search: leave-one-out needs queries == references");
   KnnResult res;
   int64_t available = nr - (leave_one_out ? 1 : 0);
   res.k = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(k, available)));

@@ -72,17 +72,17 @@ struct Job {
 }  // namespace
 
 SynthSummary synthesize_dataset(const SynthOptions& o) {
-  if (o.out_dir.empty()) throw UsageError("synth: no output folder given (--out)");
-  if (o.machines.empty()) throw UsageError("synth: no machine types given");
+  if (o.out_dir.empty()) throw InvalidArgument("synth: no output folder given");
+  if (o.machines.empty()) throw InvalidArgument("synth: no machine types given");
   if (o.n_train < 1 || o.n_test_normal < 0 || o.n_test_anomaly < 0 || o.n_train > 100000 ||
       o.n_test_normal > 100000 || o.n_test_anomaly > 100000)
-    throw UsageError("synth: clip counts must be 1..100000 (train) and 0..100000 (test)");
+    throw InvalidArgument("synth: clip counts must be 1..100000 (train) and 0..100000 (test)");
   auto is_id = [](const std::string& id) {
     return id.size() == 5 && id.rfind("id_", 0) == 0 && std::isdigit(static_cast<unsigned char>(id[3])) &&
            std::isdigit(static_cast<unsigned char>(id[4]));
   };
   for (const auto& id : o.ids)
-    if (!is_id(id)) throw UsageError("synth: machine ID '" + id + "' is not of the form id_NN");
+    if (!is_id(id)) throw InvalidArgument("synth: machine ID '" + id + "' is not of the form id_NN");
   for (const auto& m : o.machines) synth_faults(m);  // throws on an unknown type
 
   std::vector<Job> jobs;

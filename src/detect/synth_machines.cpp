@@ -238,7 +238,7 @@ std::vector<std::string> synth_machine_types() {
 
 std::vector<std::string> synth_faults(const std::string& machine) {
   auto it = models().find(machine);
-  if (it == models().end()) throw UsageError("synth: unknown machine type '" + machine + "'");
+  if (it == models().end()) throw InvalidArgument("synth: unknown machine type '" + machine + "'");
   return it->second.second;
 }
 
@@ -246,9 +246,9 @@ std::vector<float> synthesize_clip(const std::string& machine, const std::string
                                    uint64_t seed, uint64_t clip_index, double seconds, int sample_rate) {
   auto faults = synth_faults(machine);
   if (fault != "none" && std::find(faults.begin(), faults.end(), fault) == faults.end())
-    throw UsageError("synth: machine type " + machine + " has no fault '" + fault + "'");
+    throw InvalidArgument("synth: machine type " + machine + " has no fault '" + fault + "'");
   if (!(seconds > 0 && seconds <= 600) || sample_rate < 8000 || sample_rate > 192000)
-    throw UsageError("synth: bad clip length or sample rate");
+    throw InvalidArgument("synth: bad clip length or sample rate");
   Rng id_rng(hash_mix(seed, machine + "/" + id));
   Rng rng(hash_mix(seed, machine + "/" + id + "/" + std::to_string(clip_index) + "/" + fault));
   Ctx c{id_rng, rng, fault, static_cast<size_t>(seconds * sample_rate), static_cast<double>(sample_rate),

@@ -145,8 +145,8 @@ Gpt2Config infer_gpt2(const TensorMap& m, const std::string& p, int heads_option
   if (g.n_layer == 0) throw ModelError("cannot determine GPT-2's n_layer: tensor " + p + "h.0.ln_1.weight missing");
   g.n_head = heads_option > 0 ? heads_option : std::max(1, g.n_embd / 64);
   if (g.n_embd % g.n_head)
-    throw UsageError("GPT-2 n_embd " + std::to_string(g.n_embd) + " is not divisible by " + std::to_string(g.n_head) +
-                     " heads (set --text-heads / --decoder-heads)");
+    throw InvalidArgument("GPT-2 n_embd " + std::to_string(g.n_embd) + " is not divisible by " +
+                          std::to_string(g.n_head) + " heads (set the text encoder's / caption decoder's head count)");
   return g;
 }
 
@@ -288,10 +288,13 @@ void Converter::check_and_select(ModelContents& out) {
 }
 
 ConvertReport Converter::run() {
-  if (o_.clap.empty() && o_.clapcap.empty()) throw UsageError("convert needs --clap (and optionally --clapcap)");
-  if (o_.vocab.empty() || o_.merges.empty()) throw UsageError("convert needs --vocab vocab.json and --merges merges.txt");
-  if (o_.out.empty()) throw UsageError("convert needs --out MODEL.gguf");
-  if (o_.dtype != DType::F32 && o_.dtype != DType::F16) throw UsageError("--dtype must be f32 or f16");
+  if (o_.clap.empty() && o_.clapcap.empty())
+    throw InvalidArgument("convert: no checkpoint given (a CLAP checkpoint, a captioner checkpoint or both)");
+  if (o_.vocab.empty() || o_.merges.empty())
+    throw InvalidArgument("convert: the GPT-2 tokenizer files (vocab.json, merges.txt) are not given");
+  if (o_.out.empty()) throw InvalidArgument("convert: no output file given");
+  if (o_.dtype != DType::F32 && o_.dtype != DType::F16)
+    throw InvalidArgument("convert: the weight dtype must be f32 or f16");
   // Fail before the slow part when the output cannot be written.
   std::filesystem::path out(o_.out);
   std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
@@ -333,7 +336,7 @@ ConvertReport Converter::run() {
       c.mapper = infer_mapper(mapped_);
       c.decoder = infer_gpt2(mapped_, "cap.gpt2.", o_.decoder_heads);
     }
-  } catch (const UsageError&) {
+  } catch (const InvalidArgument&) {
     throw;
   } catch (const ModelError& e) {
     throw ModelError(std::string(o_.clapcap.empty() ? o_.clap : o_.clap + " + " + o_.clapcap) + ": " + e.what());

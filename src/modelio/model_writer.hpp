@@ -1,5 +1,5 @@
-// Shared by convert_model and write_random_model (internal to modelio): the GPT-2 tokenizer files
-// and writing a complete asdcap-msclap GGUF file.
+// Shared by convert_model and the tests' random model writer (tests/support/random_model.cpp): the
+// GPT-2 tokenizer files and writing a complete asdcap-msclap GGUF file.
 #pragma once
 #include <map>
 #include <string>

@@ -47,8 +47,8 @@ std::vector<float> TextEncoder::embed(const std::vector<std::string>& texts) con
   int64_t rows = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (static_cast<int64_t>(ids[i].size()) > gpt2_.n_ctx())
-      throw UsageError("text \"" + excerpt(texts[i]) + "\" has " + std::to_string(ids[i].size()) +
-                       " tokens; the text encoder takes at most " + std::to_string(gpt2_.n_ctx()));
+      throw InvalidArgument("text \"" + excerpt(texts[i]) + "\" has " + std::to_string(ids[i].size()) +
+                            " tokens; the text encoder takes at most " + std::to_string(gpt2_.n_ctx()));
     lengths.push_back(pooled_index_of(ids[i]) + 1);
     rows += lengths.back();
   }
@@ -81,12 +81,12 @@ TextEncoder::Trace TextEncoder::trace(const std::string& text) const {
 TextEncoder::Trace TextEncoder::trace_ids(const std::vector<int64_t>& ids) const {
   const int64_t d = gpt2_.n_embd();
   if (static_cast<int64_t>(ids.size()) > gpt2_.n_ctx())
-    throw UsageError("text has " + std::to_string(ids.size()) + " tokens; the text encoder takes at most " +
-                     std::to_string(gpt2_.n_ctx()));
+    throw InvalidArgument("text has " + std::to_string(ids.size()) + " tokens; the text encoder takes at most " +
+                          std::to_string(gpt2_.n_ctx()));
   Trace tr;
   tr.ids = ids;
   tr.pooled_index = pooled_index_of(ids);
-  if (tr.pooled_index < 0) throw UsageError("text encoder: token ids contain no non-zero id");
+  if (tr.pooled_index < 0) throw InvalidArgument("text encoder: token ids contain no non-zero id");
   const int64_t n = tr.pooled_index + 1;
   std::vector<float> x(static_cast<size_t>(n * d));
   gpt2_.token_embeddings(ids.data(), n, x.data());

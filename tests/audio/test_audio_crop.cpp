@@ -67,7 +67,7 @@ TEST(AudioCropPolicy, ParseAndPrint) {
 TEST(AudioCropPolicy, RejectsMalformedText) {
   for (const char* text : {"", "Random", "random:", "random:-1", "random:1x", "random:18446744073709551616",
                            "offset", "offset:", "offset:-5", "offset:1.5", "cover:1", "center", " cover"})
-    EXPECT_THROW(CropPolicy::parse(text), UsageError) << "'" << text << "'";
+    EXPECT_THROW(CropPolicy::parse(text), InvalidArgument) << "'" << text << "'";
 }
 
 TEST(AudioCropPolicy, ShortClipsAreTiledWhateverThePolicy) {
@@ -99,7 +99,7 @@ TEST(AudioCropPolicy, OffsetBeyondTheClipNamesTheLimit) {
   try {
     window_starts(length, CropPolicy::parse("offset:" + std::to_string(last + 1)));
     FAIL() << "no error";
-  } catch (const UsageError& e) {
+  } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find(std::to_string(last)), std::string::npos) << e.what();
   }
 }

@@ -128,7 +128,7 @@ TEST(AudioChannelMode, ParseAndPrint) {
   EXPECT_EQ(parse_channel_mode("mean"), ChannelMode::Mean);
   EXPECT_EQ(parse_channel_mode("concat"), ChannelMode::Concat);
   EXPECT_EQ(to_string(ChannelMode::Concat), "concat");
-  EXPECT_THROW(parse_channel_mode("stereo"), UsageError);
+  EXPECT_THROW(parse_channel_mode("stereo"), InvalidArgument);
 }
 
 // ---- bad files: the error is an asdcap::Error subclass whose message names the file ----

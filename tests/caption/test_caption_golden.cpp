@@ -150,12 +150,12 @@ TEST(CaptionGolden, BadOptionsAreClearErrors) {
   const auto emb = read_npy(golden_dir() + "/caption/c01_hum_16k_pcm16_10s/clapcap_audio_embedding.npy").as_float();
   CaptionOptions o;
   o.beam = 0;
-  EXPECT_THROW(captioner().caption_embedding(emb.data(), o), UsageError);
+  EXPECT_THROW(captioner().caption_embedding(emb.data(), o), InvalidArgument);
   o.beam = 5;
   o.max_tokens = 0;
-  EXPECT_THROW(captioner().caption_embedding(emb.data(), o), UsageError);
+  EXPECT_THROW(captioner().caption_embedding(emb.data(), o), InvalidArgument);
   o.max_tokens = 2000;
-  EXPECT_THROW(captioner().caption_embedding(emb.data(), o), UsageError);
+  EXPECT_THROW(captioner().caption_embedding(emb.data(), o), InvalidArgument);
   std::vector<float> zero(emb.size(), 0.f);
   EXPECT_THROW(captioner().caption_embedding(zero.data(), CaptionOptions{}), Error);
 }

@@ -6,7 +6,7 @@
 
 #include "asdcap/caption.hpp"
 #include "asdcap/model_file.hpp"
-#include "random_model.hpp"
+#include "support/random_model.hpp"
 
 using namespace asdcap;
 

@@ -130,5 +130,5 @@ TEST(ClapGoldenModel, MissingPartsAreNamed) {
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("captioner"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(AudioEncoder(clap_only, "nonsense."), UsageError);
+  EXPECT_THROW(AudioEncoder(clap_only, "nonsense."), InvalidArgument);
 }

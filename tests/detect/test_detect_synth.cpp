@@ -43,8 +43,8 @@ TEST(DetectSynth, EveryMachineAndFaultGivesSaneAudio) {
       EXPECT_LT(clipped, 10) << m << " " << f;
     }
   }
-  EXPECT_THROW(synthesize_clip("toaster", "id_00", "none", 1, 0), UsageError);
-  EXPECT_THROW(synthesize_clip("valve", "id_00", "imbalance", 1, 0), UsageError);
+  EXPECT_THROW(synthesize_clip("toaster", "id_00", "none", 1, 0), InvalidArgument);
+  EXPECT_THROW(synthesize_clip("valve", "id_00", "imbalance", 1, 0), InvalidArgument);
 }
 
 TEST(DetectSynth, DatasetLayoutManifestAndWavFormat) {
@@ -83,6 +83,6 @@ TEST(DetectSynth, DatasetLayoutManifestAndWavFormat) {
   synthesize_dataset(o);
   EXPECT_EQ(sha256_file(f.string()), before);
   o.machines = {"toaster"};
-  EXPECT_THROW(synthesize_dataset(o), UsageError);
+  EXPECT_THROW(synthesize_dataset(o), InvalidArgument);
   fs::remove_all(root);
 }

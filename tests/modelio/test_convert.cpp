@@ -13,10 +13,12 @@
 #include "asdcap/files.hpp"
 #include "asdcap/model_file.hpp"
 #include "support/golden_model.hpp"
+#include "support/random_model.hpp"
 #include "zip_tools.hpp"
 
 namespace fs = std::filesystem;
 using namespace asdcap;
+using asdcap::test::write_random_model;
 
 namespace {
 

@@ -5,11 +5,11 @@
 #include <cstring>
 #include <filesystem>
 
-#include "../../src/modelio/half.hpp"
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/safetensors.hpp"
+#include "modelio/half.hpp"
 #include "zip_tools.hpp"
 
 namespace fs = std::filesystem;

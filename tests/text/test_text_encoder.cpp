@@ -81,8 +81,8 @@ TEST(TextEncoder, TooLongTextIsAClearError) {
   text.resize(10000);
   try {
     encoder().embed({"ok", text});
-    FAIL() << "expected a UsageError";
-  } catch (const UsageError& e) {
+    FAIL() << "expected an InvalidArgument";
+  } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("tokens"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("1024"), std::string::npos) << e.what();
   }

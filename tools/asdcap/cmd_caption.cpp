@@ -1,7 +1,9 @@
 // asdcap caption: msclap's audio captions (clapcap), one JSON line per file on stdout.
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,11 +15,14 @@
 #include "asdcap/nn.hpp"
 #include "asdcap/progress.hpp"
 #include "command.hpp"
+#include "options.hpp"
 
 namespace {
 
 struct CaptionArgs {
-  std::string model, crop = "random", channels = "mean", prompt;
+  std::string model, prompt;
+  asdcap::CropPolicy crop;
+  asdcap::ChannelMode channels = asdcap::ChannelMode::Mean;
   std::vector<std::string> files;
   int beam = 5, max_tokens = 67, threads = 0;
   float temperature = 1.f;
@@ -37,8 +42,6 @@ void print_line(const nlohmann::json& j) {
 void run(const CaptionArgs& a) {
   if (a.beam < 1 || a.beam > 64) throw asdcap::UsageError("--beam must be between 1 and 64");
   if (a.max_tokens < 1) throw asdcap::UsageError("--max-tokens must be at least 1");
-  const asdcap::CropPolicy crop = asdcap::CropPolicy::parse(a.crop);
-  const asdcap::ChannelMode mode = asdcap::parse_channel_mode(a.channels);
   asdcap::nn::set_threads(a.threads);
   const auto model = asdcap::ModelFile::open(a.model);
   const asdcap::Captioner captioner(model);
@@ -53,8 +56,8 @@ void run(const CaptionArgs& a) {
   for (const auto& file : a.files) {
     nlohmann::json j{{"file", file}};
     try {
-      const std::vector<float> signal = asdcap::load_audio_44k(file, mode);
-      const asdcap::CaptionResult r = captioner.caption_signal(signal, crop, opts);
+      const std::vector<float> signal = asdcap::load_audio_44k(file, a.channels);
+      const asdcap::CaptionResult r = captioner.caption_signal(signal, a.crop, opts);
       j["caption"] = r.caption;
       j["tokens"] = r.beams.front().tokens;
       j["score"] = r.beams.front().score;
@@ -62,8 +65,10 @@ void run(const CaptionArgs& a) {
         j["beams"] = nlohmann::json::array();
         for (const auto& b : r.beams) j["beams"].push_back(beam_json(b));
       }
-    } catch (const asdcap::UsageError&) {
-      throw;
+    } catch (const asdcap::InvalidArgument& e) {
+      // Every argument of caption_signal comes from a flag (a crop offset beyond this clip, too many
+      // tokens for the decoder): the command line is wrong, not the file.
+      throw asdcap::UsageError(file + ": " + e.what());
     } catch (const asdcap::ModelError&) {
       throw;
     } catch (const asdcap::Error& e) {
@@ -86,25 +91,28 @@ void setup(CLI::App& app) {
       "caption",
       "Describe audio files in words with msclap's captioner (clapcap): JSON Lines "
       "{\"file\",\"caption\",\"tokens\",\"score\"} on stdout");
-  sub->add_option("--model", args->model, "Model file with the captioner (asdcap convert --clapcap)")->required();
-  sub->add_option("--crop", args->crop,
-                  "Which 7-s window: random | random:SEED | offset:N | cover (cover averages the window "
-                  "embeddings)")
-      ->capture_default_str();
-  sub->add_option("--channels", args->channels, "mean (average channels) | concat (msclap: one after the other)")
-      ->capture_default_str();
+  asdcap::cli::add_model(sub, args->model, "with the captioner (converted with --clapcap)")->required();
+  asdcap::cli::add_crop(sub, args->crop, {.random_by_content = false, .cover = "embeddings averaged"});
+  asdcap::cli::add_channels(sub, args->channels);
   sub->add_option("--beam", args->beam, "Beam size (1 = greedy)")->capture_default_str();
   sub->add_option("--max-tokens", args->max_tokens, "Most tokens per caption (msclap's entry_length)")
       ->capture_default_str();
-  sub->add_option("--temperature", args->temperature, "Softmax temperature")->capture_default_str();
+  sub->add_option("--temperature", args->temperature, "Softmax temperature")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            const float t = std::strtof(text.c_str(), nullptr);
+            return std::isfinite(t) ? std::string() : "must be a finite number";
+          },
+          ""));
   sub->add_option("--prompt", args->prompt,
                   "Text the caption must continue, e.g. \"Sounds like\" (the caption then starts with it)");
   sub->add_flag("--all-beams", args->all_beams, "Also print every beam: \"beams\": [{\"text\",\"tokens\",\"score\"}]");
-  sub->add_option("--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
+  asdcap::cli::add_threads(sub, args->threads);
   sub->add_option("files", args->files, "Audio files")->required();
   sub->callback([args] { run(*args); });
 }
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(45, setup)
+ASDCAP_REGISTER_COMMAND(64, setup)

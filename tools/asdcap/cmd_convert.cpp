@@ -16,21 +16,29 @@ void setup(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
   auto* sub = app.add_subcommand("convert", "Convert msclap's PyTorch checkpoints into one asdcap model file (GGUF)");
   sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->required()->check(CLI::ExistingFile);
-  sub->add_option("--clapcap", args->opts.clapcap, "captioner checkpoint (clapcap_weights_2023.pth)")->check(CLI::ExistingFile);
+  sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")->check(CLI::ExistingFile);
   sub->add_option("--vocab", args->opts.vocab, "GPT-2 vocab.json")->required()->check(CLI::ExistingFile);
   sub->add_option("--merges", args->opts.merges, "GPT-2 merges.txt")->required()->check(CLI::ExistingFile);
   sub->add_option("--gpt2", args->opts.gpt2_safetensors,
                   "Hugging Face gpt2 model.safetensors: GPT-2 tensors missing from the checkpoints are taken from it")
       ->check(CLI::ExistingFile);
-  sub->add_option("--dtype", args->dtype, "f32, or f16 for the large weight matrices (half the size)")
+  sub->add_option("--dtype", args->dtype, "Weights: f32, or f16 for the large weight matrices (half the size)")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
-  sub->add_option("--text-heads", args->opts.text_heads, "attention heads of the text encoder (default n_embd/64)");
-  sub->add_option("--decoder-heads", args->opts.decoder_heads, "attention heads of the caption decoder (default n_embd/64)");
-  sub->add_option("--out,-o", args->opts.out, "output model file (.gguf), written atomically")->required();
+  sub->add_option("--text-heads", args->opts.text_heads, "Attention heads of the text encoder (default n_embd/64)");
+  sub->add_option("--decoder-heads", args->opts.decoder_heads, "Attention heads of the caption decoder (default n_embd/64)");
+  sub->add_option("--out,-o", args->opts.out, "Output model file (.gguf), written atomically")->required();
   sub->callback([args] {
     args->opts.dtype = args->dtype == "f16" ? asdcap::DType::F16 : asdcap::DType::F32;
-    asdcap::ConvertReport r = asdcap::convert_model(args->opts);
+    asdcap::ConvertReport r;
+    try {
+      r = asdcap::convert_model(args->opts);
+    } catch (const asdcap::InvalidArgument& e) {
+      // The flags above fill every other option; a head count that does not divide n_embd is a bad
+      // --text-heads / --decoder-heads when one was given (otherwise the checkpoint is odd: exit 1).
+      if (args->opts.text_heads <= 0 && args->opts.decoder_heads <= 0) throw;
+      throw asdcap::UsageError(std::string("--text-heads/--decoder-heads: ") + e.what());
+    }
     for (const auto& w : r.warnings) std::fprintf(stderr, "asdcap: warning: %s\n", w.c_str());
     if (!r.filled_from_gpt2.empty())
       std::fprintf(stderr, "asdcap: %zu GPT-2 tensors taken from %s (see `asdcap info --tensors`)\n",
@@ -41,4 +49,4 @@ void setup(CLI::App& app) {
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(80, setup)
+ASDCAP_REGISTER_COMMAND(70, setup)

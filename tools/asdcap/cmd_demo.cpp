@@ -9,20 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/explain.hpp"
 #include "asdcap/files.hpp"
 #include "asdcap/report.hpp"
-// The CLI links asdcap_all, which holds detection and explanation whenever their areas exist.
-#if __has_include("asdcap/detect.hpp") && __has_include("asdcap/synth.hpp")
-#define ASDCAP_HAVE_DETECT 1
-#include "asdcap/detect.hpp"
 #include "asdcap/synth.hpp"
-#endif
-#if __has_include("asdcap/explain.hpp")
-#define ASDCAP_HAVE_EXPLAIN 1
-#include "asdcap/explain.hpp"
-#endif
 #include "command.hpp"
+#include "options.hpp"
 
 namespace {
 namespace fs = std::filesystem;
@@ -40,7 +34,6 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-#if defined(ASDCAP_HAVE_DETECT)
 // The dataset is reused when an earlier demo wrote it with the same settings and every file of
 // its manifest is still there (synth writes the manifest last).
 bool dataset_complete(const std::string& data, const nlohmann::json& settings) {
@@ -64,13 +57,8 @@ bool dataset_complete(const std::string& data, const nlohmann::json& settings) {
   }
   return files > 0;
 }
-#endif
 
 void run_demo(const DemoOptions& o) {
-#if !defined(ASDCAP_HAVE_DETECT) || !defined(ASDCAP_HAVE_EXPLAIN)
-  (void)o;
-  throw asdcap::Error("demo: this build has no detection/explanation library");
-#else
   const auto t0 = std::chrono::steady_clock::now();
   std::string model = o.model;
   if (model.empty())
@@ -141,24 +129,23 @@ void run_demo(const DemoOptions& o) {
   const fs::path abs = fs::absolute(page, ec);
   std::printf("Report: %s\n", (ec ? page : abs.string()).c_str());
   std::fflush(stdout);
-#endif
 }
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
   auto* sub = app.add_subcommand("demo", "The whole job on synthetic machine sounds: dataset, detection, explanations, report");
   sub->add_option("--out", o->out, "Run folder (the dataset goes to DIR/data)")->capture_default_str();
-  sub->add_option("--model", o->model, "msclap model file (GGUF from `asdcap convert`); default: $ASDCAP_MODEL, "
-                                       "else the built-in acoustic backend");
+  asdcap::cli::add_model(sub, o->model,
+                         "for the msclap backend; default: $ASDCAP_MODEL, else the built-in acoustic backend");
   sub->add_option("--seed", o->seed, "Seed of the synthetic dataset")->capture_default_str();
   sub->add_option("--audio", o->audio, "Report audio players: link or embed")
       ->check(CLI::IsMember({"link", "embed"}))
       ->capture_default_str();
   sub->add_flag("--small", o->small, "A tiny dataset (2 machine types, 1 ID, 4-s clips) for a quick look or a test");
-  sub->add_option("--threads", o->threads, "Worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  asdcap::cli::add_threads(sub, o->threads);
   sub->callback([o] { run_demo(*o); });
 }
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(5, setup)
+ASDCAP_REGISTER_COMMAND(10, setup)

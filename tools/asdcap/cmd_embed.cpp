@@ -27,7 +27,7 @@ void run(const EmbedArgs& a) {
   int64_t n = 0, dim = 0;
   if (!a.texts.empty()) {
     const asdcap::TextEncoder encoder(model);
-    rows = encoder.embed(a.texts);
+    rows = asdcap::cli::rethrow_for_flag("--text", [&] { return encoder.embed(a.texts); });
     n = static_cast<int64_t>(a.texts.size());
     dim = encoder.dim();
   } else {
@@ -46,9 +46,9 @@ void run(const EmbedArgs& a) {
 void setup(CLI::App& app) {
   auto a = std::make_shared<EmbedArgs>();
   auto* sub = app.add_subcommand("embed", "CLAP embeddings of audio files or texts, written as an (N, d) .npy");
-  sub->add_option("--model", a->model, "model file (GGUF, from asdcap convert)")->required();
-  sub->add_option("--out", a->out, "output .npy: float32 (N, d), one row per FILE or --text, in order")->required();
-  sub->add_option("--text", a->texts, "embed this text instead of audio (repeatable: --text A --text B)")
+  asdcap::cli::add_model(sub, a->model)->required();
+  sub->add_option("--out", a->out, "Output .npy: float32 (N, d), one row per FILE or --text, in order")->required();
+  sub->add_option("--text", a->texts, "Embed this text instead of audio (repeatable: --text A --text B)")
       ->allow_extra_args(false);
   a->input.add_options(sub, "embeddings averaged", /*files_required=*/false);
   sub->callback([a] { run(*a); });
@@ -56,4 +56,4 @@ void setup(CLI::App& app) {
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(20, setup)
+ASDCAP_REGISTER_COMMAND(60, setup)

@@ -13,12 +13,15 @@
 #include "asdcap/npy.hpp"
 #include "asdcap/progress.hpp"
 #include "command.hpp"
+#include "options.hpp"
 
 namespace {
 
 struct FeaturesArgs {
   std::vector<std::string> files;
-  std::string out, crop = "random", channels = "mean";
+  std::string out;
+  asdcap::CropPolicy crop;
+  asdcap::ChannelMode channels = asdcap::ChannelMode::Mean;
   int threads = 0;
 };
 
@@ -36,8 +39,8 @@ FileResult process(const std::string& path, const asdcap::CropPolicy& crop, asdc
   r.samples_44k = static_cast<int64_t>(signal.size());
   try {
     r.starts = asdcap::window_starts(r.samples_44k, crop);
-  } catch (const asdcap::UsageError& e) {
-    throw asdcap::UsageError(path + ": " + e.what());
+  } catch (const asdcap::InvalidArgument& e) {
+    throw asdcap::UsageError("--crop: " + path + ": " + e.what());  // an offset beyond this clip
   }
   for (int64_t start : r.starts) {
     const std::vector<float> window = asdcap::window_at(signal, start);
@@ -54,8 +57,8 @@ void check_output_folder(const std::string& out) {
 }
 
 void run(const FeaturesArgs& args) {
-  const asdcap::CropPolicy crop = asdcap::CropPolicy::parse(args.crop);
-  const asdcap::ChannelMode mode = asdcap::parse_channel_mode(args.channels);
+  const asdcap::CropPolicy& crop = args.crop;
+  const asdcap::ChannelMode mode = args.channels;
   check_output_folder(args.out);
 
   const size_t n = args.files.size();
@@ -125,27 +128,19 @@ void run(const FeaturesArgs& args) {
 void setup(CLI::App& app) {
   auto args = std::make_shared<FeaturesArgs>();
   auto* sub = app.add_subcommand(
-      "features", "log-mel spectrograms (msclap's input to bn0) of audio files, as one float32 .npy");
+      "features", "Log-mel spectrograms (msclap's input to bn0) of audio files, as one float32 .npy");
   sub->footer(
       "Writes OUT.npy of shape (N, 965, 64): one 7-s window per row (44.1 kHz, 1024-point STFT, hop 320,\n"
       "64 Slaney mel bands, dB). Prints the mapping of rows to files as JSON on stdout.\n"
       "Clips of 7 s or less are tiled as msclap does, whatever --crop says.");
-  sub->add_option("files", args->files, "audio files (WAV, FLAC, OGG, ... any rate and channel count)")->required();
-  sub->add_option("--out,-o", args->out, "output .npy (written atomically; nothing is written on error)")->required();
-  sub->add_option("--crop", args->crop,
-                  "which 7-s windows: random (msclap: random.randrange, fresh seed), random:SEED "
-                  "(reproducible; the same seed for every file), offset:N (window from sample N of the "
-                  "44.1 kHz signal), cover (consecutive windows covering the clip, the last one ending at its end)")
-      ->capture_default_str();
-  sub->add_option("--channels", args->channels,
-                  "multi-channel files: mean (average the channels) or concat (msclap: channels one after the other)")
-      ->capture_default_str();
-  sub->add_option("--threads", args->threads, "worker threads (0: one per core)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
+  sub->add_option("files", args->files, "Audio files (WAV, FLAC, OGG, ... any rate and channel count)")->required();
+  sub->add_option("--out,-o", args->out, "Output .npy (written atomically; nothing is written on error)")->required();
+  asdcap::cli::add_crop(sub, args->crop, {.random_by_content = false, .cover = "one row per window"});
+  asdcap::cli::add_channels(sub, args->channels);
+  asdcap::cli::add_threads(sub, args->threads);
   sub->callback([args] { run(*args); });
 }
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(20, setup)
+ASDCAP_REGISTER_COMMAND(61, setup)

@@ -116,11 +116,11 @@ void setup(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto list = std::make_shared<bool>(false);
   auto* sub = app.add_subcommand("info", "Describe an asdcap model file: architecture, sizes, sources, tensors");
-  sub->add_option("model", *path, "model file (.gguf) made by `asdcap convert`")->required();
-  sub->add_flag("--tensors", *list, "also list every tensor: name, dtype, shape, origin");
+  sub->add_option("model", *path, "Model file (.gguf) made by `asdcap convert`")->required();
+  sub->add_flag("--tensors", *list, "Also list every tensor: name, dtype, shape, origin");
   sub->callback([path, list] { run(*path, *list); });
 }
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(81, setup)
+ASDCAP_REGISTER_COMMAND(71, setup)

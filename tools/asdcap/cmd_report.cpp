@@ -6,6 +6,7 @@
 #include "asdcap/error.hpp"
 #include "asdcap/report.hpp"
 #include "command.hpp"
+#include "options.hpp"
 
 namespace {
 
@@ -22,7 +23,7 @@ void setup(CLI::App& app) {
   sub->add_option("--max-figures", opts->max_figures, "Explained clips drawn as figures (highest scores first)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
-  sub->add_option("--threads", opts->threads, "Rendering threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  asdcap::cli::add_threads(sub, opts->threads);
   sub->callback([opts, audio] {
     opts->embed_audio = *audio == "embed";
     const auto t0 = std::chrono::steady_clock::now();
@@ -35,4 +36,4 @@ void setup(CLI::App& app) {
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(60, setup)
+ASDCAP_REGISTER_COMMAND(40, setup)

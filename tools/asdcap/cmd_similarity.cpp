@@ -8,11 +8,12 @@
 #include "asdcap/nn.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "audio_input.hpp"
+#include "core/csv.hpp"
 #include "command.hpp"
 
 namespace {
 
-using asdcap::cli::csv_field;
+using asdcap::csv_field;
 
 struct SimilarityArgs {
   std::string model, measure = "cosine";
@@ -29,7 +30,7 @@ void run(const SimilarityArgs& a) {
   const auto model = asdcap::ModelFile::open(a.model);
   const asdcap::TextEncoder text_encoder(model);
   const asdcap::AudioEncoder audio_encoder(model, "audio.");
-  const auto text = text_encoder.embed(a.texts);
+  const auto text = asdcap::cli::rethrow_for_flag("--text", [&] { return text_encoder.embed(a.texts); });
   const auto outs = a.input.encode(audio_encoder, "embedding");
   std::vector<float> audio;
   for (const auto& o : outs) audio.insert(audio.end(), o.embedding.begin(), o.embedding.end());
@@ -67,13 +68,14 @@ void run(const SimilarityArgs& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<SimilarityArgs>();
-  auto* sub = app.add_subcommand("similarity", "similarity of audio files to texts in CLAP's joint space (zero-shot)");
-  sub->add_option("--model", a->model, "model file (GGUF, from asdcap convert)")->required();
-  sub->add_option("--text", a->texts, "a text to compare with (repeatable: --text A --text B)")
+  auto* sub = app.add_subcommand("similarity", "Similarity of audio files to texts in CLAP's joint space (zero-shot)");
+  asdcap::cli::add_model(sub, a->model)->required();
+  sub->add_option("--text", a->texts, "A text to compare with (repeatable: --text A --text B)")
       ->allow_extra_args(false)
       ->required();
   sub->add_option("--measure", a->measure,
-                  "cosine; logits (msclap: exp(logit_scale) * cosine); softmax (zero-shot probabilities over the texts)")
+                  "Measure: cosine; logits (msclap: exp(logit_scale) * cosine); softmax (zero-shot probabilities "
+                  "over the texts)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cosine", "logits", "softmax"}));
   sub->add_flag("--csv", a->csv, "CSV output: a header row file,<texts...>, then one row per file");
@@ -83,4 +85,4 @@ void setup(CLI::App& app) {
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(22, setup)
+ASDCAP_REGISTER_COMMAND(63, setup)

@@ -9,11 +9,12 @@
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
 #include "audio_input.hpp"
+#include "core/csv.hpp"
 #include "command.hpp"
 
 namespace {
 
-using asdcap::cli::csv_field;
+using asdcap::csv_field;
 
 struct TagsArgs {
   std::string model, labels;
@@ -90,11 +91,11 @@ void run(const TagsArgs& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<TagsArgs>();
-  auto* sub = app.add_subcommand("tags", "top AudioSet tag scores (HTSAT's 527 sigmoid outputs) of audio files");
-  sub->add_option("--model", a->model, "model file (GGUF, from asdcap convert)")->required();
+  auto* sub = app.add_subcommand("tags", "Top AudioSet tag scores (HTSAT's 527 sigmoid outputs) of audio files");
+  asdcap::cli::add_model(sub, a->model)->required();
   sub->add_option("--labels", a->labels,
-                  "class names: one per line, or AudioSet's class_labels_indices.csv (default: class_<index>)");
-  sub->add_option("--top", a->top, "tags shown per file")->capture_default_str()->check(CLI::Range(1, 100000));
+                  "Class names: one per line, or AudioSet's class_labels_indices.csv (default: class_<index>)");
+  sub->add_option("--top", a->top, "Tags shown per file")->capture_default_str()->check(CLI::Range(1, 100000));
   sub->add_flag("--csv", a->csv, "CSV output: file,rank,class,label,score");
   a->input.add_options(sub, "scores averaged");
   sub->callback([a] { run(*a); });
@@ -102,4 +103,4 @@ void setup(CLI::App& app) {
 
 }  // namespace
 
-ASDCAP_REGISTER_COMMAND(21, setup)
+ASDCAP_REGISTER_COMMAND(62, setup)

@@ -3,11 +3,14 @@
 //   static void setup(CLI::App& app) {
 //     auto* sub = app.add_subcommand("name", "one-line description");
 //     ... options ...
-//     sub->callback([opts] { ... });   // throw asdcap::Error / UsageError on failure
+//     sub->callback([opts] { ... });   // throw asdcap::Error on failure, UsageError for a bad command line
 //   }
-//   ASDCAP_REGISTER_COMMAND(30, setup)   // 30: position in `asdcap --help`
+//   ASDCAP_REGISTER_COMMAND(30, setup)   // 30: position in `asdcap --help`, unique
 //
-// main.cpp turns exceptions into one line on stderr and exit codes 0/1/2.
+// Positions follow how a user reads `asdcap --help`: demo (10), the run stages detect, explain,
+// report (20-40), synth (50), the model tools on single files (60-64), model files (70-71).
+// Flags several commands share (--crop, --channels, --threads, --model, --quiet) come from
+// options.hpp. main.cpp turns exceptions into one line on stderr and exit codes 0/1/2 (failure.hpp).
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>

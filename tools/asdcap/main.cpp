@@ -3,8 +3,8 @@
 #include <exception>
 #include <string>
 
-#include "asdcap/error.hpp"
 #include "command.hpp"
+#include "failure.hpp"
 
 namespace asdcap::cli {
 
@@ -19,17 +19,6 @@ bool register_command(int order, std::function<void(CLI::App&)> setup) {
 }
 
 }  // namespace asdcap::cli
-
-namespace {
-
-// One line, whatever the message holds.
-void print_error(const std::string& what) {
-  std::string line = what;
-  std::replace(line.begin(), line.end(), '\n', ' ');
-  std::fprintf(stderr, "asdcap: error: %s\n", line.c_str());
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"asdcap: unsupervised anomalous sound detection with CLAP, and captions that explain it"};
@@ -48,21 +37,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    print_error(std::string(e.what()) + " (see --help)");
-    return 2;
-  } catch (const asdcap::UsageError& e) {
-    print_error(e.what());
-    return 2;
-  } catch (const asdcap::Error& e) {
-    print_error(e.what());
-    return 1;
-  } catch (const std::bad_alloc&) {
-    print_error("out of memory");
-    return 1;
-  } catch (const std::exception& e) {
-    print_error(std::string("internal error: ") + e.what());
-    return 1;
+  } catch (...) {
+    const asdcap::cli::Failure failure = asdcap::cli::failure_of(std::current_exception());
+    std::fprintf(stderr, "asdcap: error: %s\n", failure.message.c_str());
+    return failure.exit_code;
   }
   return 0;
 }

@@ -1,15 +1,19 @@
-// Full-size model files with random weights, for benchmarks and tests that need realistic sizes.
+#include "support/random_model.hpp"
+
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "asdcap/audio.hpp"
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
-#include "half.hpp"
-#include "model_writer.hpp"
+#include "modelio/half.hpp"
+#include "modelio/model_writer.hpp"
 
-namespace asdcap {
+namespace asdcap::test {
 namespace {
 
 struct SplitMix64 {
@@ -41,7 +45,7 @@ void fill_relative_index(int64_t* out, int64_t w) {
 
 void write_random_model(const std::string& path, const ModelConfig& cfg_in, DType dtype, uint64_t seed,
                         const std::string& vocab, const std::string& merges) {
-  if (dtype != DType::F32 && dtype != DType::F16) throw UsageError("random model dtype must be f32 or f16");
+  if (dtype != DType::F32 && dtype != DType::F16) throw InvalidArgument("random model dtype must be f32 or f16");
   modelio::TokenizerFiles tok = modelio::read_tokenizer_files(vocab, merges);
   modelio::ModelContents mc;
   mc.config = cfg_in;
@@ -93,4 +97,25 @@ void write_random_model(const std::string& path, const ModelConfig& cfg_in, DTyp
   modelio::write_model_file(path, mc, tok);
 }
 
-}  // namespace asdcap
+std::string random_full_model_path(bool clap, bool captioner) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v2-" + std::to_string(::getuid()));
+  fs::create_directories(dir);
+  const fs::path out = dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_f16.gguf");
+  if (fs::exists(out)) {
+    try {
+      ModelFile::open(out.string());
+      return out.string();
+    } catch (const Error&) {
+      // stale or damaged: written again below
+    }
+  }
+  ModelConfig cfg = msclap_2023_config();
+  cfg.has_clap = clap;
+  cfg.has_captioner = captioner;
+  const std::string gpt2 = std::string(ASDCAP_SHARED_DIR) + "/assets/gpt2/";
+  write_random_model(out.string(), cfg, DType::F16, 7, gpt2 + "vocab.json", gpt2 + "merges.txt");
+  return out.string();
+}
+
+}  // namespace asdcap::test

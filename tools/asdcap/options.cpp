@@ -1,0 +1,72 @@
+#include "options.hpp"
+
+#include <charconv>
+
+namespace asdcap::cli {
+
+CropPolicy parse_crop_flag(const std::string& flag, const std::string& text) {
+  return rethrow_for_flag(flag, [&] { return CropPolicy::parse(text); });
+}
+
+ChannelMode parse_channels_flag(const std::string& flag, const std::string& text) {
+  return rethrow_for_flag(flag, [&] { return parse_channel_mode(text); });
+}
+
+int parse_threads_flag(const std::string& flag, const std::string& text) {
+  int value = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0 || value > kMaxThreads)
+    throw UsageError(flag + ": '" + text + "' is not a thread count: expected a whole number from 0 (all cores) to " +
+                     std::to_string(kMaxThreads));
+  return value;
+}
+
+CLI::Option* add_crop(CLI::App* sub, CropPolicy& target, const CropMeaning& meaning) {
+  const std::string random = meaning.random_by_content
+                                 ? "seeded by the clip's content hash, so a rerun takes the same window"
+                                 : "a fresh seed each run, as msclap";
+  const std::string help =
+      "Which 7-s window(s) of each clip: random (" + random + "), random:SEED (the same seed for every clip), "
+      "offset:N (the window from sample N of the 44.1 kHz signal), cover (consecutive windows covering the clip, "
+      "the last ending at its end; " + meaning.cover + "). Clips of 7 s or less are tiled, whatever the policy";
+  return sub
+      ->add_option_function<std::string>(
+          "--crop", [&target](const std::string& text) { target = parse_crop_flag("--crop", text); }, help)
+      ->type_name("POLICY")
+      ->default_str(target.to_string());
+}
+
+CLI::Option* add_channels(CLI::App* sub, ChannelMode& target) {
+  return sub
+      ->add_option_function<std::string>(
+          "--channels", [&target](const std::string& text) { target = parse_channels_flag("--channels", text); },
+          "Multi-channel files: mean (average the channels) or concat (msclap: the channels one after the other)")
+      ->type_name("MODE")
+      ->default_str(to_string(target));
+}
+
+CLI::Option* add_threads(CLI::App* sub, int& target) {
+  return sub
+      ->add_option_function<std::string>(
+          "--threads", [&target](const std::string& text) { target = parse_threads_flag("--threads", text); },
+          "Worker threads (0: all cores)")
+      ->type_name("N")
+      ->default_str(std::to_string(target));
+}
+
+CLI::Option* add_model(CLI::App* sub, std::string& target, const std::string& holds) {
+  return sub
+      ->add_option("--model", target,
+                   "Model file (GGUF, from `asdcap convert`)" + (holds.empty() ? std::string() : " " + holds))
+      ->type_name("FILE");
+}
+
+void require_model_for_backend(const std::string& backend, const std::string& model) {
+  if (backend == "msclap" && model.empty()) throw UsageError("--backend msclap needs --model FILE");
+}
+
+CLI::Option* add_quiet(CLI::App* sub, bool& target) {
+  return sub->add_flag("--quiet", target, "No progress lines on stderr");
+}
+
+}  // namespace asdcap::cli
