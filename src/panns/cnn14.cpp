@@ -1,7 +1,5 @@
 #include "cnn14.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -12,19 +10,8 @@
 namespace asdcap::panns {
 namespace {
 
-// OpenBLAS runs on the calling thread: the threads are ours (parallel_chunks), and a GEMM issued
-// from inside a parallel region must not start threads of its own.
-void blas_on_calling_thread() {
-  static const bool done = [] {
-    openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)done;
-}
-
-// Rows of output positions per GEMM: the im2col block (rows x 9 cin floats) stays within ~1 MB
-// (L2), and a GEMM has at least 48 rows. Depends on the shape only, so that results do not depend
-// on the thread count.
+// Rows of output positions per task: the im2col block (rows x 9 cin floats) stays within ~1 MB
+// (L2), and a task has at least 48 rows.
 int64_t rows_per_task(int64_t k) { return std::clamp<int64_t>((int64_t{1} << 18) / k / 16 * 16, 48, 512); }
 
 }  // namespace
@@ -43,29 +30,32 @@ BatchNorm make_batchnorm(const float* weight, const float* bias, const float* me
 }
 
 Conv3x3::Conv3x3(const float* w, int64_t cout, int64_t cin, const BatchNorm& bn) : cin_(cin), cout_(cout) {
-  w_.resize(static_cast<size_t>(9 * cin * cout));
-  bias_.resize(static_cast<size_t>(cout));
-  for (int64_t co = 0; co < cout; ++co) {
-    const float s = bn.scale[co];
-    bias_[co] = bn.shift[co] - bn.mean[co] * s;
-    for (int64_t ci = 0; ci < cin; ++ci)
-      for (int64_t k = 0; k < 9; ++k) w_[static_cast<size_t>((k * cin + ci) * cout + co)] = w[(co * cin + ci) * 9 + k] * s;
+  for (int64_t c0 = 0; c0 < cout; c0 += kGroup) {
+    const int64_t nc = std::min(kGroup, cout - c0);
+    std::vector<float> wg(static_cast<size_t>(nc * 9 * cin)), bias(static_cast<size_t>(nc));  // [nc][9 cin]
+    for (int64_t j = 0; j < nc; ++j) {
+      const int64_t co = c0 + j;
+      const float s = bn.scale[co];
+      bias[j] = bn.shift[co] - bn.mean[co] * s;
+      for (int64_t ci = 0; ci < cin; ++ci)
+        for (int64_t k = 0; k < 9; ++k) wg[static_cast<size_t>(j * 9 * cin + k * cin + ci)] = w[(co * cin + ci) * 9 + k] * s;
+    }
+    groups_.emplace_back(wg.data(), nc, 9 * cin, bias.data());
   }
 }
 
 void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int threads) const {
-  blas_on_calling_thread();
   const int64_t positions = t * f, k = 9 * cin_;
   const int64_t rows = rows_per_task(k);
-  const int64_t row_tasks = (positions + rows - 1) / rows;
-  // Few positions (the deep blocks): split the output channels too, so that every thread has work.
-  const int64_t cols = row_tasks >= 8 ? cout_ : std::min<int64_t>(cout_, std::max<int64_t>(64, cout_ / 8));
-  const int64_t col_tasks = (cout_ + cols - 1) / cols;
-  parallel_chunks(threads, row_tasks * col_tasks, 1, [&](int64_t task0, int64_t task1) {
-    std::vector<float> col(static_cast<size_t>(rows * k));
+  const int64_t row_tasks = (positions + rows - 1) / rows, groups = static_cast<int64_t>(groups_.size());
+  // A task: a block of output positions times a group of output channels (the deep blocks have few
+  // positions and many channels; the groups then give every thread work).
+  parallel_chunks(threads, row_tasks * groups, 1, [&](int64_t task0, int64_t task1) {
+    std::vector<float> col(static_cast<size_t>(rows * k)), y(static_cast<size_t>(rows * kGroup));
     for (int64_t task = task0; task < task1; ++task) {
-      const int64_t p0 = task / col_tasks * rows, p1 = std::min(positions, p0 + rows);
-      const int64_t c0 = task % col_tasks * cols, nc = std::min(cols, cout_ - c0);
+      const int64_t p0 = task / groups * rows, p1 = std::min(positions, p0 + rows);
+      const nn::PackedLinear& g = groups_[static_cast<size_t>(task % groups)];
+      const int64_t c0 = task % groups * kGroup, nc = g.out_features();
       // im2col: row p = (tt, ff) holds in[tt + dt - 1][ff + df - 1][:] for dt, df in 0..2 (zeros outside).
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t tt = p / f, ff = p % f;
@@ -80,14 +70,11 @@ void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int thr
               std::memcpy(dst, in + (st * f + sf) * cin_, static_cast<size_t>(cin_) * sizeof(float));
           }
       }
-      float* y = out + p0 * cout_ + c0;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(p1 - p0), static_cast<int>(nc),
-                  static_cast<int>(k), 1.0f, col.data(), static_cast<int>(k), w_.data() + c0, static_cast<int>(cout_),
-                  0.0f, y, static_cast<int>(cout_));
-      const float* b = bias_.data() + c0;
+      g.forward_serial(col.data(), p1 - p0, y.data());  // + bias
       for (int64_t p = p0; p < p1; ++p) {
-        float* r = y + (p - p0) * cout_;
-        for (int64_t j = 0; j < nc; ++j) r[j] = std::max(r[j] + b[j], 0.0f);
+        const float* src = y.data() + (p - p0) * nc;
+        float* dst = out + p * cout_ + c0;
+        for (int64_t j = 0; j < nc; ++j) dst[j] = std::max(src[j], 0.0f);
       }
     }
   });
@@ -95,10 +82,11 @@ void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int thr
 
 Network::Network(const PannsConfig& cfg, const Tensors& t) : cfg_(cfg) {
   const int64_t bins = cfg.freq_bins(), n_fft = cfg.n_fft;
-  dft_.resize(static_cast<size_t>(2 * bins * n_fft));
-  std::memcpy(dft_.data(), t.stft_real, static_cast<size_t>(bins * n_fft) * sizeof(float));
-  std::memcpy(dft_.data() + bins * n_fft, t.stft_imag, static_cast<size_t>(bins * n_fft) * sizeof(float));
-  melw_.assign(t.melw, t.melw + bins * cfg.mel_bins);
+  std::vector<float> dft(static_cast<size_t>(2 * bins * n_fft));
+  std::memcpy(dft.data(), t.stft_real, static_cast<size_t>(bins * n_fft) * sizeof(float));
+  std::memcpy(dft.data() + bins * n_fft, t.stft_imag, static_cast<size_t>(bins * n_fft) * sizeof(float));
+  dft_ = nn::PackedLinear(dft.data(), 2 * bins, n_fft, nullptr);
+  melw_ = nn::PackedLinear(t.melw, cfg.mel_bins, bins, nullptr, nn::PackedLinear::Layout::kInOut);
   bn0_ = make_batchnorm(t.bn0[0], t.bn0[1], t.bn0[2], t.bn0[3], cfg.mel_bins, cfg.bn_eps);
   int64_t in = 1;
   for (int i = 0; i < 6; ++i) {
@@ -109,10 +97,8 @@ Network::Network(const PannsConfig& cfg, const Tensors& t) : cfg_(cfg) {
     }
     in = w;
   }
-  fc1_w_.assign(t.fc1_w, t.fc1_w + cfg.embedding_dim * in);
-  fc1_b_.assign(t.fc1_b, t.fc1_b + cfg.embedding_dim);
-  fc_w_.assign(t.fc_w, t.fc_w + int64_t{cfg.classes} * cfg.embedding_dim);
-  fc_b_.assign(t.fc_b, t.fc_b + cfg.classes);
+  fc1_ = nn::PackedLinear(t.fc1_w, cfg.embedding_dim, in, t.fc1_b);
+  fc_ = nn::PackedLinear(t.fc_w, cfg.classes, cfg.embedding_dim, t.fc_b);
 }
 
 double Network::flops(int64_t n) const {
@@ -129,13 +115,12 @@ double Network::flops(int64_t n) const {
 // torchlibrosa's Spectrogram + LogmelFilterBank, then bn0: reflect-padded centred frames, the DFT
 // as a GEMM with the stored kernels, power, mel GEMM, 10 log10(max(x, 1e-10)), BatchNorm per mel bin.
 void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, int threads, Trace* trace) const {
-  blas_on_calling_thread();
   const int64_t n_fft = cfg_.n_fft, half = n_fft / 2, hop = cfg_.hop, bins = cfg_.freq_bins(), mel = cfg_.mel_bins;
   if (trace) {
     trace->spectrogram.resize(static_cast<size_t>(frames * bins));
     trace->logmel.resize(static_cast<size_t>(frames * mel));
   }
-  constexpr int64_t kFrames = 64;  // frames per GEMM
+  constexpr int64_t kFrames = 64;  // frames per task
   parallel_chunks(threads, frames, kFrames, [&](int64_t t0, int64_t t1) {
     const int64_t rows = t1 - t0;
     std::vector<float> buf(static_cast<size_t>(rows * n_fft)), spec(static_cast<size_t>(rows * 2 * bins));
@@ -149,9 +134,7 @@ void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, i
         dst[i] = x[s];
       }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(2 * bins),
-                static_cast<int>(n_fft), 1.0f, buf.data(), static_cast<int>(n_fft), dft_.data(), static_cast<int>(n_fft),
-                0.0f, spec.data(), static_cast<int>(2 * bins));
+    dft_.forward_serial(buf.data(), rows, spec.data());
     std::vector<float> power(static_cast<size_t>(rows * bins));
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < bins; ++k) {
@@ -159,9 +142,7 @@ void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, i
         power[r * bins + k] = re * re + im * im;
       }
     float* y = out + t0 * mel;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(mel),
-                static_cast<int>(bins), 1.0f, power.data(), static_cast<int>(bins), melw_.data(), static_cast<int>(mel),
-                0.0f, y, static_cast<int>(mel));
+    melw_.forward_serial(power.data(), rows, y);
     for (int64_t i = 0; i < rows * mel; ++i) y[i] = 10.0f * std::log10(std::max(y[i], 1e-10f));
     if (trace) {
       std::copy(power.begin(), power.end(), trace->spectrogram.begin() + t0 * bins);
@@ -233,14 +214,12 @@ PannsModel::Output Network::forward(const float* x, int64_t n, int threads, Trac
   }
   PannsModel::Output o;
   const int64_t h = cfg_.embedding_dim;
-  std::vector<float> fc1(fc1_b_);
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(h), static_cast<int>(c), 1.0f, fc1_w_.data(),
-              static_cast<int>(c), pooled.data(), 1, 1.0f, fc1.data(), 1);
+  std::vector<float> fc1(static_cast<size_t>(h));
+  fc1_.forward_serial(pooled.data(), 1, fc1.data());
   o.embedding.resize(static_cast<size_t>(h));
   for (int64_t i = 0; i < h; ++i) o.embedding[i] = std::max(fc1[i], 0.0f);
-  std::vector<float> logits(fc_b_);
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, cfg_.classes, static_cast<int>(h), 1.0f, fc_w_.data(), static_cast<int>(h),
-              o.embedding.data(), 1, 1.0f, logits.data(), 1);
+  std::vector<float> logits(static_cast<size_t>(cfg_.classes));
+  fc_.forward_serial(o.embedding.data(), 1, logits.data());
   o.clipwise.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) o.clipwise[i] = 1.0f / (1.0f + std::exp(-logits[i]));
   if (trace) {

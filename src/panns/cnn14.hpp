@@ -2,14 +2,16 @@
 //
 // Feature maps are channels-last, [time][mel][channel], so that a 3x3 convolution is one GEMM per
 // block of output positions over an im2col matrix whose rows are 9 contiguous runs of channels.
-// BatchNorm is folded into each convolution (weights scaled per output channel, plus a bias), and
-// the bias and ReLU are applied in one pass after the GEMM.
+// BatchNorm is folded into each convolution (weights scaled per output channel, plus a bias). Every
+// product (STFT, mel, convolutions, fc) runs on asdcap's packed GEMM (nn::PackedLinear), whose
+// results do not depend on the thread count or on how rows are split: neither do CNN14's.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "asdcap/nn.hpp"
 #include "asdcap/panns.hpp"
 
 namespace asdcap::panns {
@@ -34,8 +36,10 @@ class Conv3x3 {
 
  private:
   int64_t cin_ = 0, cout_ = 0;
-  std::vector<float> w_;     // [9 * cin][cout]: row (dt * 3 + df) * cin + ci, BatchNorm scale applied
-  std::vector<float> bias_;  // [cout]
+  // Output channels in groups of up to kGroup, each a packed GEMM over the im2col row
+  // (dt * 3 + df) * cin + ci, BatchNorm's scale applied to the weights and its shift as the bias.
+  static constexpr int64_t kGroup = 256;
+  std::vector<nn::PackedLinear> groups_;
 };
 
 // Every intermediate of one forward pass, for tests (layouts as noted).
@@ -78,11 +82,11 @@ class Network {
  private:
   void front_end(const float* x, int64_t n, int64_t frames, float* out, int threads, Trace* trace) const;
   PannsConfig cfg_;
-  std::vector<float> dft_;   // [2 * bins][n_fft]: real rows, then imaginary rows
-  std::vector<float> melw_;  // [bins][mel]
+  nn::PackedLinear dft_;   // n_fft -> 2 * bins: real parts, then imaginary parts
+  nn::PackedLinear melw_;  // bins -> mel
   BatchNorm bn0_;
   Conv3x3 conv_[6][2];
-  std::vector<float> fc1_w_, fc1_b_, fc_w_, fc_b_;
+  nn::PackedLinear fc1_, fc_;
 };
 
 }  // namespace asdcap::panns

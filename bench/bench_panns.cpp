@@ -1,0 +1,111 @@
+// PANNs CNN14 throughput on a full-size model (widths 64..2048, fc 2048, 527 classes) with random
+// weights, from 10-s waveforms at 32 kHz (front end + six conv blocks + head, as PannsModel::run).
+//
+// Reported per benchmark: clips/s (mean wall clock), GFLOP per clip counted from the shapes (the STFT
+// and mel GEMMs, every 3x3 convolution as 2 * positions * 9 * cin * cout, the fc layers), GFLOP/s of
+// the best iteration, and `vs_sgemm` = that divided by OpenBLAS cblas_sgemm GFLOP/s measured in the
+// same process with the same thread count on a GEMM of CNN14's shape (block 4's second convolution
+// as one product: M = 1000 positions, K = 9 x 512, N = 512, rows split over the threads), one round
+// after every model iteration: both sides best-of over the same stretch of time, because the machine
+// these figures come from is shared.
+//
+//   build/bench/bench_panns --benchmark_counters_tabular=true
+// The model (~330 MB) is written once to $TMPDIR/asdcap-bench-panns-cnn14-f32-v1.gguf.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include "asdcap/error.hpp"
+#include "asdcap/panns.hpp"
+#include "core/parallel.hpp"
+#include "panns/cnn14.hpp"
+
+namespace {
+
+using namespace asdcap;
+
+std::shared_ptr<const PannsModel> bench_model() {
+  static const std::shared_ptr<const PannsModel> model = [] {
+    namespace fs = std::filesystem;
+    const fs::path path = fs::temp_directory_path() / "asdcap-bench-panns-cnn14-f32-v1.gguf";
+    if (fs::exists(path)) {
+      try {
+        return PannsModel::open(path.string());
+      } catch (const Error&) {
+      }
+    }
+    write_random_panns_model(path.string(), PannsConfig{}, DType::F32, 14);
+    return PannsModel::open(path.string());
+  }();
+  return model;
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct SgemmReference {
+  static constexpr int64_t m = 1000, k = 9 * 512, n = 512;
+  int threads = 1;
+  std::vector<float> a = std::vector<float>(m * k, 0.5f), b = std::vector<float>(k * n, 0.25f), c = std::vector<float>(m * n);
+  // GFLOP/s of one round of >= 50 ms.
+  double round() {
+    int reps = 0;
+    const int64_t rows = (m + threads - 1) / threads;
+    const double t0 = wall_seconds();
+    do {
+      parallel_chunks(threads, m, rows, [&](int64_t r0, int64_t r1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0), n, k, 1.0f, a.data() + r0 * k, k,
+                    b.data(), n, 0.0f, c.data() + r0 * n, n);
+      });
+      ++reps;
+    } while (wall_seconds() - t0 < 0.05);
+    return 2.0 * m * n * k * reps / (wall_seconds() - t0) / 1e9;
+  }
+};
+
+std::vector<std::vector<float>> noise_clips(int n, int64_t samples) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.f, 0.1f);
+  std::vector<std::vector<float>> clips(static_cast<size_t>(n), std::vector<float>(static_cast<size_t>(samples)));
+  for (auto& v : clips)
+    for (auto& x : v) x = dist(rng);
+  return clips;
+}
+
+void BM_Cnn14FromWaveform(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
+  auto model = bench_model();
+  const int64_t samples = 10 * int64_t{model->config().sample_rate};
+  const auto clips = noise_clips(batch, samples);
+  std::vector<std::span<const float>> spans(clips.begin(), clips.end());
+  SgemmReference sgemm;
+  sgemm.threads = threads;
+  sgemm.round();  // OpenBLAS buffers allocated before timing
+  double best = 1e30, sgemm_best = 0, total = 0;
+  for (auto _ : state) {
+    const double t0 = wall_seconds();
+    benchmark::DoNotOptimize(model->run_batch(spans, threads));
+    const double t = wall_seconds() - t0;
+    best = std::min(best, t);
+    total += t;
+    state.PauseTiming();
+    sgemm_best = std::max(sgemm_best, sgemm.round());
+    state.ResumeTiming();
+  }
+  const double flops = model->impl().net->flops(samples), clips_done = static_cast<double>(state.iterations()) * batch;
+  const double gflops = batch * flops / best / 1e9;
+  state.counters["clips_per_s"] = clips_done / total;
+  state.counters["GFLOP_per_clip"] = flops / 1e9;
+  state.counters["GFLOPs"] = gflops;
+  state.counters["sgemm_GFLOPs"] = sgemm_best;
+  state.counters["vs_sgemm"] = gflops / sgemm_best;
+}
+
+}  // namespace
+
+BENCHMARK(BM_Cnn14FromWaveform)->ArgNames({"batch", "threads"})->Args({1, 1})->Args({1, 2})->Args({8, 1})->Args({8, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
