@@ -12,6 +12,7 @@
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/npy.hpp"
+#include "modelio/legacy_checkpoint.hpp"
 #include "torch_files.hpp"
 
 using namespace asdcap;
@@ -224,4 +225,33 @@ TEST(PannsCheckpoint, DeclaredSizesAreCheckedBeforeAllocating) {
   EXPECT_NE(error_of(torchtest::legacy_file(q.b, {{"8", {2, f32_bytes({1, 2})}}})).find("storage 8 is listed but not"),
             std::string::npos);
   EXPECT_NE(error_of(torchtest::legacy_file(q.b, {})).find("not in the file's storage list"), std::string::npos);
+}
+
+TEST(PannsCheckpoint, FuzzSeedsAreValidFiles) {
+  // fuzz/seeds/fuzz_torch_legacy: a mode byte, then a legacy file (0) or an object pickle (1).
+  const std::string dir = std::string(ASDCAP_SOURCE_DIR) + "/fuzz/seeds/fuzz_torch_legacy/";
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string b = ziptest::slurp(e.path().string());
+    ASSERT_GE(b.size(), 2u);
+    const auto* d = reinterpret_cast<const uint8_t*>(b.data()) + 1;
+    if (b[0] == 0) {
+      EXPECT_FALSE(modelio::read_legacy_checkpoint(d, b.size() - 1, e.path().string()).empty()) << e.path();
+    } else {
+      EXPECT_EQ(modelio::unpickle_checkpoint(d, b.size() - 1, e.path().string()).end, b.size() - 1) << e.path();
+    }
+    ++files;
+  }
+  EXPECT_GE(files, 4);
+  // The strided seed: melW-like column-major view and an int64 scalar.
+  const std::string s = ziptest::slurp(dir + "strided_counter.bin");
+  auto ts = modelio::read_legacy_checkpoint(reinterpret_cast<const uint8_t*>(s.data()) + 1, s.size() - 1, "seed");
+  ASSERT_EQ(ts.size(), 2u);
+  EXPECT_EQ(ts[0].shape, (std::vector<int64_t>{3, 2}));
+  const float* m = reinterpret_cast<const float*>(ts[0].data.data());
+  EXPECT_EQ(std::vector<float>(m, m + 6), (std::vector<float>{0, 3, 1, 4, 2, 5}));
+  EXPECT_EQ(ts[1].shape, std::vector<int64_t>{});
+  int64_t v = 0;
+  std::memcpy(&v, ts[1].data.data(), 8);
+  EXPECT_EQ(v, 660000);
 }
