@@ -9,16 +9,28 @@
 // after every model iteration: both sides best-of over the same stretch of time, because the machine
 // these figures come from is shared.
 //
+// BM_Cnn14SixteenClips7s: what embedding a small dataset costs -- opening the model file (packing
+// the weights, folding BatchNorm) plus 16 clips of 7 s, 2 threads. With ASDCAP_PANNS_TORCH_DIR set
+// to the output folder of scripts/panns_torch_reference.py, it runs that script's model and clips
+// and reports the agreement with PyTorch's embeddings (min_cos) and the speed-up over PyTorch's
+// forward pass alone (torch_s_per_clip x 16 / this benchmark's time).
+//
 //   build/bench/bench_panns --benchmark_counters_tabular=true
 // The model (~330 MB) is written once to $TMPDIR/asdcap-bench-panns-cnn14-f32-v1.gguf.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
+#include "asdcap/npy.hpp"
 #include "asdcap/panns.hpp"
 #include "core/parallel.hpp"
 #include "panns/cnn14.hpp"
@@ -27,19 +39,25 @@ namespace {
 
 using namespace asdcap;
 
-std::shared_ptr<const PannsModel> bench_model() {
-  static const std::shared_ptr<const PannsModel> model = [] {
+std::string bench_model_path() {
+  static const std::string path = [] {
     namespace fs = std::filesystem;
-    const fs::path path = fs::temp_directory_path() / "asdcap-bench-panns-cnn14-f32-v1.gguf";
-    if (fs::exists(path)) {
+    const fs::path p = fs::temp_directory_path() / "asdcap-bench-panns-cnn14-f32-v1.gguf";
+    if (fs::exists(p)) {
       try {
-        return PannsModel::open(path.string());
+        PannsModel::open(p.string());
+        return p.string();
       } catch (const Error&) {
       }
     }
-    write_random_panns_model(path.string(), PannsConfig{}, DType::F32, 14);
-    return PannsModel::open(path.string());
+    write_random_panns_model(p.string(), PannsConfig{}, DType::F32, 14);
+    return p.string();
   }();
+  return path;
+}
+
+std::shared_ptr<const PannsModel> bench_model() {
+  static const std::shared_ptr<const PannsModel> model = PannsModel::open(bench_model_path());
   return model;
 }
 
@@ -105,7 +123,61 @@ void BM_Cnn14FromWaveform(benchmark::State& state) {
   state.counters["vs_sgemm"] = gflops / sgemm_best;
 }
 
+double cosine(const float* a, const float* b, int64_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (int64_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+  return ab / std::sqrt(aa * bb);
+}
+
+void BM_Cnn14SixteenClips7s(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const char* torch_dir = std::getenv("ASDCAP_PANNS_TORCH_DIR");
+  std::string model_path = bench_model_path();
+  std::vector<std::vector<float>> clips;
+  std::vector<float> reference;
+  double torch_s_per_clip = 0;
+  if (torch_dir) {
+    const std::string dir = std::string(torch_dir) + "/";
+    model_path = dir + "cnn14_random.gguf";
+    if (!std::filesystem::exists(model_path)) convert_panns({dir + "cnn14_random.pth", model_path, DType::F32});
+    NpyArray x = read_npy(dir + "clips.npy");
+    const std::vector<float> all = x.as_float();
+    for (int64_t i = 0; i < x.shape[0]; ++i)
+      clips.emplace_back(all.begin() + i * x.shape[1], all.begin() + (i + 1) * x.shape[1]);
+    reference = read_npy(dir + "embeddings.npy").as_float();
+    torch_s_per_clip = nlohmann::json::parse(read_text_file(dir + "torch.json"))["seconds_per_clip"].get<double>();
+  } else {
+    clips = noise_clips(16, 7 * 32000);
+  }
+  std::vector<std::span<const float>> spans(clips.begin(), clips.end());
+  double best = 1e30, best_open = 0, min_cos = 1;
+  for (auto _ : state) {
+    const double t0 = wall_seconds();
+    auto model = PannsModel::open(model_path);
+    const double opened = wall_seconds();
+    auto out = model->run_batch(spans, threads);
+    const double t = wall_seconds() - t0;
+    if (t < best) best = t, best_open = opened - t0;
+    if (!reference.empty()) {
+      const int64_t d = model->config().embedding_dim;
+      for (size_t i = 0; i < out.size(); ++i)
+        min_cos = std::min(min_cos, cosine(out[i].embedding.data(), reference.data() + i * d, d));
+    }
+  }
+  state.counters["seconds"] = best;
+  state.counters["open_s"] = best_open;
+  state.counters["s_per_clip"] = (best - best_open) / static_cast<double>(clips.size());
+  if (torch_dir) {
+    state.counters["min_cos"] = min_cos;
+    state.counters["1-min_cos"] = 1 - min_cos;
+    state.counters["torch_s_per_clip"] = torch_s_per_clip;
+    state.counters["vs_torch_forward"] = torch_s_per_clip * static_cast<double>(clips.size()) / best;
+  }
+}
+
 }  // namespace
 
+BENCHMARK(BM_Cnn14SixteenClips7s)->ArgNames({"threads"})->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()
+    ->Iterations(3);
 BENCHMARK(BM_Cnn14FromWaveform)->ArgNames({"batch", "threads"})->Args({1, 1})->Args({1, 2})->Args({8, 1})->Args({8, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);

@@ -30,47 +30,60 @@ BatchNorm make_batchnorm(const float* weight, const float* bias, const float* me
 }
 
 Conv3x3::Conv3x3(const float* w, int64_t cout, int64_t cin, const BatchNorm& bn) : cin_(cin), cout_(cout) {
+  chunks_ = std::min<int64_t>(9, (9 * cin + kChunk - 1) / kChunk);
+  taps_per_chunk_ = (9 + chunks_ - 1) / chunks_;
+  chunks_ = (9 + taps_per_chunk_ - 1) / taps_per_chunk_;
+  // One buffer for every group and chunk: fresh pages cost more than the copying itself.
+  std::vector<float> wg(static_cast<size_t>(std::min(kGroup, cout) * taps_per_chunk_ * cin)), bias;
   for (int64_t c0 = 0; c0 < cout; c0 += kGroup) {
     const int64_t nc = std::min(kGroup, cout - c0);
-    std::vector<float> wg(static_cast<size_t>(nc * 9 * cin)), bias(static_cast<size_t>(nc));  // [nc][9 cin]
-    for (int64_t j = 0; j < nc; ++j) {
-      const int64_t co = c0 + j;
-      const float s = bn.scale[co];
-      bias[j] = bn.shift[co] - bn.mean[co] * s;
-      for (int64_t ci = 0; ci < cin; ++ci)
-        for (int64_t k = 0; k < 9; ++k) wg[static_cast<size_t>(j * 9 * cin + k * cin + ci)] = w[(co * cin + ci) * 9 + k] * s;
+    bias.assign(static_cast<size_t>(nc), 0.f);
+    for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
+      const int64_t tap0 = chunk * taps_per_chunk_, taps = std::min(taps_per_chunk_, 9 - tap0), kc = taps * cin;
+      for (int64_t j = 0; j < nc; ++j) {
+        const int64_t co = c0 + j;
+        const float s = bn.scale[co];
+        bias[j] = bn.shift[co] - bn.mean[co] * s;
+        for (int64_t k = 0; k < taps; ++k)
+          for (int64_t ci = 0; ci < cin; ++ci)
+            wg[static_cast<size_t>(j * kc + k * cin + ci)] = w[(co * cin + ci) * 9 + tap0 + k] * s;  // [nc][kc]
+      }
+      groups_.emplace_back(wg.data(), nc, kc, chunk == 0 ? bias.data() : nullptr);
     }
-    groups_.emplace_back(wg.data(), nc, 9 * cin, bias.data());
   }
 }
 
 void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int threads) const {
-  const int64_t positions = t * f, k = 9 * cin_;
+  const int64_t positions = t * f, k = taps_per_chunk_ * cin_;
   const int64_t rows = rows_per_task(k);
-  const int64_t row_tasks = (positions + rows - 1) / rows, groups = static_cast<int64_t>(groups_.size());
+  const int64_t row_tasks = (positions + rows - 1) / rows, groups = static_cast<int64_t>(groups_.size()) / chunks_;
   // A task: a block of output positions times a group of output channels (the deep blocks have few
   // positions and many channels; the groups then give every thread work).
   parallel_chunks(threads, row_tasks * groups, 1, [&](int64_t task0, int64_t task1) {
     std::vector<float> col(static_cast<size_t>(rows * k)), y(static_cast<size_t>(rows * kGroup));
     for (int64_t task = task0; task < task1; ++task) {
-      const int64_t p0 = task / groups * rows, p1 = std::min(positions, p0 + rows);
-      const nn::PackedLinear& g = groups_[static_cast<size_t>(task % groups)];
-      const int64_t c0 = task % groups * kGroup, nc = g.out_features();
-      // im2col: row p = (tt, ff) holds in[tt + dt - 1][ff + df - 1][:] for dt, df in 0..2 (zeros outside).
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t tt = p / f, ff = p % f;
-        float* row = col.data() + (p - p0) * k;
-        for (int64_t dt = 0; dt < 3; ++dt)
-          for (int64_t df = 0; df < 3; ++df) {
-            float* dst = row + (dt * 3 + df) * cin_;
-            const int64_t st = tt + dt - 1, sf = ff + df - 1;
+      const int64_t p0 = task / groups * rows, p1 = std::min(positions, p0 + rows), g = task % groups;
+      const int64_t c0 = g * kGroup, nc = groups_[static_cast<size_t>(g * chunks_)].out_features();
+      for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
+        const nn::PackedLinear& pl = groups_[static_cast<size_t>(g * chunks_ + chunk)];
+        const int64_t tap0 = chunk * taps_per_chunk_, kc = pl.in_features(), taps = kc / cin_;
+        // im2col: row p = (tt, ff) holds in[tt + dt - 1][ff + df - 1][:] for the chunk's taps
+        // dt * 3 + df (zeros outside the map).
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t tt = p / f, ff = p % f;
+          float* row = col.data() + (p - p0) * kc;
+          for (int64_t tap = tap0; tap < tap0 + taps; ++tap) {
+            float* dst = row + (tap - tap0) * cin_;
+            const int64_t st = tt + tap / 3 - 1, sf = ff + tap % 3 - 1;
             if (st < 0 || st >= t || sf < 0 || sf >= f)
               std::memset(dst, 0, static_cast<size_t>(cin_) * sizeof(float));
             else
               std::memcpy(dst, in + (st * f + sf) * cin_, static_cast<size_t>(cin_) * sizeof(float));
           }
+        }
+        pl.forward_serial(col.data(), p1 - p0, y.data(),  // chunk 0 adds the bias
+                          chunk == 0 ? nn::PackedLinear::Epilogue::kNone : nn::PackedLinear::Epilogue::kAccumulate);
       }
-      g.forward_serial(col.data(), p1 - p0, y.data());  // + bias
       for (int64_t p = p0; p < p1; ++p) {
         const float* src = y.data() + (p - p0) * nc;
         float* dst = out + p * cout_ + c0;

@@ -36,9 +36,12 @@ class Conv3x3 {
 
  private:
   int64_t cin_ = 0, cout_ = 0;
-  // Output channels in groups of up to kGroup, each a packed GEMM over the im2col row
-  // (dt * 3 + df) * cin + ci, BatchNorm's scale applied to the weights and its shift as the bias.
-  static constexpr int64_t kGroup = 256;
+  // Output channels in groups of up to kGroup; the im2col row ((dt * 3 + df) * cin + ci) in chunks
+  // of whole taps of at most kChunk values (a chunk's weight panel then stays in L2 while the row
+  // tiles of a task pass over it), accumulated in order. groups_[g * chunks_ + c]: BatchNorm's scale
+  // applied to the weights, its shift as the bias of chunk 0.
+  static constexpr int64_t kGroup = 256, kChunk = 2048;
+  int64_t chunks_ = 1, taps_per_chunk_ = 9;
   std::vector<nn::PackedLinear> groups_;
 };
 

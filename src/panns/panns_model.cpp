@@ -45,11 +45,13 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path) {
   d.config = modelio::read_panns_config(g, path);
   d.identity = sha256_hex(file.data(), static_cast<size_t>(g.data_offset));
 
-  // Every required tensor as float32 (f16 widened); the network copies what it keeps.
+  // Every required tensor as float32: f32 ones straight from the mapping, f16 ones widened. The
+  // network packs what it keeps (nothing refers to the mapping once open() returns).
   std::map<std::string, const GgufTensor*> index;
   for (const GgufTensor& t : g.tensors)
     if (!index.emplace(t.name, &t).second) throw FormatError(path + ": duplicate tensor " + t.name);
-  std::map<std::string, std::vector<float>> f32;
+  std::map<std::string, const float*> f32;
+  std::vector<std::vector<float>> widened;
   for (const TensorSpec& s : modelio::panns_required_tensors(d.config)) {
     auto it = index.find(s.name);
     if (it == index.end()) throw ModelError(path + ": model file lacks tensor " + s.name);
@@ -60,18 +62,20 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path) {
     if (t.dtype != DType::F32 && !(half_ok && (t.dtype == DType::F16 || t.dtype == DType::BF16)))
       throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected f32");
     const uint8_t* src = file.data() + t.offset;
-    std::vector<float> v(t.nbytes / dtype_size(t.dtype));
-    if (t.dtype == DType::F32) {
-      std::memcpy(v.data(), src, t.nbytes);
-    } else {
-      for (size_t i = 0; i < v.size(); ++i) {
-        const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-        v[i] = t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
-      }
+    if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
+      f32.emplace(s.name, reinterpret_cast<const float*>(src));
+      continue;
     }
-    f32.emplace(s.name, std::move(v));
+    std::vector<float> v(t.nbytes / dtype_size(t.dtype));
+    if (t.dtype == DType::F32) std::memcpy(v.data(), src, t.nbytes);  // a file with general.alignment < 4
+    for (size_t i = 0; t.dtype != DType::F32 && i < v.size(); ++i) {
+      const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+      v[i] = t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
+    }
+    widened.push_back(std::move(v));
+    f32.emplace(s.name, widened.back().data());
   }
-  auto at = [&](const std::string& name) { return f32.at(name).data(); };
+  auto at = [&](const std::string& name) { return f32.at(name); };
   panns::Network::Tensors t;
   t.stft_real = at("spectrogram_extractor.stft.conv_real.weight");
   t.stft_imag = at("spectrogram_extractor.stft.conv_imag.weight");
