@@ -14,6 +14,17 @@ namespace {
 // (L2), and a task has at least 48 rows.
 int64_t rows_per_task(int64_t k) { return std::clamp<int64_t>((int64_t{1} << 18) / k / 16 * 16, 48, 512); }
 
+// Per-thread working memory, kept from call to call and grown as needed: memory fresh from the
+// system costs a page fault and the kernel's zeroing per page, more than the work that fills it
+// (one 10-s clip needs ~2 x 16 MB of feature maps and ~1 MB of im2col rows per task).
+enum Slot { kIm2col, kGemmOut, kFrames, kSpectrum, kPower, kMapA, kMapB, kSlots };
+float* scratch(Slot slot, int64_t n) {
+  thread_local std::vector<float> buffers[kSlots];
+  std::vector<float>& v = buffers[slot];
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
 }  // namespace
 
 BatchNorm make_batchnorm(const float* weight, const float* bias, const float* mean, const float* var, int64_t n,
@@ -60,7 +71,8 @@ void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int thr
   // A task: a block of output positions times a group of output channels (the deep blocks have few
   // positions and many channels; the groups then give every thread work).
   parallel_chunks(threads, row_tasks * groups, 1, [&](int64_t task0, int64_t task1) {
-    std::vector<float> col(static_cast<size_t>(rows * k)), y(static_cast<size_t>(rows * kGroup));
+    float* col = scratch(kIm2col, rows * k);
+    float* y = scratch(kGemmOut, rows * kGroup);
     for (int64_t task = task0; task < task1; ++task) {
       const int64_t p0 = task / groups * rows, p1 = std::min(positions, p0 + rows), g = task % groups;
       const int64_t c0 = g * kGroup, nc = groups_[static_cast<size_t>(g * chunks_)].out_features();
@@ -71,7 +83,7 @@ void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int thr
         // dt * 3 + df (zeros outside the map).
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t tt = p / f, ff = p % f;
-          float* row = col.data() + (p - p0) * kc;
+          float* row = col + (p - p0) * kc;
           for (int64_t tap = tap0; tap < tap0 + taps; ++tap) {
             float* dst = row + (tap - tap0) * cin_;
             const int64_t st = tt + tap / 3 - 1, sf = ff + tap % 3 - 1;
@@ -81,11 +93,11 @@ void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int thr
               std::memcpy(dst, in + (st * f + sf) * cin_, static_cast<size_t>(cin_) * sizeof(float));
           }
         }
-        pl.forward_serial(col.data(), p1 - p0, y.data(),  // chunk 0 adds the bias
+        pl.forward_serial(col, p1 - p0, y,  // chunk 0 adds the bias
                           chunk == 0 ? nn::PackedLinear::Epilogue::kNone : nn::PackedLinear::Epilogue::kAccumulate);
       }
       for (int64_t p = p0; p < p1; ++p) {
-        const float* src = y.data() + (p - p0) * nc;
+        const float* src = y + (p - p0) * nc;
         float* dst = out + p * cout_ + c0;
         for (int64_t j = 0; j < nc; ++j) dst[j] = std::max(src[j], 0.0f);
       }
@@ -133,12 +145,13 @@ void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, i
     trace->spectrogram.resize(static_cast<size_t>(frames * bins));
     trace->logmel.resize(static_cast<size_t>(frames * mel));
   }
-  constexpr int64_t kFrames = 64;  // frames per task
-  parallel_chunks(threads, frames, kFrames, [&](int64_t t0, int64_t t1) {
+  constexpr int64_t kFramesPerTask = 64;
+  parallel_chunks(threads, frames, kFramesPerTask, [&](int64_t t0, int64_t t1) {
     const int64_t rows = t1 - t0;
-    std::vector<float> buf(static_cast<size_t>(rows * n_fft)), spec(static_cast<size_t>(rows * 2 * bins));
+    float* buf = scratch(kFrames, rows * n_fft);
+    float* spec = scratch(kSpectrum, rows * 2 * bins);
     for (int64_t r = 0; r < rows; ++r) {
-      float* dst = buf.data() + r * n_fft;
+      float* dst = buf + r * n_fft;
       const int64_t start = (t0 + r) * hop - half;  // in the unpadded signal
       for (int64_t i = 0; i < n_fft; ++i) {
         int64_t s = start + i;
@@ -147,18 +160,18 @@ void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, i
         dst[i] = x[s];
       }
     }
-    dft_.forward_serial(buf.data(), rows, spec.data());
-    std::vector<float> power(static_cast<size_t>(rows * bins));
+    dft_.forward_serial(buf, rows, spec);
+    float* power = scratch(kPower, rows * bins);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < bins; ++k) {
         const float re = spec[r * 2 * bins + k], im = spec[r * 2 * bins + bins + k];
         power[r * bins + k] = re * re + im * im;
       }
     float* y = out + t0 * mel;
-    melw_.forward_serial(power.data(), rows, y);
+    melw_.forward_serial(power, rows, y);
     for (int64_t i = 0; i < rows * mel; ++i) y[i] = 10.0f * std::log10(std::max(y[i], 1e-10f));
     if (trace) {
-      std::copy(power.begin(), power.end(), trace->spectrogram.begin() + t0 * bins);
+      std::copy(power, power + rows * bins, trace->spectrogram.begin() + t0 * bins);
       std::copy(y, y + rows * mel, trace->logmel.begin() + t0 * mel);
     }
     for (int64_t r = 0; r < rows; ++r)
@@ -199,18 +212,19 @@ PannsModel::Output Network::forward(const float* x, int64_t n, int threads, Trac
     most = std::max<int64_t>(most, int64_t{tt} * ff * cfg_.widths[i]);
     if (i < 5) tt /= 2, ff /= 2;
   }
-  std::vector<float> a(static_cast<size_t>(most)), b(static_cast<size_t>(most));
-  front_end(x, n, t, a.data(), threads, trace);
+  float* a = scratch(kMapA, most);
+  float* b = scratch(kMapB, most);
+  front_end(x, n, t, a, threads, trace);
   for (int i = 0; i < 6; ++i) {
-    conv_[i][0].forward(a.data(), t, f, b.data(), threads);
+    conv_[i][0].forward(a, t, f, b, threads);
     c = conv_[i][1].cout();
-    conv_[i][1].forward(b.data(), t, f, a.data(), threads);
+    conv_[i][1].forward(b, t, f, a, threads);
     if (i < 5) {
-      avg_pool_2x2(a.data(), t, f, c, b.data());
+      avg_pool_2x2(a, t, f, c, b);
       t /= 2, f /= 2;
       std::swap(a, b);
     }
-    if (trace) trace->blocks.push_back({t, f, c, std::vector<float>(a.begin(), a.begin() + t * f * c)});
+    if (trace) trace->blocks.push_back({t, f, c, std::vector<float>(a, a + t * f * c)});
   }
   // Head: mean over mel, then max + mean over time; fc1 + ReLU; fc_audioset + sigmoid.
   std::vector<float> fm(static_cast<size_t>(t * c), 0.f), pooled(static_cast<size_t>(c));
