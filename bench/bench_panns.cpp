@@ -112,6 +112,7 @@ void BM_Cnn14FromWaveform(benchmark::State& state) {
   const int64_t samples = 10 * int64_t{model->config().sample_rate};
   const auto clips = noise_clips(batch, samples);
   std::vector<std::span<const float>> spans(clips.begin(), clips.end());
+  openblas_set_num_threads(1);  // the reference's threads are parallel_chunks', as CNN14's are
   SgemmReference sgemm;
   sgemm.threads = threads;
   sgemm.round();  // OpenBLAS buffers allocated before timing
