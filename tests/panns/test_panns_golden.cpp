@@ -3,10 +3,12 @@
 // container; the minimum length; f16 storage; thread-count independence.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/gguf.hpp"
 #include "panns/cnn14.hpp"
 #include "panns_golden.hpp"
 #include "torch_files.hpp"
@@ -212,4 +214,60 @@ TEST(PannsGolden, HalfPrecisionFile) {
   const auto x = clip_samples(kModels[0], "c04_short_3s");
   // The learned weights lie on the bfloat16 grid; f16 holds most of them exactly (not the smallest).
   EXPECT_GE(cosine(model->embed(x, 2), npy("cnn14", "c04_short_3s", "embedding")), 0.9999);
+}
+
+TEST(PannsGolden, ModelFileChecks) {
+  const std::string panns = converted(golden_dir() + "Cnn14_tiny.pth");
+  EXPECT_TRUE(is_panns_model_file(panns));
+  // A random model of any widths: written, recognised, opened with the configuration it was given.
+  PannsConfig cfg;
+  cfg.variant = "Cnn14_16k";
+  cfg.sample_rate = 16000, cfg.n_fft = 512, cfg.hop = 160, cfg.fmax = 8000.f;
+  cfg.widths = {4, 8, 8, 16, 16, 32};
+  cfg.embedding_dim = 24;
+  cfg.classes = 5;
+  const std::string rnd = (temp_dir() / "random16k.gguf").string();
+  write_random_panns_model(rnd, cfg, DType::F16, 3);
+  auto m = PannsModel::open(rnd);
+  EXPECT_EQ(m->config().widths, cfg.widths);
+  EXPECT_EQ(m->config().hop, 160);
+  const auto out = m->run(clip_samples(kModels[1], "c06_burst_0p5s"), 1);
+  EXPECT_EQ(out.embedding.size(), 24u);
+  ASSERT_EQ(out.clipwise.size(), 5u);
+  for (float p : out.clipwise) EXPECT_TRUE(p > 0.f && p < 1.f) << p;
+  // The random model's front end passes the converter's own checks (STFT kernels, Slaney mel bank).
+  EXPECT_NE(PannsModel::open(rnd)->identity(), PannsModel::open(panns)->identity());
+  // Not a PANNs file: an msclap-style GGUF, a checkpoint.
+  const std::string other = (temp_dir() / "other.gguf").string();
+  GgufWriter w;
+  w.set_string("general.architecture", "asdcap-msclap");
+  w.write_file(other);
+  EXPECT_FALSE(is_panns_model_file(other));
+  try {
+    PannsModel::open(other);
+    ADD_FAILURE() << "opened " << other;
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a PANNs model file"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(is_panns_model_file(golden_dir() + "Cnn14_tiny.pth"), FormatError);
+}
+
+TEST(PannsGolden, ConverterRefusesAForeignFrontEnd) {
+  // The golden Cnn14 checkpoint with the largest weight of its mel bank 0.1 % higher: not the
+  // Slaney bank of the variant any more.
+  auto ts = read_torch_checkpoint(golden_dir() + "Cnn14_tiny.pth");
+  EXPECT_EQ(infer_panns_config(ts, "t.pth").variant, "Cnn14");
+  for (auto& t : ts)
+    if (t.name == "logmel_extractor.melW") {
+      float* v = reinterpret_cast<float*>(t.data.data());
+      *std::max_element(v, v + t.data.size() / 4) *= 1.001f;
+    }
+  try {
+    infer_panns_config(ts, "t.pth");
+    ADD_FAILURE() << "accepted";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("t.pth: logmel_extractor.melW is not the Slaney mel bank of Cnn14"),
+              std::string::npos)
+        << e.what();
+  }
 }
