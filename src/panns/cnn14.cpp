@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "asdcap/error.hpp"
 #include "core/parallel.hpp"
@@ -212,8 +213,24 @@ PannsModel::Output Network::forward(const float* x, int64_t n, int threads, Trac
     most = std::max<int64_t>(most, int64_t{tt} * ff * cfg_.widths[i]);
     if (i < 5) tt /= 2, ff /= 2;
   }
-  float* a = scratch(kMapA, most);
-  float* b = scratch(kMapB, most);
+  // Feature maps up to ~20 s of audio stay with the thread for the next clip; longer clips get
+  // their own (a thread does not keep gigabytes after one long clip).
+  constexpr int64_t kKeptMapFloats = int64_t{1} << 23;
+  std::vector<float> own;
+  float *a, *b;
+  if (most <= kKeptMapFloats) {
+    a = scratch(kMapA, most);
+    b = scratch(kMapB, most);
+  } else {
+    try {
+      own.resize(static_cast<size_t>(2 * most));
+    } catch (const std::bad_alloc&) {
+      throw Error("PANNs: a clip of " + std::to_string(n) + " samples needs " + std::to_string(2 * most * 4 >> 20) +
+                  " MB of feature maps, more than this machine can allocate");
+    }
+    a = own.data();
+    b = a + most;
+  }
   front_end(x, n, t, a, threads, trace);
   for (int i = 0; i < 6; ++i) {
     conv_[i][0].forward(a, t, f, b, threads);

@@ -199,6 +199,13 @@ TEST(PannsGolden, ResultsDoNotDependOnThreadsOrBatching) {
   ASSERT_EQ(batch.size(), 2u);
   EXPECT_EQ(batch[0].embedding, one.embedding);
   EXPECT_EQ(batch[1].embedding, model->run(b, 2).embedding);
+  // A clip longer than the feature maps a thread keeps (25 s): the same on any thread count.
+  std::vector<float> longer;
+  const auto ten = clip_samples(kModels[0], "c05_long_10s");
+  for (int k = 0; k < 5; ++k) longer.insert(longer.end(), ten.begin(), ten.begin() + static_cast<int64_t>(ten.size()) / 2);
+  const auto l1 = model->run(longer, 1), l2 = model->run(longer, 2);
+  EXPECT_EQ(l1.embedding, l2.embedding);
+  EXPECT_GT(*std::max_element(l1.embedding.begin(), l1.embedding.end()), 0.f);
 }
 
 TEST(PannsGolden, HalfPrecisionFile) {
