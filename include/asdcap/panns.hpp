@@ -67,9 +67,10 @@ bool is_panns_model_file(const std::string& path);
 
 class PannsModel {
  public:
-  // Maps and validates an asdcap-panns file; BatchNorm is folded into the convolutions here.
+  // Maps and validates an asdcap-panns file; BatchNorm is folded into the convolutions here, and the
+  // weights are packed for the GEMM on up to `threads` threads (0 = all cores).
   // Throws IoError / FormatError / ModelError naming the file.
-  static std::shared_ptr<const PannsModel> open(const std::string& path);
+  static std::shared_ptr<const PannsModel> open(const std::string& path, int threads = 0);
   ~PannsModel();
   PannsModel(const PannsModel&) = delete;
   PannsModel& operator=(const PannsModel&) = delete;

@@ -11,8 +11,8 @@
 namespace asdcap::panns {
 namespace {
 
-// Rows of output positions per task: the im2col block (rows x 9 cin floats) stays within ~1 MB
-// (L2), and a task has at least 48 rows.
+// Rows of output positions per task, for im2col chunks of k values: the block (rows x k floats)
+// stays within ~1 MB (L2), and a task has at least 48 rows.
 int64_t rows_per_task(int64_t k) { return std::clamp<int64_t>((int64_t{1} << 18) / k / 16 * 16, 48, 512); }
 
 // Per-thread working memory, kept from call to call and grown as needed: memory fresh from the
@@ -106,25 +106,26 @@ void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int thr
   });
 }
 
-Network::Network(const PannsConfig& cfg, const Tensors& t) : cfg_(cfg) {
+Network::Network(const PannsConfig& cfg, const Tensors& t, int threads) : cfg_(cfg) {
   const int64_t bins = cfg.freq_bins(), n_fft = cfg.n_fft;
-  std::vector<float> dft(static_cast<size_t>(2 * bins * n_fft));
-  std::memcpy(dft.data(), t.stft_real, static_cast<size_t>(bins * n_fft) * sizeof(float));
-  std::memcpy(dft.data() + bins * n_fft, t.stft_imag, static_cast<size_t>(bins * n_fft) * sizeof(float));
-  dft_ = nn::PackedLinear(dft.data(), 2 * bins, n_fft, nullptr);
-  melw_ = nn::PackedLinear(t.melw, cfg.mel_bins, bins, nullptr, nn::PackedLinear::Layout::kInOut);
-  bn0_ = make_batchnorm(t.bn0[0], t.bn0[1], t.bn0[2], t.bn0[3], cfg.mel_bins, cfg.bn_eps);
-  int64_t in = 1;
-  for (int i = 0; i < 6; ++i) {
-    const int64_t w = cfg.widths[i];
-    for (int j = 0; j < 2; ++j) {
-      const float* const* b = t.bn[i][j];
-      conv_[i][j] = Conv3x3(t.conv[i][j], w, j == 0 ? in : w, make_batchnorm(b[0], b[1], b[2], b[3], w, cfg.bn_eps));
+  // The 12 convolutions (largest first) and the front end / head, packed on the threads.
+  parallel_for(threads, 13, [&](int64_t job) {
+    if (job == 12) {
+      std::vector<float> dft(static_cast<size_t>(2 * bins * n_fft));
+      std::memcpy(dft.data(), t.stft_real, static_cast<size_t>(bins * n_fft) * sizeof(float));
+      std::memcpy(dft.data() + bins * n_fft, t.stft_imag, static_cast<size_t>(bins * n_fft) * sizeof(float));
+      dft_ = nn::PackedLinear(dft.data(), 2 * bins, n_fft, nullptr);
+      melw_ = nn::PackedLinear(t.melw, cfg.mel_bins, bins, nullptr, nn::PackedLinear::Layout::kInOut);
+      bn0_ = make_batchnorm(t.bn0[0], t.bn0[1], t.bn0[2], t.bn0[3], cfg.mel_bins, cfg.bn_eps);
+      fc1_ = nn::PackedLinear(t.fc1_w, cfg.embedding_dim, cfg.widths[5], t.fc1_b);
+      fc_ = nn::PackedLinear(t.fc_w, cfg.classes, cfg.embedding_dim, t.fc_b);
+      return;
     }
-    in = w;
-  }
-  fc1_ = nn::PackedLinear(t.fc1_w, cfg.embedding_dim, in, t.fc1_b);
-  fc_ = nn::PackedLinear(t.fc_w, cfg.classes, cfg.embedding_dim, t.fc_b);
+    const int i = 5 - static_cast<int>(job / 2), j = 1 - static_cast<int>(job % 2);
+    const int64_t w = cfg.widths[i], in = j == 1 ? w : i == 0 ? 1 : cfg.widths[i - 1];
+    const float* const* b = t.bn[i][j];
+    conv_[i][j] = Conv3x3(t.conv[i][j], w, in, make_batchnorm(b[0], b[1], b[2], b[3], w, cfg.bn_eps));
+  });
 }
 
 double Network::flops(int64_t n) const {

@@ -1,7 +1,8 @@
 // CNN14 inference (internal to the panns area; the public API is asdcap/panns.hpp).
 //
-// Feature maps are channels-last, [time][mel][channel], so that a 3x3 convolution is one GEMM per
-// block of output positions over an im2col matrix whose rows are 9 contiguous runs of channels.
+// Feature maps are channels-last, [time][mel][channel], so that a 3x3 convolution is a GEMM per
+// block of output positions over an im2col matrix whose rows are 9 contiguous runs of channels
+// (for wide inputs, a few GEMMs over chunks of the row, accumulated).
 // BatchNorm is folded into each convolution (weights scaled per output channel, plus a bias). Every
 // product (STFT, mel, convolutions, fc) runs on asdcap's packed GEMM (nn::PackedLinear), whose
 // results do not depend on the thread count or on how rows are split: neither do CNN14's.
@@ -74,7 +75,8 @@ class Network {
     const float* fc_w = nullptr;
     const float* fc_b = nullptr;
   };
-  Network(const PannsConfig& cfg, const Tensors& t);
+  // Packs the weights (BatchNorm folded) on up to `threads` threads (0 = all cores).
+  Network(const PannsConfig& cfg, const Tensors& t, int threads);
 
   const PannsConfig& config() const { return cfg_; }
   // One clip, whole. Throws UsageError when it is shorter than config().min_samples().

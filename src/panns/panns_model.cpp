@@ -32,7 +32,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path) {
+std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int threads) {
   std::shared_ptr<PannsModel> m(new PannsModel());
   Impl& d = *m->impl_;
   d.path = path;
@@ -94,7 +94,7 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path) {
   t.fc_w = at("fc_audioset.weight");
   t.fc_b = at("fc_audioset.bias");
   try {
-    d.net = std::make_unique<panns::Network>(d.config, t);
+    d.net = std::make_unique<panns::Network>(d.config, t, threads);
   } catch (const ModelError& e) {
     throw ModelError(path + ": " + e.what());
   }
