@@ -1,6 +1,9 @@
-// Reading PyTorch torch.save checkpoints (zip container + pickled state dict) without executing
-// anything: a restricted unpickler that knows only what state-dict files contain, and a zip reader
-// that validates every offset against the file. STORED and DEFLATE members are both accepted.
+// Reading PyTorch torch.save checkpoints without executing anything: a restricted unpickler that
+// knows only what state-dict files contain, over either container -- zip (STORED or DEFLATE
+// members, every offset validated against the file) or the legacy pre-zip format (pickles followed
+// by raw storages, every declared size checked against the bytes left before allocating).
+// Training state beside the weights (e.g. numpy arrays in a sampler's state) is skipped without
+// resolving its globals.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,7 +21,7 @@ struct CheckpointTensor {
 };
 
 // The state dict of a torch.save file: the dict under 'model' if the top-level object is a dict
-// holding one, else the top-level dict. Tensors in file order. Throws IoError (cannot read),
+// holding one, else the top-level dict. Tensors in pickle order. Throws IoError (cannot read),
 // FormatError (not a checkpoint, corrupt, a forbidden pickle global, out-of-bounds storage...),
 // each naming the file.
 std::vector<CheckpointTensor> read_torch_checkpoint(const std::string& path);

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "asdcap/error.hpp"
+#include "legacy_checkpoint.hpp"
 #include "mapped_file.hpp"
 #include "unpickler.hpp"
 #include "zip_reader.hpp"
@@ -18,9 +19,13 @@ using modelio::ZipMember;
 bool checked_mul(int64_t a, int64_t b, int64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
 bool checked_add(int64_t a, int64_t b, int64_t& out) { return !__builtin_add_overflow(a, b, &out); }
 
-// Copies the strided view `t` of `storage` into contiguous C order, after checking that every
-// element it addresses lies inside the storage.
-std::vector<char> gather(const PickledTensor& t, const uint8_t* storage, const std::string& where) {
+}  // namespace
+
+namespace modelio {
+
+std::string tensor_name(const std::string& key) { return key.rfind("module.", 0) == 0 ? key.substr(7) : key; }
+
+std::vector<char> gather_tensor(const PickledTensor& t, const uint8_t* storage, const std::string& where) {
   const int64_t es = static_cast<int64_t>(dtype_size(t.dtype));
   int64_t numel = 1;
   for (int64_t d : t.shape) {
@@ -28,8 +33,7 @@ std::vector<char> gather(const PickledTensor& t, const uint8_t* storage, const s
   }
   int64_t bytes = 0;
   if (!checked_mul(numel, es, bytes) || bytes > (int64_t{1} << 40)) throw FormatError(where + ": tensor too large");
-  std::vector<char> out(static_cast<size_t>(bytes));
-  if (numel == 0) return out;
+  if (numel == 0) return {};
   if (t.offset < 0) throw FormatError(where + ": negative storage offset");
   int64_t last = t.offset;  // highest element index addressed
   for (size_t k = 0; k < t.shape.size(); ++k) {
@@ -40,6 +44,12 @@ std::vector<char> gather(const PickledTensor& t, const uint8_t* storage, const s
   if (last >= t.storage_numel)
     throw FormatError(where + ": tensor addresses element " + std::to_string(last) + " of a storage of " +
                       std::to_string(t.storage_numel));
+  // Overlapping strides (0, or smaller than the extent of the inner dimensions) could make a tiny
+  // storage declare a huge tensor; state dicts never hold such views.
+  if (numel > t.storage_numel)
+    throw FormatError(where + ": tensor of " + std::to_string(numel) + " elements over a storage of " +
+                      std::to_string(t.storage_numel));
+  std::vector<char> out(static_cast<size_t>(bytes));
   const size_t nd = t.shape.size();
   bool contiguous = true;
   for (int64_t k = static_cast<int64_t>(nd) - 1, expect = 1; k >= 0; --k) {
@@ -64,12 +74,11 @@ std::vector<char> gather(const PickledTensor& t, const uint8_t* storage, const s
   return out;
 }
 
-}  // namespace
+}  // namespace modelio
 
 std::vector<CheckpointTensor> read_torch_checkpoint_bytes(const void* data, size_t size, const std::string& name) {
   const auto* bytes = static_cast<const uint8_t*>(data);
-  if (size >= 2 && bytes[0] == 0x80 && bytes[1] == 0x02)
-    throw FormatError(name + ": legacy (pre-1.6, non-zip) PyTorch format is not supported; re-save with torch.save");
+  if (modelio::looks_like_legacy_checkpoint(bytes, size)) return modelio::read_legacy_checkpoint(bytes, size, name);
   ZipArchive zip(bytes, size, name);
   // torch.save: <archive>/data.pkl, <archive>/data/<storage key>, <archive>/version ...
   const modelio::ZipEntry* pkl = nullptr;
@@ -108,10 +117,10 @@ std::vector<CheckpointTensor> read_torch_checkpoint_bytes(const void* data, size
       throw FormatError(where + ": storage " + t.storage_key + " is used with a larger size than it has");
     }
     CheckpointTensor c;
-    c.name = t.key.rfind("module.", 0) == 0 ? t.key.substr(7) : t.key;
+    c.name = modelio::tensor_name(t.key);
     c.dtype = t.dtype;
     c.shape = t.shape;
-    c.data = gather(t, it->second.data, where);
+    c.data = modelio::gather_tensor(t, it->second.data, where);
     out.push_back(std::move(c));
   }
   return out;

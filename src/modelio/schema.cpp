@@ -8,7 +8,7 @@
 namespace asdcap::modelio {
 namespace {
 
-std::string key(const std::string& k) { return kPrefix + k; }
+std::string key(const std::string& k, const char* prefix = kPrefix) { return prefix + k; }
 
 // The metadata of a model file, as one list walked by the writer and by the reader (so the two can
 // not drift apart): `io` is Write or Read below, `c` a const or a mutable ModelConfig. Keys are
@@ -75,27 +75,29 @@ void visit_config(Io& io, Config& c) {
 
 struct Write {
   GgufWriter& w;
-  void flag(const std::string& k, bool v) { w.set_bool(key(k), v); }
-  void integer(const std::string& k, int v) { w.set_int(key(k), v); }
-  void integer64(const std::string& k, int64_t v) { w.set_int(key(k), v); }
-  void real(const std::string& k, float v) { w.set_float(key(k), v); }
-  void integers(const std::string& k, const std::vector<int>& v) { w.set_int_array(key(k), {v.begin(), v.end()}); }
+  const char* prefix = kPrefix;
+  void flag(const std::string& k, bool v) { w.set_bool(key(k, prefix), v); }
+  void integer(const std::string& k, int v) { w.set_int(key(k, prefix), v); }
+  void integer64(const std::string& k, int64_t v) { w.set_int(key(k, prefix), v); }
+  void real(const std::string& k, float v) { w.set_float(key(k, prefix), v); }
+  void integers(const std::string& k, const std::vector<int>& v) { w.set_int_array(key(k, prefix), {v.begin(), v.end()}); }
+  void text(const std::string& k, const std::string& v) { w.set_string(key(k, prefix), v); }
   void global(const std::string& k, int64_t v) { w.set_int(k, v); }
 };
 
 class Read {
  public:
-  Read(const GgufView& g, const std::string& file) : g_(g), file_(file) {}
-  void flag(const std::string& k, bool& v) const { v = get(key(k), GgufValue::Kind::Bool).b; }
+  Read(const GgufView& g, const std::string& file, const char* prefix = kPrefix) : g_(g), file_(file), prefix_(prefix) {}
+  void flag(const std::string& k, bool& v) const { v = get(key(k, prefix_), GgufValue::Kind::Bool).b; }
   void integer(const std::string& k, int& v) const {
-    const int64_t x = get(key(k), GgufValue::Kind::Int).i;
+    const int64_t x = get(key(k, prefix_), GgufValue::Kind::Int).i;
     if (x < -(int64_t{1} << 31) || x > (int64_t{1} << 31) - 1) throw bad(k, "out of range");
     v = static_cast<int>(x);
   }
-  void integer64(const std::string& k, int64_t& v) const { v = get(key(k), GgufValue::Kind::Int).i; }
-  void real(const std::string& k, float& v) const { v = static_cast<float>(get(key(k), GgufValue::Kind::Float).f); }
+  void integer64(const std::string& k, int64_t& v) const { v = get(key(k, prefix_), GgufValue::Kind::Int).i; }
+  void real(const std::string& k, float& v) const { v = static_cast<float>(get(key(k, prefix_), GgufValue::Kind::Float).f); }
   void integers(const std::string& k, std::vector<int>& v) const {
-    const auto& xs = get(key(k), GgufValue::Kind::IntArray).ints;
+    const auto& xs = get(key(k, prefix_), GgufValue::Kind::IntArray).ints;
     if (xs.size() > 16) throw bad(k, "too long");
     v.clear();
     for (int64_t x : xs) {
@@ -103,6 +105,7 @@ class Read {
       v.push_back(static_cast<int>(x));
     }
   }
+  void text(const std::string& k, std::string& v) const { v = get(key(k, prefix_), GgufValue::Kind::String).s; }
   void global(const std::string& k, int64_t& v) const { v = get(k, GgufValue::Kind::Int).i; }
 
  private:
@@ -113,11 +116,28 @@ class Read {
     return it->second;
   }
   ModelError bad(const std::string& k, const std::string& what) const {
-    return ModelError(file_ + ": metadata key " + key(k) + " " + what);
+    return ModelError(file_ + ": metadata key " + key(k, prefix_) + " " + what);
   }
   const GgufView& g_;
   const std::string& file_;
+  const char* prefix_;
 };
+
+// The metadata of a PANNs CNN14 file (keys under kPannsPrefix).
+template <class Io, class Config>
+void visit_panns(Io& io, Config& c) {
+  io.text("variant", c.variant);
+  io.integer("sample_rate", c.sample_rate);
+  io.integer("n_fft", c.n_fft);
+  io.integer("hop", c.hop);
+  io.integer("mel_bins", c.mel_bins);
+  io.real("fmin", c.fmin);
+  io.real("fmax", c.fmax);
+  io.integers("conv_widths", c.widths);
+  io.integer("embedding_dim", c.embedding_dim);
+  io.integer("classes", c.classes);
+  io.real("bn_eps", c.bn_eps);
+}
 
 void check_htsat(const HtsatConfig& h, const std::string& what, const std::string& file) {
   auto bad = [&](const std::string& m) { return ModelError(file + ": " + what + ": " + m); };
@@ -195,6 +215,66 @@ void check_config(const ModelConfig& c, const std::string& file) {
     int vocab = c.has_clap ? c.text.vocab : c.decoder.vocab;
     if (id < 0 || id >= vocab) throw ModelError(file + ": token id " + std::to_string(id) + " outside the vocabulary");
   }
+}
+
+void write_panns_config(GgufWriter& w, const PannsConfig& c) {
+  Write io{w, kPannsPrefix};
+  visit_panns(io, c);
+}
+
+PannsConfig read_panns_config(const GgufView& g, const std::string& file) {
+  const Read io(g, file, kPannsPrefix);
+  PannsConfig c;
+  visit_panns(io, c);
+  check_panns_config(c, file);
+  return c;
+}
+
+void check_panns_config(const PannsConfig& c, const std::string& file) {
+  auto bad = [&](const std::string& m) { return ModelError(file + ": PANNs model: " + m); };
+  if (c.sample_rate < 1000 || c.sample_rate > 384000 || c.n_fft < 16 || c.n_fft > (1 << 16) || c.n_fft % 2 ||
+      c.hop <= 0 || c.hop > c.n_fft || c.mel_bins <= 0 || c.mel_bins > 1024 || !(c.fmin >= 0) || !(c.fmax > c.fmin) ||
+      c.fmax > c.sample_rate / 2.f)
+    throw bad("bad front-end parameters");
+  if (c.widths.size() != 6) throw bad("CNN14 has 6 conv blocks, the file lists " + std::to_string(c.widths.size()));
+  for (int w : c.widths)
+    if (w <= 0 || w > (1 << 14)) throw bad("bad conv width " + std::to_string(w));
+  if (c.embedding_dim <= 0 || c.embedding_dim > (1 << 16) || c.classes <= 0 || c.classes > (1 << 16))
+    throw bad("bad embedding or class count");
+  if (!(c.bn_eps > 0) || c.bn_eps > 1) throw bad("bad BatchNorm eps");
+}
+
+std::vector<TensorSpec> panns_required_tensors(const PannsConfig& c) {
+  std::vector<TensorSpec> out;
+  auto add = [&](std::string n, std::vector<int64_t> s) { out.push_back({std::move(n), std::move(s), DType::F32}); };
+  const int64_t bins = c.freq_bins();
+  add("spectrogram_extractor.stft.conv_real.weight", {bins, 1, c.n_fft});
+  add("spectrogram_extractor.stft.conv_imag.weight", {bins, 1, c.n_fft});
+  add("logmel_extractor.melW", {bins, c.mel_bins});
+  auto bn = [&](const std::string& p, int64_t n) {
+    for (const char* s : {"weight", "bias", "running_mean", "running_var"}) add(p + s, {n});
+  };
+  bn("bn0.", c.mel_bins);
+  int64_t in = 1;
+  for (size_t i = 0; i < c.widths.size(); ++i) {
+    const std::string b = "conv_block" + std::to_string(i + 1) + ".";
+    const int64_t w = c.widths[i];
+    add(b + "conv1.weight", {w, in, 3, 3});
+    add(b + "conv2.weight", {w, w, 3, 3});
+    bn(b + "bn1.", w);
+    bn(b + "bn2.", w);
+    in = w;
+  }
+  add("fc1.weight", {c.embedding_dim, in});
+  add("fc1.bias", {c.embedding_dim});
+  add("fc_audioset.weight", {c.classes, c.embedding_dim});
+  add("fc_audioset.bias", {c.classes});
+  return out;
+}
+
+bool panns_f16_eligible(const std::string& name) {
+  return name.rfind("conv_block", 0) == 0 ? name.find(".conv") != std::string::npos
+                                          : name == "fc1.weight" || name == "fc_audioset.weight";
 }
 
 bool optional_tensor(const std::string& name) {

@@ -10,8 +10,10 @@
 namespace asdcap::modelio {
 namespace {
 
-enum class Kind : uint8_t { None, Bool, Int, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor };
-enum class Callable : uint8_t { OrderedDict, RebuildTensorV2, RebuildParameter, StorageType };
+// BigInt: an integer wider than 64 bits (its little-endian two's complement bytes in `s`).
+// Opaque: what an unresolved data-only global (numpy.*, _codecs.encode) would have built.
+enum class Kind : uint8_t { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor, Opaque };
+enum class Callable : uint8_t { OrderedDict, RebuildTensorV2, RebuildParameter, StorageType, Opaque };
 
 // One unpickled object. Objects live in an arena and refer to each other by index, so shared
 // references (memo) and even cycles cost nothing and free nothing twice.
@@ -21,7 +23,7 @@ struct Obj {
   DType dtype = DType::F32;                   // Global StorageType, Storage
   int64_t i = 0;                              // Int, Bool; Storage numel; Tensor index
   double f = 0;
-  std::string s;                              // Str, Bytes; Storage key; Global "module.name"
+  std::string s;                              // Str, Bytes, BigInt; Storage key; Global, Opaque "module.name"
   std::vector<uint32_t> items;                // Tuple, List; Dict as key, value, key, value...
 };
 
@@ -33,11 +35,15 @@ class Unpickler {
 
   uint32_t run();
   std::vector<PickledTensor> state_dict(uint32_t root);
-
- private:
+  const Obj& obj(uint32_t id) const { return objs_[id]; }
+  const Obj* lookup(uint32_t dict, const char* key) const;
+  size_t consumed() const { return static_cast<size_t>(p_ - begin_); }
+  std::vector<PickledStorage> storages() const { return storages_; }
   [[noreturn]] void fail(const std::string& what) const {
     throw FormatError(file_ + ": bad checkpoint pickle: " + what);
   }
+
+ private:
   const uint8_t* take(size_t n) {
     if (static_cast<size_t>(end_ - p_) < n) fail("truncated");
     const uint8_t* r = p_;
@@ -51,7 +57,7 @@ class Unpickler {
     return v;
   }
   std::string text(uint64_t n) {
-    if (n > static_cast<uint64_t>(end_ - p_)) fail("string longer than the pickle");
+    if (n > static_cast<uint64_t>(end_ - p_)) fail("truncated (a string runs past the end)");
     const uint8_t* b = take(static_cast<size_t>(n));
     return std::string(reinterpret_cast<const char*>(b), static_cast<size_t>(n));
   }
@@ -124,7 +130,16 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, uint32_t> memo_;
   std::vector<PickledTensor> tensors_;
+  std::vector<PickledStorage> storages_;
+  std::unordered_map<std::string, size_t> storage_index_;
 };
+
+// Globals that only ever build data (numpy arrays, dtypes and scalars; _codecs.encode turning a
+// latin-1 str into bytes, as protocol 2 pickles bytes). They appear in training state saved next to
+// the weights. They are never resolved: REDUCE on them yields an opaque placeholder.
+bool data_only_global(const std::string& module, const std::string& name) {
+  return module == "numpy" || module.rfind("numpy.", 0) == 0 || (module == "_codecs" && name == "encode");
+}
 
 uint32_t Unpickler::global(const std::string& module, const std::string& name) {
   Obj o;
@@ -141,6 +156,8 @@ uint32_t Unpickler::global(const std::string& module, const std::string& name) {
     o.callable = Callable::RebuildTensorV2;
   } else if (module == "torch._utils" && name == "_rebuild_parameter") {
     o.callable = Callable::RebuildParameter;
+  } else if (data_only_global(module, name)) {
+    o.callable = Callable::Opaque;
   } else {
     bool found = false;
     if (module == "torch")
@@ -157,10 +174,14 @@ uint32_t Unpickler::global(const std::string& module, const std::string& name) {
   return make(std::move(o));
 }
 
-// torch.save's persistent id: ('storage', <StorageType>, key, location, numel).
+// torch.save's persistent id: ('storage', <StorageType>, key, location, numel) in zip files; legacy
+// files add a sixth item, view_metadata, None unless the storage is a view of another (which
+// torch.save has not written since PyTorch 0.4 and is not supported).
 uint32_t Unpickler::persistent_load(uint32_t pid) {
   const Obj& t = objs_[pid];
-  if (t.kind != Kind::Tuple || t.items.size() != 5) fail("unsupported persistent id (expected a 5-tuple)");
+  if (t.kind != Kind::Tuple || (t.items.size() != 5 && t.items.size() != 6))
+    fail("unsupported persistent id (expected a 5- or 6-tuple)");
+  if (t.items.size() == 6 && objs_[t.items[5]].kind != Kind::None) fail("storage views are not supported");
   const Obj& tag = objs_[t.items[0]];
   const Obj& type = objs_[t.items[1]];
   const Obj& key = objs_[t.items[2]];
@@ -170,6 +191,12 @@ uint32_t Unpickler::persistent_load(uint32_t pid) {
     fail("bad storage key");
   int64_t numel = as_int(t.items[4], "storage size");
   if (numel < 0) fail("negative storage size");
+  auto [pos, fresh] = storage_index_.emplace(key.s, storages_.size());
+  if (fresh) {
+    storages_.push_back({key.s, type.dtype, numel});
+  } else if (storages_[pos->second].dtype != type.dtype || storages_[pos->second].numel != numel) {
+    fail("storage " + key.s + " is referred to with different types or sizes");
+  }
   Obj o;
   o.kind = Kind::Storage;
   o.dtype = type.dtype;
@@ -225,6 +252,12 @@ uint32_t Unpickler::reduce(uint32_t callable, uint32_t args) {
     }
     case Callable::StorageType:
       fail("storage type '" + c.s + "' called directly");
+    case Callable::Opaque: {
+      Obj o;
+      o.kind = Kind::Opaque;
+      o.s = c.s;
+      return make(std::move(o));
+    }
   }
   fail("unreachable");
 }
@@ -261,7 +294,13 @@ uint32_t Unpickler::run() {
       case 'M': push(make_int(static_cast<int64_t>(le(2)))); break;
       case 0x8a: {  // LONG1: n-byte little-endian two's complement
         size_t n = *take(1);
-        if (n > 8) fail("integer wider than 64 bits");
+        if (n > 8) {  // kept as bytes: only compared (a legacy file's magic number is 80 bits wide)
+          Obj o;
+          o.kind = Kind::BigInt;
+          o.s = text(n);
+          push(make(std::move(o)));
+          break;
+        }
         uint64_t v = n ? le(n) : 0;
         if (n && n < 8 && (v >> (8 * n - 1)) & 1) v |= ~uint64_t{0} << (8 * n);  // sign-extend
         push(make_int(static_cast<int64_t>(v)));
@@ -379,13 +418,14 @@ uint32_t Unpickler::run() {
   }
 }
 
+const Obj* Unpickler::lookup(uint32_t dict, const char* key) const {
+  const auto& it = objs_[dict].items;
+  for (size_t k = 0; k + 1 < it.size(); k += 2)
+    if (objs_[it[k]].kind == Kind::Str && objs_[it[k]].s == key) return &objs_[it[k + 1]];
+  return nullptr;
+}
+
 std::vector<PickledTensor> Unpickler::state_dict(uint32_t root) {
-  auto lookup = [&](uint32_t dict, const char* key) -> const Obj* {
-    const auto& it = objs_[dict].items;
-    for (size_t k = 0; k + 1 < it.size(); k += 2)
-      if (objs_[it[k]].kind == Kind::Str && objs_[it[k]].s == key) return &objs_[it[k + 1]];
-    return nullptr;
-  };
   if (objs_[root].kind != Kind::Dict) fail("the pickled object is not a dict");
   uint32_t sd = root;
   for (const char* k : {"model", "state_dict"}) {
@@ -402,6 +442,8 @@ std::vector<PickledTensor> Unpickler::state_dict(uint32_t root) {
     const Obj& key = objs_[it[k]];
     const Obj& val = objs_[it[k + 1]];
     if (key.kind != Kind::Str) fail("state dict key is not a string");
+    if (val.kind == Kind::Opaque)
+      fail("state dict entry '" + key.s + "' is built by the Python global '" + val.s + "', not a tensor (it was not called)");
     if (val.kind != Kind::Tensor) fail("state dict entry '" + key.s + "' is not a tensor");
     PickledTensor t = tensors_[static_cast<size_t>(val.i)];
     t.key = key.s;
@@ -420,6 +462,62 @@ std::vector<PickledTensor> unpickle_state_dict(const uint8_t* data, size_t size,
   Unpickler u(data, size, file);
   uint32_t root = u.run();
   return u.state_dict(root);
+}
+
+UnpickledCheckpoint unpickle_checkpoint(const uint8_t* data, size_t size, const std::string& file) {
+  Unpickler u(data, size, file);
+  uint32_t root = u.run();
+  UnpickledCheckpoint r;
+  r.state_dict = u.state_dict(root);
+  r.storages = u.storages();
+  r.end = u.consumed();
+  return r;
+}
+
+size_t read_legacy_header(const uint8_t* data, size_t size, const std::string& file) {
+  size_t pos = 0;
+  {
+    // 0x1950a86a20f9469cfc6c, little-endian
+    static const char kMagic[] = "\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+    Unpickler u(data, size, file);
+    const Obj& magic = u.obj(u.run());
+    if (magic.kind != Kind::BigInt || magic.s != std::string(kMagic, 10))
+      throw FormatError(file + ": not a PyTorch checkpoint (legacy torch.save magic number missing)");
+    pos += u.consumed();
+  }
+  {
+    Unpickler u(data + pos, size - pos, file);
+    const Obj& version = u.obj(u.run());
+    if (version.kind != Kind::Int || version.i != 1001)
+      throw FormatError(file + ": legacy torch.save protocol version " +
+                        (version.kind == Kind::Int ? std::to_string(version.i) : std::string("(not an integer)")) +
+                        " is not supported (1001 is)");
+    pos += u.consumed();
+  }
+  {
+    Unpickler u(data + pos, size - pos, file);
+    const uint32_t info = u.run();
+    if (u.obj(info).kind != Kind::Dict) u.fail("sys_info is not a dict");
+    const Obj* le = u.lookup(info, "little_endian");
+    if (!le || le->kind != Kind::Bool) u.fail("sys_info without little_endian");
+    if (!le->i) throw FormatError(file + ": big-endian legacy checkpoints are not supported");
+    pos += u.consumed();
+  }
+  return pos;
+}
+
+std::vector<std::string> unpickle_string_list(const uint8_t* data, size_t size, const std::string& file, size_t* end) {
+  Unpickler u(data, size, file);
+  const Obj& list = u.obj(u.run());
+  if (list.kind != Kind::List) u.fail("the storage key list is not a list");
+  std::vector<std::string> out;
+  out.reserve(list.items.size());
+  for (uint32_t it : list.items) {
+    if (u.obj(it).kind != Kind::Str) u.fail("a storage key is not a string");
+    out.push_back(u.obj(it).s);
+  }
+  if (end) *end = u.consumed();
+  return out;
 }
 
 }  // namespace asdcap::modelio

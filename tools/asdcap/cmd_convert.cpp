@@ -1,24 +1,31 @@
-// asdcap convert: msclap checkpoints (+ GPT-2 tokenizer files) -> one asdcap model file (GGUF).
+// asdcap convert: msclap checkpoints (+ GPT-2 tokenizer files), or a PANNs CNN14 checkpoint
+// (--panns), -> one asdcap model file (GGUF).
 #include <cstdio>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/panns.hpp"
 #include "command.hpp"
 
 namespace {
 
 struct ConvertArgs {
   asdcap::ConvertOptions opts;
+  std::string panns;
   std::string dtype = "f32";
 };
 
 void setup(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
-  auto* sub = app.add_subcommand("convert", "Convert msclap's PyTorch checkpoints into one asdcap model file (GGUF)");
-  sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->required()->check(CLI::ExistingFile);
+  auto* sub = app.add_subcommand("convert", "Convert msclap's PyTorch checkpoints, or a PANNs CNN14 checkpoint, into one "
+                                            "asdcap model file (GGUF)");
+  sub->add_option("--panns", args->panns,
+                  "PANNs CNN14 checkpoint (Cnn14_mAP=0.431.pth, Cnn14_16k_mAP=0.438.pth), converted alone")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->check(CLI::ExistingFile);
   sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")->check(CLI::ExistingFile);
-  sub->add_option("--vocab", args->opts.vocab, "GPT-2 vocab.json")->required()->check(CLI::ExistingFile);
-  sub->add_option("--merges", args->opts.merges, "GPT-2 merges.txt")->required()->check(CLI::ExistingFile);
+  sub->add_option("--vocab", args->opts.vocab, "GPT-2 vocab.json (with --clap)")->check(CLI::ExistingFile);
+  sub->add_option("--merges", args->opts.merges, "GPT-2 merges.txt (with --clap)")->check(CLI::ExistingFile);
   sub->add_option("--gpt2", args->opts.gpt2_safetensors,
                   "Hugging Face gpt2 model.safetensors: GPT-2 tensors missing from the checkpoints are taken from it")
       ->check(CLI::ExistingFile);
@@ -30,6 +37,22 @@ void setup(CLI::App& app) {
   sub->add_option("--out,-o", args->opts.out, "Output model file (.gguf), written atomically")->required();
   sub->callback([args] {
     args->opts.dtype = args->dtype == "f16" ? asdcap::DType::F16 : asdcap::DType::F32;
+    const auto& o = args->opts;
+    if (!args->panns.empty()) {
+      if (!o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty())
+        throw asdcap::UsageError("convert: --panns converts a PANNs checkpoint alone; drop --clap, --clapcap, --vocab, "
+                                 "--merges and --gpt2");
+      asdcap::PannsConvertOptions p;
+      p.checkpoint = args->panns;
+      p.out = o.out;
+      p.dtype = o.dtype;
+      asdcap::PannsConvertReport r = asdcap::convert_panns(p);
+      std::printf("wrote %s (%s, %d Hz, embedding %d, %zu training counters not stored)\n", o.out.c_str(),
+                  r.config.variant.c_str(), r.config.sample_rate, r.config.embedding_dim, r.skipped.size());
+      return;
+    }
+    if (o.clap.empty() || o.vocab.empty() || o.merges.empty())
+      throw asdcap::UsageError("convert: --clap, --vocab and --merges are required (or --panns FILE.pth)");
     asdcap::ConvertReport r;
     try {
       r = asdcap::convert_model(args->opts);

@@ -5,7 +5,10 @@
 #include <map>
 
 #include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
+#include "asdcap/gguf.hpp"
 #include "asdcap/model_file.hpp"
+#include "asdcap/panns.hpp"
 #include "command.hpp"
 
 namespace {
@@ -49,7 +52,50 @@ bool captioner_audio_identical(const asdcap::ModelFile& m) {
   return pairs == 0;
 }
 
+// A PANNs CNN14 file: configuration, source, tensors.
+void run_panns(const std::string& path, bool list_tensors) {
+  auto m = asdcap::PannsModel::open(path);
+  const auto& c = m->config();
+  const std::vector<char> bytes = asdcap::read_file(path);
+  const asdcap::GgufView g = asdcap::GgufView::parse(bytes.data(), bytes.size(), path);
+  auto text = [&](const std::string& key) {
+    auto it = g.kv.find("asdcap-panns." + key);
+    return it != g.kv.end() && it->second.kind == asdcap::GgufValue::Kind::String ? it->second.s : std::string();
+  };
+  std::printf("file: %s\n", path.c_str());
+  std::printf("architecture: asdcap-panns (%s)\n", c.variant.c_str());
+  std::printf("identity: %s\n", m->identity().c_str());
+  std::printf("contents: PANNs %s (embedding + AudioSet tags)\n", c.variant.c_str());
+  std::printf("front end: %d Hz, n_fft %d (periodic Hann, centred, reflect padding), hop %d, %d mel bins (Slaney, %.0f-%.0f Hz), "
+              "log10 floor 1e-10, no top_db; shortest clip %lld samples\n",
+              c.sample_rate, c.n_fft, c.hop, c.mel_bins, c.fmin, c.fmax, static_cast<long long>(c.min_samples()));
+  std::printf("network: 6 conv blocks, widths %s, BatchNorm eps %g (folded into the convolutions at load), embedding %d, "
+              "classes %d\n",
+              join(c.widths).c_str(), c.bn_eps, c.embedding_dim, c.classes);
+  if (!text("source.checkpoint.file").empty())
+    std::printf("source checkpoint: %s sha256 %s\n", text("source.checkpoint.file").c_str(),
+                text("source.checkpoint.sha256").c_str());
+  std::map<std::string, std::pair<size_t, size_t>> by_dtype;
+  size_t total = 0;
+  for (const auto& t : g.tensors) {
+    auto& e = by_dtype[asdcap::dtype_name(t.dtype)];
+    e.first++;
+    e.second += t.nbytes;
+    total += t.nbytes;
+  }
+  std::printf("tensors: %zu, %zu bytes (%.1f MB):", g.tensors.size(), total, total / 1e6);
+  for (const auto& [d, e] : by_dtype) std::printf(" %s %zu (%.1f MB)", d.c_str(), e.first, e.second / 1e6);
+  std::printf("\n");
+  if (list_tensors)
+    for (const auto& t : g.tensors)
+      std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), shape_str(t.shape).c_str());
+}
+
 void run(const std::string& path, bool list_tensors) {
+  if (asdcap::is_panns_model_file(path)) {
+    run_panns(path, list_tensors);
+    return;
+  }
   auto m = asdcap::ModelFile::open(path);
   const auto& c = m->config();
   std::printf("file: %s\n", path.c_str());
