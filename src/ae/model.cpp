@@ -23,13 +23,14 @@ int64_t training_rows(int64_t rows, double validation_split) {
   return static_cast<int64_t>(static_cast<double>(rows) * (1.0 - validation_split));
 }
 
-std::vector<AeEpochReport> train_network(Network<float>& net, const float* data, int64_t rows,
-                                         const AeTrainOptions& o, const OrderFn& order) {
+template <class T>
+std::vector<AeEpochReport> train_network(Network<T>& net, const T* data, int64_t rows, const AeTrainOptions& o,
+                                         const OrderFn& order) {
   const int dim = net.widths[0];
   const int64_t n_train = training_rows(rows, o.validation_split), n_val = rows - n_train;
   const int64_t batch = o.batch_size;
-  Trainer<float> trainer(net, std::min<int64_t>(batch, n_train), o.learning_rate, o.threads);
-  std::vector<float> x(static_cast<size_t>(std::min<int64_t>(batch, n_train) * dim));
+  Trainer<T> trainer(net, std::min<int64_t>(batch, n_train), o.learning_rate, o.threads);
+  std::vector<T> x(static_cast<size_t>(std::min<int64_t>(batch, n_train) * dim));
   std::vector<AeEpochReport> history;
   const int64_t batches = (n_train + batch - 1) / batch;
   std::vector<double> errors(static_cast<size_t>(n_val));
@@ -44,7 +45,7 @@ std::vector<AeEpochReport> train_network(Network<float>& net, const float* data,
       const int64_t b0 = b * batch, nb = std::min(batch, n_train - b0);
       parallel_chunks(o.threads, nb, kRowChunk, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-          const float* src = data + idx[static_cast<size_t>(b0 + r)] * dim;
+          const T* src = data + idx[static_cast<size_t>(b0 + r)] * dim;
           std::copy(src, src + dim, x.begin() + r * dim);
         }
       });
@@ -67,6 +68,11 @@ std::vector<AeEpochReport> train_network(Network<float>& net, const float* data,
   }
   return history;
 }
+
+template std::vector<AeEpochReport> train_network<float>(Network<float>&, const float*, int64_t,
+                                                         const AeTrainOptions&, const OrderFn&);
+template std::vector<AeEpochReport> train_network<double>(Network<double>&, const double*, int64_t,
+                                                          const AeTrainOptions&, const OrderFn&);
 
 }  // namespace ae
 

@@ -21,8 +21,10 @@ using OrderFn = std::function<std::vector<int64_t>(int epoch, int64_t n)>;
 // Keras's fit loop: the first int(rows (1 - validation_split)) vectors are trained on, in batches of
 // options.batch_size taken in order(epoch) (the last batch of an epoch may be smaller); the rest give
 // the validation loss after each epoch. `net` must already be initialised. Returns one report per epoch.
-std::vector<AeEpochReport> train_network(Network<float>& net, const float* data, int64_t rows,
-                                         const AeTrainOptions& options, const OrderFn& order);
+// (AeModel trains in float; the double instantiation is the cross-check's exact-arithmetic twin.)
+template <class T>
+std::vector<AeEpochReport> train_network(Network<T>& net, const T* data, int64_t rows, const AeTrainOptions& options,
+                                         const OrderFn& order);
 
 // Rows split by Keras's validation_split: int(rows * (1 - split)) training rows.
 int64_t training_rows(int64_t rows, double validation_split);
