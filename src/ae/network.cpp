@@ -137,49 +137,129 @@ Trainer<T>::Trainer(Network<T>& net, int64_t capacity, double learning_rate, int
     if (net.has_bn(l)) y_[static_cast<size_t>(l)].resize(n);
   }
   grads_.assign(net.params.size(), T(0));
-  dbuf_a_.resize(static_cast<size_t>(capacity * widest));
-  dbuf_b_.resize(static_cast<size_t>(capacity * widest));
+  for (auto& d : d_) d.resize(static_cast<size_t>(capacity * widest));
+  const size_t parts = static_cast<size_t>(row_chunks(capacity) * widest);
+  part_a_.resize(parts);
+  part_b_.resize(parts);
+  part_loss_.resize(static_cast<size_t>(row_chunks(capacity)));
   adam_.lr = learning_rate;
 }
 
 template <class T>
 void Trainer<T>::forward(const T* x, int64_t rows) {
-  const T* in = x;
+  blas_single_threaded();
+  std::vector<T> mean, inv;
   for (int l = 0; l < net_.layers(); ++l) {
     const size_t u = static_cast<size_t>(l);
     const int din = net_.widths[u], dout = net_.widths[u + 1];
-    dense_forward(threads_, in, rows, din, net_.kernel(l), net_.bias(l), dout, z_[u].data());
-    if (net_.has_bn(l)) {
-      bn_train_forward(threads_, z_[u].data(), rows, dout, net_.gamma(l), net_.beta(l), kBnEpsilon, true, y_[u].data(),
-                       stats_[u]);
-      in = y_[u].data();
+    if (l > 0) {  // the previous layer's BatchNorm statistics, combined after its pass
+      mean.assign(stats_[u - 1].mean.begin(), stats_[u - 1].mean.end());
+      inv.assign(stats_[u - 1].inv.begin(), stats_[u - 1].inv.end());
     }
+    parallel_chunks(threads_, rows, kRowChunk, [&](int64_t r0, int64_t r1) {
+      const T* in = x;
+      if (l > 0) {
+        bn_normalize_rows(z_[u - 1].data(), r0, r1, din, mean.data(), inv.data(), net_.gamma(l - 1), net_.beta(l - 1),
+                          true, y_[u - 1].data());
+        in = y_[u - 1].data();
+      }
+      dense_rows(in, r0, r1, din, net_.kernel(l), net_.bias(l), dout, z_[u].data());
+      if (net_.has_bn(l)) {
+        const int64_t c = r0 / kRowChunk;
+        bn_moments_rows(z_[u].data(), r0, r1, dout, part_a_.data() + c * dout, part_b_.data() + c * dout);
+      }
+    }, Schedule::kStatic);
+    if (net_.has_bn(l)) bn_combine(part_a_, part_b_, rows, dout, kBnEpsilon, stats_[u]);
   }
 }
 
+// The backward pass, one parallel pass per layer l (from the last): per row chunk, the gradient at
+// the Dense output (the loss gradient for the last layer, BatchNorm + ReLU backward otherwise, from
+// sums combined after the previous pass), the gradient at the layer input, and the BatchNorm sums of
+// the layer below; in the same pass, the weight gradient of layer l + 1, whose output gradient is
+// complete by then. The gradients at layer outputs rotate through three buffers so that the weight
+// jobs read one while the row jobs write the other two.
 template <class T>
 double Trainer<T>::gradients(const T* x, int64_t rows) {
   forward(x, rows);
   const int L = net_.layers();
-  const double loss = mse_loss(threads_, z_.back().data(), x, rows, net_.widths.back(), dbuf_a_.data());
-  T* d = dbuf_a_.data();
-  T* other = dbuf_b_.data();
+  const int64_t chunks = row_chunks(rows);
+  const double total = static_cast<double>(rows) * net_.widths.back();
+  T* g = grads_.data();
+  std::vector<T> scale, mean_g, mean_gx;
+  int k = 0, pending = -1, pending_buf = -1;
+  double loss = 0;
+  auto weight_jobs = [&](int p) {
+    return p < 0 ? int64_t{0} : (net_.widths[static_cast<size_t>(p)] + kWeightRowChunk - 1) / kWeightRowChunk;
+  };
+  auto weight_job = [&](int p, int buf, int64_t job) {
+    const size_t u = static_cast<size_t>(p);
+    const int din = net_.widths[u], dout = net_.widths[u + 1];
+    const int64_t i0 = job * kWeightRowChunk, i1 = std::min<int64_t>(din, i0 + kWeightRowChunk);
+    dense_weight_grad_rows(p == 0 ? x : y_[u - 1].data(), d_[buf].data(), rows, din, dout, i0, i1,
+                           g + net_.kernel_at[u]);
+  };
   for (int l = L - 1; l >= 0; --l) {
     const size_t u = static_cast<size_t>(l);
     const int din = net_.widths[u], dout = net_.widths[u + 1];
-    T* g = grads_.data();
-    if (net_.has_bn(l)) {
-      bn_train_backward(threads_, z_[u].data(), y_[u].data(), d, rows, dout, net_.gamma(l), stats_[u], true,
-                        g + net_.gamma_at[u], g + net_.beta_at[u], d);
+    if (net_.has_bn(l)) {  // sums of this layer's BatchNorm backward, from the previous pass
+      scale.resize(static_cast<size_t>(dout));
+      mean_g.resize(static_cast<size_t>(dout));
+      mean_gx.resize(static_cast<size_t>(dout));
+      for (int j = 0; j < dout; ++j) {
+        double a = 0, b = 0;
+        for (int64_t c = 0; c < chunks; ++c) a += part_a_[static_cast<size_t>(c * dout + j)], b += part_b_[static_cast<size_t>(c * dout + j)];
+        g[net_.beta_at[u] + j] = static_cast<T>(a);
+        g[net_.gamma_at[u] + j] = static_cast<T>(b);
+        scale[static_cast<size_t>(j)] = static_cast<T>(static_cast<double>(net_.gamma(l)[j]) * stats_[u].inv[static_cast<size_t>(j)]);
+        mean_g[static_cast<size_t>(j)] = static_cast<T>(a / static_cast<double>(rows));
+        mean_gx[static_cast<size_t>(j)] = static_cast<T>(b / static_cast<double>(rows));
+      }
       // The bias of a Dense layer followed by BatchNorm in training mode does not change the loss
       // (the batch mean removes it): its gradient is exactly zero.
       std::fill(g + net_.bias_at[u], g + net_.bias_at[u] + dout, T(0));
     }
-    const T* in = l == 0 ? x : y_[u - 1].data();
-    dense_backward(threads_, in, d, rows, din, net_.kernel(l), dout, g + net_.kernel_at[u],
-                   net_.has_bn(l) ? nullptr : g + net_.bias_at[u], l > 0 ? other : nullptr);
-    std::swap(d, other);
+    if (l > 0) std::fill(part_a_.begin(), part_a_.begin() + chunks * din, 0.0), std::fill(part_b_.begin(), part_b_.begin() + chunks * din, 0.0);
+    const int below = (k + 1) % 3;
+    const int64_t row_jobs = chunks, wjobs = weight_jobs(pending);
+    parallel_chunks(threads_, row_jobs + wjobs, 1, [&](int64_t job, int64_t) {
+      if (job >= row_jobs) {
+        weight_job(pending, pending_buf, job - row_jobs);
+        return;
+      }
+      const int64_t r0 = job * kRowChunk, r1 = std::min(rows, r0 + kRowChunk);
+      T* d = d_[static_cast<size_t>(k)].data();
+      if (l == L - 1)
+        part_loss_[static_cast<size_t>(job)] = mse_rows(z_[u].data(), x, r0, r1, dout, total, d);
+      else
+        bn_grad_rows(z_[u].data(), y_[u].data(), d, r0, r1, dout, true, scale.data(), mean_g.data(), mean_gx.data(), d);
+      if (l > 0) {
+        T* dx = d_[static_cast<size_t>(below)].data();
+        dense_input_grad_rows(d, r0, r1, din, net_.kernel(l), dout, dx);
+        bn_grad_sums_rows(z_[u - 1].data(), y_[u - 1].data(), dx, r0, r1, din, true, part_a_.data() + job * din,
+                          part_b_.data() + job * din);
+      }
+    });
+    if (l == L - 1) {
+      for (int64_t c = 0; c < chunks; ++c) loss += part_loss_[static_cast<size_t>(c)];
+      loss /= total;
+      // The output layer's bias gradient: column sums of its output gradient, chunk by chunk in order.
+      const T* d = d_[static_cast<size_t>(k)].data();
+      for (int j = 0; j < dout; ++j) g[net_.bias_at[u] + j] = T(0);
+      std::vector<double> sum(static_cast<size_t>(dout), 0.0), part(static_cast<size_t>(dout));
+      for (int64_t c = 0; c < chunks; ++c) {
+        std::fill(part.begin(), part.end(), 0.0);
+        for (int64_t r = c * kRowChunk; r < std::min(rows, (c + 1) * kRowChunk); ++r)
+          for (int j = 0; j < dout; ++j) part[static_cast<size_t>(j)] += static_cast<double>(d[r * dout + j]);
+        for (int j = 0; j < dout; ++j) sum[static_cast<size_t>(j)] += part[static_cast<size_t>(j)];
+      }
+      for (int j = 0; j < dout; ++j) g[net_.bias_at[u] + j] = static_cast<T>(sum[static_cast<size_t>(j)]);
+    }
+    pending = l;
+    pending_buf = k;
+    k = below;
   }
+  parallel_chunks(threads_, weight_jobs(pending), 1, [&](int64_t job, int64_t) { weight_job(pending, pending_buf, job); });
   return loss;
 }
 

@@ -109,6 +109,8 @@ class Trainer {
   MovingStats<T>& moving() { return moving_; }
 
  private:
+  // One parallel pass per layer: normalise the previous layer's rows, this layer's GEMM on them, and
+  // the per-chunk moments of its output.
   void forward(const T* x, int64_t rows);
   Network<T>& net_;
   int64_t capacity_;
@@ -116,7 +118,10 @@ class Trainer {
   std::vector<std::vector<T>> z_;  // per layer: the Dense output; overwritten by xhat for BatchNorm layers
   std::vector<std::vector<T>> y_;  // per BatchNorm layer: its ReLU output (the next layer's input)
   std::vector<BnStats> stats_;
-  std::vector<T> grads_, dbuf_a_, dbuf_b_;
+  std::vector<T> grads_;
+  std::vector<T> d_[3];                     // gradients at layer outputs, rotating (see gradients())
+  std::vector<double> part_a_, part_b_;     // per-chunk partial results (moments, backward sums)
+  std::vector<double> part_loss_;
   Adam<T> adam_;
   MovingStats<T> moving_;
 };
