@@ -133,7 +133,6 @@ class AeModel {
   ~AeModel();
 
   struct Impl;
-  const Impl& impl() const { return *impl_; }  // for the library's own tests and benchmarks
 
  private:
   explicit AeModel(std::unique_ptr<Impl> impl);
