@@ -135,6 +135,7 @@ class AeModel {
   struct Impl;
 
  private:
+  friend struct AeModelInternals;  // src/ae/model.hpp: the network, for the library's tests and dev tools
   explicit AeModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

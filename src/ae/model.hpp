@@ -13,6 +13,10 @@ struct AeModel::Impl {
   AeModelInfo info;
 };
 
+struct AeModelInternals {
+  static const ae::Network<float>& network(const AeModel& m) { return m.impl_->net; }
+};
+
 namespace ae {
 
 // The training vectors' order in epoch `epoch` (1-based): a permutation of [0, n).
