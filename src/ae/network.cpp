@@ -219,7 +219,10 @@ double Trainer<T>::gradients(const T* x, int64_t rows) {
       // (the batch mean removes it): its gradient is exactly zero.
       std::fill(g + net_.bias_at[u], g + net_.bias_at[u] + dout, T(0));
     }
-    if (l > 0) std::fill(part_a_.begin(), part_a_.begin() + chunks * din, 0.0), std::fill(part_b_.begin(), part_b_.begin() + chunks * din, 0.0);
+    if (l > 0) {  // this pass sums the BatchNorm backward of layer l - 1
+      std::fill(part_a_.begin(), part_a_.begin() + chunks * din, 0.0);
+      std::fill(part_b_.begin(), part_b_.begin() + chunks * din, 0.0);
+    }
     const int below = (k + 1) % 3;
     const int64_t row_jobs = chunks, wjobs = weight_jobs(pending);
     parallel_chunks(threads_, row_jobs + wjobs, 1, [&](int64_t job, int64_t) {
