@@ -25,7 +25,7 @@ instantiation must reproduce tightly and its float32 training must stay close to
 Writes, under tests/ae/data/ (run from the repository root with Debian's python3 and python3-torch):
   xcheck_order.npy     int64 [epochs, 900]   training-vector order of every epoch
   xcheck_losses.npy    float64 [epochs, 2]   training loss (batch-size weighted mean) and validation loss
-  xcheck_initial.npy   float32 [n]           every 16th initial parameter (asdcap's flat order)
+  xcheck_initial.npy   float32 [n]           every 64th initial parameter (asdcap's flat order)
   xcheck_final.npy     float32 [n]           every 16th final parameter (of the float64 run)
   xcheck_small.npy     float32 [m]           every final bias, gamma and beta (asdcap's flat order)
   xcheck_moving.npy    float32 [2, 1032]     final moving means and variances of the 9 BatchNorm layers
@@ -169,7 +169,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     np.save(os.path.join(OUT, "xcheck_order.npy"), np.array(orders, dtype=np.int64))
     np.save(os.path.join(OUT, "xcheck_losses.npy"), np.array(losses, dtype=np.float64))
-    np.save(os.path.join(OUT, "xcheck_initial.npy"), initial[::16].astype(np.float32))
+    np.save(os.path.join(OUT, "xcheck_initial.npy"), initial[::64].astype(np.float32))
     np.save(os.path.join(OUT, "xcheck_final.npy"), final[::16].astype(np.float32))
     np.save(os.path.join(OUT, "xcheck_small.npy"), small.astype(np.float32))
     np.save(os.path.join(OUT, "xcheck_moving.npy"), mov.astype(np.float32))
