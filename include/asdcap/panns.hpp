@@ -52,7 +52,7 @@ struct PannsConvertReport {
 // (periodic Hann DFT). Throws ModelError naming the file and the tensor that does not fit.
 PannsConfig infer_panns_config(const std::vector<CheckpointTensor>& tensors, const std::string& file);
 
-// Reads, checks and writes. Throws UsageError, IoError, FormatError, ModelError.
+// Reads, checks and writes. Throws InvalidArgument, IoError, FormatError, ModelError.
 PannsConvertReport convert_panns(const PannsConvertOptions& opts);
 
 // A full-size (or any size) CNN14 model file with deterministic random weights, for benchmarks and
@@ -85,7 +85,7 @@ class PannsModel {
     std::vector<float> clipwise;   // [classes], sigmoid probabilities
   };
   // One whole clip at config().sample_rate (resample other rates first: asdcap::resample), of at
-  // least config().min_samples() samples (shorter: UsageError). `threads` 0 = all cores.
+  // least config().min_samples() samples (shorter: InvalidArgument). `threads` 0 = all cores.
   Output run(std::span<const float> samples, int threads) const;
   std::vector<float> embed(std::span<const float> samples, int threads) const;
   // Several clips (any lengths): spread over the threads, one clip per thread at a time.

@@ -198,9 +198,9 @@ void write_panns_file(const std::string& path, const PannsConfig& c, std::vector
 }  // namespace
 
 PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
-  if (opts.checkpoint.empty()) throw UsageError("convert --panns: no checkpoint given");
-  if (opts.out.empty()) throw UsageError("convert --panns: no output file given (--out)");
-  if (opts.dtype != DType::F32 && opts.dtype != DType::F16) throw UsageError("convert --panns: --dtype must be f32 or f16");
+  if (opts.checkpoint.empty()) throw InvalidArgument("PANNs conversion: no checkpoint given");
+  if (opts.out.empty()) throw InvalidArgument("PANNs conversion: no output file given");
+  if (opts.dtype != DType::F32 && opts.dtype != DType::F16) throw InvalidArgument("PANNs conversion: the storage type must be f32 or f16");
   std::vector<CheckpointTensor> all = read_torch_checkpoint(opts.checkpoint);
   PannsConvertReport r;
   r.config = infer_panns_config(all, opts.checkpoint);

@@ -205,7 +205,7 @@ void avg_pool_2x2(const float* in, int64_t t, int64_t f, int64_t c, float* out) 
 
 PannsModel::Output Network::forward(const float* x, int64_t n, int threads, Trace* trace) const {
   if (n < cfg_.min_samples())
-    throw UsageError("PANNs " + cfg_.variant + " needs at least " + std::to_string(cfg_.min_samples()) + " samples (" +
+    throw InvalidArgument("PANNs " + cfg_.variant + " needs at least " + std::to_string(cfg_.min_samples()) + " samples (" +
                      std::to_string(cfg_.min_samples() / static_cast<double>(cfg_.sample_rate)) + " s at " +
                      std::to_string(cfg_.sample_rate) + " Hz); the clip has " + std::to_string(n));
   int64_t t = n / cfg_.hop + 1, f = cfg_.mel_bins, c = 1;

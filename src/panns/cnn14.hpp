@@ -79,7 +79,7 @@ class Network {
   Network(const PannsConfig& cfg, const Tensors& t, int threads);
 
   const PannsConfig& config() const { return cfg_; }
-  // One clip, whole. Throws UsageError when it is shorter than config().min_samples().
+  // One clip, whole. Throws InvalidArgument when it is shorter than config().min_samples().
   PannsModel::Output forward(const float* x, int64_t n, int threads, Trace* trace = nullptr) const;
   // The arithmetic forward() performs on n samples (front end GEMMs, convolutions, fc layers).
   double flops(int64_t n) const;

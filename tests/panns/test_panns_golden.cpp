@@ -182,7 +182,7 @@ TEST(PannsGolden, MinimumLength) {
     try {
       model->embed(too_short, 1);
       ADD_FAILURE() << "no error for " << too_short.size() << " samples";
-    } catch (const UsageError& e) {
+    } catch (const InvalidArgument& e) {
       EXPECT_NE(std::string(e.what()).find("at least " + std::to_string(31 * hop) + " samples"), std::string::npos)
           << e.what();
     }
