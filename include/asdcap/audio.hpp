@@ -61,12 +61,44 @@ struct CropPolicy {
   // "random", "random:SEED", "offset:N", "cover". Throws UsageError on anything else.
   static CropPolicy parse(const std::string& text);
   std::string to_string() const;
+  // An unseeded random crop: resolve_clip_crop seeds it from the clip's content.
+  bool seeded_from_content() const { return kind == Kind::Random && !seeded; }
 };
 
 // Start offsets (in the 44.1 kHz signal) of the windows the policy takes from a signal of
 // `length` samples. For length <= kWindowSamples the answer is {0} (the clip is tiled).
 // Random: Python's random.Random(seed).randrange(length - kWindowSamples), as msclap.
 std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy);
+
+// The windows the policy takes from a 44.1 kHz signal: window_at of each of window_starts.
+std::vector<std::vector<float>> crop_windows(const std::vector<float>& signal, const CropPolicy& policy);
+
+// The crop applied to one clip and the text that keys its cached embeddings. An unseeded random
+// crop is seeded from the clip's content, the first 16 hex digits of its SHA-256 (so a rerun takes
+// the same window), and keyed "random@content-sha256"; any other policy is applied as given and
+// keyed by its to_string(). Every path that embeds a clip (embed, tags, caption, detect, explain)
+// resolves its crop here, so they all take the same windows.
+struct ClipCrop {
+  CropPolicy policy;
+  std::string cache_key;
+};
+// `content_sha256`: the clip file's SHA-256 in hex (sha256_file). Throws Error when it does not start
+// with 16 hex digits.
+ClipCrop resolve_clip_crop(const CropPolicy& crop, const std::string& content_sha256);
+
+// The mean of one clip's per-window outputs (embeddings, latents, tag scores), as every path that
+// embeds a clip computes it: summed in double in window order, divided by the window count,
+// rounded once to float. One window gives its own vector, bit for bit.
+class WindowMean {
+ public:
+  void add(const std::vector<float>& window_output);  // every window's output has the same size
+  int count() const { return count_; }
+  std::vector<float> mean() const;  // throws Error when no window was added
+
+ private:
+  std::vector<double> sum_;
+  int count_ = 0;
+};
 
 // CPython's random.Random(seed).randrange(n) for n >= 1: MT19937 seeded by init_by_array with the
 // seed's 32-bit words, then getrandbits(n.bit_length()) until the draw is below n.

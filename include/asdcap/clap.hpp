@@ -80,11 +80,17 @@ std::vector<float> scaled_logits(const float* a, int64_t na, const float* b, int
 // Zero-shot classification: softmax of each row of logits [rows x cols] (msclap: over the texts).
 std::vector<float> softmax_rows_copy(const std::vector<float>& logits, int64_t rows, int64_t cols);
 
-// Encodes audio files: load (44.1 kHz, channels per `channels`), the crop policy's 7-s windows,
-// one batched encoder pass; outputs averaged over each file's windows (embedding, latent and tags).
-// An unseeded "random" crop is seeded by the file's content hash (first 16 hex digits of its
-// SHA-256, as asdcap detect), so results are reproducible. `on_file_done` (optional) is called
-// once per finished file. Throws the front end's IoError/FormatError naming the file.
+// One clip's outputs from its 44.1 kHz signal: the windows `crop` takes (crop_windows; an unseeded
+// random crop is resolved with resolve_clip_crop first), one batched encoder pass, and each output
+// (embedding, latent, tags) averaged over the windows by WindowMean. The one rule for embedding a
+// clip: the msclap backend, the captioner and encode_files all give these bits.
+AudioEncoder::Output encode_clip(const AudioEncoder& encoder, const std::vector<float>& signal44k,
+                                 const CropPolicy& crop);
+
+// Encodes audio files: load (44.1 kHz, channels per `channels`), then encode_clip's rule with the
+// crop resolved per file by resolve_clip_crop, the windows of several files batched together (the
+// same bits as encode_clip on each file). `on_file_done` (optional) is called once per finished
+// file. Throws the front end's IoError/FormatError naming the file.
 std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, const std::vector<std::string>& paths,
                                                const CropPolicy& crop, ChannelMode channels,
                                                const std::function<void()>& on_file_done = {});

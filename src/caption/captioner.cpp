@@ -78,17 +78,8 @@ CaptionResult Captioner::caption_signal(const std::vector<float>& signal44k, con
                                         const CaptionOptions& opts) const {
   if (signal44k.empty()) throw Error("captioner: empty audio signal");
   std::call_once(audio_once_, [this] { audio_ = std::make_unique<AudioPart>(model_); });
-  const auto starts = window_starts(static_cast<int64_t>(signal44k.size()), crop);
-  std::vector<std::vector<float>> windows;
-  for (int64_t s : starts) windows.push_back(window_at(signal44k, s));
-  std::vector<const float*> ptrs;
-  for (const auto& w : windows) ptrs.push_back(w.data());
-  const auto outputs = audio_->encoder.encode(ptrs);
   // Crop "cover": the window embeddings are averaged (before the captioner's L2 normalisation).
-  std::vector<float> embedding(outputs.front().embedding.size(), 0.f);
-  for (const auto& o : outputs)
-    for (size_t i = 0; i < embedding.size(); ++i) embedding[i] += o.embedding[i];
-  for (auto& v : embedding) v /= static_cast<float>(outputs.size());
+  const std::vector<float> embedding = encode_clip(audio_->encoder, signal44k, crop).embedding;
   if (static_cast<int64_t>(embedding.size()) != mapper_.input_dim())
     throw ModelError(model_->path() + ": the captioner's audio embedding size differs from the mapper input");
   return caption_embedding(embedding.data(), opts);

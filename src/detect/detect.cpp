@@ -31,18 +31,13 @@ struct Group {
   std::vector<const Clip*> train, test;
 };
 
-// The crop actually applied and the string that keys the cache. An unseeded random crop is seeded
-// from the clip's content hash: reruns take the same window, so its embedding can be cached.
+// The crop actually applied and the string that keys the cache (resolve_clip_crop: an unseeded
+// random crop is seeded from the clip's content hash, so reruns take the same window and its
+// embedding can be cached).
 CropPolicy resolve_crop(const CropPolicy& crop, const std::string& sha256, std::string* key) {
-  if (crop.kind == CropPolicy::Kind::Random && !crop.seeded) {
-    CropPolicy c = crop;
-    c.seeded = true;
-    c.seed = std::stoull(sha256.substr(0, 16), nullptr, 16);
-    *key = "random@content-sha256";
-    return c;
-  }
-  *key = crop.to_string();
-  return crop;
+  ClipCrop resolved = resolve_clip_crop(crop, sha256);
+  *key = std::move(resolved.cache_key);
+  return resolved.policy;
 }
 
 // Z-scores every dimension with the references' mean and standard deviation. A dimension that

@@ -9,6 +9,7 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/caption.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/nn.hpp"
 #include "asdcap/progress.hpp"
@@ -54,7 +55,8 @@ void run(const CaptionArgs& a) {
     nlohmann::json j{{"file", file}};
     try {
       const std::vector<float> signal = asdcap::load_audio_44k(file, mode);
-      const asdcap::CaptionResult r = captioner.caption_signal(signal, crop, opts);
+      const std::string sha = crop.seeded_from_content() ? asdcap::sha256_file(file) : "";
+      const asdcap::CaptionResult r = captioner.caption_signal(signal, asdcap::resolve_clip_crop(crop, sha).policy, opts);
       j["caption"] = r.caption;
       j["tokens"] = r.beams.front().tokens;
       j["score"] = r.beams.front().score;
