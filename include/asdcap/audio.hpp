@@ -5,15 +5,9 @@
 #include <string>
 #include <vector>
 
-namespace asdcap {
+#include "asdcap/front_end.hpp"
 
-constexpr int kSampleRate = 44100;       // msclap's working rate
-constexpr int64_t kWindowSamples = 308700;  // 7 s at 44.1 kHz
-constexpr int kFftSize = 1024;
-constexpr int kHop = 320;
-constexpr int kMelBins = 64;
-constexpr int kWindowFrames = 965;       // frames of one 7-s window (centre-padded STFT)
-constexpr int kImageSize = 256;          // HTSAT input image is kImageSize x kImageSize
+namespace asdcap {
 
 // How channels become one signal: Mean averages them (asdcap's default); Concat is msclap's
 // behaviour (resample each channel, then concatenate them: a 5 s stereo clip becomes 10 s).
@@ -109,18 +103,14 @@ int64_t python_randrange(uint64_t seed, int64_t n);
 std::vector<float> window_at(const std::vector<float>& signal, int64_t start);
 
 // Log-mel spectrogram (before bn0) of `n` samples: frames x kMelBins, row-major, frames = n / kHop + 1.
-// Periodic Hann, reflect centre padding, power spectrum, Slaney mel for sr 32000 (msclap's quirk),
+// Periodic Hann, reflect centre padding, power spectrum, Slaney mel for kMelSampleRate (msclap's quirk),
 // 10 log10(max(mel, 1e-10)). `melW` ([513 x 64] row-major) defaults to the built-in filter bank;
-// pass a model file's melW to use the file's.
-std::vector<float> log_mel(const float* samples, int64_t n, const float* melW = nullptr);
+// pass a model file's melW to use the file's. Frames are spread over `threads` threads (0: all
+// cores; serial inside a parallel region); the result does not depend on it.
+std::vector<float> log_mel(int threads, const float* samples, int64_t n, const float* melW = nullptr);
 
 // The built-in Slaney mel filter bank, [513 x 64] row-major (librosa.filters.mel(sr=32000,
 // n_fft=1024, n_mels=64, fmin=50, fmax=14000, htk=False, norm="slaney")).
 const std::vector<float>& builtin_mel_filters();
-
-// bicubic time interpolation 965 -> 1024 (PyTorch, align_corners=True, a = -0.75) followed by
-// reshape_wav2img: 4 chunks of 256 frames stacked along frequency. Input is [965 x 64] after bn0;
-// output [256 x 256] row-major.
-std::vector<float> wav_to_image(const float* bn0_frames_by_mel);
 
 }  // namespace asdcap

@@ -22,11 +22,26 @@ inline constexpr const char* kHtsatMathsVersion = "htsat-3-avx512";
 inline constexpr const char* kHtsatMathsVersion = "htsat-3";
 #endif
 
+constexpr int kImageSize = 256;  // HTSAT's input image is kImageSize x kImageSize
+
+// How an AudioEncoder computes. Results are the same bits for any thread count.
+struct AudioEncoderParams {
+  int threads = 0;  // threads of every compute call (0: all cores; inside a parallel region: serial)
+};
+
+// bicubic time interpolation 965 -> 1024 (PyTorch, align_corners=True, a = -0.75) followed by
+// reshape_wav2img: 4 chunks of 256 frames stacked along frequency. Input is a window's log-mel
+// [965 x 64] after bn0; output [256 x 256] row-major: HTSAT's input image.
+std::vector<float> wav_to_image(const float* bn0_frames_by_mel);
+
+// HTSAT: a 7-s window -> log-mel (audio's front end, log_mel) -> bn0 -> image (wav_to_image) ->
+// patch embedding -> Swin stages -> final LayerNorm -> tags, latent and the CLAP projection.
 class AudioEncoder {
  public:
   // prefix "audio." (CLAP) or "cap.audio." (the captioner's copy). Throws ModelError naming what
-  // the file lacks. Threads: nn::set_threads().
-  explicit AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix = "audio.");
+  // the file lacks.
+  explicit AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix = "audio.",
+                        AudioEncoderParams params = {});
   ~AudioEncoder();
   AudioEncoder(const AudioEncoder&) = delete;
   AudioEncoder& operator=(const AudioEncoder&) = delete;
@@ -96,7 +111,8 @@ std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, cons
                                                const std::function<void()>& on_file_done = {});
 
 // The "msclap" embedding backend: CLAP's audio embedding (projection output) of each window of the
-// crop policy; with several windows ("cover") the embeddings are averaged. Throws ModelError.
+// crop policy; with several windows ("cover") the embeddings are averaged (encode_clip). The
+// encoder runs on options.threads threads. Throws ModelError.
 std::unique_ptr<EmbeddingBackend> make_msclap_backend(const BackendOptions& options);
 
 }  // namespace asdcap

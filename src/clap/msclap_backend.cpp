@@ -1,7 +1,6 @@
 // The "msclap" embedding backend for asdcap detect: CLAP audio embeddings from a model file.
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/nn.hpp"
 
 namespace asdcap {
 
@@ -11,9 +10,8 @@ class MsclapBackend final : public EmbeddingBackend {
  public:
   explicit MsclapBackend(const BackendOptions& options) {
     if (options.model_path.empty()) throw UsageError("backend msclap needs a model file (--model)");
-    nn::set_threads(options.threads);
     model_ = ModelFile::open(options.model_path);
-    encoder_ = std::make_unique<AudioEncoder>(model_, "audio.");
+    encoder_ = std::make_unique<AudioEncoder>(model_, "audio.", AudioEncoderParams{options.threads});
   }
 
   std::string name() const override { return "msclap"; }

@@ -26,18 +26,19 @@ struct ClapMethods::Impl {
 };
 
 ClapMethods::ClapMethods(const std::string& model_path, const CropPolicy& crop, ChannelMode channels,
-                         const std::string& cache_path)
+                         const std::string& cache_path, int threads)
     : impl_(std::make_unique<Impl>()) {
   impl_->model = ModelFile::open(model_path);
   impl_->crop = crop;
   impl_->channels = channels;
   const ModelConfig& cfg = impl_->model->config();
-  if (cfg.has_captioner) impl_->captioner = std::make_unique<Captioner>(impl_->model);
+  if (cfg.has_captioner) impl_->captioner = std::make_unique<Captioner>(impl_->model, CaptionerParams{threads});
   if (cfg.has_clap) {
     BackendOptions bo;
     bo.model_path = model_path;
+    bo.threads = threads;
     impl_->audio = make_msclap_backend(bo);
-    impl_->text = std::make_unique<TextEncoder>(impl_->model);
+    impl_->text = std::make_unique<TextEncoder>(impl_->model, TextEncoderParams{threads});
   }
   if (!cache_path.empty()) impl_->cache = std::make_unique<EmbeddingCache>(cache_path);
 }

@@ -12,9 +12,10 @@ namespace asdcap::explain_detail {
 class ClapMethods {
  public:
   // Opens the model. Throws ModelError / IoError naming the file. `cache_path` (may be empty):
-  // the run's cache.sqlite, shared with detection, for audio embeddings.
+  // the run's cache.sqlite, shared with detection, for audio embeddings. The encoders and the
+  // captioner run on `threads` threads (0: all cores).
   ClapMethods(const std::string& model_path, const CropPolicy& crop, ChannelMode channels,
-              const std::string& cache_path);
+              const std::string& cache_path, int threads);
   ~ClapMethods();
 
   // Why captions / similarities are unavailable with this model ("" when available).

@@ -1,8 +1,6 @@
 // run_explain: the flagged clips of a run folder -> explanations.jsonl.
 #include "asdcap/explain.hpp"
 
-#include <omp.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +14,7 @@
 #include "asdcap/files.hpp"
 #include "asdcap/progress.hpp"
 #include "clap_methods.hpp"
+#include "core/parallel.hpp"
 #include "run_inputs.hpp"
 #if ASDCAP_EXPLAIN_HAVE_DETECT
 #include "asdcap/detect.hpp"
@@ -52,15 +51,13 @@ std::map<std::string, EvidenceResult> measure_all(const std::vector<ScoredClip>&
       if (seen.insert(n.path).second) paths.push_back(n.path);
   }
   std::vector<EvidenceResult> results(paths.size());
-  const int workers = threads > 0 ? threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic) num_threads(workers)
-  for (int64_t i = 0; i < static_cast<int64_t>(paths.size()); ++i) {
+  parallel_for(threads, static_cast<int64_t>(paths.size()), [&](int64_t i) {
     try {
-      results[i].value = measure_evidence_file(paths[i]);
+      results[static_cast<size_t>(i)].value = measure_evidence_file(paths[static_cast<size_t>(i)]);
     } catch (const std::exception& e) {
-      results[i].error = e.what();
+      results[static_cast<size_t>(i)].error = e.what();
     }
-  }
+  });
   std::map<std::string, EvidenceResult> out;
   for (size_t i = 0; i < paths.size(); ++i) out[paths[i]] = std::move(results[i]);
   return out;
@@ -238,7 +235,7 @@ ExplainSummary run_explain(const ExplainOptions& o) {
       similarity_missing = "no model: similarities need CLAP's audio and text encoders (--model MODEL)";
     } else {
       clap = std::make_unique<ClapMethods>(o.model_path, settings.crop, settings.channels,
-                                           (dir / "cache.sqlite").string());
+                                           (dir / "cache.sqlite").string(), o.threads);
       caption_missing = clap->caption_missing();
       similarity_missing = clap->similarity_missing();
     }

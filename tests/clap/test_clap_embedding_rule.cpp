@@ -104,7 +104,7 @@ class EmbeddingRule : public ::testing::Test {
 
   // explain's CLAP input: ClapMethods::audio_embedding (no cache: computed).
   static std::vector<float> explain_embedding(const std::string& policy) {
-    explain_detail::ClapMethods clap(model_, CropPolicy::parse(policy), ChannelMode::Mean, "");
+    explain_detail::ClapMethods clap(model_, CropPolicy::parse(policy), ChannelMode::Mean, "", 0);
     return clap.audio_embedding(clip_);
   }
 

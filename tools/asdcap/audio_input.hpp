@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "asdcap/clap.hpp"
-#include "asdcap/nn.hpp"
 #include "asdcap/progress.hpp"
 
 namespace asdcap::cli {

@@ -11,7 +11,6 @@
 #include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
 #include "asdcap/model_file.hpp"
-#include "asdcap/nn.hpp"
 #include "asdcap/progress.hpp"
 #include "command.hpp"
 
@@ -40,9 +39,8 @@ void run(const CaptionArgs& a) {
   if (a.max_tokens < 1) throw asdcap::UsageError("--max-tokens must be at least 1");
   const asdcap::CropPolicy crop = asdcap::CropPolicy::parse(a.crop);
   const asdcap::ChannelMode mode = asdcap::parse_channel_mode(a.channels);
-  asdcap::nn::set_threads(a.threads);
   const auto model = asdcap::ModelFile::open(a.model);
-  const asdcap::Captioner captioner(model);
+  const asdcap::Captioner captioner(model, {a.threads});
   asdcap::CaptionOptions opts;
   opts.beam = a.beam;
   opts.max_tokens = a.max_tokens;
