@@ -223,22 +223,23 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
     else
       fn(0, m);
   };
-  const int t = threads;
   // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order.
   by_rows([&](int64_t r0, int64_t r1) {
-    nn::layer_norm(t, x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, normed + r0 * c);
-    bl.qkv.forward(t, normed + r0 * c, r1 - r0, wide + r0 * 3 * c);
+    nn::layer_norm(threads, x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, normed + r0 * c);
+    bl.qkv.forward(threads, normed + r0 * c, r1 - r0, wide + r0 * 3 * c);
   });
-  bl.attn.forward(t, wide, batch, normed);
-  by_rows([&](int64_t r0, int64_t r1) { bl.proj.forward(t, normed + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate); });
+  bl.attn.forward(threads, wide, batch, normed);
+  by_rows([&](int64_t r0, int64_t r1) {
+    bl.proj.forward(threads, normed + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate);
+  });
   // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs.
   by_rows([&](int64_t r0, int64_t r1) {
     const int64_t rows = r1 - r0;
     float* ln2 = normed + r0 * c;
     float* hidden = wide + r0 * hid;
-    nn::layer_norm(t, x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, ln2);
-    bl.fc1.forward(t, ln2, rows, hidden, Ep::kGelu);
-    bl.fc2.forward(t, hidden, rows, x + r0 * c, Ep::kAccumulate);
+    nn::layer_norm(threads, x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, ln2);
+    bl.fc1.forward(threads, ln2, rows, hidden, Ep::kGelu);
+    bl.fc2.forward(threads, hidden, rows, x + r0 * c, Ep::kAccumulate);
   });
 }
 

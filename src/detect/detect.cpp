@@ -146,7 +146,8 @@ DetectSummary run_detect(const DetectOptions& options) {
       try {
         sha = sha256_file(c->path);
         CropPolicy crop = resolve_crop(options.crop, sha, &key);
-        if (auto cached = cache.get(sha, identity, key); cached && cached->size() == static_cast<size_t>(backend->dim())) {
+        auto cached = cache.get(sha, identity, key);
+        if (cached && cached->size() == static_cast<size_t>(backend->dim())) {
           emb = std::move(*cached);
           hits.fetch_add(1);
         } else {

@@ -54,7 +54,8 @@ void run(const CaptionArgs& a) {
     try {
       const std::vector<float> signal = asdcap::load_audio_44k(file, mode);
       const std::string sha = crop.seeded_from_content() ? asdcap::sha256_file(file) : "";
-      const asdcap::CaptionResult r = captioner.caption_signal(signal, asdcap::resolve_clip_crop(crop, sha).policy, opts);
+      const asdcap::CropPolicy clip_crop = asdcap::resolve_clip_crop(crop, sha).policy;
+      const asdcap::CaptionResult r = captioner.caption_signal(signal, clip_crop, opts);
       j["caption"] = r.caption;
       j["tokens"] = r.beams.front().tokens;
       j["score"] = r.beams.front().score;
