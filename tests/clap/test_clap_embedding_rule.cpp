@@ -28,7 +28,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kClipSamples = 441000;  // 10 s at 44.1 kHz: two windows under "cover"
+// 20 s at 44.1 kHz: three windows under "cover" (0, 308700 and the last start, 573300), so that the
+// mean's division is not an exact halving (float and double averaging then differ).
+constexpr int64_t kClipSamples = 882000;
 
 void write_wav(const std::string& path, const std::vector<float>& samples) {
   SF_INFO info{};
@@ -148,14 +150,20 @@ TEST_F(EmbeddingRule, OffsetAgreesEverywhere) {
 TEST_F(EmbeddingRule, CoverIsTheDoubleMeanOfItsWindowsAndAgreesEverywhere) {
   std::vector<float> cover;
   expect_all_paths_agree("cover", "cover", &cover);
-  // Cover of 10 s: the windows at 0 and at the last start; their mean summed in double, rounded once.
+  // Cover of 20 s: the windows at 0, 308700 and the last start; their mean summed in double in that
+  // order, divided by 3, rounded once.
   const std::vector<float> first = embed_cli("offset:0");
+  const std::vector<float> second = embed_cli("offset:308700");
   const std::vector<float> last = embed_cli("offset:" + std::to_string(kClipSamples - kWindowSamples));
   ASSERT_EQ(first.size(), cover.size());
+  ASSERT_EQ(second.size(), cover.size());
   ASSERT_EQ(last.size(), cover.size());
   std::vector<float> mean(cover.size());
-  for (size_t i = 0; i < mean.size(); ++i)
-    mean[i] = static_cast<float>((static_cast<double>(first[i]) + static_cast<double>(last[i])) / 2.0);
+  for (size_t i = 0; i < mean.size(); ++i) {
+    double sum = 0.0;
+    for (const auto* window : {&first, &second, &last}) sum += static_cast<double>((*window)[i]);
+    mean[i] = static_cast<float>(sum / 3.0);
+  }
   EXPECT_TRUE(same_bits(cover, mean));
   EXPECT_FALSE(same_bits(cover, first));
 }
