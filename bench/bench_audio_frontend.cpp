@@ -12,7 +12,7 @@
 #include <random>
 
 #include "asdcap/audio.hpp"
-#include "asdcap/nn.hpp"
+#include "asdcap/clap.hpp"
 #include "audio/audio_internal.hpp"
 
 namespace {
@@ -60,7 +60,6 @@ double fft_only_seconds(int64_t windows, int64_t repeats, const std::vector<floa
 }
 
 void front_end(benchmark::State& state, const char* policy) {
-  asdcap::nn::set_threads(1);
   const std::vector<float> clip = ten_seconds_16k();
   const asdcap::CropPolicy crop = asdcap::CropPolicy::parse(policy);
   int64_t windows = 0;
@@ -70,7 +69,7 @@ void front_end(benchmark::State& state, const char* policy) {
     const auto starts = asdcap::window_starts(static_cast<int64_t>(at44.size()), crop);
     for (int64_t s : starts) {
       const std::vector<float> w = asdcap::window_at(at44, s);
-      const std::vector<float> mel = asdcap::log_mel(w.data(), asdcap::kWindowSamples);
+      const std::vector<float> mel = asdcap::log_mel(1, w.data(), asdcap::kWindowSamples);
       benchmark::DoNotOptimize(asdcap::wav_to_image(mel.data()));  // bn0 omitted (64 affine maps)
     }
     windows = static_cast<int64_t>(starts.size());

@@ -84,13 +84,14 @@ double wall_seconds() {
 // machine's host is shared and its speed drifts by +-10 % within minutes).
 struct SgemmReference {
   int64_t m = 0, k = 0, n = 0;
+  int threads = 0;
   std::vector<float> x, w, y;
   // GFLOP/s of one round of >= 50 ms.
   double round() {
     int reps = 0;
     const double t0 = wall_seconds();
     do {
-      nn::linear(x.data(), m, k, w.data(), n, nullptr, y.data());
+      nn::linear(threads, x.data(), m, k, w.data(), n, nullptr, y.data());
       ++reps;
     } while (wall_seconds() - t0 < 0.05);
     return 2.0 * m * n * k * reps / (wall_seconds() - t0) / 1e9;
@@ -98,14 +99,13 @@ struct SgemmReference {
 };
 
 SgemmReference sgemm_reference(const ModelConfig& mc, int batch, int threads) {
-  nn::set_threads(threads);
   const HtsatConfig& c = mc.audio;
   int64_t side = c.spec_size / c.patch, dim = c.embed_dim;
   SgemmReference best;
   double best_rate = 0;
   for (size_t s = 0; s < c.depths.size(); ++s) {
     SgemmReference r;
-    r.m = side * side * batch, r.k = dim, r.n = dim * c.mlp_ratio;
+    r.m = side * side * batch, r.k = dim, r.n = dim * c.mlp_ratio, r.threads = threads;
     r.x.assign(static_cast<size_t>(r.m * r.k), 0.5f);
     r.w.assign(static_cast<size_t>(r.n * r.k), 0.25f);
     r.y.resize(static_cast<size_t>(r.m * r.n));
@@ -137,7 +137,6 @@ void run_encoder(benchmark::State& state, const Encode& encode) {
   const int batch = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
   const ModelConfig& mc = bench_model()->config();
   SgemmReference sgemm = sgemm_reference(mc, batch, threads);
-  nn::set_threads(threads);
   double best = 1e30, sgemm_best = 0, total = 0;
   for (auto _ : state) {
     const double t0 = wall_seconds();
@@ -160,7 +159,7 @@ void run_encoder(benchmark::State& state, const Encode& encode) {
 
 // From 7-s waveforms: front end (log-mel, bn0, image) + HTSAT + projection, as `asdcap embed` runs it.
 void BM_HtsatFromWaveform(benchmark::State& state) {
-  const AudioEncoder encoder(bench_model(), "audio.");
+  const AudioEncoder encoder(bench_model(), "audio.", {static_cast<int>(state.range(1))});
   const auto windows = noise_windows(static_cast<int>(state.range(0)));
   std::vector<const float*> ptrs;
   for (const auto& w : windows) ptrs.push_back(w.data());
@@ -169,7 +168,7 @@ void BM_HtsatFromWaveform(benchmark::State& state) {
 
 // From HTSAT images: the encoder alone (patch embedding .. projection).
 void BM_HtsatFromImage(benchmark::State& state) {
-  const AudioEncoder encoder(bench_model(), "audio.");
+  const AudioEncoder encoder(bench_model(), "audio.", {static_cast<int>(state.range(1))});
   std::mt19937 rng(3);
   std::normal_distribution<float> dist(0.f, 1.f);
   std::vector<std::vector<float>> images(static_cast<size_t>(state.range(0)), std::vector<float>(kImageSize * kImageSize));

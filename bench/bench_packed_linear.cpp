@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include <chrono>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -34,7 +35,6 @@ void best_rate(const std::function<void()>& fn, double& best) {
 
 void BM_LinearShape(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
-  nn::set_threads(1);
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.f, 1.f);
   std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k)), b(static_cast<size_t>(n)),
@@ -44,10 +44,10 @@ void BM_LinearShape(benchmark::State& state) {
   const nn::PackedLinear packed(w.data(), n, k, b.data());
   double ours = 0, blas = 0;  // best calls per second
   for (auto _ : state) {
-    packed.forward(x.data(), m, y.data());  // warm-up
+    packed.forward(1, x.data(), m, y.data());  // warm-up
     nn::linear_serial(x.data(), m, k, w.data(), n, b.data(), y.data());
     for (int round = 0; round < 12; ++round) {
-      best_rate([&] { packed.forward(x.data(), m, y.data()); }, ours);
+      best_rate([&] { packed.forward(1, x.data(), m, y.data()); }, ours);
       best_rate([&] { nn::linear_serial(x.data(), m, k, w.data(), n, b.data(), y.data()); }, blas);
     }
   }

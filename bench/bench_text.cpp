@@ -59,12 +59,12 @@ void BM_TextEmbed(benchmark::State& state) {
   // sgemm reference of the same run.
   const int64_t m = static_cast<int64_t>(tokens);
   std::vector<float> x(static_cast<size_t>(m * 768), 0.5f), w(768 * 3072, 0.01f), y(static_cast<size_t>(m * 3072));
-  nn::linear_kn(x.data(), m, 768, w.data(), 3072, nullptr, y.data());
+  nn::linear_kn(0, x.data(), m, 768, w.data(), 3072, nullptr, y.data());
   int reps = 0;
   const auto t0 = std::chrono::steady_clock::now();
   double el = 0;
   while (el < 0.5) {
-    nn::linear_kn(x.data(), m, 768, w.data(), 3072, nullptr, y.data());
+    nn::linear_kn(0, x.data(), m, 768, w.data(), 3072, nullptr, y.data());
     ++reps;
     el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }

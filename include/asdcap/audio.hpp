@@ -5,15 +5,9 @@
 #include <string>
 #include <vector>
 
-namespace asdcap {
+#include "asdcap/front_end.hpp"
 
-constexpr int kSampleRate = 44100;       // msclap's working rate
-constexpr int64_t kWindowSamples = 308700;  // 7 s at 44.1 kHz
-constexpr int kFftSize = 1024;
-constexpr int kHop = 320;
-constexpr int kMelBins = 64;
-constexpr int kWindowFrames = 965;       // frames of one 7-s window (centre-padded STFT)
-constexpr int kImageSize = 256;          // HTSAT input image is kImageSize x kImageSize
+namespace asdcap {
 
 // How channels become one signal: Mean averages them (asdcap's default); Concat is msclap's
 // behaviour (resample each channel, then concatenate them: a 5 s stereo clip becomes 10 s).
@@ -61,12 +55,44 @@ struct CropPolicy {
   // "random", "random:SEED", "offset:N", "cover". Throws InvalidArgument on anything else.
   static CropPolicy parse(const std::string& text);
   std::string to_string() const;
+  // An unseeded random crop: resolve_clip_crop seeds it from the clip's content.
+  bool seeded_from_content() const { return kind == Kind::Random && !seeded; }
 };
 
 // Start offsets (in the 44.1 kHz signal) of the windows the policy takes from a signal of
 // `length` samples. For length <= kWindowSamples the answer is {0} (the clip is tiled).
 // Random: Python's random.Random(seed).randrange(length - kWindowSamples), as msclap.
 std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy);
+
+// The windows the policy takes from a 44.1 kHz signal: window_at of each of window_starts.
+std::vector<std::vector<float>> crop_windows(const std::vector<float>& signal, const CropPolicy& policy);
+
+// The crop applied to one clip and the text that keys its cached embeddings. An unseeded random
+// crop is seeded from the clip's content, the first 16 hex digits of its SHA-256 (so a rerun takes
+// the same window), and keyed "random@content-sha256"; any other policy is applied as given and
+// keyed by its to_string(). Every path that embeds a clip (embed, tags, caption, detect, explain)
+// resolves its crop here, so they all take the same windows.
+struct ClipCrop {
+  CropPolicy policy;
+  std::string cache_key;
+};
+// `content_sha256`: the clip file's SHA-256 in hex (sha256_file). Throws Error when it does not start
+// with 16 hex digits.
+ClipCrop resolve_clip_crop(const CropPolicy& crop, const std::string& content_sha256);
+
+// The mean of one clip's per-window outputs (embeddings, latents, tag scores), as every path that
+// embeds a clip computes it: summed in double in window order, divided by the window count,
+// rounded once to float. One window gives its own vector, bit for bit.
+class WindowMean {
+ public:
+  void add(const std::vector<float>& window_output);  // every window's output has the same size
+  int count() const { return count_; }
+  std::vector<float> mean() const;  // throws Error when no window was added
+
+ private:
+  std::vector<double> sum_;
+  int count_ = 0;
+};
 
 // CPython's random.Random(seed).randrange(n) for n >= 1: MT19937 seeded by init_by_array with the
 // seed's 32-bit words, then getrandbits(n.bit_length()) until the draw is below n.
@@ -77,18 +103,14 @@ int64_t python_randrange(uint64_t seed, int64_t n);
 std::vector<float> window_at(const std::vector<float>& signal, int64_t start);
 
 // Log-mel spectrogram (before bn0) of `n` samples: frames x kMelBins, row-major, frames = n / kHop + 1.
-// Periodic Hann, reflect centre padding, power spectrum, Slaney mel for sr 32000 (msclap's quirk),
+// Periodic Hann, reflect centre padding, power spectrum, Slaney mel for kMelSampleRate (msclap's quirk),
 // 10 log10(max(mel, 1e-10)). `melW` ([513 x 64] row-major) defaults to the built-in filter bank;
-// pass a model file's melW to use the file's.
-std::vector<float> log_mel(const float* samples, int64_t n, const float* melW = nullptr);
+// pass a model file's melW to use the file's. Frames are spread over `threads` threads (0: all
+// cores; serial inside a parallel region); the result does not depend on it.
+std::vector<float> log_mel(int threads, const float* samples, int64_t n, const float* melW = nullptr);
 
 // The built-in Slaney mel filter bank, [513 x 64] row-major (librosa.filters.mel(sr=32000,
 // n_fft=1024, n_mels=64, fmin=50, fmax=14000, htk=False, norm="slaney")).
 const std::vector<float>& builtin_mel_filters();
-
-// bicubic time interpolation 965 -> 1024 (PyTorch, align_corners=True, a = -0.75) followed by
-// reshape_wav2img: 4 chunks of 256 frames stacked along frequency. Input is [965 x 64] after bn0;
-// output [256 x 256] row-major.
-std::vector<float> wav_to_image(const float* bn0_frames_by_mel);
 
 }  // namespace asdcap

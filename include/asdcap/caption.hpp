@@ -36,7 +36,8 @@ struct CaptionResult {
 // [prefix_length, n_embd] GPT-2 input embeddings.
 class CaptionMapper {
  public:
-  explicit CaptionMapper(std::shared_ptr<const ModelFile> model);
+  // `threads`: of every map() (0: all cores; inside a parallel region: serial).
+  explicit CaptionMapper(std::shared_ptr<const ModelFile> model, int threads = 0);
   // prefix: [input_dim()], already L2-normalised. Returns [output_tokens(), dim()].
   std::vector<float> map(const float* prefix) const;
   int64_t output_tokens() const { return cfg_.clip_length; }
@@ -48,6 +49,7 @@ class CaptionMapper {
     const float *n1_g, *n1_b, *q_w, *kv_w, *proj_w, *proj_b, *n2_g, *n2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
   };
   std::shared_ptr<const ModelFile> model_;
+  int threads_ = 0;
   MapperConfig cfg_;  // prefix_length = tokens made by the Linear, clip_length = constants = outputs
   int64_t in_dim_ = 0;
   const float *lin_w_ = nullptr, *lin_b_ = nullptr, *prefix_const_ = nullptr;
@@ -66,15 +68,22 @@ struct BeamSearchResult {
 BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_prefix, int beam,
                              int max_tokens, float temperature, int64_t stop_id, bool use_cache = true);
 
+// How a Captioner computes (its audio encoder, mapper and decoder). Captions are the same for any
+// thread count.
+struct CaptionerParams {
+  int threads = 0;  // threads of every compute call (0: all cores; inside a parallel region: serial)
+};
+
 class Captioner {
  public:
   // Needs cap.* in the file; ModelError names the missing part.
-  explicit Captioner(std::shared_ptr<const ModelFile> model);
+  explicit Captioner(std::shared_ptr<const ModelFile> model, CaptionerParams params = {});
   ~Captioner();
 
   CaptionResult caption_embedding(const float* audio_embedding, const CaptionOptions&) const;
-  // Uses the captioner's own audio encoder ("cap.audio."). With several windows (crop "cover") the
-  // window embeddings are averaged before normalisation.
+  // Uses the captioner's own audio encoder ("cap.audio.") on the windows of `crop` (encode_clip:
+  // resolve an unseeded random crop with resolve_clip_crop first). With several windows (crop
+  // "cover") the window embeddings are averaged before normalisation.
   CaptionResult caption_signal(const std::vector<float>& signal44k, const CropPolicy&,
                                const CaptionOptions&) const;
 
@@ -86,6 +95,7 @@ class Captioner {
 
  private:
   std::shared_ptr<const ModelFile> model_;
+  CaptionerParams params_;
   Tokenizer tokenizer_;
   Gpt2 gpt2_;
   CaptionMapper mapper_;

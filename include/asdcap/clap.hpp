@@ -22,11 +22,26 @@ inline constexpr const char* kHtsatMathsVersion = "htsat-3-avx512";
 inline constexpr const char* kHtsatMathsVersion = "htsat-3";
 #endif
 
+constexpr int kImageSize = 256;  // HTSAT's input image is kImageSize x kImageSize
+
+// How an AudioEncoder computes. Results are the same bits for any thread count.
+struct AudioEncoderParams {
+  int threads = 0;  // threads of every compute call (0: all cores; inside a parallel region: serial)
+};
+
+// bicubic time interpolation 965 -> 1024 (PyTorch, align_corners=True, a = -0.75) followed by
+// reshape_wav2img: 4 chunks of 256 frames stacked along frequency. Input is a window's log-mel
+// [965 x 64] after bn0; output [256 x 256] row-major: HTSAT's input image.
+std::vector<float> wav_to_image(const float* bn0_frames_by_mel);
+
+// HTSAT: a 7-s window -> log-mel (audio's front end, log_mel) -> bn0 -> image (wav_to_image) ->
+// patch embedding -> Swin stages -> final LayerNorm -> tags, latent and the CLAP projection.
 class AudioEncoder {
  public:
   // prefix "audio." (CLAP) or "cap.audio." (the captioner's copy). Throws ModelError naming what
-  // the file lacks. Threads: nn::set_threads().
-  explicit AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix = "audio.");
+  // the file lacks.
+  explicit AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix = "audio.",
+                        AudioEncoderParams params = {});
   ~AudioEncoder();
   AudioEncoder(const AudioEncoder&) = delete;
   AudioEncoder& operator=(const AudioEncoder&) = delete;
@@ -80,17 +95,24 @@ std::vector<float> scaled_logits(const float* a, int64_t na, const float* b, int
 // Zero-shot classification: softmax of each row of logits [rows x cols] (msclap: over the texts).
 std::vector<float> softmax_rows_copy(const std::vector<float>& logits, int64_t rows, int64_t cols);
 
-// Encodes audio files: load (44.1 kHz, channels per `channels`), the crop policy's 7-s windows,
-// one batched encoder pass; outputs averaged over each file's windows (embedding, latent and tags).
-// An unseeded "random" crop is seeded by the file's content hash (first 16 hex digits of its
-// SHA-256, as asdcap detect), so results are reproducible. `on_file_done` (optional) is called
-// once per finished file. Throws the front end's IoError/FormatError naming the file.
+// One clip's outputs from its 44.1 kHz signal: the windows `crop` takes (crop_windows; an unseeded
+// random crop is resolved with resolve_clip_crop first), one batched encoder pass, and each output
+// (embedding, latent, tags) averaged over the windows by WindowMean. The one rule for embedding a
+// clip: the msclap backend, the captioner and encode_files all give these bits.
+AudioEncoder::Output encode_clip(const AudioEncoder& encoder, const std::vector<float>& signal44k,
+                                 const CropPolicy& crop);
+
+// Encodes audio files: load (44.1 kHz, channels per `channels`), then encode_clip's rule with the
+// crop resolved per file by resolve_clip_crop, the windows of several files batched together (the
+// same bits as encode_clip on each file). `on_file_done` (optional) is called once per finished
+// file. Throws the front end's IoError/FormatError naming the file.
 std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, const std::vector<std::string>& paths,
                                                const CropPolicy& crop, ChannelMode channels,
                                                const std::function<void()>& on_file_done = {});
 
 // The "msclap" embedding backend: CLAP's audio embedding (projection output) of each window of the
-// crop policy; with several windows ("cover") the embeddings are averaged. Throws ModelError.
+// crop policy; with several windows ("cover") the embeddings are averaged (encode_clip). The
+// encoder runs on options.threads threads. Throws ModelError.
 std::unique_ptr<EmbeddingBackend> make_msclap_backend(const BackendOptions& options);
 
 }  // namespace asdcap

@@ -15,8 +15,10 @@ namespace asdcap {
 
 class Gpt2 {
  public:
-  // prefix: "text.gpt2." or "cap.gpt2.". Throws ModelError naming the missing tensor.
-  Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix);
+  // prefix: "text.gpt2." or "cap.gpt2.". Every compute call runs on `threads` threads (0: all
+  // cores; serial inside a parallel region); results do not depend on it. Throws ModelError naming
+  // the missing tensor.
+  Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, int threads);
   ~Gpt2();
   Gpt2(const Gpt2&) = delete;
   Gpt2& operator=(const Gpt2&) = delete;
@@ -67,6 +69,7 @@ class Gpt2 {
     nn::PackedLinear attn, proj, fc, fc2;  // weights packed once (asdcap's GEMM)
   };
   std::shared_ptr<const ModelFile> model_;
+  int threads_ = 0;
   Gpt2Config cfg_;
   const float* wte_ = nullptr;
   const float* wpe_ = nullptr;

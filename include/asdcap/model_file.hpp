@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include "asdcap/front_end.hpp"
+
 namespace asdcap {
 
 enum class DType { F32, F16, BF16, F64, I64, I32 };
@@ -61,14 +63,14 @@ struct MapperConfig {
 };
 
 struct FrontEndConfig {
-  int sample_rate = 44100;
-  int64_t window_samples = 308700;
-  int n_fft = 1024;
-  int hop = 320;
-  int mel_bins = 64;
-  int mel_sample_rate = 32000;  // msclap's quirk: filters built for 32 kHz
-  float fmin = 50.f;
-  float fmax = 14000.f;
+  int sample_rate = kSampleRate;
+  int64_t window_samples = kWindowSamples;
+  int n_fft = kFftSize;
+  int hop = kHop;
+  int mel_bins = kMelBins;
+  int mel_sample_rate = kMelSampleRate;  // msclap's quirk: filters built for 32 kHz
+  float fmin = static_cast<float>(kMelFmin);
+  float fmax = static_cast<float>(kMelFmax);
 };
 
 struct ModelConfig {

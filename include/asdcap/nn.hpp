@@ -1,8 +1,14 @@
 // The small inference core shared by the audio encoder, the text encoder and the caption decoder.
 // Row-major float32 everywhere. Matrix products go through OpenBLAS (cblas_sgemm).
+//
+// Threads: every kernel that parallelises takes the thread count as its first parameter (0: all
+// cores) and splits its work with core/parallel.hpp; inside a parallel region (a caller's
+// parallel_for or parallel_chunks) it runs on the calling thread. OpenBLAS itself is kept
+// single-threaded, and GEMMs are split by rows at multiples of 48 (OpenBLAS register tiles), so a
+// result does not depend on the thread count (bit for bit). Row chunks given to linear_serial should
+// be multiples of 48 too.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <new>
 #include <vector>
 
@@ -10,58 +16,39 @@ namespace asdcap::nn {
 
 // y[m, n] = x[m, k] · w[n, k]^T + b[n]   (PyTorch nn.Linear layout; b may be null).
 // When accumulate is true, y += x · w^T (+ b) instead.
-void linear(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+void linear(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
             bool accumulate = false);
 
 // y[m, n] = x[m, k] · w[k, n] + b[n]   (Hugging Face GPT-2 Conv1D layout; b may be null).
-void linear_kn(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
-               bool accumulate = false);
+void linear_kn(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b,
+               float* y, bool accumulate = false);
 
 // Row-wise LayerNorm over `dim` (biased variance, as PyTorch). y may alias x.
-void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta, float eps,
-                float* y);
+void layer_norm(int threads, const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta,
+                float eps, float* y);
 
-void gelu_erf(float* x, int64_t n);   // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
+void gelu_erf(int threads, float* x, int64_t n);  // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
 void gelu_tanh(float* x, int64_t n);  // GPT-2 "gelu_new"
 void relu(float* x, int64_t n);
 void add(float* y, const float* x, int64_t n);  // y += x
 
 // In-place softmax of each row (max-subtracted, float32 like PyTorch's CPU kernel).
-void softmax_rows(float* x, int64_t rows, int64_t cols);
+void softmax_rows(int threads, float* x, int64_t rows, int64_t cols);
 
 // CLAP's projection head (msclap Projection, eval mode), for `rows` vectors at once:
 // e1 = x · W1^T; out = LayerNorm(e1 + GELU_erf(e1) · W2^T). W1 [out, in], W2 [out, out], no biases.
-void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
+void clap_projection(int threads, const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
                      int64_t out_dim, const float* ln_gamma, const float* ln_beta, float* out);
 class PackedLinear;
 // The same on packed weights (w1: in -> out, w2: out -> out).
-void clap_projection(const float* x, int64_t rows, const PackedLinear& w1, const PackedLinear& w2,
+void clap_projection(int threads, const float* x, int64_t rows, const PackedLinear& w1, const PackedLinear& w2,
                      const float* ln_gamma, const float* ln_beta, float* out);
-
-// ---- Threads -------------------------------------------------------------------------------
-// Every kernel here parallelises with OpenMP; OpenBLAS itself is kept single-threaded and GEMMs are
-// split by rows at multiples of 48 (OpenBLAS register tiles), so a result does not depend on the
-// thread count (bit for bit). Row chunks given to linear_serial should be multiples of 48 too.
-void set_threads(int n);  // 0: all cores
-int threads();
-
-// Calls fn(begin, end) for consecutive chunks of [0, count) of `grain` items (the last may be
-// shorter), in parallel. Chunk boundaries depend on count and grain only. fn must not throw.
-// kDynamic hands chunks to whichever thread is free; kStatic gives thread i the i-th contiguous
-// share of the chunks, so that passes over the same rows find them in the same core's cache.
-enum class Schedule { kDynamic, kStatic };
-void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
-                     Schedule schedule = Schedule::kDynamic);
-
-// Calls fn(i) for every i in [0, count), in parallel; an exception thrown by fn is caught and the one
-// of the lowest i is rethrown once all items are done.
-void parallel_items(int64_t count, const std::function<void(int64_t)>& fn);
 
 // linear() without any threading, for use inside parallel_chunks.
 void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
                    bool accumulate = false);
 
-void sigmoid(float* x, int64_t n);
+void sigmoid(int threads, float* x, int64_t n);
 
 // ---- Cache-line aligned buffers --------------------------------------------------------------
 // Memory starting on a cache line; blocks of 1 MB and more start on a 2 MB boundary and are offered
@@ -99,10 +86,10 @@ class PackedLinear {
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
 
-  // x [m, in_features] -> y [m, out_features]; y must not alias x. forward() uses the thread pool
-  // (and runs on the calling thread inside a parallel region, e.g. parallel_chunks);
-  // forward_serial() always runs on the calling thread.
-  void forward(const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
+  // x [m, in_features] -> y [m, out_features]; y must not alias x. forward() splits the work over
+  // `threads` threads (and runs on the calling thread inside a parallel region, e.g.
+  // parallel_chunks); forward_serial() always runs on the calling thread.
+  void forward(int threads, const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
   void forward_serial(const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
 
  private:
@@ -143,7 +130,7 @@ class WindowAttention {
   // table: Swin's relative_position_bias_table, [(2 window - 1)^2, heads]. Throws ModelError when
   // the grid, window, heads and shift do not fit together.
   WindowAttention(const WindowGeometry& g, const float* table);
-  void forward(const float* qkv, int64_t batch, float* out) const;
+  void forward(int threads, const float* qkv, int64_t batch, float* out) const;
 
  private:
   WindowGeometry g_;
@@ -155,7 +142,7 @@ class WindowAttention {
 
 // Swin PatchMerging up to the Linear: cat(x[0::2,0::2], x[1::2,0::2], x[0::2,1::2], x[1::2,1::2])
 // then LayerNorm(4C): x [batch*H*W, C] -> out [batch*(H/2)*(W/2), 4C].
-void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
+void patch_merge_norm(int threads, const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
                       const float* gamma, const float* beta, float eps, float* out);
 
 }  // namespace asdcap::nn

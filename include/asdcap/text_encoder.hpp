@@ -15,10 +15,15 @@
 
 namespace asdcap {
 
+// How a TextEncoder computes. Results are the same bits for any thread count.
+struct TextEncoderParams {
+  int threads = 0;  // threads of every compute call (0: all cores; inside a parallel region: serial)
+};
+
 class TextEncoder {
  public:
   // Needs text.gpt2.*, text.proj.* and the vocabulary in the file; ModelError names what is missing.
-  explicit TextEncoder(std::shared_ptr<const ModelFile> model);
+  explicit TextEncoder(std::shared_ptr<const ModelFile> model, TextEncoderParams params = {});
 
   // Row-major [texts.size(), proj_dim] embeddings (projection output, not L2-normalised).
   std::vector<float> embed(const std::vector<std::string>& texts) const;
@@ -39,6 +44,7 @@ class TextEncoder {
 
  private:
   std::shared_ptr<const ModelFile> model_;
+  TextEncoderParams params_;
   Tokenizer tokenizer_;
   Gpt2 gpt2_;
   int64_t proj_dim_ = 0;

@@ -1,5 +1,6 @@
 // msclap's 7-s length rule and asdcap's window policies.
 #include <charconv>
+#include <cstdlib>
 #include <random>
 
 #include "asdcap/audio.hpp"
@@ -95,6 +96,40 @@ std::vector<float> window_at(const std::vector<float>& signal, int64_t start) {
                           std::to_string(length) + " samples (the last 7-s window starts at " +
                           std::to_string(length - kWindowSamples) + ")");
   std::copy(signal.begin() + start, signal.begin() + start + kWindowSamples, out.begin());
+  return out;
+}
+
+std::vector<std::vector<float>> crop_windows(const std::vector<float>& signal, const CropPolicy& policy) {
+  std::vector<std::vector<float>> windows;
+  for (int64_t start : window_starts(static_cast<int64_t>(signal.size()), policy))
+    windows.push_back(window_at(signal, start));
+  return windows;
+}
+
+ClipCrop resolve_clip_crop(const CropPolicy& crop, const std::string& content_sha256) {
+  if (!crop.seeded_from_content()) return {crop, crop.to_string()};
+  const std::string digits = content_sha256.substr(0, 16);
+  if (digits.size() != 16 || digits.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    throw Error("a clip's content hash must start with 16 hex digits, not '" + digits + "'");
+  ClipCrop out{crop, "random@content-sha256"};
+  out.policy.seeded = true;
+  out.policy.seed = std::strtoull(digits.c_str(), nullptr, 16);
+  return out;
+}
+
+void WindowMean::add(const std::vector<float>& window_output) {
+  if (count_ == 0) sum_.assign(window_output.size(), 0.0);
+  if (window_output.size() != sum_.size())
+    throw Error("window outputs of one clip differ in size (" + std::to_string(window_output.size()) + " vs " +
+                std::to_string(sum_.size()) + ")");
+  for (size_t i = 0; i < sum_.size(); ++i) sum_[i] += window_output[i];
+  ++count_;
+}
+
+std::vector<float> WindowMean::mean() const {
+  if (count_ == 0) throw Error("mean of no windows");
+  std::vector<float> out(sum_.size());
+  for (size_t i = 0; i < sum_.size(); ++i) out[i] = static_cast<float>(sum_[i] / static_cast<double>(count_));
   return out;
 }
 

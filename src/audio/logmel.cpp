@@ -15,9 +15,9 @@
 #include <mutex>
 
 #include "asdcap/audio.hpp"
-#include "audio_internal.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/nn.hpp"
+#include "audio_internal.hpp"
+#include "core/parallel.hpp"
 
 namespace asdcap {
 namespace {
@@ -45,7 +45,7 @@ double mel_to_hz(double mel) {
 // output: each weight is rounded to float32, then multiplied (in float64) by the Slaney norm and
 // rounded again, as numpy does for `weights *= enorm`.
 std::vector<float> make_mel_filters() {
-  constexpr double sr = 32000.0, fmin = 50.0, fmax = 14000.0;
+  constexpr double sr = kMelSampleRate, fmin = kMelFmin, fmax = kMelFmax;
   constexpr int n_points = kMelBins + 2;
   const double min_mel = hz_to_mel(fmin), max_mel = hz_to_mel(fmax);
   const double step = (max_mel - min_mel) / (n_points - 1);  // np.linspace
@@ -196,7 +196,7 @@ const std::vector<float>& builtin_mel_filters() {
   return filters;
 }
 
-std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
+std::vector<float> log_mel(int threads, const float* samples, int64_t n, const float* melW) {
   if (n <= 0) throw FormatError("log_mel: empty signal");
   static const std::vector<double> window = periodic_hann();
   const MelBank& bank = mel_bank(melW ? melW : builtin_mel_filters().data());
@@ -225,7 +225,7 @@ std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
   std::atomic<bool> any{false};
   // Frames are independent: chunks of them in parallel (one window is then not one core's work).
   const int64_t chunks = (frames + kFramesPerChunk - 1) / kFramesPerChunk;
-  nn::parallel_items(chunks, [&](int64_t chunk) {
+  parallel_for(threads, chunks, [&](int64_t chunk) {
     const int64_t first = chunk * kFramesPerChunk, last = std::min(frames, first + kFramesPerChunk);
     thread_local std::unique_ptr<double, FftwFree> in(fftw_alloc_real(kFftSize));
     thread_local std::unique_ptr<fftw_complex, FftwFree> spec(fftw_alloc_complex(kBins));
@@ -255,7 +255,7 @@ std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
     if (found) any.store(true, std::memory_order_relaxed);
   });
   if (!any.load()) return out;
-  nn::parallel_items(kConvGroups, [&](int64_t g) {
+  parallel_for(threads, kConvGroups, [&](int64_t g) {
     std::vector<const float*> group_frames;
     std::vector<double*> group_power;
     for (int64_t t = 0; t < frames; ++t)
@@ -266,7 +266,7 @@ std::vector<float> log_mel(const float* samples, int64_t n, const float* melW) {
     conv_stft_power(group_frames.data(), static_cast<int>(group_frames.size()), window.data(), static_cast<int>(g),
                     group_power.data());
   });
-  nn::parallel_items(chunks, [&](int64_t chunk) {
+  parallel_for(threads, chunks, [&](int64_t chunk) {
     const int64_t first = chunk * kFramesPerChunk, last = std::min(frames, first + kFramesPerChunk);
     for (int64_t t = first; t < last; ++t) {
       const uint8_t* r = redo.data() + t * kConvGroups;

@@ -8,7 +8,7 @@
 namespace asdcap {
 
 struct Captioner::AudioPart {
-  explicit AudioPart(std::shared_ptr<const ModelFile> m) : encoder(std::move(m), "cap.audio.") {}
+  AudioPart(std::shared_ptr<const ModelFile> m, int threads) : encoder(std::move(m), "cap.audio.", {threads}) {}
   AudioEncoder encoder;
 };
 
@@ -23,11 +23,12 @@ std::shared_ptr<const ModelFile> require_captioner(std::shared_ptr<const ModelFi
 }
 }  // namespace
 
-Captioner::Captioner(std::shared_ptr<const ModelFile> model)
+Captioner::Captioner(std::shared_ptr<const ModelFile> model, CaptionerParams params)
     : model_(require_captioner(std::move(model))),
+      params_(params),
       tokenizer_(Tokenizer::from_model(*model_)),
-      gpt2_(model_, "cap.gpt2."),
-      mapper_(model_) {
+      gpt2_(model_, "cap.gpt2.", params.threads),
+      mapper_(model_, params.threads) {
   if (mapper_.dim() != gpt2_.n_embd())
     throw ModelError(model_->path() + ": mapper width " + std::to_string(mapper_.dim()) +
                      " differs from the decoder's n_embd " + std::to_string(gpt2_.n_embd()));
@@ -77,18 +78,9 @@ CaptionResult Captioner::caption_embedding(const float* audio_embedding, const C
 CaptionResult Captioner::caption_signal(const std::vector<float>& signal44k, const CropPolicy& crop,
                                         const CaptionOptions& opts) const {
   if (signal44k.empty()) throw Error("captioner: empty audio signal");
-  std::call_once(audio_once_, [this] { audio_ = std::make_unique<AudioPart>(model_); });
-  const auto starts = window_starts(static_cast<int64_t>(signal44k.size()), crop);
-  std::vector<std::vector<float>> windows;
-  for (int64_t s : starts) windows.push_back(window_at(signal44k, s));
-  std::vector<const float*> ptrs;
-  for (const auto& w : windows) ptrs.push_back(w.data());
-  const auto outputs = audio_->encoder.encode(ptrs);
+  std::call_once(audio_once_, [this] { audio_ = std::make_unique<AudioPart>(model_, params_.threads); });
   // Crop "cover": the window embeddings are averaged (before the captioner's L2 normalisation).
-  std::vector<float> embedding(outputs.front().embedding.size(), 0.f);
-  for (const auto& o : outputs)
-    for (size_t i = 0; i < embedding.size(); ++i) embedding[i] += o.embedding[i];
-  for (auto& v : embedding) v /= static_cast<float>(outputs.size());
+  const std::vector<float> embedding = encode_clip(audio_->encoder, signal44k, crop).embedding;
   if (static_cast<int64_t>(embedding.size()) != mapper_.input_dim())
     throw ModelError(model_->path() + ": the captioner's audio embedding size differs from the mapper input");
   return caption_embedding(embedding.data(), opts);

@@ -10,7 +10,8 @@
 
 namespace asdcap {
 
-CaptionMapper::CaptionMapper(std::shared_ptr<const ModelFile> model) : model_(std::move(model)) {
+CaptionMapper::CaptionMapper(std::shared_ptr<const ModelFile> model, int threads)
+    : model_(std::move(model)), threads_(threads) {
   cfg_ = model_->config().mapper;
   const std::string p = "cap.mapper.";
   const auto& lin = model_->tensor(p + "linear.weight");
@@ -61,15 +62,15 @@ std::vector<float> CaptionMapper::map(const float* prefix) const {
   const int64_t dim = cfg_.dim, n_lin = cfg_.prefix_length, n_const = cfg_.clip_length, n = n_lin + n_const;
   const int64_t heads = cfg_.heads, hd = dim / heads, hidden = cfg_.mlp_hidden;
   std::vector<float> x(static_cast<size_t>(n * dim));
-  nn::linear(prefix, 1, in_dim_, lin_w_, n_lin * dim, lin_b_, x.data());
+  nn::linear(threads_, prefix, 1, in_dim_, lin_w_, n_lin * dim, lin_b_, x.data());
   std::memcpy(x.data() + n_lin * dim, prefix_const_, static_cast<size_t>(n_const * dim) * sizeof(float));
   std::vector<float> a(x.size()), q(x.size()), kv(x.size() * 2), ctx(x.size()), tmp(x.size()),
       mlp(static_cast<size_t>(n * hidden)), scores(static_cast<size_t>(n));
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
   for (const Layer& L : layers_) {
-    nn::layer_norm(x.data(), n, dim, L.n1_g, L.n1_b, 1e-5f, a.data());
-    nn::linear(a.data(), n, dim, L.q_w, dim, nullptr, q.data());
-    nn::linear(a.data(), n, dim, L.kv_w, 2 * dim, nullptr, kv.data());
+    nn::layer_norm(threads_, x.data(), n, dim, L.n1_g, L.n1_b, 1e-5f, a.data());
+    nn::linear(threads_, a.data(), n, dim, L.q_w, dim, nullptr, q.data());
+    nn::linear(threads_, a.data(), n, dim, L.kv_w, 2 * dim, nullptr, kv.data());
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t i = 0; i < n; ++i) {
         const float* qi = q.data() + i * dim + h * hd;
@@ -92,12 +93,12 @@ std::vector<float> CaptionMapper::map(const float* prefix) const {
           for (int64_t e = 0; e < hd; ++e) out[e] += p * vj[e];
         }
       }
-    nn::linear(ctx.data(), n, dim, L.proj_w, dim, L.proj_b, tmp.data());
+    nn::linear(threads_, ctx.data(), n, dim, L.proj_w, dim, L.proj_b, tmp.data());
     nn::add(x.data(), tmp.data(), n * dim);
-    nn::layer_norm(x.data(), n, dim, L.n2_g, L.n2_b, 1e-5f, a.data());
-    nn::linear(a.data(), n, dim, L.fc1_w, hidden, L.fc1_b, mlp.data());
+    nn::layer_norm(threads_, x.data(), n, dim, L.n2_g, L.n2_b, 1e-5f, a.data());
+    nn::linear(threads_, a.data(), n, dim, L.fc1_w, hidden, L.fc1_b, mlp.data());
     nn::relu(mlp.data(), n * hidden);
-    nn::linear(mlp.data(), n, hidden, L.fc2_w, dim, L.fc2_b, tmp.data());
+    nn::linear(threads_, mlp.data(), n, hidden, L.fc2_w, dim, L.fc2_b, tmp.data());
     nn::add(x.data(), tmp.data(), n * dim);
   }
   return std::vector<float>(x.begin() + n_lin * dim, x.end());

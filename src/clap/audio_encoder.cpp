@@ -9,6 +9,7 @@
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/parallel.hpp"
 
 namespace asdcap {
 
@@ -24,8 +25,8 @@ constexpr int64_t kMinSplitRows = 128;
 // Row chunks for the row-wise parts of a block (LN1 -> qkv, proj, LN2 -> MLP) on a map of m rows: a
 // multiple of the thread count of them, each at most kChunkRows rows (a multiple of 8), or 0 when
 // the map is too small to split by rows.
-int64_t row_grain(int64_t m) {
-  const int64_t t = nn::threads();
+int64_t row_grain(int threads, int64_t m) {
+  const int64_t t = resolve_threads(threads);
   if (m < 2 * kChunkRows * t && (t == 1 || m < kMinSplitRows * t)) return 0;
   const int64_t chunks = (m + t * kChunkRows - 1) / (t * kChunkRows) * t;
   return ((m + chunks - 1) / chunks + 7) / 8 * 8;
@@ -49,6 +50,7 @@ struct AudioEncoder::Impl {
 
   std::shared_ptr<const ModelFile> model;
   std::string prefix;
+  int threads = 0;  // AudioEncoderParams::threads
   HtsatConfig cfg;
   int64_t proj_dim = 0;
   int64_t grid0 = 0;  // patch grid side
@@ -87,14 +89,18 @@ struct AudioEncoder::Impl {
   int64_t last_channels() const { return stages.back().geom.channels; }
 
   void load();
-  void run_block(const Stage& st, const Block& bl, float* x, int64_t batch, float* xn, float* big) const;
-  // x [batch*N, C] -> x [batch*N/4, 2C] (after PatchMerging) or unchanged (last stage).
-  void run_stage(int i, float* x, int64_t batch, float* xn, float* big) const;
+  // Scratch of a block: `normed` holds LayerNorm outputs and attention outputs ([rows, C]), `wide`
+  // the qkv rows and the MLP's hidden rows ([rows, 3C] and [rows, 4C]).
+  void run_block(const Stage& st, const Block& bl, float* tokens, int64_t batch, float* normed, float* wide) const;
+  // tokens [batch*N, C] -> tokens [batch*N/4, 2C] (after PatchMerging) or unchanged (last stage).
+  void run_stage(int i, float* tokens, int64_t batch, float* normed, float* wide) const;
   void patch_embed(const float* images, int64_t batch, float* out, float* scratch) const;
   void head(const float* fin, int64_t batch, std::vector<Output>& out) const;
   // HTSAT images -> outputs (thread-safe).
   void encode_group(const float* const* images, int64_t count, Output* out) const;
+  // A window's log-mel (audio's front end) -> bn0 -> the HTSAT image.
   std::vector<float> image_of(const float* window, std::vector<float>* logmel, std::vector<float>* bn0) const;
+  void apply_bn0(float* frames_by_mel, int64_t frames) const;
 };
 
 void AudioEncoder::Impl::load() {
@@ -200,8 +206,8 @@ void AudioEncoder::Impl::load() {
   proj_b = get("proj.layer_norm.bias", {proj_dim});
 }
 
-void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, int64_t batch, float* xn,
-                                   float* big) const {
+void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, int64_t batch, float* normed,
+                                   float* wide) const {
   const int64_t c = st.geom.channels, m = batch * st.geom.height * st.geom.width, hid = c * cfg.mlp_ratio;
   using Ep = nn::PackedLinear::Epilogue;
   // fn(r0, r1) on rows [r0, r1): on row chunks over the threads, or on the whole map at once when it
@@ -210,38 +216,40 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
   // rows in every pass, and the attention the windows of those rows, so that a thread mostly reads
   // what its own core wrote (with two threads, reading the other core's half cost 10 % at batch 1).
   // Row chunks keep LN1 -> qkv and LN2 -> fc1 + GELU -> fc2 in cache.
-  const int64_t grain = row_grain(m);
+  const int64_t grain = row_grain(threads, m);
   auto by_rows = [&](const std::function<void(int64_t, int64_t)>& fn) {
     if (grain)
-      nn::parallel_chunks(m, grain, fn, nn::Schedule::kStatic);
+      parallel_chunks(threads, m, grain, fn, Schedule::kStatic);
     else
       fn(0, m);
   };
   // Attention half: x += proj(WindowAttention(LN1(x))), all in the original token order.
   by_rows([&](int64_t r0, int64_t r1) {
-    nn::layer_norm(x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, xn + r0 * c);
-    bl.qkv.forward(xn + r0 * c, r1 - r0, big + r0 * 3 * c);
+    nn::layer_norm(threads, x + r0 * c, r1 - r0, c, bl.n1_g, bl.n1_b, kEps, normed + r0 * c);
+    bl.qkv.forward(threads, normed + r0 * c, r1 - r0, wide + r0 * 3 * c);
   });
-  bl.attn.forward(big, batch, xn);
-  by_rows([&](int64_t r0, int64_t r1) { bl.proj.forward(xn + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate); });
+  bl.attn.forward(threads, wide, batch, normed);
+  by_rows([&](int64_t r0, int64_t r1) {
+    bl.proj.forward(threads, normed + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate);
+  });
   // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs.
   by_rows([&](int64_t r0, int64_t r1) {
     const int64_t rows = r1 - r0;
-    float* t = xn + r0 * c;
-    float* h = big + r0 * hid;
-    nn::layer_norm(x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, t);
-    bl.fc1.forward(t, rows, h, Ep::kGelu);
-    bl.fc2.forward(h, rows, x + r0 * c, Ep::kAccumulate);
+    float* ln2 = normed + r0 * c;
+    float* hidden = wide + r0 * hid;
+    nn::layer_norm(threads, x + r0 * c, rows, c, bl.n2_g, bl.n2_b, kEps, ln2);
+    bl.fc1.forward(threads, ln2, rows, hidden, Ep::kGelu);
+    bl.fc2.forward(threads, hidden, rows, x + r0 * c, Ep::kAccumulate);
   });
 }
 
-void AudioEncoder::Impl::run_stage(int i, float* x, int64_t batch, float* xn, float* big) const {
+void AudioEncoder::Impl::run_stage(int i, float* tokens, int64_t batch, float* normed, float* wide) const {
   const Stage& st = stages[static_cast<size_t>(i)];
-  for (const Block& bl : st.blocks) run_block(st, bl, x, batch, xn, big);
+  for (const Block& bl : st.blocks) run_block(st, bl, tokens, batch, normed, wide);
   if (st.down_g) {
     const int64_t c = st.geom.channels, h = st.geom.height, w = st.geom.width;
-    nn::patch_merge_norm(x, batch, h, w, c, st.down_g, st.down_b, kEps, xn);
-    st.down.forward(xn, batch * (h / 2) * (w / 2), x);
+    nn::patch_merge_norm(threads, tokens, batch, h, w, c, st.down_g, st.down_b, kEps, normed);
+    st.down.forward(threads, normed, batch * (h / 2) * (w / 2), tokens);
   }
 }
 
@@ -257,8 +265,8 @@ void AudioEncoder::Impl::patch_embed(const float* images, int64_t batch, float* 
           for (int64_t kw = 0; kw < p; ++kw) dst[kh * p + kw] = img[(r * p + kh) * side + col * p + kw];
       }
   }
-  pe.forward(scratch, batch * n, out);
-  nn::layer_norm(out, batch * n, c0, pe_g, pe_beta, kEps, out);
+  pe.forward(threads, scratch, batch * n, out);
+  nn::layer_norm(threads, out, batch * n, c0, pe_g, pe_beta, kEps, out);
 }
 
 void AudioEncoder::Impl::head(const float* fin, int64_t batch, std::vector<Output>& out) const {
@@ -291,10 +299,10 @@ void AudioEncoder::Impl::head(const float* fin, int64_t batch, std::vector<Outpu
   }
   // mean_t(conv(x)) = bias + W . mean_t(taps): one GEMV per clip instead of the full conv.
   std::vector<float> logits(static_cast<size_t>(batch * ncls));
-  tscam.forward(tap_means.data(), batch, logits.data());
-  nn::sigmoid(logits.data(), batch * ncls);
+  tscam.forward(threads, tap_means.data(), batch, logits.data());
+  nn::sigmoid(threads, logits.data(), batch * ncls);
   std::vector<float> emb(static_cast<size_t>(batch * proj_dim));
-  nn::clap_projection(latent.data(), batch, proj1, proj2, proj_g, proj_b, emb.data());
+  nn::clap_projection(threads, latent.data(), batch, proj1, proj2, proj_g, proj_b, emb.data());
   for (int64_t b = 0; b < batch; ++b) {
     Output o;
     o.latent.assign(latent.begin() + b * c, latent.begin() + (b + 1) * c);
@@ -306,26 +314,32 @@ void AudioEncoder::Impl::head(const float* fin, int64_t batch, std::vector<Outpu
 
 std::vector<float> AudioEncoder::Impl::image_of(const float* window, std::vector<float>* logmel_out,
                                                 std::vector<float>* bn0_out) const {
-  std::vector<float> mel = log_mel(window, kWindowSamples, melW);
+  std::vector<float> mel = log_mel(threads, window, kWindowSamples, melW);
   const int64_t frames = static_cast<int64_t>(mel.size()) / kMelBins;
-  if (frames != kWindowFrames) throw Error("log_mel returned " + std::to_string(frames) + " frames, expected 965");
+  if (frames != kWindowFrames)
+    throw Error("log_mel returned " + std::to_string(frames) + " frames, expected " + std::to_string(kWindowFrames));
   if (logmel_out) *logmel_out = mel;
-  for (int64_t f = 0; f < frames; ++f)
-    for (int64_t m = 0; m < kMelBins; ++m) {
-      float& v = mel[static_cast<size_t>(f * kMelBins + m)];
-      v = v * bn_alpha[static_cast<size_t>(m)] + bn_beta[static_cast<size_t>(m)];
-    }
+  apply_bn0(mel.data(), frames);
   if (bn0_out) *bn0_out = mel;
   return wav_to_image(mel.data());
 }
 
+void AudioEncoder::Impl::apply_bn0(float* frames_by_mel, int64_t frames) const {
+  for (int64_t f = 0; f < frames; ++f)
+    for (int64_t m = 0; m < kMelBins; ++m) {
+      float& v = frames_by_mel[f * kMelBins + m];
+      v = v * bn_alpha[static_cast<size_t>(m)] + bn_beta[static_cast<size_t>(m)];
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
-AudioEncoder::AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix)
+AudioEncoder::AudioEncoder(std::shared_ptr<const ModelFile> model, std::string prefix, AudioEncoderParams params)
     : impl_(std::make_unique<Impl>()) {
   if (!model) throw InvalidArgument("audio encoder: no model file");
   impl_->model = std::move(model);
   impl_->prefix = std::move(prefix);
+  impl_->threads = params.threads;
   impl_->load();
 }
 
@@ -346,37 +360,40 @@ void AudioEncoder::Impl::encode_group(const float* const* images, int64_t count,
   const int64_t n0 = grid0 * grid0, unit = n0 * cfg.embed_dim, p2 = static_cast<int64_t>(cfg.patch) * cfg.patch;
   const int n_stages = static_cast<int>(stages.size());
   const int split = std::min(kFirstBatchedStage, n_stages);
-  // Scratch kept per thread across calls (no zero-filling or page faults per window): one image at
-  // stage 0, the largest, and the group at the first batched stage.
-  thread_local nn::AlignedVector x, xn, big, gx, gxn, gbig;
-  x.resize(static_cast<size_t>(unit));
-  xn.resize(static_cast<size_t>(unit));
-  big.resize(static_cast<size_t>(std::max(4 * unit, n0 * p2)));
+  // Scratch kept per thread across calls (no zero-filling or page faults per window): one image's
+  // tokens at stage 0, the largest (with run_stage's `normed` and `wide` buffers; `wide` also holds
+  // the patch embedding's patches), and the group's at the first batched stage.
+  thread_local nn::AlignedVector tokens, normed, wide, group_tokens, group_normed, group_wide;
+  tokens.resize(static_cast<size_t>(unit));
+  normed.resize(static_cast<size_t>(unit));
+  wide.resize(static_cast<size_t>(std::max(4 * unit, n0 * p2)));
   const int64_t split_unit = split < n_stages ? tokens_of_stage_input(split) * stages[split].geom.channels
                                               : last_tokens() * last_channels();
-  gx.resize(static_cast<size_t>(count * split_unit));
-  gxn.resize(gx.size());
-  gbig.resize(4 * gx.size());
+  group_tokens.resize(static_cast<size_t>(count * split_unit));
+  group_normed.resize(group_tokens.size());
+  group_wide.resize(4 * group_tokens.size());
   for (int64_t b = 0; b < count; ++b) {
-    patch_embed(images[b], 1, x.data(), big.data());
-    for (int i = 0; i < split; ++i) run_stage(i, x.data(), 1, xn.data(), big.data());
-    std::copy(x.begin(), x.begin() + split_unit, gx.begin() + b * split_unit);
+    patch_embed(images[b], 1, tokens.data(), wide.data());
+    for (int i = 0; i < split; ++i) run_stage(i, tokens.data(), 1, normed.data(), wide.data());
+    std::copy(tokens.begin(), tokens.begin() + split_unit, group_tokens.begin() + b * split_unit);
   }
-  for (int i = split; i < n_stages; ++i) run_stage(i, gx.data(), count, gxn.data(), gbig.data());
-  nn::layer_norm(gx.data(), count * last_tokens(), last_channels(), norm_g, norm_b, kEps, gx.data());
+  for (int i = split; i < n_stages; ++i)
+    run_stage(i, group_tokens.data(), count, group_normed.data(), group_wide.data());
+  nn::layer_norm(threads, group_tokens.data(), count * last_tokens(), last_channels(), norm_g, norm_b, kEps,
+                 group_tokens.data());
   std::vector<Output> o;
-  head(gx.data(), count, o);
+  head(group_tokens.data(), count, o);
   std::move(o.begin(), o.end(), out);
 }
 
 std::vector<AudioEncoder::Output> AudioEncoder::encode_images(const std::vector<const float*>& images) const {
   std::vector<Output> out(images.size());
   const int64_t n = static_cast<int64_t>(images.size());
-  const int64_t groups = std::min<int64_t>(n, nn::threads());
+  const int64_t groups = std::min<int64_t>(n, resolve_threads(impl_->threads));
   if (groups >= 2) {
     // One group of windows per thread, each pass single-threaded (the kernels run serially inside a
     // parallel region): no synchronisation per layer.
-    nn::parallel_items(groups, [&](int64_t g) {
+    parallel_for(impl_->threads, groups, [&](int64_t g) {
       const int64_t first = n * g / groups, last = n * (g + 1) / groups;
       impl_->encode_group(images.data() + first, last - first, out.data() + first);
     });
@@ -393,7 +410,7 @@ std::vector<AudioEncoder::Output> AudioEncoder::encode(const std::vector<const f
     const size_t count = std::min<size_t>(kMaxBatch, windows.size() - first);
     std::vector<std::vector<float>> images(count);
     // Front ends in parallel (log_mel is thread-safe).
-    nn::parallel_items(static_cast<int64_t>(count), [&](int64_t i) {
+    parallel_for(impl_->threads, static_cast<int64_t>(count), [&](int64_t i) {
       images[static_cast<size_t>(i)] = impl_->image_of(windows[first + static_cast<size_t>(i)], nullptr, nullptr);
     });
     std::vector<const float*> ptrs;
@@ -419,11 +436,8 @@ AudioEncoder::Trace AudioEncoder::trace(const float* window) const {
 }
 
 std::vector<float> AudioEncoder::bn0(const float* logmel, int64_t frames) const {
-  std::vector<float> out(static_cast<size_t>(frames * kMelBins));
-  for (int64_t f = 0; f < frames; ++f)
-    for (int64_t m = 0; m < kMelBins; ++m)
-      out[static_cast<size_t>(f * kMelBins + m)] =
-          logmel[f * kMelBins + m] * impl_->bn_alpha[static_cast<size_t>(m)] + impl_->bn_beta[static_cast<size_t>(m)];
+  std::vector<float> out(logmel, logmel + frames * kMelBins);
+  impl_->apply_bn0(out.data(), frames);
   return out;
 }
 
@@ -441,17 +455,17 @@ std::vector<float> AudioEncoder::stage(int index, const float* tokens, int64_t b
   if (index < 0 || index >= num_stages()) throw InvalidArgument("no HTSAT stage " + std::to_string(index));
   const auto& g = im.stages[static_cast<size_t>(index)].geom;
   const int64_t unit = batch * g.height * g.width * g.channels;
-  std::vector<float> x(tokens, tokens + unit), xn(static_cast<size_t>(unit)), big(static_cast<size_t>(4 * unit));
-  im.run_stage(index, x.data(), batch, xn.data(), big.data());
-  if (im.stages[static_cast<size_t>(index)].down_g) x.resize(static_cast<size_t>(unit / 2));
-  return x;
+  std::vector<float> out(tokens, tokens + unit), normed(static_cast<size_t>(unit)), wide(static_cast<size_t>(4 * unit));
+  im.run_stage(index, out.data(), batch, normed.data(), wide.data());
+  if (im.stages[static_cast<size_t>(index)].down_g) out.resize(static_cast<size_t>(unit / 2));
+  return out;
 }
 
 std::vector<float> AudioEncoder::final_norm(const float* tokens, int64_t batch) const {
   const Impl& im = *impl_;
   const int64_t rows = batch * im.last_tokens(), c = im.last_channels();
   std::vector<float> out(static_cast<size_t>(rows * c));
-  nn::layer_norm(tokens, rows, c, im.norm_g, im.norm_b, kEps, out.data());
+  nn::layer_norm(im.threads, tokens, rows, c, im.norm_g, im.norm_b, kEps, out.data());
   return out;
 }
 

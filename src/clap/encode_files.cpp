@@ -7,32 +7,39 @@ namespace asdcap {
 
 namespace {
 
-CropPolicy crop_for_file(const CropPolicy& crop, const std::string& path) {
-  if (crop.kind != CropPolicy::Kind::Random || crop.seeded) return crop;
-  CropPolicy c = crop;
-  c.seeded = true;
-  c.seed = std::stoull(sha256_file(path).substr(0, 16), nullptr, 16);
-  return c;
-}
-
-void average_into(std::vector<float>& acc, const std::vector<float>& v, bool first) {
-  if (first) {
-    acc = v;
-    return;
+// Running means of a clip's window outputs.
+struct OutputMean {
+  WindowMean embedding, latent, clipwise;
+  void add(const AudioEncoder::Output& o) {
+    embedding.add(o.embedding);
+    latent.add(o.latent);
+    clipwise.add(o.clipwise);
   }
-  for (size_t i = 0; i < acc.size(); ++i) acc[i] += v[i];
-}
+  AudioEncoder::Output mean() const { return {embedding.mean(), latent.mean(), clipwise.mean()}; }
+};
 
 }  // namespace
+
+AudioEncoder::Output encode_clip(const AudioEncoder& encoder, const std::vector<float>& signal44k,
+                                 const CropPolicy& crop) {
+  const auto windows = crop_windows(signal44k, crop);
+  std::vector<const float*> ptrs;
+  for (const auto& w : windows) ptrs.push_back(w.data());
+  OutputMean mean;
+  for (const auto& o : encoder.encode(ptrs)) mean.add(o);
+  return mean.mean();
+}
 
 std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, const std::vector<std::string>& paths,
                                                const CropPolicy& crop, ChannelMode channels,
                                                const std::function<void()>& on_file_done) {
   std::vector<AudioEncoder::Output> results(paths.size());
+  // Per file: its window outputs' running means (embedding, latent, tags).
+  std::vector<OutputMean> means(paths.size());
   // Pending windows (with the file each belongs to) until a full batch is collected.
   std::vector<std::vector<float>> windows;
   std::vector<size_t> owner;
-  std::vector<int> window_count(paths.size(), 0), windows_done(paths.size(), 0);
+  std::vector<int> window_count(paths.size(), 0);
   auto flush = [&] {
     if (windows.empty()) return;
     std::vector<const float*> ptrs;
@@ -40,15 +47,10 @@ std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, cons
     const auto outs = encoder.encode(ptrs);
     for (size_t i = 0; i < outs.size(); ++i) {
       const size_t f = owner[i];
-      auto& r = results[f];
-      const bool first = windows_done[f] == 0;
-      average_into(r.embedding, outs[i].embedding, first);
-      average_into(r.latent, outs[i].latent, first);
-      average_into(r.clipwise, outs[i].clipwise, first);
-      if (++windows_done[f] == window_count[f]) {
-        const float inv = 1.0f / static_cast<float>(window_count[f]);
-        for (auto* v : {&r.embedding, &r.latent, &r.clipwise})
-          for (float& x : *v) x *= inv;
+      means[f].add(outs[i]);
+      if (means[f].embedding.count() == window_count[f]) {
+        results[f] = means[f].mean();
+        means[f] = {};
         if (on_file_done) on_file_done();
       }
     }
@@ -57,10 +59,11 @@ std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, cons
   };
   for (size_t f = 0; f < paths.size(); ++f) {
     const auto signal = load_audio_44k(paths[f], channels);
-    const auto starts = window_starts(static_cast<int64_t>(signal.size()), crop_for_file(crop, paths[f]));
-    window_count[f] = static_cast<int>(starts.size());
-    for (int64_t s : starts) {
-      windows.push_back(window_at(signal, s));
+    const std::string sha = crop.seeded_from_content() ? sha256_file(paths[f]) : "";
+    auto file_windows = crop_windows(signal, resolve_clip_crop(crop, sha).policy);
+    window_count[f] = static_cast<int>(file_windows.size());
+    for (auto& w : file_windows) {
+      windows.push_back(std::move(w));
       owner.push_back(f);
     }
     if (windows.size() >= static_cast<size_t>(AudioEncoder::kMaxBatch)) flush();

@@ -9,9 +9,11 @@
 namespace asdcap {
 namespace {
 
-// Descriptor of each 7-s window the crop policy selects (see acoustic_features), averaged.
+// Descriptor of each 7-s window the crop policy selects (see acoustic_features), averaged
+// (WindowMean). `threads`: the log-mel's (serial when detection embeds clips in parallel).
 class AcousticBackend final : public EmbeddingBackend {
  public:
+  explicit AcousticBackend(int threads) : threads_(threads) {}
   std::string name() const override { return "acoustic"; }
   // Bump the version whenever the features' maths change: cached embeddings follow it.
   std::string identity() const override { return "acoustic/v1 logmel64 dim=" + std::to_string(acoustic_dim()); }
@@ -20,18 +22,16 @@ class AcousticBackend final : public EmbeddingBackend {
   bool thread_safe_embed() const override { return true; }       // no state: clips embed in parallel
   std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) override {
     if (signal44k.empty()) throw FormatError("acoustic backend: empty signal");
-    auto starts = window_starts(static_cast<int64_t>(signal44k.size()), crop);
-    std::vector<double> sum(static_cast<size_t>(dim()), 0.0);
-    for (int64_t start : starts) {
-      auto window = window_at(signal44k, start);
-      auto mel = log_mel(window.data(), static_cast<int64_t>(window.size()));
-      auto f = acoustic_features(mel.data(), static_cast<int64_t>(mel.size() / kMelBins));
-      for (size_t i = 0; i < sum.size(); ++i) sum[i] += f[i];
+    WindowMean mean;
+    for (const auto& window : crop_windows(signal44k, crop)) {
+      auto mel = log_mel(threads_, window.data(), static_cast<int64_t>(window.size()));
+      mean.add(acoustic_features(mel.data(), static_cast<int64_t>(mel.size() / kMelBins)));
     }
-    std::vector<float> out(sum.size());
-    for (size_t i = 0; i < sum.size(); ++i) out[i] = static_cast<float>(sum[i] / static_cast<double>(starts.size()));
-    return out;
+    return mean.mean();
   }
+
+ private:
+  int threads_ = 0;
 };
 
 }  // namespace
@@ -42,7 +42,7 @@ const std::vector<std::string>& backend_names() {
 }
 
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options) {
-  if (name == "acoustic") return std::make_unique<AcousticBackend>();
+  if (name == "acoustic") return std::make_unique<AcousticBackend>(options.threads);
   if (name == "msclap") return make_msclap_backend(options);
   throw InvalidArgument("unknown embedding backend '" + name + "' (expected acoustic or msclap)");
 }

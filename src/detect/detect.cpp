@@ -9,8 +9,7 @@
 #include <exception>
 #include <filesystem>
 #include <map>
-#include <mutex>
-#include <thread>
+#include <set>
 
 #include "asdcap/backend.hpp"
 #include "asdcap/dataset.hpp"
@@ -21,6 +20,7 @@
 #include "asdcap/metrics.hpp"
 #include "asdcap/progress.hpp"
 #include "asdcap/run.hpp"
+#include "core/parallel.hpp"
 
 namespace asdcap {
 namespace fs = std::filesystem;
@@ -33,18 +33,13 @@ struct Group {
   std::vector<const Clip*> train, test;
 };
 
-// The crop actually applied and the string that keys the cache. An unseeded random crop is seeded
-// from the clip's content hash: reruns take the same window, so its embedding can be cached.
+// The crop actually applied and the string that keys the cache (resolve_clip_crop: an unseeded
+// random crop is seeded from the clip's content hash, so reruns take the same window and its
+// embedding can be cached).
 CropPolicy resolve_crop(const CropPolicy& crop, const std::string& sha256, std::string* key) {
-  if (crop.kind == CropPolicy::Kind::Random && !crop.seeded) {
-    CropPolicy c = crop;
-    c.seeded = true;
-    c.seed = std::stoull(sha256.substr(0, 16), nullptr, 16);
-    *key = "random@content-sha256";
-    return c;
-  }
-  *key = crop.to_string();
-  return crop;
+  ClipCrop resolved = resolve_clip_crop(crop, sha256);
+  *key = std::move(resolved.cache_key);
+  return resolved.policy;
 }
 
 // Z-scores every dimension with the references' mean and standard deviation. A dimension that
@@ -102,72 +97,65 @@ struct Embedded {
 // is fatal.
 Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptions& options,
                      const std::unique_ptr<EmbeddingBackend>& backend, EmbeddingCache& cache) {
-  // ---- embedding, in parallel for the (thread-safe) acoustic backend -------------------------
+  // ---- embedding: the (thread-safe) acoustic backend spreads clips over the threads, its kernels
+  // then running serially in each worker; the msclap encoder spreads each clip's work itself ------
   std::map<const Clip*, std::vector<float>> embeddings;
   std::map<const Clip*, std::string> failures;
-  std::mutex mu;
-  std::atomic<size_t> next{0};
   std::atomic<int> hits{0};
-  std::exception_ptr fatal;
-  int workers = 1;
-  if (backend->thread_safe_embed()) {
-    workers = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    workers = std::max(1, std::min<int>(workers, static_cast<int>(to_embed.size())));
-  }
+  std::atomic<bool> cache_failed{false};
+  const int clip_threads = backend->thread_safe_embed() ? options.threads : 1;
   const std::string identity = backend->identity();
   {
+    std::vector<std::vector<float>> embedded(to_embed.size());
+    std::vector<std::string> errors(to_embed.size());
     Progress progress("embedding", static_cast<int64_t>(to_embed.size()));
-    auto work = [&] {
-      for (;;) {
-        size_t i = next.fetch_add(1);
-        if (i >= to_embed.size()) return;
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          if (fatal) return;
+    // A clip that cannot be read or embedded is skipped; a cache that cannot be written stops the
+    // run (parallel_for rethrows it once the clips already started are done).
+    parallel_for(clip_threads, static_cast<int64_t>(to_embed.size()), [&](int64_t item) {
+      if (cache_failed.load()) return;
+      const auto i = static_cast<size_t>(item);
+      const Clip* c = to_embed[i];
+      std::string sha, key;
+      std::vector<float> emb;
+      bool computed = false;
+      try {
+        sha = sha256_file(c->path);
+        CropPolicy crop = resolve_crop(options.crop, sha, &key);
+        auto cached = cache.get(sha, identity, key);
+        if (cached && cached->size() == static_cast<size_t>(backend->dim())) {
+          emb = std::move(*cached);
+          hits.fetch_add(1);
+        } else {
+          auto signal = load_audio_44k(c->path, options.channels);
+          emb = backend->embed(signal, crop);
+          if (emb.size() != static_cast<size_t>(backend->dim()))
+            throw FormatError(c->path + ": embedding has the wrong size");
+          if (!all_finite(emb)) throw FormatError(c->path + ": embedding is not finite");
+          computed = true;
         }
-        const Clip* c = to_embed[i];
-        std::vector<float> emb;
-        std::string error;
-        try {
-          std::string sha = sha256_file(c->path);
-          std::string key;
-          CropPolicy crop = resolve_crop(options.crop, sha, &key);
-          if (auto cached = cache.get(sha, identity, key); cached && cached->size() == static_cast<size_t>(backend->dim())) {
-            emb = std::move(*cached);
-            hits.fetch_add(1);
-          } else {
-            auto signal = load_audio_44k(c->path, options.channels);
-            emb = backend->embed(signal, crop);
-            if (emb.size() != static_cast<size_t>(backend->dim()))
-              throw FormatError(c->path + ": embedding has the wrong size");
-            if (!all_finite(emb)) throw FormatError(c->path + ": embedding is not finite");
-            try {
-              cache.put(sha, identity, key, emb);
-            } catch (...) {
-              std::lock_guard<std::mutex> lock(mu);
-              if (!fatal) fatal = std::current_exception();
-              return;
-            }
-          }
-        } catch (const Error& e) {
-          error = e.what();
-        } catch (const std::bad_alloc&) {
-          error = c->path + ": out of memory while decoding";
-        }
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          if (error.empty()) embeddings[c] = std::move(emb);
-          else failures[c] = error;
-        }
-        progress.tick();
+      } catch (const Error& e) {
+        errors[i] = e.what();
+      } catch (const std::bad_alloc&) {
+        errors[i] = c->path + ": out of memory while decoding";
       }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < workers; ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
+      if (computed) {
+        try {
+          cache.put(sha, identity, key, emb);
+        } catch (...) {
+          cache_failed = true;
+          throw;
+        }
+      }
+      if (errors[i].empty()) embedded[i] = std::move(emb);
+      progress.tick();
+    });
+    for (size_t i = 0; i < to_embed.size(); ++i) {
+      if (errors[i].empty())
+        embeddings[to_embed[i]] = std::move(embedded[i]);
+      else
+        failures[to_embed[i]] = std::move(errors[i]);
+    }
   }
-  if (fatal) std::rethrow_exception(fatal);
   return {std::move(embeddings), std::move(failures), hits.load()};
 }
 

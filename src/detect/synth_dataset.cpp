@@ -8,12 +8,11 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <mutex>
-#include <thread>
 
 #include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
 #include "asdcap/synth.hpp"
+#include "core/parallel.hpp"
 
 namespace asdcap {
 namespace fs = std::filesystem;
@@ -110,29 +109,19 @@ SynthSummary synthesize_dataset(const SynthOptions& o) {
       if (ec) throw IoError(o.out_dir + ": cannot create folders: " + ec.message());
     }
 
-  std::atomic<size_t> next{0};
-  std::exception_ptr failure;
-  std::mutex mu;
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
-      try {
-        const Job& j = jobs[i];
-        auto samples = synthesize_clip(j.machine, j.id, j.fault, o.seed, j.index, o.seconds, o.sample_rate);
-        write_wav_pcm16((fs::path(o.out_dir) / j.rel).string(), samples, o.sample_rate);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failure) failure = std::current_exception();
-        next = jobs.size();
-        return;
-      }
+  // After a failure the remaining clips are not written; the first error (by clip order) is thrown.
+  std::atomic<bool> failed{false};
+  parallel_for(o.threads, static_cast<int64_t>(jobs.size()), [&](int64_t i) {
+    if (failed.load()) return;
+    try {
+      const Job& j = jobs[static_cast<size_t>(i)];
+      auto samples = synthesize_clip(j.machine, j.id, j.fault, o.seed, j.index, o.seconds, o.sample_rate);
+      write_wav_pcm16((fs::path(o.out_dir) / j.rel).string(), samples, o.sample_rate);
+    } catch (...) {
+      failed = true;
+      throw;
     }
-  };
-  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (failure) std::rethrow_exception(failure);
+  });
 
   std::string manifest = "file,machine,id,split,label,fault\n";
   for (const auto& j : jobs)

@@ -3,21 +3,16 @@
 #include <cmath>
 #include <map>
 
-#include "asdcap/error.hpp"
-
-#if ASDCAP_EXPLAIN_HAVE_CLAP
 #include "asdcap/backend.hpp"
 #include "asdcap/caption.hpp"
 #include "asdcap/clap.hpp"
 #include "asdcap/embedding_cache.hpp"
+#include "asdcap/error.hpp"
 #include "asdcap/files.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/text_encoder.hpp"
-#endif
 
 namespace asdcap::explain_detail {
-
-#if ASDCAP_EXPLAIN_HAVE_CLAP
 
 struct ClapMethods::Impl {
   std::shared_ptr<const ModelFile> model;
@@ -30,39 +25,20 @@ struct ClapMethods::Impl {
   std::map<std::string, std::vector<float>> text_embeddings;  // unit length
 };
 
-bool ClapMethods::built() { return true; }
-
-namespace {
-
-// As detection does (src/detect/detect.cpp): an unseeded random crop is seeded from the clip's
-// content hash, so the window is the one detection embedded and the cache keys agree.
-CropPolicy resolve_crop(const CropPolicy& crop, const std::string& sha256, std::string* key) {
-  if (crop.kind == CropPolicy::Kind::Random && !crop.seeded) {
-    CropPolicy c = crop;
-    c.seeded = true;
-    c.seed = std::stoull(sha256.substr(0, 16), nullptr, 16);
-    *key = "random@content-sha256";
-    return c;
-  }
-  *key = crop.to_string();
-  return crop;
-}
-
-}  // namespace
-
 ClapMethods::ClapMethods(const std::string& model_path, const CropPolicy& crop, ChannelMode channels,
-                         const std::string& cache_path)
+                         const std::string& cache_path, int threads)
     : impl_(std::make_unique<Impl>()) {
   impl_->model = ModelFile::open(model_path);
   impl_->crop = crop;
   impl_->channels = channels;
   const ModelConfig& cfg = impl_->model->config();
-  if (cfg.has_captioner) impl_->captioner = std::make_unique<Captioner>(impl_->model);
+  if (cfg.has_captioner) impl_->captioner = std::make_unique<Captioner>(impl_->model, CaptionerParams{threads});
   if (cfg.has_clap) {
     BackendOptions bo;
     bo.model_path = model_path;
+    bo.threads = threads;
     impl_->audio = make_msclap_backend(bo);
-    impl_->text = std::make_unique<TextEncoder>(impl_->model);
+    impl_->text = std::make_unique<TextEncoder>(impl_->model, TextEncoderParams{threads});
   }
   if (!cache_path.empty()) impl_->cache = std::make_unique<EmbeddingCache>(cache_path);
 }
@@ -79,24 +55,23 @@ std::string ClapMethods::similarity_missing() const {
 
 std::string ClapMethods::caption(const std::string& audio_path, const std::string& prompt) {
   if (!impl_->captioner) throw ModelError(caption_missing());
-  std::string key;
-  const CropPolicy crop = resolve_crop(impl_->crop, sha256_file(audio_path), &key);
+  const ClipCrop crop = resolve_clip_crop(impl_->crop, sha256_file(audio_path));
   const std::vector<float> signal = load_audio_44k(audio_path, impl_->channels);
   CaptionOptions options;
   options.prompt = prompt;
-  return impl_->captioner->caption_signal(signal, crop, options).caption;
+  return impl_->captioner->caption_signal(signal, crop.policy, options).caption;
 }
 
 std::vector<float> ClapMethods::audio_embedding(const std::string& audio_path) {
   if (!impl_->audio) throw ModelError(similarity_missing());
   const std::string sha = sha256_file(audio_path);
-  std::string key;
-  const CropPolicy crop = resolve_crop(impl_->crop, sha, &key);
+  // The crop and cache key detection uses, so a cached embedding is the one detection computed.
+  const ClipCrop crop = resolve_clip_crop(impl_->crop, sha);
   if (impl_->cache)
-    if (auto hit = impl_->cache->get(sha, impl_->audio->identity(), key)) return *hit;
+    if (auto hit = impl_->cache->get(sha, impl_->audio->identity(), crop.cache_key)) return *hit;
   const std::vector<float> signal = load_audio_44k(audio_path, impl_->channels);
-  std::vector<float> embedding = impl_->audio->embed(signal, crop);
-  if (impl_->cache) impl_->cache->put(sha, impl_->audio->identity(), key, embedding);
+  std::vector<float> embedding = impl_->audio->embed(signal, crop.policy);
+  if (impl_->cache) impl_->cache->put(sha, impl_->audio->identity(), crop.cache_key, embedding);
   return embedding;
 }
 
@@ -138,23 +113,5 @@ std::vector<std::vector<double>> ClapMethods::similarities(const std::vector<std
   return out;
 }
 
-#else  // built without the CLAP areas
-
-struct ClapMethods::Impl {};
-bool ClapMethods::built() { return false; }
-ClapMethods::ClapMethods(const std::string&, const CropPolicy&, ChannelMode, const std::string&) {
-  throw ModelError("this asdcap was built without the CLAP encoders and captioner");
-}
-ClapMethods::~ClapMethods() = default;
-std::string ClapMethods::caption_missing() const { return "not built with the captioner"; }
-std::string ClapMethods::similarity_missing() const { return "not built with the CLAP encoders"; }
-std::string ClapMethods::caption(const std::string&, const std::string&) { throw ModelError(caption_missing()); }
-std::vector<float> ClapMethods::audio_embedding(const std::string&) { throw ModelError(similarity_missing()); }
-std::vector<std::vector<double>> ClapMethods::similarities(const std::vector<std::vector<float>>&,
-                                                           const std::vector<std::string>&) {
-  throw ModelError(similarity_missing());
-}
-
-#endif
 
 }  // namespace asdcap::explain_detail

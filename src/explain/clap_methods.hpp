@@ -1,6 +1,5 @@
 // The CLAP-based inputs of the papers' methods: "Sounds like ..." captions (clapcap) and cosine
-// similarities between audio embeddings and reference-text embeddings. Compiled in only when the
-// clap, text and caption areas are part of the build (ASDCAP_EXPLAIN_HAVE_CLAP).
+// similarities between audio embeddings and reference-text embeddings.
 #pragma once
 #include <memory>
 #include <string>
@@ -12,12 +11,11 @@ namespace asdcap::explain_detail {
 
 class ClapMethods {
  public:
-  // True when this build can caption and embed at all.
-  static bool built();
   // Opens the model. Throws ModelError / IoError naming the file. `cache_path` (may be empty):
-  // the run's cache.sqlite, shared with detection, for audio embeddings.
+  // the run's cache.sqlite, shared with detection, for audio embeddings. The encoders and the
+  // captioner run on `threads` threads (0: all cores).
   ClapMethods(const std::string& model_path, const CropPolicy& crop, ChannelMode channels,
-              const std::string& cache_path);
+              const std::string& cache_path, int threads);
   ~ClapMethods();
 
   // Why captions / similarities are unavailable with this model ("" when available).

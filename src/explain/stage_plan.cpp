@@ -45,7 +45,7 @@ Plan make_plan(const ExplainOptions& o, const RunInputs& run) {
       p.similarity_missing = "no model: similarities need CLAP's audio and text encoders (--model MODEL)";
     } else {
       p.clap = std::make_unique<ClapMethods>(o.model_path, run.crop, run.channels,
-                                             (std::filesystem::path(o.out_dir) / "cache.sqlite").string());
+                                             (std::filesystem::path(o.out_dir) / "cache.sqlite").string(), o.threads);
       p.caption_missing = p.clap->caption_missing();
       p.similarity_missing = p.clap->similarity_missing();
     }

@@ -1,14 +1,13 @@
 #include <cblas.h>
 #include <immintrin.h>
-#include <omp.h>
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <exception>
 
 #include "asdcap/nn.hpp"
+#include "core/parallel.hpp"
 #include "fastmath.hpp"
 
 namespace asdcap::nn {
@@ -43,8 +42,8 @@ void gemm_block(const float* x, int64_t m, int64_t k, const float* w, bool w_is_
               static_cast<int>(ldw), 1.0f, y, static_cast<int>(ldy));
 }
 
-int g_threads = 0;  // 0: not set yet (all cores)
-
+// OpenBLAS runs on the calling thread: asdcap splits GEMMs itself (and runs them serially inside its
+// own parallel regions). Set once, before the library's first GEMM.
 void ensure_blas_single_threaded() {
   static const bool done = [] {
     openblas_set_num_threads(1);
@@ -58,21 +57,21 @@ void ensure_blas_single_threaded() {
 // falls in a partial tile; splitting at tile-aligned rows keeps every row in the same tile as an
 // unsplit call, so the result does not depend on the thread count (test_nn_kernels checks the bits).
 // Splitting by output columns would change results.
-void gemm_parallel(const float* x, int64_t m, int64_t k, const float* w, bool w_is_nk, int64_t n, const float* b,
-                   float* y, bool accumulate) {
+void gemm_parallel(int threads, const float* x, int64_t m, int64_t k, const float* w, bool w_is_nk, int64_t n,
+                   const float* b, float* y, bool accumulate) {
   ensure_blas_single_threaded();
-  const int t = threads();
+  const int t = resolve_threads(threads);
   const int64_t ldw = w_is_nk ? k : n;
-  if (t <= 1 || omp_in_parallel() || m * n * k < kParallelGemmMacs || m < 2 * kRowQuantum) {
+  if (t <= 1 || in_parallel_region() || m * n * k < kParallelGemmMacs || m < 2 * kRowQuantum) {
     gemm_block(x, m, k, w, w_is_nk, ldw, n, b, y, n, accumulate);
     return;
   }
+  // Thread `part` the part-th share of `step` rows.
   const int64_t step = ((m + t - 1) / t + kRowQuantum - 1) / kRowQuantum * kRowQuantum;
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-  for (int part = 0; part < t; ++part) {
+  parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
     const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
     gemm_block(x + r0 * k, r1 - r0, k, w, w_is_nk, ldw, n, b, y + r0 * n, n, accumulate);
-  }
+  }, Schedule::kStatic);
 }
 
 void layer_norm_row(const float* xr, int64_t dim, const float* gamma, const float* beta, float eps, float* yr) {
@@ -170,18 +169,17 @@ void layer_norm_serial(const float* x, int64_t rows, int64_t dim, const float* g
 
 // Element-wise f8 (8-wide) over x, in chunks of whole vectors across threads.
 template <typename F8>
-void elementwise8(float* x, int64_t n, F8 f8) {
-  const int t = threads();
-  if (t <= 1 || n < kParallelElements || omp_in_parallel()) {
+void elementwise8(int threads, float* x, int64_t n, F8 f8) {
+  const int t = resolve_threads(threads);
+  if (t <= 1 || n < kParallelElements || in_parallel_region()) {
     fast::apply8(x, n, f8);
     return;
   }
   const int64_t step = ((n + t - 1) / t + 7) / 8 * 8;
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-  for (int part = 0; part < t; ++part) {
+  parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
     const int64_t a = std::min(n, part * step), b = std::min(n, a + step);
     fast::apply8(x + a, b - a, f8);
-  }
+  }, Schedule::kStatic);
 }
 
 constexpr size_t kHugePage = size_t{2} << 20;
@@ -201,80 +199,38 @@ void free_lines(void* p, size_t bytes) {
   ::operator delete(p, std::align_val_t{huge_block(bytes) ? kHugePage : 64});
 }
 
-void set_threads(int n) {
-  ensure_blas_single_threaded();
-  g_threads = n > 0 ? n : 0;
-}
-
-int threads() { return g_threads > 0 ? g_threads : std::max(1, omp_get_num_procs()); }
-
-void parallel_chunks(int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
-                     Schedule schedule) {
-  if (count <= 0) return;
-  grain = std::max<int64_t>(1, grain);
-  const int64_t chunks = (count + grain - 1) / grain;
-  const int t = threads();
-  if (t <= 1 || chunks == 1 || omp_in_parallel()) {
-    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
-    return;
-  }
-  if (schedule == Schedule::kStatic) {
-#pragma omp parallel for num_threads(t) schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
-  } else {
-#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
-    for (int64_t c = 0; c < chunks; ++c) fn(c * grain, std::min(count, (c + 1) * grain));
-  }
-}
-
-void parallel_items(int64_t count, const std::function<void(int64_t)>& fn) {
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(std::max<int64_t>(count, 0)));
-  parallel_chunks(count, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      try {
-        fn(i);
-      } catch (...) {
-        errors[static_cast<size_t>(i)] = std::current_exception();
-      }
-    }
-  });
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
 void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
                    bool accumulate) {
   ensure_blas_single_threaded();
   gemm_block(x, m, k, w, /*w_is_nk=*/true, k, n, b, y, n, accumulate);
 }
 
-void linear(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+void linear(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
             bool accumulate) {
-  gemm_parallel(x, m, k, w, /*w_is_nk=*/true, n, b, y, accumulate);
+  gemm_parallel(threads, x, m, k, w, /*w_is_nk=*/true, n, b, y, accumulate);
 }
 
-void linear_kn(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
-               bool accumulate) {
-  gemm_parallel(x, m, k, w, /*w_is_nk=*/false, n, b, y, accumulate);
+void linear_kn(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b,
+               float* y, bool accumulate) {
+  gemm_parallel(threads, x, m, k, w, /*w_is_nk=*/false, n, b, y, accumulate);
 }
 
-void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta, float eps,
-                float* y) {
-  const int t = threads();
-  if (t <= 1 || rows * dim < kParallelElements || omp_in_parallel()) {
+void layer_norm(int threads, const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta,
+                float eps, float* y) {
+  const int t = resolve_threads(threads);
+  if (t <= 1 || rows * dim < kParallelElements || in_parallel_region()) {
     layer_norm_serial(x, rows, dim, gamma, beta, eps, y);
     return;
   }
   const int64_t step = (rows + t - 1) / t;
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-  for (int part = 0; part < t; ++part) {
+  parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
     const int64_t r0 = std::min(rows, part * step), r1 = std::min(rows, r0 + step);
     layer_norm_serial(x + r0 * dim, r1 - r0, dim, gamma, beta, eps, y + r0 * dim);
-  }
+  }, Schedule::kStatic);
 }
 
-void gelu_erf(float* x, int64_t n) {
-  elementwise8(x, n, [](fast::v8f v) { return fast::gelu_erf8(v); });
+void gelu_erf(int threads, float* x, int64_t n) {
+  elementwise8(threads, x, n, [](fast::v8f v) { return fast::gelu_erf8(v); });
 }
 
 void gelu_tanh(float* x, int64_t n) {
@@ -289,8 +245,8 @@ void relu(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.f;
 }
 
-void sigmoid(float* x, int64_t n) {
-  elementwise8(x, n, [](fast::v8f v) { return fast::sigmoid8(v); });
+void sigmoid(int threads, float* x, int64_t n) {
+  elementwise8(threads, x, n, [](fast::v8f v) { return fast::sigmoid8(v); });
 }
 
 void add(float* y, const float* x, int64_t n) {
@@ -299,7 +255,7 @@ void add(float* y, const float* x, int64_t n) {
 }
 
 // std::exp here (not the fast one): callers include the caption decoder's log-probabilities.
-void softmax_rows(float* x, int64_t rows, int64_t cols) {
+void softmax_rows(int threads, float* x, int64_t rows, int64_t cols) {
   auto row_fn = [cols](float* row) {
     float mx = -INFINITY;
     for (int64_t j = 0; j < cols; ++j) mx = row[j] > mx ? row[j] : mx;
@@ -312,45 +268,49 @@ void softmax_rows(float* x, int64_t rows, int64_t cols) {
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
   };
-  const int t = threads();
-  if (t <= 1 || rows * cols < kParallelElements || omp_in_parallel()) {
+  const int t = resolve_threads(threads);
+  if (t <= 1 || rows * cols < kParallelElements || in_parallel_region()) {
     for (int64_t r = 0; r < rows; ++r) row_fn(x + r * cols);
     return;
   }
-#pragma omp parallel for num_threads(t) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) row_fn(x + r * cols);
+  // Thread i the i-th contiguous share of the rows (rows are independent).
+  parallel_chunks(t, rows, (rows + t - 1) / t, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) row_fn(x + r * cols);
+  }, Schedule::kStatic);
 }
 
 namespace {
 
 // e1 = first(x); out = LayerNorm(e1 + second(GELU(e1))), where second_accumulate(h, e1) adds h . W2^T.
 template <typename First, typename SecondAccumulate>
-void projection(int64_t rows, int64_t out_dim, First first, SecondAccumulate second_accumulate, const float* ln_gamma,
-                const float* ln_beta, float* out) {
+void projection(int threads, int64_t rows, int64_t out_dim, First first, SecondAccumulate second_accumulate,
+                const float* ln_gamma, const float* ln_beta, float* out) {
   std::vector<float> e1(static_cast<size_t>(rows * out_dim));
   first(e1.data());
   std::vector<float> h = e1;
-  gelu_erf(h.data(), static_cast<int64_t>(h.size()));
+  gelu_erf(threads, h.data(), static_cast<int64_t>(h.size()));
   second_accumulate(h.data(), e1.data());
-  layer_norm(e1.data(), rows, out_dim, ln_gamma, ln_beta, 1e-5f, out);
+  layer_norm(threads, e1.data(), rows, out_dim, ln_gamma, ln_beta, 1e-5f, out);
 }
 
 }  // namespace
 
-void clap_projection(const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
+void clap_projection(int threads, const float* x, int64_t rows, int64_t in_dim, const float* w1, const float* w2,
                      int64_t out_dim, const float* ln_gamma, const float* ln_beta, float* out) {
   projection(
-      rows, out_dim, [&](float* e1) { linear(x, rows, in_dim, w1, out_dim, nullptr, e1); },
-      [&](const float* h, float* e1) { linear(h, rows, out_dim, w2, out_dim, nullptr, e1, /*accumulate=*/true); },
+      threads, rows, out_dim, [&](float* e1) { linear(threads, x, rows, in_dim, w1, out_dim, nullptr, e1); },
+      [&](const float* h, float* e1) {
+        linear(threads, h, rows, out_dim, w2, out_dim, nullptr, e1, /*accumulate=*/true);
+      },
       ln_gamma, ln_beta, out);
 }
 
-void clap_projection(const float* x, int64_t rows, const PackedLinear& w1, const PackedLinear& w2,
+void clap_projection(int threads, const float* x, int64_t rows, const PackedLinear& w1, const PackedLinear& w2,
                      const float* ln_gamma, const float* ln_beta, float* out) {
   projection(
-      rows, w1.out_features(), [&](float* e1) { w1.forward(x, rows, e1); },
-      [&](const float* h, float* e1) { w2.forward(h, rows, e1, PackedLinear::Epilogue::kAccumulate); }, ln_gamma,
-      ln_beta, out);
+      threads, rows, w1.out_features(), [&](float* e1) { w1.forward(threads, x, rows, e1); },
+      [&](const float* h, float* e1) { w2.forward(threads, h, rows, e1, PackedLinear::Epilogue::kAccumulate); },
+      ln_gamma, ln_beta, out);
 }
 
 }  // namespace asdcap::nn

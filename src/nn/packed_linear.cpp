@@ -4,14 +4,13 @@
 // residual add while the tile is still in registers. Every output element is the same chain of
 // fused multiply-adds over p = 0..K-1 whatever the tile, thread or batch it falls in, so results
 // do not depend on the thread count or on the batch size, bit for bit.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/parallel.hpp"
 #include "fastmath.hpp"
 
 namespace asdcap::nn {
@@ -182,9 +181,9 @@ void PackedLinear::forward_serial(const float* x, int64_t m, float* y, Epilogue 
   for (int64_t r0 = 0; r0 < m; r0 += rb) forward_block(x, r0, std::min(m, r0 + rb), 0, panels, y, ep);
 }
 
-void PackedLinear::forward(const float* x, int64_t m, float* y, Epilogue ep) const {
-  const int t = threads();
-  if (t <= 1 || omp_in_parallel() || m * n_ * k_ < kParallelMacs) {
+void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epilogue ep) const {
+  const int t = resolve_threads(threads);
+  if (t <= 1 || in_parallel_region() || m * n_ * k_ < kParallelMacs) {
     forward_serial(x, m, y, ep);
     return;
   }
@@ -195,19 +194,17 @@ void PackedLinear::forward(const float* x, int64_t m, float* y, Epilogue ep) con
   if (panels >= t && m < n_) {
     // Each thread a contiguous range of panels (for every row block): it streams only those
     // weights, and the next panel it prefetches is its own.
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-    for (int part = 0; part < t; ++part) {
+    parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
       const int64_t p0 = panels * part / t, p1 = panels * (part + 1) / t;
       for (int64_t rb = 0; rb < row_blocks; ++rb) forward_block(x, rb * rows, std::min(m, (rb + 1) * rows), p0, p1, y, ep);
-    }
+    }, Schedule::kStatic);
   } else {
     const int64_t quantum = (m + t - 1) / t;
     const int64_t step = (quantum + kMr - 1) / kMr * kMr;
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-    for (int part = 0; part < t; ++part) {
+    parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
       const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
       for (int64_t r = r0; r < r1; r += rows) forward_block(x, r, std::min(r1, r + rows), 0, panels, y, ep);
-    }
+    }, Schedule::kStatic);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/parallel.hpp"
 #include "window_kernels.hpp"
 
 namespace asdcap::nn {
@@ -81,15 +82,15 @@ WindowAttention::WindowAttention(const WindowGeometry& g, const float* table) : 
   }
 }
 
-void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const {
+void WindowAttention::forward(int threads, const float* qkv, int64_t batch, float* out) const {
   const WindowGeometry& g = g_;
   const int64_t ws = g.window, t = g.tokens(), hd = g.channels / g.heads;
   const int64_t wins_w = g.width / ws, per_clip = g.num_windows(), hw = g.height * g.width;
   const auto kernel = static_cast<window::Kernel>(kernel_);
   // Jobs are (window, group of heads): a map of few windows (HTSAT's last stage has one) still
   // keeps every thread busy. Heads are independent, so the split does not change any value.
-  const int64_t windows = batch * per_clip;
-  const int64_t groups = std::min(g.heads, std::max<int64_t>(1, (2 * threads() + windows - 1) / windows));
+  const int64_t windows = batch * per_clip, t_threads = resolve_threads(threads);
+  const int64_t groups = std::min(g.heads, std::max<int64_t>(1, (2 * t_threads + windows - 1) / windows));
   const int64_t per_group = (g.heads + groups - 1) / groups;
   const float scale = attention_scale(hd);
   // Token i of window w on the map rolled by -shift is token (r + shift, c + shift) of the original.
@@ -102,8 +103,8 @@ void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const
     }
   };
   // One contiguous range of jobs per thread (thread i the i-th): the windows of its own rows.
-  const int64_t jobs = windows * groups, per_thread = (jobs + threads() - 1) / threads();
-  parallel_chunks(jobs, per_thread, [&](int64_t begin, int64_t end) {
+  const int64_t jobs = windows * groups, per_thread = (jobs + t_threads - 1) / t_threads;
+  parallel_chunks(threads, jobs, per_thread, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scratch;
     thread_local std::vector<int64_t> rows_buffer;
     rows_buffer.resize(static_cast<size_t>(2 * t));
@@ -137,10 +138,10 @@ void WindowAttention::forward(const float* qkv, int64_t batch, float* out) const
   }, Schedule::kStatic);
 }
 
-void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
+void patch_merge_norm(int threads, const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
                       const float* gamma, const float* beta, float eps, float* out) {
   const int64_t h2 = height / 2, w2 = width / 2, c = channels;
-  parallel_chunks(batch * h2, 1, [&](int64_t begin, int64_t end) {
+  parallel_chunks(threads, batch * h2, 1, [&](int64_t begin, int64_t end) {
     for (int64_t br = begin; br < end; ++br) {
       const int64_t b = br / h2, r = br % h2;
       for (int64_t col = 0; col < w2; ++col) {
@@ -153,7 +154,7 @@ void patch_merge_norm(const float* x, int64_t batch, int64_t height, int64_t wid
         for (int k = 0; k < 4; ++k) std::copy(src[k], src[k] + c, dst + k * c);
       }
       float* row = out + (b * h2 + r) * w2 * 4 * c;
-      layer_norm(row, w2, 4 * c, gamma, beta, eps, row);  // a whole output row: four tokens at a time
+      layer_norm(threads, row, w2, 4 * c, gamma, beta, eps, row);  // a whole output row: four tokens at a time
     }
   }, Schedule::kStatic);
 }

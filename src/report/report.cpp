@@ -1,13 +1,11 @@
 // build_report: read the run, render the spectrograms of the clips shown (each clip once, in
 // parallel), write the page atomically.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <tuple>
 
 #include "asdcap/audio.hpp"
@@ -15,6 +13,7 @@
 #include "asdcap/files.hpp"
 #include "asdcap/png.hpp"
 #include "asdcap/progress.hpp"
+#include "core/parallel.hpp"
 #include "page.hpp"
 
 namespace asdcap {
@@ -82,7 +81,8 @@ struct Job {
   std::string wav, error;
 };
 
-void render_job(Job& job, bool embed_audio) {
+// `threads`: the log-mel's (serial when clips are rendered in parallel).
+void render_job(Job& job, bool embed_audio, int threads) {
   try {
     std::error_code ec;
     if (!fs::exists(job.path, ec)) throw IoError("file not found: " + job.path);
@@ -90,7 +90,7 @@ void render_job(Job& job, bool embed_audio) {
     const size_t cap = static_cast<size_t>(kMaxSpectrogramSeconds * kSampleRate);
     if (x.size() > cap) x.resize(cap);
     job.seconds = double(x.size()) / kSampleRate;
-    job.db = log_mel(x.data(), static_cast<int64_t>(x.size()));
+    job.db = log_mel(threads, x.data(), static_cast<int64_t>(x.size()));
     job.frames = static_cast<int>(job.db.size() / kMelBins);
     if (embed_audio) {
       x.resize(std::min(x.size(), static_cast<size_t>(kMaxEmbeddedSeconds * kSampleRate)));
@@ -186,19 +186,10 @@ std::string build_report(const ReportOptions& options) {
   }
   {
     Progress progress("report: clips", static_cast<int64_t>(jobs.size()));
-    std::atomic<size_t> next{0};
-    unsigned n_threads = options.threads > 0 ? unsigned(options.threads) : std::max(1u, std::thread::hardware_concurrency());
-    n_threads = std::min<unsigned>(n_threads, std::max<size_t>(1, jobs.size()));
-    auto worker = [&] {
-      for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
-        render_job(jobs[i], options.embed_audio);
-        progress.tick();
-      }
-    };
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < n_threads; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& t : pool) t.join();
+    parallel_for(options.threads, static_cast<int64_t>(jobs.size()), [&](int64_t i) {
+      render_job(jobs[static_cast<size_t>(i)], options.embed_audio, options.threads);
+      progress.tick();
+    });
   }
 
   // A shared colour scale per machine ID, so clips of one figure are comparable.

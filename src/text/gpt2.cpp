@@ -6,6 +6,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/parallel.hpp"
 
 namespace asdcap {
 
@@ -64,7 +65,8 @@ struct Gpt2::Attention {
   virtual void run(int layer, const float* qkv, float* ctx) const = 0;
 };
 
-Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix) : model_(std::move(model)) {
+Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, int threads)
+    : model_(std::move(model)), threads_(threads) {
   if (!model_) throw ModelError("GPT-2: no model file");
   const ModelConfig& mc = model_->config();
   cfg_ = prefix.rfind("cap.", 0) == 0 ? mc.decoder : mc.text;
@@ -119,14 +121,14 @@ void Gpt2::run_blocks(float* h, int64_t rows, const Attention& attention) const 
       ctx(static_cast<size_t>(rows * d)), mlp(static_cast<size_t>(rows * 4 * d));
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
-    nn::layer_norm(h, rows, d, L.ln1_g, L.ln1_b, 1e-5f, a.data());
-    L.attn.forward(a.data(), rows, qkv.data());
+    nn::layer_norm(threads_, h, rows, d, L.ln1_g, L.ln1_b, 1e-5f, a.data());
+    L.attn.forward(threads_, a.data(), rows, qkv.data());
     attention.run(l, qkv.data(), ctx.data());
-    L.proj.forward(ctx.data(), rows, h, Ep::kAccumulate);  // h += ctx . W + b
-    nn::layer_norm(h, rows, d, L.ln2_g, L.ln2_b, 1e-5f, a.data());
-    L.fc.forward(a.data(), rows, mlp.data());
+    L.proj.forward(threads_, ctx.data(), rows, h, Ep::kAccumulate);  // h += ctx . W + b
+    nn::layer_norm(threads_, h, rows, d, L.ln2_g, L.ln2_b, 1e-5f, a.data());
+    L.fc.forward(threads_, a.data(), rows, mlp.data());
     nn::gelu_tanh(mlp.data(), rows * 4 * d);
-    L.fc2.forward(mlp.data(), rows, h, Ep::kAccumulate);
+    L.fc2.forward(threads_, mlp.data(), rows, h, Ep::kAccumulate);
   }
 }
 
@@ -157,32 +159,32 @@ void Gpt2::forward_ragged(const float* x, const std::vector<int64_t>& lengths, f
     const std::vector<int64_t>& lengths;
     const std::vector<int64_t>& offsets;
     int64_t d, hd, heads, longest;
+    int threads;
     Ragged(const std::vector<int64_t>& l, const std::vector<int64_t>& o, int64_t d_, int64_t hd_, int64_t heads_,
-           int64_t longest_)
-        : lengths(l), offsets(o), d(d_), hd(hd_), heads(heads_), longest(longest_) {}
+           int64_t longest_, int threads_)
+        : lengths(l), offsets(o), d(d_), hd(hd_), heads(heads_), longest(longest_), threads(threads_) {}
     void run(int, const float* qkv, float* ctx) const override {
       const float root = std::sqrt(static_cast<float>(hd));
       const int64_t nseq = static_cast<int64_t>(lengths.size());
       int64_t work = 0;  // multiply-adds of the attention, to decide whether threads pay
       for (int64_t len : lengths) work += len * len * d;
-#pragma omp parallel if (work > (int64_t{1} << 22))
-      {
+      // One job per (sequence, head); heads are independent, so the split changes no value.
+      parallel_chunks(work > (int64_t{1} << 22) ? threads : 1, nseq * heads, 1, [&](int64_t begin, int64_t end) {
         std::vector<float> scores(static_cast<size_t>(longest));
-#pragma omp for collapse(2) schedule(dynamic)
-        for (int64_t s = 0; s < nseq; ++s)
-          for (int64_t hh = 0; hh < heads; ++hh) {
-            const int64_t base = offsets[static_cast<size_t>(s)];
-            for (int64_t t = 0; t < lengths[static_cast<size_t>(s)]; ++t) {
-              const float* q = qkv + (base + t) * 3 * d + hh * hd;
-              KeySpan span{qkv + base * 3 * d + d + hh * hd, qkv + base * 3 * d + 2 * d + hh * hd, t + 1, 3 * d};
-              attend(q, hd, root, &span, 1, scores.data(), ctx + (base + t) * d + hh * hd);
-            }
+        for (int64_t job = begin; job < end; ++job) {
+          const int64_t s = job / heads, hh = job % heads;
+          const int64_t base = offsets[static_cast<size_t>(s)];
+          for (int64_t t = 0; t < lengths[static_cast<size_t>(s)]; ++t) {
+            const float* q = qkv + (base + t) * 3 * d + hh * hd;
+            KeySpan span{qkv + base * 3 * d + d + hh * hd, qkv + base * 3 * d + 2 * d + hh * hd, t + 1, 3 * d};
+            attend(q, hd, root, &span, 1, scores.data(), ctx + (base + t) * d + hh * hd);
           }
-      }
+        }
+      });
     }
-  } attention(lengths, offsets, d, hd, cfg_.n_head, longest);
+  } attention(lengths, offsets, d, hd, cfg_.n_head, longest, threads_);
   run_blocks(h.data(), rows, attention);
-  nn::layer_norm(h.data(), rows, d, lnf_g_, lnf_b_, 1e-5f, hidden);
+  nn::layer_norm(threads_, h.data(), rows, d, lnf_g_, lnf_b_, 1e-5f, hidden);
 }
 
 void Gpt2::forward_nocache(const float* x, int64_t batch, int64_t n, float* hidden) const {
@@ -252,7 +254,9 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
   struct Cached : Attention {
     Cache& c;
     int64_t n_new, d, hd, heads;
-    Cached(Cache& c_, int64_t n, int64_t d_, int64_t hd_, int64_t heads_) : c(c_), n_new(n), d(d_), hd(hd_), heads(heads_) {}
+    int threads;
+    Cached(Cache& c_, int64_t n, int64_t d_, int64_t hd_, int64_t heads_, int threads_)
+        : c(c_), n_new(n), d(d_), hd(hd_), heads(heads_), threads(threads_) {}
     void run(int layer, const float* qkv, float* ctx) const override {
       const int64_t past = c.length, slot = (c.capacity - c.shared) * d, own0 = past - c.shared;
       float* K = c.k[static_cast<size_t>(layer)].data();
@@ -267,24 +271,26 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
       const float* SK = c.shared_k[static_cast<size_t>(layer)].data();
       const float* SV = c.shared_v[static_cast<size_t>(layer)].data();
       const int64_t work = c.batch * n_new * (past + n_new) * d;
-#pragma omp parallel if (work > (int64_t{1} << 22))
-      {
+      // One job per (sequence, head), thread i the i-th contiguous share; heads are independent.
+      const int t_threads = work > (int64_t{1} << 22) ? resolve_threads(threads) : 1;
+      const int64_t jobs = c.batch * heads;
+      parallel_chunks(t_threads, jobs, (jobs + t_threads - 1) / t_threads, [&](int64_t begin, int64_t end) {
         std::vector<float> scores(static_cast<size_t>(past + n_new));
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < c.batch; ++b)
-          for (int64_t hh = 0; hh < heads; ++hh)
-            for (int64_t t = 0; t < n_new; ++t) {
-              KeySpan spans[2] = {{SK + hh * hd, SV + hh * hd, c.shared, d},
-                                  {K + b * slot + hh * hd, V + b * slot + hh * hd, own0 + t + 1, d}};
-              attend(qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
-                     ctx + (b * n_new + t) * d + hh * hd);
-            }
-      }
+        for (int64_t job = begin; job < end; ++job) {
+          const int64_t b = job / heads, hh = job % heads;
+          for (int64_t t = 0; t < n_new; ++t) {
+            KeySpan spans[2] = {{SK + hh * hd, SV + hh * hd, c.shared, d},
+                                {K + b * slot + hh * hd, V + b * slot + hh * hd, own0 + t + 1, d}};
+            attend(qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
+                   ctx + (b * n_new + t) * d + hh * hd);
+          }
+        }
+      }, Schedule::kStatic);
     }
-  } attention(c, n_new, d, hd, cfg_.n_head);
+  } attention(c, n_new, d, hd, cfg_.n_head, threads_);
   run_blocks(h.data(), rows, attention);
   c.length += n_new;
-  nn::layer_norm(h.data(), rows, d, lnf_g_, lnf_b_, 1e-5f, hidden);
+  nn::layer_norm(threads_, h.data(), rows, d, lnf_g_, lnf_b_, 1e-5f, hidden);
 }
 
 void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
@@ -292,7 +298,7 @@ void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
   std::call_once(lm_head_once_, [this] {
     lm_head_ = std::make_unique<nn::PackedLinear>(wte_, cfg_.vocab, cfg_.n_embd, nullptr);
   });
-  lm_head_->forward(hidden, rows, out);
+  lm_head_->forward(threads_, hidden, rows, out);
 }
 
 }  // namespace asdcap

@@ -26,10 +26,11 @@ std::shared_ptr<const ModelFile> require_text(std::shared_ptr<const ModelFile> m
 }
 }  // namespace
 
-TextEncoder::TextEncoder(std::shared_ptr<const ModelFile> model)
+TextEncoder::TextEncoder(std::shared_ptr<const ModelFile> model, TextEncoderParams params)
     : model_(require_text(std::move(model))),
+      params_(params),
       tokenizer_(Tokenizer::from_model(*model_)),
-      gpt2_(model_, "text.gpt2."),
+      gpt2_(model_, "text.gpt2.", params.threads),
       proj_dim_(model_->config().proj_dim) {
   const int64_t d = gpt2_.n_embd();
   model_->f32("text.proj.linear1.weight", {proj_dim_, d});
@@ -67,7 +68,7 @@ std::vector<float> TextEncoder::embed(const std::vector<std::string>& texts) con
     r += lengths[i];
     std::copy(hidden.begin() + (r - 1) * d, hidden.begin() + r * d, pooled.begin() + static_cast<int64_t>(i) * d);
   }
-  nn::clap_projection(pooled.data(), static_cast<int64_t>(texts.size()), d,
+  nn::clap_projection(params_.threads, pooled.data(), static_cast<int64_t>(texts.size()), d,
                       model_->f32("text.proj.linear1.weight"), model_->f32("text.proj.linear2.weight"), proj_dim_,
                       model_->f32("text.proj.layer_norm.weight"), model_->f32("text.proj.layer_norm.bias"),
                       out.data());
@@ -94,7 +95,7 @@ TextEncoder::Trace TextEncoder::trace_ids(const std::vector<int64_t>& ids) const
   gpt2_.forward_ragged(x.data(), {n}, tr.hidden.data());
   tr.pooled.assign(tr.hidden.end() - d, tr.hidden.end());
   tr.embedding.resize(static_cast<size_t>(proj_dim_));
-  nn::clap_projection(tr.pooled.data(), 1, d, model_->f32("text.proj.linear1.weight"),
+  nn::clap_projection(params_.threads, tr.pooled.data(), 1, d, model_->f32("text.proj.linear1.weight"),
                       model_->f32("text.proj.linear2.weight"), proj_dim_, model_->f32("text.proj.layer_norm.weight"),
                       model_->f32("text.proj.layer_norm.bias"), tr.embedding.data());
   return tr;

@@ -25,8 +25,8 @@ TEST(AudioMelFilters, ExplicitMelWIsUsed) {
   for (size_t i = 0; i < signal.size(); ++i) signal[i] = float(0.3 * std::sin(0.05 * double(i)));
   std::vector<float> doubled = builtin_mel_filters();
   for (float& w : doubled) w *= 2.0f;
-  const auto a = log_mel(signal.data(), 44100);
-  const auto b = log_mel(signal.data(), 44100, doubled.data());
+  const auto a = log_mel(0, signal.data(), 44100);
+  const auto b = log_mel(0, signal.data(), 44100, doubled.data());
   ASSERT_EQ(a.size(), b.size());
   // x2 on the filters is +3.0103 dB wherever the value is above the floor.
   for (size_t i = 0; i < a.size(); ++i) {
@@ -40,16 +40,16 @@ TEST(AudioLogMel, AnyLengthGivesLengthOverHopPlusOneFrames) {
   for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{100}, int64_t{513}, int64_t{1024}, int64_t{308700}, int64_t{441001}}) {
     std::vector<float> x(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = float(std::sin(0.01 * double(i * i % 1000)));
-    const auto mel = log_mel(x.data(), n);
+    const auto mel = log_mel(0, x.data(), n);
     ASSERT_EQ(static_cast<int64_t>(mel.size()), (n / kHop + 1) * kMelBins) << n;
     for (float v : mel) ASSERT_TRUE(std::isfinite(v) && v >= -100.0f) << n;
   }
-  EXPECT_THROW(log_mel(nullptr, 0), Error);
+  EXPECT_THROW(log_mel(0, nullptr, 0), Error);
 }
 
 TEST(AudioLogMel, SilenceIsTheMinus100DbFloor) {
   std::vector<float> zeros(kWindowSamples, 0.0f);
-  const auto mel = log_mel(zeros.data(), kWindowSamples);
+  const auto mel = log_mel(0, zeros.data(), kWindowSamples);
   ASSERT_EQ(mel.size(), size_t(kWindowFrames * kMelBins));
   for (float v : mel) ASSERT_EQ(v, -100.0f);
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "asdcap/audio.hpp"
+#include "asdcap/clap.hpp"
 
 namespace asdcap {
 namespace {
@@ -24,7 +25,7 @@ void run_front_end(const std::string& path, ChannelMode mode, int expect_channel
   EXPECT_EQ(static_cast<int64_t>(starts.size()), (static_cast<int64_t>(signal.size()) + kWindowSamples - 1) / kWindowSamples);
   for (int64_t s : starts) {
     const auto w = window_at(signal, s);
-    const auto mel = log_mel(w.data(), kWindowSamples);
+    const auto mel = log_mel(0, w.data(), kWindowSamples);
     ASSERT_EQ(mel.size(), size_t(kWindowFrames * kMelBins));
     double mean = 0;
     for (float v : mel) {
@@ -37,7 +38,7 @@ void run_front_end(const std::string& path, ChannelMode mode, int expect_channel
     ASSERT_EQ(image.size(), size_t(kImageSize * kImageSize));
   }
   // The whole clip as one spectrogram (what report / evidence use).
-  const auto whole = log_mel(signal.data(), static_cast<int64_t>(signal.size()));
+  const auto whole = log_mel(0, signal.data(), static_cast<int64_t>(signal.size()));
   EXPECT_EQ(static_cast<int64_t>(whole.size()), (static_cast<int64_t>(signal.size()) / kHop + 1) * kMelBins);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[ realdata ] %s: %d ch, %.1f s, %zu windows, front end %.0f ms\n",

@@ -8,18 +8,12 @@
 #include <cstdio>
 
 #include "asdcap/audio.hpp"
-#include "asdcap/nn.hpp"
 #include "clap_golden.hpp"
 
 using namespace asdcap;
 using namespace asdcap::test;
 
 namespace {
-
-struct ThreadGuard {
-  int saved = nn::threads();
-  ~ThreadGuard() { nn::set_threads(saved); }
-};
 
 std::vector<std::vector<float>> golden_waveforms(size_t n) {
   std::vector<std::vector<float>> w;
@@ -59,12 +53,10 @@ TEST(ClapBatching, BatchOfSevenEqualsOneByOne) {
 }
 
 TEST(ClapBatching, OneAndTwoThreadsGiveEqualBits) {
-  ThreadGuard guard;
   const auto waves = golden_waveforms(7);
-  nn::set_threads(1);
-  const auto one = golden_encoder().encode(pointers(waves));
-  nn::set_threads(2);
-  const auto two = golden_encoder().encode(pointers(waves));
+  const AudioEncoder one_thread(golden_clap_model(), "audio.", {1}), two_threads(golden_clap_model(), "audio.", {2});
+  const auto one = one_thread.encode(pointers(waves));
+  const auto two = two_threads.encode(pointers(waves));
   ASSERT_EQ(one.size(), two.size());
   for (size_t i = 0; i < one.size(); ++i) {
     EXPECT_EQ(one[i].embedding, two[i].embedding) << i;

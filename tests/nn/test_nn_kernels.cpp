@@ -7,6 +7,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/parallel.hpp"
 
 namespace nn = asdcap::nn;
 
@@ -19,12 +20,6 @@ std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.f) {
   for (auto& x : v) x = dist(rng);
   return v;
 }
-
-// Restores the thread setting after a test changes it.
-struct ThreadGuard {
-  int saved = nn::threads();
-  ~ThreadGuard() { nn::set_threads(saved); }
-};
 
 // Swin reference written the slow, literal way: roll the map by -shift, partition into windows,
 // attention per window and head with bias and mask, reverse the partition, roll back by +shift.
@@ -79,7 +74,7 @@ void check_window_attention(int64_t side, int64_t channels, int64_t heads, int64
   const auto qkv = random_vector(static_cast<size_t>(batch * side * side * 3 * channels), 7, 1.5f);
   const auto table = random_vector(static_cast<size_t>((2 * window - 1) * (2 * window - 1) * heads), 8);
   std::vector<float> out(static_cast<size_t>(batch * side * side * channels));
-  nn::WindowAttention(g, table.data()).forward(qkv.data(), batch, out.data());
+  nn::WindowAttention(g, table.data()).forward(0, qkv.data(), batch, out.data());
   const auto ref = reference_window_attention(qkv, batch, g, table, shift > 0);
   double worst = 0;
   for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
@@ -107,17 +102,14 @@ TEST(NnWindowAttention, MatchesReferenceHead8And40) {
 // Heads of one window are split over threads (HTSAT's last stage is a single window); windows of a
 // map too. Neither changes a bit.
 TEST(NnWindowAttention, SameBitsWithOneAndTwoThreads) {
-  ThreadGuard guard;
   for (int64_t side : {8, 32}) {
     const nn::WindowGeometry g{side, side, 96, 4, 8, side > 8 ? 4 : 0};
     const auto qkv = random_vector(static_cast<size_t>(2 * side * side * 3 * 96), 9, 1.5f);
     const auto table = random_vector(static_cast<size_t>(15 * 15 * 4), 10);
     const nn::WindowAttention attn(g, table.data());
     std::vector<float> one(static_cast<size_t>(2 * side * side * 96)), two(one.size());
-    nn::set_threads(1);
-    attn.forward(qkv.data(), 2, one.data());
-    nn::set_threads(2);
-    attn.forward(qkv.data(), 2, two.data());
+    attn.forward(1, qkv.data(), 2, one.data());
+    attn.forward(2, qkv.data(), 2, two.data());
     EXPECT_EQ(one, two) << "side " << side;
   }
 }
@@ -137,9 +129,9 @@ TEST(NnLinear, MatchesDoubleReferenceBothLayoutsAndAccumulate) {
   std::vector<float> wt(k * n);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < k; ++j) wt[j * n + i] = w[i * k + j];
-  nn::linear(x.data(), m, k, w.data(), n, b.data(), y.data());
-  nn::linear_kn(x.data(), m, k, wt.data(), n, b.data(), y_kn.data());
-  nn::linear(x.data(), m, k, w.data(), n, nullptr, acc.data(), /*accumulate=*/true);
+  nn::linear(0, x.data(), m, k, w.data(), n, b.data(), y.data());
+  nn::linear_kn(0, x.data(), m, k, wt.data(), n, b.data(), y_kn.data());
+  nn::linear(0, x.data(), m, k, w.data(), n, nullptr, acc.data(), /*accumulate=*/true);
   double worst = 0;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -152,15 +144,12 @@ TEST(NnLinear, MatchesDoubleReferenceBothLayoutsAndAccumulate) {
 }
 
 TEST(NnLinear, SameBitsWithOneAndTwoThreads) {
-  ThreadGuard guard;
   for (int64_t m : {2048, 40}) {  // large and small row splits
     const int64_t k = 192, n = 768;
     const auto x = random_vector(m * k, 4), w = random_vector(n * k, 5), b = random_vector(n, 6);
     std::vector<float> y1(m * n), y2(m * n);
-    nn::set_threads(1);
-    nn::linear(x.data(), m, k, w.data(), n, b.data(), y1.data());
-    nn::set_threads(2);
-    nn::linear(x.data(), m, k, w.data(), n, b.data(), y2.data());
+    nn::linear(1, x.data(), m, k, w.data(), n, b.data(), y1.data());
+    nn::linear(2, x.data(), m, k, w.data(), n, b.data(), y2.data());
     EXPECT_EQ(y1, y2) << "m = " << m;
   }
 }
@@ -175,7 +164,7 @@ TEST(NnLayerNorm, MatchesDoubleReference) {
       for (auto& v : x) v += offset;
       const auto g = random_vector(static_cast<size_t>(dim), 10), b = random_vector(static_cast<size_t>(dim), 11);
       std::vector<float> y(static_cast<size_t>(rows * dim));
-      nn::layer_norm(x.data(), rows, dim, g.data(), b.data(), 1e-5f, y.data());
+      nn::layer_norm(0, x.data(), rows, dim, g.data(), b.data(), 1e-5f, y.data());
       double worst = 0;
       for (int64_t r = 0; r < rows; ++r) {
         double mean = 0, var = 0;
@@ -195,16 +184,13 @@ TEST(NnLayerNorm, MatchesDoubleReference) {
 }
 
 TEST(NnLayerNorm, SameBitsWithOneAndTwoThreadsAndInPlace) {
-  ThreadGuard guard;
   const int64_t rows = 1027, dim = 96;
   const auto x = random_vector(static_cast<size_t>(rows * dim), 13, 2.f);
   const auto g = random_vector(static_cast<size_t>(dim), 14), b = random_vector(static_cast<size_t>(dim), 15);
   std::vector<float> one(x.size()), two(x.size()), in_place = x;
-  nn::set_threads(1);
-  nn::layer_norm(x.data(), rows, dim, g.data(), b.data(), 1e-5f, one.data());
-  nn::set_threads(2);
-  nn::layer_norm(x.data(), rows, dim, g.data(), b.data(), 1e-5f, two.data());
-  nn::layer_norm(in_place.data(), rows, dim, g.data(), b.data(), 1e-5f, in_place.data());
+  nn::layer_norm(1, x.data(), rows, dim, g.data(), b.data(), 1e-5f, one.data());
+  nn::layer_norm(2, x.data(), rows, dim, g.data(), b.data(), 1e-5f, two.data());
+  nn::layer_norm(2, in_place.data(), rows, dim, g.data(), b.data(), 1e-5f, in_place.data());
   EXPECT_EQ(one, two);
   EXPECT_EQ(one, in_place);
 }
@@ -213,8 +199,8 @@ TEST(NnActivations, GeluErfSigmoidAndSoftmaxMatchLibm) {
   std::vector<float> x;
   for (int i = -12000; i <= 12000; ++i) x.push_back(static_cast<float>(i) * 1e-3f);
   std::vector<float> gelu = x, sig = x;
-  nn::gelu_erf(gelu.data(), static_cast<int64_t>(gelu.size()));
-  nn::sigmoid(sig.data(), static_cast<int64_t>(sig.size()));
+  nn::gelu_erf(0, gelu.data(), static_cast<int64_t>(gelu.size()));
+  nn::sigmoid(0, sig.data(), static_cast<int64_t>(sig.size()));
   double worst_gelu = 0, worst_sig = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     const double v = x[i];
@@ -225,7 +211,7 @@ TEST(NnActivations, GeluErfSigmoidAndSoftmaxMatchLibm) {
   EXPECT_LT(worst_gelu, 2e-7);  // A&S 7.1.26 (PyTorch's vectorised erf) is within 1.5e-7
   EXPECT_LT(worst_sig, 2e-7);
   std::vector<float> s = {1.f, 2.f, 3.f, -1e30f};
-  nn::softmax_rows(s.data(), 1, 4);
+  nn::softmax_rows(0, s.data(), 1, 4);
   const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
   EXPECT_NEAR(s[0], std::exp(1.0) / z, 1e-7);
   EXPECT_NEAR(s[2], std::exp(3.0) / z, 1e-7);
@@ -236,7 +222,7 @@ TEST(NnPatchMerge, MatchesLiteralConcatenationOrder) {
   const int64_t batch = 2, h = 4, w = 6, c = 3;
   const auto x = random_vector(batch * h * w * c, 12);
   std::vector<float> out(batch * (h / 2) * (w / 2) * 4 * c);
-  nn::patch_merge_norm(x.data(), batch, h, w, c, nullptr, nullptr, 1e-5f, out.data());
+  nn::patch_merge_norm(0, x.data(), batch, h, w, c, nullptr, nullptr, 1e-5f, out.data());
   // torch.cat([x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]], -1) then LayerNorm
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t r = 0; r < h / 2; ++r)
@@ -256,13 +242,11 @@ TEST(NnPatchMerge, MatchesLiteralConcatenationOrder) {
 }
 
 TEST(NnParallel, ChunksCoverRangeOnceWithAnyThreadCountAndSchedule) {
-  ThreadGuard guard;
   for (int t : {1, 2})
-    for (const auto schedule : {nn::Schedule::kDynamic, nn::Schedule::kStatic}) {
-      nn::set_threads(t);
+    for (const auto schedule : {asdcap::Schedule::kDynamic, asdcap::Schedule::kStatic}) {
       std::vector<int> hits(1000, 0);
-      nn::parallel_chunks(
-          1000, 64,
+      asdcap::parallel_chunks(
+          t, 1000, 64,
           [&](int64_t a, int64_t b) {
             EXPECT_EQ(a % 64, 0);
             EXPECT_EQ(b, std::min<int64_t>(1000, a + 64));
@@ -286,10 +270,10 @@ TEST(NnPackedLinear, MatchesDoubleReferenceLayoutsAndEpilogues) {
   EXPECT_EQ(out_in.in_features(), k);
   EXPECT_EQ(out_in.out_features(), n);
   std::vector<float> plain(m * n), transposed(m * n), gelu(m * n), acc(m * n, 1.0f);
-  out_in.forward(x.data(), m, plain.data());
-  in_out.forward(x.data(), m, transposed.data());
-  out_in.forward(x.data(), m, gelu.data(), nn::PackedLinear::Epilogue::kGelu);
-  out_in.forward(x.data(), m, acc.data(), nn::PackedLinear::Epilogue::kAccumulate);
+  out_in.forward(0, x.data(), m, plain.data());
+  in_out.forward(0, x.data(), m, transposed.data());
+  out_in.forward(0, x.data(), m, gelu.data(), nn::PackedLinear::Epilogue::kGelu);
+  out_in.forward(0, x.data(), m, acc.data(), nn::PackedLinear::Epilogue::kAccumulate);
   double worst = 0;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -304,15 +288,12 @@ TEST(NnPackedLinear, MatchesDoubleReferenceLayoutsAndEpilogues) {
 }
 
 TEST(NnPackedLinear, SameBitsForAnyThreadCountAndRowSplit) {
-  ThreadGuard guard;
   const int64_t m = 1000, k = 192, n = 200;
   const auto x = random_vector(m * k, 24), w = random_vector(n * k, 25), b = random_vector(n, 26);
   const nn::PackedLinear layer(w.data(), n, k, b.data());
   std::vector<float> one(m * n), two(m * n), pieces(m * n);
-  nn::set_threads(1);
-  layer.forward(x.data(), m, one.data());
-  nn::set_threads(2);
-  layer.forward(x.data(), m, two.data());
+  layer.forward(1, x.data(), m, one.data());
+  layer.forward(2, x.data(), m, two.data());
   // Rows in uneven pieces (as clips of different batches would fall; pieces of few tiles take the
   // tiles that spread their prefetches): still the same bits.
   for (int64_t r0 = 0, step = 1; r0 < m; r0 += step, step = step * 3 + 1)

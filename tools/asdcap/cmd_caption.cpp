@@ -11,8 +11,8 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/caption.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/files.hpp"
 #include "asdcap/model_file.hpp"
-#include "asdcap/nn.hpp"
 #include "asdcap/progress.hpp"
 #include "command.hpp"
 #include "options.hpp"
@@ -42,9 +42,8 @@ void print_line(const nlohmann::json& j) {
 void run(const CaptionArgs& a) {
   if (a.beam < 1 || a.beam > 64) throw asdcap::UsageError("--beam must be between 1 and 64");
   if (a.max_tokens < 1) throw asdcap::UsageError("--max-tokens must be at least 1");
-  asdcap::nn::set_threads(a.threads);
   const auto model = asdcap::ModelFile::open(a.model);
-  const asdcap::Captioner captioner(model);
+  const asdcap::Captioner captioner(model, {a.threads});
   asdcap::CaptionOptions opts;
   opts.beam = a.beam;
   opts.max_tokens = a.max_tokens;
@@ -57,7 +56,9 @@ void run(const CaptionArgs& a) {
     nlohmann::json j{{"file", file}};
     try {
       const std::vector<float> signal = asdcap::load_audio_44k(file, a.channels);
-      const asdcap::CaptionResult r = captioner.caption_signal(signal, a.crop, opts);
+      const std::string sha = a.crop.seeded_from_content() ? asdcap::sha256_file(file) : "";
+      const asdcap::CropPolicy clip_crop = asdcap::resolve_clip_crop(a.crop, sha).policy;
+      const asdcap::CaptionResult r = captioner.caption_signal(signal, clip_crop, opts);
       j["caption"] = r.caption;
       j["tokens"] = r.beams.front().tokens;
       j["score"] = r.beams.front().score;
@@ -92,7 +93,7 @@ void setup(CLI::App& app) {
       "Describe audio files in words with msclap's captioner (clapcap): JSON Lines "
       "{\"file\",\"caption\",\"tokens\",\"score\"} on stdout");
   asdcap::cli::add_model(sub, args->model, "with the captioner (converted with --clapcap)")->required();
-  asdcap::cli::add_crop(sub, args->crop, {.random_by_content = false, .cover = "embeddings averaged"});
+  asdcap::cli::add_crop(sub, args->crop, {.random_by_content = true, .cover = "window captions: the mean of the windows' prefixes"});
   asdcap::cli::add_channels(sub, args->channels);
   sub->add_option("--beam", args->beam, "Beam size (1 = greedy)")->capture_default_str();
   sub->add_option("--max-tokens", args->max_tokens, "Most tokens per caption (msclap's entry_length)")

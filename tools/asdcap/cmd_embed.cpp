@@ -4,7 +4,6 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/nn.hpp"
 #include "asdcap/npy.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "audio_input.hpp"
@@ -21,17 +20,16 @@ struct EmbedArgs {
 void run(const EmbedArgs& a) {
   if (a.texts.empty() == a.input.files.empty())
     throw asdcap::UsageError("embed: give audio FILEs or --text, not both and not neither");
-  asdcap::nn::set_threads(a.input.threads);
   const auto model = asdcap::ModelFile::open(a.model);
   std::vector<float> rows;
   int64_t n = 0, dim = 0;
   if (!a.texts.empty()) {
-    const asdcap::TextEncoder encoder(model);
+    const asdcap::TextEncoder encoder(model, {a.input.threads});
     rows = asdcap::cli::rethrow_for_flag("--text", [&] { return encoder.embed(a.texts); });
     n = static_cast<int64_t>(a.texts.size());
     dim = encoder.dim();
   } else {
-    const asdcap::AudioEncoder encoder(model, "audio.");
+    const asdcap::AudioEncoder encoder(model, "audio.", {a.input.threads});
     const auto outs = a.input.encode(encoder, "embedding");
     for (const auto& o : outs) rows.insert(rows.end(), o.embedding.begin(), o.embedding.end());
     n = static_cast<int64_t>(outs.size());

@@ -6,7 +6,6 @@
 #include <exception>
 #include <filesystem>
 #include <memory>
-#include <thread>
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
@@ -14,6 +13,7 @@
 #include "asdcap/progress.hpp"
 #include "command.hpp"
 #include "options.hpp"
+#include "core/parallel.hpp"
 
 namespace {
 
@@ -30,10 +30,10 @@ struct FileResult {
   int64_t samples_44k = 0;
   std::vector<int64_t> starts;
   std::vector<std::vector<float>> rows;  // one [965 x 64] log-mel per window
-  std::exception_ptr error;
 };
 
-FileResult process(const std::string& path, const asdcap::CropPolicy& crop, asdcap::ChannelMode mode) {
+// `threads`: the log-mel's (serial when files are processed in parallel).
+FileResult process(const std::string& path, const asdcap::CropPolicy& crop, asdcap::ChannelMode mode, int threads) {
   FileResult r;
   const std::vector<float> signal = asdcap::load_audio_44k(path, mode, &r.info);
   r.samples_44k = static_cast<int64_t>(signal.size());
@@ -44,7 +44,7 @@ FileResult process(const std::string& path, const asdcap::CropPolicy& crop, asdc
   }
   for (int64_t start : r.starts) {
     const std::vector<float> window = asdcap::window_at(signal, start);
-    r.rows.push_back(asdcap::log_mel(window.data(), asdcap::kWindowSamples));
+    r.rows.push_back(asdcap::log_mel(threads, window.data(), asdcap::kWindowSamples));
   }
   return r;
 }
@@ -63,33 +63,25 @@ void run(const FeaturesArgs& args) {
 
   const size_t n = args.files.size();
   std::vector<FileResult> results(n);
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  const size_t workers = std::min<size_t>(n, args.threads > 0 ? static_cast<size_t>(args.threads) : hw);
   asdcap::Progress progress("features", static_cast<int64_t>(n));
-  std::atomic<size_t> next{0};
   // One bad file fails the command. Files after the first failure are skipped, files before it
-  // are still read, so the error reported is the one a serial run would report.
+  // are still read, so the error reported is the one a serial run would report (parallel_for
+  // rethrows the error of the lowest index).
   std::atomic<size_t> first_failure{n};
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < n;) {
-      if (i > first_failure.load()) continue;
-      try {
-        results[i] = process(args.files[i], crop, mode);
-      } catch (...) {
-        results[i].error = std::current_exception();
-        size_t seen = first_failure.load();
-        while (i < seen && !first_failure.compare_exchange_weak(seen, i)) {
-        }
+  asdcap::parallel_for(args.threads, static_cast<int64_t>(n), [&](int64_t item) {
+    const auto i = static_cast<size_t>(item);
+    if (i > first_failure.load()) return;
+    try {
+      results[i] = process(args.files[i], crop, mode, args.threads);
+    } catch (...) {
+      size_t seen = first_failure.load();
+      while (i < seen && !first_failure.compare_exchange_weak(seen, i)) {
       }
       progress.tick();
+      throw;
     }
-  };
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < workers; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  for (const auto& r : results)
-    if (r.error) std::rethrow_exception(r.error);
+    progress.tick();
+  });
 
   int64_t total_rows = 0;
   for (const auto& r : results) total_rows += static_cast<int64_t>(r.rows.size());

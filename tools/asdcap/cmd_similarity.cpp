@@ -5,7 +5,6 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/nn.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "audio_input.hpp"
 #include "core/csv.hpp"
@@ -26,10 +25,9 @@ void run(const SimilarityArgs& a) {
   const auto& files = a.input.files;
   if (files.empty()) throw asdcap::UsageError("similarity: no audio FILE given");
   if (a.texts.empty()) throw asdcap::UsageError("similarity: give at least one --text");
-  asdcap::nn::set_threads(a.input.threads);
   const auto model = asdcap::ModelFile::open(a.model);
-  const asdcap::TextEncoder text_encoder(model);
-  const asdcap::AudioEncoder audio_encoder(model, "audio.");
+  const asdcap::TextEncoder text_encoder(model, {a.input.threads});
+  const asdcap::AudioEncoder audio_encoder(model, "audio.", {a.input.threads});
   const auto text = asdcap::cli::rethrow_for_flag("--text", [&] { return text_encoder.embed(a.texts); });
   const auto outs = a.input.encode(audio_encoder, "embedding");
   std::vector<float> audio;

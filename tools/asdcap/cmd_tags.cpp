@@ -7,7 +7,6 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/nn.hpp"
 #include "audio_input.hpp"
 #include "core/csv.hpp"
 #include "command.hpp"
@@ -55,9 +54,8 @@ std::vector<std::string> read_labels(const std::string& path) {
 void run(const TagsArgs& a) {
   const auto& files = a.input.files;
   if (files.empty()) throw asdcap::UsageError("tags: no audio FILE given");
-  asdcap::nn::set_threads(a.input.threads);
   const auto model = asdcap::ModelFile::open(a.model);
-  const asdcap::AudioEncoder encoder(model, "audio.");
+  const asdcap::AudioEncoder encoder(model, "audio.", {a.input.threads});
   const int64_t classes = encoder.num_classes();
   std::vector<std::string> labels;
   if (!a.labels.empty()) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "asdcap/audio.hpp"
+#include "asdcap/clap.hpp"
 
 namespace asdcap {
 namespace {
