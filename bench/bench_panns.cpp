@@ -31,7 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/npy.hpp"
 #include "asdcap/panns.hpp"
 #include "core/parallel.hpp"

@@ -6,7 +6,7 @@
 
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/safetensors.hpp"
+#include "modelio/safetensors.hpp"
 #include "modelio/unpickler.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

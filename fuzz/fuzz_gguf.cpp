@@ -5,7 +5,7 @@
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/gguf.hpp"
+#include "modelio/gguf.hpp"
 #include "modelio/schema.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -11,8 +11,8 @@
 #include <stdexcept>
 
 #include "ae/model.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/gguf.hpp"
+#include "core/files.hpp"
+#include "modelio/gguf.hpp"
 #include "core/parallel.hpp"
 #include "modelio/mapped_file.hpp"
 

@@ -1,7 +1,7 @@
 // Audio files -> CLAP outputs, windows of several files batched together.
 #include "asdcap/audio.hpp"
 #include "asdcap/clap.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 
 namespace asdcap {
 

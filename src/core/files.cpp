@@ -1,4 +1,4 @@
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 
 #include <openssl/evp.h>
 

@@ -1,4 +1,4 @@
-#include "asdcap/progress.hpp"
+#include "core/progress.hpp"
 
 #include <cstdio>
 #include <cstdlib>

@@ -5,7 +5,7 @@
 #include <complex>
 #include <vector>
 
-#include "asdcap/acoustic.hpp"
+#include "detect/acoustic.hpp"
 #include "asdcap/audio.hpp"
 
 namespace asdcap {

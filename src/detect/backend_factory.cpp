@@ -1,6 +1,6 @@
 #include <algorithm>
 
-#include "asdcap/acoustic.hpp"
+#include "detect/acoustic.hpp"
 #include "asdcap/audio.hpp"
 #include "asdcap/backend.hpp"
 #include "asdcap/clap.hpp"

@@ -13,12 +13,12 @@
 
 #include "asdcap/backend.hpp"
 #include "asdcap/dataset.hpp"
-#include "asdcap/embedding_cache.hpp"
+#include "detect/embedding_cache.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/knn.hpp"
 #include "asdcap/metrics.hpp"
-#include "asdcap/progress.hpp"
+#include "core/progress.hpp"
 #include "asdcap/run.hpp"
 #include "core/parallel.hpp"
 

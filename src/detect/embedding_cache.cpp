@@ -1,4 +1,4 @@
-#include "asdcap/embedding_cache.hpp"
+#include "detect/embedding_cache.hpp"
 
 #include <sqlite3.h>
 

@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/synth.hpp"
 #include "core/parallel.hpp"
 

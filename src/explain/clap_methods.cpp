@@ -6,9 +6,9 @@
 #include "asdcap/backend.hpp"
 #include "asdcap/caption.hpp"
 #include "asdcap/clap.hpp"
-#include "asdcap/embedding_cache.hpp"
+#include "detect/embedding_cache.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/text_encoder.hpp"
 

@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "asdcap/error.hpp"
-#include "asdcap/progress.hpp"
+#include "core/progress.hpp"
 #include "asdcap/run.hpp"
 #include "stages.hpp"
 

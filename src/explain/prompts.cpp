@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 
 namespace asdcap {
 

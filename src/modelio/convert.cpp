@@ -10,8 +10,8 @@
 
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/safetensors.hpp"
+#include "core/files.hpp"
+#include "modelio/safetensors.hpp"
 #include "model_writer.hpp"
 #include "schema.hpp"
 

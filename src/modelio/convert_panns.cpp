@@ -7,8 +7,8 @@
 #include <set>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/gguf.hpp"
+#include "core/files.hpp"
+#include "modelio/gguf.hpp"
 #include "asdcap/panns.hpp"
 #include "mapped_file.hpp"
 #include "model_writer.hpp"

@@ -1,11 +1,11 @@
-#include "asdcap/gguf.hpp"
+#include "modelio/gguf.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <limits>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 
 namespace asdcap {
 namespace {

@@ -6,8 +6,8 @@
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/gguf.hpp"
+#include "core/files.hpp"
+#include "modelio/gguf.hpp"
 #include "half.hpp"
 #include "mapped_file.hpp"
 #include "schema.hpp"

@@ -1,4 +1,4 @@
-#include "asdcap/safetensors.hpp"
+#include "modelio/safetensors.hpp"
 
 #include <nlohmann/json.hpp>
 

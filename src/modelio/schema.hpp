@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "asdcap/convert.hpp"
-#include "asdcap/gguf.hpp"
+#include "modelio/gguf.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/panns.hpp"
 

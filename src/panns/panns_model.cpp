@@ -3,8 +3,8 @@
 #include <map>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/gguf.hpp"
+#include "core/files.hpp"
+#include "modelio/gguf.hpp"
 #include "asdcap/panns.hpp"
 #include "cnn14.hpp"
 #include "core/parallel.hpp"

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <numeric>
 
-#include "asdcap/report_parts.hpp"
+#include "report/charts.hpp"
 
 namespace asdcap::report {
 namespace {

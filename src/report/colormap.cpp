@@ -1,4 +1,4 @@
-#include "asdcap/colormap.hpp"
+#include "report/colormap.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <set>
 
-#include "asdcap/colormap.hpp"
+#include "report/colormap.hpp"
 #include "page.hpp"
 
 namespace asdcap::report {

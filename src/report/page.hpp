@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "asdcap/report.hpp"
-#include "asdcap/report_parts.hpp"
+#include "report/charts.hpp"
 
 namespace asdcap::report {
 

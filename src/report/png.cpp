@@ -1,4 +1,4 @@
-#include "asdcap/png.hpp"
+#include "report/png.hpp"
 
 #include <zlib.h>
 

@@ -10,9 +10,9 @@
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/png.hpp"
-#include "asdcap/progress.hpp"
+#include "core/files.hpp"
+#include "report/png.hpp"
+#include "core/progress.hpp"
 #include "core/parallel.hpp"
 #include "page.hpp"
 

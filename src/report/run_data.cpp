@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "asdcap/report_parts.hpp"
+#include "report/charts.hpp"
 
 namespace asdcap::report {
 namespace fs = std::filesystem;

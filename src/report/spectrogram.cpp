@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "asdcap/colormap.hpp"
-#include "asdcap/png.hpp"
-#include "asdcap/report_parts.hpp"
+#include "report/colormap.hpp"
+#include "report/png.hpp"
+#include "report/charts.hpp"
 
 namespace asdcap::report {
 namespace {

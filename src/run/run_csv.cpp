@@ -5,7 +5,7 @@
 #include <fstream>
 #include <map>
 
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/run.hpp"
 #include "core/csv.hpp"
 #include "run/run_io.hpp"

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/run.hpp"
 #include "run/run_io.hpp"
 

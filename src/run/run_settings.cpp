@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/run.hpp"
 #include "run/run_io.hpp"
 

@@ -8,7 +8,7 @@
 
 #include "ae_test_data.hpp"
 #include "asdcap/ae.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 
 namespace asdcap {
 namespace {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "clap_golden.hpp"
 
 using namespace asdcap;

@@ -15,8 +15,8 @@
 
 #include "asdcap/audio.hpp"
 #include "asdcap/backend.hpp"
-#include "asdcap/embedding_cache.hpp"
-#include "asdcap/files.hpp"
+#include "detect/embedding_cache.hpp"
+#include "core/files.hpp"
 #include "asdcap/npy.hpp"
 #include "cli/cli_runner.hpp"
 #include "explain/clap_methods.hpp"

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 
 namespace fs = std::filesystem;
 using namespace asdcap;

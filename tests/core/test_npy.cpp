@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/npy.hpp"
 
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <random>
 
-#include "asdcap/acoustic.hpp"
+#include "detect/acoustic.hpp"
 #include "asdcap/audio.hpp"
 
 using namespace asdcap;

@@ -18,7 +18,7 @@
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/run.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/synth.hpp"
 
 using namespace asdcap;

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/synth.hpp"
 
 using namespace asdcap;

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/prompts.hpp"
 
 using namespace asdcap;

@@ -13,7 +13,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/run.hpp"
 #include "explain_fixture.hpp"
 #include "fake_llm_server.hpp"

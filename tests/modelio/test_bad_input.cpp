@@ -9,8 +9,8 @@
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/gguf.hpp"
+#include "core/files.hpp"
+#include "modelio/gguf.hpp"
 #include "asdcap/model_file.hpp"
 #include "support/golden_model.hpp"
 #include "zip_tools.hpp"

@@ -10,7 +10,7 @@
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/model_file.hpp"
 #include "support/golden_model.hpp"
 #include "support/random_model.hpp"

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "asdcap/gguf.hpp"
+#include "modelio/gguf.hpp"
 #include "zip_tools.hpp"
 
 namespace fs = std::filesystem;

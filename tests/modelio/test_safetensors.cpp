@@ -8,7 +8,7 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
-#include "asdcap/safetensors.hpp"
+#include "modelio/safetensors.hpp"
 #include "modelio/half.hpp"
 #include "zip_tools.hpp"
 

@@ -8,7 +8,7 @@
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/gguf.hpp"
+#include "modelio/gguf.hpp"
 #include "panns/cnn14.hpp"
 #include "panns_golden.hpp"
 #include "torch_files.hpp"

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "asdcap/report_parts.hpp"
+#include "report/charts.hpp"
 
 using namespace asdcap::report;
 using asdcap::EvidenceFeature;

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "asdcap/colormap.hpp"
+#include "report/colormap.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/png.hpp"
+#include "report/png.hpp"
 #include "png_reader.hpp"
 
 using namespace asdcap;

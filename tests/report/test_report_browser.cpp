@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <filesystem>
 
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "fixture.hpp"
 #include "png_reader.hpp"
 

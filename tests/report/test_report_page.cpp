@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/report.hpp"
 #include "fixture.hpp"
 #include "png_reader.hpp"

@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/run.hpp"
 
 using namespace asdcap;

@@ -9,7 +9,7 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "modelio/half.hpp"
 #include "modelio/model_writer.hpp"
 

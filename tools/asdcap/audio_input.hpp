@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "asdcap/clap.hpp"
-#include "asdcap/progress.hpp"
+#include "core/progress.hpp"
 #include "options.hpp"
 
 namespace asdcap::cli {

@@ -11,9 +11,9 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/caption.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/model_file.hpp"
-#include "asdcap/progress.hpp"
+#include "core/progress.hpp"
 #include "command.hpp"
 #include "options.hpp"
 

@@ -12,7 +12,7 @@
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
-#include "asdcap/files.hpp"
+#include "core/files.hpp"
 #include "asdcap/report.hpp"
 #include "asdcap/synth.hpp"
 #include "command.hpp"

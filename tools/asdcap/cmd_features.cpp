@@ -10,7 +10,7 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/npy.hpp"
-#include "asdcap/progress.hpp"
+#include "core/progress.hpp"
 #include "command.hpp"
 #include "options.hpp"
 #include "core/parallel.hpp"

@@ -5,8 +5,8 @@
 #include <map>
 
 #include "asdcap/error.hpp"
-#include "asdcap/files.hpp"
-#include "asdcap/gguf.hpp"
+#include "core/files.hpp"
+#include "modelio/gguf.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/panns.hpp"
 #include "command.hpp"
