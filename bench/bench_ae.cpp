@@ -43,10 +43,13 @@ double sgemm_round(int threads, const std::vector<float>& a, const std::vector<f
   int reps = 0;
   const double t0 = wall_seconds();
   do {
-    parallel_chunks(threads, kBatch, ae::kRowChunk, [&](int64_t r0, int64_t r1) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0), 128, 640, 1.0f,
-                  a.data() + r0 * 640, 640, b.data(), 128, 0.0f, c.data() + r0 * 128, 128);
-    }, Schedule::kStatic);
+    parallel_chunks(
+        threads, kBatch, ae::kRowChunk,
+        [&](int64_t r0, int64_t r1) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0), 128, 640, 1.0f,
+                      a.data() + r0 * 640, 640, b.data(), 128, 0.0f, c.data() + r0 * 128, 128);
+        },
+        Schedule::kStatic);
     ++reps;
   } while (wall_seconds() - t0 < 0.02);
   return 2.0 * kBatch * 640 * 128 * reps / (wall_seconds() - t0) / 1e9;
@@ -60,7 +63,8 @@ void BM_AeTrainingStep(benchmark::State& state) {
   std::vector<float> x(static_cast<size_t>(kBatch * 640));
   ae::SplitMix64 rng{2};
   for (auto& v : x) v = static_cast<float>(-40.0 + 20.0 * rng.uniform());
-  std::vector<float> a(static_cast<size_t>(kBatch * 640), 0.5f), b(640 * 128, 0.25f), c(static_cast<size_t>(kBatch * 128));
+  std::vector<float> a(static_cast<size_t>(kBatch * 640), 0.5f), b(640 * 128, 0.25f),
+      c(static_cast<size_t>(kBatch * 128));
   trainer.step(x.data(), kBatch);  // warm-up: buffers, Adam state
   double best_step = 1e30, best_sgemm = 0;
   for (auto _ : state) {

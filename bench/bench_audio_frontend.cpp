@@ -91,8 +91,8 @@ void BM_Resample16kTo44k(benchmark::State& state) {
   const double t0 = cpu_seconds();
   for (auto _ : state) benchmark::DoNotOptimize(asdcap::resample(clip, 16000, asdcap::kSampleRate));
   const double seconds = cpu_seconds() - t0;
-  const double fft_seconds = fft_only_seconds(1, static_cast<int64_t>(state.iterations()),
-                                              asdcap::resample(clip, 16000, asdcap::kSampleRate));
+  const double fft_seconds =
+      fft_only_seconds(1, static_cast<int64_t>(state.iterations()), asdcap::resample(clip, 16000, asdcap::kSampleRate));
   state.counters["ratio_vs_fft_of_one_window"] = seconds / fft_seconds;
 }
 

@@ -68,8 +68,10 @@ void BM_CachedVsNaive(benchmark::State& state) {
   const int steps = static_cast<int>(state.range(0));
   double cached = 0, naive = 0;
   for (auto _ : state) {
-    cached += seconds_of([&] { beam_search(s.captioner->decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true); });
-    naive += seconds_of([&] { beam_search(s.captioner->decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, false); });
+    cached +=
+        seconds_of([&] { beam_search(s.captioner->decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true); });
+    naive +=
+        seconds_of([&] { beam_search(s.captioner->decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, false); });
   }
   state.counters["cached_s"] = cached / double(state.iterations());
   state.counters["naive_s"] = naive / double(state.iterations());
@@ -86,10 +88,12 @@ void BM_CachedVsNaive67(benchmark::State& state) {
     cached += seconds_of([&] { beam_search(g, s.prefix.data(), s.n_prefix, 5, 67, 1.f, -1, true); });
     // One naive step = GPT-2 over the whole [beam, length] sequence + the last position's logits.
     auto naive_step = [&](int64_t len) {
-      std::vector<float> x(static_cast<size_t>(beam * len * d), 0.01f), h(x.size()), logits(static_cast<size_t>(beam * g.vocab()));
+      std::vector<float> x(static_cast<size_t>(beam * len * d), 0.01f), h(x.size()),
+          logits(static_cast<size_t>(beam * g.vocab()));
       return seconds_of([&] {
         g.forward_nocache(x.data(), beam, len, h.data());
-        for (int64_t b = 0; b < beam; ++b) g.logits(h.data() + (b * len + len - 1) * d, 1, logits.data() + b * g.vocab());
+        for (int64_t b = 0; b < beam; ++b)
+          g.logits(h.data() + (b * len + len - 1) * d, 1, logits.data() + b * g.vocab());
       });
     };
     const int64_t first = s.n_prefix + 1, last = s.n_prefix + 66;  // steps 2..67 (step 1 is shared)

@@ -46,8 +46,8 @@ void BM_KnnScore1000x10000x1024(benchmark::State& state) {
     benchmark::DoNotOptimize(res.mean_distance.data());
     double knn = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kQueries, kRefs, kDim, 1.0f, d.q.data(), kDim,
-                d.r.data(), kDim, 0.0f, c.data(), kRefs);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kQueries, kRefs, kDim, 1.0f, d.q.data(), kDim, d.r.data(),
+                kDim, 0.0f, c.data(), kRefs);
     benchmark::DoNotOptimize(c.data());
     double gemm = seconds_since(t0);
     state.SetIterationTime(knn);

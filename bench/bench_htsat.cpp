@@ -59,7 +59,7 @@ double htsat_flops(const ModelConfig& mc) {
     const double n = static_cast<double>(side * side), d = static_cast<double>(dim);
     const int64_t window = std::min<int64_t>(side, c.window);
     const double per_block = 2.0 * n * (3 * d * d + d * d + 2.0 * c.mlp_ratio * d * d)  // qkv, proj, fc1, fc2
-                             + 2.0 * 2.0 * n * window * window * d;                      // q.k and p.v
+                             + 2.0 * 2.0 * n * window * window * d;                     // q.k and p.v
     flops += per_block * c.depths[s];
     if (s + 1 < c.depths.size()) {
       flops += 2.0 * (n / 4) * (4 * d) * (2 * d);  // PatchMerging reduction
@@ -68,7 +68,7 @@ double htsat_flops(const ModelConfig& mc) {
     }
   }
   const int64_t sf = side / c.freq_ratio;
-  flops += 2.0 * c.num_classes * dim * sf * 3;                                 // tscam on averaged taps
+  flops += 2.0 * c.num_classes * dim * sf * 3;                                     // tscam on averaged taps
   flops += 2.0 * (double(dim) * mc.proj_dim + double(mc.proj_dim) * mc.proj_dim);  // projection
   return flops;
 }
@@ -171,7 +171,8 @@ void BM_HtsatFromImage(benchmark::State& state) {
   const AudioEncoder encoder(bench_model(), "audio.", {static_cast<int>(state.range(1))});
   std::mt19937 rng(3);
   std::normal_distribution<float> dist(0.f, 1.f);
-  std::vector<std::vector<float>> images(static_cast<size_t>(state.range(0)), std::vector<float>(kImageSize * kImageSize));
+  std::vector<std::vector<float>> images(static_cast<size_t>(state.range(0)),
+                                         std::vector<float>(kImageSize * kImageSize));
   std::vector<const float*> ptrs;
   for (auto& im : images) {
     for (auto& x : im) x = dist(rng);
@@ -182,7 +183,21 @@ void BM_HtsatFromImage(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_HtsatFromImage)->ArgNames({"batch", "threads"})->Args({1, 1})->Args({8, 1})->Args({1, 2})->Args({8, 2})
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
-BENCHMARK(BM_HtsatFromWaveform)->ArgNames({"batch", "threads"})->Args({1, 1})->Args({8, 1})->Args({1, 2})->Args({8, 2})
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_HtsatFromImage)
+    ->ArgNames({"batch", "threads"})
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({1, 2})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3.0);
+BENCHMARK(BM_HtsatFromWaveform)
+    ->ArgNames({"batch", "threads"})
+    ->Args({1, 1})
+    ->Args({8, 1})
+    ->Args({1, 2})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3.0);

@@ -22,8 +22,8 @@ const std::string& model_path() {
     namespace fs = std::filesystem;
     fs::path p = fs::temp_directory_path() / ("asdcap_bench_msclap2023_f16_" + std::to_string(::getpid()) + ".gguf");
     const std::string assets = std::string(ASDCAP_SHARED_DIR) + "/assets/gpt2";
-    asdcap::test::write_random_model(p.string(), asdcap::msclap_2023_config(), asdcap::DType::F16, 1, assets + "/vocab.json",
-                               assets + "/merges.txt");
+    asdcap::test::write_random_model(p.string(), asdcap::msclap_2023_config(), asdcap::DType::F16, 1,
+                                     assets + "/vocab.json", assets + "/merges.txt");
     std::atexit([] { std::filesystem::remove(model_path()); });
     return p.string();
   }();

@@ -64,8 +64,16 @@ void BM_LinearShape(benchmark::State& state) {
 // {M, K, N}: per stage qkv, proj, fc1, fc2 (stage 0: 4096 tokens x 96 channels ... stage 3: 64 x 768).
 BENCHMARK(BM_LinearShape)
     ->ArgNames({"M", "K", "N"})
-    ->Args({4096, 96, 288})->Args({4096, 96, 96})->Args({4096, 96, 384})->Args({4096, 384, 96})
-    ->Args({1024, 192, 576})->Args({1024, 768, 192})
-    ->Args({256, 384, 1152})->Args({256, 1536, 384})
-    ->Args({64, 768, 2304})->Args({64, 768, 3072})->Args({64, 3072, 768})
-    ->Iterations(1)->Unit(benchmark::kMillisecond);
+    ->Args({4096, 96, 288})
+    ->Args({4096, 96, 96})
+    ->Args({4096, 96, 384})
+    ->Args({4096, 384, 96})
+    ->Args({1024, 192, 576})
+    ->Args({1024, 768, 192})
+    ->Args({256, 384, 1152})
+    ->Args({256, 1536, 384})
+    ->Args({64, 768, 2304})
+    ->Args({64, 768, 3072})
+    ->Args({64, 3072, 768})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);

@@ -22,18 +22,18 @@
 #include <cblas.h>
 
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/npy.hpp"
 #include "asdcap/panns.hpp"
+#include "core/files.hpp"
 #include "core/parallel.hpp"
 #include "panns/cnn14.hpp"
 
@@ -78,7 +78,8 @@ double cpu_seconds() {
 struct SgemmReference {
   static constexpr int64_t m = 1000, k = 9 * 512, n = 512;
   int threads = 1;
-  std::vector<float> a = std::vector<float>(m * k, 0.5f), b = std::vector<float>(k * n, 0.25f), c = std::vector<float>(m * n);
+  std::vector<float> a = std::vector<float>(m * k, 0.5f), b = std::vector<float>(k * n, 0.25f),
+                     c = std::vector<float>(m * n);
   double cpu_rate = 0;  // best GFLOP per CPU-second seen
   // GFLOP/s of one round of >= 50 ms.
   double round() {
@@ -87,8 +88,8 @@ struct SgemmReference {
     const double t0 = wall_seconds(), c0 = cpu_seconds();
     do {
       parallel_chunks(threads, m, rows, [&](int64_t r0, int64_t r1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0), n, k, 1.0f, a.data() + r0 * k, k,
-                    b.data(), n, 0.0f, c.data() + r0 * n, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(r1 - r0), n, k, 1.0f, a.data() + r0 * k,
+                    k, b.data(), n, 0.0f, c.data() + r0 * n, n);
       });
       ++reps;
     } while (wall_seconds() - t0 < 0.05);
@@ -197,7 +198,18 @@ void BM_Cnn14SixteenClips7s(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Cnn14SixteenClips7s)->ArgNames({"threads"})->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()
+BENCHMARK(BM_Cnn14SixteenClips7s)
+    ->ArgNames({"threads"})
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
     ->Iterations(3);
-BENCHMARK(BM_Cnn14FromWaveform)->ArgNames({"batch", "threads"})->Args({1, 1})->Args({1, 2})->Args({8, 1})->Args({8, 2})
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_Cnn14FromWaveform)
+    ->ArgNames({"batch", "threads"})
+    ->Args({1, 1})
+    ->Args({1, 2})
+    ->Args({8, 1})
+    ->Args({8, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3.0);

@@ -16,12 +16,22 @@ using namespace asdcap;
 namespace {
 
 const std::vector<std::string>& texts() {
-  static const std::vector<std::string> t = {
-      "Vibration", "High-frequency Squealing or Screeching", "Popping or Knocking Sounds",
-      "Rhythmic Clicking or Tapping", "Grinding Sounds", "Irregular Patterns", "Low-frequency Humming",
-      "Unexpected Silence", "Sounds like a fan running", "a pump with water flowing",
-      "A bearing whines at a high pitch", "The valve hisses and clicks", "A slide rail rattles",
-      "A toy car motor buzzes", "Metal scraping against metal", "A steady mechanical hum"};
+  static const std::vector<std::string> t = {"Vibration",
+                                             "High-frequency Squealing or Screeching",
+                                             "Popping or Knocking Sounds",
+                                             "Rhythmic Clicking or Tapping",
+                                             "Grinding Sounds",
+                                             "Irregular Patterns",
+                                             "Low-frequency Humming",
+                                             "Unexpected Silence",
+                                             "Sounds like a fan running",
+                                             "a pump with water flowing",
+                                             "A bearing whines at a high pitch",
+                                             "The valve hisses and clicks",
+                                             "A slide rail rattles",
+                                             "A toy car motor buzzes",
+                                             "Metal scraping against metal",
+                                             "A steady mechanical hum"};
   return t;
 }
 

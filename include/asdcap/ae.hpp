@@ -66,42 +66,42 @@ class AeCancelled : public Error {
 };
 
 struct AeEpochReport {
-  int epoch = 0;            // 1-based
+  int epoch = 0;  // 1-based
   int epochs = 0;
-  double loss = 0;          // mean training loss of the epoch's batches, weighted by batch size (as Keras logs it)
-  double val_loss = 0;      // validation loss after the epoch (inference mode); NaN without validation vectors
+  double loss = 0;      // mean training loss of the epoch's batches, weighted by batch size (as Keras logs it)
+  double val_loss = 0;  // validation loss after the epoch (inference mode); NaN without validation vectors
 };
 
 struct AeTrainOptions {
   int epochs = 100;
   int batch_size = 512;
   double learning_rate = 1e-3;
-  uint64_t seed = 0;               // initial weights and the shuffles
-  double validation_split = 0.1;   // the last fraction of the vectors, before shuffling
-  int threads = 0;                 // 0: all cores; results do not depend on it
-  std::function<bool()> cancelled;                     // polled before every batch; true stops training
-  std::function<void(const AeEpochReport&)> on_epoch;  // after every epoch
+  uint64_t seed = 0;                                          // initial weights and the shuffles
+  double validation_split = 0.1;                              // the last fraction of the vectors, before shuffling
+  int threads = 0;                                            // 0: all cores; results do not depend on it
+  std::function<bool()> cancelled;                            // polled before every batch; true stops training
+  std::function<void(const AeEpochReport&)> on_epoch;         // after every epoch
   std::function<void(int64_t done, int64_t total)> on_batch;  // batches of the current epoch
 };
 
 // What a trained model records about itself (model-file metadata).
 struct AeModelInfo {
-  std::string machine_type;         // given by the caller
-  int64_t clips = 0;                // training clips, given by the caller
-  int64_t vectors = 0;              // all vectors (training + validation)
+  std::string machine_type;  // given by the caller
+  int64_t clips = 0;         // training clips, given by the caller
+  int64_t vectors = 0;       // all vectors (training + validation)
   int64_t train_vectors = 0;
   int64_t val_vectors = 0;
-  int sample_rate = 0;              // of the training clips (given by the caller; 0 if unknown)
+  int sample_rate = 0;  // of the training clips (given by the caller; 0 if unknown)
   AeFeatureSettings features;
-  int epochs = 0;                   // epochs completed
+  int epochs = 0;  // epochs completed
   int batch_size = 0;
   double learning_rate = 0;
   uint64_t seed = 0;
   double validation_split = 0;
   double final_loss = 0;
-  double final_val_loss = 0;        // NaN without validation vectors
-  std::string training_sha256;      // sha256 of the training matrix (float32 little-endian, rows x 640)
-  std::string training_key;         // caller's identity of the training set (e.g. a hash of clip files); may be empty
+  double final_val_loss = 0;    // NaN without validation vectors
+  std::string training_sha256;  // sha256 of the training matrix (float32 little-endian, rows x 640)
+  std::string training_key;     // caller's identity of the training set (e.g. a hash of clip files); may be empty
   int backend_version = kAeBackendVersion;
 };
 

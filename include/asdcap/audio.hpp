@@ -21,8 +21,8 @@ struct AudioInfo {
   std::string path;
   int sample_rate = 0;
   int channels = 0;
-  int64_t frames = 0;        // per channel
-  std::string format;        // e.g. "WAV PCM_16", "FLAC PCM_24", "OGG VORBIS"
+  int64_t frames = 0;  // per channel
+  std::string format;  // e.g. "WAV PCM_16", "FLAC PCM_24", "OGG VORBIS"
 };
 
 // Header only. Throws IoError / FormatError naming the file.
@@ -48,9 +48,9 @@ std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode = Ch
 struct CropPolicy {
   enum class Kind { Random, Offset, Cover };
   Kind kind = Kind::Random;
-  bool seeded = false;   // random:SEED
+  bool seeded = false;  // random:SEED
   uint64_t seed = 0;
-  int64_t offset = 0;    // offset:N, sample index in the 44.1 kHz signal
+  int64_t offset = 0;  // offset:N, sample index in the 44.1 kHz signal
 
   // "random", "random:SEED", "offset:N", "cover". Throws InvalidArgument on anything else.
   static CropPolicy parse(const std::string& text);

@@ -15,10 +15,10 @@
 namespace asdcap {
 
 struct CaptionOptions {
-  int beam = 5;           // 1 = greedy
-  int max_tokens = 67;    // msclap's entry_length
+  int beam = 5;         // 1 = greedy
+  int max_tokens = 67;  // msclap's entry_length
   float temperature = 1.f;
-  std::string prompt;     // e.g. "Sounds like": its tokens follow the prefix; captions continue it
+  std::string prompt;  // e.g. "Sounds like": its tokens follow the prefix; captions continue it
 };
 
 struct CaptionBeam {
@@ -60,13 +60,13 @@ class CaptionMapper {
 // (mapper output, optionally followed by prompt token embeddings). use_cache=false recomputes the
 // whole sequence every step, as msclap does (the test oracle).
 struct BeamSearchResult {
-  std::vector<CaptionBeam> beams;              // ranked, best first (text left empty)
-  std::vector<std::vector<int64_t>> slots;     // msclap's final `tokens` tensor, beam-slot order
+  std::vector<CaptionBeam> beams;           // ranked, best first (text left empty)
+  std::vector<std::vector<int64_t>> slots;  // msclap's final `tokens` tensor, beam-slot order
   std::vector<int64_t> slot_lengths;
   int steps = 0;
 };
-BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_prefix, int beam,
-                             int max_tokens, float temperature, int64_t stop_id, bool use_cache = true);
+BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_prefix, int beam, int max_tokens,
+                             float temperature, int64_t stop_id, bool use_cache = true);
 
 // How a Captioner computes (its audio encoder, mapper and decoder). Captions are the same for any
 // thread count.
@@ -84,8 +84,7 @@ class Captioner {
   // Uses the captioner's own audio encoder ("cap.audio.") on the windows of `crop` (encode_clip:
   // resolve an unseeded random crop with resolve_clip_crop first). With several windows (crop
   // "cover") the window embeddings are averaged before normalisation.
-  CaptionResult caption_signal(const std::vector<float>& signal44k, const CropPolicy&,
-                               const CaptionOptions&) const;
+  CaptionResult caption_signal(const std::vector<float>& signal44k, const CropPolicy&, const CaptionOptions&) const;
 
   // Stages, for tests: mapper output [prefix_length, n_embd] of an (unnormalised) embedding.
   std::vector<float> prefix_embeddings(const float* audio_embedding) const;

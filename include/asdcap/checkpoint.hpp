@@ -14,10 +14,10 @@
 namespace asdcap {
 
 struct CheckpointTensor {
-  std::string name;             // state-dict key (a leading `module.` stripped)
+  std::string name;  // state-dict key (a leading `module.` stripped)
   DType dtype = DType::F32;
-  std::vector<int64_t> shape;   // PyTorch order, outermost first; {} for a scalar
-  std::vector<char> data;       // contiguous C order, little-endian
+  std::vector<int64_t> shape;  // PyTorch order, outermost first; {} for a scalar
+  std::vector<char> data;      // contiguous C order, little-endian
 };
 
 // The state dict of a torch.save file: the dict under 'model' if the top-level object is a dict
@@ -27,7 +27,6 @@ struct CheckpointTensor {
 std::vector<CheckpointTensor> read_torch_checkpoint(const std::string& path);
 
 // Same, on bytes already in memory (`name` is used in error messages). For fuzzing and tests.
-std::vector<CheckpointTensor> read_torch_checkpoint_bytes(const void* data, size_t size,
-                                                          const std::string& name);
+std::vector<CheckpointTensor> read_torch_checkpoint_bytes(const void* data, size_t size, const std::string& name);
 
 }  // namespace asdcap

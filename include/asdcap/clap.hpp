@@ -58,11 +58,11 @@ class AudioEncoder {
 
   // Every stage of one window, for golden tests and diagnostics.
   struct Trace {
-    std::vector<float> logmel, bn0;   // [965 x 64]
-    std::vector<float> image;         // [256 x 256]
-    std::vector<float> patch_embed;   // [N0 x C0]
+    std::vector<float> logmel, bn0;          // [965 x 64]
+    std::vector<float> image;                // [256 x 256]
+    std::vector<float> patch_embed;          // [N0 x C0]
     std::vector<std::vector<float>> stages;  // output of each Swin stage (after its PatchMerging)
-    std::vector<float> final_norm;    // [N_last x C_last]
+    std::vector<float> final_norm;           // [N_last x C_last]
     Output output;
   };
   Trace trace(const float* window) const;

@@ -10,7 +10,7 @@ namespace asdcap {
 
 struct ConvertOptions {
   std::string clap, clapcap, vocab, merges, gpt2_safetensors, out;
-  DType dtype = DType::F32;  // F32 or F16 (F16: only large weight matrices, see f16_eligible)
+  DType dtype = DType::F32;               // F32 or F16 (F16: only large weight matrices, see f16_eligible)
   int text_heads = 0, decoder_heads = 0;  // 0: n_embd / 64 (GPT-2's head size)
 };
 

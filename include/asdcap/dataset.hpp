@@ -15,10 +15,10 @@ const char* to_string(Split s);
 const char* to_string(Label l);  // "normal", "anomaly", "unknown"
 
 struct Clip {
-  std::string path;        // absolute (lexically normalised, symlinks not resolved)
-  std::string rel;         // relative to the dataset root
-  std::string machine;     // e.g. "fan", "ToyCar"
-  std::string id;          // "id_00" (DCASE 2020) or "section_00" (DCASE 2021+)
+  std::string path;     // absolute (lexically normalised, symlinks not resolved)
+  std::string rel;      // relative to the dataset root
+  std::string machine;  // e.g. "fan", "ToyCar"
+  std::string id;       // "id_00" (DCASE 2020) or "section_00" (DCASE 2021+)
   Split split = Split::Test;
   Label label = Label::Unknown;
   std::string domain;      // "source" | "target" | "" (not in the name)
@@ -38,9 +38,9 @@ struct SkippedFile {
 std::optional<Clip> parse_clip_path(const std::string& path, std::string* reason);
 
 struct Dataset {
-  std::string root;                 // absolute
-  std::vector<Clip> clips;          // sorted by path
-  std::vector<SkippedFile> skipped; // audio-looking entries that cannot be used, with why
+  std::string root;                  // absolute
+  std::vector<Clip> clips;           // sorted by path
+  std::vector<SkippedFile> skipped;  // audio-looking entries that cannot be used, with why
 };
 
 // Walks `root` recursively. Files with extension .wav/.flac (any case) are parsed; other files

@@ -11,13 +11,13 @@
 namespace asdcap {
 
 struct FeatureSpec {
-  std::string key;       // stable identifier, e.g. "tone_db"
-  std::string name;      // plain words, e.g. "High-frequency tonal peak above 2 kHz"
-  std::string unit;      // e.g. "dB", "Hz", "per second", "%"
-  int decimals;          // how values are written into prompts
-  double spread_floor;   // lower bound of the references' spread used for z-scores...
-  double relative_floor; // ...and as a fraction of the references' mean magnitude (0: none)
-  bool scored;           // false: descriptive only (e.g. a frequency), no z-score
+  std::string key;        // stable identifier, e.g. "tone_db"
+  std::string name;       // plain words, e.g. "High-frequency tonal peak above 2 kHz"
+  std::string unit;       // e.g. "dB", "Hz", "per second", "%"
+  int decimals;           // how values are written into prompts
+  double spread_floor;    // lower bound of the references' spread used for z-scores...
+  double relative_floor;  // ...and as a fraction of the references' mean magnitude (0: none)
+  bool scored;            // false: descriptive only (e.g. a frequency), no z-score
 };
 
 // The features, in the order of every value vector below.
@@ -40,11 +40,10 @@ struct EvidenceRow {
   double anomalous;
   std::vector<double> neighbors;
   double reference_mean;
-  std::optional<double> z;   // (anomalous - mean) / max(sample std, floors); none if !scored
+  std::optional<double> z;  // (anomalous - mean) / max(sample std, floors); none if !scored
 };
 
-std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous,
-                                          const std::vector<ClipEvidence>& neighbors);
+std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const std::vector<ClipEvidence>& neighbors);
 
 // A value with the feature's decimals ("-23.4", "0.312").
 std::string format_feature(const FeatureSpec& spec, double value);

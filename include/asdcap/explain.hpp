@@ -20,16 +20,16 @@ struct ExplainOptions {
   std::string model_path;  // GGUF model; empty: CLAP methods are unavailable, acoustic runs
   // "text", "zeroshot", "combined", "acoustic"; empty: all four with a model, acoustic without.
   std::vector<std::string> methods;
-  std::string llm = "offline";  // "offline" | "openai"
-  LlmOptions llm_options;       // for "openai" (see llm_options_from_env)
-  int top = 3;                  // per machine/id, highest scores first, among flagged clips
-  bool all_flagged = false;     // explain every flagged clip
+  std::string llm = "offline";     // "offline" | "openai"
+  LlmOptions llm_options;          // for "openai" (see llm_options_from_env)
+  int top = 3;                     // per machine/id, highest scores first, among flagged clips
+  bool all_flagged = false;        // explain every flagged clip
   std::vector<std::string> texts;  // reference texts; empty: the papers' 8
   PromptTemplates templates = PromptTemplates::defaults();
-  std::string caption_prompt = "Sounds like";  // the captions' forced beginning (papers §IV-A)
-  bool combined_evidence = false;  // add the acoustic evidence columns to the combined CSV
-  bool reuse_answers = true;       // reuse an earlier run's answer to the identical prompt
-  int threads = 0;                 // evidence workers; 0: all cores
+  std::string caption_prompt = "Sounds like";   // the captions' forced beginning (papers §IV-A)
+  bool combined_evidence = false;               // add the acoustic evidence columns to the combined CSV
+  bool reuse_answers = true;                    // reuse an earlier run's answer to the identical prompt
+  int threads = 0;                              // evidence workers; 0: all cores
   std::function<void(const std::string&)> log;  // progress / diagnostics lines (optional)
 };
 
@@ -41,12 +41,12 @@ struct ExplainedClip {
 };
 
 struct ExplainSummary {
-  int n_flagged = 0;      // clips with decision 1 in neighbors.jsonl
-  int n_explained = 0;    // records written
-  int n_skipped = 0;      // flagged clips that could not be read (in skipped.jsonl)
-  int n_errors = 0;       // method runs that ended with an error
-  int n_reused = 0;       // answers reused from an earlier explanations.jsonl
-  int n_llm_requests = 0; // requests sent to an LLM server (--llm openai), failed or not
+  int n_flagged = 0;            // clips with decision 1 in neighbors.jsonl
+  int n_explained = 0;          // records written
+  int n_skipped = 0;            // flagged clips that could not be read (in skipped.jsonl)
+  int n_errors = 0;             // method runs that ended with an error
+  int n_reused = 0;             // answers reused from an earlier explanations.jsonl
+  int n_llm_requests = 0;       // requests sent to an LLM server (--llm openai), failed or not
   std::string first_llm_error;  // the first failed request's error (API key redacted)
   std::vector<std::string> methods;
   std::map<std::string, std::string> unavailable;  // method -> why

@@ -10,10 +10,10 @@ constexpr int64_t kWindowSamples = 308700;  // 7 s at 44.1 kHz
 constexpr int kFftSize = 1024;              // STFT size (periodic Hann window of the same length)
 constexpr int kHop = 320;
 constexpr int kMelBins = 64;
-constexpr int kMelSampleRate = 32000;       // msclap's quirk: the mel filters are built for 32 kHz
-constexpr double kMelFmin = 50.0;           // Hz, lowest mel band edge
-constexpr double kMelFmax = 14000.0;        // Hz, highest mel band edge
-constexpr int kWindowFrames = 965;          // frames of one 7-s window (centre-padded STFT)
+constexpr int kMelSampleRate = 32000;  // msclap's quirk: the mel filters are built for 32 kHz
+constexpr double kMelFmin = 50.0;      // Hz, lowest mel band edge
+constexpr double kMelFmax = 14000.0;   // Hz, highest mel band edge
+constexpr int kWindowFrames = 965;     // frames of one 7-s window (centre-padded STFT)
 static_assert(kWindowFrames == kWindowSamples / kHop + 1);
 
 }  // namespace asdcap

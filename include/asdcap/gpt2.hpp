@@ -35,9 +35,9 @@ class Gpt2 {
   // prefix every beam starts from) are stored once; later positions per sequence.
   struct Cache {
     int64_t batch = 0;
-    int64_t length = 0;     // positions cached so far (same for every sequence)
-    int64_t capacity = 0;   // positions each sequence may reach
-    int64_t shared = 0;     // leading positions common to all sequences
+    int64_t length = 0;                                  // positions cached so far (same for every sequence)
+    int64_t capacity = 0;                                // positions each sequence may reach
+    int64_t shared = 0;                                  // leading positions common to all sequences
     std::vector<std::vector<float>> shared_k, shared_v;  // per layer: [shared, n_embd]
     std::vector<std::vector<float>> k, v;                // per layer: [batch, capacity - shared, n_embd]
   };

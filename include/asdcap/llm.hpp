@@ -12,24 +12,24 @@ namespace asdcap {
 
 struct LlmOptions {
   std::string base_url = "https://api.openai.com/v1";  // ".../chat/completions" is appended
-  std::string api_key;          // sent as "Authorization: Bearer"; never printed, logged or written
-  std::string model;            // required by most servers
+  std::string api_key;  // sent as "Authorization: Bearer"; never printed, logged or written
+  std::string model;    // required by most servers
   double connect_timeout_s = 10;
-  double timeout_s = 120;       // read/write timeout of one attempt
-  int max_retries = 4;          // extra attempts after 429, 5xx, 408 and transport errors
-  double backoff_s = 1.0;       // first wait; doubles on every retry
-  double max_backoff_s = 30;    // cap of the exponential wait
+  double timeout_s = 120;          // read/write timeout of one attempt
+  int max_retries = 4;             // extra attempts after 429, 5xx, 408 and transport errors
+  double backoff_s = 1.0;          // first wait; doubles on every retry
+  double max_backoff_s = 30;       // cap of the exponential wait
   double max_retry_after_s = 120;  // cap of a server's Retry-After
-  double temperature = -1;      // < 0: not sent (server default)
-  int max_tokens = 0;           // <= 0: not sent
+  double temperature = -1;         // < 0: not sent (server default)
+  int max_tokens = 0;              // <= 0: not sent
 };
 
 // base_url from OPENAI_BASE_URL (if set and non-empty), api_key from OPENAI_API_KEY.
 LlmOptions llm_options_from_env(LlmOptions defaults = {});
 
 struct LlmReply {
-  std::string answer;   // choices[0].message.content, surrounding whitespace trimmed
-  std::string model;    // as reported by the server (else the requested one)
+  std::string answer;  // choices[0].message.content, surrounding whitespace trimmed
+  std::string model;   // as reported by the server (else the requested one)
   int attempts = 0;
   double seconds = 0;
 };
@@ -59,16 +59,16 @@ std::string redact_secret(std::string text, const std::string& secret);
 struct OfflineInput {
   const std::string* anomalous_caption = nullptr;
   const std::vector<std::string>* normal_captions = nullptr;
-  const std::vector<std::string>* texts = nullptr;              // reference texts
-  const std::vector<double>* anomalous_similarity = nullptr;    // one per text
+  const std::vector<std::string>* texts = nullptr;            // reference texts
+  const std::vector<double>* anomalous_similarity = nullptr;  // one per text
   const std::vector<std::vector<double>>* normal_similarity = nullptr;
   const std::vector<EvidenceRow>* evidence = nullptr;
 };
 
 struct OfflineAnswer {
-  std::string answer;               // "This sound is ...", at most 40 words
-  std::vector<std::string> named;   // what it names, strongest first: evidence keys,
-                                    // "text:<reference text>", "caption"
+  std::string answer;              // "This sound is ...", at most 40 words
+  std::vector<std::string> named;  // what it names, strongest first: evidence keys,
+                                   // "text:<reference text>", "caption"
 };
 
 // Ranks the differences (evidence z-scores, similarity z-scores, caption words) and names the

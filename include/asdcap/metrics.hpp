@@ -14,8 +14,7 @@ double roc_auc(const std::vector<double>& scores, const std::vector<bool>& anoma
 // (drop_intermediate=True), the last point interpolated at max_fpr, McClish-standardised:
 // 0.5 * (1 + (pauc - min_area) / (max_area - min_area)), min_area = max_fpr^2 / 2, max_area = max_fpr.
 // NaN when either class is empty.
-double partial_roc_auc(const std::vector<double>& scores, const std::vector<bool>& anomalous,
-                       double max_fpr = 0.1);
+double partial_roc_auc(const std::vector<double>& scores, const std::vector<bool>& anomalous, double max_fpr = 0.1);
 
 struct RocPoint {
   double fpr, tpr, threshold;  // scores > threshold are predicted anomalous

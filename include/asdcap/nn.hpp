@@ -20,15 +20,15 @@ void linear(int threads, const float* x, int64_t m, int64_t k, const float* w, i
             bool accumulate = false);
 
 // y[m, n] = x[m, k] · w[k, n] + b[n]   (Hugging Face GPT-2 Conv1D layout; b may be null).
-void linear_kn(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b,
-               float* y, bool accumulate = false);
+void linear_kn(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+               bool accumulate = false);
 
 // Row-wise LayerNorm over `dim` (biased variance, as PyTorch). y may alias x.
 void layer_norm(int threads, const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta,
                 float eps, float* y);
 
 void gelu_erf(int threads, float* x, int64_t n);  // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
-void gelu_tanh(float* x, int64_t n);  // GPT-2 "gelu_new"
+void gelu_tanh(float* x, int64_t n);              // GPT-2 "gelu_new"
 void relu(float* x, int64_t n);
 void add(float* y, const float* x, int64_t n);  // y += x
 
@@ -77,7 +77,7 @@ using AlignedVector = std::vector<float, LineAligned<float>>;
 // OpenBLAS's per-call packing and C round trips cost more than the arithmetic.
 class PackedLinear {
  public:
-  enum class Layout { kOutIn, kInOut };  // w[n, k] (PyTorch Linear) or w[k, n] (GPT-2 Conv1D)
+  enum class Layout { kOutIn, kInOut };               // w[n, k] (PyTorch Linear) or w[k, n] (GPT-2 Conv1D)
   enum class Epilogue { kNone, kGelu, kAccumulate };  // y = v, y = GELU_erf(v), y += v (v = x.W^T + b)
 
   PackedLinear() = default;
@@ -107,8 +107,8 @@ class PackedLinear {
 struct WindowGeometry {
   int64_t height = 0, width = 0;  // token grid (multiples of window)
   int64_t channels = 0, heads = 0;
-  int64_t window = 8;             // window side; T = window^2 tokens per window
-  int64_t shift = 0;              // cyclic shift (0 or window / 2)
+  int64_t window = 8;  // window side; T = window^2 tokens per window
+  int64_t shift = 0;   // cyclic shift (0 or window / 2)
   int64_t tokens() const { return window * window; }
   int64_t num_windows() const { return (height / window) * (width / window); }
 };
@@ -135,8 +135,8 @@ class WindowAttention {
  private:
   WindowGeometry g_;
   int kernel_ = 0;
-  std::vector<float> bias_;  // [heads][T][T], query- or key-major per kernel
-  std::vector<float> mask_;  // [num_windows][T][T] when shifted (symmetric)
+  std::vector<float> bias_;   // [heads][T][T], query- or key-major per kernel
+  std::vector<float> mask_;   // [num_windows][T][T] when shifted (symmetric)
   std::vector<bool> masked_;  // per window: whether its mask has a non-zero entry
 };
 

@@ -7,11 +7,11 @@
 namespace asdcap {
 
 struct NpyArray {
-  std::string dtype;             // "f4", "f8" or "i8"
-  std::vector<int64_t> shape;    // empty for a scalar
-  std::vector<char> bytes;       // raw little-endian data, C order
+  std::string dtype;           // "f4", "f8" or "i8"
+  std::vector<int64_t> shape;  // empty for a scalar
+  std::vector<char> bytes;     // raw little-endian data, C order
 
-  int64_t size() const;          // number of elements
+  int64_t size() const;  // number of elements
   // Copies of the data converted to float / double / int64 (any of the three dtypes).
   std::vector<float> as_float() const;
   std::vector<double> as_double() const;

@@ -17,13 +17,13 @@ namespace asdcap {
 struct PannsConfig {
   std::string variant = "Cnn14";  // Cnn14 (32 kHz), Cnn14_16k, Cnn14_8k
   int sample_rate = 32000;
-  int n_fft = 1024;               // = window length
+  int n_fft = 1024;  // = window length
   int hop = 320;
   int mel_bins = 64;
   float fmin = 50.f;
   float fmax = 14000.f;
   std::vector<int> widths{64, 128, 256, 512, 1024, 2048};  // output channels of conv blocks 1..6
-  int embedding_dim = 2048;       // fc1 outputs
+  int embedding_dim = 2048;                                // fc1 outputs
   int classes = 527;
   float bn_eps = 1e-5f;
 
@@ -36,9 +36,9 @@ struct PannsConfig {
 // ---- Conversion (asdcap convert --panns) -------------------------------------------------------
 
 struct PannsConvertOptions {
-  std::string checkpoint;        // torch.save file, legacy or zip ({'model': state_dict, ...} or a state dict)
-  std::string out;               // .gguf, written atomically
-  DType dtype = DType::F32;      // F16: the convolution and fc weights as f16; STFT, melW, BatchNorm stay f32
+  std::string checkpoint;    // torch.save file, legacy or zip ({'model': state_dict, ...} or a state dict)
+  std::string out;           // .gguf, written atomically
+  DType dtype = DType::F32;  // F16: the convolution and fc weights as f16; STFT, melW, BatchNorm stay f32
 };
 
 struct PannsConvertReport {

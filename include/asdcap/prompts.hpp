@@ -44,36 +44,29 @@ std::string csv_line(const std::vector<std::string>& cells);
 std::string csv_block(const std::vector<std::string>& lines);
 
 // Replaces every {name} of `values` in `tmpl`; other braces are left alone.
-std::string fill_template(const std::string& tmpl,
-                          const std::vector<std::pair<std::string, std::string>>& values);
+std::string fill_template(const std::string& tmpl, const std::vector<std::pair<std::string, std::string>>& values);
 
 // The full prompts (instruction + "\n" + filled method template).
 std::string build_text_prompt(const PromptTemplates& t, const std::string& machine,
-                              const std::string& anomalous_caption,
-                              const std::vector<std::string>& normal_captions);
+                              const std::string& anomalous_caption, const std::vector<std::string>& normal_captions);
 // similarities: rows are sounds (anomalous first for `anomalous`), columns the texts.
 std::string build_zeroshot_prompt(const PromptTemplates& t, const std::string& machine,
-                                  const std::vector<std::string>& texts,
-                                  const std::vector<double>& anomalous,
+                                  const std::vector<std::string>& texts, const std::vector<double>& anomalous,
                                   const std::vector<std::vector<double>>& normals);
 // Columns: caption, texts..., then optional extra columns (e.g. acoustic evidence) with cells
 // given per sound.
 struct ExtraColumns {
   std::vector<std::string> headers;
-  std::vector<std::string> anomalous;               // one cell per header
-  std::vector<std::vector<std::string>> normals;    // per normal sound, one cell per header
+  std::vector<std::string> anomalous;             // one cell per header
+  std::vector<std::vector<std::string>> normals;  // per normal sound, one cell per header
 };
 std::string build_combined_prompt(const PromptTemplates& t, const std::string& machine,
-                                  const std::vector<std::string>& texts,
-                                  const std::string& anomalous_caption,
-                                  const std::vector<double>& anomalous,
-                                  const std::vector<std::string>& normal_captions,
-                                  const std::vector<std::vector<double>>& normals,
-                                  const ExtraColumns* extra = nullptr);
+                                  const std::vector<std::string>& texts, const std::string& anomalous_caption,
+                                  const std::vector<double>& anomalous, const std::vector<std::string>& normal_captions,
+                                  const std::vector<std::vector<double>>& normals, const ExtraColumns* extra = nullptr);
 // headers: feature names with units; cells already formatted.
 std::string build_acoustic_prompt(const PromptTemplates& t, const std::string& machine,
-                                  const std::vector<std::string>& headers,
-                                  const std::vector<std::string>& anomalous,
+                                  const std::vector<std::string>& headers, const std::vector<std::string>& anomalous,
                                   const std::vector<std::vector<std::string>>& normals);
 
 }  // namespace asdcap

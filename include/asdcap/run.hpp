@@ -37,18 +37,18 @@ class RunRefused : public FormatError {
 // ---- run.json ---------------------------------------------------------------------------------
 struct RunSettings {
   int schema = kRunSchema;
-  std::string asdcap_version;  // of the asdcap that wrote the run
-  std::string data_root;       // absolute dataset root at detection time
-  std::string backend;         // embedding backend name, e.g. "acoustic"
-  std::string backend_identity;  // backend, maths version and model hash (keys the embedding cache)
-  std::string model;           // model file; empty when the backend needs none (null in the file)
-  int k = 0;                   // neighbours averaged into a score
-  std::string crop;            // crop policy as CropPolicy::parse reads it: random, random:SEED, offset:N, cover
-  std::string cache_key;       // the crop's part of the embedding cache key: "random@content-sha256"
-                               // (random window seeded by each clip's content hash) or the crop policy
-  std::string channels;        // multi-channel files: "mean" or "concat"
+  std::string asdcap_version;         // of the asdcap that wrote the run
+  std::string data_root;              // absolute dataset root at detection time
+  std::string backend;                // embedding backend name, e.g. "acoustic"
+  std::string backend_identity;       // backend, maths version and model hash (keys the embedding cache)
+  std::string model;                  // model file; empty when the backend needs none (null in the file)
+  int k = 0;                          // neighbours averaged into a score
+  std::string crop;                   // crop policy as CropPolicy::parse reads it: random, random:SEED, offset:N, cover
+  std::string cache_key;              // the crop's part of the embedding cache key: "random@content-sha256"
+                                      // (random window seeded by each clip's content hash) or the crop policy
+  std::string channels;               // multi-channel files: "mean" or "concat"
   std::vector<std::string> machines;  // machine types scored
-  std::string created;         // UTC, e.g. "2026-11-23T14:00:00Z"
+  std::string created;                // UTC, e.g. "2026-11-23T14:00:00Z"
   int n_scored = 0, n_skipped = 0, n_embedded = 0, n_cache_hits = 0;
   // The run's files, relative to DIR (schema >= 2; empty for schema 1). Every one must exist.
   std::vector<std::string> files;
@@ -59,9 +59,9 @@ struct RunSettings {
 struct ResultRow {
   enum class Kind { Id, Average, Overall };
   Kind kind = Kind::Id;
-  std::string machine, id;  // Average: id "average"; Overall: machine "overall", id "average"
+  std::string machine, id;                        // Average: id "average"; Overall: machine "overall", id "average"
   double auc = NAN, pauc = NAN, threshold = NAN;  // NaN: not available (e.g. one class only)
-  std::string threshold_rule;  // "roc_closest" | "gamma_q0.9" | "none"; empty on summary lines
+  std::string threshold_rule;                     // "roc_closest" | "gamma_q0.9" | "none"; empty on summary lines
   int n_normal = 0, n_anomaly = 0;
   int n_unknown = 0, n_train = 0;  // Kind::Id, as detection counted them (not in results.csv)
 };
@@ -89,9 +89,9 @@ struct ScoredClip {
   std::optional<std::string> label;   // "normal" / "anomaly"; none when the name does not say
   std::optional<std::string> domain;  // "source" / "target" when the name says
   double score = NAN;
-  double threshold = NAN;             // NaN: no threshold could be set
-  int decision = 0;                   // 1: flagged (score above the threshold)
-  std::vector<Neighbor> neighbors;    // nearest first
+  double threshold = NAN;           // NaN: no threshold could be set
+  int decision = 0;                 // 1: flagged (score above the threshold)
+  std::vector<Neighbor> neighbors;  // nearest first
 };
 
 // ---- skipped.jsonl ----------------------------------------------------------------------------
@@ -130,13 +130,13 @@ struct SimilarityRecord {
 
 struct MethodRecord {
   std::optional<std::string> prompt, answer;
-  std::string backend;                  // "offline" | "openai"
+  std::string backend;  // "offline" | "openai"
   std::optional<std::string> model, error;
   double seconds = 0;
-  std::optional<std::string> missing_reason;     // the method could not run
+  std::optional<std::string> missing_reason;      // the method could not run
   std::optional<std::vector<std::string>> named;  // offline explainer: what it names, strongest first
-  bool reused = false;                  // the answer of an earlier run to the identical prompt
-  std::optional<int> attempts;          // LLM requests: attempts it took
+  bool reused = false;                            // the answer of an earlier run to the identical prompt
+  std::optional<int> attempts;                    // LLM requests: attempts it took
 };
 
 struct ExplainTimings {

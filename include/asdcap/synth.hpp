@@ -34,8 +34,7 @@ SynthSummary synthesize_dataset(const SynthOptions& options);
 
 // One clip's samples (in [-1, 1]) without writing anything; fault "none" for a normal clip.
 // Deterministic in (seed, machine, id, clip_index, fault).
-std::vector<float> synthesize_clip(const std::string& machine, const std::string& id,
-                                   const std::string& fault, uint64_t seed, uint64_t clip_index,
-                                   double seconds = 10.0, int sample_rate = 16000);
+std::vector<float> synthesize_clip(const std::string& machine, const std::string& id, const std::string& fault,
+                                   uint64_t seed, uint64_t clip_index, double seconds = 10.0, int sample_rate = 16000);
 
 }  // namespace asdcap

@@ -30,11 +30,11 @@ class TextEncoder {
 
   // The stages of one text, for tests and diagnostics.
   struct Trace {
-    std::vector<int64_t> ids;     // encode_clap_text(text)
-    int64_t pooled_index = 0;     // (count of ids != 0) - 1
-    std::vector<float> hidden;    // [pooled_index + 1, n_embd] after ln_f
-    std::vector<float> pooled;    // [n_embd]
-    std::vector<float> embedding; // [proj_dim]
+    std::vector<int64_t> ids;      // encode_clap_text(text)
+    int64_t pooled_index = 0;      // (count of ids != 0) - 1
+    std::vector<float> hidden;     // [pooled_index + 1, n_embd] after ln_f
+    std::vector<float> pooled;     // [n_embd]
+    std::vector<float> embedding;  // [proj_dim]
   };
   Trace trace(const std::string& text) const;
   Trace trace_ids(const std::vector<int64_t>& ids) const;

@@ -46,8 +46,8 @@ class Tokenizer {
   std::string decode_raw(const std::vector<int64_t>& ids) const;
 
   int64_t vocab_size() const;
-  int64_t eos_id() const;   // id of "<|endoftext|>"
-  int64_t pad_id() const;   // id of "!"
+  int64_t eos_id() const;  // id of "<|endoftext|>"
+  int64_t pad_id() const;  // id of "!"
 
  private:
   Tokenizer();

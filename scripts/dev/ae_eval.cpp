@@ -115,9 +115,9 @@ int main(int argc, char** argv) {
       for (const auto& [id, p] : by_id)
         if (!p.first.empty() && !p.second.empty()) std::printf(" %s %.3f", id.c_str(), auc(p.first, p.second));
       const ae::Network<float>& net = AeModelInternals::network(m);
-      std::printf("; nearest normal clip of the same ID: %d/%zu by the 8-dim code, %d/%zu by the last 128-wide encoder layer\n",
-                  same_id_neighbours(net, 4, train, test), test.size(), same_id_neighbours(net, 3, train, test),
-                  test.size());
+      std::printf(
+          "; nearest normal clip of the same ID: %d/%zu by the 8-dim code, %d/%zu by the last 128-wide encoder layer\n",
+          same_id_neighbours(net, 4, train, test), test.size(), same_id_neighbours(net, 3, train, test), test.size());
       std::fflush(stdout);
     }
     double mean = 0, worst = 0;

@@ -15,14 +15,14 @@ namespace {
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
           float beta, float* c, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
-              static_cast<int>(ldc));
+              static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
 }
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
-          int64_t ldb, double beta, double* c, int64_t ldc) {
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b, int64_t ldb,
+          double beta, double* c, int64_t ldc) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
-              static_cast<int>(ldc));
+              static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
 }
 
 }  // namespace
@@ -56,8 +56,9 @@ void dense_weight_grad_rows(const T* x, const T* dz, int64_t rows, int in, int o
 template <class T>
 void dense_forward(int threads, const T* x, int64_t rows, int in, const T* w, const T* b, int out, T* z) {
   blas_single_threaded();
-  parallel_chunks(threads, rows, kRowChunk, [&](int64_t r0, int64_t r1) { dense_rows(x, r0, r1, in, w, b, out, z); },
-                  Schedule::kStatic);
+  parallel_chunks(
+      threads, rows, kRowChunk, [&](int64_t r0, int64_t r1) { dense_rows(x, r0, r1, in, w, b, out, z); },
+      Schedule::kStatic);
 }
 
 template <class T>
@@ -194,15 +195,21 @@ void bn_train_forward(int threads, T* z, int64_t rows, int dim, const T* gamma, 
                       T* y, BnStats& stats) {
   const int64_t chunks = row_chunks(rows);
   std::vector<double> mean(static_cast<size_t>(chunks * dim)), m2(static_cast<size_t>(chunks * dim));
-  parallel_chunks(threads, rows, kRowChunk, [&](int64_t r0, int64_t r1) {
-    const int64_t c = r0 / kRowChunk;
-    bn_moments_rows(z, r0, r1, dim, mean.data() + c * dim, m2.data() + c * dim);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      threads, rows, kRowChunk,
+      [&](int64_t r0, int64_t r1) {
+        const int64_t c = r0 / kRowChunk;
+        bn_moments_rows(z, r0, r1, dim, mean.data() + c * dim, m2.data() + c * dim);
+      },
+      Schedule::kStatic);
   bn_combine(mean, m2, rows, dim, eps, stats);
   std::vector<T> mean_t(stats.mean.begin(), stats.mean.end()), inv_t(stats.inv.begin(), stats.inv.end());
-  parallel_chunks(threads, rows, kRowChunk, [&](int64_t r0, int64_t r1) {
-    bn_normalize_rows(z, r0, r1, dim, mean_t.data(), inv_t.data(), gamma, beta, relu, y);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      threads, rows, kRowChunk,
+      [&](int64_t r0, int64_t r1) {
+        bn_normalize_rows(z, r0, r1, dim, mean_t.data(), inv_t.data(), gamma, beta, relu, y);
+      },
+      Schedule::kStatic);
 }
 
 template <class T>
@@ -210,14 +217,18 @@ void bn_train_backward(int threads, const T* xhat, const T* y, const T* dy, int6
                        const BnStats& stats, bool relu, T* dgamma, T* dbeta, T* dz) {
   const int64_t chunks = row_chunks(rows);
   std::vector<double> sg(static_cast<size_t>(chunks * dim), 0.0), sgx(static_cast<size_t>(chunks * dim), 0.0);
-  parallel_chunks(threads, rows, kRowChunk, [&](int64_t r0, int64_t r1) {
-    const int64_t c = r0 / kRowChunk;
-    bn_grad_sums_rows(xhat, y, dy, r0, r1, dim, relu, sg.data() + c * dim, sgx.data() + c * dim);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      threads, rows, kRowChunk,
+      [&](int64_t r0, int64_t r1) {
+        const int64_t c = r0 / kRowChunk;
+        bn_grad_sums_rows(xhat, y, dy, r0, r1, dim, relu, sg.data() + c * dim, sgx.data() + c * dim);
+      },
+      Schedule::kStatic);
   std::vector<T> scale(static_cast<size_t>(dim)), mean_g(static_cast<size_t>(dim)), mean_gx(static_cast<size_t>(dim));
   for (int j = 0; j < dim; ++j) {
     double a = 0, b = 0;
-    for (int64_t c = 0; c < chunks; ++c) a += sg[static_cast<size_t>(c * dim + j)], b += sgx[static_cast<size_t>(c * dim + j)];
+    for (int64_t c = 0; c < chunks; ++c)
+      a += sg[static_cast<size_t>(c * dim + j)], b += sgx[static_cast<size_t>(c * dim + j)];
     const size_t u = static_cast<size_t>(j);
     dbeta[j] = static_cast<T>(a);
     dgamma[j] = static_cast<T>(b);
@@ -225,9 +236,12 @@ void bn_train_backward(int threads, const T* xhat, const T* y, const T* dy, int6
     mean_g[u] = static_cast<T>(a / static_cast<double>(rows));
     mean_gx[u] = static_cast<T>(b / static_cast<double>(rows));
   }
-  parallel_chunks(threads, rows, kRowChunk, [&](int64_t r0, int64_t r1) {
-    bn_grad_rows(xhat, y, dy, r0, r1, dim, relu, scale.data(), mean_g.data(), mean_gx.data(), dz);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      threads, rows, kRowChunk,
+      [&](int64_t r0, int64_t r1) {
+        bn_grad_rows(xhat, y, dy, r0, r1, dim, relu, scale.data(), mean_g.data(), mean_gx.data(), dz);
+      },
+      Schedule::kStatic);
 }
 
 template <class T>
@@ -266,9 +280,12 @@ template <class T>
 double mse_loss(int threads, const T* out, const T* target, int64_t rows, int dim, T* grad) {
   std::vector<double> partial(static_cast<size_t>(row_chunks(rows)), 0.0);
   const double total = static_cast<double>(rows) * dim;
-  parallel_chunks(threads, rows, kRowChunk, [&](int64_t r0, int64_t r1) {
-    partial[static_cast<size_t>(r0 / kRowChunk)] = mse_rows(out, target, r0, r1, dim, total, grad);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      threads, rows, kRowChunk,
+      [&](int64_t r0, int64_t r1) {
+        partial[static_cast<size_t>(r0 / kRowChunk)] = mse_rows(out, target, r0, r1, dim, total, grad);
+      },
+      Schedule::kStatic);
   double s = 0;
   for (double p : partial) s += p;
   return s / total;
@@ -286,23 +303,23 @@ void row_errors(const T* out, const T* target, int64_t rows, int dim, double* er
   }
 }
 
-#define ASDCAP_AE_LAYERS(T)                                                                                         \
-  template void dense_rows<T>(const T*, int64_t, int64_t, int, const T*, const T*, int, T*);                       \
-  template void dense_input_grad_rows<T>(const T*, int64_t, int64_t, int, const T*, int, T*);                      \
-  template void dense_weight_grad_rows<T>(const T*, const T*, int64_t, int, int, int64_t, int64_t, T*);            \
-  template void dense_forward<T>(int, const T*, int64_t, int, const T*, const T*, int, T*);                        \
-  template void dense_backward<T>(int, const T*, const T*, int64_t, int, const T*, int, T*, T*, T*);               \
-  template void bn_moments_rows<T>(const T*, int64_t, int64_t, int, double*, double*);                            \
-  template void bn_normalize_rows<T>(T*, int64_t, int64_t, int, const T*, const T*, const T*, const T*, bool, T*); \
-  template void bn_grad_sums_rows<T>(const T*, const T*, const T*, int64_t, int64_t, int, bool, double*, double*); \
-  template void bn_grad_rows<T>(const T*, const T*, const T*, int64_t, int64_t, int, bool, const T*, const T*,     \
-                                const T*, T*);                                                                      \
-  template void bn_train_forward<T>(int, T*, int64_t, int, const T*, const T*, double, bool, T*, BnStats&);        \
-  template void bn_train_backward<T>(int, const T*, const T*, const T*, int64_t, int, const T*, const BnStats&,    \
-                                     bool, T*, T*, T*);                                                             \
-  template void bn_eval_forward<T>(T*, int64_t, int, const T*, const T*, const T*, const T*, double, bool);         \
-  template double mse_rows<T>(const T*, const T*, int64_t, int64_t, int, double, T*);                               \
-  template double mse_loss<T>(int, const T*, const T*, int64_t, int, T*);                                           \
+#define ASDCAP_AE_LAYERS(T)                                                                                           \
+  template void dense_rows<T>(const T*, int64_t, int64_t, int, const T*, const T*, int, T*);                          \
+  template void dense_input_grad_rows<T>(const T*, int64_t, int64_t, int, const T*, int, T*);                         \
+  template void dense_weight_grad_rows<T>(const T*, const T*, int64_t, int, int, int64_t, int64_t, T*);               \
+  template void dense_forward<T>(int, const T*, int64_t, int, const T*, const T*, int, T*);                           \
+  template void dense_backward<T>(int, const T*, const T*, int64_t, int, const T*, int, T*, T*, T*);                  \
+  template void bn_moments_rows<T>(const T*, int64_t, int64_t, int, double*, double*);                                \
+  template void bn_normalize_rows<T>(T*, int64_t, int64_t, int, const T*, const T*, const T*, const T*, bool, T*);    \
+  template void bn_grad_sums_rows<T>(const T*, const T*, const T*, int64_t, int64_t, int, bool, double*, double*);    \
+  template void bn_grad_rows<T>(const T*, const T*, const T*, int64_t, int64_t, int, bool, const T*, const T*,        \
+                                const T*, T*);                                                                        \
+  template void bn_train_forward<T>(int, T*, int64_t, int, const T*, const T*, double, bool, T*, BnStats&);           \
+  template void bn_train_backward<T>(int, const T*, const T*, const T*, int64_t, int, const T*, const BnStats&, bool, \
+                                     T*, T*, T*);                                                                     \
+  template void bn_eval_forward<T>(T*, int64_t, int, const T*, const T*, const T*, const T*, double, bool);           \
+  template double mse_rows<T>(const T*, const T*, int64_t, int64_t, int, double, T*);                                 \
+  template double mse_loss<T>(int, const T*, const T*, int64_t, int, T*);                                             \
   template void row_errors<T>(const T*, const T*, int64_t, int, double*);
 ASDCAP_AE_LAYERS(float)
 ASDCAP_AE_LAYERS(double)

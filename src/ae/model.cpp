@@ -12,8 +12,8 @@
 
 #include "ae/model.hpp"
 #include "core/files.hpp"
-#include "modelio/gguf.hpp"
 #include "core/parallel.hpp"
+#include "modelio/gguf.hpp"
 #include "modelio/mapped_file.hpp"
 
 namespace asdcap {
@@ -69,8 +69,8 @@ std::vector<AeEpochReport> train_network(Network<T>& net, const T* data, int64_t
   return history;
 }
 
-template std::vector<AeEpochReport> train_network<float>(Network<float>&, const float*, int64_t,
-                                                         const AeTrainOptions&, const OrderFn&);
+template std::vector<AeEpochReport> train_network<float>(Network<float>&, const float*, int64_t, const AeTrainOptions&,
+                                                         const OrderFn&);
 template std::vector<AeEpochReport> train_network<double>(Network<double>&, const double*, int64_t,
                                                           const AeTrainOptions&, const OrderFn&);
 
@@ -250,7 +250,8 @@ AeModel AeModel::load(const std::string& path) {
   const AeFeatureSettings def;
   if (i.features.n_fft != def.n_fft || i.features.hop != def.hop || i.features.n_mels != def.n_mels ||
       i.features.frames != def.frames)
-    throw ModelError(path + ": autoencoder feature settings differ from the baseline's (n_fft 1024, hop 512, 128 mels, 5 frames)");
+    throw ModelError(
+        path + ": autoencoder feature settings differ from the baseline's (n_fft 1024, hop 512, 128 mels, 5 frames)");
   i.epochs = static_cast<int>(integer("train.epochs"));
   i.batch_size = static_cast<int>(integer("train.batch_size"));
   i.learning_rate = real("train.learning_rate");
@@ -326,7 +327,8 @@ std::vector<std::string> describe(const AeModelInfo& i) {
   if (!i.training_key.empty()) lines.push_back("training key: " + i.training_key);
   lines.push_back("features: " + (i.sample_rate > 0 ? std::to_string(i.sample_rate) + " Hz, " : std::string()) +
                   "n_fft " + std::to_string(i.features.n_fft) + ", hop " + std::to_string(i.features.hop) + ", " +
-                  std::to_string(i.features.n_mels) + " mels, " + std::to_string(i.features.frames) + " frames per vector");
+                  std::to_string(i.features.n_mels) + " mels, " + std::to_string(i.features.frames) +
+                  " frames per vector");
   lines.push_back("training: " + std::to_string(i.epochs) + " epochs, batch " + std::to_string(i.batch_size) +
                   ", learning rate " + num(i.learning_rate) + ", seed " + std::to_string(i.seed) +
                   ", validation split " + num(i.validation_split));

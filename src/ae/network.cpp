@@ -8,7 +8,9 @@
 
 namespace asdcap::ae {
 
-std::vector<int> baseline_widths(int input_dim) { return {input_dim, 128, 128, 128, 128, 8, 128, 128, 128, 128, input_dim}; }
+std::vector<int> baseline_widths(int input_dim) {
+  return {input_dim, 128, 128, 128, 128, 8, 128, 128, 128, 128, input_dim};
+}
 
 uint64_t SplitMix64::below(uint64_t n) {
   const uint64_t limit = UINT64_MAX - UINT64_MAX % n;  // largest multiple of n (draws at or above it are redrawn)
@@ -108,18 +110,21 @@ void Adam<T>::step(int threads, std::vector<T>& params, const std::vector<T>& gr
   const T b1 = static_cast<T>(kAdamBeta1), c1 = static_cast<T>(1.0 - kAdamBeta1);
   const T b2 = static_cast<T>(kAdamBeta2), c2 = static_cast<T>(1.0 - kAdamBeta2);
   const T eps = static_cast<T>(kAdamEpsilon);
-  parallel_chunks(threads, static_cast<int64_t>(params.size()), 16384, [&](int64_t i0, int64_t i1) {
-    T* p = params.data();
-    T* mm = m.data();
-    T* vv = v.data();
-    const T* g = grads.data();
+  parallel_chunks(
+      threads, static_cast<int64_t>(params.size()), 16384,
+      [&](int64_t i0, int64_t i1) {
+        T* p = params.data();
+        T* mm = m.data();
+        T* vv = v.data();
+        const T* g = grads.data();
 #pragma omp simd
-    for (int64_t i = i0; i < i1; ++i) {
-      mm[i] = b1 * mm[i] + c1 * g[i];
-      vv[i] = b2 * vv[i] + c2 * (g[i] * g[i]);
-      p[i] -= lr_t * mm[i] / (std::sqrt(vv[i]) + eps);
-    }
-  }, Schedule::kStatic);
+        for (int64_t i = i0; i < i1; ++i) {
+          mm[i] = b1 * mm[i] + c1 * g[i];
+          vv[i] = b2 * vv[i] + c2 * (g[i] * g[i]);
+          p[i] -= lr_t * mm[i] / (std::sqrt(vv[i]) + eps);
+        }
+      },
+      Schedule::kStatic);
 }
 
 template <class T>
@@ -156,19 +161,22 @@ void Trainer<T>::forward(const T* x, int64_t rows) {
       mean.assign(stats_[u - 1].mean.begin(), stats_[u - 1].mean.end());
       inv.assign(stats_[u - 1].inv.begin(), stats_[u - 1].inv.end());
     }
-    parallel_chunks(threads_, rows, kRowChunk, [&](int64_t r0, int64_t r1) {
-      const T* in = x;
-      if (l > 0) {
-        bn_normalize_rows(z_[u - 1].data(), r0, r1, din, mean.data(), inv.data(), net_.gamma(l - 1), net_.beta(l - 1),
-                          true, y_[u - 1].data());
-        in = y_[u - 1].data();
-      }
-      dense_rows(in, r0, r1, din, net_.kernel(l), net_.bias(l), dout, z_[u].data());
-      if (net_.has_bn(l)) {
-        const int64_t c = r0 / kRowChunk;
-        bn_moments_rows(z_[u].data(), r0, r1, dout, part_a_.data() + c * dout, part_b_.data() + c * dout);
-      }
-    }, Schedule::kStatic);
+    parallel_chunks(
+        threads_, rows, kRowChunk,
+        [&](int64_t r0, int64_t r1) {
+          const T* in = x;
+          if (l > 0) {
+            bn_normalize_rows(z_[u - 1].data(), r0, r1, din, mean.data(), inv.data(), net_.gamma(l - 1),
+                              net_.beta(l - 1), true, y_[u - 1].data());
+            in = y_[u - 1].data();
+          }
+          dense_rows(in, r0, r1, din, net_.kernel(l), net_.bias(l), dout, z_[u].data());
+          if (net_.has_bn(l)) {
+            const int64_t c = r0 / kRowChunk;
+            bn_moments_rows(z_[u].data(), r0, r1, dout, part_a_.data() + c * dout, part_b_.data() + c * dout);
+          }
+        },
+        Schedule::kStatic);
     if (net_.has_bn(l)) bn_combine(part_a_, part_b_, rows, dout, kBnEpsilon, stats_[u]);
   }
 }
@@ -208,10 +216,12 @@ double Trainer<T>::gradients(const T* x, int64_t rows) {
       mean_gx.resize(static_cast<size_t>(dout));
       for (int j = 0; j < dout; ++j) {
         double a = 0, b = 0;
-        for (int64_t c = 0; c < chunks; ++c) a += part_a_[static_cast<size_t>(c * dout + j)], b += part_b_[static_cast<size_t>(c * dout + j)];
+        for (int64_t c = 0; c < chunks; ++c)
+          a += part_a_[static_cast<size_t>(c * dout + j)], b += part_b_[static_cast<size_t>(c * dout + j)];
         g[net_.beta_at[u] + j] = static_cast<T>(a);
         g[net_.gamma_at[u] + j] = static_cast<T>(b);
-        scale[static_cast<size_t>(j)] = static_cast<T>(static_cast<double>(net_.gamma(l)[j]) * stats_[u].inv[static_cast<size_t>(j)]);
+        scale[static_cast<size_t>(j)] =
+            static_cast<T>(static_cast<double>(net_.gamma(l)[j]) * stats_[u].inv[static_cast<size_t>(j)]);
         mean_g[static_cast<size_t>(j)] = static_cast<T>(a / static_cast<double>(rows));
         mean_gx[static_cast<size_t>(j)] = static_cast<T>(b / static_cast<double>(rows));
       }
@@ -262,7 +272,8 @@ double Trainer<T>::gradients(const T* x, int64_t rows) {
     pending_buf = k;
     k = below;
   }
-  parallel_chunks(threads_, weight_jobs(pending), 1, [&](int64_t job, int64_t) { weight_job(pending, pending_buf, job); });
+  parallel_chunks(threads_, weight_jobs(pending), 1,
+                  [&](int64_t job, int64_t) { weight_job(pending, pending_buf, job); });
   return loss;
 }
 
@@ -310,7 +321,8 @@ void infer(const Network<T>& net, const T* x, int64_t rows, int threads, double*
   if (code) {
     code->assign(static_cast<size_t>(code_dim), 0.0);
     for (int64_t c = 0; c < chunks; ++c)
-      for (int j = 0; j < code_dim; ++j) (*code)[static_cast<size_t>(j)] += partial[static_cast<size_t>(c * code_dim + j)];
+      for (int j = 0; j < code_dim; ++j)
+        (*code)[static_cast<size_t>(j)] += partial[static_cast<size_t>(c * code_dim + j)];
     for (auto& v : *code) v /= static_cast<double>(std::max<int64_t>(rows, 1));
   }
 }

@@ -30,7 +30,7 @@ struct SplitMix64 {
     return z ^ (z >> 31);
   }
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  uint64_t below(uint64_t n);  // uniform in [0, n), by rejection
+  uint64_t below(uint64_t n);                                                 // uniform in [0, n), by rejection
 };
 
 // The shuffle of epoch `epoch` (1-based) of `n` training vectors: Fisher-Yates from the last position
@@ -119,8 +119,8 @@ class Trainer {
   std::vector<std::vector<T>> y_;  // per BatchNorm layer: its ReLU output (the next layer's input)
   std::vector<BnStats> stats_;
   std::vector<T> grads_;
-  std::vector<T> d_[3];                     // gradients at layer outputs, rotating (see gradients())
-  std::vector<double> part_a_, part_b_;     // per-chunk partial results (moments, backward sums)
+  std::vector<T> d_[3];                  // gradients at layer outputs, rotating (see gradients())
+  std::vector<double> part_a_, part_b_;  // per-chunk partial results (moments, backward sums)
   std::vector<double> part_loss_;
   Adam<T> adam_;
   MovingStats<T> moving_;

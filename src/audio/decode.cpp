@@ -3,8 +3,8 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -84,9 +84,8 @@ bool is_wav_family(int format) {
 // Checks what libsndfile cannot tell apart (missing / unreadable / empty file), then opens it.
 void open_audio(const std::string& path, SndFile& file) {
   if (path.empty()) throw IoError("an empty file name was given as an audio file");
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0)
-    throw IoError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
   if (S_ISDIR(st.st_mode)) throw IoError(path + ": is a directory, not an audio file");
   {
     std::ifstream probe(path, std::ios::binary);
@@ -95,8 +94,7 @@ void open_audio(const std::string& path, SndFile& file) {
   if (S_ISREG(st.st_mode) && st.st_size == 0) throw FormatError(path + ": empty file (0 bytes)");
   std::lock_guard<std::mutex> lock(sndfile_open_mutex());
   file.handle = sf_open(path.c_str(), SFM_READ, &file.info);
-  if (!file.handle)
-    throw FormatError(path + ": not a readable audio file (" + sf_strerror(nullptr) + ")");
+  if (!file.handle) throw FormatError(path + ": not a readable audio file (" + sf_strerror(nullptr) + ")");
 }
 
 // libsndfile silently shortens a WAV whose data chunk runs past the end of the file; its log
@@ -129,8 +127,7 @@ AudioInfo info_of(const std::string& path, const SndFile& file) {
 
 void check_header(const std::string& path, const AudioInfo& info) {
   if (info.channels <= 0) throw FormatError(path + ": invalid channel count " + std::to_string(info.channels));
-  if (info.sample_rate <= 0)
-    throw FormatError(path + ": invalid sample rate " + std::to_string(info.sample_rate));
+  if (info.sample_rate <= 0) throw FormatError(path + ": invalid sample rate " + std::to_string(info.sample_rate));
   if (info.frames <= 0) throw FormatError(path + ": no audio samples (0 frames)");
 }
 
@@ -173,8 +170,8 @@ DecodedAudio decode_audio(const std::string& path) {
     read += got;
   }
   if (sf_error(file.handle) != SF_ERR_NO_ERROR)
-    throw FormatError(path + ": truncated or corrupt: decoding failed after " + std::to_string(read) +
-                      " of " + std::to_string(out.info.frames) + " frames (" + sf_strerror(file.handle) + ")");
+    throw FormatError(path + ": truncated or corrupt: decoding failed after " + std::to_string(read) + " of " +
+                      std::to_string(out.info.frames) + " frames (" + sf_strerror(file.handle) + ")");
   if (read < out.info.frames)
     throw FormatError(path + ": truncated file: header declares " + std::to_string(out.info.frames) +
                       " frames but only " + std::to_string(read) + " could be read");

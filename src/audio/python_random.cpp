@@ -56,8 +56,7 @@ class Mt19937 {
 
   void init_genrand(uint32_t s) {
     mt_[0] = s;
-    for (int i = 1; i < kN; ++i)
-      mt_[i] = 1812433253u * (mt_[i - 1] ^ (mt_[i - 1] >> 30)) + static_cast<uint32_t>(i);
+    for (int i = 1; i < kN; ++i) mt_[i] = 1812433253u * (mt_[i - 1] ^ (mt_[i - 1] >> 30)) + static_cast<uint32_t>(i);
     index_ = kN;
   }
 
@@ -67,8 +66,7 @@ class Mt19937 {
     size_t j = 0;
     const int len = static_cast<int>(key.size());
     for (int k = (kN > len ? kN : len); k; --k) {
-      mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1664525u)) + key[j] +
-               static_cast<uint32_t>(j);
+      mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1664525u)) + key[j] + static_cast<uint32_t>(j);
       ++i;
       ++j;
       if (i >= kN) {

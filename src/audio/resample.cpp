@@ -20,16 +20,15 @@ constexpr double kRolloff = 0.99;
 
 struct PolyphaseKernel {
   int64_t o = 0, n = 0, width = 0;
-  int64_t taps = 0;               // row stride of `weights` (longest phase)
-  std::vector<int64_t> first;     // [n] index (into the padded input frame) of the first tap
-  std::vector<int64_t> count;     // [n] number of non-zero taps
-  std::vector<float> weights;     // [n x taps]
+  int64_t taps = 0;            // row stride of `weights` (longest phase)
+  std::vector<int64_t> first;  // [n] index (into the padded input frame) of the first tap
+  std::vector<int64_t> count;  // [n] number of non-zero taps
+  std::vector<float> weights;  // [n x taps]
 };
 
 // One entry k[j, i] of torchaudio's _get_sinc_resample_kernel.
 float kernel_value(int64_t j, int64_t i, const PolyphaseKernel& k, double base) {
-  const double minus_j_over_n =
-      static_cast<double>(static_cast<float>(-j) / static_cast<float>(k.n));  // float32 quirk
+  const double minus_j_over_n = static_cast<double>(static_cast<float>(-j) / static_cast<float>(k.n));  // float32 quirk
   const double idx = static_cast<double>(i - k.width) / static_cast<double>(k.o);
   double t = (minus_j_over_n + idx) * base;
   t = std::clamp(t, -static_cast<double>(kLowpassWidth), static_cast<double>(kLowpassWidth));
@@ -69,8 +68,7 @@ PolyphaseKernel make_kernel(int64_t o, int64_t n) {
     if (a == b) a = b = 0;  // cannot happen for valid rates; keep one zero tap
     k.first[static_cast<size_t>(j)] = lo + static_cast<int64_t>(a);
     k.count[static_cast<size_t>(j)] = static_cast<int64_t>(b - a);
-    phase[static_cast<size_t>(j)].assign(w.begin() + static_cast<ptrdiff_t>(a),
-                                         w.begin() + static_cast<ptrdiff_t>(b));
+    phase[static_cast<size_t>(j)].assign(w.begin() + static_cast<ptrdiff_t>(a), w.begin() + static_cast<ptrdiff_t>(b));
     longest = std::max<int64_t>(longest, static_cast<int64_t>(b - a));
   }
   k.taps = longest;
@@ -88,7 +86,8 @@ PolyphaseKernel make_kernel(int64_t o, int64_t n) {
 void apply(const PolyphaseKernel& k, const float* padded, int64_t frames, int64_t total, float* out) {
   constexpr int64_t kBlock = 256;
   int64_t columns = 0;  // input span one frame needs: max over phases of first + taps
-  for (int64_t j = 0; j < k.n; ++j) columns = std::max(columns, k.first[static_cast<size_t>(j)] + k.count[static_cast<size_t>(j)]);
+  for (int64_t j = 0; j < k.n; ++j)
+    columns = std::max(columns, k.first[static_cast<size_t>(j)] + k.count[static_cast<size_t>(j)]);
   std::vector<float> block(static_cast<size_t>(columns * kBlock));
   float acc[kBlock];
   for (int64_t f0 = 0; f0 < frames; f0 += kBlock) {
@@ -118,8 +117,7 @@ void apply(const PolyphaseKernel& k, const float* padded, int64_t frames, int64_
 
 std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_rate) {
   if (from_rate <= 0 || to_rate <= 0)
-    throw FormatError("resample: invalid sample rates " + std::to_string(from_rate) + " -> " +
-                      std::to_string(to_rate));
+    throw FormatError("resample: invalid sample rates " + std::to_string(from_rate) + " -> " + std::to_string(to_rate));
   if (from_rate == to_rate || x.empty()) return x;
   const int64_t g = std::gcd(static_cast<int64_t>(from_rate), static_cast<int64_t>(to_rate));
   const int64_t o = from_rate / g, n = to_rate / g;

@@ -50,7 +50,7 @@ inline double power_of(float re, float im) {
 // the 16 AVX registers, and each kernel load serves F frames.
 template <int F>
 __attribute__((target("avx2,fma"))) void group_power_fma(const float* const* frames, const float* kern,
-                                                          double* const* power) {
+                                                         double* const* power) {
   __m256 re[F][2], im[F][2];
   for (int f = 0; f < F; ++f) re[f][0] = re[f][1] = im[f][0] = im[f][1] = _mm256_setzero_ps();
   for (int n = 0; n < kTaps; ++n) {
@@ -79,7 +79,7 @@ __attribute__((target("avx2,fma"))) void group_power_fma(const float* const* fra
 // two), so F frames take 2F accumulators and each pair of kernel loads serves F frames.
 template <int F>
 __attribute__((target("avx512f"))) void group_power_avx512(const float* const* frames, const float* kern,
-                                                            double* const* power) {
+                                                           double* const* power) {
   __m512 re[F], im[F];
   for (int f = 0; f < F; ++f) re[f] = im[f] = _mm512_setzero_ps();
   for (int n = 0; n < kTaps; ++n) {

@@ -105,7 +105,8 @@ BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_pr
     gpt2.share(cache, beam);
   } else {
     generated.resize(B * static_cast<size_t>(n_prefix * d));
-    for (size_t b = 0; b < B; ++b) std::copy(prefix, prefix + n_prefix * d, generated.begin() + static_cast<int64_t>(b) * n_prefix * d);
+    for (size_t b = 0; b < B; ++b)
+      std::copy(prefix, prefix + n_prefix * d, generated.begin() + static_cast<int64_t>(b) * n_prefix * d);
   }
 
   int steps = 1;
@@ -126,14 +127,16 @@ BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_pr
         std::copy(generated.begin() + static_cast<int64_t>(b) * (len - 1) * d,
                   generated.begin() + static_cast<int64_t>(b + 1) * (len - 1) * d,
                   seq.begin() + static_cast<int64_t>(b) * len * d);
-        std::copy(next_embed.begin() + static_cast<int64_t>(b) * d, next_embed.begin() + static_cast<int64_t>(b + 1) * d,
+        std::copy(next_embed.begin() + static_cast<int64_t>(b) * d,
+                  next_embed.begin() + static_cast<int64_t>(b + 1) * d,
                   seq.begin() + (static_cast<int64_t>(b) * len + len - 1) * d);
       }
       generated.swap(seq);
       hidden.resize(generated.size());
       gpt2.forward_nocache(generated.data(), beam, len, hidden.data());
       for (size_t b = 0; b < B; ++b)
-        gpt2.logits(hidden.data() + (static_cast<int64_t>(b) * len + len - 1) * d, 1, logits.data() + b * static_cast<size_t>(V));
+        gpt2.logits(hidden.data() + (static_cast<int64_t>(b) * len + len - 1) * d, 1,
+                    logits.data() + b * static_cast<size_t>(V));
     }
     // Candidate scores in msclap's float32 order of operations: (score + log p) / length. The
     // transform is monotonic within a beam, so the global top k lies among each beam's top k by

@@ -44,8 +44,7 @@ std::vector<float> Captioner::prefix_embeddings(const float* audio_embedding) co
   double ss = 0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(audio_embedding[i]) * audio_embedding[i];
   const float norm = static_cast<float>(std::sqrt(ss));
-  if (!(norm > 0.f) || !std::isfinite(norm))
-    throw Error("captioner: the audio embedding has zero or non-finite norm");
+  if (!(norm > 0.f) || !std::isfinite(norm)) throw Error("captioner: the audio embedding has zero or non-finite norm");
   std::vector<float> prefix(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) prefix[static_cast<size_t>(i)] = audio_embedding[i] / norm;
   return mapper_.map(prefix.data());

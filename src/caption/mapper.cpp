@@ -22,7 +22,7 @@ CaptionMapper::CaptionMapper(std::shared_ptr<const ModelFile> model, int threads
   if (dim <= 0 || lin.shape[0] % dim != 0)
     throw ModelError(model_->path() + ": cap.mapper.linear.weight rows are not a multiple of the mapper width");
   cfg_.dim = static_cast<int>(dim);
-  cfg_.clip_length = static_cast<int>(pc.shape[0]);  // learned constants = output tokens
+  cfg_.clip_length = static_cast<int>(pc.shape[0]);           // learned constants = output tokens
   cfg_.prefix_length = static_cast<int>(lin.shape[0] / dim);  // tokens made by the Linear
   in_dim_ = lin.shape[1];
   lin_w_ = model_->f32(p + "linear.weight", {lin.shape[0], in_dim_});
@@ -83,7 +83,8 @@ std::vector<float> CaptionMapper::map(const float* prefix) const {
           mx = std::max(mx, scores[static_cast<size_t>(j)]);
         }
         float sum = 0.f;
-        for (int64_t j = 0; j < n; ++j) sum += scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - mx);
+        for (int64_t j = 0; j < n; ++j)
+          sum += scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - mx);
         const float inv = 1.f / sum;
         float* out = ctx.data() + i * dim + h * hd;
         std::fill(out, out + hd, 0.f);

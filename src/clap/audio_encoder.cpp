@@ -53,14 +53,14 @@ struct AudioEncoder::Impl {
   int threads = 0;  // AudioEncoderParams::threads
   HtsatConfig cfg;
   int64_t proj_dim = 0;
-  int64_t grid0 = 0;  // patch grid side
+  int64_t grid0 = 0;                     // patch grid side
   std::vector<float> bn_alpha, bn_beta;  // bn0 as x * alpha + beta (PyTorch's inference form)
   const float* melW = nullptr;
   nn::PackedLinear pe;  // patch embedding Conv2d as a Linear over p x p patches
   const float *pe_g = nullptr, *pe_beta = nullptr;
   std::vector<Stage> stages;
   const float *norm_g = nullptr, *norm_b = nullptr;
-  nn::PackedLinear tscam;        // the tscam Conv2d applied to time-averaged taps (see head)
+  nn::PackedLinear tscam;         // the tscam Conv2d applied to time-averaged taps (see head)
   nn::PackedLinear proj1, proj2;  // CLAP projection (no biases)
   const float *proj_g = nullptr, *proj_b = nullptr;
 
@@ -78,7 +78,8 @@ struct AudioEncoder::Impl {
   }
   // A Linear layer packed for asdcap's GEMM from weight [out, in] (any trailing shape flattened) and an
   // optional bias; the weights are read as a temporary copy, so only the packed form stays in memory.
-  nn::PackedLinear packed(const std::string& weight, std::initializer_list<int64_t> shape, const std::string& bias) const {
+  nn::PackedLinear packed(const std::string& weight, std::initializer_list<int64_t> shape,
+                          const std::string& bias) const {
     const std::vector<float> w = model->f32_copy(require(weight), shape);
     const int64_t out = *shape.begin(), in = static_cast<int64_t>(w.size()) / out;
     return nn::PackedLinear(w.data(), out, in, bias.empty() ? nullptr : get(bias, {out}));
@@ -112,8 +113,9 @@ void AudioEncoder::Impl::load() {
     cfg = mc.audio;
   } else if (prefix == "cap.audio.") {
     if (!mc.has_captioner)
-      throw ModelError("model file " + model->path() +
-                       " has no captioner (cap.*): convert clapcap_weights_2023.pth into it (asdcap convert --clapcap)");
+      throw ModelError(
+          "model file " + model->path() +
+          " has no captioner (cap.*): convert clapcap_weights_2023.pth into it (asdcap convert --clapcap)");
     cfg = mc.cap_audio;
   } else {
     throw InvalidArgument("audio encoder prefix must be \"audio.\" or \"cap.audio.\", not \"" + prefix + "\"");
@@ -229,9 +231,8 @@ void AudioEncoder::Impl::run_block(const Stage& st, const Block& bl, float* x, i
     bl.qkv.forward(threads, normed + r0 * c, r1 - r0, wide + r0 * 3 * c);
   });
   bl.attn.forward(threads, wide, batch, normed);
-  by_rows([&](int64_t r0, int64_t r1) {
-    bl.proj.forward(threads, normed + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate);
-  });
+  by_rows(
+      [&](int64_t r0, int64_t r1) { bl.proj.forward(threads, normed + r0 * c, r1 - r0, x + r0 * c, Ep::kAccumulate); });
   // MLP half: x += fc2(GELU(fc1(LN2(x)))), GELU and the residual add fused into the GEMMs.
   by_rows([&](int64_t r0, int64_t r1) {
     const int64_t rows = r1 - r0;
@@ -292,7 +293,7 @@ void AudioEncoder::Impl::head(const float* fin, int64_t batch, std::vector<Outpu
         float* tm = tap_means.data() + ((b * c + ch) * sf + fi) * 3;
         tm[0] = static_cast<float>((s - row[width - 1]) / static_cast<double>(width));  // tap kw=0 sees t-1
         tm[1] = static_cast<float>(s / static_cast<double>(width));
-        tm[2] = static_cast<float>((s - row[0]) / static_cast<double>(width));          // tap kw=2 sees t+1
+        tm[2] = static_cast<float>((s - row[0]) / static_cast<double>(width));  // tap kw=2 sees t+1
       }
       latent[b * c + ch] = static_cast<float>(total / static_cast<double>(n));
     }
@@ -367,8 +368,8 @@ void AudioEncoder::Impl::encode_group(const float* const* images, int64_t count,
   tokens.resize(static_cast<size_t>(unit));
   normed.resize(static_cast<size_t>(unit));
   wide.resize(static_cast<size_t>(std::max(4 * unit, n0 * p2)));
-  const int64_t split_unit = split < n_stages ? tokens_of_stage_input(split) * stages[split].geom.channels
-                                              : last_tokens() * last_channels();
+  const int64_t split_unit =
+      split < n_stages ? tokens_of_stage_input(split) * stages[split].geom.channels : last_tokens() * last_channels();
   group_tokens.resize(static_cast<size_t>(count * split_unit));
   group_normed.resize(group_tokens.size());
   group_wide.resize(4 * group_tokens.size());

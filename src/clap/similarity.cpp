@@ -26,7 +26,8 @@ std::vector<float> cosine_matrix(const float* a, int64_t na, const float* b, int
     for (int64_t j = 0; j < nb; ++j) {
       double s = 0;
       for (int64_t d = 0; d < dim; ++d) s += static_cast<double>(a[i * dim + d]) * b[j * dim + d];
-      out[static_cast<size_t>(i * nb + j)] = static_cast<float>(s * ia[static_cast<size_t>(i)] * ib[static_cast<size_t>(j)]);
+      out[static_cast<size_t>(i * nb + j)] =
+          static_cast<float>(s * ia[static_cast<size_t>(i)] * ib[static_cast<size_t>(j)]);
     }
   return out;
 }
@@ -47,7 +48,8 @@ std::vector<float> softmax_rows_copy(const std::vector<float>& logits, int64_t r
     double mx = -INFINITY, sum = 0;
     for (int64_t j = 0; j < cols; ++j) mx = std::max(mx, static_cast<double>(x[j]));
     for (int64_t j = 0; j < cols; ++j) sum += std::exp(x[j] - mx);
-    for (int64_t j = 0; j < cols; ++j) out[static_cast<size_t>(r * cols + j)] = static_cast<float>(std::exp(x[j] - mx) / sum);
+    for (int64_t j = 0; j < cols; ++j)
+      out[static_cast<size_t>(r * cols + j)] = static_cast<float>(std::exp(x[j] - mx) / sum);
   }
   return out;
 }

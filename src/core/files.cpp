@@ -2,13 +2,13 @@
 
 #include <openssl/evp.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "asdcap/error.hpp"
 
@@ -34,8 +34,7 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   fs::path target(path);
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw IoError(path + ": cannot write: folder " + dir.string() + " does not exist");
+  if (!fs::is_directory(dir, ec)) throw IoError(path + ": cannot write: folder " + dir.string() + " does not exist");
   std::string base = ".";  // hidden temporary beside the target, so rename() stays on one file system
   base += target.filename().string();
   base += ".tmp.XXXXXX";

@@ -28,10 +28,14 @@ std::vector<Out> convert(const NpyArray& a) {
       out[static_cast<size_t>(i)] = static_cast<Out>(v);
     }
   };
-  if (a.dtype == "f4") copy(float{});
-  else if (a.dtype == "f8") copy(double{});
-  else if (a.dtype == "i8") copy(int64_t{});
-  else throw FormatError("npy: unsupported dtype " + a.dtype);
+  if (a.dtype == "f4")
+    copy(float{});
+  else if (a.dtype == "f8")
+    copy(double{});
+  else if (a.dtype == "i8")
+    copy(int64_t{});
+  else
+    throw FormatError("npy: unsupported dtype " + a.dtype);
   return out;
 }
 
@@ -60,8 +64,7 @@ void write_any(const std::string& path, const char* descr, const void* data, siz
   }
   std::string header = header_for(descr, shape);
   write_file_atomic(path, [&](std::FILE* f) {
-    if (std::fwrite(header.data(), 1, header.size(), f) != header.size())
-      throw IoError(path + ": write failed");
+    if (std::fwrite(header.data(), 1, header.size(), f) != header.size()) throw IoError(path + ": write failed");
     size_t bytes = static_cast<size_t>(n) * elem;
     if (bytes && std::fwrite(data, 1, bytes, f) != bytes) throw IoError(path + ": write failed");
   });
@@ -75,8 +78,7 @@ std::vector<int64_t> NpyArray::as_int64() const { return convert<int64_t>(*this)
 
 NpyArray read_npy(const std::string& path) {
   std::vector<char> b = read_file(path);
-  if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0)
-    throw FormatError(path + ": not a .npy file");
+  if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) throw FormatError(path + ": not a .npy file");
   const int major = static_cast<unsigned char>(b[6]);
   size_t hlen, off;
   if (major == 1) {

@@ -1,18 +1,19 @@
 #include "core/progress.hpp"
 
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
 
 namespace asdcap {
 
-bool Progress::enabled() {
-  return ::isatty(STDERR_FILENO) && std::getenv("ASDCAP_NO_PROGRESS") == nullptr;
-}
+bool Progress::enabled() { return ::isatty(STDERR_FILENO) && std::getenv("ASDCAP_NO_PROGRESS") == nullptr; }
 
 Progress::Progress(std::string label, int64_t total)
-    : label_(std::move(label)), total_(total), active_(enabled() && total > 0),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_ - std::chrono::seconds(1)) {}
+    : label_(std::move(label)),
+      total_(total),
+      active_(enabled() && total > 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_ - std::chrono::seconds(1)) {}
 
 Progress::~Progress() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -47,9 +48,9 @@ void Progress::draw(bool) {
   const bool color = std::getenv("NO_COLOR") == nullptr;
   std::string bar(static_cast<size_t>(filled), '#');
   bar.append(static_cast<size_t>(width - filled), '.');
-  std::fprintf(stderr, "\r%s%-18.18s%s [%s] %lld/%lld %5.1fs eta %5.1fs ", color ? "\033[1m" : "",
-               label_.c_str(), color ? "\033[0m" : "", bar.c_str(), static_cast<long long>(done_),
-               static_cast<long long>(total_), secs, eta);
+  std::fprintf(stderr, "\r%s%-18.18s%s [%s] %lld/%lld %5.1fs eta %5.1fs ", color ? "\033[1m" : "", label_.c_str(),
+               color ? "\033[0m" : "", bar.c_str(), static_cast<long long>(done_), static_cast<long long>(total_), secs,
+               eta);
   std::fflush(stderr);
 }
 

@@ -10,10 +10,10 @@ namespace asdcap {
 class Progress {
  public:
   Progress(std::string label, int64_t total);
-  ~Progress();                       // finishes the line if one was drawn
-  void tick(int64_t n = 1);          // thread-safe
+  ~Progress();               // finishes the line if one was drawn
+  void tick(int64_t n = 1);  // thread-safe
   void set_label(std::string label);
-  static bool enabled();             // stderr is a TTY and ASDCAP_NO_PROGRESS is unset
+  static bool enabled();  // stderr is a TTY and ASDCAP_NO_PROGRESS is unset
 
  private:
   void draw(bool final);

@@ -5,14 +5,14 @@
 #include <complex>
 #include <vector>
 
-#include "detect/acoustic.hpp"
 #include "asdcap/audio.hpp"
+#include "detect/acoustic.hpp"
 
 namespace asdcap {
 namespace {
 
-constexpr int kGroups4 = kMelBins / 4;  // 16 groups of 4 bands: temporal statistics
-constexpr int kGroups8 = kMelBins / 8;  // 8 groups of 8 bands: modulation spectra
+constexpr int kGroups4 = kMelBins / 4;   // 16 groups of 4 bands: temporal statistics
+constexpr int kGroups8 = kMelBins / 8;   // 8 groups of 8 bands: modulation spectra
 constexpr double kFloorBelowLevel = 70;  // dB under the clip level where the spectrogram is floored
 constexpr double kFrameRate = static_cast<double>(kSampleRate) / kHop;  // 137.8 frames/s
 // Modulation-frequency bands (Hz): slow swells, rhythm, rattles/knock rates, rotation rates.
@@ -100,8 +100,7 @@ const std::vector<AcousticFeatureInfo>& acoustic_feature_info() {
       v.push_back({k, "dB"});
     for (const char* k : {"flux_mean", "flux_p50", "flux_p99"}) v.push_back({k, "dB"});
     for (int g = 0; g < kGroups8; ++g)
-      for (int b = 0; b < kModBands; ++b)
-        v.push_back({"mod_" + std::to_string(g) + "_" + std::to_string(b), "dB"});
+      for (int b = 0; b < kModBands; ++b) v.push_back({"mod_" + std::to_string(g) + "_" + std::to_string(b), "dB"});
     for (int g = 0; g < kGroups8; ++g) v.push_back({"mod_peak_" + std::to_string(g), "dB"});
     for (const char* k : {"centroid_mean", "centroid_std"}) v.push_back({k, "band"});
     for (const char* k : {"flatness_mean", "flatness_std", "crest_mean", "crest_std"}) v.push_back({k, "dB"});
@@ -194,8 +193,10 @@ std::vector<float> acoustic_features(const float* log_mel, int64_t frames) {
         env[t] = db(s / 8);
       }
       double band_power[kModBands], peak = 0;
-      if (T >= 4) modulation(env, band_power, &peak);
-      else std::fill(band_power, band_power + kModBands, 0.0);
+      if (T >= 4)
+        modulation(env, band_power, &peak);
+      else
+        std::fill(band_power, band_power + kModBands, 0.0);
       for (int b = 0; b < kModBands; ++b) push(db(band_power[b] + 1e-6));
       peaks.push_back(peak);
     }

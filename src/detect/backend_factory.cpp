@@ -1,10 +1,10 @@
 #include <algorithm>
 
-#include "detect/acoustic.hpp"
 #include "asdcap/audio.hpp"
 #include "asdcap/backend.hpp"
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
+#include "detect/acoustic.hpp"
 
 namespace asdcap {
 namespace {
@@ -19,7 +19,7 @@ class AcousticBackend final : public EmbeddingBackend {
   std::string identity() const override { return "acoustic/v1 logmel64 dim=" + std::to_string(acoustic_dim()); }
   int dim() const override { return acoustic_dim(); }
   bool standardise_per_group() const override { return true; }  // levels in dB, rates, percentages...
-  bool thread_safe_embed() const override { return true; }       // no state: clips embed in parallel
+  bool thread_safe_embed() const override { return true; }      // no state: clips embed in parallel
   std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) override {
     if (signal44k.empty()) throw FormatError("acoustic backend: empty signal");
     WindowMean mean;

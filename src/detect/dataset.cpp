@@ -99,8 +99,9 @@ std::optional<Clip> parse_clip_path(const std::string& path, std::string* reason
   if (!has_audio_extension(p)) return fail("not a .wav or .flac file");
   auto parts = parse_stem(p.stem().string());
   if (!parts)
-    return fail("file name fits no known layout (expected e.g. normal_id_00_00000000.wav or "
-                "section_00_source_test_anomaly_0000.wav)");
+    return fail(
+        "file name fits no known layout (expected e.g. normal_id_00_00000000.wav or "
+        "section_00_source_test_anomaly_0000.wav)");
   fs::path parent = p.parent_path();
   auto folder_split = split_from(parent.filename().string());
   std::string folder_machine = folder_split ? parent.parent_path().filename().string() : "";
@@ -116,9 +117,12 @@ std::optional<Clip> parse_clip_path(const std::string& path, std::string* reason
   if (name_split && folder_split && *name_split != *folder_split)
     return fail(std::string("split in the name (") + to_string(*name_split) + ") differs from its folder (" +
                 to_string(*folder_split) + ")");
-  if (name_split) c.split = *name_split;
-  else if (folder_split) c.split = *folder_split;
-  else return fail("no train/test split in the name or the folder");
+  if (name_split)
+    c.split = *name_split;
+  else if (folder_split)
+    c.split = *folder_split;
+  else
+    return fail("no train/test split in the name or the folder");
 
   if (!parts->machine.empty() && !folder_machine.empty() && parts->machine != folder_machine)
     return fail("machine type in the name (" + parts->machine + ") differs from its folder (" + folder_machine + ")");
@@ -128,16 +132,14 @@ std::optional<Clip> parse_clip_path(const std::string& path, std::string* reason
 
   if (c.split == Split::Train && c.label == Label::Anomaly)
     return fail("anomalous clip in a training split (references must be normal)");
-  if (c.split == Split::Train && c.label == Label::Unknown)
-    return fail("training clip without 'normal' in its name");
+  if (c.split == Split::Train && c.label == Label::Unknown) return fail("training clip without 'normal' in its name");
   return c;
 }
 
 Dataset discover_dataset(const std::string& root, const std::vector<std::string>& machines) {
   std::error_code ec;
   fs::path root_path = fs::absolute(fs::path(root), ec).lexically_normal();
-  if (ec || !fs::is_directory(root_path, ec))
-    throw IoError(root + ": not a readable directory");
+  if (ec || !fs::is_directory(root_path, ec)) throw IoError(root + ": not a readable directory");
   Dataset ds;
   ds.root = root_path.string();
   if (!ds.root.empty() && ds.root.size() > 1 && ds.root.back() == '/') ds.root.pop_back();
@@ -174,8 +176,7 @@ Dataset discover_dataset(const std::string& root, const std::vector<std::string>
       ds.skipped.push_back({p.string(), reason});
       continue;
     }
-    if (!machines.empty() && std::find(machines.begin(), machines.end(), clip->machine) == machines.end())
-      continue;
+    if (!machines.empty() && std::find(machines.begin(), machines.end(), clip->machine) == machines.end()) continue;
     clip->rel = p.lexically_relative(root_path).string();
     ds.clips.push_back(std::move(*clip));
   }

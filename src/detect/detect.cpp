@@ -13,14 +13,14 @@
 
 #include "asdcap/backend.hpp"
 #include "asdcap/dataset.hpp"
-#include "detect/embedding_cache.hpp"
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/knn.hpp"
 #include "asdcap/metrics.hpp"
-#include "core/progress.hpp"
 #include "asdcap/run.hpp"
+#include "core/files.hpp"
 #include "core/parallel.hpp"
+#include "core/progress.hpp"
+#include "detect/embedding_cache.hpp"
 
 namespace asdcap {
 namespace fs = std::filesystem;
@@ -313,7 +313,8 @@ DetectSummary run_detect(const DetectOptions& options) {
     summary.rows.push_back(row);
     if (settings.machines.empty() || settings.machines.back() != key.first) settings.machines.push_back(key.first);
   }
-  std::sort(skipped.begin(), skipped.end(), [](const SkippedRecord& a, const SkippedRecord& b) { return a.path < b.path; });
+  std::sort(skipped.begin(), skipped.end(),
+            [](const SkippedRecord& a, const SkippedRecord& b) { return a.path < b.path; });
   summary.n_skipped = static_cast<int>(skipped.size());
   settings.created = utc_now();
   settings.n_scored = summary.n_scored;

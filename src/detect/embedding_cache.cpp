@@ -41,10 +41,11 @@ EmbeddingCache::EmbeddingCache(const std::string& path) : path_(path) {
     // durable against process crashes (only a power cut may lose the latest commits).
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
-    exec("CREATE TABLE IF NOT EXISTS embeddings ("
-         " sha256 TEXT NOT NULL, backend TEXT NOT NULL, crop TEXT NOT NULL,"
-         " dim INTEGER NOT NULL, data BLOB NOT NULL,"
-         " PRIMARY KEY (sha256, backend, crop))");
+    exec(
+        "CREATE TABLE IF NOT EXISTS embeddings ("
+        " sha256 TEXT NOT NULL, backend TEXT NOT NULL, crop TEXT NOT NULL,"
+        " dim INTEGER NOT NULL, data BLOB NOT NULL,"
+        " PRIMARY KEY (sha256, backend, crop))");
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -88,8 +89,7 @@ std::optional<std::vector<float>> EmbeddingCache::get(const std::string& sha256,
 void EmbeddingCache::put(const std::string& sha256, const std::string& backend, const std::string& crop,
                          const std::vector<float>& embedding) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement st(db_,
-               "INSERT OR REPLACE INTO embeddings (sha256, backend, crop, dim, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+  Statement st(db_, "INSERT OR REPLACE INTO embeddings (sha256, backend, crop, dim, data) VALUES (?1, ?2, ?3, ?4, ?5)",
                path_);
   sqlite3_bind_text(st.get(), 1, sha256.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st.get(), 2, backend.c_str(), -1, SQLITE_TRANSIENT);

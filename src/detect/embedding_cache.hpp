@@ -20,8 +20,7 @@ class EmbeddingCache {
   EmbeddingCache& operator=(const EmbeddingCache&) = delete;
 
   // Thread-safe.
-  std::optional<std::vector<float>> get(const std::string& sha256, const std::string& backend,
-                                        const std::string& crop);
+  std::optional<std::vector<float>> get(const std::string& sha256, const std::string& backend, const std::string& crop);
   void put(const std::string& sha256, const std::string& backend, const std::string& crop,
            const std::vector<float>& embedding);
   int64_t size();

@@ -12,8 +12,8 @@ namespace asdcap {
 namespace {
 
 // Rows of `x` minus `center`, as float for sgemm, and their squared norms (double).
-void center_rows(const float* x, int64_t n, int64_t dim, const std::vector<double>& center,
-                 std::vector<float>* out, std::vector<double>* norms2) {
+void center_rows(const float* x, int64_t n, int64_t dim, const std::vector<double>& center, std::vector<float>* out,
+                 std::vector<double>* norms2) {
   out->resize(static_cast<size_t>(n * dim));
   norms2->assign(static_cast<size_t>(n), 0.0);
   for (int64_t i = 0; i < n; ++i) {
@@ -38,8 +38,8 @@ double exact_d2(const float* a, const float* b, int64_t dim) {
 
 }  // namespace
 
-KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_t nr, int64_t dim,
-                     int k, bool leave_one_out) {
+KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_t nr, int64_t dim, int k,
+                     bool leave_one_out) {
   if (nq < 0 || nr < 0 || dim <= 0 || k < 1) throw InvalidArgument("knn_search: bad sizes");
   if (leave_one_out && nq != nr) throw InvalidArgument("knn_search: leave-one-out needs queries == references");
   KnnResult res;

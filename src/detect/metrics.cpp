@@ -64,7 +64,10 @@ std::vector<RocPoint> roc_curve(const std::vector<double>& scores, const std::ve
   std::vector<double> tps, fps, thr;
   double tp = 0, fp = 0;
   for (size_t i = 0; i < idx.size(); ++i) {
-    if (anomalous[idx[i]]) tp += 1; else fp += 1;
+    if (anomalous[idx[i]])
+      tp += 1;
+    else
+      fp += 1;
     if (i + 1 == idx.size() || scores[idx[i + 1]] != scores[idx[i]]) {
       tps.push_back(tp);
       fps.push_back(fp);
@@ -75,8 +78,8 @@ std::vector<RocPoint> roc_curve(const std::vector<double>& scores, const std::ve
     // Keep the ends and every point where either cumulative count bends (second difference != 0).
     std::vector<double> t2, f2, h2;
     for (size_t i = 0; i < tps.size(); ++i) {
-      bool keep = i == 0 || i + 1 == tps.size() ||
-                  (fps[i + 1] - 2 * fps[i] + fps[i - 1]) != 0 || (tps[i + 1] - 2 * tps[i] + tps[i - 1]) != 0;
+      bool keep = i == 0 || i + 1 == tps.size() || (fps[i + 1] - 2 * fps[i] + fps[i - 1]) != 0 ||
+                  (tps[i + 1] - 2 * tps[i] + tps[i - 1]) != 0;
       if (keep) {
         t2.push_back(tps[i]);
         f2.push_back(fps[i]);
@@ -93,8 +96,7 @@ std::vector<RocPoint> roc_curve(const std::vector<double>& scores, const std::ve
   return roc;
 }
 
-double partial_roc_auc(const std::vector<double>& scores, const std::vector<bool>& anomalous,
-                       double max_fpr) {
+double partial_roc_auc(const std::vector<double>& scores, const std::vector<bool>& anomalous, double max_fpr) {
   auto roc = roc_curve(scores, anomalous, /*drop_intermediate=*/true);
   if (roc.empty()) return kNaN;
   std::vector<double> fpr, tpr;
@@ -132,7 +134,10 @@ std::optional<double> threshold_closest_to_corner(const std::vector<double>& sco
       best_thr = v;
     }
     while (i < idx.size() && scores[idx[i]] == v) {
-      if (anomalous[idx[i]]) above_pos += 1; else above_neg += 1;
+      if (anomalous[idx[i]])
+        above_pos += 1;
+      else
+        above_neg += 1;
       ++i;
     }
   }
@@ -194,8 +199,7 @@ double trigamma(double x) {
     x += 1;
   }
   double f = 1 / (x * x);
-  return result + 1 / x + f / 2 +
-         f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * 5.0 / 66))));
+  return result + 1 / x + f / 2 + f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30 - f * 5.0 / 66))));
 }
 
 }  // namespace
@@ -224,7 +228,10 @@ double gamma_p_inverse(double a, double p) {
   for (int it = 0; it < 2000; ++it) {
     double f = gamma_p(a, x) - p;
     if (f == 0) return x;
-    if (f < 0) lo = x; else hi = x;
+    if (f < 0)
+      lo = x;
+    else
+      hi = x;
     double density = std::exp((a - 1) * std::log(x) - x - log_norm);
     double next = density > 0 ? x - f / density : -1;
     if (!(next > lo && next < hi))

@@ -10,8 +10,8 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/synth.hpp"
+#include "core/files.hpp"
 #include "core/parallel.hpp"
 
 namespace asdcap {
@@ -33,7 +33,8 @@ sf_count_t vio_seek(sf_count_t off, int whence, void* u) {
 }
 sf_count_t vio_read(void* ptr, sf_count_t count, void* u) {
   auto* m = static_cast<MemoryFile*>(u);
-  sf_count_t n = std::max<sf_count_t>(0, std::min<sf_count_t>(count, static_cast<sf_count_t>(m->bytes.size()) - m->pos));
+  sf_count_t n =
+      std::max<sf_count_t>(0, std::min<sf_count_t>(count, static_cast<sf_count_t>(m->bytes.size()) - m->pos));
   std::memcpy(ptr, m->bytes.data() + m->pos, static_cast<size_t>(n));
   m->pos += n;
   return n;
@@ -73,8 +74,8 @@ struct Job {
 SynthSummary synthesize_dataset(const SynthOptions& o) {
   if (o.out_dir.empty()) throw InvalidArgument("synth: no output folder given");
   if (o.machines.empty()) throw InvalidArgument("synth: no machine types given");
-  if (o.n_train < 1 || o.n_test_normal < 0 || o.n_test_anomaly < 0 || o.n_train > 100000 ||
-      o.n_test_normal > 100000 || o.n_test_anomaly > 100000)
+  if (o.n_train < 1 || o.n_test_normal < 0 || o.n_test_anomaly < 0 || o.n_train > 100000 || o.n_test_normal > 100000 ||
+      o.n_test_anomaly > 100000)
     throw InvalidArgument("synth: clip counts must be 1..100000 (train) and 0..100000 (test)");
   auto is_id = [](const std::string& id) {
     return id.size() == 5 && id.rfind("id_", 0) == 0 && std::isdigit(static_cast<unsigned char>(id[3])) &&

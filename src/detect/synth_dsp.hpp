@@ -55,7 +55,8 @@ std::vector<double> wander(Rng& rng, size_t n, double fs, double cutoff_hz, doub
 double rms(const std::vector<double>& x);
 void scale_to_rms(std::vector<double>& x, double target);
 // Adds a sine of (time-varying) frequency f[t] or constant f with amplitude a.
-void add_tone(std::vector<double>& x, double f, double amp, double fs, double phase, const std::vector<double>* fm = nullptr);
+void add_tone(std::vector<double>& x, double f, double amp, double fs, double phase,
+              const std::vector<double>* fm = nullptr);
 // Adds a decaying resonance (click / knock / thud) at sample `at`.
 void add_ping(std::vector<double>& x, size_t at, double freq, double decay_s, double amp, double fs, double phase = 0);
 // Adds a short decaying noise burst through a band-pass.

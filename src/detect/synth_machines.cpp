@@ -109,8 +109,10 @@ std::vector<double> slider(Ctx& c) {
   for (size_t i = 0; i < c.n; ++i) {
     double ph = std::fmod(c.t(i) + offset, period) / period;
     double v = 0;
-    if (ph < 0.4) v = std::sin(M_PI * ph / 0.4);
-    else if (ph >= 0.5 && ph < 0.9) v = std::sin(M_PI * (ph - 0.5) / 0.4);
+    if (ph < 0.4)
+      v = std::sin(M_PI * ph / 0.4);
+    else if (ph >= 0.5 && ph < 0.9)
+      v = std::sin(M_PI * (ph - 0.5) / 0.4);
     vel[i] = v;
     if (i > 0 && (vel[i - 1] == 0) != (v == 0)) stops.push_back(i);
   }
@@ -124,7 +126,7 @@ std::vector<double> slider(Ctx& c) {
   add_tone(motor_tone, motor, 0.02, c.fs, c.rng.uniform(0, 6.28), &fm);
   for (size_t i = 0; i < c.n; ++i) x[i] += motor_tone[i] * vel[i];
   for (size_t s : stops) add_ping(x, s, 120, 0.015, 0.03, c.fs);  // soft end-of-stroke thud
-  if (c.fault == "rattling") {  // a loose part clicking while the carriage moves
+  if (c.fault == "rattling") {                                    // a loose part clicking while the carriage moves
     double rate = c.rng.uniform(15, 30), f = c.rng.uniform(2500, 4000);
     for (double t = 0; t < c.t(c.n); t += 1 / rate) {
       size_t at = static_cast<size_t>((t + c.rng.uniform(0, 0.2 / rate)) * c.fs);
@@ -188,14 +190,14 @@ std::vector<double> gearbox(Ctx& c) {
   std::vector<double> mesh(c.n, 0.0);
   auto fm = wander(c.rng, c.n, c.fs, 0.3, 0.003);
   const double amps[] = {0.03, 0.015, 0.008};
-  for (int h = 1; h <= 3; ++h) add_tone(mesh, h * fr * teeth, amps[h - 1] * (0.9 + 0.2 * c.load), c.fs, c.rng.uniform(0, 6.28), &fm);
+  for (int h = 1; h <= 3; ++h)
+    add_tone(mesh, h * fr * teeth, amps[h - 1] * (0.9 + 0.2 * c.load), c.fs, c.rng.uniform(0, 6.28), &fm);
   modulate(mesh, fr, c.fault == "imbalance" ? c.rng.uniform(0.4, 0.6) : 0.1, c.fs);
   if (c.fault == "imbalance") add_tone(mesh, fr, 0.02, c.fs, 0, &fm);
   add(x, mesh);
   if (c.fault == "knocking") {  // broken tooth: an impact once per revolution
     double f = c.rng.uniform(1500, 3000), phase = c.rng.uniform(0, 1 / fr);
-    for (double t = phase; t < c.t(c.n); t += 1 / fr)
-      add_ping(x, static_cast<size_t>(t * c.fs), f, 0.003, 0.06, c.fs);
+    for (double t = phase; t < c.t(c.n); t += 1 / fr) add_ping(x, static_cast<size_t>(t * c.fs), f, 0.003, 0.06, c.fs);
   }
   if (c.fault == "bearing_whine") bearing_whine(c, x, whine);
   return x;
@@ -221,7 +223,8 @@ void dropouts(Rng& rng, std::vector<double>& x, double fs) {
     double start = (e + rng.uniform(0.15, 0.6)) * static_cast<double>(x.size()) / k;
     double len = rng.uniform(0.15, 0.4) * fs;
     double floor = std::pow(10, -rng.uniform(20, 30) / 20);
-    for (double i = std::max(0.0, start - ramp); i < std::min<double>(static_cast<double>(x.size()), start + len + ramp); i += 1) {
+    for (double i = std::max(0.0, start - ramp);
+         i < std::min<double>(static_cast<double>(x.size()), start + len + ramp); i += 1) {
       double in = std::min({1.0, (i - (start - ramp)) / ramp, (start + len + ramp - i) / ramp});
       x[static_cast<size_t>(i)] *= 1 - (1 - floor) * std::clamp(in, 0.0, 1.0);
     }
@@ -251,8 +254,13 @@ std::vector<float> synthesize_clip(const std::string& machine, const std::string
     throw InvalidArgument("synth: bad clip length or sample rate");
   Rng id_rng(hash_mix(seed, machine + "/" + id));
   Rng rng(hash_mix(seed, machine + "/" + id + "/" + std::to_string(clip_index) + "/" + fault));
-  Ctx c{id_rng, rng, fault, static_cast<size_t>(seconds * sample_rate), static_cast<double>(sample_rate),
-        rng.uniform(0.97, 1.03), rng.uniform(0, 1)};
+  Ctx c{id_rng,
+        rng,
+        fault,
+        static_cast<size_t>(seconds * sample_rate),
+        static_cast<double>(sample_rate),
+        rng.uniform(0.97, 1.03),
+        rng.uniform(0, 1)};
   const double gain_db = rng.uniform(-2, 2), snr_db = rng.uniform(12, 25);
   auto x = models().at(machine).first(c);
   if (fault == "dropout") dropouts(rng, x, c.fs);

@@ -6,11 +6,11 @@
 #include "asdcap/backend.hpp"
 #include "asdcap/caption.hpp"
 #include "asdcap/clap.hpp"
-#include "detect/embedding_cache.hpp"
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/text_encoder.hpp"
+#include "core/files.hpp"
+#include "detect/embedding_cache.hpp"
 
 namespace asdcap::explain_detail {
 
@@ -112,6 +112,5 @@ std::vector<std::vector<double>> ClapMethods::similarities(const std::vector<std
   }
   return out;
 }
-
 
 }  // namespace asdcap::explain_detail

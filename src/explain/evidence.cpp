@@ -299,7 +299,8 @@ const std::vector<FeatureSpec>& evidence_features() {
       {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, 0.0, true},
       {"click_strength", "Periodicity of the transients", "0-1", 2, 0.1, 0.0, true},
       {"click_rate", "Rate of periodic transients", "Hz", 1, 0.0, 0.0, false},
-      {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz beyond the whole sound's)", "%", 1, 1.5, 0.0, true},
+      {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz beyond the whole sound's)", "%", 1, 1.5, 0.0,
+       true},
       {"rattle_hz", "Rattle rate", "Hz", 1, 0.0, 0.0, false},
       {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, 0.0, true},
       {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, 0.0, true},
@@ -320,7 +321,8 @@ size_t evidence_index(const std::string& key) {
 }
 
 ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) {
-  if (sample_rate < 8000) throw FormatError("evidence: sample rate " + std::to_string(sample_rate) + " Hz is below 8000 Hz");
+  if (sample_rate < 8000)
+    throw FormatError("evidence: sample rate " + std::to_string(sample_rate) + " Hz is below 8000 Hz");
   if (n < sample_rate / 2) throw FormatError("evidence: clip shorter than 0.5 s");
   std::vector<double> x(samples, samples + n);
   const double seconds = static_cast<double>(n) / sample_rate;
@@ -429,8 +431,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   return ev;
 }
 
-std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous,
-                                          const std::vector<ClipEvidence>& neighbors) {
+std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const std::vector<ClipEvidence>& neighbors) {
   const auto& specs = evidence_features();
   if (anomalous.values.size() != specs.size()) throw Error("evidence: wrong number of values");
   std::vector<EvidenceRow> rows;

@@ -5,8 +5,8 @@
 #include <chrono>
 
 #include "asdcap/error.hpp"
-#include "core/progress.hpp"
 #include "asdcap/run.hpp"
+#include "core/progress.hpp"
 #include "stages.hpp"
 
 namespace asdcap {
@@ -44,13 +44,16 @@ ExplanationRecord explain_clip(const ScoredClip& clip, const ClipEvidence& own, 
     MethodPrompt prompt = method_prompt(m, clip, run.plan, run.options, evidence, clap);
     MethodRecord answered = answer(m, clip, prompt, run.plan, run.options, run.previous, run.counts);
     llm_seconds += answered.seconds;
-    if (answered.missing_reason) brief.errors[m] = "unavailable: " + *answered.missing_reason;
-    else if (answered.answer) brief.answers[m] = *answered.answer;
-    else if (answered.error) brief.errors[m] = *answered.error;
+    if (answered.missing_reason)
+      brief.errors[m] = "unavailable: " + *answered.missing_reason;
+    else if (answered.answer)
+      brief.answers[m] = *answered.answer;
+    else if (answered.error)
+      brief.errors[m] = *answered.error;
     rec.methods.emplace_back(m, std::move(answered));
   }
-  rec.timings = ExplainTimings{run.evidence_seconds, clap.caption_seconds, clap.similarity_seconds, llm_seconds,
-                               since(t_clip)};
+  rec.timings =
+      ExplainTimings{run.evidence_seconds, clap.caption_seconds, clap.similarity_seconds, llm_seconds, since(t_clip)};
   return rec;
 }
 
@@ -99,8 +102,8 @@ ExplainSummary run_explain(const ExplainOptions& o) {
   for (const auto& m : plan.methods)
     if (auto why = plan.method_missing(m); !why.empty()) summary.unavailable[m] = why;
   std::vector<std::string> problems;
-  const auto previous = o.reuse_answers ? previous_records(o.out_dir, &problems)
-                                        : std::map<std::string, ExplanationRecord>{};
+  const auto previous =
+      o.reuse_answers ? previous_records(o.out_dir, &problems) : std::map<std::string, ExplanationRecord>{};
   for (const auto& p : problems) log("explain: earlier explanations: " + p);
 
   log("explain: " + std::to_string(inputs.chosen.size()) + " of " + std::to_string(summary.n_flagged) +

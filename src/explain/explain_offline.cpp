@@ -36,7 +36,8 @@ std::string signed_db(double v) { return (v >= 0 ? "+" : "-") + fmt("%.0f", std:
 
 // "+14 dB over the normal references" / "9 dB below the normal references"
 std::string vs_refs(double v) {
-  return v >= 0 ? signed_db(v) + " over the normal references" : fmt("%.0f", std::fabs(v)) + " dB below the normal references";
+  return v >= 0 ? signed_db(v) + " over the normal references"
+                : fmt("%.0f", std::fabs(v)) + " dB below the normal references";
 }
 
 std::string frequency(double hz) {
@@ -66,7 +67,7 @@ double median_of(std::vector<double> v) {
 double feature_weight(const std::string& key) {
   static const std::map<std::string, double> weights = {
       {"level_db", 0.5}, {"flatness", 0.5}, {"centroid_hz", 0.5}, {"irregularity", 0.4},
-      {"hum_db", 0.9}, {"grind_db", 0.8}, {"impulse_db", 0.8}, {"dropout_count", 0.9}};
+      {"hum_db", 0.9},   {"grind_db", 0.8}, {"impulse_db", 0.8},  {"dropout_count", 0.9}};
   auto it = weights.find(key);
   return it == weights.end() ? 1.0 : it->second;
 }
@@ -92,7 +93,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
     } else if (key == "vibration_pct") {
       const EvidenceRow* hz = find_row(rows, "vibration_hz");
       const std::string rate = hz ? " at about " + fmt("%.0f", hz->anomalous) + " Hz" : "";
-      const std::string cmp = "(modulation " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
+      const std::string cmp =
+          "(modulation " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
       c.is_phrase = up ? "pulsating with a strong vibration" + rate + " " + cmp + ", as from an unbalanced rotor"
                        : "steadier, with less vibration " + cmp;
       c.verb_phrase = up ? "vibrates" + rate + " " + cmp : "vibrates less " + cmp;
@@ -113,8 +115,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
       const double r = rate ? rate->anomalous : 0;
       if (up) {
         const std::string what = r >= 10 ? "rapid rattling or knocking " : "sharp knocks ";
-        c.is_phrase = "punctuated by " + what + times_per_second(r) + " (normal references: " +
-                      fmt("%.1f", rate ? rate->reference_mean : 0) + ")";
+        c.is_phrase = "punctuated by " + what + times_per_second(r) +
+                      " (normal references: " + fmt("%.1f", rate ? rate->reference_mean : 0) + ")";
         c.verb_phrase = "has " + what + times_per_second(r);
         if (key == "impulse_db") {
           c.is_phrase = "marked by stronger knocks or impacts (peaks " + vs_refs(d) + ")";
@@ -129,16 +131,18 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
       const EvidenceRow* rate = find_row(rows, "click_rate");
       const double r = rate ? rate->anomalous : 0;
       const std::string how = r < 10 ? "knocking" : "rattling or clicking";
-      c.is_phrase = up ? how + " rhythmically " + times_per_second(r) + " (periodicity " +
-                             fmt("%.2f", row.anomalous) + " vs " + fmt("%.2f", row.reference_mean) + ")"
+      c.is_phrase = up ? how + " rhythmically " + times_per_second(r) + " (periodicity " + fmt("%.2f", row.anomalous) +
+                             " vs " + fmt("%.2f", row.reference_mean) + ")"
                        : "less rhythmic than the normal references";
-      c.verb_phrase = up ? (r < 10 ? "knocks" : "rattles or clicks") + std::string(" rhythmically ") + times_per_second(r)
-                         : "is less rhythmic";
+      c.verb_phrase =
+          up ? (r < 10 ? "knocks" : "rattles or clicks") + std::string(" rhythmically ") + times_per_second(r)
+             : "is less rhythmic";
       c.group = "click";
     } else if (key == "rattle_pct") {
       const EvidenceRow* hz = find_row(rows, "rattle_hz");
       const double r = hz ? hz->anomalous : 0;
-      const std::string cmp = "(rattle " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
+      const std::string cmp =
+          "(rattle " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
       c.is_phrase = up ? "rattling or clicking rhythmically " + times_per_second(r) + " in the high frequencies " + cmp
                        : "less rattly than the normal references " + cmp;
       c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "rattles less";
@@ -154,8 +158,10 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
       c.verb_phrase = up ? "sounds more like grinding or hiss above 2 kHz" : "sounds more tonal above 2 kHz";
       c.group = "grind";
     } else if (key == "centroid_hz") {
-      const std::string cmp = "(spectral centre " + frequency(row.anomalous) + " vs " + frequency(row.reference_mean) + ")";
-      c.is_phrase = up ? "brighter, shifted to higher pitch " + cmp : "duller or muffled, shifted to lower pitch " + cmp;
+      const std::string cmp =
+          "(spectral centre " + frequency(row.anomalous) + " vs " + frequency(row.reference_mean) + ")";
+      c.is_phrase =
+          up ? "brighter, shifted to higher pitch " + cmp : "duller or muffled, shifted to lower pitch " + cmp;
       c.verb_phrase = up ? "sounds brighter " + cmp : "sounds muffled " + cmp;
     } else if (key == "irregularity") {
       c.is_phrase = up ? "more irregular in loudness over time (variation " + fmt("%.2f", row.anomalous) + " vs " +
@@ -166,8 +172,10 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
       const EvidenceRow* pct = find_row(rows, "dropout_pct");
       const EvidenceRow* count = find_row(rows, "dropout_count");
       const double n = count ? count->anomalous : 0, p = pct ? pct->anomalous : 0;
-      const std::string what = fmt("%.0f", n) + (n == 1 ? " time" : " times") + " (" + fmt("%.0f", p) + "% of the time)";
-      c.is_phrase = up ? "interrupted by drop-outs to near silence " + what : "free of the short silences the normal sounds have";
+      const std::string what =
+          fmt("%.0f", n) + (n == 1 ? " time" : " times") + " (" + fmt("%.0f", p) + "% of the time)";
+      c.is_phrase =
+          up ? "interrupted by drop-outs to near silence " + what : "free of the short silences the normal sounds have";
       c.verb_phrase = up ? "cuts out to near silence " + what : "has fewer short silences";
       c.group = "dropouts";
     } else {
@@ -192,16 +200,17 @@ void similarity_candidates(const std::vector<std::string>& texts, const std::vec
     const std::string cmp = "(" + fmt("%.2f", a[t]) + " vs " + fmt("%.2f", mean) + ")";
     const std::string quoted = "\"" + texts[t] + "\"";
     Candidate c{std::fabs(z), "text:" + texts[t], "text:" + texts[t], "", ""};
-    c.is_phrase = std::string(z > 0 ? "closer to " : "further from ") + quoted + " " + cmp + " than its normal references";
+    c.is_phrase =
+        std::string(z > 0 ? "closer to " : "further from ") + quoted + " " + cmp + " than its normal references";
     c.verb_phrase = std::string(z > 0 ? "matches " : "matches less ") + quoted + " " + cmp;
     out.push_back(std::move(c));
   }
 }
 
 std::vector<std::string> content_words(const std::string& caption) {
-  static const std::set<std::string> stop = {
-      "a", "an", "the", "and", "or", "of", "in", "on", "with", "is", "are", "it", "its", "to", "as",
-      "sounds", "like", "sound", "being", "while", "by", "at", "from", "that", "this", "some", "there"};
+  static const std::set<std::string> stop = {"a",     "an",    "the", "and", "or",   "of",   "in",     "on",   "with",
+                                             "is",    "are",   "it",  "its", "to",   "as",   "sounds", "like", "sound",
+                                             "being", "while", "by",  "at",  "from", "that", "this",   "some", "there"};
   std::vector<std::string> words;
   std::string w;
   for (char ch : caption + " ") {
@@ -267,8 +276,7 @@ OfflineAnswer explain_offline(const OfflineInput& in) {
       return out;
     }
     out.answer = "This sound is close to its normal references in every measured respect";
-    if (!candidates.empty())
-      out.answer += "; the largest difference: it " + candidates.front().verb_phrase;
+    if (!candidates.empty()) out.answer += "; the largest difference: it " + candidates.front().verb_phrase;
     out.answer += ".";
     if (count_words(out.answer) > kMaxWords)
       out.answer = "This sound is close to its normal references in every measured respect.";
@@ -280,8 +288,7 @@ OfflineAnswer explain_offline(const OfflineInput& in) {
   for (const Candidate* c : chosen) {
     used.push_back(c);
     std::string s = "This sound is " + used[0]->is_phrase;
-    for (size_t i = 1; i < used.size(); ++i)
-      s += (i + 1 == used.size() ? " and " : ", ") + used[i]->verb_phrase;
+    for (size_t i = 1; i < used.size(); ++i) s += (i + 1 == used.size() ? " and " : ", ") + used[i]->verb_phrase;
     s += ".";
     if (count_words(s) > kMaxWords) {
       used.pop_back();

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -52,8 +52,10 @@ std::string server_message(const std::string& body) {
     const auto j = nlohmann::json::parse(body);
     if (j.contains("error")) {
       const auto& e = j["error"];
-      if (e.is_object() && e.contains("message") && e["message"].is_string()) msg = e["message"];
-      else if (e.is_string()) msg = e.get<std::string>();
+      if (e.is_object() && e.contains("message") && e["message"].is_string())
+        msg = e["message"];
+      else if (e.is_string())
+        msg = e.get<std::string>();
     }
   } catch (const nlohmann::json::exception&) {
     msg = body;
@@ -70,10 +72,8 @@ bool transient_transport(httplib::Error e) {
     case httplib::Error::SSLServerVerification:
     case httplib::Error::SSLLoadingCerts:
     case httplib::Error::UnsupportedMultipartBoundaryChars:
-    case httplib::Error::ExceedRedirectCount:
-      return false;
-    default:
-      return true;
+    case httplib::Error::ExceedRedirectCount: return false;
+    default: return true;
   }
 }
 
@@ -117,7 +117,8 @@ OpenAiClient::OpenAiClient(LlmOptions options) : options_(std::move(options)) {
     throw InvalidArgument("OPENAI_BASE_URL must start with http:// or https:// (got \"" +
                           redact_secret(url, options_.api_key) + "\")");
   const size_t path_at = url.find('/', sep + 3);
-  const std::string authority = url.substr(sep + 3, path_at == std::string::npos ? std::string::npos : path_at - sep - 3);
+  const std::string authority =
+      url.substr(sep + 3, path_at == std::string::npos ? std::string::npos : path_at - sep - 3);
   if (authority.find('@') != std::string::npos)
     throw InvalidArgument("OPENAI_BASE_URL must not contain credentials; put the key in OPENAI_API_KEY");
   if (authority.empty()) throw InvalidArgument("OPENAI_BASE_URL has no host");
@@ -160,8 +161,7 @@ LlmReply OpenAiClient::complete(const std::string& prompt) const {
       try {
         reply.answer = parse_answer(res->body, &reply.model);
       } catch (const FormatError& e) {
-        throw NetworkError(redact_secret(where + ": malformed chat completion (" + e.what() + ")",
-                                         options_.api_key));
+        throw NetworkError(redact_secret(where + ": malformed chat completion (" + e.what() + ")", options_.api_key));
       }
       reply.attempts = attempt;
       reply.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -170,16 +170,14 @@ LlmReply OpenAiClient::complete(const std::string& prompt) const {
       const std::string msg = server_message(res->body);
       last_problem = "HTTP " + std::to_string(res->status) + (msg.empty() ? "" : ": " + msg);
       if (!transient_status(res->status))
-        throw NetworkError(redact_secret(where + ": the server refused the request, " + last_problem,
-                                         options_.api_key));
+        throw NetworkError(
+            redact_secret(where + ": the server refused the request, " + last_problem, options_.api_key));
       wait = std::min(retry_after_seconds(*res), options_.max_retry_after_s);
     }
     if (attempt > options_.max_retries)
-      throw NetworkError(redact_secret(where + ": gave up after " + std::to_string(attempt) +
-                                           " attempts, last: " + last_problem,
-                                       options_.api_key));
-    if (wait < 0)
-      wait = std::min(options_.backoff_s * std::pow(2.0, attempt - 1), options_.max_backoff_s);
+      throw NetworkError(redact_secret(
+          where + ": gave up after " + std::to_string(attempt) + " attempts, last: " + last_problem, options_.api_key));
+    if (wait < 0) wait = std::min(options_.backoff_s * std::pow(2.0, attempt - 1), options_.max_backoff_s);
     std::this_thread::sleep_for(std::chrono::duration<double>(std::max(wait, 0.0)));
   }
 }

@@ -12,8 +12,7 @@ namespace {
 
 // Papers §IV-A state the instruction's content ("begin their output sentence with 'This sound is'
 // and finish it within 40 words") but not its wording; this is asdcap's sentence for it.
-constexpr const char* kInstruction =
-    "Begin your answer with \"This sound is\" and finish it within 40 words.";
+constexpr const char* kInstruction = "Begin your answer with \"This sound is\" and finish it within 40 words.";
 
 // Papers §III-B, word for word.
 constexpr const char* kTextTemplate =
@@ -68,8 +67,8 @@ std::vector<std::string> text_cells(const std::vector<std::string>& texts) {
 
 void check_row(const std::vector<double>& row, size_t n, const char* what) {
   if (row.size() != n)
-    throw Error(std::string("prompt: ") + what + " has " + std::to_string(row.size()) +
-                " similarities for " + std::to_string(n) + " reference texts");
+    throw Error(std::string("prompt: ") + what + " has " + std::to_string(row.size()) + " similarities for " +
+                std::to_string(n) + " reference texts");
 }
 
 }  // namespace
@@ -90,16 +89,20 @@ PromptTemplates PromptTemplates::from_file(const std::string& path) {
   PromptTemplates t = defaults();
   for (auto it = j.begin(); it != j.end(); ++it) {
     std::string* slot = nullptr;
-    if (it.key() == "instruction") slot = &t.instruction;
-    else if (it.key() == "text") slot = &t.text;
-    else if (it.key() == "zeroshot") slot = &t.zeroshot;
-    else if (it.key() == "combined") slot = &t.combined;
-    else if (it.key() == "acoustic") slot = &t.acoustic;
+    if (it.key() == "instruction")
+      slot = &t.instruction;
+    else if (it.key() == "text")
+      slot = &t.text;
+    else if (it.key() == "zeroshot")
+      slot = &t.zeroshot;
+    else if (it.key() == "combined")
+      slot = &t.combined;
+    else if (it.key() == "acoustic")
+      slot = &t.acoustic;
     else
       throw FormatError(path + ": unknown template key \"" + it.key() +
                         "\" (expected instruction, text, zeroshot, combined, acoustic)");
-    if (!it.value().is_string())
-      throw FormatError(path + ": template \"" + it.key() + "\" must be a string");
+    if (!it.value().is_string()) throw FormatError(path + ": template \"" + it.key() + "\" must be a string");
     *slot = it.value().get<std::string>();
   }
   return t;
@@ -156,8 +159,7 @@ std::string csv_line(const std::vector<std::string>& cells) { return join(cells,
 
 std::string csv_block(const std::vector<std::string>& lines) { return "\n" + join(lines, "\n") + "\n"; }
 
-std::string fill_template(const std::string& tmpl,
-                          const std::vector<std::pair<std::string, std::string>>& values) {
+std::string fill_template(const std::string& tmpl, const std::vector<std::pair<std::string, std::string>>& values) {
   std::string out;
   size_t i = 0;
   while (i < tmpl.size()) {
@@ -185,8 +187,7 @@ std::string fill_template(const std::string& tmpl,
 }
 
 std::string build_text_prompt(const PromptTemplates& t, const std::string& machine,
-                              const std::string& anomalous_caption,
-                              const std::vector<std::string>& normal_captions) {
+                              const std::string& anomalous_caption, const std::vector<std::string>& normal_captions) {
   std::vector<std::string> normals;
   for (const auto& c : normal_captions) normals.push_back(trim(c));
   return t.instruction + "\n" +
@@ -197,8 +198,7 @@ std::string build_text_prompt(const PromptTemplates& t, const std::string& machi
 }
 
 std::string build_zeroshot_prompt(const PromptTemplates& t, const std::string& machine,
-                                  const std::vector<std::string>& texts,
-                                  const std::vector<double>& anomalous,
+                                  const std::vector<std::string>& texts, const std::vector<double>& anomalous,
                                   const std::vector<std::vector<double>>& normals) {
   check_row(anomalous, texts.size(), "the anomalous sound");
   const std::string header = csv_line(text_cells(texts));
@@ -215,25 +215,20 @@ std::string build_zeroshot_prompt(const PromptTemplates& t, const std::string& m
 }
 
 std::string build_combined_prompt(const PromptTemplates& t, const std::string& machine,
-                                  const std::vector<std::string>& texts,
-                                  const std::string& anomalous_caption,
-                                  const std::vector<double>& anomalous,
-                                  const std::vector<std::string>& normal_captions,
-                                  const std::vector<std::vector<double>>& normals,
-                                  const ExtraColumns* extra) {
+                                  const std::vector<std::string>& texts, const std::string& anomalous_caption,
+                                  const std::vector<double>& anomalous, const std::vector<std::string>& normal_captions,
+                                  const std::vector<std::vector<double>>& normals, const ExtraColumns* extra) {
   check_row(anomalous, texts.size(), "the anomalous sound");
   if (normal_captions.size() != normals.size())
     throw Error("prompt: " + std::to_string(normal_captions.size()) + " captions for " +
                 std::to_string(normals.size()) + " normal sounds");
-  if (extra && (extra->anomalous.size() != extra->headers.size() ||
-                extra->normals.size() != normals.size()))
+  if (extra && (extra->anomalous.size() != extra->headers.size() || extra->normals.size() != normals.size()))
     throw Error("prompt: extra columns do not match the sounds");
   std::vector<std::string> header{"caption"};
   for (const auto& c : text_cells(texts)) header.push_back(c);
   if (extra)
     for (const auto& h : extra->headers) header.push_back(csv_cell(h));
-  auto row = [&](const std::string& caption, const std::vector<double>& sims,
-                 const std::vector<std::string>* more) {
+  auto row = [&](const std::string& caption, const std::vector<double>& sims, const std::vector<std::string>* more) {
     std::vector<std::string> cells{csv_cell(trim(caption))};
     for (const auto& c : similarity_cells(sims)) cells.push_back(c);
     if (more)
@@ -257,8 +252,7 @@ std::string build_combined_prompt(const PromptTemplates& t, const std::string& m
 }
 
 std::string build_acoustic_prompt(const PromptTemplates& t, const std::string& machine,
-                                  const std::vector<std::string>& headers,
-                                  const std::vector<std::string>& anomalous,
+                                  const std::vector<std::string>& headers, const std::vector<std::string>& anomalous,
                                   const std::vector<std::vector<std::string>>& normals) {
   if (anomalous.size() != headers.size()) throw Error("prompt: acoustic row does not match its header");
   std::vector<std::string> header_cells;

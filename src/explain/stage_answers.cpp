@@ -59,7 +59,8 @@ MethodRecord answer(const std::string& method, const ScoredClip& clip, MethodPro
     OfflineAnswer a = explain_offline(prompt.input);
     r.answer = std::move(a.answer);
     r.named = std::move(a.named);
-  } else if (const MethodRecord* old = reusable_answer(previous, clip.path, method, prompt.prompt, "openai", plan.llm_model)) {
+  } else if (const MethodRecord* old =
+                 reusable_answer(previous, clip.path, method, prompt.prompt, "openai", plan.llm_model)) {
     r.answer = old->answer;
     r.reused = true;
     ++counts.n_reused;

@@ -38,8 +38,10 @@ const std::pair<std::vector<float>, std::string>& ClapInputStage::embedding_of(c
 void ClapInputStage::captions(const ScoredClip& clip, ClapInputs& in) {
   in.caption_error.clear();
   const auto& a = caption_of(clip.path);
-  if (a.second.empty()) in.anomalous_caption = a.first;
-  else in.caption_error = a.second;
+  if (a.second.empty())
+    in.anomalous_caption = a.first;
+  else
+    in.caption_error = a.second;
   for (const auto& n : clip.neighbors) {
     const auto& c = caption_of(n.path);
     if (!c.second.empty() && in.caption_error.empty()) in.caption_error = c.second;

@@ -34,8 +34,10 @@ ClipComparison compare_with_neighbors(const ScoredClip& clip, const ClipEvidence
   for (const auto& n : clip.neighbors) {
     const MeasuredFile& r = evidence.at(n.path);
     c.neighbor_ok.push_back(r.value.has_value());
-    if (r.value) refs.push_back(*r.value);
-    else c.unreadable.push_back({n.path, r.error});
+    if (r.value)
+      refs.push_back(*r.value);
+    else
+      c.unreadable.push_back({n.path, r.error});
   }
   c.rows = compare_evidence(own, refs);
   return c;

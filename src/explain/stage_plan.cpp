@@ -14,7 +14,8 @@ void check_options(const ExplainOptions& o) {
   if (o.out_dir.empty()) throw InvalidArgument("explain: no run folder given");
   if (o.llm != "offline" && o.llm != "openai")
     throw InvalidArgument("explain: unknown LLM back end \"" + o.llm + "\" (expected offline or openai)");
-  if (!o.all_flagged && o.top < 1) throw InvalidArgument("explain: the number of clips per machine ID must be at least 1");
+  if (!o.all_flagged && o.top < 1)
+    throw InvalidArgument("explain: the number of clips per machine ID must be at least 1");
   if (o.llm == "openai" && o.llm_options.model.empty())
     throw InvalidArgument("explain: the openai LLM back end needs a model name");
   for (const auto& m : o.methods) parse_methods(m);

@@ -48,8 +48,7 @@ ExplanationRecord make_record(const ScoredClip& clip, const ClipComparison& evid
 
   if (plan.want_captions) {
     rec.captions.anomalous = clap.anomalous_caption;
-    if (clap.anomalous_caption)
-      rec.captions.neighbors.assign(clap.normal_captions.begin(), clap.normal_captions.end());
+    if (clap.anomalous_caption) rec.captions.neighbors.assign(clap.normal_captions.begin(), clap.normal_captions.end());
     rec.captions.prompt = o.caption_prompt;
     rec.captions.missing_reason = reason(clap.caption_error);
   } else {

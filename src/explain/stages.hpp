@@ -34,10 +34,10 @@ struct Plan {
   std::vector<std::string> texts;    // reference texts of the similarities
   bool want_captions = false, want_similarity = false;
   std::string caption_missing, similarity_missing;  // why they cannot be had ("" = available)
-  std::string not_needed;  // recorded when no chosen method needs captions / similarities
-  std::unique_ptr<ClapMethods> clap;      // when a method needs it and a model is given
-  std::unique_ptr<OpenAiClient> client;   // --llm openai
-  std::string llm_backend, llm_model;     // recorded with every answer
+  std::string not_needed;                           // recorded when no chosen method needs captions / similarities
+  std::unique_ptr<ClapMethods> clap;                // when a method needs it and a model is given
+  std::unique_ptr<OpenAiClient> client;             // --llm openai
+  std::string llm_backend, llm_model;               // recorded with every answer
 
   // Why `method` cannot run at all in this run ("" = it can).
   std::string method_missing(const std::string& method) const;
@@ -79,7 +79,8 @@ struct ClapInputs {
 // Captions and embeddings of each file are computed once per run, however many clips share it.
 class ClapInputStage {
  public:
-  ClapInputStage(const Plan& plan, std::string caption_prompt) : plan_(plan), caption_prompt_(std::move(caption_prompt)) {}
+  ClapInputStage(const Plan& plan, std::string caption_prompt)
+      : plan_(plan), caption_prompt_(std::move(caption_prompt)) {}
   ClapInputs inputs_for(const ScoredClip& clip);
 
  private:
@@ -98,7 +99,7 @@ class ClapInputStage {
 struct MethodPrompt {
   std::string missing;  // why the method cannot run for this clip ("" = it can)
   std::string prompt;
-  OfflineInput input;   // points into the Plan / ClapInputs / ClipComparison it was built from
+  OfflineInput input;  // points into the Plan / ClapInputs / ClipComparison it was built from
 };
 
 MethodPrompt method_prompt(const std::string& method, const ScoredClip& clip, const Plan& plan,

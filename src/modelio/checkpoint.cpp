@@ -109,11 +109,11 @@ std::vector<CheckpointTensor> read_torch_checkpoint_bytes(const void* data, size
       int64_t need = 0;
       if (!checked_mul(t.storage_numel, static_cast<int64_t>(dtype_size(t.dtype)), need) ||
           static_cast<uint64_t>(need) > m.size)
-        throw FormatError(where + ": storage " + member + " holds " + std::to_string(m.size) + " bytes, fewer than its " +
-                          std::to_string(t.storage_numel) + " " + dtype_name(t.dtype) + " elements");
+        throw FormatError(where + ": storage " + member + " holds " + std::to_string(m.size) +
+                          " bytes, fewer than its " + std::to_string(t.storage_numel) + " " + dtype_name(t.dtype) +
+                          " elements");
       it = storages.emplace(t.storage_key, std::move(m)).first;
-    } else if (t.storage_numel > 0 &&
-               static_cast<uint64_t>(t.storage_numel) * dtype_size(t.dtype) > it->second.size) {
+    } else if (t.storage_numel > 0 && static_cast<uint64_t>(t.storage_numel) * dtype_size(t.dtype) > it->second.size) {
       throw FormatError(where + ": storage " + t.storage_key + " is used with a larger size than it has");
     }
     CheckpointTensor c;

@@ -11,8 +11,19 @@ namespace asdcap {
 namespace {
 
 enum : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12
 };
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 constexpr uint32_t kMaxDims = 4;
@@ -53,10 +64,17 @@ class Cursor {
 
 size_t scalar_size(uint32_t t) {
   switch (t) {
-    case kU8: case kI8: case kBool: return 1;
-    case kU16: case kI16: return 2;
-    case kU32: case kI32: case kF32: return 4;
-    case kU64: case kI64: case kF64: return 8;
+    case kU8:
+    case kI8:
+    case kBool: return 1;
+    case kU16:
+    case kI16: return 2;
+    case kU32:
+    case kI32:
+    case kF32: return 4;
+    case kU64:
+    case kI64:
+    case kF64: return 8;
     default: return 0;
   }
 }
@@ -64,13 +82,34 @@ size_t scalar_size(uint32_t t) {
 // Reads one scalar of type t into v (as Int, Float or Bool).
 void read_scalar(Cursor& c, uint32_t t, GgufValue& v) {
   switch (t) {
-    case kU8: v.kind = GgufValue::Kind::Int; v.i = c.get<uint8_t>(); break;
-    case kI8: v.kind = GgufValue::Kind::Int; v.i = c.get<int8_t>(); break;
-    case kU16: v.kind = GgufValue::Kind::Int; v.i = c.get<uint16_t>(); break;
-    case kI16: v.kind = GgufValue::Kind::Int; v.i = c.get<int16_t>(); break;
-    case kU32: v.kind = GgufValue::Kind::Int; v.i = c.get<uint32_t>(); break;
-    case kI32: v.kind = GgufValue::Kind::Int; v.i = c.get<int32_t>(); break;
-    case kI64: v.kind = GgufValue::Kind::Int; v.i = c.get<int64_t>(); break;
+    case kU8:
+      v.kind = GgufValue::Kind::Int;
+      v.i = c.get<uint8_t>();
+      break;
+    case kI8:
+      v.kind = GgufValue::Kind::Int;
+      v.i = c.get<int8_t>();
+      break;
+    case kU16:
+      v.kind = GgufValue::Kind::Int;
+      v.i = c.get<uint16_t>();
+      break;
+    case kI16:
+      v.kind = GgufValue::Kind::Int;
+      v.i = c.get<int16_t>();
+      break;
+    case kU32:
+      v.kind = GgufValue::Kind::Int;
+      v.i = c.get<uint32_t>();
+      break;
+    case kI32:
+      v.kind = GgufValue::Kind::Int;
+      v.i = c.get<int32_t>();
+      break;
+    case kI64:
+      v.kind = GgufValue::Kind::Int;
+      v.i = c.get<int64_t>();
+      break;
     case kU64: {
       uint64_t u = c.get<uint64_t>();
       if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) c.fail("uint64 value too large");
@@ -78,8 +117,14 @@ void read_scalar(Cursor& c, uint32_t t, GgufValue& v) {
       v.i = static_cast<int64_t>(u);
       break;
     }
-    case kF32: v.kind = GgufValue::Kind::Float; v.f = c.get<float>(); break;
-    case kF64: v.kind = GgufValue::Kind::Float; v.f = c.get<double>(); break;
+    case kF32:
+      v.kind = GgufValue::Kind::Float;
+      v.f = c.get<float>();
+      break;
+    case kF64:
+      v.kind = GgufValue::Kind::Float;
+      v.f = c.get<double>();
+      break;
     case kBool: {
       uint8_t b = c.get<uint8_t>();
       if (b > 1) c.fail("bad bool");
@@ -113,9 +158,12 @@ GgufValue read_value(Cursor& c, uint32_t t) {
       GgufValue e;
       for (uint64_t k = 0; k < n; ++k) {
         read_scalar(c, et, e);
-        if (e.kind == GgufValue::Kind::Int) v.ints.push_back(e.i);
-        else if (e.kind == GgufValue::Kind::Float) v.floats.push_back(e.f);
-        else v.ints.push_back(e.b);
+        if (e.kind == GgufValue::Kind::Int)
+          v.ints.push_back(e.i);
+        else if (e.kind == GgufValue::Kind::Float)
+          v.floats.push_back(e.f);
+        else
+          v.ints.push_back(e.b);
       }
       v.kind = et == kF32 || et == kF64 ? GgufValue::Kind::FloatArray
                : et == kBool            ? GgufValue::Kind::BoolArray
@@ -160,7 +208,8 @@ GgufView GgufView::parse(const void* data, size_t size, const std::string& name)
   GgufView g;
   if (size < 24 || c.get<uint32_t>() != kMagic) throw FormatError(name + ": not a GGUF file (bad magic)");
   g.version = c.get<uint32_t>();
-  if (g.version != 3) throw FormatError(name + ": GGUF version " + std::to_string(g.version) + " is not supported (need 3)");
+  if (g.version != 3)
+    throw FormatError(name + ": GGUF version " + std::to_string(g.version) + " is not supported (need 3)");
   uint64_t n_tensors = c.get<uint64_t>();
   uint64_t n_kv = c.get<uint64_t>();
   if (n_kv > c.remaining() / 13) c.fail("metadata count too large");
@@ -233,9 +282,9 @@ void GgufWriter::set_int(const std::string& key, int64_t v) {
   GgufValue g;
   g.kind = GgufValue::Kind::Int;
   g.i = v;
-  g.gguf_type = v >= 0 && v <= std::numeric_limits<uint32_t>::max()                                      ? kU32
+  g.gguf_type = v >= 0 && v <= std::numeric_limits<uint32_t>::max()                                    ? kU32
                 : v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max() ? kI32
-                                                                                                        : kI64;
+                                                                                                       : kI64;
   set(key, std::move(g));
 }
 void GgufWriter::set_uint32(const std::string& key, uint32_t v) {
@@ -307,7 +356,9 @@ class Out {
     pos_ += n;
   }
   template <class T>
-  void put(T v) { bytes(&v, sizeof v); }
+  void put(T v) {
+    bytes(&v, sizeof v);
+  }
   void str(const std::string& s) {
     put<uint64_t>(s.size());
     bytes(s.data(), s.size());
@@ -340,7 +391,14 @@ void write_int_as(Out& o, uint32_t type, int64_t v) {
 // The integer type to write: the recorded one when it is an integer type, else INT64.
 uint32_t int_type(uint32_t t) {
   switch (t) {
-    case kU8: case kI8: case kU16: case kI16: case kU32: case kI32: case kU64: case kI64: return t;
+    case kU8:
+    case kI8:
+    case kU16:
+    case kI16:
+    case kU32:
+    case kI32:
+    case kU64:
+    case kI64: return t;
     default: return kI64;
   }
 }
@@ -356,10 +414,22 @@ void GgufWriter::write(std::FILE* f, const std::string& path) const {
   for (const auto& [key, v] : kv_) {
     o.str(key);
     switch (v.kind) {
-      case GgufValue::Kind::Int: o.put<uint32_t>(int_type(v.gguf_type)); write_int_as(o, int_type(v.gguf_type), v.i); break;
-      case GgufValue::Kind::Float: o.put<uint32_t>(kF32); o.put(static_cast<float>(v.f)); break;
-      case GgufValue::Kind::Bool: o.put<uint32_t>(kBool); o.put<uint8_t>(v.b); break;
-      case GgufValue::Kind::String: o.put<uint32_t>(kString); o.str(v.s); break;
+      case GgufValue::Kind::Int:
+        o.put<uint32_t>(int_type(v.gguf_type));
+        write_int_as(o, int_type(v.gguf_type), v.i);
+        break;
+      case GgufValue::Kind::Float:
+        o.put<uint32_t>(kF32);
+        o.put(static_cast<float>(v.f));
+        break;
+      case GgufValue::Kind::Bool:
+        o.put<uint32_t>(kBool);
+        o.put<uint8_t>(v.b);
+        break;
+      case GgufValue::Kind::String:
+        o.put<uint32_t>(kString);
+        o.str(v.s);
+        break;
       case GgufValue::Kind::IntArray:
         o.put<uint32_t>(kArray);
         o.put<uint32_t>(int_type(v.gguf_type));

@@ -24,7 +24,7 @@ GgmlType ggml_type_of(DType t);
 struct GgufValue {
   enum class Kind { Int, Float, Bool, String, IntArray, FloatArray, BoolArray, StringArray };
   Kind kind = Kind::Int;
-  uint32_t gguf_type = 0;       // the stored GGUF type (element type for arrays)
+  uint32_t gguf_type = 0;  // the stored GGUF type (element type for arrays)
   int64_t i = 0;
   double f = 0;
   bool b = false;
@@ -37,8 +37,8 @@ struct GgufValue {
 struct GgufTensor {
   std::string name;
   DType dtype = DType::F32;
-  std::vector<int64_t> shape;   // PyTorch order (outermost first): the file's dims reversed
-  uint64_t offset = 0;          // absolute offset of the data in the image
+  std::vector<int64_t> shape;  // PyTorch order (outermost first): the file's dims reversed
+  uint64_t offset = 0;         // absolute offset of the data in the image
   uint64_t nbytes = 0;
 };
 
@@ -49,7 +49,7 @@ class GgufView {
 
   uint32_t version = 3;
   uint64_t alignment = 32;
-  uint64_t data_offset = 0;       // start of the tensor data section
+  uint64_t data_offset = 0;  // start of the tensor data section
   std::map<std::string, GgufValue> kv;
   std::vector<std::string> kv_order;
   std::vector<GgufTensor> tensors;  // file order
@@ -58,17 +58,16 @@ class GgufView {
 class GgufWriter {
  public:
   explicit GgufWriter(uint64_t alignment = 64);
-  void set_int(const std::string& key, int64_t v);      // stored as INT64 unless it fits UINT32/INT32
+  void set_int(const std::string& key, int64_t v);  // stored as INT64 unless it fits UINT32/INT32
   void set_uint32(const std::string& key, uint32_t v);
-  void set_float(const std::string& key, float v);      // FLOAT32
+  void set_float(const std::string& key, float v);  // FLOAT32
   void set_bool(const std::string& key, bool v);
   void set_string(const std::string& key, std::string v);
   void set_int_array(const std::string& key, std::vector<int64_t> v);  // INT32 elements if all fit, else INT64
   void set_string_array(const std::string& key, std::vector<std::string> v);
   void set(const std::string& key, GgufValue v);  // any value as read by GgufView (floats stored as FLOAT32)
   // `data` must stay valid until write(); nbytes must equal numel * dtype_size(dtype).
-  void add_tensor(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
-                  size_t nbytes);
+  void add_tensor(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data, size_t nbytes);
   // Writes the whole file through f (throws IoError on a short write).
   void write(std::FILE* f, const std::string& path_for_errors) const;
   // Atomic write to `path` (see write_file_atomic).

@@ -35,8 +35,8 @@ inline uint16_t float_to_half(float f) {
   uint32_t ax = x & 0x7fffffffu;
   if (ax >= 0x7f800000u) return sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0);
   if (ax >= 0x477ff000u) return sign | 0x7c00;  // >= 65520 rounds to infinity
-  if (ax < 0x38800000u) {                        // below the smallest normal half: subnormal or zero
-    if (ax < 0x33000000u) return sign;           // < 2^-25 rounds to zero
+  if (ax < 0x38800000u) {                       // below the smallest normal half: subnormal or zero
+    if (ax < 0x33000000u) return sign;          // < 2^-25 rounds to zero
     uint32_t man = (ax & 0x7fffff) | 0x800000;
     int shift = 126 - static_cast<int>(ax >> 23);  // 14 + (-(e - 127)) - 1 ... bits to drop beyond 13
     uint32_t drop = static_cast<uint32_t>(shift);  // in [14, 24]

@@ -36,22 +36,24 @@ std::vector<CheckpointTensor> read_legacy_checkpoint(const uint8_t* data, size_t
   for (const std::string& key : keys) {
     auto d = declared.find(key);
     if (d == declared.end())
-      throw FormatError(name + ": storage " + key + " is listed but not referred to by the pickle (its type is unknown)");
+      throw FormatError(name + ": storage " + key +
+                        " is listed but not referred to by the pickle (its type is unknown)");
     if (where.count(key)) throw FormatError(name + ": storage " + key + " is listed twice");
     const PickledStorage& s = *d->second;
-    if (size - pos < 8) throw FormatError(describe(key) + ": the file ends before the storage's element count (truncated?)");
+    if (size - pos < 8)
+      throw FormatError(describe(key) + ": the file ends before the storage's element count (truncated?)");
     uint64_t count = 0;
     for (int k = 0; k < 8; ++k) count |= static_cast<uint64_t>(data[pos + k]) << (8 * k);
     pos += 8;
     if (count != static_cast<uint64_t>(s.numel))
-      throw FormatError(describe(key) + ": the file holds " + std::to_string(count) + " elements, the pickle declares " +
-                        std::to_string(s.numel));
+      throw FormatError(describe(key) + ": the file holds " + std::to_string(count) +
+                        " elements, the pickle declares " + std::to_string(s.numel));
     const uint64_t es = dtype_size(s.dtype);
     const uint64_t left = size - pos;
     if (count > left / es)
-      throw FormatError(describe(key) + " declares " + std::to_string(count) + " " + dtype_name(s.dtype) + " elements (" +
-                        std::to_string(count) + " x " + std::to_string(es) + " bytes) but the file has only " +
-                        std::to_string(left) + " bytes left (truncated or corrupt)");
+      throw FormatError(describe(key) + " declares " + std::to_string(count) + " " + dtype_name(s.dtype) +
+                        " elements (" + std::to_string(count) + " x " + std::to_string(es) +
+                        " bytes) but the file has only " + std::to_string(left) + " bytes left (truncated or corrupt)");
     where.emplace(key, data + pos);
     pos += static_cast<size_t>(count * es);
   }

@@ -9,8 +9,8 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
-#include "modelio/gguf.hpp"
 #include "half.hpp"
+#include "modelio/gguf.hpp"
 #include "schema.hpp"
 
 namespace asdcap::modelio {
@@ -115,8 +115,8 @@ void write_model_file(const std::string& path, const ModelContents& m, const Tok
     if (!present.count(s.name)) throw Error("internal: model contents lack " + s.name);
   const int vocab = m.config.has_clap ? m.config.text.vocab : m.config.decoder.vocab;
   if (static_cast<int>(tok.tokens.size()) != vocab)
-    throw ModelError("the vocabulary has " + std::to_string(tok.tokens.size()) + " tokens but the model's embeddings have " +
-                     std::to_string(vocab) + " rows");
+    throw ModelError("the vocabulary has " + std::to_string(tok.tokens.size()) +
+                     " tokens but the model's embeddings have " + std::to_string(vocab) + " rows");
 
   GgufWriter w(64);
   w.set_string("general.architecture", kArchitecture);
@@ -130,13 +130,14 @@ void write_model_file(const std::string& path, const ModelContents& m, const Tok
   w.set_string_array("tokenizer.ggml.merges", tok.merges);
   w.set_string(std::string(kPrefix) + "converter", std::string("asdcap ") +
 #ifdef ASDCAP_VERSION
-                                                      ASDCAP_VERSION
+                                                       ASDCAP_VERSION
 #else
-                                                      "0.1"
+                                                       "0.1"
 #endif
   );
   for (const SourceFile& s : m.sources) {
-    w.set_string(std::string(kPrefix) + "source." + s.role + ".file", std::filesystem::path(s.path).filename().string());
+    w.set_string(std::string(kPrefix) + "source." + s.role + ".file",
+                 std::filesystem::path(s.path).filename().string());
     w.set_string(std::string(kPrefix) + "source." + s.role + ".sha256", s.sha256);
   }
   w.set_string_array(std::string(kPrefix) + "source.tensor_origins", m.origins);

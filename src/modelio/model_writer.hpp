@@ -11,8 +11,8 @@
 namespace asdcap::modelio {
 
 struct TokenizerFiles {
-  std::vector<std::string> tokens;  // by id
-  std::vector<std::string> merges;  // "a b", in rank order
+  std::vector<std::string> tokens;                                      // by id
+  std::vector<std::string> merges;                                      // "a b", in rank order
   int64_t id(const std::string& token, const std::string& file) const;  // throws ModelError
 };
 // vocab.json (token -> id, ids dense from 0) and merges.txt (optional "#version" line first).
@@ -22,7 +22,7 @@ TokenizerFiles read_tokenizer_files(const std::string& vocab_json, const std::st
 void set_token_ids(ModelConfig& cfg, const TokenizerFiles& tok, const std::string& vocab_file);
 
 struct SourceFile {
-  std::string role;    // clap, clapcap, gpt2, vocab, merges
+  std::string role;  // clap, clapcap, gpt2, vocab, merges
   std::string path;
   std::string sha256;
 };
@@ -33,7 +33,7 @@ struct ModelContents {
   std::vector<std::string> origins;       // "name=role:key", one per tensor
   std::vector<std::string> filled_from_gpt2;
   std::vector<SourceFile> sources;
-  std::string name;                       // general.name
+  std::string name;  // general.name
 };
 
 // Writes `m` atomically to `path` (checks the config and the required tensors first).

@@ -15,7 +15,8 @@ std::vector<CheckpointTensor> read_safetensors_bytes(const void* data, size_t si
   if (size < 8) throw bad("file too short");
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(bytes[i]) << (8 * i);
-  if (header_len > size - 8 || header_len > (uint64_t{100} << 20)) throw bad("header length out of bounds (truncated?)");
+  if (header_len > size - 8 || header_len > (uint64_t{100} << 20))
+    throw bad("header length out of bounds (truncated?)");
   const uint8_t* body = bytes + 8 + header_len;
   const uint64_t body_size = size - 8 - header_len;
   nlohmann::ordered_json header;
@@ -30,18 +31,26 @@ std::vector<CheckpointTensor> read_safetensors_bytes(const void* data, size_t si
     if (key == "__metadata__") continue;
     const std::string where = "tensor " + key;
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets") ||
-        !v["dtype"].is_string() || !v["shape"].is_array() || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
+        !v["dtype"].is_string() || !v["shape"].is_array() || !v["data_offsets"].is_array() ||
+        v["data_offsets"].size() != 2)
       throw bad(where + ": malformed entry");
     CheckpointTensor t;
     t.name = key.rfind("module.", 0) == 0 ? key.substr(7) : key;
     const std::string dt = v["dtype"].get<std::string>();
-    if (dt == "F32") t.dtype = DType::F32;
-    else if (dt == "F16") t.dtype = DType::F16;
-    else if (dt == "BF16") t.dtype = DType::BF16;
-    else if (dt == "F64") t.dtype = DType::F64;
-    else if (dt == "I64") t.dtype = DType::I64;
-    else if (dt == "I32") t.dtype = DType::I32;
-    else throw bad(where + ": unsupported dtype " + dt);
+    if (dt == "F32")
+      t.dtype = DType::F32;
+    else if (dt == "F16")
+      t.dtype = DType::F16;
+    else if (dt == "BF16")
+      t.dtype = DType::BF16;
+    else if (dt == "F64")
+      t.dtype = DType::F64;
+    else if (dt == "I64")
+      t.dtype = DType::I64;
+    else if (dt == "I32")
+      t.dtype = DType::I32;
+    else
+      throw bad(where + ": unsupported dtype " + dt);
     uint64_t numel = 1;
     for (const auto& d : v["shape"]) {
       if (!d.is_number_unsigned()) throw bad(where + ": bad shape");

@@ -80,14 +80,17 @@ struct Write {
   void integer(const std::string& k, int v) { w.set_int(key(k, prefix), v); }
   void integer64(const std::string& k, int64_t v) { w.set_int(key(k, prefix), v); }
   void real(const std::string& k, float v) { w.set_float(key(k, prefix), v); }
-  void integers(const std::string& k, const std::vector<int>& v) { w.set_int_array(key(k, prefix), {v.begin(), v.end()}); }
+  void integers(const std::string& k, const std::vector<int>& v) {
+    w.set_int_array(key(k, prefix), {v.begin(), v.end()});
+  }
   void text(const std::string& k, const std::string& v) { w.set_string(key(k, prefix), v); }
   void global(const std::string& k, int64_t v) { w.set_int(k, v); }
 };
 
 class Read {
  public:
-  Read(const GgufView& g, const std::string& file, const char* prefix = kPrefix) : g_(g), file_(file), prefix_(prefix) {}
+  Read(const GgufView& g, const std::string& file, const char* prefix = kPrefix)
+      : g_(g), file_(file), prefix_(prefix) {}
   void flag(const std::string& k, bool& v) const { v = get(key(k, prefix_), GgufValue::Kind::Bool).b; }
   void integer(const std::string& k, int& v) const {
     const int64_t x = get(key(k, prefix_), GgufValue::Kind::Int).i;
@@ -95,7 +98,9 @@ class Read {
     v = static_cast<int>(x);
   }
   void integer64(const std::string& k, int64_t& v) const { v = get(key(k, prefix_), GgufValue::Kind::Int).i; }
-  void real(const std::string& k, float& v) const { v = static_cast<float>(get(key(k, prefix_), GgufValue::Kind::Float).f); }
+  void real(const std::string& k, float& v) const {
+    v = static_cast<float>(get(key(k, prefix_), GgufValue::Kind::Float).f);
+  }
   void integers(const std::string& k, std::vector<int>& v) const {
     const auto& xs = get(key(k, prefix_), GgufValue::Kind::IntArray).ints;
     if (xs.size() > 16) throw bad(k, "too long");
@@ -141,8 +146,8 @@ void visit_panns(Io& io, Config& c) {
 
 void check_htsat(const HtsatConfig& h, const std::string& what, const std::string& file) {
   auto bad = [&](const std::string& m) { return ModelError(file + ": " + what + ": " + m); };
-  if (h.embed_dim <= 0 || h.patch <= 0 || h.in_chans <= 0 || h.window <= 0 || h.mlp_ratio <= 0 ||
-      h.num_classes <= 0 || h.freq_ratio <= 0 || h.spec_size <= 0)
+  if (h.embed_dim <= 0 || h.patch <= 0 || h.in_chans <= 0 || h.window <= 0 || h.mlp_ratio <= 0 || h.num_classes <= 0 ||
+      h.freq_ratio <= 0 || h.spec_size <= 0)
     throw bad("non-positive size");
   if (h.depths.empty() || h.depths.size() > 8 || h.depths.size() != h.heads.size()) throw bad("bad depths/heads");
   if (h.embed_dim > (1 << 16) || h.patch > 64 || h.window > 64 || h.spec_size > (1 << 14) || h.mlp_ratio > 64 ||
@@ -278,7 +283,9 @@ bool panns_f16_eligible(const std::string& name) {
 }
 
 bool optional_tensor(const std::string& name) {
-  auto ends = [&](const std::string& s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+  auto ends = [&](const std::string& s) {
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
   return ends("htsat.head.weight") || ends("htsat.head.bias");
 }
 
@@ -290,7 +297,9 @@ namespace {
 void htsat_tensors(std::vector<TensorSpec>& out, const std::string& pre, const HtsatConfig& h, const FrontEndConfig& fe,
                    int proj_dim) {
   const std::string p = pre + "htsat.";
-  auto add = [&](const std::string& n, std::vector<int64_t> s, DType t = DType::F32) { out.push_back({p + n, std::move(s), t}); };
+  auto add = [&](const std::string& n, std::vector<int64_t> s, DType t = DType::F32) {
+    out.push_back({p + n, std::move(s), t});
+  };
   const int64_t E = h.embed_dim, bins = fe.n_fft / 2 + 1;
   add("logmel_extractor.melW", {bins, fe.mel_bins});
   for (const char* s : {"weight", "bias", "running_mean", "running_var"}) add(std::string("bn0.") + s, {fe.mel_bins});
@@ -380,7 +389,9 @@ std::vector<TensorSpec> required_tensors(const ModelConfig& c) {
     htsat_tensors(out, "cap.audio.", c.cap_audio, c.front_end, c.proj_dim);
     const MapperConfig& m = c.mapper;
     const int64_t D = m.dim;
-    auto add = [&](const std::string& n, std::vector<int64_t> s) { out.push_back({"cap.mapper." + n, std::move(s), DType::F32}); };
+    auto add = [&](const std::string& n, std::vector<int64_t> s) {
+      out.push_back({"cap.mapper." + n, std::move(s), DType::F32});
+    };
     add("linear.weight", {m.prefix_length * D, c.proj_dim});
     add("linear.bias", {m.prefix_length * D});
     add("prefix_const", {m.clip_length, D});

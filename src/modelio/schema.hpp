@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "asdcap/convert.hpp"
-#include "modelio/gguf.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/panns.hpp"
+#include "modelio/gguf.hpp"
 
 namespace asdcap::modelio {
 

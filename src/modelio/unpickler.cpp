@@ -12,7 +12,22 @@ namespace {
 
 // BigInt: an integer wider than 64 bits (its little-endian two's complement bytes in `s`).
 // Opaque: what an unresolved data-only global (numpy.*, _codecs.encode) would have built.
-enum class Kind : uint8_t { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor, Opaque };
+enum class Kind : uint8_t {
+  None,
+  Bool,
+  Int,
+  BigInt,
+  Float,
+  Str,
+  Bytes,
+  Tuple,
+  List,
+  Dict,
+  Global,
+  Storage,
+  Tensor,
+  Opaque
+};
 enum class Callable : uint8_t { OrderedDict, RebuildTensorV2, RebuildParameter, StorageType, Opaque };
 
 // One unpickled object. Objects live in an arena and refer to each other by index, so shared
@@ -23,15 +38,16 @@ struct Obj {
   DType dtype = DType::F32;                   // Global StorageType, Storage
   int64_t i = 0;                              // Int, Bool; Storage numel; Tensor index
   double f = 0;
-  std::string s;                              // Str, Bytes, BigInt; Storage key; Global, Opaque "module.name"
-  std::vector<uint32_t> items;                // Tuple, List; Dict as key, value, key, value...
+  std::string s;                // Str, Bytes, BigInt; Storage key; Global, Opaque "module.name"
+  std::vector<uint32_t> items;  // Tuple, List; Dict as key, value, key, value...
 };
 
 constexpr int kMaxDims = 16;
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* data, size_t size, const std::string& file) : begin_(data), p_(data), end_(data + size), file_(file) {}
+  Unpickler(const uint8_t* data, size_t size, const std::string& file)
+      : begin_(data), p_(data), end_(data + size), file_(file) {}
 
   uint32_t run();
   std::vector<PickledTensor> state_dict(uint32_t root);
@@ -148,8 +164,8 @@ uint32_t Unpickler::global(const std::string& module, const std::string& name) {
   static const struct {
     const char* name;
     DType dtype;
-  } storages[] = {{"FloatStorage", DType::F32},   {"HalfStorage", DType::F16}, {"BFloat16Storage", DType::BF16},
-                  {"DoubleStorage", DType::F64},  {"LongStorage", DType::I64}, {"IntStorage", DType::I32}};
+  } storages[] = {{"FloatStorage", DType::F32},  {"HalfStorage", DType::F16}, {"BFloat16Storage", DType::BF16},
+                  {"DoubleStorage", DType::F64}, {"LongStorage", DType::I64}, {"IntStorage", DType::I32}};
   if (module == "collections" && name == "OrderedDict") {
     o.callable = Callable::OrderedDict;
   } else if (module == "torch._utils" && name == "_rebuild_tensor_v2") {
@@ -250,8 +266,7 @@ uint32_t Unpickler::reduce(uint32_t callable, uint32_t args) {
       if (a.size() != 3 || objs_[a[0]].kind != Kind::Tensor) fail("bad _rebuild_parameter call");
       return a[0];
     }
-    case Callable::StorageType:
-      fail("storage type '" + c.s + "' called directly");
+    case Callable::StorageType: fail("storage type '" + c.s + "' called directly");
     case Callable::Opaque: {
       Obj o;
       o.kind = Kind::Opaque;
@@ -389,7 +404,10 @@ uint32_t Unpickler::run() {
         push(reduce(fn, args));
         break;
       }
-      case 'b': pop(); top(); break;  // BUILD: object state (e.g. a state dict's _metadata) is not needed
+      case 'b':
+        pop();
+        top();
+        break;  // BUILD: object state (e.g. a state dict's _metadata) is not needed
       case 's': {
         uint32_t v = pop(), k = pop();
         set_items(top(), {k, v});
@@ -443,7 +461,8 @@ std::vector<PickledTensor> Unpickler::state_dict(uint32_t root) {
     const Obj& val = objs_[it[k + 1]];
     if (key.kind != Kind::Str) fail("state dict key is not a string");
     if (val.kind == Kind::Opaque)
-      fail("state dict entry '" + key.s + "' is built by the Python global '" + val.s + "', not a tensor (it was not called)");
+      fail("state dict entry '" + key.s + "' is built by the Python global '" + val.s +
+           "', not a tensor (it was not called)");
     if (val.kind != Kind::Tensor) fail("state dict entry '" + key.s + "' is not a tensor");
     PickledTensor t = tensors_[static_cast<size_t>(val.i)];
     t.key = key.s;

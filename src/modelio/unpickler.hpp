@@ -17,11 +17,11 @@
 namespace asdcap::modelio {
 
 struct PickledTensor {
-  std::string key;              // state-dict key
+  std::string key;  // state-dict key
   DType dtype = DType::F32;
-  std::string storage_key;      // zip member <archive>/data/<storage_key>
-  int64_t storage_numel = 0;    // elements in the storage
-  int64_t offset = 0;           // storage offset, in elements
+  std::string storage_key;    // zip member <archive>/data/<storage_key>
+  int64_t storage_numel = 0;  // elements in the storage
+  int64_t offset = 0;         // storage offset, in elements
   std::vector<int64_t> shape, stride;
 };
 

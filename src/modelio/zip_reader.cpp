@@ -28,7 +28,9 @@ bool inside(uint64_t off, uint64_t len, size_t size) { return off <= size && len
 
 ZipArchive::ZipArchive(const uint8_t* data, size_t size, std::string file)
     : data_(data), size_(size), file_(std::move(file)) {
-  auto bad = [&](const std::string& what) { return FormatError(file_ + ": not a valid zip/PyTorch checkpoint: " + what); };
+  auto bad = [&](const std::string& what) {
+    return FormatError(file_ + ": not a valid zip/PyTorch checkpoint: " + what);
+  };
   if (size_ < 22) throw bad("file too short (" + std::to_string(size_) + " bytes)");
   // End of central directory: the last signature within the final 22 + 65535 bytes.
   size_t lowest = size_ > 22 + 65535 ? size_ - (22 + 65535) : 0;
@@ -56,7 +58,8 @@ ZipArchive::ZipArchive(const uint8_t* data, size_t size, std::string file)
   entries_.reserve(count);
   uint64_t p = cd_offset, end = cd_offset + cd_size;
   for (uint64_t i = 0; i < count; ++i) {
-    if (end - p < 46 || u32(data_ + p) != kCentralSig) throw bad("corrupt central directory entry " + std::to_string(i));
+    if (end - p < 46 || u32(data_ + p) != kCentralSig)
+      throw bad("corrupt central directory entry " + std::to_string(i));
     const uint8_t* c = data_ + p;
     ZipEntry z;
     z.flags = u16(c + 8);
@@ -66,7 +69,8 @@ ZipArchive::ZipArchive(const uint8_t* data, size_t size, std::string file)
     z.size = u32(c + 24);
     uint64_t name_len = u16(c + 28), extra_len = u16(c + 30), comment_len = u16(c + 32);
     z.local_header_offset = u32(c + 42);
-    if (end - p - 46 < name_len + extra_len + comment_len) throw bad("central directory entry " + std::to_string(i) + " overruns");
+    if (end - p - 46 < name_len + extra_len + comment_len)
+      throw bad("central directory entry " + std::to_string(i) + " overruns");
     z.name.assign(reinterpret_cast<const char*>(c + 46), name_len);
     // zip64 extended information: the 64-bit values of the fields saturated at 0xFFFFFFFF, in order.
     const uint8_t* x = c + 46 + name_len;

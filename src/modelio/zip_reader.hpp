@@ -11,7 +11,7 @@ namespace asdcap::modelio {
 
 struct ZipEntry {
   std::string name;
-  uint16_t method = 0;      // 0 stored, 8 deflate
+  uint16_t method = 0;  // 0 stored, 8 deflate
   uint16_t flags = 0;
   uint32_t crc32 = 0;
   uint64_t compressed_size = 0;

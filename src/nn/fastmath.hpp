@@ -176,8 +176,8 @@ inline v16f gelu_erf16(v16f xv) {
   const __m512 e = exp16_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), w), 80.f);  // exp(-z^2)
   const __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(p, t), e, _mm512_set1_ps(1.0f));  // erf(|z|)
   // erf(z) = copysign(y, z); gelu = 0.5 x (1 + erf(z))
-  const __m512 erf = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
-      _mm512_castps_si512(y), _mm512_castps_si512(z), _mm512_set1_epi32(0x7fffffff), 0xe4));
+  const __m512 erf = _mm512_castsi512_ps(
+      _mm512_ternarylogic_epi32(_mm512_castps_si512(y), _mm512_castps_si512(z), _mm512_set1_epi32(0x7fffffff), 0xe4));
   return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(erf, _mm512_set1_ps(1.0f)));
 }
 

@@ -38,8 +38,8 @@ void gemm_block(const float* x, int64_t m, int64_t k, const float* w, bool w_is_
   }
   if (m == 0 || ncols == 0) return;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, w_is_nk ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(ncols), static_cast<int>(k), 1.0f, x, static_cast<int>(k), w,
-              static_cast<int>(ldw), 1.0f, y, static_cast<int>(ldy));
+              static_cast<int>(ncols), static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(ldw),
+              1.0f, y, static_cast<int>(ldy));
 }
 
 // OpenBLAS runs on the calling thread: asdcap splits GEMMs itself (and runs them serially inside its
@@ -68,10 +68,13 @@ void gemm_parallel(int threads, const float* x, int64_t m, int64_t k, const floa
   }
   // Thread `part` the part-th share of `step` rows.
   const int64_t step = ((m + t - 1) / t + kRowQuantum - 1) / kRowQuantum * kRowQuantum;
-  parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
-    const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
-    gemm_block(x + r0 * k, r1 - r0, k, w, w_is_nk, ldw, n, b, y + r0 * n, n, accumulate);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      t, t, 1,
+      [&](int64_t part, int64_t) {
+        const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
+        gemm_block(x + r0 * k, r1 - r0, k, w, w_is_nk, ldw, n, b, y + r0 * n, n, accumulate);
+      },
+      Schedule::kStatic);
 }
 
 void layer_norm_row(const float* xr, int64_t dim, const float* gamma, const float* beta, float eps, float* yr) {
@@ -176,10 +179,13 @@ void elementwise8(int threads, float* x, int64_t n, F8 f8) {
     return;
   }
   const int64_t step = ((n + t - 1) / t + 7) / 8 * 8;
-  parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
-    const int64_t a = std::min(n, part * step), b = std::min(n, a + step);
-    fast::apply8(x + a, b - a, f8);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      t, t, 1,
+      [&](int64_t part, int64_t) {
+        const int64_t a = std::min(n, part * step), b = std::min(n, a + step);
+        fast::apply8(x + a, b - a, f8);
+      },
+      Schedule::kStatic);
 }
 
 constexpr size_t kHugePage = size_t{2} << 20;
@@ -188,16 +194,14 @@ bool huge_block(size_t bytes) { return bytes >= kHugePage / 2; }
 }  // namespace
 
 void* allocate_lines(size_t bytes) {
-  if (!huge_block(bytes)) return ::operator new(bytes, std::align_val_t{64});
+  if (!huge_block(bytes)) return ::operator new (bytes, std::align_val_t{64});
   const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = ::operator new(rounded, std::align_val_t{kHugePage});
+  void* p = ::operator new (rounded, std::align_val_t{kHugePage});
   madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP the memory is ordinary pages
   return p;
 }
 
-void free_lines(void* p, size_t bytes) {
-  ::operator delete(p, std::align_val_t{huge_block(bytes) ? kHugePage : 64});
-}
+void free_lines(void* p, size_t bytes) { ::operator delete (p, std::align_val_t{huge_block(bytes) ? kHugePage : 64}); }
 
 void linear_serial(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
                    bool accumulate) {
@@ -210,8 +214,8 @@ void linear(int threads, const float* x, int64_t m, int64_t k, const float* w, i
   gemm_parallel(threads, x, m, k, w, /*w_is_nk=*/true, n, b, y, accumulate);
 }
 
-void linear_kn(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b,
-               float* y, bool accumulate) {
+void linear_kn(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
+               bool accumulate) {
   gemm_parallel(threads, x, m, k, w, /*w_is_nk=*/false, n, b, y, accumulate);
 }
 
@@ -223,10 +227,13 @@ void layer_norm(int threads, const float* x, int64_t rows, int64_t dim, const fl
     return;
   }
   const int64_t step = (rows + t - 1) / t;
-  parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
-    const int64_t r0 = std::min(rows, part * step), r1 = std::min(rows, r0 + step);
-    layer_norm_serial(x + r0 * dim, r1 - r0, dim, gamma, beta, eps, y + r0 * dim);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      t, t, 1,
+      [&](int64_t part, int64_t) {
+        const int64_t r0 = std::min(rows, part * step), r1 = std::min(rows, r0 + step);
+        layer_norm_serial(x + r0 * dim, r1 - r0, dim, gamma, beta, eps, y + r0 * dim);
+      },
+      Schedule::kStatic);
 }
 
 void gelu_erf(int threads, float* x, int64_t n) {
@@ -274,9 +281,12 @@ void softmax_rows(int threads, float* x, int64_t rows, int64_t cols) {
     return;
   }
   // Thread i the i-th contiguous share of the rows (rows are independent).
-  parallel_chunks(t, rows, (rows + t - 1) / t, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) row_fn(x + r * cols);
-  }, Schedule::kStatic);
+  parallel_chunks(
+      t, rows, (rows + t - 1) / t,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) row_fn(x + r * cols);
+      },
+      Schedule::kStatic);
 }
 
 namespace {

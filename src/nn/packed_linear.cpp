@@ -61,8 +61,8 @@ struct Prefetch {
 };
 
 template <int MR, bool kSpread = false>
-inline void tile(const float* x, int64_t ldx, const float* panel, int64_t k, const float* bias, int64_t ncols,
-                 float* y, int64_t ldy, PackedLinear::Epilogue ep, Prefetch pf) {
+inline void tile(const float* x, int64_t ldx, const float* panel, int64_t k, const float* bias, int64_t ncols, float* y,
+                 int64_t ldy, PackedLinear::Epilogue ep, Prefetch pf) {
   Vec acc[MR][kVecs];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < kVecs; ++j) acc[r][j] = Vec{};
@@ -108,16 +108,14 @@ inline void tile(const float* x, int64_t ldx, const float* panel, int64_t k, con
     } else {  // last, partial panel: through a buffer so that nothing past column ncols is touched
       float buf[kNr];
       for (int j = 0; j < kVecs; ++j) store(buf + kLanes * j, v[j]);
-      for (int64_t j = 0; j < ncols; ++j)
-        dst[j] = ep == PackedLinear::Epilogue::kAccumulate ? dst[j] + buf[j] : buf[j];
+      for (int64_t j = 0; j < ncols; ++j) dst[j] = ep == PackedLinear::Epilogue::kAccumulate ? dst[j] + buf[j] : buf[j];
     }
   }
 }
 
 }  // namespace
 
-PackedLinear::PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias,
-                           Layout layout)
+PackedLinear::PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias, Layout layout)
     : n_(out_features), k_(in_features) {
   if (n_ <= 0 || k_ <= 0)
     throw ModelError("linear layer of " + std::to_string(out_features) + " x " + std::to_string(in_features));
@@ -126,8 +124,7 @@ PackedLinear::PackedLinear(const float* w, int64_t out_features, int64_t in_feat
   bias_.assign(static_cast<size_t>(panels * kNr), 0.f);
   for (int64_t j = 0; j < n_; ++j) {
     float* dst = packed_.data() + (j / kNr) * k_ * kNr + j % kNr;
-    for (int64_t p = 0; p < k_; ++p)
-      dst[p * kNr] = layout == Layout::kOutIn ? w[j * k_ + p] : w[p * n_ + j];
+    for (int64_t p = 0; p < k_; ++p) dst[p * kNr] = layout == Layout::kOutIn ? w[j * k_ + p] : w[p * n_ + j];
     if (bias) bias_[static_cast<size_t>(j)] = bias[j];
   }
 }
@@ -150,7 +147,8 @@ void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t
     const char* next = pn + 1 < panels ? reinterpret_cast<const char*>(panel + k_ * kNr) : nullptr;
     auto prefetch = [&](int64_t t) {
       if (!next) return Prefetch{nullptr, nullptr, own, mask};
-      return Prefetch{next + std::min(panel_bytes, t * slice), next + std::min(panel_bytes, (t + 1) * slice), own, mask};
+      return Prefetch{next + std::min(panel_bytes, t * slice), next + std::min(panel_bytes, (t + 1) * slice), own,
+                      mask};
     };
     int64_t r = r0, t = 0;
     for (; r + kMr <= r1; r += kMr, ++t) {
@@ -194,17 +192,24 @@ void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epi
   if (panels >= t && m < n_) {
     // Each thread a contiguous range of panels (for every row block): it streams only those
     // weights, and the next panel it prefetches is its own.
-    parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
-      const int64_t p0 = panels * part / t, p1 = panels * (part + 1) / t;
-      for (int64_t rb = 0; rb < row_blocks; ++rb) forward_block(x, rb * rows, std::min(m, (rb + 1) * rows), p0, p1, y, ep);
-    }, Schedule::kStatic);
+    parallel_chunks(
+        t, t, 1,
+        [&](int64_t part, int64_t) {
+          const int64_t p0 = panels * part / t, p1 = panels * (part + 1) / t;
+          for (int64_t rb = 0; rb < row_blocks; ++rb)
+            forward_block(x, rb * rows, std::min(m, (rb + 1) * rows), p0, p1, y, ep);
+        },
+        Schedule::kStatic);
   } else {
     const int64_t quantum = (m + t - 1) / t;
     const int64_t step = (quantum + kMr - 1) / kMr * kMr;
-    parallel_chunks(t, t, 1, [&](int64_t part, int64_t) {
-      const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
-      for (int64_t r = r0; r < r1; r += rows) forward_block(x, r, std::min(r1, r + rows), 0, panels, y, ep);
-    }, Schedule::kStatic);
+    parallel_chunks(
+        t, t, 1,
+        [&](int64_t part, int64_t) {
+          const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
+          for (int64_t r = r0; r < r1; r += rows) forward_block(x, r, std::min(r1, r + rows), 0, panels, y, ep);
+        },
+        Schedule::kStatic);
   }
 }
 

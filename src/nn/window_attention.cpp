@@ -41,7 +41,8 @@ std::vector<float> shifted_window_mask(int64_t height, int64_t width, int64_t wi
           static_cast<int>(region(r0 + i / window, height) * 3 + region(c0 + i % window, width));
     float* m = mask.data() + w * t * t;
     for (int64_t i = 0; i < t; ++i)
-      for (int64_t j = 0; j < t; ++j) m[i * t + j] = id[static_cast<size_t>(i)] == id[static_cast<size_t>(j)] ? 0.f : -100.f;
+      for (int64_t j = 0; j < t; ++j)
+        m[i * t + j] = id[static_cast<size_t>(i)] == id[static_cast<size_t>(j)] ? 0.f : -100.f;
   }
   return mask;
 }
@@ -68,7 +69,8 @@ WindowAttention::WindowAttention(const WindowGeometry& g, const float* table) : 
     bias_.resize(bias.size());
     for (int64_t h = 0; h < g.heads; ++h)
       for (int64_t i = 0; i < t; ++i)
-        for (int64_t j = 0; j < t; ++j) bias_[static_cast<size_t>((h * t + j) * t + i)] = bias[static_cast<size_t>((h * t + i) * t + j)];
+        for (int64_t j = 0; j < t; ++j)
+          bias_[static_cast<size_t>((h * t + j) * t + i)] = bias[static_cast<size_t>((h * t + i) * t + j)];
   } else {
     bias_ = std::move(bias);
   }
@@ -104,59 +106,75 @@ void WindowAttention::forward(int threads, const float* qkv, int64_t batch, floa
   };
   // One contiguous range of jobs per thread (thread i the i-th): the windows of its own rows.
   const int64_t jobs = windows * groups, per_thread = (jobs + t_threads - 1) / t_threads;
-  parallel_chunks(threads, jobs, per_thread, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scratch;
-    thread_local std::vector<int64_t> rows_buffer;
-    rows_buffer.resize(static_cast<size_t>(2 * t));
-    int64_t* rows = rows_buffer.data();
-    int64_t* next_rows = rows + t;
-    window_rows(begin / groups, rows);
-    for (int64_t job_id = begin; job_id < end; ++job_id) {
-      const int64_t win = job_id / groups, group = job_id % groups;
-      const int64_t b = win / per_clip, w = win % per_clip;
-      // The next window's qkv rows are requested while this one is computed (they come from L3 or
-      // the other core: the qkv GEMM wrote them).
-      const bool next_window = job_id + 1 < end && (job_id + 1) / groups != win;
-      if (next_window) window_rows(win + 1, next_rows);
-      const int64_t h0 = group * per_group, h1 = std::min(g.heads, h0 + per_group);
-      // Windows inside one region of the rolled map have an all-zero mask: none is added (s + 0 == s).
-      const bool masked = !masked_.empty() && masked_[static_cast<size_t>(w)];
-      const window::Job job{qkv,  rows,       b * hw, bias_.data(), masked ? mask_.data() + w * t * t : nullptr,
-                            out,  g.channels, hd,     h0,           h1,
-                            t,    scale,      next_window ? next_rows : nullptr};
-      if (h0 < h1) {
-        switch (kernel) {
+  parallel_chunks(
+      threads, jobs, per_thread,
+      [&](int64_t begin, int64_t end) {
+        thread_local std::vector<float> scratch;
+        thread_local std::vector<int64_t> rows_buffer;
+        rows_buffer.resize(static_cast<size_t>(2 * t));
+        int64_t* rows = rows_buffer.data();
+        int64_t* next_rows = rows + t;
+        window_rows(begin / groups, rows);
+        for (int64_t job_id = begin; job_id < end; ++job_id) {
+          const int64_t win = job_id / groups, group = job_id % groups;
+          const int64_t b = win / per_clip, w = win % per_clip;
+          // The next window's qkv rows are requested while this one is computed (they come from L3 or
+          // the other core: the qkv GEMM wrote them).
+          const bool next_window = job_id + 1 < end && (job_id + 1) / groups != win;
+          if (next_window) window_rows(win + 1, next_rows);
+          const int64_t h0 = group * per_group, h1 = std::min(g.heads, h0 + per_group);
+          // Windows inside one region of the rolled map have an all-zero mask: none is added (s + 0 == s).
+          const bool masked = !masked_.empty() && masked_[static_cast<size_t>(w)];
+          const window::Job job{qkv,
+                                rows,
+                                b * hw,
+                                bias_.data(),
+                                masked ? mask_.data() + w * t * t : nullptr,
+                                out,
+                                g.channels,
+                                hd,
+                                h0,
+                                h1,
+                                t,
+                                scale,
+                                next_window ? next_rows : nullptr};
+          if (h0 < h1) {
+            switch (kernel) {
 #if defined(__AVX512F__)
-          case window::Kernel::kAvx512_64: window::attend_avx512_64(job, scratch); break;
+              case window::Kernel::kAvx512_64: window::attend_avx512_64(job, scratch); break;
 #endif
-          case window::Kernel::kAvx64: window::attend_avx_64(job, scratch); break;
-          default: window::attend_generic(job, scratch); break;
+              case window::Kernel::kAvx64: window::attend_avx_64(job, scratch); break;
+              default: window::attend_generic(job, scratch); break;
+            }
+          }
+          if (next_window) std::swap(rows, next_rows);
         }
-      }
-      if (next_window) std::swap(rows, next_rows);
-    }
-  }, Schedule::kStatic);
+      },
+      Schedule::kStatic);
 }
 
 void patch_merge_norm(int threads, const float* x, int64_t batch, int64_t height, int64_t width, int64_t channels,
                       const float* gamma, const float* beta, float eps, float* out) {
   const int64_t h2 = height / 2, w2 = width / 2, c = channels;
-  parallel_chunks(threads, batch * h2, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t br = begin; br < end; ++br) {
-      const int64_t b = br / h2, r = br % h2;
-      for (int64_t col = 0; col < w2; ++col) {
-        float* dst = out + ((b * h2 + r) * w2 + col) * 4 * c;
-        // Order of torch.cat([x0, x1, x2, x3]): (2r, 2c), (2r+1, 2c), (2r, 2c+1), (2r+1, 2c+1).
-        const int64_t base = b * height * width;
-        const float* src[4] = {x + (base + (2 * r) * width + 2 * col) * c, x + (base + (2 * r + 1) * width + 2 * col) * c,
-                               x + (base + (2 * r) * width + 2 * col + 1) * c,
-                               x + (base + (2 * r + 1) * width + 2 * col + 1) * c};
-        for (int k = 0; k < 4; ++k) std::copy(src[k], src[k] + c, dst + k * c);
-      }
-      float* row = out + (b * h2 + r) * w2 * 4 * c;
-      layer_norm(threads, row, w2, 4 * c, gamma, beta, eps, row);  // a whole output row: four tokens at a time
-    }
-  }, Schedule::kStatic);
+  parallel_chunks(
+      threads, batch * h2, 1,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t br = begin; br < end; ++br) {
+          const int64_t b = br / h2, r = br % h2;
+          for (int64_t col = 0; col < w2; ++col) {
+            float* dst = out + ((b * h2 + r) * w2 + col) * 4 * c;
+            // Order of torch.cat([x0, x1, x2, x3]): (2r, 2c), (2r+1, 2c), (2r, 2c+1), (2r+1, 2c+1).
+            const int64_t base = b * height * width;
+            const float* src[4] = {
+                x + (base + (2 * r) * width + 2 * col) * c, x + (base + (2 * r + 1) * width + 2 * col) * c,
+                x + (base + (2 * r) * width + 2 * col + 1) * c, x + (base + (2 * r + 1) * width + 2 * col + 1) * c};
+            for (int k = 0; k < 4; ++k) std::copy(src[k], src[k] + c, dst + k * c);
+          }
+          float* row = out + (b * h2 + r) * w2 * 4 * c;
+          layer_norm(threads, row, w2, 4 * c, gamma, beta, eps, row);  // a whole output row: four tokens at a time
+        }
+      },
+      Schedule::kStatic);
 }
 
 }  // namespace asdcap::nn

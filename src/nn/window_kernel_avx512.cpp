@@ -28,11 +28,12 @@ using fast::v16f;
 inline void transpose_store_8x16(const v16f (&a)[8], float* const* dst) {
   __m512 t[8], u[8];
   for (int k = 0; k < 4; ++k) {
-    t[2 * k] = _mm512_maskz_unpacklo_ps(kAll, a[2 * k], a[2 * k + 1]);      // lane l: a0[4l] a1[4l] a0[4l+1] a1[4l+1]
-    t[2 * k + 1] = _mm512_maskz_unpackhi_ps(kAll, a[2 * k], a[2 * k + 1]);  //         a0[4l+2] a1[4l+2] a0[4l+3] a1[4l+3]
+    t[2 * k] = _mm512_maskz_unpacklo_ps(kAll, a[2 * k], a[2 * k + 1]);  // lane l: a0[4l] a1[4l] a0[4l+1] a1[4l+1]
+    t[2 * k + 1] =
+        _mm512_maskz_unpackhi_ps(kAll, a[2 * k], a[2 * k + 1]);  //         a0[4l+2] a1[4l+2] a0[4l+3] a1[4l+3]
   }
   for (int h = 0; h < 2; ++h) {  // h = 0: d0..3 from t[0..3], h = 1: d4..7 from t[4..7]
-    const __m512 *x = t + 4 * h;
+    const __m512* x = t + 4 * h;
     u[4 * h + 0] = _mm512_maskz_shuffle_ps(kAll, x[0], x[2], 0x44);  // lane l: query 4l + 0, 4 dims
     u[4 * h + 1] = _mm512_maskz_shuffle_ps(kAll, x[0], x[2], 0xee);  // query 4l + 1
     u[4 * h + 2] = _mm512_maskz_shuffle_ps(kAll, x[1], x[3], 0x44);  // query 4l + 2
@@ -106,9 +107,9 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
     const int64_t qo = h * hd, ko = c + h * hd, vo = 2 * c + h * hd;
     for (int64_t d = 0; d < hd; ++d)
       for (int g = 0; g < kT / 16; ++g)
-        store16(qt + d * kT + 16 * g,
-                _mm512_mul_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, offsets[g], clip + qo + d, 4),
-                              scale));
+        store16(
+            qt + d * kT + 16 * g,
+            _mm512_mul_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, offsets[g], clip + qo + d, 4), scale));
     // S^T = K Q^T + bias^T (+ mask), four keys by all 64 queries at a time; column maxima on the way.
     const float* bias = job.bias + h * kT * kT;
     v16f mx[4];

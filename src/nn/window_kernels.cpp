@@ -143,8 +143,7 @@ void attend_64(const Job& job, std::vector<float>& scratch) {
       }
     }
     const float* bias_h = job.bias + h * kT * kT;
-    for (int i = 0; i < kT; ++i)
-      softmax_scores_64(s + i * kT, bias_h + i * kT, job.mask ? job.mask + i * kT : nullptr);
+    for (int i = 0; i < kT; ++i) softmax_scores_64(s + i * kT, bias_h + i * kT, job.mask ? job.mask + i * kT : nullptr);
     // O = P V, kRows rows at a time: at most 8 accumulators (kRows * kHv), each V row load used kRows
     // times, so that accumulators and operands fit the 16 AVX registers.
     constexpr int kRows = kHv <= 2 ? 4 : 2;

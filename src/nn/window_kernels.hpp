@@ -13,7 +13,7 @@ struct Job {
   const float* mask;    // [T][T] (symmetric) or null
   float* out;           // [tokens][C]
   int64_t channels, head_dim, head_begin, head_end, tokens;
-  float scale;          // head_dim^-0.5
+  float scale;                             // head_dim^-0.5
   const int64_t* prefetch_rows = nullptr;  // the next job's T rows (whole qkv rows), or null
 };
 
@@ -33,10 +33,10 @@ enum class Kernel { kGeneric, kAvx64, kAvx512_64 };
 Kernel choose(int64_t tokens, int64_t head_dim, int64_t map_elements);
 inline Layout layout_of(Kernel k) { return k == Kernel::kAvx512_64 ? Layout::kKeyMajor : Layout::kQueryMajor; }
 
-void attend_generic(const Job& job, std::vector<float>& scratch);       // any T and head size
-void attend_avx_64(const Job& job, std::vector<float>& scratch);        // T = 64, head_dim 16, 24 or 32
+void attend_generic(const Job& job, std::vector<float>& scratch);  // any T and head size
+void attend_avx_64(const Job& job, std::vector<float>& scratch);   // T = 64, head_dim 16, 24 or 32
 #if defined(__AVX512F__)
-void attend_avx512_64(const Job& job, std::vector<float>& scratch);     // T = 64, head_dim % 8 == 0
+void attend_avx512_64(const Job& job, std::vector<float>& scratch);  // T = 64, head_dim % 8 == 0
 #endif
 
 }  // namespace asdcap::nn::window

@@ -157,8 +157,8 @@ void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, i
       const int64_t start = (t0 + r) * hop - half;  // in the unpadded signal
       for (int64_t i = 0; i < n_fft; ++i) {
         int64_t s = start + i;
-        if (s < 0) s = -s;                          // reflect: x[-i] = x[i]
-        if (s >= n) s = 2 * (n - 1) - s;            //          x[n-1+i] = x[n-1-i]
+        if (s < 0) s = -s;                // reflect: x[-i] = x[i]
+        if (s >= n) s = 2 * (n - 1) - s;  //          x[n-1+i] = x[n-1-i]
         dst[i] = x[s];
       }
     }
@@ -205,9 +205,9 @@ void avg_pool_2x2(const float* in, int64_t t, int64_t f, int64_t c, float* out) 
 
 PannsModel::Output Network::forward(const float* x, int64_t n, int threads, Trace* trace) const {
   if (n < cfg_.min_samples())
-    throw InvalidArgument("PANNs " + cfg_.variant + " needs at least " + std::to_string(cfg_.min_samples()) + " samples (" +
-                     std::to_string(cfg_.min_samples() / static_cast<double>(cfg_.sample_rate)) + " s at " +
-                     std::to_string(cfg_.sample_rate) + " Hz); the clip has " + std::to_string(n));
+    throw InvalidArgument("PANNs " + cfg_.variant + " needs at least " + std::to_string(cfg_.min_samples()) +
+                          " samples (" + std::to_string(cfg_.min_samples() / static_cast<double>(cfg_.sample_rate)) +
+                          " s at " + std::to_string(cfg_.sample_rate) + " Hz); the clip has " + std::to_string(n));
   int64_t t = n / cfg_.hop + 1, f = cfg_.mel_bins, c = 1;
   int64_t most = t * f;
   for (int i = 0, tt = static_cast<int>(t), ff = static_cast<int>(f); i < 6; ++i) {

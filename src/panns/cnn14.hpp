@@ -21,7 +21,8 @@ namespace asdcap::panns {
 struct BatchNorm {
   std::vector<float> mean, scale, shift;
 };
-BatchNorm make_batchnorm(const float* weight, const float* bias, const float* mean, const float* var, int64_t n, float eps);
+BatchNorm make_batchnorm(const float* weight, const float* bias, const float* mean, const float* var, int64_t n,
+                         float eps);
 
 // 3x3 convolution, padding 1, stride 1, no bias, followed by BatchNorm and ReLU (folded).
 class Conv3x3 {
@@ -66,10 +67,10 @@ class Network {
   struct Tensors {
     const float* stft_real = nullptr;  // [bins][n_fft]
     const float* stft_imag = nullptr;
-    const float* melw = nullptr;       // [bins][mel]
-    const float* bn0[4] = {};          // weight, bias, running_mean, running_var
-    const float* conv[6][2] = {};      // conv1, conv2 weights per block
-    const float* bn[6][2][4] = {};     // bn1, bn2 per block
+    const float* melw = nullptr;    // [bins][mel]
+    const float* bn0[4] = {};       // weight, bias, running_mean, running_var
+    const float* conv[6][2] = {};   // conv1, conv2 weights per block
+    const float* bn[6][2][4] = {};  // bn1, bn2 per block
     const float* fc1_w = nullptr;
     const float* fc1_b = nullptr;
     const float* fc_w = nullptr;

@@ -28,7 +28,10 @@ std::vector<double> nice_ticks(double lo, double hi, int n) {
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
-    if (m * mag >= raw) { step = m * mag; break; }
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
   for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
     ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
   return ticks;
@@ -45,7 +48,8 @@ std::string text(double x, double y, const std::string& s, const char* anchor = 
 }
 
 std::string line(double x1, double y1, double x2, double y2, const std::string& style) {
-  return "<line x1=\"" + f1(x1) + "\" y1=\"" + f1(y1) + "\" x2=\"" + f1(x2) + "\" y2=\"" + f1(y2) + "\" " + style + "/>";
+  return "<line x1=\"" + f1(x1) + "\" y1=\"" + f1(y1) + "\" x2=\"" + f1(x2) + "\" y2=\"" + f1(y2) + "\" " + style +
+         "/>";
 }
 
 double mean_of(const std::vector<double>& v) {
@@ -100,7 +104,8 @@ std::vector<RocPoint> roc_curve(const std::vector<double>& scores, const std::ve
       (anomaly[order[j]] ? tp : fp) += 1;
       ++j;
     }
-    curve.push_back({static_cast<double>(fp) / static_cast<double>(neg), static_cast<double>(tp) / static_cast<double>(pos)});
+    curve.push_back(
+        {static_cast<double>(fp) / static_cast<double>(neg), static_cast<double>(tp) / static_cast<double>(pos)});
     i = j;
   }
   return curve;
@@ -130,7 +135,8 @@ std::string svg_score_distribution(const std::vector<double>& normal, const std:
   auto hist = [&](const std::vector<double>& v) {
     std::vector<int> h(static_cast<size_t>(bins), 0);
     for (double x : v)
-      if (std::isfinite(x)) h[static_cast<size_t>(std::clamp(static_cast<int>((x - lo) / (hi - lo) * bins), 0, bins - 1))]++;
+      if (std::isfinite(x))
+        h[static_cast<size_t>(std::clamp(static_cast<int>((x - lo) / (hi - lo) * bins), 0, bins - 1))]++;
     return h;
   };
   auto hn = hist(normal), ha = hist(anomaly), hu = hist(unlabeled);
@@ -151,8 +157,8 @@ std::string svg_score_distribution(const std::vector<double>& normal, const std:
       path += " L" + f1(x0) + "," + f1(Y(h[size_t(i)])) + " L" + f1(x1) + "," + f1(Y(h[size_t(i)]));
     }
     path += " L" + f1(X(hi)) + "," + f1(Y(0)) + " Z";
-    return "<path class=\"" + std::string(cls) + "\" d=\"" + path + "\" fill=\"" + colour + "\" fill-opacity=\"0.35\" stroke=\"" +
-           colour + "\" stroke-width=\"1.5\"/>";
+    return "<path class=\"" + std::string(cls) + "\" d=\"" + path + "\" fill=\"" + colour +
+           "\" fill-opacity=\"0.35\" stroke=\"" + colour + "\" stroke-width=\"1.5\"/>";
   };
   if (!unlabeled.empty()) s += bars(hu, kGrey, "unlabeled");
   if (!normal.empty()) s += bars(hn, kCool, "normal");
@@ -166,8 +172,8 @@ std::string svg_score_distribution(const std::vector<double>& normal, const std:
   if (threshold && std::isfinite(*threshold)) {
     const bool right = X(*threshold) > ml + pw * 0.6;
     s += line(X(*threshold), mt - 6, X(*threshold), Y(0), "class=\"threshold\"");
-    s += text(X(*threshold) + (right ? -4 : 4), mt + 2, "threshold " + format_number(*threshold, 3), right ? "end" : "start",
-              "tick strong");
+    s += text(X(*threshold) + (right ? -4 : 4), mt + 2, "threshold " + format_number(*threshold, 3),
+              right ? "end" : "start", "tick strong");
   }
   // Legend
   double lx = ml + 4;
@@ -182,7 +188,8 @@ std::string svg_score_distribution(const std::vector<double>& normal, const std:
   return s + "</svg>";
 }
 
-std::string svg_roc(const std::vector<double>& scores, const std::vector<bool>& anomaly, std::optional<double> threshold) {
+std::string svg_roc(const std::vector<double>& scores, const std::vector<bool>& anomaly,
+                    std::optional<double> threshold) {
   const int W = 236, H = 214, ml = 44, mr = 10, mt = 14, mb = 34;
   std::string s = svg_open(W, H, "ROC curve", "roc");
   const auto curve = roc_curve(scores, anomaly);
@@ -199,8 +206,10 @@ std::string svg_roc(const std::vector<double>& scores, const std::vector<bool>& 
   s += line(X(0), Y(0), X(1), Y(1), "class=\"chance\"");
   s += line(ml, Y(0), W - mr, Y(0), "class=\"axis\"") + line(ml, Y(0), ml, Y(1), "class=\"axis\"");
   s += text(ml + pw / 2, H - 4, "false positive rate", "middle", "label");
-  s += "<text class=\"label\" transform=\"translate(11," + f1(mt + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">true positive rate</text>";
-  if (curve.empty()) return s + text(ml + pw / 2, mt + ph / 2, "needs normal and anomalous labels", "middle", "muted") + "</svg>";
+  s += "<text class=\"label\" transform=\"translate(11," + f1(mt + ph / 2) +
+       ") rotate(-90)\" text-anchor=\"middle\">true positive rate</text>";
+  if (curve.empty())
+    return s + text(ml + pw / 2, mt + ph / 2, "needs normal and anomalous labels", "middle", "muted") + "</svg>";
   std::string pts;
   for (const auto& p : curve) pts += f1(X(p.fpr)) + "," + f1(Y(p.tpr)) + " ";
   s += "<polyline class=\"roc-line\" points=\"" + pts + "\"/>";
@@ -211,8 +220,9 @@ std::string svg_roc(const std::vector<double>& scores, const std::vector<bool>& 
       if (scores[i] > *threshold) (anomaly[i] ? tp : fp)++;
     }
     const double fpr = double(fp) / double(neg), tpr = double(tp) / double(pos);
-    s += "<circle class=\"op-point\" cx=\"" + f1(X(fpr)) + "\" cy=\"" + f1(Y(tpr)) + "\" r=\"4\"><title>threshold: FPR " +
-         format_number(fpr, 2) + ", TPR " + format_number(tpr, 2) + "</title></circle>";
+    s += "<circle class=\"op-point\" cx=\"" + f1(X(fpr)) + "\" cy=\"" + f1(Y(tpr)) +
+         "\" r=\"4\"><title>threshold: FPR " + format_number(fpr, 2) + ", TPR " + format_number(tpr, 2) +
+         "</title></circle>";
   }
   s += text(X(1) - 2, Y(0) - 6, "AUC " + f1(100 * roc_auc(curve)) + "%", "end", "label");
   return s + "</svg>";
@@ -239,7 +249,8 @@ std::string svg_similarity(const std::vector<std::string>& texts, const std::vec
     s += text(X(t), y_end + 13, format_number(t, 2), "middle", "tick");
   }
   s += text(ml + pw / 2, H - 3, "cosine similarity", "middle", "label");
-  s += "<circle cx=\"" + f1(ml + 4) + "\" cy=\"10\" r=\"5\" fill=\"" + kWarm + "\"/>" + text(ml + 12, 14, "anomalous clip", "start", "tick");
+  s += "<circle cx=\"" + f1(ml + 4) + "\" cy=\"10\" r=\"5\" fill=\"" + kWarm + "\"/>" +
+       text(ml + 12, 14, "anomalous clip", "start", "tick");
   s += "<circle cx=\"" + f1(ml + 110) + "\" cy=\"10\" r=\"3.5\" fill=\"" + kCool + "\" fill-opacity=\"0.75\"/>" +
        text(ml + 117, 14, "nearest normal clips", "start", "tick");
   for (int r = 0; r < rows; ++r) {
@@ -253,10 +264,11 @@ std::string svg_similarity(const std::vector<std::string>& texts, const std::vec
     if (!nv.empty() && size_t(r) < anomalous.size() && std::isfinite(anomalous[size_t(r)]))
       s += line(X(mean_of(nv)), y, X(anomalous[size_t(r)]), y, "class=\"diff\"");
     for (double v : nv)
-      s += "<circle cx=\"" + f1(X(v)) + "\" cy=\"" + f1(y) + "\" r=\"3.5\" fill=\"" + kCool + "\" fill-opacity=\"0.75\"/>";
+      s += "<circle cx=\"" + f1(X(v)) + "\" cy=\"" + f1(y) + "\" r=\"3.5\" fill=\"" + kCool +
+           "\" fill-opacity=\"0.75\"/>";
     if (size_t(r) < anomalous.size() && std::isfinite(anomalous[size_t(r)]))
-      s += "<circle cx=\"" + f1(X(anomalous[size_t(r)])) + "\" cy=\"" + f1(y) + "\" r=\"5\" fill=\"" + kWarm + "\"><title>" +
-           format_number(anomalous[size_t(r)], 3) + "</title></circle>";
+      s += "<circle cx=\"" + f1(X(anomalous[size_t(r)])) + "\" cy=\"" + f1(y) + "\" r=\"5\" fill=\"" + kWarm +
+           "\"><title>" + format_number(anomalous[size_t(r)], 3) + "</title></circle>";
   }
   return s + "</svg>";
 }
@@ -271,11 +283,14 @@ std::string svg_evidence(const std::vector<EvidenceFeature>& unsorted) {
   const int rows = static_cast<int>(features.size());
   const int W = 640, row_h = 22, ml = 236, mr = 184, mt = 10, mb = 30;
   const int H = mt + mb + row_h * std::max(rows, 1);
-  std::string s = svg_open(W, H, "Acoustic evidence: z-score of the anomalous clip against its nearest normal clips", "evidence");
+  std::string s =
+      svg_open(W, H, "Acoustic evidence: z-score of the anomalous clip against its nearest normal clips", "evidence");
   if (rows == 0) return s + text(W / 2.0, H / 2.0, "no acoustic evidence", "middle", "muted") + "</svg>";
   double zmax = 3;
   for (const auto& f : features)
-    if (f.z) zmax = std::max(zmax, std::min(std::ceil(std::abs(*f.z)), 10.0));  // larger |z| is clipped, value in the bar's title
+    if (f.z)
+      zmax =
+          std::max(zmax, std::min(std::ceil(std::abs(*f.z)), 10.0));  // larger |z| is clipped, value in the bar's title
   const double pw = W - ml - mr;
   auto X = [&](double z) { return ml + (std::clamp(z, -zmax, zmax) + zmax) / (2 * zmax) * pw; };
   const double y_end = mt + row_h * rows;
@@ -301,8 +316,9 @@ std::string svg_evidence(const std::vector<EvidenceFeature>& unsorted) {
     } else {
       const double z = *f.z, x0 = X(0), x1 = X(z);
       const char* colour = std::abs(z) >= 2 ? kWarm : kGrey;
-      s += "<rect x=\"" + f1(std::min(x0, x1)) + "\" y=\"" + f1(y - 7) + "\" width=\"" + f1(std::max(1.0, std::abs(x1 - x0))) +
-           "\" height=\"14\" rx=\"2\" fill=\"" + colour + "\"><title>z = " + format_number(z, 3) + "</title></rect>";
+      s += "<rect x=\"" + f1(std::min(x0, x1)) + "\" y=\"" + f1(y - 7) + "\" width=\"" +
+           f1(std::max(1.0, std::abs(x1 - x0))) + "\" height=\"14\" rx=\"2\" fill=\"" + colour +
+           "\"><title>z = " + format_number(z, 3) + "</title></rect>";
     }
     if (detail.size() > 34) detail = detail.substr(0, 33) + "\u2026";
     s += text(W - mr + 8, y + 4, detail, "start", "tick");

@@ -24,7 +24,10 @@ std::array<Rgb8, 256> build_map() {
     if (!oklab_to_srgb({L, hi * std::cos(hue), hi * std::sin(hue)}, r, g, b)) {
       for (int it = 0; it < 30; ++it) {  // largest chroma inside the gamut
         const double c = 0.5 * (lo + hi);
-        if (oklab_to_srgb({L, c * std::cos(hue), c * std::sin(hue)}, r, g, b)) lo = c; else hi = c;
+        if (oklab_to_srgb({L, c * std::cos(hue), c * std::sin(hue)}, r, g, b))
+          lo = c;
+        else
+          hi = c;
       }
       oklab_to_srgb({L, lo * std::cos(hue), lo * std::sin(hue)}, r, g, b);
     }

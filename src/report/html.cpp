@@ -6,8 +6,8 @@
 #include <ctime>
 #include <set>
 
-#include "report/colormap.hpp"
 #include "page.hpp"
+#include "report/colormap.hpp"
 
 namespace asdcap::report {
 namespace {
@@ -72,10 +72,14 @@ std::string summary_section(const PageInput& in, const Counts& c) {
   std::snprintf(pct, sizeof pct, "%.0f%%", c.scored ? 100.0 * double(c.flagged) / double(c.scored) : 0.0);
   s += card("warm flag", "Flagged anomalous", std::to_string(c.flagged), std::string(pct) + " of scored clips");
   if (overall)
-    s += card("", "Overall AUC", percent(known(overall->auc)) + "<small>%</small>", "pAUC " + percent(known(overall->pauc)) + "%");
-  if (best) s += card("cool", "Best machine ID", percent(known(best->auc)) + "<small>%</small>", html_escape(best->machine + " " + best->id) + " (AUC)");
+    s += card("", "Overall AUC", percent(known(overall->auc)) + "<small>%</small>",
+              "pAUC " + percent(known(overall->pauc)) + "%");
+  if (best)
+    s += card("cool", "Best machine ID", percent(known(best->auc)) + "<small>%</small>",
+              html_escape(best->machine + " " + best->id) + " (AUC)");
   if (worst && worst != best)
-    s += card("warm", "Worst machine ID", percent(known(worst->auc)) + "<small>%</small>", html_escape(worst->machine + " " + worst->id) + " (AUC)");
+    s += card("warm", "Worst machine ID", percent(known(worst->auc)) + "<small>%</small>",
+              html_escape(worst->machine + " " + worst->id) + " (AUC)");
   s += card("", "Explained", std::to_string(run.explanations.size()),
             in.figures_are_fallback ? "explain not run yet" : std::to_string(in.figures.size()) + " drawn below");
   if (!run.skipped.empty() || !run.problems.empty())
@@ -126,7 +130,8 @@ std::string machines_section(const PageInput& in) {
   std::vector<std::pair<std::string, std::string>> order;
   std::map<std::pair<std::string, std::string>, const ResultRow*> rows;
   for (const auto& r : run.results)
-    if (r.kind == Kind::Id && !rows.count({r.machine, r.id})) rows[{r.machine, r.id}] = &r, order.push_back({r.machine, r.id});
+    if (r.kind == Kind::Id && !rows.count({r.machine, r.id}))
+      rows[{r.machine, r.id}] = &r, order.push_back({r.machine, r.id});
   std::map<std::pair<std::string, std::string>, std::vector<const ScoredClip*>> clips;
   for (const auto& c : run.clips) {
     if (!clips.count({c.machine, c.id}) && !rows.count({c.machine, c.id})) order.push_back({c.machine, c.id});
@@ -149,17 +154,21 @@ std::string machines_section(const PageInput& in) {
     std::optional<double> threshold;
     for (const auto* c : clips[key]) {
       if (std::isfinite(c->threshold)) threshold = c->threshold;
-      if (!c->label) unlabeled.push_back(c->score);
-      else if (*c->label == "anomaly") anomaly.push_back(c->score);
-      else normal.push_back(c->score);
+      if (!c->label)
+        unlabeled.push_back(c->score);
+      else if (*c->label == "anomaly")
+        anomaly.push_back(c->score);
+      else
+        normal.push_back(c->score);
       if (c->label && std::isfinite(c->score)) scores.push_back(c->score), labels.push_back(*c->label == "anomaly");
     }
     const ResultRow* r = rows.count(key) ? rows[key] : nullptr;
     if (r && known(r->threshold)) threshold = r->threshold;
     s += "<div class=\"idcard\"><h4>" + html_escape(key.first + " " + key.second) + " <span>AUC " +
-         percent(r ? known(r->auc) : std::nullopt) + "% &middot; pAUC " + percent(r ? known(r->pauc) : std::nullopt) + "% &middot; " +
-         std::to_string(clips[key].size()) + " test clips</span></h4><div class=\"charts\">" +
-         svg_score_distribution(normal, anomaly, unlabeled, threshold) + svg_roc(scores, labels, threshold) + "</div></div>";
+         percent(r ? known(r->auc) : std::nullopt) + "% &middot; pAUC " + percent(r ? known(r->pauc) : std::nullopt) +
+         "% &middot; " + std::to_string(clips[key].size()) + " test clips</span></h4><div class=\"charts\">" +
+         svg_score_distribution(normal, anomaly, unlabeled, threshold) + svg_roc(scores, labels, threshold) +
+         "</div></div>";
   }
   return s + "</div></section>";
 }
@@ -172,10 +181,14 @@ std::string panel(const PageInput& in, bool anomalous, const std::string& who, c
   const ClipView* v = it == in.views.end() ? nullptr : &it->second;
   std::string s = std::string("<div class=\"panel") + (anomalous ? " anomalous" : "") + "\"><div class=\"who\">" + who +
                   "<span>" + detail + "</span></div>";
-  if (v && !v->panel_html.empty()) s += v->panel_html;
-  else s += "<div class=\"nospec\">no spectrogram: " + html_escape(v ? v->missing_reason : "clip not found") + "</div>";
-  if (caption) s += "<div class=\"caption\">" + html_escape(*caption) + "</div>";
-  else if (show_caption) s += "<div class=\"caption none\">no caption: " + html_escape(caption_missing) + "</div>";
+  if (v && !v->panel_html.empty())
+    s += v->panel_html;
+  else
+    s += "<div class=\"nospec\">no spectrogram: " + html_escape(v ? v->missing_reason : "clip not found") + "</div>";
+  if (caption)
+    s += "<div class=\"caption\">" + html_escape(*caption) + "</div>";
+  else if (show_caption)
+    s += "<div class=\"caption none\">no caption: " + html_escape(caption_missing) + "</div>";
   s += "<div class=\"fname\">" + html_escape(file.empty() ? path : file) + "</div>" + audio_tag(v) + "</div>";
   return s;
 }
@@ -185,11 +198,13 @@ std::string figure(const PageInput& in, const ExplanationRecord& e, size_t index
                   html_escape(e.machine + " " + e.id) + " &middot; " + html_escape(e.file) + "</h3>";
   const bool over = std::isfinite(e.score) && std::isfinite(e.threshold) && e.score > e.threshold;
   s += "<span class=\"pill" + std::string(over ? " warm" : "") + "\">score " + format_number(e.score, 4) +
-       (std::isfinite(e.threshold) ? std::string(over ? " &gt; " : " &le; ") + "threshold " + format_number(e.threshold, 4) : "") +
+       (std::isfinite(e.threshold)
+            ? std::string(over ? " &gt; " : " &le; ") + "threshold " + format_number(e.threshold, 4)
+            : "") +
        "</span>";
   if (e.label)
-    s += "<span class=\"pill " + std::string(*e.label == "anomaly" ? "warm" : "cool") + "\">ground truth: " +
-         html_escape(*e.label == "anomaly" ? "anomalous" : *e.label) + "</span>";
+    s += "<span class=\"pill " + std::string(*e.label == "anomaly" ? "warm" : "cool") +
+         "\">ground truth: " + html_escape(*e.label == "anomaly" ? "anomalous" : *e.label) + "</span>";
   s += "</header><div class=\"panels\">";
   const std::string cap_missing = e.captions.missing_reason.value_or("the captioner gave none");
   bool any_caption = e.captions.anomalous.has_value();
@@ -198,8 +213,8 @@ std::string figure(const PageInput& in, const ExplanationRecord& e, size_t index
   for (size_t i = 0; i < e.neighbors.size(); ++i) {
     const auto& n = e.neighbors[i];
     std::optional<std::string> cap = i < e.captions.neighbors.size() ? e.captions.neighbors[i] : std::nullopt;
-    s += panel(in, false, "Normal #" + std::to_string(i + 1), "d = " + format_number(n.distance, 3), n.file, n.path, cap,
-               cap_missing, any_caption);
+    s += panel(in, false, "Normal #" + std::to_string(i + 1), "d = " + format_number(n.distance, 3), n.file, n.path,
+               cap, cap_missing, any_caption);
   }
   s += "</div>";
   if (!any_caption) s += "<p class=\"absent\"><b>No captions:</b> " + html_escape(cap_missing) + "</p>";
@@ -210,8 +225,10 @@ std::string figure(const PageInput& in, const ExplanationRecord& e, size_t index
       if (m.model) meta += (meta.empty() ? "" : ", ") + *m.model;
       s += "<div class=\"method" + std::string(m.answer ? "" : " error") + "\"><div class=\"name\">" +
            html_escape(method_title(key)) + " <span>" + html_escape(meta) + "</span></div><p>";
-      if (m.answer) s += html_escape(*m.answer);
-      else s += "no difference caption: " + html_escape(m.error.value_or("the method produced no answer"));
+      if (m.answer)
+        s += html_escape(*m.answer);
+      else
+        s += "no difference caption: " + html_escape(m.error.value_or("the method produced no answer"));
       s += "</p></div>";
     }
     s += "</div>";
@@ -224,9 +241,9 @@ std::string figure(const PageInput& in, const ExplanationRecord& e, size_t index
     charts += "<div><h4>Zero-shot similarity to the reference texts</h4>" +
               svg_similarity(sim.texts, *sim.anomalous, sim.neighbors) + "</div>";
   else if (sim.missing_reason)
-    s += "<p class=\"absent\"><b>Zero-shot similarities not available:</b> " + html_escape(*sim.missing_reason) + "</p>";
-  if (!e.evidence.empty())
-    charts += "<div><h4>Acoustic evidence</h4>" + svg_evidence(e.evidence) + "</div>";
+    s +=
+        "<p class=\"absent\"><b>Zero-shot similarities not available:</b> " + html_escape(*sim.missing_reason) + "</p>";
+  if (!e.evidence.empty()) charts += "<div><h4>Acoustic evidence</h4>" + svg_evidence(e.evidence) + "</div>";
   if (!charts.empty()) s += "<div class=\"evidence\">" + charts + "</div>";
   return s + "</figure>";
 }
@@ -247,27 +264,40 @@ std::string explained_section(const PageInput& in) {
   std::string s = "<section id=\"explained\"><h2>Explained clips</h2>";
   if (in.figures_are_fallback) {
     s += "<p class=\"note\">No explanations yet (explanations.jsonl not found): run <code>asdcap explain --out " +
-         html_escape(run.dir) + "</code>. Shown instead: the highest-scoring flagged clip of each machine ID with its "
+         html_escape(run.dir) +
+         "</code>. Shown instead: the highest-scoring flagged clip of each machine ID with its "
          "nearest normal clips.</p>";
   } else {
-    s += "<p class=\"lead\">For each flagged clip, as in Fig. 3 of the papers: the log-mel spectrogram of the anomalous "
-         "clip and of its k nearest normal clips, each clip's caption (black box), the difference caption of each method, "
-         "and the evidence behind them.</p>";
+    s +=
+        "<p class=\"lead\">For each flagged clip, as in Fig. 3 of the papers: the log-mel spectrogram of the anomalous "
+        "clip and of its k nearest normal clips, each clip's caption (black box), the difference caption of each "
+        "method, "
+        "and the evidence behind them.</p>";
   }
-  if (in.figures.empty()) return s + "<p class=\"note missing\">No clip to show: nothing was flagged or explained.</p></section>";
-  s += "<div class=\"legend\"><span><i style=\"background:#e8590c\"></i>anomalous clip</span><span><i style=\"background:"
-       "#1c7ed6\"></i>nearest normal clips (d: embedding distance)</span><span>level: quiet<span class=\"cmap\" style=\"background:" +
+  if (in.figures.empty())
+    return s + "<p class=\"note missing\">No clip to show: nothing was flagged or explained.</p></section>";
+  s += "<div class=\"legend\"><span><i style=\"background:#e8590c\"></i>anomalous clip</span><span><i "
+       "style=\"background:"
+       "#1c7ed6\"></i>nearest normal clips (d: embedding distance)</span><span>level: quiet<span class=\"cmap\" "
+       "style=\"background:" +
        colormap_gradient() + "\"></span>loud (dB, one scale per machine ID)</span></div>";
   for (size_t i = 0; i < in.figures.size(); ++i) s += figure(in, in.figures[i], i);
   if (!in.not_drawn.empty()) {
-    s += "<h3>" + std::to_string(in.not_drawn.size()) + " more explained clips</h3><p class=\"lead\">Not drawn "
-         "(the report draws at most " + std::to_string(in.options->max_figures) + "; raise <code>--max-figures</code>).</p>"
-         "<div class=\"scroll\"><table><thead><tr><th class=\"l\">Machine</th><th class=\"l\">ID</th><th class=\"l\">File</th>"
+    s += "<h3>" + std::to_string(in.not_drawn.size()) +
+         " more explained clips</h3><p class=\"lead\">Not drawn "
+         "(the report draws at most " +
+         std::to_string(in.options->max_figures) +
+         "; raise <code>--max-figures</code>).</p>"
+         "<div class=\"scroll\"><table><thead><tr><th class=\"l\">Machine</th><th class=\"l\">ID</th><th "
+         "class=\"l\">File</th>"
          "<th>Score</th><th class=\"l\">Difference caption</th></tr></thead><tbody>";
     for (const auto& e : in.not_drawn) {
       std::string answer;
       for (const auto& [k, m] : e.methods)
-        if (m.answer) { answer = *m.answer; if (k == "combined") break; }
+        if (m.answer) {
+          answer = *m.answer;
+          if (k == "combined") break;
+        }
       s += "<tr><td class=\"l\">" + html_escape(e.machine) + "</td><td class=\"l\">" + html_escape(e.id) +
            "</td><td class=\"path\">" + html_escape(e.file) + "</td><td>" + format_number(e.score, 4) +
            "</td><td class=\"reason\">" + html_escape(answer) + "</td></tr>";
@@ -288,7 +318,8 @@ std::string missing_section(const RunData& run) {
   if (!run.skipped.empty()) {
     s += "<p class=\"lead\">" + std::to_string(run.skipped.size()) +
          " files were left out (skipped.jsonl); the rest of the run is unaffected.</p><div class=\"scroll\"><table "
-         "class=\"skipped\"><thead><tr><th class=\"l\">File</th><th class=\"l\">Stage</th><th class=\"l\">Reason</th></tr>"
+         "class=\"skipped\"><thead><tr><th class=\"l\">File</th><th class=\"l\">Stage</th><th "
+         "class=\"l\">Reason</th></tr>"
          "</thead><tbody>";
     for (const auto& k : run.skipped)
       s += "<tr><td class=\"path\">" + html_escape(k.path) + "</td><td class=\"l\">" + html_escape(k.stage) +
@@ -318,11 +349,13 @@ std::string render_page(const PageInput& in) {
   if (settings.k > 0) sub += " &middot; k = " + std::to_string(settings.k);
   if (!settings.created.empty()) sub += " &middot; " + html_escape(settings.created);
 
-  std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                  "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                  "<title>asdcap report</title><style>" + page_css() + "</style></head><body>";
-  h += "<header class=\"top\"><div class=\"wrap\"><h1>Machine sound anomalies: detections and explanations</h1><p>" + sub +
-       "</p></div></header><main>";
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+      "<title>asdcap report</title><style>" +
+      page_css() + "</style></head><body>";
+  h += "<header class=\"top\"><div class=\"wrap\"><h1>Machine sound anomalies: detections and explanations</h1><p>" +
+       sub + "</p></div></header><main>";
   h += summary_section(in, counts);
   h += "<nav class=\"toc\"><a href=\"#overview\">Detection results</a><a href=\"#machines\">Score distributions</a>"
        "<a href=\"#explained\">Explained clips</a>";
@@ -342,7 +375,8 @@ std::string render_page(const PageInput& in) {
        " &middot; self-contained: no network access needed</footer>";
   // Lets a headless browser test tell broken images apart (read back from the dumped DOM).
   h += "<script>addEventListener('load',function(){var ok=0,bad=0;for(var i of document.images)"
-       "(i.complete&&i.naturalWidth>0)?ok++:bad++;document.body.dataset.imagesOk=ok;document.body.dataset.imagesBroken=bad;});"
+       "(i.complete&&i.naturalWidth>0)?ok++:bad++;document.body.dataset.imagesOk=ok;document.body.dataset.imagesBroken="
+       "bad;});"
        "</script></body></html>\n";
   return h;
 }

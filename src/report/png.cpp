@@ -49,9 +49,9 @@ void filter_row(const uint8_t* row, const uint8_t* prev, size_t n, size_t bpp, s
   out.insert(out.end(), cand[best].begin(), cand[best].end());
 }
 
-
 // Filters, deflates and wraps rows of `bpp` bytes per pixel; `plte` is empty for RGB.
-std::string encode_png(const uint8_t* pixels, int width, int height, size_t bpp, uint8_t color_type, const std::string& plte) {
+std::string encode_png(const uint8_t* pixels, int width, int height, size_t bpp, uint8_t color_type,
+                       const std::string& plte) {
   if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
     throw Error("PNG: bad image size " + std::to_string(width) + "x" + std::to_string(height));
   const size_t stride = static_cast<size_t>(width) * bpp;
@@ -87,7 +87,8 @@ std::string encode_png_rgb(const uint8_t* rgb, int width, int height) {
 }
 
 std::string encode_png_indexed(const uint8_t* index, int width, int height, const uint8_t* palette_rgb, int n_colors) {
-  if (n_colors < 1 || n_colors > 256) throw Error("PNG: a palette holds 1 to 256 colours, not " + std::to_string(n_colors));
+  if (n_colors < 1 || n_colors > 256)
+    throw Error("PNG: a palette holds 1 to 256 colours, not " + std::to_string(n_colors));
   const std::string plte(reinterpret_cast<const char*>(palette_rgb), static_cast<size_t>(n_colors) * 3);
   if (width > 0 && height > 0)
     for (size_t i = 0; i < static_cast<size_t>(width) * static_cast<size_t>(height); ++i)

@@ -1,8 +1,8 @@
 // build_report: read the run, render the spectrograms of the clips shown (each clip once, in
 // parallel), write the page atomically.
 #include <algorithm>
-#include <cmath>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -11,10 +11,10 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
-#include "report/png.hpp"
-#include "core/progress.hpp"
 #include "core/parallel.hpp"
+#include "core/progress.hpp"
 #include "page.hpp"
+#include "report/png.hpp"
 
 namespace asdcap {
 namespace report {
@@ -43,7 +43,9 @@ std::vector<double> mel_band_centres() {
 }
 
 std::string wav16(const std::vector<float>& x, int rate) {
-  auto u32 = [](std::string& s, uint32_t v) { for (int i = 0; i < 4; ++i) s.push_back(char((v >> (8 * i)) & 255)); };
+  auto u32 = [](std::string& s, uint32_t v) {
+    for (int i = 0; i < 4; ++i) s.push_back(char((v >> (8 * i)) & 255));
+  };
   auto u16 = [](std::string& s, uint16_t v) { s.push_back(char(v & 255)), s.push_back(char(v >> 8)); };
   std::string s = "RIFF";
   const uint32_t data = static_cast<uint32_t>(x.size() * 2);
@@ -52,7 +54,8 @@ std::string wav16(const std::vector<float>& x, int rate) {
   u32(s, 16), u16(s, 1), u16(s, 1), u32(s, uint32_t(rate)), u32(s, uint32_t(rate) * 2), u16(s, 2), u16(s, 16);
   s += "data";
   u32(s, data);
-  for (float v : x) u16(s, static_cast<uint16_t>(static_cast<int16_t>(std::lround(std::clamp(v, -1.0f, 1.0f) * 32767.0f))));
+  for (float v : x)
+    u16(s, static_cast<uint16_t>(static_cast<int16_t>(std::lround(std::clamp(v, -1.0f, 1.0f) * 32767.0f))));
   return s;
 }
 
@@ -63,7 +66,8 @@ std::string relative_url(const std::string& dir, const std::string& path) {
   std::string p = ec || rel.empty() ? "file://" + fs::absolute(path, ec).generic_string() : rel.generic_string();
   std::string out;
   for (unsigned char c : p) {
-    if (std::isalnum(c) || std::strchr("-._~/:", c)) out += static_cast<char>(c);
+    if (std::isalnum(c) || std::strchr("-._~/:", c))
+      out += static_cast<char>(c);
     else {
       char b[4];
       std::snprintf(b, sizeof b, "%%%02X", c);
@@ -155,8 +159,9 @@ std::string build_report(const ReportOptions& options) {
     for (const auto& [key, c] : top) all.push_back(from_scored(*c));
   }
   std::stable_sort(all.begin(), all.end(), [](const ExplanationRecord& a, const ExplanationRecord& b) {
-    return std::tie(a.machine, a.id) != std::tie(b.machine, b.id) ? std::tie(a.machine, a.id) < std::tie(b.machine, b.id)
-                                                                  : a.score > b.score;
+    return std::tie(a.machine, a.id) != std::tie(b.machine, b.id)
+               ? std::tie(a.machine, a.id) < std::tie(b.machine, b.id)
+               : a.score > b.score;
   });
   const size_t limit = static_cast<size_t>(std::max(0, options.max_figures));
   if (all.size() > limit) {
@@ -207,8 +212,10 @@ std::string build_report(const ReportOptions& options) {
       } else {
         v.missing_reason = j->error;
       }
-      if (options.embed_audio && !j->wav.empty()) v.audio_src = data_uri("audio/wav", j->wav);
-      else if (!options.embed_audio && j->error.empty()) v.audio_src = relative_url(options.out_dir, j->path);
+      if (options.embed_audio && !j->wav.empty())
+        v.audio_src = data_uri("audio/wav", j->wav);
+      else if (!options.embed_audio && j->error.empty())
+        v.audio_src = relative_url(options.out_dir, j->path);
       in.views[j->path] = std::move(v);
     }
   }

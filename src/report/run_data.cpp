@@ -21,14 +21,16 @@ bool file_exists(const fs::path& p) {
 void add_problems(RunData& run, const std::string& file, const std::vector<std::string>& problems) {
   for (size_t i = 0; i < problems.size() && i < kProblemLinesPerFile; ++i) run.problems.push_back(problems[i]);
   if (problems.size() > kProblemLinesPerFile)
-    run.problems.push_back(file + ": " + std::to_string(problems.size() - kProblemLinesPerFile) + " more unreadable lines");
+    run.problems.push_back(file + ": " + std::to_string(problems.size() - kProblemLinesPerFile) +
+                           " more unreadable lines");
 }
 
 }  // namespace
 
 RunData load_run(const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw IoError(dir + ": not a folder (expected a run folder written by `asdcap detect`)");
+  if (!fs::is_directory(dir, ec))
+    throw IoError(dir + ": not a folder (expected a run folder written by `asdcap detect`)");
   RunData run;
   run.dir = dir;
   const fs::path root(dir);

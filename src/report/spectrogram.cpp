@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "report/charts.hpp"
 #include "report/colormap.hpp"
 #include "report/png.hpp"
-#include "report/charts.hpp"
 
 namespace asdcap::report {
 namespace {
@@ -28,9 +28,12 @@ std::string f1(double v) {
 
 std::string hz_label(double hz) {
   char b[32];
-  if (hz >= 10000) std::snprintf(b, sizeof b, "%.0fk", hz / 1000);
-  else if (hz >= 1000) std::snprintf(b, sizeof b, "%.1fk", hz / 1000);
-  else std::snprintf(b, sizeof b, "%.0f", hz);
+  if (hz >= 10000)
+    std::snprintf(b, sizeof b, "%.0fk", hz / 1000);
+  else if (hz >= 1000)
+    std::snprintf(b, sizeof b, "%.1fk", hz / 1000);
+  else
+    std::snprintf(b, sizeof b, "%.0f", hz);
   return b;
 }
 
@@ -49,12 +52,14 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
     const int f1_ = std::max(f0 + 1, static_cast<int>(static_cast<int64_t>(x + 1) * frames / width));
     for (int m = 0; m < mel_bins; ++m) {
       double sum = 0;
-      for (int f = f0; f < f1_; ++f) sum += db[static_cast<size_t>(f) * static_cast<size_t>(mel_bins) + static_cast<size_t>(m)];
+      for (int f = f0; f < f1_; ++f)
+        sum += db[static_cast<size_t>(f) * static_cast<size_t>(mel_bins) + static_cast<size_t>(m)];
       double t = db_hi > db_lo ? (sum / (f1_ - f0) - db_lo) / (db_hi - db_lo) : 0.5;
       if (!(t >= 0)) t = 0;  // NaN too
       const auto level = static_cast<uint8_t>(std::lround(std::min(t, 1.0) * 255.0));
       for (int k = 0; k < row_px; ++k)
-        index[static_cast<size_t>((mel_bins - 1 - m) * row_px + k) * static_cast<size_t>(width) + static_cast<size_t>(x)] = level;
+        index[static_cast<size_t>((mel_bins - 1 - m) * row_px + k) * static_cast<size_t>(width) +
+              static_cast<size_t>(x)] = level;
     }
   }
   std::vector<uint8_t> palette;
@@ -67,17 +72,21 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
   s += "<img alt=\"" + html_escape(alt) + "\" src=\"" + data_uri("image/png", png) + "\" style=\"left:" + pct(ml / W) +
        ";top:" + pct(mt / H) + ";width:" + pct(pw / W) + ";height:" + pct(ph / H) + "\">";
   s += "<svg viewBox=\"0 0 " + f1(W) + " " + f1(H) + "\" aria-hidden=\"true\">";
-  s += "<rect x=\"" + f1(ml) + "\" y=\"" + f1(mt) + "\" width=\"" + f1(pw) + "\" height=\"" + f1(ph) + "\" class=\"frame\"/>";
+  s += "<rect x=\"" + f1(ml) + "\" y=\"" + f1(mt) + "\" width=\"" + f1(pw) + "\" height=\"" + f1(ph) +
+       "\" class=\"frame\"/>";
   // Frequency ticks at band centres, about every 16 bands, in Hz.
   if (static_cast<int>(band_hz.size()) == mel_bins) {
     const int step = std::max(1, mel_bins / 4);
     for (int m = 0; m < mel_bins; m += step) {
       const double y = mt + ph - (m + 0.5) / mel_bins * ph;
-      s += "<line x1=\"" + f1(ml - 3) + "\" y1=\"" + f1(y) + "\" x2=\"" + f1(ml) + "\" y2=\"" + f1(y) + "\" class=\"axis\"/>";
-      s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(y + 3.5) + "\" text-anchor=\"end\" class=\"tick\">" + hz_label(band_hz[size_t(m)]) + "</text>";
+      s += "<line x1=\"" + f1(ml - 3) + "\" y1=\"" + f1(y) + "\" x2=\"" + f1(ml) + "\" y2=\"" + f1(y) +
+           "\" class=\"axis\"/>";
+      s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(y + 3.5) + "\" text-anchor=\"end\" class=\"tick\">" +
+           hz_label(band_hz[size_t(m)]) + "</text>";
     }
     const double ytop = mt + ph - (mel_bins - 0.5) / mel_bins * ph;
-    s += "<line x1=\"" + f1(ml - 3) + "\" y1=\"" + f1(ytop) + "\" x2=\"" + f1(ml) + "\" y2=\"" + f1(ytop) + "\" class=\"axis\"/>";
+    s += "<line x1=\"" + f1(ml - 3) + "\" y1=\"" + f1(ytop) + "\" x2=\"" + f1(ml) + "\" y2=\"" + f1(ytop) +
+         "\" class=\"axis\"/>";
     s += "<text x=\"" + f1(ml - 5) + "\" y=\"" + f1(ytop + 6) + "\" text-anchor=\"end\" class=\"tick\">" +
          hz_label(band_hz.back()) + "</text>";
   }
@@ -87,16 +96,22 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
     double step = mag;
     for (double m : {1.0, 2.0, 5.0, 10.0})
-      if (m * mag >= raw) { step = m * mag; break; }
+      if (m * mag >= raw) {
+        step = m * mag;
+        break;
+      }
     for (double t = 0; t <= seconds + 1e-9; t += step) {
       const double x = ml + t / seconds * pw;
       if (x > W - mr - 14 && t > 0) break;  // keep the unit label readable
-      s += "<line x1=\"" + f1(x) + "\" y1=\"" + f1(mt + ph) + "\" x2=\"" + f1(x) + "\" y2=\"" + f1(mt + ph + 3) + "\" class=\"axis\"/>";
+      s += "<line x1=\"" + f1(x) + "\" y1=\"" + f1(mt + ph) + "\" x2=\"" + f1(x) + "\" y2=\"" + f1(mt + ph + 3) +
+           "\" class=\"axis\"/>";
       char b[32];
       std::snprintf(b, sizeof b, step < 1 ? "%.1f" : "%.0f", t);
-      s += "<text x=\"" + f1(x) + "\" y=\"" + f1(mt + ph + 13) + "\" text-anchor=\"middle\" class=\"tick\">" + b + "</text>";
+      s += "<text x=\"" + f1(x) + "\" y=\"" + f1(mt + ph + 13) + "\" text-anchor=\"middle\" class=\"tick\">" + b +
+           "</text>";
     }
-    s += "<text x=\"" + f1(W - mr) + "\" y=\"" + f1(mt + ph + 13) + "\" text-anchor=\"end\" class=\"tick unit\">s</text>";
+    s += "<text x=\"" + f1(W - mr) + "\" y=\"" + f1(mt + ph + 13) +
+         "\" text-anchor=\"end\" class=\"tick unit\">s</text>";
   }
   s += "</svg></div>";
   return s;
@@ -132,7 +147,8 @@ std::string share_repeated_images(std::string& body) {
     const std::string name = "sg" + std::to_string(it->second);
     if (fresh) css += "." + name + "{background-image:url(" + t.uri + ")}";
     out.append(body, copied, t.begin - copied);
-    out += "<div class=\"sgimg " + name + "\" role=\"img\" aria-label=\"" + t.alt + "\" style=\"" + t.style + "\"></div>";
+    out +=
+        "<div class=\"sgimg " + name + "\" role=\"img\" aria-label=\"" + t.alt + "\" style=\"" + t.style + "\"></div>";
     copied = t.end;
   }
   if (cls.empty()) return "";

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <map>
 
-#include "core/files.hpp"
 #include "asdcap/run.hpp"
 #include "core/csv.hpp"
+#include "core/files.hpp"
 #include "run/run_io.hpp"
 
 namespace asdcap {
@@ -46,7 +46,8 @@ void add_problem(std::vector<std::string>* problems, const std::string& text) {
 // DCASE rows sorted by file name, as fs::path orders them.
 template <typename Row>
 void sort_by_file(std::vector<Row>& rows) {
-  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return fs::path(a.file) < fs::path(b.file); });
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const Row& a, const Row& b) { return fs::path(a.file) < fs::path(b.file); });
 }
 
 }  // namespace

@@ -15,11 +15,10 @@ std::string jsonl_line(const Json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-// Calls `on_line` with each non-blank line of `path` parsed as JSON (keys in the file's order). A line that does not parse, has
-// a "schema" newer than this asdcap's, or makes `on_line` throw is skipped and described in
-// `problems` ("<file name> line N could not be read: why"). With `last_line_needs_break`, a final
-// line without its line break (an interrupted append) is skipped and described too.
-// Throws IoError when the file cannot be opened.
+// Calls `on_line` with each non-blank line of `path` parsed as JSON (keys in the file's order). A line that does not
+// parse, has a "schema" newer than this asdcap's, or makes `on_line` throw is skipped and described in `problems`
+// ("<file name> line N could not be read: why"). With `last_line_needs_break`, a final line without its line break (an
+// interrupted append) is skipped and described too. Throws IoError when the file cannot be opened.
 void read_jsonl(const std::string& path, bool last_line_needs_break, std::vector<std::string>* problems,
                 const std::function<void(const nlohmann::ordered_json&)>& on_line);
 

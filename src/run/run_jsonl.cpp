@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "core/files.hpp"
 #include "asdcap/run.hpp"
+#include "core/files.hpp"
 #include "run/run_io.hpp"
 
 namespace asdcap {
@@ -200,7 +200,8 @@ ExplanationRecord parse_explanation(const ojson& j) {
   if (const ojson* c = object_at(j, "captions")) {
     e.captions.anomalous = optional_string(*c, "anomalous");
     if (const ojson* n = array_at(*c, "neighbors"))
-      for (const auto& s : *n) e.captions.neighbors.push_back(s.is_string() ? std::optional(s.get<std::string>()) : std::nullopt);
+      for (const auto& s : *n)
+        e.captions.neighbors.push_back(s.is_string() ? std::optional(s.get<std::string>()) : std::nullopt);
     e.captions.prompt = optional_string(*c, "prompt");
     e.captions.missing_reason = optional_string(*c, "missing_reason");
   } else {
@@ -235,7 +236,9 @@ ExplanationRecord parse_explanation(const ojson& j) {
       e.methods.emplace_back(name, std::move(a));
     }
   if (const ojson* t = object_at(j, "timings")) {
-    auto num = [&](const char* key) { return t->contains(key) && (*t)[key].is_number() ? (*t)[key].get<double>() : 0.0; };
+    auto num = [&](const char* key) {
+      return t->contains(key) && (*t)[key].is_number() ? (*t)[key].get<double>() : 0.0;
+    };
     e.timings = ExplainTimings{num("evidence_s_all_clips"), num("captions_s"), num("similarity_s"), num("llm_s"),
                                num("total_s")};
   }
@@ -300,7 +303,8 @@ void write_skipped(const std::string& dir, const std::vector<SkippedRecord>& rec
 std::vector<SkippedRecord> read_skipped(const std::string& dir, std::vector<std::string>* problems) {
   std::vector<SkippedRecord> records;
   run_detail::read_jsonl(join(dir, run_files::kSkipped), false, problems, [&](const ojson& j) {
-    records.push_back({string_or(j, "path", "?"), string_or(j, "stage", "?"), string_or(j, "reason", "no reason given")});
+    records.push_back(
+        {string_or(j, "path", "?"), string_or(j, "stage", "?"), string_or(j, "reason", "no reason given")});
   });
   return records;
 }

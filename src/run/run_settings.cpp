@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "core/files.hpp"
 #include "asdcap/run.hpp"
+#include "core/files.hpp"
 #include "run/run_io.hpp"
 
 namespace asdcap {
@@ -47,9 +47,12 @@ class FieldReader {
   }
   void string_or_null(const char* key, std::string& out) const {
     if (const json* v = find(key)) {
-      if (v->is_null()) out.clear();
-      else if (v->is_string()) out = v->get<std::string>();
-      else wrong(key, "a string or null");
+      if (v->is_null())
+        out.clear();
+      else if (v->is_string())
+        out = v->get<std::string>();
+      else
+        wrong(key, "a string or null");
     }
   }
   void integer(const char* key, int& out) const {
@@ -188,8 +191,8 @@ void publish_detection_run(const std::string& dir, RunSettings settings, const s
     }
     write_anomaly_scores(dir, key.first, key.second, std::move(scores));
     write_decision_results(dir, key.first, key.second, std::move(decisions));
-    for (const auto& name : {run_files::anomaly_scores(key.first, key.second),
-                             run_files::decision_results(key.first, key.second)}) {
+    for (const auto& name :
+         {run_files::anomaly_scores(key.first, key.second), run_files::decision_results(key.first, key.second)}) {
       settings.files.push_back(name);
       written.insert(name);
     }

@@ -22,8 +22,7 @@ struct KeySpan {
 
 // softmax(q . k_j / sqrt(hd)) . v over the keys of up to two spans (HF GPT-2 order: dot product,
 // then division by sqrt(head_dim), float32 softmax).
-void attend(const float* q, int64_t hd, float root_hd, const KeySpan* spans, int nspans, float* scores,
-            float* out) {
+void attend(const float* q, int64_t hd, float root_hd, const KeySpan* spans, int nspans, float* scores, float* out) {
   int64_t total = 0;
   float mx = -INFINITY;
   for (int s = 0; s < nspans; ++s) {
@@ -274,18 +273,21 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
       // One job per (sequence, head), thread i the i-th contiguous share; heads are independent.
       const int t_threads = work > (int64_t{1} << 22) ? resolve_threads(threads) : 1;
       const int64_t jobs = c.batch * heads;
-      parallel_chunks(t_threads, jobs, (jobs + t_threads - 1) / t_threads, [&](int64_t begin, int64_t end) {
-        std::vector<float> scores(static_cast<size_t>(past + n_new));
-        for (int64_t job = begin; job < end; ++job) {
-          const int64_t b = job / heads, hh = job % heads;
-          for (int64_t t = 0; t < n_new; ++t) {
-            KeySpan spans[2] = {{SK + hh * hd, SV + hh * hd, c.shared, d},
-                                {K + b * slot + hh * hd, V + b * slot + hh * hd, own0 + t + 1, d}};
-            attend(qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
-                   ctx + (b * n_new + t) * d + hh * hd);
-          }
-        }
-      }, Schedule::kStatic);
+      parallel_chunks(
+          t_threads, jobs, (jobs + t_threads - 1) / t_threads,
+          [&](int64_t begin, int64_t end) {
+            std::vector<float> scores(static_cast<size_t>(past + n_new));
+            for (int64_t job = begin; job < end; ++job) {
+              const int64_t b = job / heads, hh = job % heads;
+              for (int64_t t = 0; t < n_new; ++t) {
+                KeySpan spans[2] = {{SK + hh * hd, SV + hh * hd, c.shared, d},
+                                    {K + b * slot + hh * hd, V + b * slot + hh * hd, own0 + t + 1, d}};
+                attend(qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
+                       ctx + (b * n_new + t) * d + hh * hd);
+              }
+            }
+          },
+          Schedule::kStatic);
     }
   } attention(c, n_new, d, hd, cfg_.n_head, threads_);
   run_blocks(h.data(), rows, attention);
@@ -295,9 +297,8 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
 
 void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
   // The tied lm_head, packed on first use (the text encoder never needs it).
-  std::call_once(lm_head_once_, [this] {
-    lm_head_ = std::make_unique<nn::PackedLinear>(wte_, cfg_.vocab, cfg_.n_embd, nullptr);
-  });
+  std::call_once(lm_head_once_,
+                 [this] { lm_head_ = std::make_unique<nn::PackedLinear>(wte_, cfg_.vocab, cfg_.n_embd, nullptr); });
   lm_head_->forward(threads_, hidden, rows, out);
 }
 

@@ -8,9 +8,7 @@
 namespace asdcap {
 
 namespace {
-std::string excerpt(const std::string& text) {
-  return text.size() <= 40 ? text : text.substr(0, 40) + "...";
-}
+std::string excerpt(const std::string& text) { return text.size() <= 40 ? text : text.substr(0, 40) + "..."; }
 
 int64_t pooled_index_of(const std::vector<int64_t>& ids) {
   int64_t n = 0;
@@ -70,8 +68,7 @@ std::vector<float> TextEncoder::embed(const std::vector<std::string>& texts) con
   }
   nn::clap_projection(params_.threads, pooled.data(), static_cast<int64_t>(texts.size()), d,
                       model_->f32("text.proj.linear1.weight"), model_->f32("text.proj.linear2.weight"), proj_dim_,
-                      model_->f32("text.proj.layer_norm.weight"), model_->f32("text.proj.layer_norm.bias"),
-                      out.data());
+                      model_->f32("text.proj.layer_norm.weight"), model_->f32("text.proj.layer_norm.bias"), out.data());
   return out;
 }
 

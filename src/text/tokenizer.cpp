@@ -69,10 +69,10 @@ std::string read_text_file(const std::string& path) {
 }  // namespace
 
 struct Tokenizer::Impl {
-  std::vector<std::string> tokens;                  // id -> byte-level string
-  std::unordered_map<std::string, int64_t> ids;     // byte-level string -> id
-  std::unordered_map<std::string, int> ranks;       // "a b" -> merge rank
-  std::vector<std::string> byte_symbol;             // byte -> its byte-level UTF-8 string
+  std::vector<std::string> tokens;               // id -> byte-level string
+  std::unordered_map<std::string, int64_t> ids;  // byte-level string -> id
+  std::unordered_map<std::string, int> ranks;    // "a b" -> merge rank
+  std::vector<std::string> byte_symbol;          // byte -> its byte-level UTF-8 string
   std::unordered_map<char32_t, unsigned char> symbol_byte;
   int64_t eos = -1, pad = -1;
   mutable std::mutex cache_mutex;
@@ -174,8 +174,10 @@ struct Tokenizer::Impl {
                     std::to_string(tokens.size()) + ")");
       for (char32_t cp : to_code_points(tokens[static_cast<size_t>(id)])) {
         auto it = symbol_byte.find(cp);
-        if (it != symbol_byte.end()) bytes.push_back(static_cast<char>(it->second));
-        else append_utf8(bytes, cp);  // not a byte-level symbol (added tokens): kept as text
+        if (it != symbol_byte.end())
+          bytes.push_back(static_cast<char>(it->second));
+        else
+          append_utf8(bytes, cp);  // not a byte-level symbol (added tokens): kept as text
       }
     }
     return sanitize_utf8(bytes);
@@ -231,7 +233,8 @@ Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string
   if (!vocab.is_object() || vocab.empty()) throw FormatError(vocab_json + ": expected a JSON object token -> id");
   std::vector<std::string> tokens(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer()) throw FormatError(vocab_json + ": id of \"" + it.key() + "\" is not an integer");
+    if (!it.value().is_number_integer())
+      throw FormatError(vocab_json + ": id of \"" + it.key() + "\" is not an integer");
     const auto id = it.value().get<int64_t>();
     if (id < 0 || id >= static_cast<int64_t>(tokens.size()) || !tokens[static_cast<size_t>(id)].empty())
       throw FormatError(vocab_json + ": ids are not a permutation of 0.." + std::to_string(tokens.size() - 1));
@@ -297,8 +300,8 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string s = impl_->decode_raw(ids);
   // transformers' clean_up_tokenization: sequential str.replace calls, in this order.
   static const std::pair<const char*, const char*> kRules[] = {
-      {" .", "."},     {" ?", "?"},     {" !", "!"},     {" ,", ","},     {" ' ", "'"},
-      {" n't", "n't"}, {" 'm", "'m"},   {" 's", "'s"},   {" 've", "'ve"}, {" 're", "'re"}};
+      {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [from, to] : kRules) {
     const std::string f = from, t = to;
     std::string r;

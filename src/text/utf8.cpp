@@ -1,8 +1,8 @@
 #include "utf8.hpp"
 
+#include <locale.h>
 #include <clocale>
 #include <cwctype>
-#include <locale.h>
 
 #include "asdcap/tokenizer.hpp"
 

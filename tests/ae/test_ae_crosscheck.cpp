@@ -72,7 +72,8 @@ void check_against_pytorch(const Tolerance& tol) {
   size_t at = 0;
   std::vector<T> sample;
   for (size_t i = 0; i < net.params.size(); i += 16) sample.push_back(net.params[i]);
-  EXPECT_LE(worst_ratio(sample, read_npy(data("xcheck_final.npy")).as_float(), tol.weight_abs, tol.weight_rel, &at), 1.0)
+  EXPECT_LE(worst_ratio(sample, read_npy(data("xcheck_final.npy")).as_float(), tol.weight_abs, tol.weight_rel, &at),
+            1.0)
       << "parameter " << at * 16;
   std::vector<T> small;
   for (int l = 0; l < net.layers(); ++l) {
@@ -101,9 +102,7 @@ void check_against_pytorch(const Tolerance& tol) {
 // Double: equal to rounding. The reference values are stored as float32 (relative 6e-8); the biases
 // before BatchNorm, which PyTorch trains on its rounding noise and asdcap keeps at exactly zero,
 // differ by far less than the absolute 1e-9.
-TEST(AeCrossCheck, DoubleTrainingEqualsPyTorch) {
-  check_against_pytorch<double>({1e-9, 1e-9, 1.2e-7, 1e-9, 1.2e-7});
-}
+TEST(AeCrossCheck, DoubleTrainingEqualsPyTorch) { check_against_pytorch<double>({1e-9, 1e-9, 1.2e-7, 1e-9, 1.2e-7}); }
 
 // Float, as asdcap trains. Rounding differences grow during training (BatchNorm statistics of
 // 100 vectors, ReLU masks, Adam's 1 / (sqrt(v) + 1e-7) scaling of small gradients), so float training

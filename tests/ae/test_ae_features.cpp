@@ -49,7 +49,8 @@ void expect_rows_near(const std::vector<float>& mine, int64_t first, const NpyAr
   double worst = 0;
   int64_t at = -1;
   for (int64_t i = 0; i < ref.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(mine[static_cast<size_t>(first * cols + i)]) - r[static_cast<size_t>(i)]);
+    const double d =
+        std::fabs(static_cast<double>(mine[static_cast<size_t>(first * cols + i)]) - r[static_cast<size_t>(i)]);
     if (d > worst) worst = d, at = i;
   }
   EXPECT_LE(worst, tol) << what << ": largest difference at row " << first + at / cols << ", column " << at % cols;
@@ -64,7 +65,8 @@ TEST(AeFeatures, MelFilterBankEqualsReference) {
   ASSERT_EQ(rows.shape, (std::vector<int64_t>{static_cast<int64_t>(index.size()), 513}));
   for (size_t r = 0; r < index.size(); ++r)
     for (int k = 0; k < 513; ++k) {
-      const float a = mine[static_cast<size_t>(index[r]) * 513 + static_cast<size_t>(k)], b = ref[r * 513 + static_cast<size_t>(k)];
+      const float a = mine[static_cast<size_t>(index[r]) * 513 + static_cast<size_t>(k)],
+                  b = ref[r * 513 + static_cast<size_t>(k)];
       // Same float64 formula rounded to float32; libm and numpy's exp/log may differ by 1 ulp of a double,
       // which can move the float32 result by 1 ulp.
       ASSERT_LE(std::fabs(a - b), 1.2e-7f * std::fabs(b)) << "band " << index[r] << " bin " << k;
@@ -114,8 +116,7 @@ TEST(AeFeatures, StereoClipAtAnotherRate) {
 }
 
 TEST(AeFeatures, RealDcaseClip) {
-  const std::string path =
-      shared("dcase2023/ToyCar_test_section_00_source_test_normal_0028_car_C2_spd_34V_mic_1.wav");
+  const std::string path = shared("dcase2023/ToyCar_test_section_00_source_test_normal_0028_car_C2_spd_34V_mic_1.wav");
   int64_t frames = 0;
   const std::vector<float> lm = file_log_mel(path, &frames);
   EXPECT_EQ(frames, 192000 / 512 + 1);

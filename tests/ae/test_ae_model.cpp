@@ -1,10 +1,10 @@
 // Training through the public API: determinism, seeds, cancellation, the model file.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "ae_test_data.hpp"
 #include "asdcap/ae.hpp"
@@ -25,7 +25,9 @@ struct TempDir {
   }
   ~TempDir() { fs::remove_all(path); }
   std::string file(const std::string& name) const { return (path / name).string(); }
-  size_t entries() const { return static_cast<size_t>(std::distance(fs::directory_iterator(path), fs::directory_iterator())); }
+  size_t entries() const {
+    return static_cast<size_t>(std::distance(fs::directory_iterator(path), fs::directory_iterator()));
+  }
 };
 
 constexpr int64_t kRows = 1500;

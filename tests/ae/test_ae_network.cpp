@@ -3,9 +3,9 @@
 // inference modes and Keras's moving-average convention.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
-#include <algorithm>
 
 #include "ae/layers.hpp"
 #include "ae/network.hpp"
@@ -103,8 +103,8 @@ TEST(AeGradients, MeanSquaredError) {
   double manual = 0;
   for (size_t i = 0; i < out.size(); ++i) manual += (out[i] - target[i]) * (out[i] - target[i]);
   EXPECT_NEAR(l, manual / (kRows * kOut), 1e-15);
-  expect_gradient(out, grad, [&] { return mse_loss(1, out.data(), target.data(), kRows, kOut, (double*)nullptr); },
-                  "MSE");
+  expect_gradient(
+      out, grad, [&] { return mse_loss(1, out.data(), target.data(), kRows, kOut, (double*)nullptr); }, "MSE");
 }
 
 // Every parameter of a small network of the baseline's structure (Dense + BatchNorm + ReLU blocks,
@@ -121,7 +121,8 @@ TEST(AeGradients, WholeNetwork) {
   trainer.gradients(x.data(), rows);
   const std::vector<double> analytic = trainer.grads();
   Trainer<double> probe(net, rows, 1e-3, 1);
-  expect_gradient(net.params, analytic, [&] { return probe.gradients(x.data(), rows); }, "network parameter");
+  expect_gradient(
+      net.params, analytic, [&] { return probe.gradients(x.data(), rows); }, "network parameter");
   // The bias of a Dense layer followed by BatchNorm has no effect in training mode (its gradient is
   // exactly zero by construction; the finite differences above confirm it is zero).
   for (int l = 0; l + 1 < net.layers(); ++l)

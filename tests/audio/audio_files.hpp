@@ -31,7 +31,8 @@ class TempDir {
 };
 
 // Writes int32 full-scale samples (libsndfile keeps the top bits the format holds) or floats.
-inline void write_ints(const std::string& path, int format, int rate, int channels, const std::vector<int>& interleaved) {
+inline void write_ints(const std::string& path, int format, int rate, int channels,
+                       const std::vector<int>& interleaved) {
   SF_INFO info{};
   info.samplerate = rate;
   info.channels = channels;
@@ -43,7 +44,8 @@ inline void write_ints(const std::string& path, int format, int rate, int channe
   sf_close(f);
 }
 
-inline void write_floats(const std::string& path, int format, int rate, int channels, const std::vector<float>& interleaved) {
+inline void write_floats(const std::string& path, int format, int rate, int channels,
+                         const std::vector<float>& interleaved) {
   SF_INFO info{};
   info.samplerate = rate;
   info.channels = channels;

@@ -46,14 +46,13 @@ TEST(AudioPythonRandom, MatchesCPython) {
       {99ULL, 4611686018427387907LL, 3511823210090535785LL},
       {3ULL, 9223372036854775807LL, 5466147605252358141LL},
   };
-  for (const auto& c : cases)
-    EXPECT_EQ(python_randrange(c.seed, c.n), c.expected) << "seed " << c.seed << " n " << c.n;
+  for (const auto& c : cases) EXPECT_EQ(python_randrange(c.seed, c.n), c.expected) << "seed " << c.seed << " n " << c.n;
   EXPECT_THROW(python_randrange(1, 0), Error);
 }
 
 TEST(AudioCropPolicy, ParseAndPrint) {
-  for (const char* text : {"random", "random:0", "random:123401", "random:18446744073709551615",
-                           "offset:0", "offset:33919", "cover"})
+  for (const char* text :
+       {"random", "random:0", "random:123401", "random:18446744073709551615", "offset:0", "offset:33919", "cover"})
     EXPECT_EQ(CropPolicy::parse(text).to_string(), text);
   EXPECT_EQ(CropPolicy::parse("random").kind, CropPolicy::Kind::Random);
   EXPECT_FALSE(CropPolicy::parse("random").seeded);
@@ -65,8 +64,8 @@ TEST(AudioCropPolicy, ParseAndPrint) {
 }
 
 TEST(AudioCropPolicy, RejectsMalformedText) {
-  for (const char* text : {"", "Random", "random:", "random:-1", "random:1x", "random:18446744073709551616",
-                           "offset", "offset:", "offset:-5", "offset:1.5", "cover:1", "center", " cover"})
+  for (const char* text : {"", "Random", "random:", "random:-1", "random:1x", "random:18446744073709551616", "offset",
+                           "offset:", "offset:-5", "offset:1.5", "cover:1", "center", " cover"})
     EXPECT_THROW(CropPolicy::parse(text), InvalidArgument) << "'" << text << "'";
 }
 
@@ -94,8 +93,7 @@ TEST(AudioCropPolicy, RandomIsMsclapsRandrange) {
 
 TEST(AudioCropPolicy, OffsetBeyondTheClipNamesTheLimit) {
   const int64_t length = 441000, last = length - kWindowSamples;  // 132300
-  EXPECT_EQ(window_starts(length, CropPolicy::parse("offset:" + std::to_string(last))),
-            std::vector<int64_t>{last});
+  EXPECT_EQ(window_starts(length, CropPolicy::parse("offset:" + std::to_string(last))), std::vector<int64_t>{last});
   try {
     window_starts(length, CropPolicy::parse("offset:" + std::to_string(last + 1)));
     FAIL() << "no error";

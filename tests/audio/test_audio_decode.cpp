@@ -98,7 +98,8 @@ TEST(AudioDecode, ChannelsAreAveragedOrConcatenated) {
   const int frames = 4410, channels = 3;
   std::vector<float> x(static_cast<size_t>(frames * channels));
   for (int f = 0; f < frames; ++f)
-    for (int c = 0; c < channels; ++c) x[static_cast<size_t>(f * channels + c)] = float((c + 1) * 0.1 * std::sin(0.01 * f * (c + 1)));
+    for (int c = 0; c < channels; ++c)
+      x[static_cast<size_t>(f * channels + c)] = float((c + 1) * 0.1 * std::sin(0.01 * f * (c + 1)));
   test::write_floats(dir.file("three.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, kSampleRate, channels, x);
   AudioInfo info;
   const auto mean = load_audio_44k(dir.file("three.wav"), ChannelMode::Mean, &info);

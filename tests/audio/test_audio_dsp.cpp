@@ -37,7 +37,8 @@ TEST(AudioMelFilters, ExplicitMelWIsUsed) {
 }
 
 TEST(AudioLogMel, AnyLengthGivesLengthOverHopPlusOneFrames) {
-  for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{100}, int64_t{513}, int64_t{1024}, int64_t{308700}, int64_t{441001}}) {
+  for (int64_t n :
+       {int64_t{1}, int64_t{2}, int64_t{100}, int64_t{513}, int64_t{1024}, int64_t{308700}, int64_t{441001}}) {
     std::vector<float> x(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = float(std::sin(0.01 * double(i * i % 1000)));
     const auto mel = log_mel(0, x.data(), n);

@@ -17,11 +17,10 @@ using test::max_abs_diff;
 
 // The clips this test knows; ManifestListsExactlyTheseClips fails if golden/ gains or loses one.
 const std::vector<std::string> kClipIds = {
-    "c01_hum_16k_pcm16_10s", "c02_clicks_16k_pcm16_10s", "c03_gap_16k_pcm16_10s",
-    "c04_short_16k_pcm16_3s", "c05_44k1_f32_7s",         "c06_stereo_22k05_pcm16_5s",
-    "c07_48k_pcm24_8s",      "c08_short_32k_pcm16_0p5s"};
+    "c01_hum_16k_pcm16_10s", "c02_clicks_16k_pcm16_10s",  "c03_gap_16k_pcm16_10s", "c04_short_16k_pcm16_3s",
+    "c05_44k1_f32_7s",       "c06_stereo_22k05_pcm16_5s", "c07_48k_pcm24_8s",      "c08_short_32k_pcm16_0p5s"};
 
-constexpr double kWaveformTolerance = 1e-5;   // max abs error of the 7-s waveform
+constexpr double kWaveformTolerance = 1e-5;  // max abs error of the 7-s waveform
 // Log-mel, in dB: 1e-3 dB for every value, including those at or below -90 dB (the hardest ones).
 // msclap's float32 convolution STFT leaves rounding noise of about 1e-7 of the frame's
 // loudest bins; asdcap recomputes bands more than 50 dB below the loudest one msclap's way
@@ -64,8 +63,8 @@ TEST_P(AudioGoldenClip, WaveformAfterResampleAndCrop) {
   const GoldenClip clip = clip_by_id(GetParam());
   const std::vector<float> signal = load_audio_44k(clip.file, ChannelMode::Concat);
   ASSERT_EQ(static_cast<int64_t>(signal.size()), clip.flattened_length);
-  const auto starts = window_starts(static_cast<int64_t>(signal.size()),
-                                    CropPolicy::parse("random:" + std::to_string(clip.crop_seed)));
+  const auto starts =
+      window_starts(static_cast<int64_t>(signal.size()), CropPolicy::parse("random:" + std::to_string(clip.crop_seed)));
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0], clip.crop_start.value_or(0));
   const std::vector<float> window = window_at(signal, starts[0]);
@@ -98,9 +97,10 @@ void expect_logmel_close(const std::string& id, const std::vector<float>& mel, c
       ++count[zone];
     }
   }
-  std::printf("[ %s ] log-mel (%s): max abs err %.2g dB (%ld values) | %.2g dB deep below frame max "
-              "(%ld) | %.2g dB at or below -90 dB (%ld)\n",
-              id.c_str(), what, err[0], long(count[0]), err[1], long(count[1]), err[2], long(count[2]));
+  std::printf(
+      "[ %s ] log-mel (%s): max abs err %.2g dB (%ld values) | %.2g dB deep below frame max "
+      "(%ld) | %.2g dB at or below -90 dB (%ld)\n",
+      id.c_str(), what, err[0], long(count[0]), err[1], long(count[1]), err[2], long(count[2]));
   EXPECT_LE(err[0], kLogMelTolerance) << what;
   EXPECT_LE(err[1], kLogMelDeepTolerance) << what;
   EXPECT_LE(err[2], kLogMelLowTolerance) << what;

@@ -22,7 +22,8 @@ void run_front_end(const std::string& path, ChannelMode mode, int expect_channel
   EXPECT_EQ(info.channels, expect_channels);
   EXPECT_NEAR(double(info.frames) / info.sample_rate, expect_seconds, 0.5);
   const auto starts = window_starts(static_cast<int64_t>(signal.size()), CropPolicy::parse("cover"));
-  EXPECT_EQ(static_cast<int64_t>(starts.size()), (static_cast<int64_t>(signal.size()) + kWindowSamples - 1) / kWindowSamples);
+  EXPECT_EQ(static_cast<int64_t>(starts.size()),
+            (static_cast<int64_t>(signal.size()) + kWindowSamples - 1) / kWindowSamples);
   for (int64_t s : starts) {
     const auto w = window_at(signal, s);
     const auto mel = log_mel(0, w.data(), kWindowSamples);
@@ -42,8 +43,8 @@ void run_front_end(const std::string& path, ChannelMode mode, int expect_channel
   EXPECT_EQ(static_cast<int64_t>(whole.size()), (static_cast<int64_t>(signal.size()) / kHop + 1) * kMelBins);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[ realdata ] %s: %d ch, %.1f s, %zu windows, front end %.0f ms\n",
-              std::filesystem::path(path).filename().c_str(), info.channels,
-              double(info.frames) / info.sample_rate, starts.size(), ms);
+              std::filesystem::path(path).filename().c_str(), info.channels, double(info.frames) / info.sample_rate,
+              starts.size(), ms);
   ::testing::Test::RecordProperty("milliseconds", std::to_string(ms));
 }
 

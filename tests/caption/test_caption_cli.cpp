@@ -1,12 +1,12 @@
 // `asdcap caption` end to end: WAV -> captioner's audio encoder -> caption, against msclap's caption.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 
 #include "support/golden_model.hpp"
 #include "text/golden_text.hpp"
@@ -34,8 +34,8 @@ TEST(CaptionCli, GoldenClipGreedyAndBadFile) {
   const std::string model = golden_model_path(true);
   const auto& c = manifest()["captions"].front();  // c01: msclap cropped at 33919, channels concatenated
   ASSERT_EQ(c["clip"], "c01_hum_16k_pcm16_10s");
-  const CliResult r = run("caption --model " + model + " --crop offset:33919 --channels concat --beam 1 " + golden_dir() +
-                    "/inputs/c01_hum_16k_pcm16_10s.wav /nonexistent/x.wav");
+  const CliResult r = run("caption --model " + model + " --crop offset:33919 --channels concat --beam 1 " +
+                          golden_dir() + "/inputs/c01_hum_16k_pcm16_10s.wav /nonexistent/x.wav");
   EXPECT_EQ(r.code, 1);
   std::istringstream lines(r.out);
   std::string line;

@@ -6,9 +6,9 @@
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/npy.hpp"
+#include "support/golden_model.hpp"
 #include "text/compare.hpp"
 #include "text/golden_text.hpp"
-#include "support/golden_model.hpp"
 
 using namespace asdcap;
 using namespace asdcap::testing_text;
@@ -45,7 +45,8 @@ void expect_same_search(const nlohmann::json& c, const std::string& run, const B
     const auto& w = beams[i];
     EXPECT_EQ(r.beams[i].tokens.size(), w["length"].get<size_t>()) << where << " rank " << i;
     const auto ids = w["token_ids"].get<std::vector<int64_t>>();
-    const std::vector<int64_t> used(ids.begin(), ids.begin() + int64_t(std::min(ids.size(), w["length"].get<size_t>())));
+    const std::vector<int64_t> used(ids.begin(),
+                                    ids.begin() + int64_t(std::min(ids.size(), w["length"].get<size_t>())));
     EXPECT_EQ(r.beams[i].tokens, used) << where << " rank " << i;
     // Scores: float32 sums over up to 67 steps; golden selection margins are >= 4e-4.
     EXPECT_NEAR(r.beams[i].score, w["score"].get<double>(), 2e-5) << where << " rank " << i;

@@ -15,8 +15,8 @@ namespace asdcap::test {
 
 inline const std::vector<std::string>& golden_clip_ids() {
   static const std::vector<std::string> ids = {
-      "c01_hum_16k_pcm16_10s",  "c02_clicks_16k_pcm16_10s", "c03_gap_16k_pcm16_10s",     "c04_short_16k_pcm16_3s",
-      "c05_44k1_f32_7s",        "c06_stereo_22k05_pcm16_5s", "c07_48k_pcm24_8s",          "c08_short_32k_pcm16_0p5s"};
+      "c01_hum_16k_pcm16_10s", "c02_clicks_16k_pcm16_10s",  "c03_gap_16k_pcm16_10s", "c04_short_16k_pcm16_3s",
+      "c05_44k1_f32_7s",       "c06_stereo_22k05_pcm16_5s", "c07_48k_pcm24_8s",      "c08_short_32k_pcm16_0p5s"};
   return ids;
 }
 
@@ -60,7 +60,8 @@ inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
 
 // The acceptance criterion for embeddings (docs/clap.md, "Exactness"): cosine >= 0.99999 and
 // max |a - ref| <= 1e-4 * ||ref||.
-inline void expect_embedding_close(const std::vector<float>& a, const std::vector<float>& ref, const std::string& what) {
+inline void expect_embedding_close(const std::vector<float>& a, const std::vector<float>& ref,
+                                   const std::string& what) {
   ASSERT_EQ(a.size(), ref.size()) << what;
   double norm = 0, worst = 0;
   for (size_t i = 0; i < ref.size(); ++i) {

@@ -47,8 +47,8 @@ TEST(ClapBatching, BatchOfSevenEqualsOneByOne) {
     EXPECT_EQ(batched[i].latent, single.latent) << golden_clip_ids()[i];
     std::printf("%s: batch-7 vs single max |diff| %.3g (norm %.3g)\n", golden_clip_ids()[i].c_str(), worst,
                 std::sqrt(norm));
-    expect_embedding_close(batched[i].embedding,
-                           golden_array("audio/" + golden_clip_ids()[i] + "/embedding.npy"), golden_clip_ids()[i]);
+    expect_embedding_close(batched[i].embedding, golden_array("audio/" + golden_clip_ids()[i] + "/embedding.npy"),
+                           golden_clip_ids()[i]);
   }
 }
 

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "core/files.hpp"
 #include "clap_golden.hpp"
+#include "core/files.hpp"
 
 using namespace asdcap;
 using namespace asdcap::test;
@@ -24,7 +24,8 @@ struct Run {
 // Runs the CLI with the given arguments (stderr to a file next to the output folder).
 Run run_cli(const std::string& args) {
   Run r;
-  const std::string cmd = std::string(ASDCAP_CLI) + " " + args + " 2>" + (fs::temp_directory_path() / "asdcap_clap_cli_err.txt").string();
+  const std::string cmd =
+      std::string(ASDCAP_CLI) + " " + args + " 2>" + (fs::temp_directory_path() / "asdcap_clap_cli_err.txt").string();
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -59,8 +60,10 @@ TEST(ClapCli, EmbedAudioMatchesGolden) {
   const auto arr = read_npy(out.string());
   ASSERT_EQ(arr.shape, (std::vector<int64_t>{2, 64}));
   const auto v = arr.as_float();
-  expect_embedding_close({v.begin(), v.begin() + 64}, golden_array(std::string("audio/") + kC05 + "/embedding.npy"), kC05);
-  expect_embedding_close({v.begin() + 64, v.end()}, golden_array(std::string("audio/") + kC08 + "/embedding.npy"), kC08);
+  expect_embedding_close({v.begin(), v.begin() + 64}, golden_array(std::string("audio/") + kC05 + "/embedding.npy"),
+                         kC05);
+  expect_embedding_close({v.begin() + 64, v.end()}, golden_array(std::string("audio/") + kC08 + "/embedding.npy"),
+                         kC08);
 }
 
 TEST(ClapCli, EmbedStereoConcatWithOffsetMatchesGolden) {
@@ -108,8 +111,8 @@ TEST(ClapCli, SimilarityLogitsMatchGolden) {
   std::getline(lines, row);
   EXPECT_EQ(header, "file,Vibration,Sounds like a fan running");
   const auto comma1 = row.find(','), comma2 = row.find(',', comma1 + 1);
-  EXPECT_NEAR(std::stod(row.substr(comma1 + 1)), sim[4 * 14 + 0], 2e-4);   // text ref0
-  EXPECT_NEAR(std::stod(row.substr(comma2 + 1)), sim[4 * 14 + 8], 2e-4);   // text "fan"
+  EXPECT_NEAR(std::stod(row.substr(comma1 + 1)), sim[4 * 14 + 0], 2e-4);  // text ref0
+  EXPECT_NEAR(std::stod(row.substr(comma2 + 1)), sim[4 * 14 + 8], 2e-4);  // text "fan"
 }
 
 TEST(ClapCli, BadInputsGiveOneLineErrorsAndNoOutput) {

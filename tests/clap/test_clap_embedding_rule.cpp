@@ -15,10 +15,10 @@
 
 #include "asdcap/audio.hpp"
 #include "asdcap/backend.hpp"
-#include "detect/embedding_cache.hpp"
-#include "core/files.hpp"
 #include "asdcap/npy.hpp"
 #include "cli/cli_runner.hpp"
+#include "core/files.hpp"
+#include "detect/embedding_cache.hpp"
 #include "explain/clap_methods.hpp"
 #include "support/golden_model.hpp"
 

@@ -101,8 +101,8 @@ TEST_P(ClapGolden, FromWavFileWithManifestCrop) {
     ASSERT_GT(start, 0);
   }
   // the manifest's crop_start through the offset:N policy, as a user would pass it
-  const auto starts = window_starts(static_cast<int64_t>(signal.size()),
-                                    CropPolicy::parse("offset:" + std::to_string(start)));
+  const auto starts =
+      window_starts(static_cast<int64_t>(signal.size()), CropPolicy::parse("offset:" + std::to_string(start)));
   ASSERT_EQ(starts.size(), 1u);
   const auto window = window_at(signal, starts[0]);
   const auto out = golden_encoder().encode({window.data()}).at(0);

@@ -42,7 +42,8 @@ TEST(ClapSimilarity, CosineScaledLogitsAndSoftmaxOnGoldenEmbeddings) {
   EXPECT_FLOAT_EQ(logit_scale, 2.9375f);  // golden README
   const auto logits = scaled_logits(audio.data(), kClips, text.data(), kTexts, kDim, logit_scale);
   EXPECT_LE(max_diff(logits, golden_array("similarity/similarity.npy")), 2e-5);  // values up to 18.9
-  EXPECT_LE(max_diff(softmax_rows_copy(logits, kClips, kTexts), golden_array("similarity/softmax_over_texts.npy")), 1e-6);
+  EXPECT_LE(max_diff(softmax_rows_copy(logits, kClips, kTexts), golden_array("similarity/softmax_over_texts.npy")),
+            1e-6);
 }
 
 TEST(ClapSimilarity, ZeroVectorGivesZeroCosineNotNaN) {
@@ -63,6 +64,8 @@ TEST(ClapSimilarity, EndToEndFromWaveformsAndTexts) {
   const float logit_scale = golden_clap_model()->config().logit_scale;
   const auto logits = scaled_logits(audio.data(), kClips, text.data(), kTexts, kDim, logit_scale);
   // cosines within 1e-5 (both embeddings within the 1e-4 * norm criterion), times exp(2.9375) = 18.9
-  EXPECT_LE(max_diff(cosine_matrix(audio.data(), kClips, text.data(), kTexts, kDim), golden_array("similarity/cosine.npy")), 1e-5);
+  EXPECT_LE(
+      max_diff(cosine_matrix(audio.data(), kClips, text.data(), kTexts, kDim), golden_array("similarity/cosine.npy")),
+      1e-5);
   EXPECT_LE(max_diff(logits, golden_array("similarity/similarity.npy")), 2e-4);
 }

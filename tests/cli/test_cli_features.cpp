@@ -68,8 +68,8 @@ TEST(CliFeatures, ReproducesMsclapLogMelForGoldenClips) {
 TEST(CliFeatures, CoverMapsRowsToFiles) {
   TempDir dir;
   const std::string out = dir.file("cover.npy");
-  const auto r = run_cli({"features", "--crop", "cover", "--out", out, clip("c01_hum_16k_pcm16_10s"),
-                          clip("c04_short_16k_pcm16_3s")});
+  const auto r = run_cli(
+      {"features", "--crop", "cover", "--out", out, clip("c01_hum_16k_pcm16_10s"), clip("c04_short_16k_pcm16_3s")});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_npy(out).shape, (std::vector<int64_t>{3, 965, 64}));
   const auto json = nlohmann::json::parse(r.out);
@@ -95,9 +95,9 @@ TEST(CliFeatures, CoverMapsRowsToFiles) {
 TEST(CliFeatures, ParallelEqualsSerial) {
   TempDir dir;
   std::vector<std::string> files;
-  for (const char* id : {"c01_hum_16k_pcm16_10s", "c02_clicks_16k_pcm16_10s", "c03_gap_16k_pcm16_10s",
-                         "c04_short_16k_pcm16_3s", "c05_44k1_f32_7s", "c06_stereo_22k05_pcm16_5s",
-                         "c07_48k_pcm24_8s", "c08_short_32k_pcm16_0p5s"})
+  for (const char* id :
+       {"c01_hum_16k_pcm16_10s", "c02_clicks_16k_pcm16_10s", "c03_gap_16k_pcm16_10s", "c04_short_16k_pcm16_3s",
+        "c05_44k1_f32_7s", "c06_stereo_22k05_pcm16_5s", "c07_48k_pcm24_8s", "c08_short_32k_pcm16_0p5s"})
     files.push_back(clip(id));
   auto run_with = [&](const std::string& threads, const std::string& out) {
     std::vector<std::string> args = {"features", "--crop", "cover", "--threads", threads, "--out", out};
@@ -118,8 +118,8 @@ TEST(CliFeatures, ParallelEqualsSerial) {
 
 // ---- bad inputs: one line on stderr naming the file, exit code 1, no output file ----
 
-void expect_clean_failure(const std::vector<std::string>& files, const std::string& out,
-                          const std::string& must_name, int code = 1) {
+void expect_clean_failure(const std::vector<std::string>& files, const std::string& out, const std::string& must_name,
+                          int code = 1) {
   std::vector<std::string> args = {"features", "--out", out};
   args.insert(args.end(), files.begin(), files.end());
   const auto r = run_cli(args);

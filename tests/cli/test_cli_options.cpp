@@ -86,9 +86,9 @@ TEST(CliOptions, CropOffsetBeyondTheClipIsAUsageErrorNamingCropAndTheLimit) {
   TempDir dir;
   const std::string wav = clip(kClip10s);
   expect_flag_error({"features", "--crop", "offset:132301", "--out", dir.file("f.npy"), wav}, "--crop", "132300");
-  expect_flag_error({"embed", "--model", golden_model_path(false), "--crop", "offset:132301", "--out",
-                     dir.file("e.npy"), wav},
-                    "--crop", "132300");
+  expect_flag_error(
+      {"embed", "--model", golden_model_path(false), "--crop", "offset:132301", "--out", dir.file("e.npy"), wav},
+      "--crop", "132300");
   EXPECT_FALSE(std::filesystem::exists(dir.file("f.npy")));
   EXPECT_FALSE(std::filesystem::exists(dir.file("e.npy")));
 }
@@ -155,8 +155,8 @@ TEST(CliExitCodes, UsageErrorsExit2AndLibraryErrorsExit1InOneLine) {
 TEST(CliHelp, SubcommandsInReadingOrder) {
   const auto r = run_cli({"--help"});
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::vector<std::string> order = {"demo",     "detect",   "explain", "report",     "synth",   "embed",
-                                          "features", "tags",     "similarity", "caption", "convert", "info"};
+  const std::vector<std::string> order = {"demo",     "detect", "explain",    "report",  "synth",   "embed",
+                                          "features", "tags",   "similarity", "caption", "convert", "info"};
   size_t at = r.out.find("Subcommands:");
   ASSERT_NE(at, std::string::npos) << r.out;
   for (const auto& name : order) {

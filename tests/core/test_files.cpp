@@ -14,10 +14,11 @@ TEST(Files, AtomicWriteLeavesNothingOnError) {
   fs::create_directories(dir);
   const std::string target = (dir / "out.bin").string();
   write_file_atomic(target, std::string("old"));
-  EXPECT_THROW(write_file_atomic(target, [](std::FILE* f) {
-                 std::fputs("partial", f);
-                 throw IoError("simulated failure half-way");
-               }),
+  EXPECT_THROW(write_file_atomic(target,
+                                 [](std::FILE* f) {
+                                   std::fputs("partial", f);
+                                   throw IoError("simulated failure half-way");
+                                 }),
                IoError);
   EXPECT_EQ(read_text_file(target), "old");  // untouched
   size_t entries = 0;

@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/npy.hpp"
+#include "core/files.hpp"
 
 namespace fs = std::filesystem;
 using namespace asdcap;

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <random>
 
-#include "detect/acoustic.hpp"
 #include "asdcap/audio.hpp"
+#include "detect/acoustic.hpp"
 
 using namespace asdcap;
 
@@ -65,7 +65,8 @@ TEST(DetectAcoustic, ToneAndImpactsShowWhereExpected) {
   EXPECT_GT(t[index_of("crest_mean")], base[index_of("crest_mean")] + 3);
   auto knocks = x;
   for (int64_t at = 1000; at < kWindowSamples; at += 22050)  // 2 impacts per second
-    for (int i = 0; i < 200; ++i) knocks[at + i] += 0.8f * std::exp(-i / 40.0f) * std::sin(2 * M_PI * 2000.0 * i / kSampleRate);
+    for (int i = 0; i < 200; ++i)
+      knocks[at + i] += 0.8f * std::exp(-i / 40.0f) * std::sin(2 * M_PI * 2000.0 * i / kSampleRate);
   auto k = features_of(knocks);
   EXPECT_GT(k[index_of("loudness_p99")], base[index_of("loudness_p99")] + 3);
 }

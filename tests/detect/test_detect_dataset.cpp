@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <unistd.h>
 #include <sstream>
 
 #include "asdcap/dataset.hpp"
@@ -85,9 +85,9 @@ TEST(DetectDataset, SharedRealDataNamesAgreeWithManifest) {
   }
   EXPECT_EQ(checked, 28);
   // The flat MIMII and DCASE 2022 files say no split / no machine: skipped with a reason, not guessed.
-  EXPECT_NE(parse_fail(std::string(ASDCAP_SHARED_DIR) + "/realdata/mimii-8ch/pump_id_00_normal_00000000.wav")
-                .find("split"),
-            std::string::npos);
+  EXPECT_NE(
+      parse_fail(std::string(ASDCAP_SHARED_DIR) + "/realdata/mimii-8ch/pump_id_00_normal_00000000.wav").find("split"),
+      std::string::npos);
   EXPECT_NE(parse_fail(std::string(ASDCAP_SHARED_DIR) +
                        "/realdata/dcase2022/section_00_source_train_normal_0000_A1Spd28VMic1.wav")
                 .find("machine type unknown"),
@@ -112,8 +112,8 @@ TEST(DetectDataset, DiscoveryListsWhatItSkips) {
   auto touch = [](const fs::path& p) { std::ofstream(p) << "x"; };
   touch(root / "fan/train/normal_id_00_00000000.wav");
   touch(root / "fan/test/anomaly_id_00_00000000.wav");
-  touch(root / "fan/test/notes.txt");                         // not audio: ignored
-  touch(root / "fan/test/weird name.wav");                    // misnamed
+  touch(root / "fan/test/notes.txt");                                   // not audio: ignored
+  touch(root / "fan/test/weird name.wav");                              // misnamed
   fs::create_directories(root / "fan/test/normal_id_00_00000009.wav");  // a directory
   fs::create_symlink(root / "nowhere.wav", root / "fan/test/normal_id_00_00000008.wav");
   touch(root / "pump/test/normal_id_00_00000000.wav");

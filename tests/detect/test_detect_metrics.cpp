@@ -120,7 +120,8 @@ TEST(DetectMetrics, IncompleteGammaInverseMatchesChiSquareTable) {
   EXPECT_NEAR(2 * gamma_p_inverse(15.0, 0.9), 40.256024, 1e-6);
   // Round trip far in the tails.
   for (double a : {0.05, 0.7, 3.0, 250.0})
-    for (double p : {1e-8, 0.1, 0.5, 0.9, 0.999999}) EXPECT_NEAR(gamma_p(a, gamma_p_inverse(a, p)), p, 1e-13 + 1e-10 * p);
+    for (double p : {1e-8, 0.1, 0.5, 0.9, 0.999999})
+      EXPECT_NEAR(gamma_p(a, gamma_p_inverse(a, p)), p, 1e-13 + 1e-10 * p);
 }
 
 // Two points {1-d, 1+d}: mean 1, so the MLE equation is ln a - digamma(a) = -ln(1-d^2)/2.

@@ -18,8 +18,8 @@
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/run.hpp"
-#include "core/files.hpp"
 #include "asdcap/synth.hpp"
+#include "core/files.hpp"
 
 using namespace asdcap;
 namespace fs = std::filesystem;
@@ -146,9 +146,9 @@ TEST(DetectPipeline, SyntheticSetHighAucAndOutputs) {
   }
   const RunSettings settings = read_run_settings(out.string());
   EXPECT_EQ(settings.machines, std::vector<std::string>{"fan"});
-  EXPECT_EQ(settings.files, (std::vector<std::string>{"results.csv", "anomaly_score_fan_id_00.csv",
-                                                      "decision_result_fan_id_00.csv", "neighbors.jsonl",
-                                                      "skipped.jsonl"}));
+  EXPECT_EQ(settings.files,
+            (std::vector<std::string>{"results.csv", "anomaly_score_fan_id_00.csv", "decision_result_fan_id_00.csv",
+                                      "neighbors.jsonl", "skipped.jsonl"}));
   fs::remove_all(data);
   fs::remove_all(out);
 }

@@ -1,14 +1,14 @@
 #include <gtest/gtest.h>
 #include <sndfile.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/synth.hpp"
+#include "core/files.hpp"
 
 using namespace asdcap;
 namespace fs = std::filesystem;

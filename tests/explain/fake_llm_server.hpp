@@ -71,12 +71,12 @@ class FakeLlmServer {
 
   // The body of a successful chat completion whose answer is `content`.
   static std::string completion(const std::string& content, const std::string& model = "fake-model") {
-    nlohmann::json j = {{"id", "chatcmpl-1"},
-                        {"object", "chat.completion"},
-                        {"model", model},
-                        {"choices", {{{"index", 0},
-                                      {"message", {{"role", "assistant"}, {"content", content}}},
-                                      {"finish_reason", "stop"}}}}};
+    nlohmann::json j = {
+        {"id", "chatcmpl-1"},
+        {"object", "chat.completion"},
+        {"model", model},
+        {"choices",
+         {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", content}}}, {"finish_reason", "stop"}}}}};
     return j.dump();
   }
 

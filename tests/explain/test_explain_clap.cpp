@@ -91,8 +91,9 @@ TEST(ExplainClap, AllFourMethodsWithTheGoldenModel) {
     const auto& m = r["methods"];
     EXPECT_EQ(m["text"]["prompt"], build_text_prompt(t, machine, cap["anomalous"], normal_captions));
     EXPECT_EQ(m["zeroshot"]["prompt"], build_zeroshot_prompt(t, machine, texts, a, n));
-    EXPECT_NE(m["combined"]["prompt"].get<std::string>().find("caption, Vibration, High-frequency Squealing or Screeching"),
-              std::string::npos);
+    EXPECT_NE(
+        m["combined"]["prompt"].get<std::string>().find("caption, Vibration, High-frequency Squealing or Screeching"),
+        std::string::npos);
     for (const char* method : {"text", "zeroshot", "combined", "acoustic"}) {
       EXPECT_EQ(m[method]["prompt"], sent[next]) << method;  // sent byte for byte, in method order
       EXPECT_EQ(m[method]["answer"], "This sound is reply " + std::to_string(++next) + ".");

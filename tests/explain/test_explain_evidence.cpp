@@ -24,19 +24,21 @@ std::vector<float> noise(double seconds, double rms, uint32_t seed) {
 
 double value(const ClipEvidence& e, const char* key) { return e.values[evidence_index(key)]; }
 
-ClipEvidence measure(const std::vector<float>& x) { return measure_evidence(x.data(), static_cast<int64_t>(x.size()), kRate); }
+ClipEvidence measure(const std::vector<float>& x) {
+  return measure_evidence(x.data(), static_cast<int64_t>(x.size()), kRate);
+}
 
 }  // namespace
 
 TEST(ExplainEvidence, WhiteNoiseBaseline) {
   const auto x = noise(5, 0.1, 1);
   const ClipEvidence e = measure(x);
-  EXPECT_NEAR(value(e, "level_db"), -20.0, 0.2);                 // 20 log10(0.1)
+  EXPECT_NEAR(value(e, "level_db"), -20.0, 0.2);                          // 20 log10(0.1)
   EXPECT_NEAR(value(e, "hum_db"), 10 * std::log10(185.0 / 8000.0), 1.0);  // band share of a flat spectrum
   EXPECT_LT(value(e, "tone_db"), 3.0);
   EXPECT_LT(value(e, "impulse_rate"), 0.5);
   EXPECT_LT(value(e, "click_strength"), 0.15);
-  EXPECT_GT(value(e, "flatness"), 0.9);                           // averaged periodograms of white noise: flat
+  EXPECT_GT(value(e, "flatness"), 0.9);  // averaged periodograms of white noise: flat
   EXPECT_NEAR(value(e, "centroid_hz"), 4000, 150);
   EXPECT_EQ(value(e, "dropout_count"), 0);
   EXPECT_LT(value(e, "vibration_pct"), 3.0);
@@ -57,7 +59,8 @@ TEST(ExplainEvidence, PeriodicClicksGiveRateAndPeriodicity) {
   const double rate = 8.0;
   for (double t = 0.01; t < 5.0; t += 1.0 / rate) {
     const size_t at = static_cast<size_t>(t * kRate);
-    for (size_t i = 0; i < 40 && at + i < x.size(); ++i) x[at + i] += 0.3f * std::exp(-double(i) / 10) * ((i % 2) ? 1 : -1);
+    for (size_t i = 0; i < 40 && at + i < x.size(); ++i)
+      x[at + i] += 0.3f * std::exp(-double(i) / 10) * ((i % 2) ? 1 : -1);
   }
   const ClipEvidence e = measure(x);
   EXPECT_NEAR(value(e, "impulse_rate"), rate, 0.5);
@@ -70,7 +73,8 @@ TEST(ExplainEvidence, DropoutsAreCountedAndTimed) {
   auto x = noise(5, 0.1, 4);
   // Two 0.5-s gaps at -30 dB: 20 % of the clip.
   for (double start : {1.0, 3.0})
-    for (size_t i = static_cast<size_t>(start * kRate); i < static_cast<size_t>((start + 0.5) * kRate); ++i) x[i] *= 0.0316f;
+    for (size_t i = static_cast<size_t>(start * kRate); i < static_cast<size_t>((start + 0.5) * kRate); ++i)
+      x[i] *= 0.0316f;
   const ClipEvidence e = measure(x);
   EXPECT_EQ(value(e, "dropout_count"), 2);
   EXPECT_NEAR(value(e, "dropout_pct"), 20.0, 1.0);

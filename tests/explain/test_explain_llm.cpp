@@ -145,8 +145,9 @@ TEST(ExplainLlm, TimesOutAndRetries) {
 }
 
 TEST(ExplainLlm, MalformedBodiesAreClearErrorsWithoutRetry) {
-  for (const std::string& body : {std::string("{\"choices\": [ {"), std::string("{\"choices\": []}"),
-                                 std::string("{\"choices\": [{\"message\": {\"content\": 5}}]}"), std::string("<html>")}) {
+  for (const std::string& body :
+       {std::string("{\"choices\": [ {"), std::string("{\"choices\": []}"),
+        std::string("{\"choices\": [{\"message\": {\"content\": 5}}]}"), std::string("<html>")}) {
     FakeLlmServer server([&](const httplib::Request&, httplib::Response& res, int, FakeLlmServer&) {
       res.set_content(body, "application/json");
     });
@@ -161,7 +162,8 @@ TEST(ExplainLlm, ClientErrorIsNotRetriedAndNeverShowsTheKey) {
   FakeLlmServer server([](const httplib::Request& req, httplib::Response& res, int, FakeLlmServer&) {
     res.status = 401;
     // Some servers echo the key they received.
-    res.set_content(R"({"error":{"message":"Incorrect API key provided: )" + req.get_header_value("Authorization").substr(7) + "\"}}",
+    res.set_content(R"({"error":{"message":"Incorrect API key provided: )" +
+                        req.get_header_value("Authorization").substr(7) + "\"}}",
                     "application/json");
   });
   const OpenAiClient client(fast_options(server));

@@ -56,8 +56,14 @@ TEST(ExplainOffline, NothingStandsOut) {
 }
 
 TEST(ExplainOffline, ManyDifferencesStayWithinFortyWords) {
-  const auto rows = rows_with({{"tone_db", 30}, {"impulse_rate", 20}, {"dropout_pct", 30}, {"dropout_count", 5},
-                               {"vibration_pct", 60}, {"hum_db", 15}, {"noise_db", -20}, {"level_db", 10}});
+  const auto rows = rows_with({{"tone_db", 30},
+                               {"impulse_rate", 20},
+                               {"dropout_pct", 30},
+                               {"dropout_count", 5},
+                               {"vibration_pct", 60},
+                               {"hum_db", 15},
+                               {"noise_db", -20},
+                               {"level_db", 10}});
   OfflineInput in;
   in.evidence = &rows;
   const OfflineAnswer a = explain_offline(in);

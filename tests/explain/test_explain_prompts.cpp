@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/prompts.hpp"
+#include "core/files.hpp"
 
 using namespace asdcap;
 namespace fs = std::filesystem;
@@ -18,10 +18,14 @@ const std::string kInstruction = "Begin your answer with \"This sound is\" and f
 }  // namespace
 
 TEST(ExplainPrompts, PapersEightReferenceTexts) {
-  const std::vector<std::string> expected = {
-      "Vibration", "High-frequency Squealing or Screeching", "Popping or Knocking Sounds",
-      "Rhythmic Clicking or Tapping", "Grinding Sounds", "Irregular Patterns", "Low-frequency Humming",
-      "Unexpected Silence"};
+  const std::vector<std::string> expected = {"Vibration",
+                                             "High-frequency Squealing or Screeching",
+                                             "Popping or Knocking Sounds",
+                                             "Rhythmic Clicking or Tapping",
+                                             "Grinding Sounds",
+                                             "Irregular Patterns",
+                                             "Low-frequency Humming",
+                                             "Unexpected Silence"};
   EXPECT_EQ(default_reference_texts(), expected);
 }
 
@@ -40,8 +44,7 @@ TEST(ExplainPrompts, TextDecoderMethodIsThePapersSentence) {
 
 TEST(ExplainPrompts, ZeroShotMethodCsvRowsAreSoundsColumnsAreTexts) {
   const std::vector<std::string> texts = {"Vibration", "Grinding Sounds", "Unexpected Silence"};
-  const std::string got = build_zeroshot_prompt(PromptTemplates::defaults(), "valve", texts,
-                                                {0.12345, -0.5, 0.0},
+  const std::string got = build_zeroshot_prompt(PromptTemplates::defaults(), "valve", texts, {0.12345, -0.5, 0.0},
                                                 {{0.1, 0.2, 0.3}, {0.01234, -0.00004, 1.0}});
   const std::string expected =
       kInstruction + "\n" +
@@ -57,10 +60,9 @@ TEST(ExplainPrompts, ZeroShotMethodCsvRowsAreSoundsColumnsAreTexts) {
 
 TEST(ExplainPrompts, CombinedMethodPutsCaptionsFirstInTheCsv) {
   const std::vector<std::string> texts = {"Vibration", "Low-frequency Humming"};
-  const std::string got = build_combined_prompt(PromptTemplates::defaults(), "pump", texts,
-                                                "Sounds like a motor, then a knock", {0.3, 0.4},
-                                                {"Sounds like water", "Sounds like a \"pump\""},
-                                                {{0.25, 0.5}, {0.2, 0.45}});
+  const std::string got =
+      build_combined_prompt(PromptTemplates::defaults(), "pump", texts, "Sounds like a motor, then a knock", {0.3, 0.4},
+                            {"Sounds like water", "Sounds like a \"pump\""}, {{0.25, 0.5}, {0.2, 0.45}});
   const std::string expected =
       kInstruction + "\n" +
       "The acoustic features of the anomalous sound of pump are given as \n"
@@ -82,8 +84,8 @@ TEST(ExplainPrompts, CombinedWithEvidenceAppendsColumns) {
 }
 
 TEST(ExplainPrompts, AcousticMethod) {
-  const std::string got = build_acoustic_prompt(PromptTemplates::defaults(), "slider", {"A (dB)", "B (Hz)"},
-                                                {"1.0", "2"}, {{"3.0", "4"}});
+  const std::string got =
+      build_acoustic_prompt(PromptTemplates::defaults(), "slider", {"A (dB)", "B (Hz)"}, {"1.0", "2"}, {{"3.0", "4"}});
   const std::string expected =
       kInstruction + "\n" +
       "The measured acoustic features of the anomalous sound of slider are given as \n"
@@ -97,7 +99,10 @@ TEST(ExplainPrompts, TemplatesAndTextsFromFiles) {
   const fs::path dir = fs::temp_directory_path() / ("asdcap_test_prompts_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string tfile = (dir / "t.json").string();
-  write_file_atomic(tfile, std::string(R"({"instruction": "Answer briefly.", "text": "{machine}|{k}|{anomalous_caption}|{normal_captions}|{unknown}"})"));
+  write_file_atomic(
+      tfile,
+      std::string(
+          R"({"instruction": "Answer briefly.", "text": "{machine}|{k}|{anomalous_caption}|{normal_captions}|{unknown}"})"));
   const PromptTemplates t = PromptTemplates::from_file(tfile);
   EXPECT_EQ(t.zeroshot, PromptTemplates::defaults().zeroshot);  // not overridden
   EXPECT_EQ(build_text_prompt(t, "fan", "a", {"b", "c"}), "Answer briefly.\nfan|2|a|b, c|{unknown}");

@@ -13,8 +13,8 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
-#include "core/files.hpp"
 #include "asdcap/run.hpp"
+#include "core/files.hpp"
 #include "explain_fixture.hpp"
 #include "fake_llm_server.hpp"
 
@@ -84,7 +84,8 @@ TEST(ExplainRun, AcousticEndToEndWithoutModel) {
     const auto& features = r["evidence"]["features"];
     ASSERT_FALSE(features.empty());
     for (const auto& f : features) {
-      for (const char* key : {"key", "name", "unit", "anomalous", "neighbors", "z"}) EXPECT_TRUE(f.contains(key)) << key;
+      for (const char* key : {"key", "name", "unit", "anomalous", "neighbors", "z"})
+        EXPECT_TRUE(f.contains(key)) << key;
       EXPECT_EQ(f["neighbors"].size(), 4u);
     }
     for (const char* m : {"text", "zeroshot", "combined"}) {
@@ -153,7 +154,8 @@ TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
     } else if (call == 4 || call == 5) {
       res.status = 500;
     } else {
-      res.set_content(FakeLlmServer::completion("This sound is answer " + std::to_string(call) + "."), "application/json");
+      res.set_content(FakeLlmServer::completion("This sound is answer " + std::to_string(call) + "."),
+                      "application/json");
     }
   });
   ExplainOptions o = base_options(dir);
@@ -230,10 +232,11 @@ TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
 // record with its error, but exits 1 with one line naming the failure and where the records are.
 TEST(ExplainRun, CliExitsOneWhenEveryLlmRequestFails) {
   const std::string dir = asdcap::test::fresh_run_dir("cli-unreachable");
-  const std::string cmd = "ASDCAP_NO_PROGRESS=1 OPENAI_API_KEY=" + kKey +
-                          " OPENAI_BASE_URL=http://127.0.0.1:9/v1 '" + std::string(ASDCAP_CLI) +
-                          "' explain --out '" + dir + "' --llm openai --llm-model m --llm-retries 0 --llm-timeout 2 --top 1 "
-                          "--quiet >'" + dir + "/stdout.txt' 2>'" + dir + "/stderr.txt'";
+  const std::string cmd = "ASDCAP_NO_PROGRESS=1 OPENAI_API_KEY=" + kKey + " OPENAI_BASE_URL=http://127.0.0.1:9/v1 '" +
+                          std::string(ASDCAP_CLI) + "' explain --out '" + dir +
+                          "' --llm openai --llm-model m --llm-retries 0 --llm-timeout 2 --top 1 "
+                          "--quiet >'" +
+                          dir + "/stdout.txt' 2>'" + dir + "/stderr.txt'";
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1);

@@ -9,9 +9,9 @@
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/model_file.hpp"
 #include "core/files.hpp"
 #include "modelio/gguf.hpp"
-#include "asdcap/model_file.hpp"
 #include "support/golden_model.hpp"
 #include "zip_tools.hpp"
 
@@ -33,7 +33,8 @@ struct CliResult {
 CliResult run_cli(const std::string& args, const std::string& dir) {
   std::string cmd = std::string(ASDCAP_CLI) + " " + args + " >" + dir + "/stdout.txt 2>" + dir + "/stderr.txt";
   int status = std::system(cmd.c_str());
-  CliResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ziptest::slurp(dir + "/stdout.txt"), ziptest::slurp(dir + "/stderr.txt")};
+  CliResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ziptest::slurp(dir + "/stdout.txt"),
+              ziptest::slurp(dir + "/stderr.txt")};
   fs::remove(dir + "/stdout.txt");
   fs::remove(dir + "/stderr.txt");
   return r;
@@ -51,9 +52,9 @@ class BadInput : public ::testing::Test {
   // Converts `clap` with the CLI; expects exit 1, one stderr line containing `needle`, and no output.
   void expect_convert_fails(const std::string& clap, const std::string& needle, const std::string& extra = "") {
     const std::string out = dir_ + "/out.gguf";
-    CliResult r = run_cli("convert --clap " + clap + " --vocab " + kVocab + " --merges " + kMerges + " --text-heads 4 " + extra +
-                        " --out " + out,
-                    dir_);
+    CliResult r = run_cli("convert --clap " + clap + " --vocab " + kVocab + " --merges " + kMerges +
+                              " --text-heads 4 " + extra + " --out " + out,
+                          dir_);
     EXPECT_EQ(r.code, 1) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_EQ(r.err.rfind("asdcap: error: ", 0), 0u) << r.err;
@@ -88,15 +89,14 @@ class BadInput : public ::testing::Test {
 TEST_F(BadInput, StoredCopyOfGoldenConvertsLikeTheOriginal) {
   // The control for the edits below: re-zipping STORED changes nothing in the result.
   std::string path = edited_clap("stored.pth", [](std::string&) {});
-  CliResult r = run_cli("convert --clap " + path + " --vocab " + kVocab + " --merges " + kMerges + " --text-heads 4 --out " + dir_ +
-                      "/stored.gguf",
-                  dir_);
+  CliResult r = run_cli("convert --clap " + path + " --vocab " + kVocab + " --merges " + kMerges +
+                            " --text-heads 4 --out " + dir_ + "/stored.gguf",
+                        dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   auto a = ModelFile::open(dir_ + "/stored.gguf");
   auto b = ModelFile::open(golden_model_path(false));
   ASSERT_EQ(a->tensors().size(), b->tensors().size());
-  for (const auto& t : b->tensors())
-    EXPECT_EQ(std::memcmp(a->tensor(t.name).data, t.data, t.nbytes), 0) << t.name;
+  for (const auto& t : b->tensors()) EXPECT_EQ(std::memcmp(a->tensor(t.name).data, t.data, t.nbytes), 0) << t.name;
 }
 
 TEST_F(BadInput, TruncatedCheckpoint) {
@@ -115,8 +115,9 @@ TEST_F(BadInput, PickleCallingOsSystem) {
 
 TEST_F(BadInput, MissingStorageEntry) {
   auto members = ziptest::unzip_all(ziptest::slurp(kClap));
-  members.erase(std::remove_if(members.begin(), members.end(), [](auto& m) { return m.first == "clap_2023_tiny/data/5"; }),
-                members.end());
+  members.erase(
+      std::remove_if(members.begin(), members.end(), [](auto& m) { return m.first == "clap_2023_tiny/data/5"; }),
+      members.end());
   ziptest::spit(dir_ + "/nostorage.pth", ziptest::zip_stored(members));
   expect_convert_fails(dir_ + "/nostorage.pth", "clap_2023_tiny/data/5 missing");
 }
@@ -150,14 +151,15 @@ TEST_F(BadInput, StftMatricesThatAreNotThePeriodicHannDft) {
 
 TEST_F(BadInput, UnwritableOutput) {
   CliResult r = run_cli("convert --clap " + kClap + " --vocab " + kVocab + " --merges " + kMerges + " --out " + dir_ +
-                      "/no/such/folder/m.gguf",
-                  dir_);
+                            "/no/such/folder/m.gguf",
+                        dir_);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
   ziptest::spit(dir_ + "/file", "x");
-  r = run_cli("convert --clap " + kClap + " --vocab " + kVocab + " --merges " + kMerges + " --out " + dir_ + "/file/m.gguf",
-              dir_);
+  r = run_cli(
+      "convert --clap " + kClap + " --vocab " + kVocab + " --merges " + kMerges + " --out " + dir_ + "/file/m.gguf",
+      dir_);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
 }
@@ -214,7 +216,8 @@ TEST_F(BadInput, GgufMissingOrMisshapenTensor) {
     ModelFile::open(dir_ + "/shape.gguf");
     ADD_FAILURE() << "no error";
   } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find("audio.proj.linear1.weight has shape [8192], expected [64, 128]"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("audio.proj.linear1.weight has shape [8192], expected [64, 128]"),
+              std::string::npos)
         << e.what();
   }
 }

@@ -14,7 +14,9 @@ using ziptest::Pickle;
 
 namespace {
 
-std::string f32_bytes(const std::vector<float>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4); }
+std::string f32_bytes(const std::vector<float>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
 
 // {'model': OrderedDict(entries)} where entries are appended by `body`.
 template <class F>

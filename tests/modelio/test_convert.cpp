@@ -10,8 +10,8 @@
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/model_file.hpp"
+#include "core/files.hpp"
 #include "support/golden_model.hpp"
 #include "support/random_model.hpp"
 #include "zip_tools.hpp"
@@ -66,17 +66,28 @@ struct RawCheckpoint {
     const auto u = [&](size_t k) { return static_cast<int64_t>(static_cast<uint8_t>(pickle[p + k])); };
     int64_t v;
     switch (pickle[p]) {
-      case 'K': v = u(1); p += 2; break;
-      case 'M': v = u(1) | u(2) << 8; p += 3; break;
-      case 'J': v = static_cast<int32_t>(ziptest::rd32(pickle, p + 1)); p += 5; break;
+      case 'K':
+        v = u(1);
+        p += 2;
+        break;
+      case 'M':
+        v = u(1) | u(2) << 8;
+        p += 3;
+        break;
+      case 'J':
+        v = static_cast<int32_t>(ziptest::rd32(pickle, p + 1));
+        p += 5;
+        break;
       default: throw std::runtime_error("unexpected opcode in tensor arguments at " + std::to_string(p));
     }
     skip_memo(p);
     return v;
   }
   void skip_memo(size_t& p) const {
-    if (pickle[p] == 'q') p += 2;
-    else if (pickle[p] == 'r') p += 5;
+    if (pickle[p] == 'q')
+      p += 2;
+    else if (pickle[p] == 'r')
+      p += 5;
   }
   std::vector<int64_t> read_tuple(size_t& p) const {
     std::vector<int64_t> v;
@@ -87,7 +98,8 @@ struct RawCheckpoint {
     }
     bool marked = pickle[p] == '(';
     if (marked) ++p;
-    while (pickle[p] != 't' && (marked || (static_cast<uint8_t>(pickle[p]) < 0x85 || static_cast<uint8_t>(pickle[p]) > 0x87)))
+    while (pickle[p] != 't' &&
+           (marked || (static_cast<uint8_t>(pickle[p]) < 0x85 || static_cast<uint8_t>(pickle[p]) > 0x87)))
       v.push_back(read_int(p));
     ++p;
     skip_memo(p);
@@ -112,9 +124,12 @@ struct RawCheckpoint {
       // ... key, location ('cpu' or its memo), numel) BINPERSID
       p += 5 + len;
       skip_memo(p);
-      if (pickle[p] == 'h') p += 2;
-      else if (pickle[p] == 'j') p += 5;
-      else if (pickle[p] == 'X') p += 5 + ziptest::rd32(pickle, p + 1);
+      if (pickle[p] == 'h')
+        p += 2;
+      else if (pickle[p] == 'j')
+        p += 5;
+      else if (pickle[p] == 'X')
+        p += 5 + ziptest::rd32(pickle, p + 1);
       skip_memo(p);
       read_int(p);
       if (pickle[p++] != 't') throw std::runtime_error("unexpected persistent id layout for " + key);
@@ -314,10 +329,14 @@ TEST(Convert, RandomModelIsDeterministicAndValid) {
     if (f.size() != 4) continue;
     std::string name;
     for (const auto& [to, file, from] : std::vector<std::tuple<std::string, std::string, std::string>>{
-             {"audio.htsat.", "CLAP", "audio_encoder.base.htsat."}, {"audio.proj.", "CLAP", "audio_encoder.projection."},
-             {"text.gpt2.", "CLAP", "caption_encoder.base."},       {"text.proj.", "CLAP", "caption_encoder.projection."},
-             {"cap.audio.htsat.", "clapcap", "clap.base.htsat."},   {"cap.audio.proj.", "clapcap", "clap.projection."},
-             {"cap.mapper.", "clapcap", "clap_project."},           {"cap.gpt2.", "clapcap", "gpt.transformer."}})
+             {"audio.htsat.", "CLAP", "audio_encoder.base.htsat."},
+             {"audio.proj.", "CLAP", "audio_encoder.projection."},
+             {"text.gpt2.", "CLAP", "caption_encoder.base."},
+             {"text.proj.", "CLAP", "caption_encoder.projection."},
+             {"cap.audio.htsat.", "clapcap", "clap.base.htsat."},
+             {"cap.audio.proj.", "clapcap", "clap.projection."},
+             {"cap.mapper.", "clapcap", "clap_project."},
+             {"cap.gpt2.", "clapcap", "gpt.transformer."}})
       if (f[0].rfind(file, 0) == 0 && f[1].rfind(from, 0) == 0) name = to + f[1].substr(from.size());
     if (f[1] == "logit_scale") name = "logit_scale";
     std::vector<int64_t> shape;

@@ -8,8 +8,8 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
-#include "modelio/safetensors.hpp"
 #include "modelio/half.hpp"
+#include "modelio/safetensors.hpp"
 #include "zip_tools.hpp"
 
 namespace fs = std::filesystem;
@@ -20,7 +20,8 @@ namespace {
 const std::string kShared = ASDCAP_SHARED_DIR;
 
 // A safetensors file: 8-byte header length, JSON header, data.
-std::string safetensors(const std::vector<std::tuple<std::string, std::string, std::vector<int>, std::string>>& tensors) {
+std::string safetensors(
+    const std::vector<std::tuple<std::string, std::string, std::vector<int>, std::string>>& tensors) {
   std::string header = "{\"__metadata__\":{\"format\":\"pt\"}", data;
   for (const auto& [name, dtype, shape, bytes] : tensors) {
     header.append(",\"").append(name).append("\":{\"dtype\":\"").append(dtype).append("\",\"shape\":[");
@@ -47,7 +48,8 @@ std::string floats(int n, float start) {
 }  // namespace
 
 TEST(Safetensors, ReadsTensorsAndRejectsBadFiles) {
-  std::string f = safetensors({{"wte.weight", "F32", {2, 3}, floats(6, 1)}, {"h.0.attn.bias", "F16", {2}, std::string("\x00\x3c\x00\x40", 4)}});
+  std::string f = safetensors(
+      {{"wte.weight", "F32", {2, 3}, floats(6, 1)}, {"h.0.attn.bias", "F16", {2}, std::string("\x00\x3c\x00\x40", 4)}});
   auto t = read_safetensors_bytes(f.data(), f.size(), "x.safetensors");
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(t[0].name, "wte.weight");
@@ -105,7 +107,8 @@ TEST(Safetensors, MissingGpt2TensorsComeFromGpt2File) {
   EXPECT_EQ(r.unexpected[0], "clap:caption_encoder.base.ln_f.weighX");
   auto m = ModelFile::open(o.out);
   EXPECT_EQ(std::memcmp(m->f32("text.gpt2.ln_f.weight", {64}), floats(64, 3).data(), 256), 0);
-  EXPECT_EQ(m->get_string_array("asdcap-msclap.source.filled_from_gpt2"), std::vector<std::string>{"text.gpt2.ln_f.weight"});
+  EXPECT_EQ(m->get_string_array("asdcap-msclap.source.filled_from_gpt2"),
+            std::vector<std::string>{"text.gpt2.ln_f.weight"});
   EXPECT_EQ(m->get_string("asdcap-msclap.source.gpt2.file"), "model.safetensors");
   fs::remove_all(dir);
 }
@@ -123,7 +126,7 @@ TEST(Half, RoundTripsEveryHalfAndRoundsToNearestEven) {
   EXPECT_EQ(half_to_float(0x7bff), 65504.f);
   EXPECT_EQ(float_to_half(1.f + std::ldexp(1.f, -11)), 0x3c00);      // tie -> even
   EXPECT_EQ(float_to_half(1.f + 3 * std::ldexp(1.f, -11)), 0x3c02);  // tie -> even (up)
-  EXPECT_EQ(float_to_half(65520.f), 0x7c00);                          // rounds to infinity
+  EXPECT_EQ(float_to_half(65520.f), 0x7c00);                         // rounds to infinity
   EXPECT_EQ(float_to_half(std::ldexp(1.f, -26)), 0x0000);
   EXPECT_EQ(float_to_half(std::ldexp(3.f, -26)), 0x0001);
   EXPECT_EQ(float_to_half(-0.f), 0x8000);

@@ -15,8 +15,10 @@
 namespace ziptest {
 
 inline uint32_t rd32(const std::string& b, size_t p) {
-  return static_cast<uint32_t>(static_cast<uint8_t>(b[p])) | static_cast<uint32_t>(static_cast<uint8_t>(b[p + 1])) << 8 |
-         static_cast<uint32_t>(static_cast<uint8_t>(b[p + 2])) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(b[p + 3])) << 24;
+  return static_cast<uint32_t>(static_cast<uint8_t>(b[p])) |
+         static_cast<uint32_t>(static_cast<uint8_t>(b[p + 1])) << 8 |
+         static_cast<uint32_t>(static_cast<uint8_t>(b[p + 2])) << 16 |
+         static_cast<uint32_t>(static_cast<uint8_t>(b[p + 3])) << 24;
 }
 inline uint16_t rd16(const std::string& b, size_t p) {
   return static_cast<uint16_t>(static_cast<uint8_t>(b[p]) | static_cast<uint8_t>(b[p + 1]) << 8);
@@ -69,33 +71,70 @@ inline std::vector<std::pair<std::string, std::string>> unzip_all(const std::str
 // A STORED zip of the given members.
 inline std::string zip_stored(const std::vector<std::pair<std::string, std::string>>& members) {
   std::string out, cd;
-  auto w16 = [](std::string& s, uint16_t v) { s.push_back(static_cast<char>(v & 255)); s.push_back(static_cast<char>(v >> 8)); };
-  auto w32 = [&](std::string& s, uint32_t v) { w16(s, static_cast<uint16_t>(v & 0xffff)); w16(s, static_cast<uint16_t>(v >> 16)); };
+  auto w16 = [](std::string& s, uint16_t v) {
+    s.push_back(static_cast<char>(v & 255));
+    s.push_back(static_cast<char>(v >> 8));
+  };
+  auto w32 = [&](std::string& s, uint32_t v) {
+    w16(s, static_cast<uint16_t>(v & 0xffff));
+    w16(s, static_cast<uint16_t>(v >> 16));
+  };
   for (const auto& [name, data] : members) {
-    uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+    uint32_t crc =
+        static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
     uint32_t off = static_cast<uint32_t>(out.size());
-    w32(out, 0x04034b50); w16(out, 20); w16(out, 0); w16(out, 0); w16(out, 0); w16(out, 0);
-    w32(out, crc); w32(out, static_cast<uint32_t>(data.size())); w32(out, static_cast<uint32_t>(data.size()));
-    w16(out, static_cast<uint16_t>(name.size())); w16(out, 0);
+    w32(out, 0x04034b50);
+    w16(out, 20);
+    w16(out, 0);
+    w16(out, 0);
+    w16(out, 0);
+    w16(out, 0);
+    w32(out, crc);
+    w32(out, static_cast<uint32_t>(data.size()));
+    w32(out, static_cast<uint32_t>(data.size()));
+    w16(out, static_cast<uint16_t>(name.size()));
+    w16(out, 0);
     out += name;
     out += data;
-    w32(cd, 0x02014b50); w16(cd, 20); w16(cd, 20); w16(cd, 0); w16(cd, 0); w16(cd, 0); w16(cd, 0);
-    w32(cd, crc); w32(cd, static_cast<uint32_t>(data.size())); w32(cd, static_cast<uint32_t>(data.size()));
-    w16(cd, static_cast<uint16_t>(name.size())); w16(cd, 0); w16(cd, 0); w16(cd, 0); w16(cd, 0); w32(cd, 0); w32(cd, off);
+    w32(cd, 0x02014b50);
+    w16(cd, 20);
+    w16(cd, 20);
+    w16(cd, 0);
+    w16(cd, 0);
+    w16(cd, 0);
+    w16(cd, 0);
+    w32(cd, crc);
+    w32(cd, static_cast<uint32_t>(data.size()));
+    w32(cd, static_cast<uint32_t>(data.size()));
+    w16(cd, static_cast<uint16_t>(name.size()));
+    w16(cd, 0);
+    w16(cd, 0);
+    w16(cd, 0);
+    w16(cd, 0);
+    w32(cd, 0);
+    w32(cd, off);
     cd += name;
   }
   uint32_t cd_off = static_cast<uint32_t>(out.size());
   out += cd;
-  w32(out, 0x06054b50); w16(out, 0); w16(out, 0);
-  w16(out, static_cast<uint16_t>(members.size())); w16(out, static_cast<uint16_t>(members.size()));
-  w32(out, static_cast<uint32_t>(cd.size())); w32(out, cd_off); w16(out, 0);
+  w32(out, 0x06054b50);
+  w16(out, 0);
+  w16(out, 0);
+  w16(out, static_cast<uint16_t>(members.size()));
+  w16(out, static_cast<uint16_t>(members.size()));
+  w32(out, static_cast<uint32_t>(cd.size()));
+  w32(out, cd_off);
+  w16(out, 0);
   return out;
 }
 
 // Pickle protocol-2 building blocks (opcodes as torch.save emits them).
 struct Pickle {
   std::string b = std::string("\x80\x02", 2);
-  Pickle& op(char c) { b.push_back(c); return *this; }
+  Pickle& op(char c) {
+    b.push_back(c);
+    return *this;
+  }
   Pickle& str(const std::string& s) {
     b.push_back('X');
     uint32_t n = static_cast<uint32_t>(s.size());

@@ -59,7 +59,8 @@ std::vector<float> reference_window_attention(const std::vector<float>& qkv, int
               double acc = 0;
               for (int64_t j = 0; j < T; ++j) {
                 const int64_t rj = wr * ws + j / ws, cj = wc * ws + j % ws;
-                acc += sc[static_cast<size_t>(j)] / sum * qkv[static_cast<size_t>(src_row(rj, cj) * 3 * C + 2 * C + h * hd + e)];
+                acc += sc[static_cast<size_t>(j)] / sum *
+                       qkv[static_cast<size_t>(src_row(rj, cj) * 3 * C + 2 * C + h * hd + e)];
               }
               o[e] = static_cast<float>(acc);
             }
@@ -89,9 +90,9 @@ TEST(NnWindowAttention, MatchesLiteralRollPartitionReferenceHead16) {
 }
 
 TEST(NnWindowAttention, MatchesReferenceHead24AndGenericSizes) {
-  check_window_attention(16, 48, 2, 8, 4, 1);   // msclap's head size 24
-  check_window_attention(12, 24, 3, 4, 2, 2);   // runtime path: window 4, head size 8
-  check_window_attention(8, 64, 2, 8, 0, 1);    // one window, no shift (HTSAT's last stage)
+  check_window_attention(16, 48, 2, 8, 4, 1);  // msclap's head size 24
+  check_window_attention(12, 24, 3, 4, 2, 2);  // runtime path: window 4, head size 8
+  check_window_attention(8, 64, 2, 8, 0, 1);   // one window, no shift (HTSAT's last stage)
 }
 
 TEST(NnWindowAttention, MatchesReferenceHead8And40) {

@@ -26,7 +26,8 @@ inline std::filesystem::path temp_dir() {
     std::filesystem::create_directories(d);
     std::atexit([] {
       std::error_code ec;
-      std::filesystem::remove_all(std::filesystem::temp_directory_path() / ("asdcap-panns-test-" + std::to_string(::getpid())), ec);
+      std::filesystem::remove_all(
+          std::filesystem::temp_directory_path() / ("asdcap-panns-test-" + std::to_string(::getpid())), ec);
     });
     return d;
   }();

@@ -3,11 +3,11 @@
 // and oversized legacy files.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <unistd.h>
 
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
@@ -41,7 +41,9 @@ const CheckpointTensor& find(const std::vector<CheckpointTensor>& ts, const std:
   throw std::runtime_error("no tensor " + name);
 }
 
-std::string f32_bytes(const std::vector<float>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4); }
+std::string f32_bytes(const std::vector<float>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
 
 // What each golden checkpoint must yield: 84 tensors (6 blocks x 12, bn0 x 5, 2 STFT, melW, 4 fc),
 // the stored mel bank equal to the one the reference used (melW is stored column-major), and the
@@ -77,9 +79,18 @@ void expect_same(const std::vector<CheckpointTensor>& a, const std::vector<Check
 }
 
 // {'model': OrderedDict(w=<f32 [2]>), <extra key>: <extra>} as a legacy file.
-std::string small_legacy(const std::function<void(Pickle&)>& extra, const std::function<void(Pickle&)>& model_extra = {}) {
+std::string small_legacy(const std::function<void(Pickle&)>& extra,
+                         const std::function<void(Pickle&)>& model_extra = {}) {
   Pickle p;
-  p.op('}').op('(').str("iteration").integer(5).str("model").global("collections", "OrderedDict").op(')').op('R').op('(');
+  p.op('}')
+      .op('(')
+      .str("iteration")
+      .integer(5)
+      .str("model")
+      .global("collections", "OrderedDict")
+      .op(')')
+      .op('R')
+      .op('(');
   p.str("w");
   torchtest::legacy_tensor(p, "FloatStorage", "140", 2, {2}, {1});
   if (model_extra) model_extra(p);
@@ -136,9 +147,8 @@ TEST(PannsCheckpoint, HandBuiltLegacyFile) {
   // numpy arrays beside the model are skipped, their globals never resolved.
   EXPECT_EQ(read_bytes(small_legacy(numpy_sampler)).size(), 1u);
   // ... but a numpy object where a weight should be is an error naming it.
-  std::string err = error_of(small_legacy([](Pickle&) {}, [](Pickle& p) {
-    p.str("v").global("numpy.core.multiarray", "scalar").op(')').op('R');
-  }));
+  std::string err = error_of(small_legacy(
+      [](Pickle&) {}, [](Pickle& p) { p.str("v").global("numpy.core.multiarray", "scalar").op(')').op('R'); }));
   EXPECT_NE(err.find("'v'"), std::string::npos) << err;
   EXPECT_NE(err.find("numpy.core.multiarray.scalar"), std::string::npos) << err;
   // A big-endian file and an unknown protocol version are refused.
@@ -187,10 +197,10 @@ TEST(PannsCheckpoint, TruncatedLegacyFilesGiveClearErrors) {
     size_t at;
     const char* says;
   };
-  for (const Cut c : {Cut{0, "too short"}, Cut{10, "truncated"}, Cut{parts.header.size() - 3, "truncated"},
-                      Cut{object_end - 1000, "truncated"}, Cut{keys_end - 5, "truncated"},
-                      Cut{keys_end + 4, "element count"}, Cut{golden.size() - 1, "bytes left"},
-                      Cut{golden.size() / 2, "bytes left"}}) {
+  for (const Cut c :
+       {Cut{0, "too short"}, Cut{10, "truncated"}, Cut{parts.header.size() - 3, "truncated"},
+        Cut{object_end - 1000, "truncated"}, Cut{keys_end - 5, "truncated"}, Cut{keys_end + 4, "element count"},
+        Cut{golden.size() - 1, "bytes left"}, Cut{golden.size() / 2, "bytes left"}}) {
     std::string err = error_of(golden.substr(0, c.at), "cut.pth");
     EXPECT_EQ(err.rfind("cut.pth: ", 0), 0u) << c.at << ": " << err;
     EXPECT_NE(err.find(c.says), std::string::npos) << c.at << ": " << err;
@@ -208,13 +218,15 @@ TEST(PannsCheckpoint, DeclaredSizesAreCheckedBeforeAllocating) {
   torchtest::legacy_tensor(p, "FloatStorage", "7", 1 << 29, {1 << 29}, {1});
   p.op('u').op('u').op('.');
   const auto t0 = std::chrono::steady_clock::now();
-  std::string err = error_of(torchtest::legacy_file(p.b, {{"7", {uint64_t{1} << 29, std::string(8, '\0')}}}), "tiny.pth");
+  std::string err =
+      error_of(torchtest::legacy_file(p.b, {{"7", {uint64_t{1} << 29, std::string(8, '\0')}}}), "tiny.pth");
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.5);
   EXPECT_NE(err.find("tiny.pth: tensor big.weight: storage 7 declares 536870912 f32 elements"), std::string::npos)
       << err;
   // The record's count must equal the pickle's, and a tensor may not reach beyond its storage.
   std::string wrong = torchtest::legacy_file(p.b, {{"7", {2, f32_bytes({1, 2})}}});
-  EXPECT_NE(error_of(wrong).find("holds 2 elements, the pickle declares 536870912"), std::string::npos) << error_of(wrong);
+  EXPECT_NE(error_of(wrong).find("holds 2 elements, the pickle declares 536870912"), std::string::npos)
+      << error_of(wrong);
   Pickle q;
   q.op('}').op('(').str("model").global("collections", "OrderedDict").op(')').op('R').op('(').str("w");
   torchtest::legacy_tensor(q, "FloatStorage", "7", 2, {1 << 28}, {0});

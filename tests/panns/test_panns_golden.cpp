@@ -157,9 +157,8 @@ TEST(PannsGolden, BothCheckpointContainersGiveTheSameModel) {
   const auto dir = temp_dir();
   ziptest::spit((dir / "Cnn14_tiny_zip.pth").string(), torchtest::legacy_to_zip(legacy, "Cnn14_tiny_zip"));
   ziptest::spit((dir / "Cnn14_16k_tiny_legacy.pth").string(), torchtest::zip_to_legacy(zip));
-  for (const auto& [orig, other, m] :
-       {std::tuple{"Cnn14_tiny.pth", "Cnn14_tiny_zip.pth", kModels[0]},
-        std::tuple{"Cnn14_16k_tiny.pth", "Cnn14_16k_tiny_legacy.pth", kModels[1]}}) {
+  for (const auto& [orig, other, m] : {std::tuple{"Cnn14_tiny.pth", "Cnn14_tiny_zip.pth", kModels[0]},
+                                       std::tuple{"Cnn14_16k_tiny.pth", "Cnn14_16k_tiny_legacy.pth", kModels[1]}}) {
     auto a = PannsModel::open(converted(golden_dir() + orig));
     auto b = PannsModel::open(converted((dir / other).string()));
     const std::vector<float> x = clip_samples(m, "c02_clicks");
@@ -202,7 +201,8 @@ TEST(PannsGolden, ResultsDoNotDependOnThreadsOrBatching) {
   // A clip longer than the feature maps a thread keeps (25 s): the same on any thread count.
   std::vector<float> longer;
   const auto ten = clip_samples(kModels[0], "c05_long_10s");
-  for (int k = 0; k < 5; ++k) longer.insert(longer.end(), ten.begin(), ten.begin() + static_cast<int64_t>(ten.size()) / 2);
+  for (int k = 0; k < 5; ++k)
+    longer.insert(longer.end(), ten.begin(), ten.begin() + static_cast<int64_t>(ten.size()) / 2);
   const auto l1 = model->run(longer, 1), l2 = model->run(longer, 2);
   EXPECT_EQ(l1.embedding, l2.embedding);
   EXPECT_GT(*std::max_element(l1.embedding.begin(), l1.embedding.end()), 0.f);

@@ -50,7 +50,8 @@ inline std::string legacy_file(const std::string& object_pickle,
 
 // _rebuild_tensor_v2 with a legacy persistent id ('storage', <type>, key, 'cpu', numel, None).
 inline ziptest::Pickle& legacy_tensor(ziptest::Pickle& p, const std::string& storage_type, const std::string& key,
-                                      int32_t numel, const std::vector<int32_t>& size, const std::vector<int32_t>& stride) {
+                                      int32_t numel, const std::vector<int32_t>& size,
+                                      const std::vector<int32_t>& stride) {
   p.global("torch._utils", "_rebuild_tensor_v2");
   p.op('(');
   p.op('(').str("storage").global("torch", storage_type).str(key).str("cpu").integer(numel).op('N').op('t').op('Q');

@@ -86,7 +86,8 @@ inline DecodedPng decode_png(const std::string& png) {
     rgb.reserve(out.rgb.size() * 3);
     for (uint8_t k : out.rgb) {
       if (size_t(k) * 3 + 2 >= palette.size()) throw std::runtime_error("png: palette index out of range");
-      rgb.insert(rgb.end(), {uint8_t(palette[size_t(k) * 3]), uint8_t(palette[size_t(k) * 3 + 1]), uint8_t(palette[size_t(k) * 3 + 2])});
+      rgb.insert(rgb.end(), {uint8_t(palette[size_t(k) * 3]), uint8_t(palette[size_t(k) * 3 + 1]),
+                             uint8_t(palette[size_t(k) * 3 + 2])});
     }
     out.rgb = std::move(rgb);
   }
@@ -124,7 +125,8 @@ namespace asdcap::test {
 
 // The values of every `attr="..."` inside tags starting with `tag` (e.g. "<img "), in page order.
 // (std::regex overflows the stack on megabyte-long data: URIs, hence by hand.)
-inline std::vector<std::string> tag_attributes(const std::string& html, const std::string& tag, const std::string& attr) {
+inline std::vector<std::string> tag_attributes(const std::string& html, const std::string& tag,
+                                               const std::string& attr) {
   std::vector<std::string> out;
   for (size_t at = html.find(tag); at != std::string::npos; at = html.find(tag, at + 1)) {
     const size_t end = html.find('>', at);

@@ -2,10 +2,10 @@
 
 #include <cmath>
 
-#include "report/colormap.hpp"
 #include "asdcap/error.hpp"
-#include "report/png.hpp"
 #include "png_reader.hpp"
+#include "report/colormap.hpp"
+#include "report/png.hpp"
 
 using namespace asdcap;
 
@@ -72,7 +72,10 @@ TEST(ReportColormap, OklabOfReferenceColours) {
 
 // CIE L* straight from sRGB (IEC 61966-2-1 luminance, D65), independent of the Oklab code.
 static double cie_lightness(const Rgb8& c) {
-  auto lin = [](double v) { v /= 255; return v <= 0.04045 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4); };
+  auto lin = [](double v) {
+    v /= 255;
+    return v <= 0.04045 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4);
+  };
   const double Y = 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
   return Y > 216.0 / 24389 ? 116 * std::cbrt(Y) - 16 : Y * 24389.0 / 27;
 }
@@ -103,7 +106,8 @@ TEST(ReportColormap, ColourDifferenceStepsAreEven) {
   for (int i = 0; i + 16 < 256; i += 16) {
     const auto& a = map[size_t(i)];
     const auto& b = map[size_t(i + 16)];
-    auto p = srgb_to_oklab(a.r / 255.0, a.g / 255.0, a.b / 255.0), q = srgb_to_oklab(b.r / 255.0, b.g / 255.0, b.b / 255.0);
+    auto p = srgb_to_oklab(a.r / 255.0, a.g / 255.0, a.b / 255.0),
+         q = srgb_to_oklab(b.r / 255.0, b.g / 255.0, b.b / 255.0);
     const double d = std::sqrt((p.L - q.L) * (p.L - q.L) + (p.a - q.a) * (p.a - q.a) + (p.b - q.b) * (p.b - q.b));
     lo = std::min(lo, d), hi = std::max(hi, d);
   }

@@ -4,11 +4,11 @@
 // installs it), never a skip.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstdlib>
-#include <sstream>
-#include <unistd.h>
 #include <filesystem>
+#include <sstream>
 
 #include "core/files.hpp"
 #include "fixture.hpp"
@@ -57,7 +57,8 @@ struct DomCheck {
 // Opens `page` in Chromium, checks the DOM and returns it.
 std::string check_in_browser(const std::string& root, const std::string& page, const DomCheck& want) {
   const std::string dom_file = root + "/dom.html";
-  EXPECT_EQ(chromium(root + "/profile", "--dump-dom file://" + page, dom_file), 0) << asdcap::read_text_file(dom_file + ".err");
+  EXPECT_EQ(chromium(root + "/profile", "--dump-dom file://" + page, dom_file), 0)
+      << asdcap::read_text_file(dom_file + ".err");
   const std::string dom = asdcap::read_text_file(dom_file);
   EXPECT_NE(dom.find("<table class=\"results\""), std::string::npos) << "Chromium gave no DOM";
   // Overview: one row per machine ID, plus one per machine average and the overall one.
@@ -109,11 +110,14 @@ size_t lines_of(const std::string& path) {
 // The README's first command, in its quick form, end to end; the screenshot lands in the build folder.
 TEST(ReportBrowser, DemoReportInChromium) {
   check_chromium_present();
-  const std::string root = (fs::temp_directory_path() / ("asdcap_test_report_browser_demo_" + std::to_string(::getpid()))).string();
+  const std::string root =
+      (fs::temp_directory_path() / ("asdcap_test_report_browser_demo_" + std::to_string(::getpid()))).string();
   fs::remove_all(root);
   fs::create_directories(root);
   const std::string out = root + "/demo";
-  ASSERT_EQ(run(std::string(ASDCAP_CLI) + " demo --small --out " + out + " > " + root + "/demo.out 2> " + root + "/demo.err"), 0)
+  ASSERT_EQ(
+      run(std::string(ASDCAP_CLI) + " demo --small --out " + out + " > " + root + "/demo.out 2> " + root + "/demo.err"),
+      0)
       << asdcap::read_text_file(root + "/demo.err");
   const std::string printed = asdcap::read_text_file(root + "/demo.out");
   EXPECT_NE(printed.find("Report: "), std::string::npos);
@@ -136,20 +140,23 @@ TEST(ReportBrowser, DemoReportInChromium) {
 
   const std::string shot = std::string(ASDCAP_BUILD_DIR) + "/report-screenshot.png";
   fs::remove(shot);
-  ASSERT_EQ(chromium(root + "/profile2", "--window-size=1280,2000 --screenshot=" + shot + " file://" + out + "/report.html",
-                     root + "/shot.out"), 0)
+  ASSERT_EQ(
+      chromium(root + "/profile2", "--window-size=1280,2000 --screenshot=" + shot + " file://" + out + "/report.html",
+               root + "/shot.out"),
+      0)
       << asdcap::read_text_file(root + "/shot.out.err");
   ASSERT_TRUE(fs::exists(shot));
   const auto png = asdcap::test::decode_png(asdcap::read_text_file(shot));
   EXPECT_EQ(png.width, 1280);
-  EXPECT_GT(fs::file_size(shot), 20000u);  // a real page, not a blank one
+  EXPECT_GT(fs::file_size(shot), 20000u);   // a real page, not a blank one
   if (!HasFailure()) fs::remove_all(root);  // kept for a look when something failed
 }
 
 // A run with skipped files, clips without captions and a vanished clip still renders, and says why.
 TEST(ReportBrowser, IncompleteRunInChromium) {
   check_chromium_present();
-  const std::string root = (fs::temp_directory_path() / ("asdcap_test_report_browser_fixture_" + std::to_string(::getpid()))).string();
+  const std::string root =
+      (fs::temp_directory_path() / ("asdcap_test_report_browser_fixture_" + std::to_string(::getpid()))).string();
   const auto f = asdcap::test::make_fixture_run(root);
   ASSERT_EQ(run(std::string(ASDCAP_CLI) + " report --out " + f.dir + " > " + root + "/report.out 2>&1"), 0);
   const std::string dom = check_in_browser(root, f.dir + "/report.html",

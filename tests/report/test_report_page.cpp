@@ -2,15 +2,15 @@
 // spectrograms oriented and labelled right, no network references.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
-#include <unistd.h>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/report.hpp"
+#include "core/files.hpp"
 #include "fixture.hpp"
 #include "png_reader.hpp"
 
@@ -41,7 +41,8 @@ std::vector<std::string>& created_roots() {
 
 // Per process, so release and sanitizer runs of the suite may overlap; removed at exit.
 std::string temp_root(const std::string& name) {
-  created_roots().push_back((fs::temp_directory_path() / ("asdcap_test_report_" + name + "_" + std::to_string(::getpid()))).string());
+  created_roots().push_back(
+      (fs::temp_directory_path() / ("asdcap_test_report_" + name + "_" + std::to_string(::getpid()))).string());
   return created_roots().back();
 }
 
@@ -52,7 +53,8 @@ class RemoveTempRoots : public ::testing::Environment {
     for (const auto& r : created_roots()) fs::remove_all(r, ec);
   }
 };
-[[maybe_unused]] ::testing::Environment* const remove_temp_roots = ::testing::AddGlobalTestEnvironment(new RemoveTempRoots);
+[[maybe_unused]] ::testing::Environment* const remove_temp_roots =
+    ::testing::AddGlobalTestEnvironment(new RemoveTempRoots);
 
 std::string build(const std::string& dir, bool embed = false) {
   ReportOptions o;
@@ -88,7 +90,8 @@ TEST(ReportPage, OverviewFiguresAndMissingReasons) {
   EXPECT_NE(html.find("Knocks per second"), std::string::npos);
   // What is missing says why.
   EXPECT_NE(html.find("<b>No captions:</b> the model file has no caption decoder (clapcap)"), std::string::npos);
-  EXPECT_NE(html.find("<b>Zero-shot similarities not available:</b> the acoustic backend has no text encoder"), std::string::npos);
+  EXPECT_NE(html.find("<b>Zero-shot similarities not available:</b> the acoustic backend has no text encoder"),
+            std::string::npos);
   EXPECT_NE(html.find("no difference caption: connection refused by localhost:8080"), std::string::npos);
   EXPECT_NE(html.find("no spectrogram: file not found:"), std::string::npos);
   EXPECT_NE(html.find("not a sound file: the RIFF header is truncated"), std::string::npos);

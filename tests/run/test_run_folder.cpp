@@ -10,8 +10,8 @@
 #include <fstream>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/run.hpp"
+#include "core/files.hpp"
 
 using namespace asdcap;
 namespace fs = std::filesystem;
@@ -43,7 +43,8 @@ RunSettings sample_settings() {
   return s;
 }
 
-ScoredClip clip(const std::string& machine, const std::string& id, const std::string& name, double score, int decision) {
+ScoredClip clip(const std::string& machine, const std::string& id, const std::string& name, double score,
+                int decision) {
   ScoredClip c;
   c.file = machine + "/test/" + name;
   c.path = "/data/dcase/" + c.file;
@@ -210,9 +211,11 @@ TEST(RunFolder, ResultsCsvTextAndRoundTrip) {
 
 TEST(RunFolder, DcaseFilesTextAndRoundTrip) {
   const fs::path dir = temp_dir("dcase");
-  write_anomaly_scores(dir.string(), "fan", "id_00",
-                       {{"normal_id_00_00000001.wav", 1.5}, {"anomaly_id_00_00000000.wav", 12.345678912}, {"a,b.wav", 2}});
-  write_decision_results(dir.string(), "fan", "id_00", {{"normal_id_00_00000001.wav", 0}, {"anomaly_id_00_00000000.wav", 1}});
+  write_anomaly_scores(
+      dir.string(), "fan", "id_00",
+      {{"normal_id_00_00000001.wav", 1.5}, {"anomaly_id_00_00000000.wav", 12.345678912}, {"a,b.wav", 2}});
+  write_decision_results(dir.string(), "fan", "id_00",
+                         {{"normal_id_00_00000001.wav", 0}, {"anomaly_id_00_00000000.wav", 1}});
   EXPECT_EQ(read_text_file((dir / "anomaly_score_fan_id_00.csv").string()),
             "\"a,b.wav\",2\nanomaly_id_00_00000000.wav,12.3456789\nnormal_id_00_00000001.wav,1.5\n");
   EXPECT_EQ(read_text_file((dir / "decision_result_fan_id_00.csv").string()),
@@ -235,7 +238,8 @@ TEST(RunFolder, DcaseFilesTextAndRoundTrip) {
 
 TEST(RunFolder, NeighborsAndSkippedRoundTrip) {
   const fs::path dir = temp_dir("neighbors");
-  std::vector<ScoredClip> clips = {clip("fan", "id_00", "anomaly_00.wav", 3.5, 1), clip("fan", "id_00", "x_01.wav", 1.0, 0)};
+  std::vector<ScoredClip> clips = {clip("fan", "id_00", "anomaly_00.wav", 3.5, 1),
+                                   clip("fan", "id_00", "x_01.wav", 1.0, 0)};
   clips[1].domain = "target";
   clips[1].threshold = NAN;
   write_neighbors(dir.string(), clips);
@@ -289,9 +293,10 @@ TEST(RunFolder, ExplanationsAppendedOneLineAtATimeAndCommitted) {
   expect_same(back[1], b);
   // The method fields keep the order explain has always written them in.
   const std::string line = lines_of(dir / "explanations.jsonl")[0];
-  EXPECT_NE(line.find("{\"prompt\":\"p\",\"answer\":\"This sound is knocking.\",\"backend\":\"openai\",\"model\":\"gpt\","
-                      "\"error\":null,\"seconds\":1.5,\"attempts\":2}"),
-            std::string::npos)
+  EXPECT_NE(
+      line.find("{\"prompt\":\"p\",\"answer\":\"This sound is knocking.\",\"backend\":\"openai\",\"model\":\"gpt\","
+                "\"error\":null,\"seconds\":1.5,\"attempts\":2}"),
+      std::string::npos)
       << line;
   EXPECT_EQ(line.rfind("{\"file\":\"fan/test/a.wav\",\"path\":", 0), 0u);
 

@@ -6,9 +6,9 @@
 // decoder (the golden config). Converted once into the system temp dir (atomically, so concurrent
 // test processes are safe) and reused while the file opens and validates. Link asdcap_modelio.
 #pragma once
+#include <unistd.h>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"

@@ -62,20 +62,25 @@ void write_random_model(const std::string& path, const ModelConfig& cfg_in, DTyp
     t.dtype = s.dtype == DType::I64 ? DType::I64 : half ? DType::F16 : DType::F32;
     t.data.resize(static_cast<size_t>(n) * dtype_size(t.dtype));
     if (t.dtype == DType::I64) {
-      fill_relative_index(reinterpret_cast<int64_t*>(t.data.data()), std::llround(std::sqrt(static_cast<double>(s.shape[0]))));
+      fill_relative_index(reinterpret_cast<int64_t*>(t.data.data()),
+                          std::llround(std::sqrt(static_cast<double>(s.shape[0]))));
     } else {
       // Weights ~ U(-1, 1) / sqrt(fan_in); norm weights ~1; biases small; variances positive; masks 0.
       const int64_t fan_in = s.shape.size() >= 2 ? n / s.shape[0] : 1;
       float scale = 1.f / std::sqrt(static_cast<float>(fan_in)), offset = 0.f;
-      if (ends_with(s.name, "attn_mask")) scale = 0.f;
-      else if (s.name == "logit_scale") scale = 0.f, offset = mc.config.logit_scale;
-      else if (ends_with(s.name, "running_var")) scale = 0.5f, offset = 1.f;
+      if (ends_with(s.name, "attn_mask"))
+        scale = 0.f;
+      else if (s.name == "logit_scale")
+        scale = 0.f, offset = mc.config.logit_scale;
+      else if (ends_with(s.name, "running_var"))
+        scale = 0.5f, offset = 1.f;
       else if (s.shape.size() == 1 && (ends_with(s.name, "norm1.weight") || ends_with(s.name, "norm2.weight") ||
                                        ends_with(s.name, "norm.weight") || ends_with(s.name, "ln_1.weight") ||
                                        ends_with(s.name, "ln_2.weight") || ends_with(s.name, "ln_f.weight") ||
                                        ends_with(s.name, "bn0.weight")))
         scale = 0.1f, offset = 1.f;
-      else if (s.shape.size() == 1) scale = 0.02f;
+      else if (s.shape.size() == 1)
+        scale = 0.02f;
       // The mel filter bank is not learned: msclap's is librosa's, asdcap's built-in one.
       const std::vector<float>& bank = builtin_mel_filters();
       const float* mel = ends_with(s.name, "melW") && n == static_cast<int64_t>(bank.size()) ? bank.data() : nullptr;
@@ -101,7 +106,8 @@ std::string random_full_model_path(bool clap, bool captioner) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v2-" + std::to_string(::getuid()));
   fs::create_directories(dir);
-  const fs::path out = dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_f16.gguf");
+  const fs::path out =
+      dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_f16.gguf");
   if (fs::exists(out)) {
     try {
       ModelFile::open(out.string());

@@ -23,8 +23,8 @@ inline VecDiff diff(const float* got, const float* want, int64_t n) {
 }
 
 // The project-wide criterion for embeddings: cosine >= 0.99999 and max abs error <= 1e-4 * ||want||.
-inline ::testing::AssertionResult close_vector(const float* got, const float* want, int64_t n,
-                                               double rel = 1e-4, double min_cos = 0.99999) {
+inline ::testing::AssertionResult close_vector(const float* got, const float* want, int64_t n, double rel = 1e-4,
+                                               double min_cos = 0.99999) {
   const VecDiff d = diff(got, want, n);
   if (d.cosine >= min_cos && d.max_abs <= rel * d.norm) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "cosine " << d.cosine << ", max abs err " << d.max_abs << " vs norm "

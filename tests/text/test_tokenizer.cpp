@@ -88,9 +88,9 @@ TEST(TextTokenizer, ExclamationIsAlwaysALoneToken) {
 TEST(TextTokenizer, RoundTripOfUnicodeText) {
   const auto& tok = gpt2_tokenizer();
   const std::vector<std::string> texts = {
-      "a fan 🌀 whirring 😀😀 and a pump 🚰",                 // emoji (4-byte UTF-8)
-      "cafe\xCC\x81 nai\xCC\x88ve",                         // combining marks
-      "Ελληνικά, кириллица, 中文字符, العربية",           // other scripts
+      "a fan 🌀 whirring 😀😀 and a pump 🚰",        // emoji (4-byte UTF-8)
+      "cafe\xCC\x81 nai\xCC\x88ve",              // combining marks
+      "Ελληνικά, кириллица, 中文字符, العربية",  // other scripts
       "tabs\tand\nnewlines  \n\n  spaces   ",
       "numbers 12345 3.14 and 'quotes' it's we're I'll",
   };
@@ -117,7 +117,7 @@ TEST(TextTokenizer, InvalidUtf8IsReplacedNotACrash) {
   const auto& tok = gpt2_tokenizer();
   // Documented behaviour: invalid bytes become U+FFFD as Python's decode(errors="replace") does.
   EXPECT_EQ(tok.encode("bad \xFF byte"), tok.encode("bad \xEF\xBF\xBD byte"));
-  EXPECT_EQ(tok.encode("cut \xE2\x82"), tok.encode("cut \xEF\xBF\xBD"));  // truncated 3-byte sequence
+  EXPECT_EQ(tok.encode("cut \xE2\x82"), tok.encode("cut \xEF\xBF\xBD"));      // truncated 3-byte sequence
   EXPECT_EQ(tok.encode("\xC0\xAF"), tok.encode("\xEF\xBF\xBD\xEF\xBF\xBD"));  // overlong: 2 replacements
   EXPECT_EQ(tok.encode(std::string("nul\0byte", 8)).size(), tok.encode("nul byte").size() + 1);
 }

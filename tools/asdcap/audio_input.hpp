@@ -30,9 +30,8 @@ struct AudioInput {
   // offset beyond a clip is a bad --crop.
   std::vector<AudioEncoder::Output> encode(const AudioEncoder& encoder, const char* verb) const {
     Progress progress(verb, static_cast<int64_t>(files.size()));
-    return rethrow_for_flag("--crop", [&] {
-      return encode_files(encoder, files, crop, channels, [&] { progress.tick(); });
-    });
+    return rethrow_for_flag("--crop",
+                            [&] { return encode_files(encoder, files, crop, channels, [&] { progress.tick(); }); });
   }
 };
 

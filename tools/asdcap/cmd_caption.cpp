@@ -11,10 +11,10 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/caption.hpp"
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
 #include "asdcap/model_file.hpp"
-#include "core/progress.hpp"
 #include "command.hpp"
+#include "core/files.hpp"
+#include "core/progress.hpp"
 #include "options.hpp"
 
 namespace {
@@ -88,12 +88,12 @@ void run(const CaptionArgs& a) {
 
 void setup(CLI::App& app) {
   auto args = std::make_shared<CaptionArgs>();
-  auto* sub = app.add_subcommand(
-      "caption",
-      "Describe audio files in words with msclap's captioner (clapcap): JSON Lines "
-      "{\"file\",\"caption\",\"tokens\",\"score\"} on stdout");
+  auto* sub = app.add_subcommand("caption",
+                                 "Describe audio files in words with msclap's captioner (clapcap): JSON Lines "
+                                 "{\"file\",\"caption\",\"tokens\",\"score\"} on stdout");
   asdcap::cli::add_model(sub, args->model, "with the captioner (converted with --clapcap)")->required();
-  asdcap::cli::add_crop(sub, args->crop, {.random_by_content = true, .cover = "window captions: the mean of the windows' prefixes"});
+  asdcap::cli::add_crop(sub, args->crop,
+                        {.random_by_content = true, .cover = "window captions: the mean of the windows' prefixes"});
   asdcap::cli::add_channels(sub, args->channels);
   sub->add_option("--beam", args->beam, "Beam size (1 = greedy)")->capture_default_str();
   sub->add_option("--max-tokens", args->max_tokens, "Most tokens per caption (msclap's entry_length)")

@@ -17,13 +17,15 @@ struct ConvertArgs {
 
 void setup(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
-  auto* sub = app.add_subcommand("convert", "Convert msclap's PyTorch checkpoints, or a PANNs CNN14 checkpoint, into one "
-                                            "asdcap model file (GGUF)");
+  auto* sub = app.add_subcommand("convert",
+                                 "Convert msclap's PyTorch checkpoints, or a PANNs CNN14 checkpoint, into one "
+                                 "asdcap model file (GGUF)");
   sub->add_option("--panns", args->panns,
                   "PANNs CNN14 checkpoint (Cnn14_mAP=0.431.pth, Cnn14_16k_mAP=0.438.pth), converted alone")
       ->check(CLI::ExistingFile);
   sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->check(CLI::ExistingFile);
-  sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")->check(CLI::ExistingFile);
+  sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")
+      ->check(CLI::ExistingFile);
   sub->add_option("--vocab", args->opts.vocab, "GPT-2 vocab.json (with --clap)")->check(CLI::ExistingFile);
   sub->add_option("--merges", args->opts.merges, "GPT-2 merges.txt (with --clap)")->check(CLI::ExistingFile);
   sub->add_option("--gpt2", args->opts.gpt2_safetensors,
@@ -33,15 +35,17 @@ void setup(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
   sub->add_option("--text-heads", args->opts.text_heads, "Attention heads of the text encoder (default n_embd/64)");
-  sub->add_option("--decoder-heads", args->opts.decoder_heads, "Attention heads of the caption decoder (default n_embd/64)");
+  sub->add_option("--decoder-heads", args->opts.decoder_heads,
+                  "Attention heads of the caption decoder (default n_embd/64)");
   sub->add_option("--out,-o", args->opts.out, "Output model file (.gguf), written atomically")->required();
   sub->callback([args] {
     args->opts.dtype = args->dtype == "f16" ? asdcap::DType::F16 : asdcap::DType::F32;
     const auto& o = args->opts;
     if (!args->panns.empty()) {
       if (!o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty())
-        throw asdcap::UsageError("convert: --panns converts a PANNs checkpoint alone; drop --clap, --clapcap, --vocab, "
-                                 "--merges and --gpt2");
+        throw asdcap::UsageError(
+            "convert: --panns converts a PANNs checkpoint alone; drop --clap, --clapcap, --vocab, "
+            "--merges and --gpt2");
       asdcap::PannsConvertOptions p;
       p.checkpoint = args->panns;
       p.out = o.out;

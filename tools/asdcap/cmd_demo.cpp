@@ -12,10 +12,10 @@
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
-#include "core/files.hpp"
 #include "asdcap/report.hpp"
 #include "asdcap/synth.hpp"
 #include "command.hpp"
+#include "core/files.hpp"
 #include "options.hpp"
 
 namespace {
@@ -78,10 +78,10 @@ void run_demo(const DemoOptions& o) {
     synth.n_train = 10, synth.n_test_normal = 5, synth.n_test_anomaly = 5;
     synth.seconds = 4.0;
   }
-  const nlohmann::json settings = {{"seed", synth.seed}, {"machines", synth.machines}, {"ids", synth.ids},
-                                   {"train", synth.n_train}, {"test_normal", synth.n_test_normal},
-                                   {"test_anomaly", synth.n_test_anomaly}, {"seconds", synth.seconds},
-                                   {"rate", synth.sample_rate}};
+  const nlohmann::json settings = {
+      {"seed", synth.seed},       {"machines", synth.machines},         {"ids", synth.ids},
+      {"train", synth.n_train},   {"test_normal", synth.n_test_normal}, {"test_anomaly", synth.n_test_anomaly},
+      {"seconds", synth.seconds}, {"rate", synth.sample_rate}};
   auto t = std::chrono::steady_clock::now();
   if (dataset_complete(data, settings)) {
     std::fprintf(stderr, "demo: 1/4 dataset already in %s\n", data.c_str());
@@ -111,7 +111,8 @@ void run_demo(const DemoOptions& o) {
   explain.model_path = model;
   explain.llm = "offline";
   explain.threads = o.threads;
-  std::fprintf(stderr, "demo: 3/4 explaining flagged clips (offline explainer%s)\n", model.empty() ? ", acoustic evidence" : "");
+  std::fprintf(stderr, "demo: 3/4 explaining flagged clips (offline explainer%s)\n",
+               model.empty() ? ", acoustic evidence" : "");
   const auto ex = asdcap::run_explain(explain);
   std::fprintf(stderr, "demo:     %d clips explained in %.1f s\n", ex.n_explained, since(t));
 
@@ -133,7 +134,8 @@ void run_demo(const DemoOptions& o) {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
-  auto* sub = app.add_subcommand("demo", "The whole job on synthetic machine sounds: dataset, detection, explanations, report");
+  auto* sub =
+      app.add_subcommand("demo", "The whole job on synthetic machine sounds: dataset, detection, explanations, report");
   sub->add_option("--out", o->out, "Run folder (the dataset goes to DIR/data)")->capture_default_str();
   asdcap::cli::add_model(sub, o->model,
                          "for the msclap backend; default: $ASDCAP_MODEL, else the built-in acoustic backend");

@@ -16,12 +16,16 @@ struct DetectArgs {
 
 void setup(CLI::App& app) {
   auto args = std::make_shared<DetectArgs>();
-  auto* sub = app.add_subcommand("detect", "Score a DCASE-layout dataset: anomaly scores, AUC/pAUC, thresholds, neighbours");
+  auto* sub =
+      app.add_subcommand("detect", "Score a DCASE-layout dataset: anomaly scores, AUC/pAUC, thresholds, neighbours");
   auto& o = args->options;
-  sub->add_option("--data", o.data_root, "Dataset root: <root>/<machine>/{train,test}/<clip>.wav (DCASE 2020-2025 names)")->required();
+  sub->add_option("--data", o.data_root,
+                  "Dataset root: <root>/<machine>/{train,test}/<clip>.wav (DCASE 2020-2025 names)")
+      ->required();
   sub->add_option("--out", o.out_dir, "Output folder (created; also holds the embedding cache)")->required();
   sub->add_option("--backend", o.backend, "Embedding backend: acoustic (no weights) or msclap")
-      ->capture_default_str()->check(CLI::IsMember(asdcap::backend_names()));
+      ->capture_default_str()
+      ->check(CLI::IsMember(asdcap::backend_names()));
   asdcap::cli::add_model(sub, o.model_path, "for --backend msclap");
   sub->add_option("--k", o.k, "Neighbours averaged into the score")->capture_default_str()->check(CLI::Range(1, 1000));
   asdcap::cli::add_crop(sub, o.crop, {.random_by_content = true, .cover = "embeddings averaged"});

@@ -26,7 +26,8 @@ void print_summary(const asdcap::ExplainSummary& s) {
     }
   }
   std::fflush(stdout);
-  std::fprintf(stderr, "explain: %d of %d flagged clips explained, %d skipped, %d failed requests, %d answers reused -> %s\n",
+  std::fprintf(stderr,
+               "explain: %d of %d flagged clips explained, %d skipped, %d failed requests, %d answers reused -> %s\n",
                s.n_explained, s.n_flagged, s.n_skipped, s.n_errors, s.n_reused, s.explanations_path.c_str());
   for (const auto& [m, why] : s.unavailable)
     std::fprintf(stderr, "explain: method %s unavailable: %s\n", m.c_str(), why.c_str());
@@ -35,33 +36,46 @@ void print_summary(const asdcap::ExplainSummary& s) {
 void setup(CLI::App& app) {
   auto args = std::make_shared<ExplainArgs>();
   auto& o = args->options;
-  auto* sub = app.add_subcommand("explain", "Difference captions: how each flagged clip differs from its nearest normal clips");
-  sub->add_option("--data", o.data_root, "Dataset root, if the clips moved since detection (default: the one in DIR/run.json)");
-  sub->add_option("--out", o.out_dir, "Run folder DIR of `asdcap detect` (neighbors.jsonl); explanations.jsonl goes here")
+  auto* sub =
+      app.add_subcommand("explain", "Difference captions: how each flagged clip differs from its nearest normal clips");
+  sub->add_option("--data", o.data_root,
+                  "Dataset root, if the clips moved since detection (default: the one in DIR/run.json)");
+  sub->add_option("--out", o.out_dir,
+                  "Run folder DIR of `asdcap detect` (neighbors.jsonl); explanations.jsonl goes here")
       ->required();
   asdcap::cli::add_model(sub, o.model_path, "with CLAP and the captioner, for the text/zeroshot/combined methods");
   sub->add_option("--method", args->method,
                   "Methods: text, zeroshot, combined, acoustic or all (comma-separated list allowed); "
                   "default: all with --model, acoustic without");
-  sub->add_option("--llm", o.llm, "Who writes the sentence: offline (built-in, deterministic) or openai "
-                                  "(any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY)")
-      ->capture_default_str()->check(CLI::IsMember({"offline", "openai"}));
+  sub->add_option("--llm", o.llm,
+                  "Who writes the sentence: offline (built-in, deterministic) or openai "
+                  "(any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"offline", "openai"}));
   sub->add_option("--llm-model", o.llm_options.model, "Model name for --llm openai (e.g. gpt-4o, llama3)");
   sub->add_option("--llm-timeout", o.llm_options.timeout_s, "Seconds per request attempt")
-      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
-  sub->add_option("--llm-retries", o.llm_options.max_retries, "Extra attempts after 429/5xx/timeouts (exponential backoff)")
-      ->capture_default_str()->check(CLI::Range(0, 20));
-  sub->add_option("--llm-temperature", o.llm_options.temperature, "Sampling temperature sent to the server (default: not sent)");
-  auto* top = sub->add_option("--top", o.top, "Explain the N highest-scoring flagged clips per machine/id (the papers: 3)")
-                  ->capture_default_str()->check(CLI::Range(1, 1000000));
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  sub->add_option("--llm-retries", o.llm_options.max_retries,
+                  "Extra attempts after 429/5xx/timeouts (exponential backoff)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 20));
+  sub->add_option("--llm-temperature", o.llm_options.temperature,
+                  "Sampling temperature sent to the server (default: not sent)");
+  auto* top =
+      sub->add_option("--top", o.top, "Explain the N highest-scoring flagged clips per machine/id (the papers: 3)")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 1000000));
   sub->add_flag("--all-flagged", o.all_flagged, "Explain every flagged clip")->excludes(top);
   sub->add_option("--texts", args->texts_file, "Reference texts, one per line (default: the papers' 8)");
   sub->add_option("--templates", args->templates_file,
                   "JSON object overriding prompt templates: instruction, text, zeroshot, combined, acoustic");
   sub->add_option("--caption-prompt", o.caption_prompt, "Forced beginning of the captions")->capture_default_str();
-  sub->add_flag("--combined-evidence", o.combined_evidence, "Add the acoustic evidence columns to the combined method's CSV");
-  sub->add_flag("--no-reuse", [args](int64_t) { args->options.reuse_answers = false; },
-                "Ask the LLM again even for prompts an earlier run already answered");
+  sub->add_flag("--combined-evidence", o.combined_evidence,
+                "Add the acoustic evidence columns to the combined method's CSV");
+  sub->add_flag(
+      "--no-reuse", [args](int64_t) { args->options.reuse_answers = false; },
+      "Ask the LLM again even for prompts an earlier run already answered");
   asdcap::cli::add_threads(sub, o.threads);
   asdcap::cli::add_quiet(sub, args->quiet);
   sub->callback([args] {

@@ -10,10 +10,10 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/npy.hpp"
-#include "core/progress.hpp"
 #include "command.hpp"
-#include "options.hpp"
 #include "core/parallel.hpp"
+#include "core/progress.hpp"
+#include "options.hpp"
 
 namespace {
 
@@ -101,7 +101,10 @@ void run(const FeaturesArgs& args) {
                      {"first_row", row},
                      {"n_rows", r.rows.size()}});
     for (size_t w = 0; w < r.rows.size(); ++w, ++row) {
-      rows.push_back({{"row", row}, {"file", args.files[i]}, {"window", w}, {"start", r.starts[w]},
+      rows.push_back({{"row", row},
+                      {"file", args.files[i]},
+                      {"window", w},
+                      {"start", r.starts[w]},
                       {"tiled", r.samples_44k <= asdcap::kWindowSamples}});
       data.insert(data.end(), r.rows[w].begin(), r.rows[w].end());
       std::vector<float>().swap(r.rows[w]);  // keep the peak memory at one copy
@@ -119,8 +122,8 @@ void run(const FeaturesArgs& args) {
 
 void setup(CLI::App& app) {
   auto args = std::make_shared<FeaturesArgs>();
-  auto* sub = app.add_subcommand(
-      "features", "Log-mel spectrograms (msclap's input to bn0) of audio files, as one float32 .npy");
+  auto* sub = app.add_subcommand("features",
+                                 "Log-mel spectrograms (msclap's input to bn0) of audio files, as one float32 .npy");
   sub->footer(
       "Writes OUT.npy of shape (N, 965, 64): one 7-s window per row (44.1 kHz, 1024-point STFT, hop 320,\n"
       "64 Slaney mel bands, dB). Prints the mapping of rows to files as JSON on stdout.\n"

@@ -5,11 +5,11 @@
 #include <map>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
-#include "modelio/gguf.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/panns.hpp"
 #include "command.hpp"
+#include "core/files.hpp"
+#include "modelio/gguf.hpp"
 
 namespace {
 
@@ -26,9 +26,9 @@ std::string shape_str(const std::vector<int64_t>& v) {
 }
 
 void print_htsat(const char* label, const asdcap::HtsatConfig& h) {
-  std::printf("%s HTSAT: embed_dim %d, depths %s, heads %s, window %d, patch %d, spec %d, features %d, classes %d\n", label,
-              h.embed_dim, join(h.depths).c_str(), join(h.heads).c_str(), h.window, h.patch, h.spec_size, h.num_features,
-              h.num_classes);
+  std::printf("%s HTSAT: embed_dim %d, depths %s, heads %s, window %d, patch %d, spec %d, features %d, classes %d\n",
+              label, h.embed_dim, join(h.depths).c_str(), join(h.heads).c_str(), h.window, h.patch, h.spec_size,
+              h.num_features, h.num_classes);
 }
 
 void print_gpt2(const char* label, const asdcap::Gpt2Config& g) {
@@ -66,12 +66,15 @@ void run_panns(const std::string& path, bool list_tensors) {
   std::printf("architecture: asdcap-panns (%s)\n", c.variant.c_str());
   std::printf("identity: %s\n", m->identity().c_str());
   std::printf("contents: PANNs %s (embedding + AudioSet tags)\n", c.variant.c_str());
-  std::printf("front end: %d Hz, n_fft %d (periodic Hann, centred, reflect padding), hop %d, %d mel bins (Slaney, %.0f-%.0f Hz), "
-              "log10 floor 1e-10, no top_db; shortest clip %lld samples\n",
-              c.sample_rate, c.n_fft, c.hop, c.mel_bins, c.fmin, c.fmax, static_cast<long long>(c.min_samples()));
-  std::printf("network: 6 conv blocks, widths %s, BatchNorm eps %g (folded into the convolutions at load), embedding %d, "
-              "classes %d\n",
-              join(c.widths).c_str(), c.bn_eps, c.embedding_dim, c.classes);
+  std::printf(
+      "front end: %d Hz, n_fft %d (periodic Hann, centred, reflect padding), hop %d, %d mel bins (Slaney, %.0f-%.0f "
+      "Hz), "
+      "log10 floor 1e-10, no top_db; shortest clip %lld samples\n",
+      c.sample_rate, c.n_fft, c.hop, c.mel_bins, c.fmin, c.fmax, static_cast<long long>(c.min_samples()));
+  std::printf(
+      "network: 6 conv blocks, widths %s, BatchNorm eps %g (folded into the convolutions at load), embedding %d, "
+      "classes %d\n",
+      join(c.widths).c_str(), c.bn_eps, c.embedding_dim, c.classes);
   if (!text("source.checkpoint.file").empty())
     std::printf("source checkpoint: %s sha256 %s\n", text("source.checkpoint.file").c_str(),
                 text("source.checkpoint.sha256").c_str());
@@ -105,9 +108,10 @@ void run(const std::string& path, bool list_tensors) {
   std::printf("contents: %s%s\n", c.has_clap ? "CLAP (audio + text encoders)" : "",
               c.has_captioner ? (c.has_clap ? " + captioner" : "captioner") : "");
   const auto& fe = c.front_end;
-  std::printf("front end: %d Hz, %lld-sample windows, n_fft %d, hop %d, %d mel bins (filters for %d Hz, %.0f-%.0f Hz)\n",
-              fe.sample_rate, static_cast<long long>(fe.window_samples), fe.n_fft, fe.hop, fe.mel_bins, fe.mel_sample_rate,
-              fe.fmin, fe.fmax);
+  std::printf(
+      "front end: %d Hz, %lld-sample windows, n_fft %d, hop %d, %d mel bins (filters for %d Hz, %.0f-%.0f Hz)\n",
+      fe.sample_rate, static_cast<long long>(fe.window_samples), fe.n_fft, fe.hop, fe.mel_bins, fe.mel_sample_rate,
+      fe.fmin, fe.fmax);
   if (c.has_clap) {
     print_htsat("audio encoder", c.audio);
     print_gpt2("text encoder", c.text);
@@ -126,7 +130,8 @@ void run(const std::string& path, bool list_tensors) {
   for (const char* role : {"clap", "clapcap", "gpt2", "vocab", "merges"}) {
     const std::string k = std::string("asdcap-msclap.source.") + role;
     if (m->has_key(k + ".file"))
-      std::printf("source %s: %s sha256 %s\n", role, m->get_string(k + ".file").c_str(), m->get_string(k + ".sha256").c_str());
+      std::printf("source %s: %s sha256 %s\n", role, m->get_string(k + ".file").c_str(),
+                  m->get_string(k + ".sha256").c_str());
   }
   if (m->has_key("asdcap-msclap.source.filled_from_gpt2")) {
     auto filled = m->get_string_array("asdcap-msclap.source.filled_from_gpt2");
@@ -144,7 +149,8 @@ void run(const std::string& path, bool list_tensors) {
   for (const auto& [d, e] : by_dtype) std::printf(" %s %zu (%.1f MB)", d.c_str(), e.first, e.second / 1e6);
   std::printf("\n");
   if (c.has_clap && c.has_captioner)
-    std::printf("captioner audio encoder identical to CLAP's (bit for bit): %s\n", captioner_audio_identical(*m) ? "yes" : "no");
+    std::printf("captioner audio encoder identical to CLAP's (bit for bit): %s\n",
+                captioner_audio_identical(*m) ? "yes" : "no");
   if (list_tensors) {
     std::map<std::string, std::string> origin;
     if (m->has_key("asdcap-msclap.source.tensor_origins"))

@@ -13,7 +13,8 @@ namespace {
 void setup(CLI::App& app) {
   auto opts = std::make_shared<asdcap::ReportOptions>();
   auto audio = std::make_shared<std::string>("link");
-  auto* sub = app.add_subcommand("report", "Write DIR/report.html: results, score charts and explained clips, in one file");
+  auto* sub =
+      app.add_subcommand("report", "Write DIR/report.html: results, score charts and explained clips, in one file");
   sub->add_option("--out", opts->out_dir, "Run folder written by `asdcap detect` (and `asdcap explain`)")->required();
   sub->add_option("--audio", *audio,
                   "Audio players: 'link' (to the clips, relative to DIR) or 'embed' (16 kHz WAV inside the page, "

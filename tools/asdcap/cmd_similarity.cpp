@@ -7,8 +7,8 @@
 #include "asdcap/error.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "audio_input.hpp"
-#include "core/csv.hpp"
 #include "command.hpp"
+#include "core/csv.hpp"
 
 namespace {
 
@@ -56,7 +56,8 @@ void run(const SimilarityArgs& a) {
       std::printf("%s\n", files[static_cast<size_t>(i)].c_str());
       std::vector<int64_t> order;
       for (int64_t j = 0; j < nt; ++j) order.push_back(j);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return values[i * nt + x] > values[i * nt + y]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t x, int64_t y) { return values[i * nt + x] > values[i * nt + y]; });
       for (int64_t j : order)
         std::printf("  %9.4f  %s\n", values[static_cast<size_t>(i * nt + j)], a.texts[static_cast<size_t>(j)].c_str());
     }

@@ -10,7 +10,8 @@ namespace {
 
 void setup(CLI::App& app) {
   auto o = std::make_shared<asdcap::SynthOptions>();
-  auto* sub = app.add_subcommand("synth", "Generate a synthetic machine-sound dataset (DCASE 2020 layout, with ground truth)");
+  auto* sub =
+      app.add_subcommand("synth", "Generate a synthetic machine-sound dataset (DCASE 2020 layout, with ground truth)");
   sub->add_option("--out", o->out_dir, "Output folder")->required();
   sub->add_option("--seed", o->seed, "Random seed (same seed, same files)")->capture_default_str();
   sub->add_option("--machines", o->machines, "Machine types: fan pump slider valve gearbox")->capture_default_str();

@@ -8,8 +8,8 @@
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "audio_input.hpp"
-#include "core/csv.hpp"
 #include "command.hpp"
+#include "core/csv.hpp"
 
 namespace {
 
@@ -81,7 +81,8 @@ void run(const TagsArgs& a) {
         std::printf("%s,%lld,%lld,%s,%.6f\n", csv_field(files[f]).c_str(), static_cast<long long>(r + 1),
                     static_cast<long long>(c), csv_field(labels[static_cast<size_t>(c)]).c_str(), scores[c]);
       else
-        std::printf("  %2lld. %.4f  %s\n", static_cast<long long>(r + 1), scores[c], labels[static_cast<size_t>(c)].c_str());
+        std::printf("  %2lld. %.4f  %s\n", static_cast<long long>(r + 1), scores[c],
+                    labels[static_cast<size_t>(c)].c_str());
     }
   }
   std::fflush(stdout);

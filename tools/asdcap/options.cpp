@@ -26,9 +26,11 @@ CLI::Option* add_crop(CLI::App* sub, CropPolicy& target, const CropMeaning& mean
                                  ? "seeded by the clip's content hash, so a rerun takes the same window"
                                  : "a fresh seed each run, as msclap";
   const std::string help =
-      "Which 7-s window(s) of each clip: random (" + random + "), random:SEED (the same seed for every clip), "
+      "Which 7-s window(s) of each clip: random (" + random +
+      "), random:SEED (the same seed for every clip), "
       "offset:N (the window from sample N of the 44.1 kHz signal), cover (consecutive windows covering the clip, "
-      "the last ending at its end; " + meaning.cover + "). Clips of 7 s or less are tiled, whatever the policy";
+      "the last ending at its end; " +
+      meaning.cover + "). Clips of 7 s or less are tiled, whatever the policy";
   return sub
       ->add_option_function<std::string>(
           "--crop", [&target](const std::string& text) { target = parse_crop_flag("--crop", text); }, help)
