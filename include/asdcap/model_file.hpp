@@ -40,7 +40,7 @@ struct HtsatConfig {
   std::vector<int> heads{4, 8, 16, 32};
   int window = 8;
   int mlp_ratio = 4;
-  int num_features = 768;   // embed_dim * 2^(stages-1): the latent size
+  int num_features = 768;  // embed_dim * 2^(stages-1): the latent size
   int num_classes = 527;
   int freq_ratio = 4;
 };
@@ -54,11 +54,11 @@ struct Gpt2Config {
 };
 
 struct MapperConfig {
-  int prefix_length = 40;   // tokens made by the Linear from the embedding
-  int clip_length = 40;     // learned constant tokens (prefix_const)
+  int prefix_length = 40;  // tokens made by the Linear from the embedding
+  int clip_length = 40;    // learned constant tokens (prefix_const)
   int layers = 8;
   int heads = 8;
-  int dim = 768;            // = decoder n_embd
+  int dim = 768;  // = decoder n_embd
   int mlp_hidden = 1536;
 };
 
@@ -77,17 +77,17 @@ struct ModelConfig {
   bool has_clap = false;       // audio.* + text.* + logit_scale
   bool has_captioner = false;  // cap.*
   FrontEndConfig front_end;
-  HtsatConfig audio;           // CLAP's audio encoder
-  int proj_dim = 1024;         // joint embedding size (audio.proj / text.proj / cap.audio.proj output)
-  Gpt2Config text;             // CLAP's text encoder
+  HtsatConfig audio;    // CLAP's audio encoder
+  int proj_dim = 1024;  // joint embedding size (audio.proj / text.proj / cap.audio.proj output)
+  Gpt2Config text;      // CLAP's text encoder
   int text_len = 77;
-  float logit_scale = 0.f;     // log of the similarity scale
-  HtsatConfig cap_audio;       // the captioner's audio encoder
+  float logit_scale = 0.f;  // log of the similarity scale
+  HtsatConfig cap_audio;    // the captioner's audio encoder
   MapperConfig mapper;
   Gpt2Config decoder;
-  int64_t pad_id = 0;          // "!"
-  int64_t eos_id = 50256;      // <|endoftext|>
-  int64_t stop_id = 220;       // first id of encode(" <|endoftext|>"), msclap's caption stop token
+  int64_t pad_id = 0;      // "!"
+  int64_t eos_id = 50256;  // <|endoftext|>
+  int64_t stop_id = 220;   // first id of encode(" <|endoftext|>"), msclap's caption stop token
 };
 
 // A tensor of the mapped file. `data` points into the mapping (valid while the ModelFile lives).
@@ -99,6 +99,9 @@ struct TensorInfo {
   size_t nbytes = 0;
   int64_t numel() const;
 };
+
+// A tensor shape as text, "[2, 3]", for messages and `asdcap info`.
+std::string format_shape(const std::vector<int64_t>& shape);
 
 class ModelFile {
  public:

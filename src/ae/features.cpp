@@ -58,7 +58,8 @@ std::vector<float> make_filters(int sample_rate) {
   constexpr int n_points = kMels + 2;
   const double min_mel = hz_to_mel(0.0), max_mel = hz_to_mel(fmax);
   std::vector<double> mel_f(n_points);
-  for (int i = 0; i < n_points; ++i) mel_f[static_cast<size_t>(i)] = mel_to_hz(linspace_at(min_mel, max_mel, n_points, i));
+  for (int i = 0; i < n_points; ++i)
+    mel_f[static_cast<size_t>(i)] = mel_to_hz(linspace_at(min_mel, max_mel, n_points, i));
   std::vector<float> w(static_cast<size_t>(kMels) * kBins);
   for (int m = 0; m < kMels; ++m) {
     const double fdiff_lo = mel_f[m + 1] - mel_f[m], fdiff_hi = mel_f[m + 2] - mel_f[m + 1];
@@ -105,19 +106,11 @@ const MelBank& mel_bank(int sample_rate) {
 const std::vector<double>& periodic_hann() {
   static const std::vector<double> w = [] {
     std::vector<double> v(kAeNfft);
-    for (int i = 0; i < kAeNfft; ++i) v[static_cast<size_t>(i)] = 0.5 + 0.5 * std::cos(i * (2.0 * M_PI / kAeNfft) - M_PI);
+    for (int i = 0; i < kAeNfft; ++i)
+      v[static_cast<size_t>(i)] = 0.5 + 0.5 * std::cos(i * (2.0 * M_PI / kAeNfft) - M_PI);
     return v;
   }();
   return w;
-}
-
-// numpy "reflect" padding, extended periodically for signals shorter than the pad.
-int64_t reflect_index(int64_t i, int64_t n) {
-  if (n == 1) return 0;
-  const int64_t period = 2 * (n - 1);
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - i;
 }
 
 struct FftwFree {

@@ -2,6 +2,8 @@
 #pragma once
 #include <fftw3.h>
 
+#include <cstdint>
+
 #include "asdcap/audio.hpp"
 
 namespace asdcap {
@@ -18,5 +20,15 @@ constexpr int kFftBins = 513;
 constexpr int kConvGroupBins = 16;
 constexpr int kConvGroups = (kFftBins + kConvGroupBins - 1) / kConvGroupBins;  // 33
 void conv_stft_power(const float* const* frames, int count, const double* window, int group, double* const* power);
+
+// Index of sample i of an n-sample signal padded by numpy's / torch's "reflect" rule (the edge
+// sample not repeated), extended periodically for signals shorter than the pad.
+inline int64_t reflect_index(int64_t i, int64_t n) {
+  if (n == 1) return 0;
+  const int64_t period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
 
 }  // namespace asdcap

@@ -83,8 +83,8 @@ struct FftwFree {
 // A [513 x 64] filter bank in double, kept per band as the weights of its non-zero bin range (a
 // model file may carry a dense bank; msclap's has about 1,000 non-zero weights of 33,000).
 struct MelBank {
-  std::vector<float> source;   // the [bin][band] float weights it was built from
-  std::vector<double> w;       // band m's weights for bins lo[m] .. hi[m]-1, at offset[m]
+  std::vector<float> source;  // the [bin][band] float weights it was built from
+  std::vector<double> w;      // band m's weights for bins lo[m] .. hi[m]-1, at offset[m]
   int lo[kMelBins], hi[kMelBins], offset[kMelBins];
   explicit MelBank(const float* weights) : source(weights, weights + kBins * kMelBins) {
     for (int m = 0; m < kMelBins; ++m) {
@@ -106,15 +106,6 @@ const MelBank& mel_bank(const float* weights) {
   if (!bank || !std::equal(bank->source.begin(), bank->source.end(), weights))
     bank = std::make_unique<MelBank>(weights);
   return *bank;
-}
-
-// numpy / torch "reflect" padding, extended periodically for signals shorter than the pad.
-int64_t reflect_index(int64_t i, int64_t n) {
-  if (n == 1) return 0;
-  const int64_t period = 2 * (n - 1);
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - i;
 }
 
 // Mel bands more than this far below the frame's loudest band are recomputed from msclap's float32

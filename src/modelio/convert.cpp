@@ -11,8 +11,8 @@
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
-#include "modelio/safetensors.hpp"
 #include "model_writer.hpp"
+#include "modelio/safetensors.hpp"
 #include "schema.hpp"
 
 namespace asdcap {
@@ -44,12 +44,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
 std::string name_list(const std::vector<std::string>& v, size_t max = 8) {
   std::string r;
   for (size_t i = 0; i < v.size() && i < max; ++i) r += (i ? ", " : "") + v[i];
@@ -62,8 +56,8 @@ std::string name_list(const std::vector<std::string>& v, size_t max = 8) {
 void check_stft(const CheckpointTensor& t, bool imag, int n_fft, const std::string& file) {
   const int64_t bins = n_fft / 2 + 1;
   if (t.dtype != DType::F32 || t.shape != std::vector<int64_t>{bins, 1, n_fft})
-    throw ModelError(file + ": " + t.name + " is " + dtype_name(t.dtype) + " " + shape_str(t.shape) + ", expected f32 " +
-                     shape_str({bins, 1, n_fft}));
+    throw ModelError(file + ": " + t.name + " is " + dtype_name(t.dtype) + " " + format_shape(t.shape) +
+                     ", expected f32 " + format_shape({bins, 1, n_fft}));
   const float* v = reinterpret_cast<const float*>(t.data.data());
   double worst = 0;
   for (int64_t k = 0; k < bins; ++k)
@@ -82,7 +76,7 @@ const CheckpointTensor& need(const TensorMap& m, const std::string& name, size_t
   auto it = m.find(name);
   if (it == m.end()) throw ModelError("cannot determine " + why + ": tensor " + name + " missing");
   if (it->second.t.shape.size() != ndim)
-    throw ModelError("tensor " + name + " has shape " + shape_str(it->second.t.shape) + ", expected " +
+    throw ModelError("tensor " + name + " has shape " + format_shape(it->second.t.shape) + ", expected " +
                      std::to_string(ndim) + " dimensions");
   return it->second.t;
 }
@@ -109,7 +103,8 @@ HtsatConfig infer_htsat(const TensorMap& m, const std::string& pre, FrontEndConf
   h.in_chans = to_int(pe.shape[1], "in_chans");
   h.patch = to_int(pe.shape[2], "patch size");
   const int stages = count_indexed(m, p + "layers.", ".blocks.0.norm1.weight");
-  if (stages == 0) throw ModelError("cannot determine HTSAT's depths: tensor " + p + "layers.0.blocks.0.norm1.weight missing");
+  if (stages == 0)
+    throw ModelError("cannot determine HTSAT's depths: tensor " + p + "layers.0.blocks.0.norm1.weight missing");
   h.depths.clear();
   h.heads.clear();
   for (int i = 0; i < stages; ++i) {
@@ -125,7 +120,8 @@ HtsatConfig infer_htsat(const TensorMap& m, const std::string& pre, FrontEndConf
       h.window = static_cast<int>((side + 1) / 2);
     }
   }
-  h.mlp_ratio = to_int(need(m, p + "layers.0.blocks.0.mlp.fc1.weight", 2, "mlp_ratio").shape[0] / h.embed_dim, "mlp_ratio");
+  h.mlp_ratio =
+      to_int(need(m, p + "layers.0.blocks.0.mlp.fc1.weight", 2, "mlp_ratio").shape[0] / h.embed_dim, "mlp_ratio");
   h.num_features = to_int(need(m, p + "norm.weight", 1, "num_features").shape[0], "num_features");
   const auto& tscam = need(m, p + "tscam_conv.weight", 4, "num_classes");
   h.num_classes = to_int(tscam.shape[0], "num_classes");
@@ -159,8 +155,10 @@ MapperConfig infer_mapper(const TensorMap& m) {
   if (lin.shape[0] % c.dim) throw ModelError("cap.mapper.linear.weight rows are not a multiple of the mapper dim");
   c.prefix_length = to_int(lin.shape[0] / c.dim, "prefix_length");
   c.layers = count_indexed(m, "cap.mapper.transformer.layers.", ".norm1.weight");
-  if (c.layers == 0) throw ModelError("cannot determine the mapper's layers: cap.mapper.transformer.layers.0.* missing");
-  c.mlp_hidden = to_int(need(m, "cap.mapper.transformer.layers.0.mlp.fc1.weight", 2, "mlp_hidden").shape[0], "mlp_hidden");
+  if (c.layers == 0)
+    throw ModelError("cannot determine the mapper's layers: cap.mapper.transformer.layers.0.* missing");
+  c.mlp_hidden =
+      to_int(need(m, "cap.mapper.transformer.layers.0.mlp.fc1.weight", 2, "mlp_hidden").shape[0], "mlp_hidden");
   c.heads = 8;  // msclap's TransformerMapper uses 8 heads (not stored in the checkpoint)
   return c;
 }
@@ -242,13 +240,14 @@ void Converter::check_and_select(ModelContents& out) {
     CheckpointTensor& t = it->second.t;
     std::vector<int64_t> shape = t.shape.empty() ? std::vector<int64_t>{1} : t.shape;
     if (shape != s.shape)
-      throw ModelError("tensor " + it->second.origin + " has shape " + shape_str(t.shape) + ", expected " +
-                       shape_str(s.shape) + " for this model's sizes");
+      throw ModelError("tensor " + it->second.origin + " has shape " + format_shape(t.shape) + ", expected " +
+                       format_shape(s.shape) + " for this model's sizes");
     t.shape = shape;
   }
   if (!missing.empty()) {
     std::string hint = o_.gpt2_safetensors.empty() ? " (GPT-2 tensors can come from --gpt2 model.safetensors)" : "";
-    throw ModelError("the checkpoints lack " + std::to_string(missing.size()) + " tensors: " + name_list(missing) + hint);
+    throw ModelError("the checkpoints lack " + std::to_string(missing.size()) + " tensors: " + name_list(missing) +
+                     hint);
   }
   for (const TensorSpec& s : specs) {
     Mapped& m = mapped_.at(s.name);
@@ -270,7 +269,8 @@ void Converter::check_and_select(ModelContents& out) {
     } else {
       if (t.dtype == DType::I64 || t.dtype == DType::I32)
         throw ModelError("tensor " + m.origin + " is " + dtype_name(t.dtype) + ", expected floats");
-      modelio::convert_float_dtype(t, o_.dtype == DType::F16 && f16_eligible(s.name, s.shape) ? DType::F16 : DType::F32);
+      modelio::convert_float_dtype(t,
+                                   o_.dtype == DType::F16 && f16_eligible(s.name, s.shape) ? DType::F16 : DType::F32);
     }
     out.origins.push_back(s.name + "=" + m.origin);
     out.tensors.push_back(std::move(t));
@@ -278,7 +278,8 @@ void Converter::check_and_select(ModelContents& out) {
   for (auto& [name, m] : mapped_) {
     if (wanted.count(name)) continue;
     if (modelio::optional_tensor(name) && (m.t.dtype == DType::F32 || m.t.dtype == DType::F16)) {
-      modelio::convert_float_dtype(m.t, o_.dtype == DType::F16 && f16_eligible(name, m.t.shape) ? DType::F16 : DType::F32);
+      modelio::convert_float_dtype(m.t,
+                                   o_.dtype == DType::F16 && f16_eligible(name, m.t.shape) ? DType::F16 : DType::F32);
       out.origins.push_back(name + "=" + m.origin);
       out.tensors.push_back(std::move(m.t));
     } else {
@@ -299,7 +300,8 @@ ConvertReport Converter::run() {
   std::filesystem::path out(o_.out);
   std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) throw IoError(o_.out + ": cannot write: folder " + dir + " does not exist");
+  if (!std::filesystem::is_directory(dir, ec))
+    throw IoError(o_.out + ": cannot write: folder " + dir + " does not exist");
   if (::access(dir.c_str(), W_OK) != 0) throw IoError(o_.out + ": cannot write: folder " + dir + " is not writable");
   if (std::filesystem::is_directory(out, ec)) throw IoError(o_.out + ": cannot write: is a directory");
 
@@ -346,13 +348,16 @@ ConvertReport Converter::run() {
 
   for (const auto& [key, t] : held_) {
     const std::string file = key.rfind("clap:", 0) == 0 ? o_.clap : o_.clapcap;
-    if (ends_with(key, "conv_real.weight")) check_stft(t, false, c.front_end.n_fft, file);
-    else if (ends_with(key, "conv_imag.weight")) check_stft(t, true, c.front_end.n_fft, file);
+    if (ends_with(key, "conv_real.weight"))
+      check_stft(t, false, c.front_end.n_fft, file);
+    else if (ends_with(key, "conv_imag.weight"))
+      check_stft(t, true, c.front_end.n_fft, file);
     else {  // gpt.lm_head.weight: asdcap ties it to the decoder's wte
       auto wte = mapped_.find("cap.gpt2.wte.weight");
       if (wte == mapped_.end() || wte->second.t.shape != t.shape || wte->second.t.dtype != t.dtype ||
           wte->second.t.data != t.data)
-        throw ModelError(o_.clapcap + ": gpt.lm_head.weight differs from gpt.transformer.wte.weight; asdcap needs them tied");
+        throw ModelError(o_.clapcap +
+                         ": gpt.lm_head.weight differs from gpt.transformer.wte.weight; asdcap needs them tied");
     }
   }
   try {
@@ -363,7 +368,8 @@ ConvertReport Converter::run() {
   for (const auto& u : report_.unexpected) report_.warnings.push_back("unexpected tensor ignored: " + u);
 
   mc.filled_from_gpt2 = report_.filled_from_gpt2;
-  mc.name = c.has_captioner ? (c.has_clap ? "msclap 2023 (CLAP + clapcap)" : "msclap 2023 clapcap") : "msclap 2023 CLAP";
+  mc.name =
+      c.has_captioner ? (c.has_clap ? "msclap 2023 (CLAP + clapcap)" : "msclap 2023 clapcap") : "msclap 2023 CLAP";
   auto add_source = [&](const std::string& role, const std::string& path) {
     if (!path.empty()) mc.sources.push_back({role, path, sha256_file(path)});
   };

@@ -7,21 +7,15 @@
 #include <set>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
-#include "modelio/gguf.hpp"
 #include "asdcap/panns.hpp"
+#include "core/files.hpp"
 #include "mapped_file.hpp"
 #include "model_writer.hpp"
+#include "modelio/gguf.hpp"
 #include "schema.hpp"
 
 namespace asdcap {
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -34,9 +28,8 @@ struct Variant {
   int n_fft, sample_rate, hop;
   float fmax;
 };
-constexpr Variant kVariants[] = {{"Cnn14", 1024, 32000, 320, 14000.f},
-                                 {"Cnn14_16k", 512, 16000, 160, 8000.f},
-                                 {"Cnn14_8k", 256, 8000, 80, 4000.f}};
+constexpr Variant kVariants[] = {
+    {"Cnn14", 1024, 32000, 320, 14000.f}, {"Cnn14_16k", 512, 16000, 160, 8000.f}, {"Cnn14_8k", 256, 8000, 80, 4000.f}};
 
 // Slaney mel scale (librosa's default, htk=False).
 double hz_to_mel(double f) {
@@ -91,7 +84,7 @@ const CheckpointTensor& need(const std::map<std::string, const CheckpointTensor*
   const CheckpointTensor* t = find(m, name);
   if (!t) throw ModelError(file + ": not a PANNs CNN14 checkpoint: tensor " + name + " missing");
   if (t->shape.size() != ndim)
-    throw ModelError(file + ": tensor " + name + " has shape " + shape_str(t->shape) + ", expected " +
+    throw ModelError(file + ": tensor " + name + " has shape " + format_shape(t->shape) + ", expected " +
                      std::to_string(ndim) + " dimensions");
   return *t;
 }
@@ -141,7 +134,8 @@ PannsConfig infer_panns_config(const std::vector<CheckpointTensor>& tensors, con
   const CheckpointTensor& melw = need(m, "logmel_extractor.melW", 2, file);
   c.mel_bins = dim(melw.shape[1], "mel bins", file);
   for (size_t i = 0; i < c.widths.size(); ++i)
-    c.widths[i] = dim(need(m, "conv_block" + std::to_string(i + 1) + ".conv1.weight", 4, file).shape[0], "conv width", file);
+    c.widths[i] =
+        dim(need(m, "conv_block" + std::to_string(i + 1) + ".conv1.weight", 4, file).shape[0], "conv width", file);
   c.embedding_dim = dim(need(m, "fc1.weight", 2, file).shape[0], "embedding size", file);
   c.classes = dim(need(m, "fc_audioset.weight", 2, file).shape[0], "class count", file);
   modelio::check_panns_config(c, file);
@@ -149,8 +143,8 @@ PannsConfig infer_panns_config(const std::vector<CheckpointTensor>& tensors, con
   for (const TensorSpec& s : modelio::panns_required_tensors(c)) {
     const CheckpointTensor& t = need(m, s.name, s.shape.size(), file);
     if (t.shape != s.shape)
-      throw ModelError(file + ": tensor " + s.name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(s.shape) +
-                       " for " + c.variant + " with widths of the tensors above");
+      throw ModelError(file + ": tensor " + s.name + " has shape " + format_shape(t.shape) + ", expected " +
+                       format_shape(s.shape) + " for " + c.variant + " with widths of the tensors above");
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64)
       throw ModelError(file + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
   }
@@ -200,7 +194,8 @@ void write_panns_file(const std::string& path, const PannsConfig& c, std::vector
 PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
   if (opts.checkpoint.empty()) throw InvalidArgument("PANNs conversion: no checkpoint given");
   if (opts.out.empty()) throw InvalidArgument("PANNs conversion: no output file given");
-  if (opts.dtype != DType::F32 && opts.dtype != DType::F16) throw InvalidArgument("PANNs conversion: the storage type must be f32 or f16");
+  if (opts.dtype != DType::F32 && opts.dtype != DType::F16)
+    throw InvalidArgument("PANNs conversion: the storage type must be f32 or f16");
   std::vector<CheckpointTensor> all = read_torch_checkpoint(opts.checkpoint);
   PannsConvertReport r;
   r.config = infer_panns_config(all, opts.checkpoint);
@@ -214,8 +209,8 @@ PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
     } else if (!wanted.count(t.name)) {
       unexpected.push_back(t.name);
     } else {
-      modelio::convert_float_dtype(t, opts.dtype == DType::F16 && modelio::panns_f16_eligible(t.name) ? DType::F16
-                                                                                                       : DType::F32);
+      modelio::convert_float_dtype(
+          t, opts.dtype == DType::F16 && modelio::panns_f16_eligible(t.name) ? DType::F16 : DType::F32);
       keep.push_back(std::move(t));
     }
   }
@@ -256,7 +251,8 @@ void write_random_panns_model(const std::string& path, const PannsConfig& cfg, D
       std::uniform_real_distribution<float> d(-60.f, -20.f);
       for (auto& x : v) x = d(rng);
     } else if (s.shape.size() == 1) {  // BatchNorm weight (near 1) and biases (near 0)
-      const bool scale = ends_with(s.name, "bn0.weight") || ends_with(s.name, "bn1.weight") || ends_with(s.name, "bn2.weight");
+      const bool scale =
+          ends_with(s.name, "bn0.weight") || ends_with(s.name, "bn1.weight") || ends_with(s.name, "bn2.weight");
       std::normal_distribution<float> d(scale ? 1.f : 0.f, 0.1f);
       for (auto& x : v) x = d(rng);
     } else {  // He-normal convolutions, Xavier-scaled fc
@@ -277,7 +273,8 @@ bool is_panns_model_file(const std::string& path) {
   modelio::MappedFile f(path);
   GgufView g = GgufView::parse(f.data(), f.size(), path);
   auto arch = g.kv.find("general.architecture");
-  return arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String && arch->second.s == modelio::kPannsArchitecture;
+  return arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String &&
+         arch->second.s == modelio::kPannsArchitecture;
 }
 
 }  // namespace asdcap

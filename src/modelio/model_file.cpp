@@ -7,9 +7,9 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
-#include "modelio/gguf.hpp"
 #include "half.hpp"
 #include "mapped_file.hpp"
+#include "modelio/gguf.hpp"
 #include "schema.hpp"
 
 namespace asdcap {
@@ -33,23 +33,20 @@ struct ModelFile::Impl {
   const GgufValue& value(std::string_view key, GgufValue::Kind kind) const {
     auto it = gguf.kv.find(std::string(key));
     if (it == gguf.kv.end()) throw ModelError(file->path() + ": metadata key " + std::string(key) + " missing");
-    if (it->second.kind != kind) throw ModelError(file->path() + ": metadata key " + std::string(key) + " has another type");
+    if (it->second.kind != kind)
+      throw ModelError(file->path() + ": metadata key " + std::string(key) + " has another type");
     return it->second;
   }
 };
 
-ModelFile::ModelFile() : impl_(std::make_unique<Impl>()) {}
-ModelFile::~ModelFile() = default;
-
-namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
+std::string format_shape(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
   return r + "]";
 }
 
-}  // namespace
+ModelFile::ModelFile() : impl_(std::make_unique<Impl>()) {}
+ModelFile::~ModelFile() = default;
 
 std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
   std::shared_ptr<ModelFile> m(new ModelFile());
@@ -93,11 +90,13 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
     }
     const TensorInfo& t = d.tensors[it->second];
     if (t.shape != s.shape)
-      throw ModelError(path + ": tensor " + s.name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(s.shape));
-    bool ok = t.dtype == s.dtype ||
-              (s.dtype == DType::F32 && (t.dtype == DType::F16 || t.dtype == DType::BF16) && f16_eligible(s.name, s.shape));
+      throw ModelError(path + ": tensor " + s.name + " has shape " + format_shape(t.shape) + ", expected " +
+                       format_shape(s.shape));
+    bool ok = t.dtype == s.dtype || (s.dtype == DType::F32 && (t.dtype == DType::F16 || t.dtype == DType::BF16) &&
+                                     f16_eligible(s.name, s.shape));
     if (!ok)
-      throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected " + dtype_name(s.dtype));
+      throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected " +
+                       dtype_name(s.dtype));
   }
   if (!missing.empty()) {
     std::string list;
@@ -126,8 +125,8 @@ namespace {
 const TensorInfo& float_tensor(const ModelFile& file, std::string_view name, std::initializer_list<int64_t> shape) {
   const TensorInfo& t = file.tensor(name);
   if (shape.size() && !std::equal(shape.begin(), shape.end(), t.shape.begin(), t.shape.end()))
-    throw ModelError(file.path() + ": tensor " + t.name + " has shape " + shape_str(t.shape) + ", expected " +
-                     shape_str(std::vector<int64_t>(shape)));
+    throw ModelError(file.path() + ": tensor " + t.name + " has shape " + format_shape(t.shape) + ", expected " +
+                     format_shape(std::vector<int64_t>(shape)));
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
     throw ModelError(file.path() + ": tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
   return t;

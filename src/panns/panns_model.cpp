@@ -3,11 +3,11 @@
 #include <map>
 
 #include "asdcap/error.hpp"
-#include "core/files.hpp"
-#include "modelio/gguf.hpp"
 #include "asdcap/panns.hpp"
 #include "cnn14.hpp"
+#include "core/files.hpp"
 #include "core/parallel.hpp"
+#include "modelio/gguf.hpp"
 #include "modelio/half.hpp"
 #include "modelio/mapped_file.hpp"
 #include "modelio/schema.hpp"
@@ -22,16 +22,6 @@ int64_t PannsConfig::min_samples() const {
 PannsModel::PannsModel() : impl_(std::make_unique<Impl>()) {}
 PannsModel::~PannsModel() = default;
 
-namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-}  // namespace
-
 std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int threads) {
   std::shared_ptr<PannsModel> m(new PannsModel());
   Impl& d = *m->impl_;
@@ -39,9 +29,11 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
   modelio::MappedFile file(path);
   GgufView g = GgufView::parse(file.data(), file.size(), path);
   auto arch = g.kv.find("general.architecture");
-  if (arch == g.kv.end() || arch->second.kind != GgufValue::Kind::String || arch->second.s != modelio::kPannsArchitecture)
+  if (arch == g.kv.end() || arch->second.kind != GgufValue::Kind::String ||
+      arch->second.s != modelio::kPannsArchitecture)
     throw ModelError(path + ": not a PANNs model file (GGUF architecture is not " +
-                     std::string(modelio::kPannsArchitecture) + "; convert a CNN14 checkpoint with `asdcap convert --panns`)");
+                     std::string(modelio::kPannsArchitecture) +
+                     "; convert a CNN14 checkpoint with `asdcap convert --panns`)");
   d.config = modelio::read_panns_config(g, path);
   d.identity = sha256_hex(file.data(), static_cast<size_t>(g.data_offset));
 
@@ -57,7 +49,8 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
     if (it == index.end()) throw ModelError(path + ": model file lacks tensor " + s.name);
     const GgufTensor& t = *it->second;
     if (t.shape != s.shape)
-      throw ModelError(path + ": tensor " + s.name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(s.shape));
+      throw ModelError(path + ": tensor " + s.name + " has shape " + format_shape(t.shape) + ", expected " +
+                       format_shape(s.shape));
     const bool half_ok = modelio::panns_f16_eligible(s.name);
     if (t.dtype != DType::F32 && !(half_ok && (t.dtype == DType::F16 || t.dtype == DType::BF16)))
       throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected f32");
@@ -113,7 +106,8 @@ std::vector<float> PannsModel::embed(std::span<const float> samples, int threads
   return run(samples, threads).embedding;
 }
 
-std::vector<PannsModel::Output> PannsModel::run_batch(const std::vector<std::span<const float>>& clips, int threads) const {
+std::vector<PannsModel::Output> PannsModel::run_batch(const std::vector<std::span<const float>>& clips,
+                                                      int threads) const {
   std::vector<Output> out(clips.size());
   if (clips.size() == 1) {
     out[0] = run(clips[0], threads);
