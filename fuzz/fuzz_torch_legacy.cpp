@@ -5,8 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../src/modelio/legacy_checkpoint.hpp"
-#include "../src/modelio/unpickler.hpp"
+#include "modelio/legacy_checkpoint.hpp"
+#include "modelio/unpickler.hpp"
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
 

@@ -144,7 +144,7 @@ class AeModel {
 // other or unreadable file).
 bool is_ae_model_file(const std::string& path);
 
-// Lines describing a model for `asdcap info` ("key: value").
+// Lines describing a model, as `asdcap info` prints them ("key: value").
 std::vector<std::string> describe(const AeModelInfo& info);
 
 }  // namespace asdcap

@@ -89,6 +89,8 @@ class AudioEncoder {
 
 // cos(a_i, b_j) as a row-major [na x nb] matrix (rows L2-normalised in double; a zero vector gives 0).
 std::vector<float> cosine_matrix(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim);
+// The same in double precision (what the explanations' similarity inputs use).
+std::vector<double> cosine_matrix_f64(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim);
 // msclap's similarity logits: exp(logit_scale) * cosine, [na x nb].
 std::vector<float> scaled_logits(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim,
                                  float logit_scale);

@@ -18,18 +18,22 @@ std::vector<double> inverse_norms(const float* x, int64_t n, int64_t dim) {
 }
 }  // namespace
 
-std::vector<float> cosine_matrix(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim) {
+std::vector<double> cosine_matrix_f64(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim) {
   if (na < 0 || nb < 0 || dim <= 0) throw InvalidArgument("cosine_matrix: bad sizes");
   const auto ia = inverse_norms(a, na, dim), ib = inverse_norms(b, nb, dim);
-  std::vector<float> out(static_cast<size_t>(na * nb));
+  std::vector<double> out(static_cast<size_t>(na * nb));
   for (int64_t i = 0; i < na; ++i)
     for (int64_t j = 0; j < nb; ++j) {
       double s = 0;
       for (int64_t d = 0; d < dim; ++d) s += static_cast<double>(a[i * dim + d]) * b[j * dim + d];
-      out[static_cast<size_t>(i * nb + j)] =
-          static_cast<float>(s * ia[static_cast<size_t>(i)] * ib[static_cast<size_t>(j)]);
+      out[static_cast<size_t>(i * nb + j)] = s * ia[static_cast<size_t>(i)] * ib[static_cast<size_t>(j)];
     }
   return out;
+}
+
+std::vector<float> cosine_matrix(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim) {
+  const std::vector<double> c = cosine_matrix_f64(a, na, b, nb, dim);
+  return std::vector<float>(c.begin(), c.end());
 }
 
 std::vector<float> scaled_logits(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim,

@@ -22,7 +22,7 @@ struct ClapMethods::Impl {
   std::unique_ptr<EmbeddingBackend> audio;
   std::unique_ptr<TextEncoder> text;
   std::unique_ptr<EmbeddingCache> cache;
-  std::map<std::string, std::vector<float>> text_embeddings;  // unit length
+  std::map<std::string, std::vector<float>> text_embeddings;  // as the text encoder gives them
 };
 
 ClapMethods::ClapMethods(const std::string& model_path, const CropPolicy& crop, ChannelMode channels,
@@ -84,29 +84,18 @@ std::vector<std::vector<double>> ClapMethods::similarities(const std::vector<std
   if (!missing.empty()) {
     const std::vector<float> rows = impl_->text->embed(missing);
     const size_t dim = rows.size() / missing.size();
-    for (size_t i = 0; i < missing.size(); ++i) {
-      std::vector<float> v(rows.begin() + i * dim, rows.begin() + (i + 1) * dim);
-      double norm = 0;
-      for (float x : v) norm += double(x) * x;
-      norm = std::sqrt(norm);
-      for (float& x : v) x = static_cast<float>(x / (norm > 0 ? norm : 1));
-      impl_->text_embeddings[missing[i]] = std::move(v);
-    }
+    for (size_t i = 0; i < missing.size(); ++i)
+      impl_->text_embeddings[missing[i]].assign(rows.begin() + i * dim, rows.begin() + (i + 1) * dim);
   }
   std::vector<std::vector<double>> out;
   for (const auto& a : audio) {
-    double norm = 0;
-    for (float x : a) norm += double(x) * x;
-    norm = std::sqrt(norm);
     std::vector<double> row;
     for (const auto& t : texts) {
       const auto& e = impl_->text_embeddings.at(t);
       if (e.size() != a.size())
         throw ModelError("audio embedding size " + std::to_string(a.size()) + " differs from text embedding size " +
                          std::to_string(e.size()));
-      double dot = 0;
-      for (size_t i = 0; i < a.size(); ++i) dot += double(a[i]) * e[i];
-      row.push_back(norm > 0 ? dot / norm : 0.0);
+      row.push_back(cosine_matrix_f64(a.data(), 1, e.data(), 1, static_cast<int64_t>(a.size()))[0]);
     }
     out.push_back(std::move(row));
   }

@@ -3,8 +3,10 @@
 
 #include <unistd.h>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "ae_test_data.hpp"
 #include "asdcap/ae.hpp"
@@ -209,6 +211,20 @@ TEST(AeModel, BadOptionsAndTooLittleData) {
   o.validation_split = 1.0;
   EXPECT_THROW(AeModel::train(training_data().data(), kRows, o), InvalidArgument);
   EXPECT_THROW(AeModel::train(training_data().data(), 2, small_options(1, 0)), Error);  // int(2 * 0.9) = 1
+}
+
+TEST(AeModel, InfoCommandDescribesATrainedModelFile) {
+  TempDir dir;
+  const std::string path = dir.file("fan.gguf");
+  AeModel::train(training_data().data(), kRows, small_options(3, 0), caller_info()).save(path);
+  const std::string out_path = dir.file("info.txt");
+  const std::string cmd = std::string(ASDCAP_CLI) + " info '" + path + "' > '" + out_path + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out_path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("architecture: asdcap-ae"), std::string::npos) << text;
+  EXPECT_NE(text.find("machine type: " + caller_info().machine_type), std::string::npos) << text;
+  EXPECT_NE(text.find("training set: " + std::to_string(caller_info().clips) + " clips"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 
+#include "asdcap/ae.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/panns.hpp"
@@ -19,7 +20,8 @@ std::string join(const std::vector<int>& v) {
   return s;
 }
 
-std::string shape_str(const std::vector<int64_t>& v) {
+// A shape as "2x3", the form `info --tensors` prints.
+std::string dims_text(const std::vector<int64_t>& v) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? "x" : "") + std::to_string(v[i]);
   return s;
@@ -91,10 +93,15 @@ void run_panns(const std::string& path, bool list_tensors) {
   std::printf("\n");
   if (list_tensors)
     for (const auto& t : g.tensors)
-      std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), shape_str(t.shape).c_str());
+      std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), dims_text(t.shape).c_str());
 }
 
 void run(const std::string& path, bool list_tensors) {
+  if (asdcap::is_ae_model_file(path)) {
+    std::printf("file: %s\n", path.c_str());
+    for (const auto& line : asdcap::describe(asdcap::AeModel::load(path).info())) std::printf("%s\n", line.c_str());
+    return;
+  }
   if (asdcap::is_panns_model_file(path)) {
     run_panns(path, list_tensors);
     return;
@@ -159,8 +166,8 @@ void run(const std::string& path, bool list_tensors) {
         if (eq != std::string::npos) origin[o.substr(0, eq)] = o.substr(eq + 1);
       }
     for (const auto& t : m->tensors())
-      std::printf("%s\t%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), shape_str(t.shape).c_str(),
-                  origin.count(t.name) ? origin[t.name].c_str() : "");
+      std::printf("%s\t%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype),
+                  dims_text(t.shape).c_str(), origin.count(t.name) ? origin[t.name].c_str() : "");
   }
 }
 
