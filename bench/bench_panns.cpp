@@ -12,7 +12,7 @@
 //
 // BM_Cnn14SixteenClips7s: what embedding a small dataset costs -- opening the model file (packing
 // the weights, folding BatchNorm) plus 16 clips of 7 s, 2 threads. With ASDCAP_PANNS_TORCH_DIR set
-// to the output folder of scripts/panns_torch_reference.py, it runs that script's model and clips
+// to the output folder of scripts/dev/panns_torch_reference.py, it runs that script's model and clips
 // and reports the agreement with PyTorch's embeddings (min_cos) and the speed-up over PyTorch's
 // forward pass alone (torch_s_per_clip x 16 / this benchmark's time).
 //

@@ -14,7 +14,7 @@ operations: torchlibrosa's front end (reflect-padded conv1d STFT with the stored
 matmul with melW, 10*log10(clamp(x, 1e-10))), bn0 over mel bins, six ConvBlocks (conv3x3 - BN -
 ReLU - conv3x3 - BN - ReLU - avg_pool2d), mean over mel, max + mean over time, fc1 + ReLU.
 
-  /usr/bin/python3 scripts/panns_torch_reference.py --out /tmp/panns-torch --threads 2
+  /usr/bin/python3 scripts/dev/panns_torch_reference.py --out /tmp/panns-torch --threads 2
   ASDCAP_PANNS_TORCH_DIR=/tmp/panns-torch build/bench/bench_panns --benchmark_filter=Sixteen
 """
 import argparse
