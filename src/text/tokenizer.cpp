@@ -1,12 +1,10 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "asdcap/tokenizer.hpp"
+#include "modelio/model_writer.hpp"
 
 #include <pcre2.h>
 
-#include <fstream>
 #include <mutex>
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "asdcap/error.hpp"
@@ -55,15 +53,6 @@ struct Regex {
 const Regex& pretokenize_regex() {
   static const Regex re;
   return re;
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError("cannot read " + path);
-  return ss.str();
 }
 
 }  // namespace
@@ -223,39 +212,11 @@ Tokenizer Tokenizer::from_tables(std::vector<std::string> tokens, const std::vec
   return t;
 }
 
+// The same vocabulary reader as the converter's (modelio), so a file the converter accepts loads here.
 Tokenizer Tokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt) {
-  nlohmann::json vocab;
+  modelio::TokenizerFiles files = modelio::read_tokenizer_files(vocab_json, merges_txt);
   try {
-    vocab = nlohmann::json::parse(read_text_file(vocab_json));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(vocab_json + ": not valid JSON: " + e.what());
-  }
-  if (!vocab.is_object() || vocab.empty()) throw FormatError(vocab_json + ": expected a JSON object token -> id");
-  std::vector<std::string> tokens(vocab.size());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer())
-      throw FormatError(vocab_json + ": id of \"" + it.key() + "\" is not an integer");
-    const auto id = it.value().get<int64_t>();
-    if (id < 0 || id >= static_cast<int64_t>(tokens.size()) || !tokens[static_cast<size_t>(id)].empty())
-      throw FormatError(vocab_json + ": ids are not a permutation of 0.." + std::to_string(tokens.size() - 1));
-    tokens[static_cast<size_t>(id)] = it.key();
-  }
-  std::vector<std::string> merges;
-  std::istringstream lines(read_text_file(merges_txt));
-  std::string line;
-  bool first = true;
-  while (std::getline(lines, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (first && line.rfind("#version", 0) == 0) {
-      first = false;
-      continue;
-    }
-    first = false;
-    if (line.empty()) continue;
-    merges.push_back(line);
-  }
-  try {
-    return from_tables(std::move(tokens), merges);
+    return from_tables(std::move(files.tokens), files.merges);
   } catch (const Error& e) {
     throw FormatError(vocab_json + " / " + merges_txt + ": " + e.what());
   }
