@@ -181,23 +181,13 @@ void BM_HtsatFromImage(benchmark::State& state) {
   run_encoder(state, [&] { return encoder.encode_images(ptrs); });
 }
 
+// Batches of 1 and 8 windows on 1 and 2 threads, timed by the wall clock.
+void batch_and_threads(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "threads"})->Args({1, 1})->Args({8, 1})->Args({1, 2})->Args({8, 2});
+  b->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+}
+
 }  // namespace
 
-BENCHMARK(BM_HtsatFromImage)
-    ->ArgNames({"batch", "threads"})
-    ->Args({1, 1})
-    ->Args({8, 1})
-    ->Args({1, 2})
-    ->Args({8, 2})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->MinTime(3.0);
-BENCHMARK(BM_HtsatFromWaveform)
-    ->ArgNames({"batch", "threads"})
-    ->Args({1, 1})
-    ->Args({8, 1})
-    ->Args({1, 2})
-    ->Args({8, 2})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->MinTime(3.0);
+BENCHMARK(BM_HtsatFromImage)->Apply(batch_and_threads);
+BENCHMARK(BM_HtsatFromWaveform)->Apply(batch_and_threads);

@@ -102,17 +102,6 @@ const MelBank& mel_bank(int sample_rate) {
   return *b;
 }
 
-// scipy.signal.get_window("hann", 1024, fftbins=True), as librosa 0.6 takes it.
-const std::vector<double>& periodic_hann() {
-  static const std::vector<double> w = [] {
-    std::vector<double> v(kAeNfft);
-    for (int i = 0; i < kAeNfft; ++i)
-      v[static_cast<size_t>(i)] = 0.5 + 0.5 * std::cos(i * (2.0 * M_PI / kAeNfft) - M_PI);
-    return v;
-  }();
-  return w;
-}
-
 struct FftwFree {
   void operator()(void* p) const { fftw_free(p); }
 };
@@ -128,14 +117,10 @@ std::vector<float> ae_log_mel(const float* mono, int64_t n, int sample_rate) {
   if (n <= 0) throw FormatError("ae_log_mel: empty signal");
   if (sample_rate < 1) throw FormatError("ae_log_mel: sample rate " + std::to_string(sample_rate) + " Hz");
   const MelBank& bank = mel_bank(sample_rate);
-  const std::vector<double>& window = periodic_hann();
+  static_assert(kAeNfft == 1024, "the baseline's STFT is 1024 points");
+  const std::vector<double>& window = periodic_hann_1024();  // as librosa 0.6 takes it
   constexpr int64_t pad = kAeNfft / 2;
-  std::vector<float> padded(static_cast<size_t>(n + 2 * pad));
-  std::copy(mono, mono + n, padded.begin() + pad);
-  for (int64_t i = 0; i < pad; ++i) {
-    padded[static_cast<size_t>(i)] = mono[reflect_index(i - pad, n)];
-    padded[static_cast<size_t>(n + pad + i)] = mono[reflect_index(n + i, n)];
-  }
+  const std::vector<float> padded = reflect_pad(mono, n, pad);
   const int64_t frames = n / kAeHop + 1;
   std::vector<float> out(static_cast<size_t>(frames * kMels));
   const fftw_plan plan = stft_fft_plan();

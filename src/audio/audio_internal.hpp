@@ -3,6 +3,7 @@
 #include <fftw3.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "asdcap/audio.hpp"
 
@@ -21,14 +22,13 @@ constexpr int kConvGroupBins = 16;
 constexpr int kConvGroups = (kFftBins + kConvGroupBins - 1) / kConvGroupBins;  // 33
 void conv_stft_power(const float* const* frames, int count, const double* window, int group, double* const* power);
 
-// Index of sample i of an n-sample signal padded by numpy's / torch's "reflect" rule (the edge
-// sample not repeated), extended periodically for signals shorter than the pad.
-inline int64_t reflect_index(int64_t i, int64_t n) {
-  if (n == 1) return 0;
-  const int64_t period = 2 * (n - 1);
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - i;
-}
+// The n samples with `pad` samples added at each end by numpy's / torch's "reflect" rule (the edge
+// sample not repeated), extended periodically for signals shorter than the pad: the centred frames
+// of an STFT.
+std::vector<float> reflect_pad(const float* samples, int64_t n, int64_t pad);
+
+// scipy.signal.get_window("hann", 1024, fftbins=True): the periodic Hann window of the 1024-point
+// STFTs (msclap's front end, the autoencoder baseline's features), computed once.
+const std::vector<double>& periodic_hann_1024();
 
 }  // namespace asdcap

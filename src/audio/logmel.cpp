@@ -68,14 +68,6 @@ std::vector<float> make_mel_filters() {
   return w;
 }
 
-// scipy.signal.get_window("hann", 1024, fftbins=True): 0.5 + 0.5 cos(linspace(-pi, pi, 1025)).
-std::vector<double> periodic_hann() {
-  std::vector<double> w(kFftSize);
-  const double step = 2.0 * M_PI / kFftSize;
-  for (int i = 0; i < kFftSize; ++i) w[static_cast<size_t>(i)] = 0.5 + 0.5 * std::cos(i * step - M_PI);
-  return w;
-}
-
 struct FftwFree {
   void operator()(void* p) const { fftw_free(p); }
 };
@@ -189,16 +181,11 @@ const std::vector<float>& builtin_mel_filters() {
 
 std::vector<float> log_mel(int threads, const float* samples, int64_t n, const float* melW) {
   if (n <= 0) throw FormatError("log_mel: empty signal");
-  static const std::vector<double> window = periodic_hann();
+  const std::vector<double>& window = periodic_hann_1024();
   const MelBank& bank = mel_bank(melW ? melW : builtin_mel_filters().data());
   const int64_t frames = n / kHop + 1;
   constexpr int64_t pad = kFftSize / 2;
-  std::vector<float> padded(static_cast<size_t>(n + 2 * pad));
-  std::copy(samples, samples + n, padded.begin() + pad);
-  for (int64_t i = 0; i < pad; ++i) {
-    padded[static_cast<size_t>(i)] = samples[reflect_index(i - pad, n)];
-    padded[static_cast<size_t>(n + pad + i)] = samples[reflect_index(n + i, n)];
-  }
+  const std::vector<float> padded = reflect_pad(samples, n, pad);
 
   const fftw_plan plan = stft_fft_plan();
   constexpr int64_t kStride = kConvGroups * kConvGroupBins;  // bins per frame, padded
@@ -266,6 +253,33 @@ std::vector<float> log_mel(int threads, const float* samples, int64_t n, const f
     }
   });
   return out;
+}
+
+std::vector<float> reflect_pad(const float* samples, int64_t n, int64_t pad) {
+  auto reflect = [n](int64_t i) {
+    if (n == 1) return int64_t{0};
+    const int64_t period = 2 * (n - 1);
+    i %= period;
+    if (i < 0) i += period;
+    return i < n ? i : period - i;
+  };
+  std::vector<float> padded(static_cast<size_t>(n + 2 * pad));
+  std::copy(samples, samples + n, padded.begin() + pad);
+  for (int64_t i = 0; i < pad; ++i) {
+    padded[static_cast<size_t>(i)] = samples[reflect(i - pad)];
+    padded[static_cast<size_t>(n + pad + i)] = samples[reflect(n + i)];
+  }
+  return padded;
+}
+
+const std::vector<double>& periodic_hann_1024() {
+  static const std::vector<double> w = [] {
+    std::vector<double> v(kFftSize);
+    const double step = 2.0 * M_PI / kFftSize;
+    for (int i = 0; i < kFftSize; ++i) v[static_cast<size_t>(i)] = 0.5 + 0.5 * std::cos(i * step - M_PI);
+    return v;
+  }();
+  return w;
 }
 
 }  // namespace asdcap

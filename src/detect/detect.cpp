@@ -33,15 +33,6 @@ struct Group {
   std::vector<const Clip*> train, test;
 };
 
-// The crop actually applied and the string that keys the cache (resolve_clip_crop: an unseeded
-// random crop is seeded from the clip's content hash, so reruns take the same window and its
-// embedding can be cached).
-CropPolicy resolve_crop(const CropPolicy& crop, const std::string& sha256, std::string* key) {
-  ClipCrop resolved = resolve_clip_crop(crop, sha256);
-  *key = std::move(resolved.cache_key);
-  return resolved.policy;
-}
-
 // Z-scores every dimension with the references' mean and standard deviation. A dimension that
 // barely varies among the references gets its deviation floored at a tenth of the median one, so
 // it cannot dominate the distance.
@@ -120,7 +111,9 @@ Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptio
       bool computed = false;
       try {
         sha = sha256_file(c->path);
-        CropPolicy crop = resolve_crop(options.crop, sha, &key);
+        ClipCrop resolved = resolve_clip_crop(options.crop, sha);
+        key = std::move(resolved.cache_key);
+        const CropPolicy& crop = resolved.policy;
         auto cached = cache.get(sha, identity, key);
         if (cached && cached->size() == static_cast<size_t>(backend->dim())) {
           emb = std::move(*cached);
@@ -294,7 +287,7 @@ DetectSummary run_detect(const DetectOptions& options) {
   settings.model = options.model_path;
   settings.k = options.k;
   settings.crop = options.crop.to_string();
-  resolve_crop(options.crop, std::string(64, '0'), &settings.cache_key);
+  settings.cache_key = resolve_clip_crop(options.crop, std::string(64, '0')).cache_key;
   settings.channels = to_string(options.channels);
   EmbeddingCache cache((fs::path(options.out_dir) / "cache.sqlite").string());
 
