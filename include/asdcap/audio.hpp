@@ -40,32 +40,43 @@ DecodedAudio decode_audio(const std::string& path);
 // lowpass_filter_width 6, rolloff 0.99), bit-compatible kernel construction. Identity if from == to.
 std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_rate);
 
-// decode_audio + resample every channel to 44.1 kHz + combine channels per `mode`.
+// decode_audio + resample every channel to `rate` Hz + combine channels per `mode`. `rate` 0 keeps
+// the file's own sample rate (no resampling; `info` tells which it is).
+std::vector<float> load_audio(const std::string& path, int rate, ChannelMode mode = ChannelMode::Mean,
+                              AudioInfo* info = nullptr);
+// load_audio at 44.1 kHz, the rate of msclap and of the acoustic backend.
 std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode = ChannelMode::Mean,
                                   AudioInfo* info = nullptr);
 
-// Which 7-s windows of a clip are embedded.
+// Which windows of a clip are embedded. The window is 7 s at 44.1 kHz (kWindowSamples, msclap's) unless
+// a backend passes its own length; offsets count samples of the signal the window is taken from.
 struct CropPolicy {
-  enum class Kind { Random, Offset, Cover };
+  enum class Kind { Random, Offset, Cover, Whole };
   Kind kind = Kind::Random;
   bool seeded = false;  // random:SEED
   uint64_t seed = 0;
-  int64_t offset = 0;  // offset:N, sample index in the 44.1 kHz signal
+  int64_t offset = 0;  // offset:N, sample index in the signal
 
-  // "random", "random:SEED", "offset:N", "cover". Throws InvalidArgument on anything else.
+  // "random", "random:SEED", "offset:N", "cover", "whole". Throws InvalidArgument on anything else.
   static CropPolicy parse(const std::string& text);
   std::string to_string() const;
   // An unseeded random crop: resolve_clip_crop seeds it from the clip's content.
   bool seeded_from_content() const { return kind == Kind::Random && !seeded; }
 };
 
-// Start offsets (in the 44.1 kHz signal) of the windows the policy takes from a signal of
-// `length` samples. For length <= kWindowSamples the answer is {0} (the clip is tiled).
-// Random: Python's random.Random(seed).randrange(length - kWindowSamples), as msclap.
-std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy);
+// Start offsets of the windows of `window` samples the policy takes from a signal of `length`
+// samples. For length <= window the answer is {0} (the clip is tiled), and always for Whole.
+// Random: Python's random.Random(seed).randrange(length - window), as msclap.
+std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy, int64_t window = kWindowSamples);
 
-// The windows the policy takes from a 44.1 kHz signal: window_at of each of window_starts.
-std::vector<std::vector<float>> crop_windows(const std::vector<float>& signal, const CropPolicy& policy);
+// The windows the policy takes from a signal: window_at of each of window_starts; for Whole, the
+// signal itself (one window of any length).
+std::vector<std::vector<float>> crop_windows(const std::vector<float>& signal, const CropPolicy& policy,
+                                             int64_t window = kWindowSamples);
+
+// Throws InvalidArgument for crop "whole" in a path that takes fixed windows (`what` names it, e.g.
+// "msclap's audio encoder").
+void require_windowed_crop(const CropPolicy& policy, const std::string& what);
 
 // The crop applied to one clip and the text that keys its cached embeddings. An unseeded random
 // crop is seeded from the clip's content, the first 16 hex digits of its SHA-256 (so a rerun takes
@@ -98,9 +109,9 @@ class WindowMean {
 // seed's 32-bit words, then getrandbits(n.bit_length()) until the draw is below n.
 int64_t python_randrange(uint64_t seed, int64_t n);
 
-// One 7-s window: samples [start, start + kWindowSamples), or the clip tiled
-// ceil(kWindowSamples / length) times and cut when length <= kWindowSamples (msclap's rule).
-std::vector<float> window_at(const std::vector<float>& signal, int64_t start);
+// One window: samples [start, start + window), or the clip tiled ceil(window / length) times and cut
+// when length <= window (msclap's rule).
+std::vector<float> window_at(const std::vector<float>& signal, int64_t start, int64_t window = kWindowSamples);
 
 // Log-mel spectrogram (before bn0) of `n` samples: frames x kMelBins, row-major, frames = n / kHop + 1.
 // Periodic Hann, reflect centre padding, power spectrum, Slaney mel for kMelSampleRate (msclap's quirk),

@@ -17,9 +17,12 @@ class EmbeddingBackend {
   // reused only under the same identity.
   virtual std::string identity() const = 0;
   virtual int dim() const = 0;
-  // Embeds one clip from its 44.1 kHz mono signal. With several windows (crop "cover") the
+  // The sample rate embed() takes its signal at: detection decodes each clip, mixes it to mono and
+  // resamples it to this rate (asdcap::load_audio). 0: the clip's own rate, unresampled.
+  virtual int sample_rate() const { return 44100; }
+  // Embeds one clip from its mono signal at sample_rate(). With several windows (crop "cover") the
   // window embeddings are averaged.
-  virtual std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) = 0;
+  virtual std::vector<float> embed(const std::vector<float>& signal, const CropPolicy& crop) = 0;
 
   // True when the embedding's dimensions have their own units and scales (hand-made features):
   // detection then z-scores each dimension against a machine ID's normal references before the

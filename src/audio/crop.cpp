@@ -18,7 +18,12 @@ bool parse_decimal(const std::string& text, Int& value) {
 
 [[noreturn]] void bad_policy(const std::string& text, const std::string& why) {
   throw InvalidArgument("invalid crop policy '" + text + "'" + why +
-                        ": expected random, random:SEED, offset:N or cover");
+                        ": expected random, random:SEED, offset:N, cover or whole");
+}
+
+// "a 7-s window" for msclap's window, "a window of N samples" for any other.
+std::string describe_window(int64_t window) {
+  return window == kWindowSamples ? "a 7-s window" : "a window of " + std::to_string(window) + " samples";
 }
 
 uint64_t fresh_seed() {
@@ -33,6 +38,10 @@ CropPolicy CropPolicy::parse(const std::string& text) {
   if (text == "random") return p;
   if (text == "cover") {
     p.kind = Kind::Cover;
+    return p;
+  }
+  if (text == "whole") {
+    p.kind = Kind::Whole;
     return p;
   }
   if (text.rfind("random:", 0) == 0) {
@@ -53,56 +62,71 @@ std::string CropPolicy::to_string() const {
     case Kind::Random: return seeded ? "random:" + std::to_string(seed) : "random";
     case Kind::Offset: return "offset:" + std::to_string(offset);
     case Kind::Cover: return "cover";
+    case Kind::Whole: return "whole";
   }
   return "random";
 }
 
-std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy) {
-  if (length <= 0) throw FormatError("cannot take a 7-s window of an empty signal");
-  if (length <= kWindowSamples) return {0};
-  const int64_t last = length - kWindowSamples;
+std::vector<int64_t> window_starts(int64_t length, const CropPolicy& policy, int64_t window) {
+  if (window <= 0) throw InvalidArgument("window length must be positive, not " + std::to_string(window));
+  if (length <= 0) throw FormatError("cannot take " + describe_window(window) + " of an empty signal");
+  if (length <= window || policy.kind == CropPolicy::Kind::Whole) return {0};
+  const int64_t last = length - window;
   switch (policy.kind) {
     case CropPolicy::Kind::Random:
       // msclap: random.randrange(length - 308700), so `last` itself is never drawn.
       return {python_randrange(policy.seeded ? policy.seed : fresh_seed(), last)};
     case CropPolicy::Kind::Offset:
       if (policy.offset < 0 || policy.offset > last)
-        throw InvalidArgument("crop offset:" + std::to_string(policy.offset) +
-                              " is beyond the clip: its 44.1 kHz signal has " + std::to_string(length) +
-                              " samples, so a 7-s window can start at most at sample " + std::to_string(last));
+        throw InvalidArgument("crop offset:" + std::to_string(policy.offset) + " is beyond the clip: its signal has " +
+                              std::to_string(length) + " samples, so " + describe_window(window) +
+                              " can start at most at sample " + std::to_string(last));
       return {policy.offset};
     case CropPolicy::Kind::Cover: {
       std::vector<int64_t> starts;
-      for (int64_t s = 0; s < last; s += kWindowSamples) starts.push_back(s);
+      for (int64_t s = 0; s < last; s += window) starts.push_back(s);
       starts.push_back(last);
       return starts;
     }
+    case CropPolicy::Kind::Whole: break;
   }
   return {0};
 }
 
-std::vector<float> window_at(const std::vector<float>& signal, int64_t start) {
+void require_windowed_crop(const CropPolicy& policy, const std::string& what) {
+  if (policy.kind == CropPolicy::Kind::Whole)
+    throw InvalidArgument("crop 'whole' does not apply to " + what +
+                          ", which takes 7-s windows: use random, random:SEED, offset:N or cover");
+}
+
+std::vector<float> window_at(const std::vector<float>& signal, int64_t start, int64_t window) {
   const auto length = static_cast<int64_t>(signal.size());
-  if (length == 0) throw FormatError("cannot take a 7-s window of an empty signal");
-  std::vector<float> out(static_cast<size_t>(kWindowSamples));
-  if (length <= kWindowSamples) {
+  if (window <= 0) throw InvalidArgument("window length must be positive, not " + std::to_string(window));
+  if (length == 0) throw FormatError("cannot take " + describe_window(window) + " of an empty signal");
+  std::vector<float> out(static_cast<size_t>(window));
+  if (length <= window) {
     // msclap: repeat the clip ceil(308700 / length) times and keep the first 308700 samples.
-    for (int64_t i = 0; i < kWindowSamples; i += length)
-      std::copy(signal.begin(), signal.begin() + std::min(length, kWindowSamples - i), out.begin() + i);
+    for (int64_t i = 0; i < window; i += length)
+      std::copy(signal.begin(), signal.begin() + std::min(length, window - i), out.begin() + i);
     return out;
   }
-  if (start < 0 || start > length - kWindowSamples)
+  if (start < 0 || start > length - window)
     throw InvalidArgument("window start " + std::to_string(start) + " is outside the signal of " +
-                          std::to_string(length) + " samples (the last 7-s window starts at " +
-                          std::to_string(length - kWindowSamples) + ")");
-  std::copy(signal.begin() + start, signal.begin() + start + kWindowSamples, out.begin());
+                          std::to_string(length) + " samples (the last window of " + std::to_string(window) +
+                          " samples starts at " + std::to_string(length - window) + ")");
+  std::copy(signal.begin() + start, signal.begin() + start + window, out.begin());
   return out;
 }
 
-std::vector<std::vector<float>> crop_windows(const std::vector<float>& signal, const CropPolicy& policy) {
+std::vector<std::vector<float>> crop_windows(const std::vector<float>& signal, const CropPolicy& policy,
+                                             int64_t window) {
+  if (policy.kind == CropPolicy::Kind::Whole) {
+    if (signal.empty()) throw FormatError("cannot embed an empty signal");
+    return {signal};
+  }
   std::vector<std::vector<float>> windows;
-  for (int64_t start : window_starts(static_cast<int64_t>(signal.size()), policy))
-    windows.push_back(window_at(signal, start));
+  for (int64_t start : window_starts(static_cast<int64_t>(signal.size()), policy, window))
+    windows.push_back(window_at(signal, start, window));
   return windows;
 }
 

@@ -191,12 +191,18 @@ DecodedAudio decode_audio(const std::string& path) {
 }
 
 std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode, AudioInfo* info) {
+  return load_audio(path, kSampleRate, mode, info);
+}
+
+std::vector<float> load_audio(const std::string& path, int target_rate, ChannelMode mode, AudioInfo* info) {
+  if (target_rate < 0) throw InvalidArgument(path + ": negative target sample rate");
   DecodedAudio audio = decode_audio(path);
   if (info) *info = audio.info;
   const int rate = audio.info.sample_rate;
+  const int to = target_rate == 0 ? rate : target_rate;
   const auto channels = static_cast<size_t>(audio.info.channels);
   const auto frames = static_cast<size_t>(audio.info.frames);
-  if (channels == 1) return resample(audio.interleaved, rate, kSampleRate);
+  if (channels == 1) return resample(audio.interleaved, rate, to);
   std::vector<float> one(frames);
   if (mode == ChannelMode::Mean) {
     for (size_t f = 0; f < frames; ++f) {
@@ -204,13 +210,13 @@ std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode, Aud
       for (size_t c = 0; c < channels; ++c) sum += audio.interleaved[f * channels + c];
       one[f] = static_cast<float>(sum / static_cast<double>(channels));
     }
-    return resample(one, rate, kSampleRate);
+    return resample(one, rate, to);
   }
   // msclap: resample each channel, then flatten [channels, samples] channel-major.
   std::vector<float> out;
   for (size_t c = 0; c < channels; ++c) {
     for (size_t f = 0; f < frames; ++f) one[f] = audio.interleaved[f * channels + c];
-    std::vector<float> r = resample(one, rate, kSampleRate);
+    std::vector<float> r = resample(one, rate, to);
     if (out.empty()) out.reserve(r.size() * channels);
     out.insert(out.end(), r.begin(), r.end());
   }

@@ -22,6 +22,7 @@ struct OutputMean {
 
 AudioEncoder::Output encode_clip(const AudioEncoder& encoder, const std::vector<float>& signal44k,
                                  const CropPolicy& crop) {
+  require_windowed_crop(crop, "msclap's audio encoder");
   const auto windows = crop_windows(signal44k, crop);
   std::vector<const float*> ptrs;
   for (const auto& w : windows) ptrs.push_back(w.data());
@@ -33,6 +34,7 @@ AudioEncoder::Output encode_clip(const AudioEncoder& encoder, const std::vector<
 std::vector<AudioEncoder::Output> encode_files(const AudioEncoder& encoder, const std::vector<std::string>& paths,
                                                const CropPolicy& crop, ChannelMode channels,
                                                const std::function<void()>& on_file_done) {
+  require_windowed_crop(crop, "msclap's audio encoder");
   std::vector<AudioEncoder::Output> results(paths.size());
   // Per file: its window outputs' running means (embedding, latent, tags).
   std::vector<OutputMean> means(paths.size());

@@ -119,7 +119,7 @@ Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptio
           emb = std::move(*cached);
           hits.fetch_add(1);
         } else {
-          auto signal = load_audio_44k(c->path, options.channels);
+          auto signal = load_audio(c->path, backend->sample_rate(), options.channels);
           emb = backend->embed(signal, crop);
           if (emb.size() != static_cast<size_t>(backend->dim()))
             throw FormatError(c->path + ": embedding has the wrong size");

@@ -51,8 +51,8 @@ TEST(AudioPythonRandom, MatchesCPython) {
 }
 
 TEST(AudioCropPolicy, ParseAndPrint) {
-  for (const char* text :
-       {"random", "random:0", "random:123401", "random:18446744073709551615", "offset:0", "offset:33919", "cover"})
+  for (const char* text : {"random", "random:0", "random:123401", "random:18446744073709551615", "offset:0",
+                           "offset:33919", "cover", "whole"})
     EXPECT_EQ(CropPolicy::parse(text).to_string(), text);
   EXPECT_EQ(CropPolicy::parse("random").kind, CropPolicy::Kind::Random);
   EXPECT_FALSE(CropPolicy::parse("random").seeded);
@@ -61,11 +61,12 @@ TEST(AudioCropPolicy, ParseAndPrint) {
   EXPECT_EQ(seeded.seed, 77u);
   EXPECT_EQ(CropPolicy::parse("offset:12").offset, 12);
   EXPECT_EQ(CropPolicy::parse("cover").kind, CropPolicy::Kind::Cover);
+  EXPECT_EQ(CropPolicy::parse("whole").kind, CropPolicy::Kind::Whole);
 }
 
 TEST(AudioCropPolicy, RejectsMalformedText) {
   for (const char* text : {"", "Random", "random:", "random:-1", "random:1x", "random:18446744073709551616", "offset",
-                           "offset:", "offset:-5", "offset:1.5", "cover:1", "center", " cover"})
+                           "offset:", "offset:-5", "offset:1.5", "cover:1", "center", " cover", "whole:1", "Whole"})
     EXPECT_THROW(CropPolicy::parse(text), InvalidArgument) << "'" << text << "'";
 }
 
@@ -141,6 +142,38 @@ TEST(AudioWindowAt, CutsLongSignalsAndRejectsBadStarts) {
   EXPECT_THROW(window_at(signal, 400000 - kWindowSamples + 1), Error);
   EXPECT_THROW(window_at(signal, -1), Error);
   EXPECT_THROW(window_at({}, 0), Error);
+}
+
+TEST(AudioCropPolicy, WholeIsTheSignalItselfAndRefusedByWindowedPaths) {
+  std::vector<float> signal(12345);
+  std::iota(signal.begin(), signal.end(), 0.0f);
+  const CropPolicy whole = CropPolicy::parse("whole");
+  const auto windows = crop_windows(signal, whole);
+  ASSERT_EQ(windows.size(), 1u);
+  EXPECT_EQ(windows[0], signal);  // neither tiled nor cut, whatever the length
+  EXPECT_EQ(window_starts(3 * kWindowSamples, whole), std::vector<int64_t>{0});
+  EXPECT_THROW(crop_windows({}, whole), Error);
+  EXPECT_THROW(require_windowed_crop(whole, "a windowed path"), InvalidArgument);
+  EXPECT_NO_THROW(require_windowed_crop(CropPolicy::parse("cover"), "a windowed path"));
+}
+
+TEST(AudioCropPolicy, OtherWindowLengthsFollowTheSameRules) {
+  // A 1000-sample window over 3500 samples: cover takes 0, 1000, 2000 and the last, 2500.
+  const int64_t window = 1000;
+  EXPECT_EQ(window_starts(3500, CropPolicy::parse("cover"), window), (std::vector<int64_t>{0, 1000, 2000, 2500}));
+  EXPECT_EQ(window_starts(3500, CropPolicy::parse("offset:2500"), window), std::vector<int64_t>{2500});
+  EXPECT_THROW(window_starts(3500, CropPolicy::parse("offset:2501"), window), InvalidArgument);
+  EXPECT_EQ(window_starts(800, CropPolicy::parse("random:5"), window), std::vector<int64_t>{0});
+  // random:SEED draws randrange(length - window), as for the 7-s window.
+  EXPECT_EQ(window_starts(3500, CropPolicy::parse("random:123401"), window),
+            std::vector<int64_t>{python_randrange(123401, 2500)});
+  std::vector<float> signal(300);
+  std::iota(signal.begin(), signal.end(), 0.0f);
+  const auto tiled = crop_windows(signal, CropPolicy::parse("cover"), window);
+  ASSERT_EQ(tiled.size(), 1u);
+  ASSERT_EQ(tiled[0].size(), size_t(window));
+  EXPECT_EQ(tiled[0][999], float(999 % 300));
+  EXPECT_THROW(window_starts(3500, CropPolicy{}, 0), InvalidArgument);
 }
 
 }  // namespace

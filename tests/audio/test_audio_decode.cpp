@@ -123,6 +123,20 @@ TEST(AudioDecode, ChannelsAreAveragedOrConcatenated) {
     const double avg = (double(concat16[i]) + concat16[i + mean16.size()] + concat16[i + 2 * mean16.size()]) / 3.0;
     ASSERT_NEAR(mean16[i], avg, 1e-6);  // resampling is linear
   }
+
+  // load_audio at rate 0 keeps the file's rate: the 16 kHz mean is the plain channel average.
+  AudioInfo info16;
+  const auto native = load_audio(dir.file("three16k.wav"), 0, ChannelMode::Mean, &info16);
+  EXPECT_EQ(info16.sample_rate, 16000);
+  ASSERT_EQ(native.size(), size_t(frames));
+  for (int f = 0; f < frames; f += 13) {
+    const double expected = (double(x[size_t(f * 3)]) + x[size_t(f * 3 + 1)] + x[size_t(f * 3 + 2)]) / 3.0;
+    ASSERT_NEAR(native[size_t(f)], expected, 1e-7) << f;
+  }
+  // An explicit rate resamples to it (16 kHz -> 32 kHz doubles the length); 44.1 kHz is load_audio_44k.
+  EXPECT_EQ(load_audio(dir.file("three16k.wav"), 32000).size(), size_t(2 * frames));
+  EXPECT_EQ(load_audio(dir.file("three16k.wav"), 44100), mean16);
+  EXPECT_THROW(load_audio(dir.file("three16k.wav"), -1), InvalidArgument);
 }
 
 TEST(AudioChannelMode, ParseAndPrint) {

@@ -38,6 +38,7 @@ FileResult process(const std::string& path, const asdcap::CropPolicy& crop, asdc
   const std::vector<float> signal = asdcap::load_audio_44k(path, mode, &r.info);
   r.samples_44k = static_cast<int64_t>(signal.size());
   try {
+    asdcap::require_windowed_crop(crop, "msclap's log-mel features");
     r.starts = asdcap::window_starts(r.samples_44k, crop);
   } catch (const asdcap::InvalidArgument& e) {
     throw asdcap::UsageError("--crop: " + path + ": " + e.what());  // an offset beyond this clip

@@ -30,7 +30,9 @@ CLI::Option* add_crop(CLI::App* sub, CropPolicy& target, const CropMeaning& mean
       "), random:SEED (the same seed for every clip), "
       "offset:N (the window from sample N of the 44.1 kHz signal), cover (consecutive windows covering the clip, "
       "the last ending at its end; " +
-      meaning.cover + "). Clips of 7 s or less are tiled, whatever the policy";
+      meaning.cover +
+      "), whole (the whole clip as one window, for backends that take any length: panns). "
+      "Clips of 7 s or less are tiled, whatever the policy";
   return sub
       ->add_option_function<std::string>(
           "--crop", [&target](const std::string& text) { target = parse_crop_flag("--crop", text); }, help)
