@@ -1,5 +1,6 @@
 // Embedding backends: what turns a clip into the vector that k-NN detection works on.
-// "acoustic" needs no weights; "msclap" runs CLAP's audio encoder from a model file.
+// "acoustic" needs no weights; "msclap" runs CLAP's audio encoder from a model file, "panns" PANNs
+// CNN14 from a model file.
 #pragma once
 #include <memory>
 #include <string>
@@ -20,6 +21,9 @@ class EmbeddingBackend {
   // The sample rate embed() takes its signal at: detection decodes each clip, mixes it to mono and
   // resamples it to this rate (asdcap::load_audio). 0: the clip's own rate, unresampled.
   virtual int sample_rate() const { return 44100; }
+  // The crop detection applies when the user chooses none: a random 7-s window seeded by the
+  // clip's content unless the backend takes whole clips (panns).
+  virtual CropPolicy default_crop() const { return CropPolicy{}; }
   // Embeds one clip from its mono signal at sample_rate(). With several windows (crop "cover") the
   // window embeddings are averaged.
   virtual std::vector<float> embed(const std::vector<float>& signal, const CropPolicy& crop) = 0;
@@ -34,14 +38,20 @@ class EmbeddingBackend {
 };
 
 struct BackendOptions {
-  std::string model_path;  // model file for "msclap"
+  std::string model_path;  // model file for "msclap" and "panns"
   int threads = 0;         // 0: all cores
 };
 
-// The names make_backend knows: "acoustic", "msclap".
+// The names make_backend knows: "acoustic", "msclap", "panns".
 const std::vector<std::string>& backend_names();
 
-// Throws InvalidArgument for an unknown name, ModelError for a bad model.
+// The backend that runs a model file, from its GGUF architecture ("asdcap-msclap": msclap,
+// "asdcap-panns": panns). Throws IoError / FormatError when the file cannot be read, ModelError
+// naming the file when no backend runs its architecture.
+std::string backend_for_model_file(const std::string& path);
+
+// Throws InvalidArgument for an unknown name, ModelError for a bad model or a model file of another
+// backend's architecture (naming the file).
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options);
 
 }  // namespace asdcap

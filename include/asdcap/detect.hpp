@@ -2,6 +2,7 @@
 // mean distance to their k nearest normal training clips, evaluate, threshold, write outputs.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,9 +12,15 @@
 namespace asdcap {
 
 struct DetectOptions {
-  std::string data_root, out_dir, backend = "acoustic", model_path;
+  std::string data_root, out_dir;
+  // Embedding backend (backend_names()); empty: the one that runs model_path's architecture
+  // (backend_for_model_file), or "acoustic" without a model file.
+  std::string backend;
+  std::string model_path;
   int k = 4;
-  CropPolicy crop;  // default: random crop, seeded from the clip's content hash (see docs)
+  // Empty: the backend's default_crop() (a random crop seeded from the clip's content hash, or the
+  // whole clip for panns; see docs/detection.md). run.json records the crop used.
+  std::optional<CropPolicy> crop;
   ChannelMode channels = ChannelMode::Mean;
   std::vector<std::string> machines;  // empty: all
   int threads = 0;                    // 0: all cores

@@ -4,15 +4,26 @@
 // (fc1 + ReLU) and the 527 AudioSet tag probabilities (fc_audioset + sigmoid). docs/panns.md.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "asdcap/audio.hpp"
+#include "asdcap/backend.hpp"
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/model_file.hpp"
 
 namespace asdcap {
+
+// Version of asdcap's CNN14 arithmetic; part of the panns backend identity (embedding caches). The
+// AVX-512 and the portable GEMM kernels round differently, so the build's kernel set is part of it.
+#if defined(__AVX512F__)
+inline constexpr const char* kPannsMathsVersion = "cnn14-1-avx512";
+#else
+inline constexpr const char* kPannsMathsVersion = "cnn14-1";
+#endif
 
 struct PannsConfig {
   std::string variant = "Cnn14";  // Cnn14 (32 kHz), Cnn14_16k, Cnn14_8k
@@ -98,5 +109,37 @@ class PannsModel {
   PannsModel();
   std::unique_ptr<Impl> impl_;
 };
+
+// ---- Clips and files (embed, tags, detect) ------------------------------------------------------
+
+// The window of every crop policy but "whole": 7 s at the model's rate (offset:N counts samples at
+// that rate). CNN14 takes any length, so PANNs' default crop is "whole".
+inline constexpr int kPannsWindowSeconds = 7;
+CropPolicy panns_default_crop();
+
+// One clip's outputs from its mono signal at config().sample_rate: the windows `crop` takes
+// (crop_windows with windows of kPannsWindowSeconds; "whole": the signal itself; an unseeded random
+// crop must be resolved with resolve_clip_crop first), each run through the network, the embeddings
+// and tag scores averaged over the windows by WindowMean. The one rule for a clip: the panns backend,
+// panns_files (`asdcap embed`, `asdcap tags`) give these bits. A window shorter than
+// config().min_samples() is an InvalidArgument naming the minimum.
+PannsModel::Output panns_clip(const PannsModel& model, const std::vector<float>& signal, const CropPolicy& crop,
+                              int threads);
+
+// Audio files: each loaded at the model's rate (load_audio: decoded, resampled with asdcap's
+// resampler, channels per `channels`), its crop resolved by resolve_clip_crop, then panns_clip. The
+// files are spread over the threads, one file per thread at a time (the same bits as panns_clip on
+// each file). `on_file_done` (optional) is called once per finished file, from any thread. Throws
+// IoError / FormatError naming the file (also for a clip too short for CNN14); InvalidArgument for a
+// crop offset beyond a clip.
+std::vector<PannsModel::Output> panns_files(const PannsModel& model, const std::vector<std::string>& paths,
+                                            const CropPolicy& crop, ChannelMode channels, int threads,
+                                            const std::function<void()>& on_file_done = {});
+
+// The "panns" embedding backend: CNN14's 2048-d embedding (fc1 + ReLU) of panns_clip, from the
+// model file options.model_path at its own sample rate; default crop "whole"; clips embedded in
+// parallel (one clip per thread). Throws InvalidArgument without a model path, ModelError naming the
+// file for a model file that is not a PANNs one.
+std::unique_ptr<EmbeddingBackend> make_panns_backend(const BackendOptions& options);
 
 }  // namespace asdcap

@@ -4,7 +4,10 @@
 #include "asdcap/backend.hpp"
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/panns.hpp"
 #include "detect/acoustic.hpp"
+#include "modelio/gguf.hpp"
+#include "modelio/mapped_file.hpp"
 
 namespace asdcap {
 namespace {
@@ -34,17 +37,60 @@ class AcousticBackend final : public EmbeddingBackend {
   int threads_ = 0;
 };
 
+// The backends that run a model file, by the file's GGUF architecture.
+struct ModelBackend {
+  const char* architecture;
+  const char* backend;
+  std::unique_ptr<EmbeddingBackend> (*make)(const BackendOptions&);
+};
+const ModelBackend kModelBackends[] = {
+    {"asdcap-msclap", "msclap", make_msclap_backend},
+    {"asdcap-panns", "panns", make_panns_backend},
+};
+
+std::string model_file_architecture(const std::string& path) {
+  const modelio::MappedFile file(path);
+  const GgufView g = GgufView::parse(file.data(), file.size(), path);
+  const auto arch = g.kv.find("general.architecture");
+  if (arch == g.kv.end() || arch->second.kind != GgufValue::Kind::String)
+    throw ModelError(path + ": GGUF file without general.architecture: not an asdcap model");
+  return arch->second.s;
+}
+
 }  // namespace
 
 const std::vector<std::string>& backend_names() {
-  static const std::vector<std::string> names = {"acoustic", "msclap"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n = {"acoustic"};
+    for (const auto& m : kModelBackends) n.emplace_back(m.backend);
+    return n;
+  }();
   return names;
+}
+
+std::string backend_for_model_file(const std::string& path) {
+  const std::string arch = model_file_architecture(path);
+  for (const auto& m : kModelBackends)
+    if (arch == m.architecture) return m.backend;
+  throw ModelError(path + ": no embedding backend runs GGUF architecture '" + arch + "'");
 }
 
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options) {
   if (name == "acoustic") return std::make_unique<AcousticBackend>(options.threads);
-  if (name == "msclap") return make_msclap_backend(options);
-  throw InvalidArgument("unknown embedding backend '" + name + "' (expected acoustic or msclap)");
+  for (const auto& m : kModelBackends) {
+    if (name != m.backend) continue;
+    // A model file made for another backend: one line naming the file and the backend it is for.
+    if (!options.model_path.empty()) {
+      const std::string runs = backend_for_model_file(options.model_path);
+      if (runs != name)
+        throw ModelError(options.model_path + ": a " + runs + " model file, not one for the " + name +
+                         " backend (use --backend " + runs + ", or leave --backend out)");
+    }
+    return m.make(options);
+  }
+  std::string expected;
+  for (const auto& n : backend_names()) expected += (expected.empty() ? "" : ", ") + n;
+  throw InvalidArgument("unknown embedding backend '" + name + "' (expected " + expected + ")");
 }
 
 }  // namespace asdcap

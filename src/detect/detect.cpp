@@ -87,7 +87,8 @@ struct Embedded {
 // identity and crop); a clip that cannot be embedded is a failure, a cache that cannot be written
 // is fatal.
 Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptions& options,
-                     const std::unique_ptr<EmbeddingBackend>& backend, EmbeddingCache& cache) {
+                     const CropPolicy& crop_policy, const std::unique_ptr<EmbeddingBackend>& backend,
+                     EmbeddingCache& cache) {
   // ---- embedding: the (thread-safe) acoustic backend spreads clips over the threads, its kernels
   // then running serially in each worker; the msclap encoder spreads each clip's work itself ------
   std::map<const Clip*, std::vector<float>> embeddings;
@@ -111,7 +112,7 @@ Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptio
       bool computed = false;
       try {
         sha = sha256_file(c->path);
-        ClipCrop resolved = resolve_clip_crop(options.crop, sha);
+        ClipCrop resolved = resolve_clip_crop(crop_policy, sha);
         key = std::move(resolved.cache_key);
         const CropPolicy& crop = resolved.policy;
         auto cached = cache.get(sha, identity, key);
@@ -279,19 +280,23 @@ DetectSummary run_detect(const DetectOptions& options) {
   BackendOptions bopt;
   bopt.model_path = options.model_path;
   bopt.threads = options.threads;
-  auto backend = make_backend(options.backend, bopt);
+  std::string backend_name = options.backend;
+  if (backend_name.empty())
+    backend_name = options.model_path.empty() ? "acoustic" : backend_for_model_file(options.model_path);
+  auto backend = make_backend(backend_name, bopt);
+  const CropPolicy crop = options.crop ? *options.crop : backend->default_crop();
   RunSettings settings;
   settings.data_root = ds.root;
   settings.backend = backend->name();
   settings.backend_identity = backend->identity();
   settings.model = options.model_path;
   settings.k = options.k;
-  settings.crop = options.crop.to_string();
-  settings.cache_key = resolve_clip_crop(options.crop, std::string(64, '0')).cache_key;
+  settings.crop = crop.to_string();
+  settings.cache_key = resolve_clip_crop(crop, std::string(64, '0')).cache_key;
   settings.channels = to_string(options.channels);
   EmbeddingCache cache((fs::path(options.out_dir) / "cache.sqlite").string());
 
-  const Embedded embedded = embed_clips(to_embed, options, backend, cache);
+  const Embedded embedded = embed_clips(to_embed, options, crop, backend, cache);
   summary.n_cache_hits = embedded.cache_hits;
   summary.n_embedded = static_cast<int>(embedded.embeddings.size());
   for (auto& [c, why] : embedded.failures) skipped.push_back({c->path, "detect", why});

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "asdcap/backend.hpp"
 #include "asdcap/error.hpp"
 #include "stages.hpp"
 
@@ -45,7 +46,15 @@ Plan make_plan(const ExplainOptions& o, const RunInputs& run) {
       p.caption_missing = "no model: captions need CLAP's captioner (--model MODEL)";
       p.similarity_missing = "no model: similarities need CLAP's audio and text encoders (--model MODEL)";
     } else {
-      p.clap = std::make_unique<ClapMethods>(o.model_path, run.crop, run.channels,
+      // The CLAP methods need an msclap model file, whatever backend detected the anomalies.
+      if (const std::string backend = backend_for_model_file(o.model_path); backend != "msclap")
+        throw InvalidArgument("explain: " + o.model_path + " is a " + backend +
+                              " model file: captions and similarities need an msclap model (--model), "
+                              "the acoustic method none (--method acoustic)");
+      // They take detection's windows when detection worked at msclap's 44.1 kHz (msclap, acoustic),
+      // so that they share its cached embeddings; otherwise (e.g. panns' whole clips) msclap's default.
+      const bool windows_44k = run.settings.backend == "msclap" || run.settings.backend == "acoustic";
+      p.clap = std::make_unique<ClapMethods>(o.model_path, windows_44k ? run.crop : CropPolicy{}, run.channels,
                                              (std::filesystem::path(o.out_dir) / "cache.sqlite").string(), o.threads);
       p.caption_missing = p.clap->caption_missing();
       p.similarity_missing = p.clap->similarity_missing();

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "asdcap/backend.hpp"
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
@@ -96,7 +97,7 @@ void run_demo(const DemoOptions& o) {
   asdcap::DetectOptions detect;
   detect.data_root = data;
   detect.out_dir = o.out;
-  detect.backend = model.empty() ? "acoustic" : "msclap";
+  detect.backend = model.empty() ? "acoustic" : asdcap::backend_for_model_file(model);
   detect.model_path = model;
   detect.threads = o.threads;
   std::fprintf(stderr, "demo: 2/4 detecting anomalies (backend %s)\n", detect.backend.c_str());
@@ -108,11 +109,11 @@ void run_demo(const DemoOptions& o) {
   asdcap::ExplainOptions explain;
   explain.out_dir = o.out;
   explain.data_root = data;
-  explain.model_path = model;
+  explain.model_path = detect.backend == "msclap" ? model : "";  // the CLAP methods need an msclap model
   explain.llm = "offline";
   explain.threads = o.threads;
   std::fprintf(stderr, "demo: 3/4 explaining flagged clips (offline explainer%s)\n",
-               model.empty() ? ", acoustic evidence" : "");
+               explain.model_path.empty() ? ", acoustic evidence" : "");
   const auto ex = asdcap::run_explain(explain);
   std::fprintf(stderr, "demo:     %d clips explained in %.1f s\n", ex.n_explained, since(t));
 
@@ -138,7 +139,8 @@ void setup(CLI::App& app) {
       app.add_subcommand("demo", "The whole job on synthetic machine sounds: dataset, detection, explanations, report");
   sub->add_option("--out", o->out, "Run folder (the dataset goes to DIR/data)")->capture_default_str();
   asdcap::cli::add_model(sub, o->model,
-                         "for the msclap backend; default: $ASDCAP_MODEL, else the built-in acoustic backend");
+                         "for the msclap or panns backend (from the file); default: $ASDCAP_MODEL, else the "
+                         "built-in acoustic backend");
   sub->add_option("--seed", o->seed, "Seed of the synthetic dataset")->capture_default_str();
   sub->add_option("--audio", o->audio, "Report audio players: link or embed")
       ->check(CLI::IsMember({"link", "embed"}))

@@ -12,7 +12,14 @@ namespace {
 
 struct DetectArgs {
   asdcap::DetectOptions options;
+  asdcap::CropPolicy crop;  // used when --crop is given; otherwise the backend's default
 };
+
+std::string backend_list() {
+  std::string list;
+  for (const auto& n : asdcap::backend_names()) list += (list.empty() ? "" : ", ") + n;
+  return list;
+}
 
 void setup(CLI::App& app) {
   auto args = std::make_shared<DetectArgs>();
@@ -23,17 +30,20 @@ void setup(CLI::App& app) {
                   "Dataset root: <root>/<machine>/{train,test}/<clip>.wav (DCASE 2020-2025 names)")
       ->required();
   sub->add_option("--out", o.out_dir, "Output folder (created; also holds the embedding cache)")->required();
-  sub->add_option("--backend", o.backend, "Embedding backend: acoustic (no weights) or msclap")
-      ->capture_default_str()
+  sub->add_option("--backend", o.backend,
+                  "Embedding backend: " + backend_list() +
+                      " (default: the one for --model's file, msclap or panns; acoustic without --model)")
       ->check(CLI::IsMember(asdcap::backend_names()));
-  asdcap::cli::add_model(sub, o.model_path, "for --backend msclap");
+  asdcap::cli::add_model(sub, o.model_path, "for the msclap or panns backend (which one: from the file)");
   sub->add_option("--k", o.k, "Neighbours averaged into the score")->capture_default_str()->check(CLI::Range(1, 1000));
-  asdcap::cli::add_crop(sub, o.crop, {.random_by_content = true, .cover = "embeddings averaged"});
+  auto* crop = asdcap::cli::add_crop(sub, args->crop, {.random_by_content = true, .cover = "embeddings averaged"})
+                   ->default_str("the backend's: whole for panns, random otherwise");
   asdcap::cli::add_channels(sub, o.channels);
   sub->add_option("--machine", o.machines, "Only this machine type (repeatable)");
   asdcap::cli::add_threads(sub, o.threads);
-  sub->callback([args] {
+  sub->callback([args, crop] {
     auto opts = args->options;
+    if (crop->count() > 0) opts.crop = args->crop;
     asdcap::cli::require_model_for_backend(opts.backend, opts.model_path);
     auto summary = asdcap::run_detect(opts);
     std::fputs(asdcap::format_results_table(summary).c_str(), stdout);

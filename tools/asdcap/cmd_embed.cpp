@@ -1,10 +1,11 @@
-// asdcap embed: CLAP audio embeddings of files, or text embeddings, as an (N, d) .npy.
+// asdcap embed: CLAP or PANNs audio embeddings of files, or CLAP text embeddings, as an (N, d) .npy.
 #include <cstdio>
 #include <memory>
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/npy.hpp"
+#include "asdcap/panns.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "audio_input.hpp"
 #include "command.hpp"
@@ -17,13 +18,27 @@ struct EmbedArgs {
   asdcap::cli::AudioInput input;
 };
 
+// CNN14's 2048-d embeddings (fc1 + ReLU) of the files; PANNs has no text encoder.
+std::vector<float> panns_rows(const EmbedArgs& a, int64_t& n, int64_t& dim) {
+  if (!a.texts.empty())
+    throw asdcap::UsageError("embed: " + a.model + " is a PANNs model: it has no text encoder (--text needs CLAP)");
+  const auto model = asdcap::PannsModel::open(a.model, a.input.threads);
+  std::vector<float> rows;
+  for (const auto& o : a.input.run(*model, "embedding"))
+    rows.insert(rows.end(), o.embedding.begin(), o.embedding.end());
+  n = static_cast<int64_t>(a.input.files.size());
+  dim = model->config().embedding_dim;
+  return rows;
+}
+
 void run(const EmbedArgs& a) {
   if (a.texts.empty() == a.input.files.empty())
     throw asdcap::UsageError("embed: give audio FILEs or --text, not both and not neither");
-  const auto model = asdcap::ModelFile::open(a.model);
   std::vector<float> rows;
   int64_t n = 0, dim = 0;
-  if (!a.texts.empty()) {
+  if (asdcap::is_panns_model_file(a.model)) {
+    rows = panns_rows(a, n, dim);
+  } else if (const auto model = asdcap::ModelFile::open(a.model); !a.texts.empty()) {
     const asdcap::TextEncoder encoder(model, {a.input.threads});
     rows = asdcap::cli::rethrow_for_flag("--text", [&] { return encoder.embed(a.texts); });
     n = static_cast<int64_t>(a.texts.size());
@@ -43,12 +58,14 @@ void run(const EmbedArgs& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<EmbedArgs>();
-  auto* sub = app.add_subcommand("embed", "CLAP embeddings of audio files or texts, written as an (N, d) .npy");
-  asdcap::cli::add_model(sub, a->model)->required();
+  auto* sub = app.add_subcommand(
+      "embed", "CLAP embeddings of audio files or texts, or PANNs CNN14 embeddings of audio files, as an (N, d) .npy");
+  asdcap::cli::add_model(sub, a->model, "(msclap or PANNs: which one, from the file)")->required();
   sub->add_option("--out", a->out, "Output .npy: float32 (N, d), one row per FILE or --text, in order")->required();
   sub->add_option("--text", a->texts, "Embed this text instead of audio (repeatable: --text A --text B)")
       ->allow_extra_args(false);
   a->input.add_options(sub, "embeddings averaged", /*files_required=*/false);
+  a->input.crop_option->default_str("random; whole for a PANNs model");
   sub->callback([a] { run(*a); });
 }
 

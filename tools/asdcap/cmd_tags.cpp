@@ -1,4 +1,4 @@
-// asdcap tags: the top AudioSet tag scores of HTSAT's clipwise output for each file.
+// asdcap tags: the top AudioSet tag scores of HTSAT's or CNN14's clipwise output for each file.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -7,6 +7,7 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/panns.hpp"
 #include "audio_input.hpp"
 #include "command.hpp"
 #include "core/csv.hpp"
@@ -51,12 +52,26 @@ std::vector<std::string> read_labels(const std::string& path) {
   return labels;
 }
 
+// Each file's clipwise scores (msclap's HTSAT or PANNs CNN14, from the model file), and the class count.
+std::vector<std::vector<float>> clipwise_scores(const TagsArgs& a, int64_t& classes) {
+  std::vector<std::vector<float>> scores;
+  if (asdcap::is_panns_model_file(a.model)) {
+    const auto model = asdcap::PannsModel::open(a.model, a.input.threads);
+    classes = model->config().classes;
+    for (auto& o : a.input.run(*model, "tagging")) scores.push_back(std::move(o.clipwise));
+  } else {
+    const asdcap::AudioEncoder encoder(asdcap::ModelFile::open(a.model), "audio.", {a.input.threads});
+    classes = encoder.num_classes();
+    for (auto& o : a.input.encode(encoder, "tagging")) scores.push_back(std::move(o.clipwise));
+  }
+  return scores;
+}
+
 void run(const TagsArgs& a) {
   const auto& files = a.input.files;
   if (files.empty()) throw asdcap::UsageError("tags: no audio FILE given");
-  const auto model = asdcap::ModelFile::open(a.model);
-  const asdcap::AudioEncoder encoder(model, "audio.", {a.input.threads});
-  const int64_t classes = encoder.num_classes();
+  int64_t classes = 0;
+  const auto outs = clipwise_scores(a, classes);
   std::vector<std::string> labels;
   if (!a.labels.empty()) {
     labels = read_labels(a.labels);
@@ -66,11 +81,10 @@ void run(const TagsArgs& a) {
   } else {
     for (int64_t i = 0; i < classes; ++i) labels.push_back("class_" + std::to_string(i));
   }
-  const auto outs = a.input.encode(encoder, "tagging");
   const int64_t top = std::min<int64_t>(a.top, classes);
   if (a.csv) std::printf("file,rank,class,label,score\n");
   for (size_t f = 0; f < outs.size(); ++f) {
-    const auto& scores = outs[f].clipwise;
+    const auto& scores = outs[f];
     std::vector<int64_t> order(static_cast<size_t>(classes));
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return scores[x] > scores[y]; });
@@ -90,13 +104,15 @@ void run(const TagsArgs& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<TagsArgs>();
-  auto* sub = app.add_subcommand("tags", "Top AudioSet tag scores (HTSAT's 527 sigmoid outputs) of audio files");
-  asdcap::cli::add_model(sub, a->model)->required();
+  auto* sub = app.add_subcommand(
+      "tags", "Top AudioSet tag scores (the 527 sigmoid outputs of msclap's HTSAT or PANNs CNN14) of audio files");
+  asdcap::cli::add_model(sub, a->model, "(msclap or PANNs: which one, from the file)")->required();
   sub->add_option("--labels", a->labels,
                   "Class names: one per line, or AudioSet's class_labels_indices.csv (default: class_<index>)");
   sub->add_option("--top", a->top, "Tags shown per file")->capture_default_str()->check(CLI::Range(1, 100000));
   sub->add_flag("--csv", a->csv, "CSV output: file,rank,class,label,score");
   a->input.add_options(sub, "scores averaged");
+  a->input.crop_option->default_str("random; whole for a PANNs model");
   sub->callback([a] { run(*a); });
 }
 

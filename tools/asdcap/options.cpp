@@ -28,11 +28,12 @@ CLI::Option* add_crop(CLI::App* sub, CropPolicy& target, const CropMeaning& mean
   const std::string help =
       "Which 7-s window(s) of each clip: random (" + random +
       "), random:SEED (the same seed for every clip), "
-      "offset:N (the window from sample N of the 44.1 kHz signal), cover (consecutive windows covering the clip, "
+      "offset:N (the window from sample N of the signal at the backend's rate, 44.1 kHz for msclap), "
+      "cover (consecutive windows covering the clip, "
       "the last ending at its end; " +
       meaning.cover +
       "), whole (the whole clip as one window, for backends that take any length: panns). "
-      "Clips of 7 s or less are tiled, whatever the policy";
+      "Clips of 7 s or less are tiled, whatever the policy but whole";
   return sub
       ->add_option_function<std::string>(
           "--crop", [&target](const std::string& text) { target = parse_crop_flag("--crop", text); }, help)
@@ -66,7 +67,8 @@ CLI::Option* add_model(CLI::App* sub, std::string& target, const std::string& ho
 }
 
 void require_model_for_backend(const std::string& backend, const std::string& model) {
-  if (backend == "msclap" && model.empty()) throw UsageError("--backend msclap needs --model FILE");
+  if (!backend.empty() && backend != "acoustic" && model.empty())
+    throw UsageError("--backend " + backend + " needs --model FILE");
 }
 
 CLI::Option* add_quiet(CLI::App* sub, bool& target) {

@@ -40,7 +40,7 @@ CLI::Option* add_model(CLI::App* sub, std::string& target, const std::string& ho
 // --quiet: no progress lines on stderr.
 CLI::Option* add_quiet(CLI::App* sub, bool& target);
 
-// `--backend msclap` needs `--model FILE`: a UsageError naming both flags otherwise.
+// Every backend but acoustic (msclap, panns) needs `--model FILE`: a UsageError naming both flags otherwise.
 void require_model_for_backend(const std::string& backend, const std::string& model);
 
 // The parsers behind the options above (exposed for tests): UsageError naming `flag` on a bad value.
