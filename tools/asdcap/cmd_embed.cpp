@@ -60,7 +60,7 @@ void setup(CLI::App& app) {
   auto a = std::make_shared<EmbedArgs>();
   auto* sub = app.add_subcommand(
       "embed", "CLAP embeddings of audio files or texts, or PANNs CNN14 embeddings of audio files, as an (N, d) .npy");
-  asdcap::cli::add_model(sub, a->model, "(msclap or PANNs: which one, from the file)")->required();
+  asdcap::cli::add_model(sub, a->model, "of msclap or PANNs CNN14 (which one: read from the file)")->required();
   sub->add_option("--out", a->out, "Output .npy: float32 (N, d), one row per FILE or --text, in order")->required();
   sub->add_option("--text", a->texts, "Embed this text instead of audio (repeatable: --text A --text B)")
       ->allow_extra_args(false);

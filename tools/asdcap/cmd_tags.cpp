@@ -106,7 +106,7 @@ void setup(CLI::App& app) {
   auto a = std::make_shared<TagsArgs>();
   auto* sub = app.add_subcommand(
       "tags", "Top AudioSet tag scores (the 527 sigmoid outputs of msclap's HTSAT or PANNs CNN14) of audio files");
-  asdcap::cli::add_model(sub, a->model, "(msclap or PANNs: which one, from the file)")->required();
+  asdcap::cli::add_model(sub, a->model, "of msclap or PANNs CNN14 (which one: read from the file)")->required();
   sub->add_option("--labels", a->labels,
                   "Class names: one per line, or AudioSet's class_labels_indices.csv (default: class_<index>)");
   sub->add_option("--top", a->top, "Tags shown per file")->capture_default_str()->check(CLI::Range(1, 100000));
