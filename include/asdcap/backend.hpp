@@ -1,5 +1,6 @@
 // Embedding backends: what turns a clip into the vector that k-NN detection works on.
-// "acoustic" needs no weights; "msclap" runs CLAP's audio encoder from a model file.
+// "acoustic" needs no weights; "msclap" runs CLAP's audio encoder and "laion" LAION-CLAP's audio
+// branch from a model file.
 #pragma once
 #include <memory>
 #include <string>
@@ -34,11 +35,11 @@ class EmbeddingBackend {
 };
 
 struct BackendOptions {
-  std::string model_path;  // model file for "msclap"
+  std::string model_path;  // model file for "msclap" and "laion"
   int threads = 0;         // 0: all cores
 };
 
-// The names make_backend knows: "acoustic", "msclap".
+// The names make_backend knows: "acoustic", "msclap", "laion".
 const std::vector<std::string>& backend_names();
 
 // Throws InvalidArgument for an unknown name, ModelError for a bad model.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "asdcap/clap.hpp"
+#include "asdcap/laion.hpp"
 #include "core/progress.hpp"
 #include "options.hpp"
 
@@ -32,6 +33,11 @@ struct AudioInput {
     Progress progress(verb, static_cast<int64_t>(files.size()));
     return rethrow_for_flag("--crop",
                             [&] { return encode_files(encoder, files, crop, channels, [&] { progress.tick(); }); });
+  }
+  std::vector<LaionModel::Output> encode(const LaionModel& model, const char* verb) const {
+    Progress progress(verb, static_cast<int64_t>(files.size()));
+    return rethrow_for_flag("--crop",
+                            [&] { return laion_encode_files(model, files, crop, channels, [&] { progress.tick(); }); });
   }
 };
 

@@ -23,10 +23,10 @@ void setup(CLI::App& app) {
                   "Dataset root: <root>/<machine>/{train,test}/<clip>.wav (DCASE 2020-2025 names)")
       ->required();
   sub->add_option("--out", o.out_dir, "Output folder (created; also holds the embedding cache)")->required();
-  sub->add_option("--backend", o.backend, "Embedding backend: acoustic (no weights) or msclap")
+  sub->add_option("--backend", o.backend, "Embedding backend: acoustic (no weights), msclap or laion")
       ->capture_default_str()
       ->check(CLI::IsMember(asdcap::backend_names()));
-  asdcap::cli::add_model(sub, o.model_path, "for --backend msclap");
+  asdcap::cli::add_model(sub, o.model_path, "for --backend msclap or laion");
   sub->add_option("--k", o.k, "Neighbours averaged into the score")->capture_default_str()->check(CLI::Range(1, 1000));
   asdcap::cli::add_crop(sub, o.crop, {.random_by_content = true, .cover = "embeddings averaged"});
   asdcap::cli::add_channels(sub, o.channels);

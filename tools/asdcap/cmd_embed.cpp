@@ -4,6 +4,7 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/laion.hpp"
 #include "asdcap/npy.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "audio_input.hpp"
@@ -20,6 +21,18 @@ struct EmbedArgs {
 void run(const EmbedArgs& a) {
   if (a.texts.empty() == a.input.files.empty())
     throw asdcap::UsageError("embed: give audio FILEs or --text, not both and not neither");
+  if (asdcap::is_laion_model_file(a.model)) {
+    if (!a.texts.empty()) throw asdcap::UsageError("embed: --text needs a CLAP model with a text encoder (msclap)");
+    const auto laion = asdcap::LaionModel::open(a.model, a.input.threads);
+    const auto outs = a.input.encode(*laion, "embedding");
+    std::vector<float> rows;
+    for (const auto& o : outs) rows.insert(rows.end(), o.embedding.begin(), o.embedding.end());
+    const auto n = static_cast<int64_t>(outs.size()), dim = static_cast<int64_t>(laion->config().joint_dim);
+    asdcap::write_npy(a.out, rows.data(), {n, dim});
+    std::fprintf(stderr, "asdcap embed: wrote %s (%lld x %lld float32)\n", a.out.c_str(), static_cast<long long>(n),
+                 static_cast<long long>(dim));
+    return;
+  }
   const auto model = asdcap::ModelFile::open(a.model);
   std::vector<float> rows;
   int64_t n = 0, dim = 0;

@@ -7,6 +7,7 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/laion.hpp"
 #include "audio_input.hpp"
 #include "command.hpp"
 #include "core/csv.hpp"
@@ -54,9 +55,15 @@ std::vector<std::string> read_labels(const std::string& path) {
 void run(const TagsArgs& a) {
   const auto& files = a.input.files;
   if (files.empty()) throw asdcap::UsageError("tags: no audio FILE given");
-  const auto model = asdcap::ModelFile::open(a.model);
-  const asdcap::AudioEncoder encoder(model, "audio.", {a.input.threads});
-  const int64_t classes = encoder.num_classes();
+  // msclap's HTSAT or LAION-CLAP's, by the model file's architecture.
+  std::shared_ptr<const asdcap::LaionModel> laion;
+  std::unique_ptr<asdcap::AudioEncoder> encoder;
+  if (asdcap::is_laion_model_file(a.model))
+    laion = asdcap::LaionModel::open(a.model, a.input.threads);
+  else
+    encoder = std::make_unique<asdcap::AudioEncoder>(asdcap::ModelFile::open(a.model), "audio.",
+                                                     asdcap::AudioEncoderParams{a.input.threads});
+  const int64_t classes = laion ? laion->config().audio.num_classes : encoder->num_classes();
   std::vector<std::string> labels;
   if (!a.labels.empty()) {
     labels = read_labels(a.labels);
@@ -66,11 +73,15 @@ void run(const TagsArgs& a) {
   } else {
     for (int64_t i = 0; i < classes; ++i) labels.push_back("class_" + std::to_string(i));
   }
-  const auto outs = a.input.encode(encoder, "tagging");
+  std::vector<std::vector<float>> all_scores;
+  if (laion)
+    for (auto& o : a.input.encode(*laion, "tagging")) all_scores.push_back(std::move(o.clipwise));
+  else
+    for (auto& o : a.input.encode(*encoder, "tagging")) all_scores.push_back(std::move(o.clipwise));
   const int64_t top = std::min<int64_t>(a.top, classes);
   if (a.csv) std::printf("file,rank,class,label,score\n");
-  for (size_t f = 0; f < outs.size(); ++f) {
-    const auto& scores = outs[f].clipwise;
+  for (size_t f = 0; f < all_scores.size(); ++f) {
+    const auto& scores = all_scores[f];
     std::vector<int64_t> order(static_cast<size_t>(classes));
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return scores[x] > scores[y]; });

@@ -66,7 +66,8 @@ CLI::Option* add_model(CLI::App* sub, std::string& target, const std::string& ho
 }
 
 void require_model_for_backend(const std::string& backend, const std::string& model) {
-  if (backend == "msclap" && model.empty()) throw UsageError("--backend msclap needs --model FILE");
+  if ((backend == "msclap" || backend == "laion") && model.empty())
+    throw UsageError("--backend " + backend + " needs --model FILE");
 }
 
 CLI::Option* add_quiet(CLI::App* sub, bool& target) {
