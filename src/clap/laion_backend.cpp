@@ -9,14 +9,17 @@ namespace {
 
 class LaionBackend final : public EmbeddingBackend {
  public:
+  static constexpr const char* kFrontEndVersion = "1";
   explicit LaionBackend(const BackendOptions& options) {
     if (options.model_path.empty()) throw InvalidArgument("the laion backend needs a model file (no model path given)");
     model_ = LaionModel::open(options.model_path, options.threads);
   }
 
   std::string name() const override { return "laion"; }
+  // Bump kFrontEndVersion whenever the int16 / window / log-mel / projection maths change: cached
+  // embeddings follow the identity.
   std::string identity() const override {
-    return std::string("laion/") + kHtsatMathsVersion + "/" + model_->identity();
+    return std::string("laion/") + kFrontEndVersion + "/" + kHtsatMathsVersion + "/" + model_->identity();
   }
   int dim() const override { return model_->config().joint_dim; }
   int sample_rate() const override { return model_->config().sample_rate; }

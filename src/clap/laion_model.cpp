@@ -66,6 +66,7 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   mutable std::map<std::string, std::vector<float>> widened;  // f16 tensors as f32, and unaligned f32 ones
   std::vector<float> bn_alpha, bn_beta;
   const float* melW = nullptr;
+  std::vector<int> mel_lo, mel_hi;  // per band, the bins [lo, hi) outside which its weights are zero
   std::unique_ptr<clap::Htsat> htsat;
   nn::PackedLinear proj0, proj2;
 
@@ -175,6 +176,13 @@ void LaionModel::Impl::load() {
     bn_beta[m] = bn_b[m] - bn_m[m] * bn_alpha[m];
   }
   melW = get("logmel_extractor.melW", {bins, mel});
+  for (int64_t m = 0; m < mel; ++m) {  // the zero weights outside would add exact zeros
+    int64_t lo = 0, hi = bins;
+    while (lo < hi && melW[lo * mel + m] == 0.0f) ++lo;
+    while (hi > lo && melW[(hi - 1) * mel + m] == 0.0f) --hi;
+    mel_lo.push_back(static_cast<int>(lo));
+    mel_hi.push_back(static_cast<int>(hi));
+  }
   htsat = std::make_unique<clap::Htsat>(config.audio, *this, threads);
   proj0 = packed("audio_projection.0.weight", j, f, "audio_projection.0.bias");
   proj2 = packed("audio_projection.2.weight", j, j, "audio_projection.2.bias");
@@ -211,7 +219,7 @@ std::vector<float> LaionModel::Impl::log_mel(const float* samples, std::vector<f
       }
       for (int64_t m = 0; m < mels; ++m) {
         double s = 0;
-        for (int k = 0; k < kBinsN; ++k) s += power[k] * melW[k * mels + m];
+        for (int k = mel_lo[m]; k < mel_hi[m]; ++k) s += power[k] * melW[k * mels + m];
         const float v = std::max(static_cast<float>(s), 1e-10f);
         out[static_cast<size_t>(t * mels + m)] = 10.0f * static_cast<float>(std::log10(static_cast<double>(v)));
       }
