@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -27,35 +26,33 @@ inline const std::string& golden_dir() {
 }
 inline std::string golden_checkpoint() { return golden_dir() + "laion_clap_htsat_tiny.pt"; }
 
-inline std::filesystem::path temp_dir() {
-  static const std::filesystem::path dir = [] {
-    auto name = [] { return "asdcap-laion-test-" + std::to_string(::getpid()); };
-    auto d = std::filesystem::temp_directory_path() / name();
-    std::filesystem::create_directories(d);
-    static const std::string remove_at_exit = d.string();
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(remove_at_exit, ec);
-    });
-    return d;
-  }();
-  return dir;
+// A folder of this test process, removed with everything in it when the process ends.
+struct ProcessTempDir {
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("asdcap-laion-test-" + std::to_string(::getpid()));
+  ProcessTempDir() { std::filesystem::create_directories(path); }
+  ~ProcessTempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+inline const std::filesystem::path& temp_dir() {
+  static const ProcessTempDir dir;
+  return dir.path;
 }
 
-// checkpoint -> converted model file, once per process and storage type.
+// checkpoint -> converted model file (f32 or f16), converted once per process.
 inline std::string converted(const std::string& checkpoint, asdcap::DType dtype = asdcap::DType::F32) {
-  static std::map<std::string, std::string> done;
-  const std::string key = checkpoint + (dtype == asdcap::DType::F16 ? "#f16" : "#f32");
-  auto it = done.find(key);
-  if (it != done.end()) return it->second;
-  asdcap::LaionConvertOptions o;
-  o.checkpoint = checkpoint;
-  o.out = (temp_dir() /
-           (std::filesystem::path(checkpoint).stem().string() + (dtype == asdcap::DType::F16 ? ".f16.gguf" : ".gguf")))
-              .string();
-  o.dtype = dtype;
-  asdcap::convert_laion(o);
-  return done[key] = o.out;
+  static std::map<std::pair<std::string, bool>, std::string> done;
+  const bool half = dtype == asdcap::DType::F16;
+  std::string& out = done[{checkpoint, half}];
+  if (out.empty()) {
+    const std::string stem = std::filesystem::path(checkpoint).stem().string();
+    const std::string path = (temp_dir() / (stem + (half ? ".f16.gguf" : ".gguf"))).string();
+    asdcap::convert_laion({checkpoint, path, dtype});
+    out = path;
+  }
+  return out;
 }
 
 inline std::vector<float> npy(const std::string& clip, const std::string& stage) {
