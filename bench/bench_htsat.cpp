@@ -24,11 +24,13 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "htsat_common.hpp"
 #include "support/random_model.hpp"
 
 namespace {
 
 using namespace asdcap;
+using namespace asdcap::bench;
 
 std::shared_ptr<const ModelFile> bench_model() {
   static const std::shared_ptr<const ModelFile> model = [] {
@@ -49,77 +51,6 @@ std::shared_ptr<const ModelFile> bench_model() {
   return model;
 }
 
-// FLOPs of one window through HTSAT + projection as asdcap computes it.
-double htsat_flops(const ModelConfig& mc) {
-  const HtsatConfig& c = mc.audio;
-  double flops = 0;
-  int64_t side = c.spec_size / c.patch, dim = c.embed_dim;
-  flops += 2.0 * side * side * c.patch * c.patch * dim;  // patch embedding
-  for (size_t s = 0; s < c.depths.size(); ++s) {
-    const double n = static_cast<double>(side * side), d = static_cast<double>(dim);
-    const int64_t window = std::min<int64_t>(side, c.window);
-    const double per_block = 2.0 * n * (3 * d * d + d * d + 2.0 * c.mlp_ratio * d * d)  // qkv, proj, fc1, fc2
-                             + 2.0 * 2.0 * n * window * window * d;                     // q.k and p.v
-    flops += per_block * c.depths[s];
-    if (s + 1 < c.depths.size()) {
-      flops += 2.0 * (n / 4) * (4 * d) * (2 * d);  // PatchMerging reduction
-      side /= 2;
-      dim *= 2;
-    }
-  }
-  const int64_t sf = side / c.freq_ratio;
-  flops += 2.0 * c.num_classes * dim * sf * 3;                                     // tscam on averaged taps
-  flops += 2.0 * (double(dim) * mc.proj_dim + double(mc.proj_dim) * mc.proj_dim);  // projection
-  return flops;
-}
-
-double wall_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// The sgemm reference: OpenBLAS (cblas_sgemm through nn::linear, its split over threads) on the
-// fc1 shapes of the stages (M = tokens x batch), same thread count. The fastest of them is chosen
-// once (best of 3 rounds each); the benchmark then times one round of it after every encoder
-// iteration, so that both sides of the ratio are best-of over the same stretch of time (this
-// machine's host is shared and its speed drifts by +-10 % within minutes).
-struct SgemmReference {
-  int64_t m = 0, k = 0, n = 0;
-  int threads = 0;
-  std::vector<float> x, w, y;
-  // GFLOP/s of one round of >= 50 ms.
-  double round() {
-    int reps = 0;
-    const double t0 = wall_seconds();
-    do {
-      nn::linear(threads, x.data(), m, k, w.data(), n, nullptr, y.data());
-      ++reps;
-    } while (wall_seconds() - t0 < 0.05);
-    return 2.0 * m * n * k * reps / (wall_seconds() - t0) / 1e9;
-  }
-};
-
-SgemmReference sgemm_reference(const ModelConfig& mc, int batch, int threads) {
-  const HtsatConfig& c = mc.audio;
-  int64_t side = c.spec_size / c.patch, dim = c.embed_dim;
-  SgemmReference best;
-  double best_rate = 0;
-  for (size_t s = 0; s < c.depths.size(); ++s) {
-    SgemmReference r;
-    r.m = side * side * batch, r.k = dim, r.n = dim * c.mlp_ratio, r.threads = threads;
-    r.x.assign(static_cast<size_t>(r.m * r.k), 0.5f);
-    r.w.assign(static_cast<size_t>(r.n * r.k), 0.25f);
-    r.y.resize(static_cast<size_t>(r.m * r.n));
-    double rate = 0;
-    for (int round = 0; round < 3; ++round) rate = std::max(rate, r.round());
-    if (rate > best_rate) best_rate = rate, best = std::move(r);
-    if (s + 1 < c.depths.size()) {
-      side /= 2;
-      dim *= 2;
-    }
-  }
-  return best;
-}
-
 std::vector<std::vector<float>> noise_windows(int n) {
   std::mt19937 rng(7);
   std::normal_distribution<float> dist(0.f, 0.1f);
@@ -129,41 +60,14 @@ std::vector<std::vector<float>> noise_windows(int n) {
   return w;
 }
 
-// Times `encode` (one batch per iteration). Counters: clips_per_s (mean, wall clock), GFLOP_per_clip,
-// GFLOPs (best iteration), sgemm_GFLOPs (best round, one after each iteration, same threads) and
-// vs_sgemm = their ratio.
-template <typename Encode>
-void run_encoder(benchmark::State& state, const Encode& encode) {
-  const int batch = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
-  const ModelConfig& mc = bench_model()->config();
-  SgemmReference sgemm = sgemm_reference(mc, batch, threads);
-  double best = 1e30, sgemm_best = 0, total = 0;
-  for (auto _ : state) {
-    const double t0 = wall_seconds();
-    benchmark::DoNotOptimize(encode());
-    const double t = wall_seconds() - t0;
-    best = std::min(best, t);
-    total += t;
-    state.PauseTiming();
-    sgemm_best = std::max(sgemm_best, sgemm.round());
-    state.ResumeTiming();
-  }
-  const double flops = htsat_flops(mc), clips = static_cast<double>(state.iterations()) * batch;
-  const double gflops = batch * flops / best / 1e9;
-  state.counters["clips_per_s"] = clips / total;
-  state.counters["GFLOP_per_clip"] = flops / 1e9;
-  state.counters["GFLOPs"] = gflops;
-  state.counters["sgemm_GFLOPs"] = sgemm_best;
-  state.counters["vs_sgemm"] = gflops / sgemm_best;
-}
-
 // From 7-s waveforms: front end (log-mel, bn0, image) + HTSAT + projection, as `asdcap embed` runs it.
 void BM_HtsatFromWaveform(benchmark::State& state) {
   const AudioEncoder encoder(bench_model(), "audio.", {static_cast<int>(state.range(1))});
   const auto windows = noise_windows(static_cast<int>(state.range(0)));
   std::vector<const float*> ptrs;
   for (const auto& w : windows) ptrs.push_back(w.data());
-  run_encoder(state, [&] { return encoder.encode(ptrs); });
+  run_encoder(state, bench_model()->config().audio, bench_model()->config().proj_dim,
+              [&] { return encoder.encode(ptrs); });
 }
 
 // From HTSAT images: the encoder alone (patch embedding .. projection).
@@ -178,7 +82,8 @@ void BM_HtsatFromImage(benchmark::State& state) {
     for (auto& x : im) x = dist(rng);
     ptrs.push_back(im.data());
   }
-  run_encoder(state, [&] { return encoder.encode_images(ptrs); });
+  run_encoder(state, bench_model()->config().audio, bench_model()->config().proj_dim,
+              [&] { return encoder.encode_images(ptrs); });
 }
 
 // Batches of 1 and 8 windows on 1 and 2 threads, timed by the wall clock.

@@ -1,6 +1,6 @@
 // Embedding backends: what turns a clip into the vector that k-NN detection works on.
-// "acoustic" needs no weights; "msclap" runs CLAP's audio encoder from a model file, "panns" PANNs
-// CNN14 from a model file.
+// "acoustic" needs no weights; "msclap" runs CLAP's audio encoder, "panns" PANNs CNN14 and "laion"
+// LAION-CLAP's audio branch from a model file.
 #pragma once
 #include <memory>
 #include <string>
@@ -38,15 +38,15 @@ class EmbeddingBackend {
 };
 
 struct BackendOptions {
-  std::string model_path;  // model file for "msclap" and "panns"
+  std::string model_path;  // model file for "msclap", "panns" and "laion"
   int threads = 0;         // 0: all cores
 };
 
-// The names make_backend knows: "acoustic", "msclap", "panns".
+// The names make_backend knows: "acoustic", "msclap", "panns", "laion".
 const std::vector<std::string>& backend_names();
 
 // The backend that runs a model file, from its GGUF architecture ("asdcap-msclap": msclap,
-// "asdcap-panns": panns). Throws IoError / FormatError when the file cannot be read, ModelError
+// "asdcap-panns": panns, "asdcap-laion": laion). Throws IoError / FormatError when the file cannot be read, ModelError
 // naming the file when no backend runs its architecture.
 std::string backend_for_model_file(const std::string& path);
 

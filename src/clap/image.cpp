@@ -1,9 +1,12 @@
-// reshape_wav2img of HTSAT: bicubic time interpolation 965 -> 1024 and the 4-chunk stacking.
+// reshape_wav2img of HTSAT: bicubic time interpolation (965 -> 1024 for msclap, 1001 -> 1024 for
+// LAION-CLAP) and the 4-chunk stacking.
 #include <algorithm>
 #include <cmath>
 
 #include "asdcap/audio.hpp"
 #include "asdcap/clap.hpp"
+#include "asdcap/error.hpp"
+#include "clap/htsat.hpp"
 
 namespace asdcap {
 namespace {
@@ -17,8 +20,11 @@ float cubic2(float x) { return std::fma(std::fma(std::fma(kA, x, -5 * kA), x, 8 
 
 }  // namespace
 
-std::vector<float> wav_to_image(const float* bn0) {
-  constexpr int in_t = kWindowFrames, out_t = 4 * kImageSize;
+std::vector<float> clap::spectrogram_to_image(const float* bn0, int in_t) {
+  constexpr int out_t = 4 * kImageSize;
+  if (in_t < 1 || in_t > out_t)
+    throw InvalidArgument("HTSAT image: " + std::to_string(in_t) + " frames (1 to " + std::to_string(out_t) +
+                          " are stretched to " + std::to_string(out_t) + ")");
   // upsample_bicubic2d, align_corners=True: source = scale * y with a float32 scale. The
   // fractional part is taken from the unrounded product (fma), as in PyTorch's compiled kernel;
   // rounding it first moves the last rows by up to 5e-6 frames and costs 1e-4 of accuracy.
@@ -43,5 +49,7 @@ std::vector<float> wav_to_image(const float* bn0) {
   }
   return image;
 }
+
+std::vector<float> wav_to_image(const float* bn0) { return clap::spectrogram_to_image(bn0, kWindowFrames); }
 
 }  // namespace asdcap

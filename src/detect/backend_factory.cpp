@@ -5,6 +5,7 @@
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/panns.hpp"
+#include "asdcap/laion.hpp"
 #include "detect/acoustic.hpp"
 #include "modelio/gguf.hpp"
 #include "modelio/mapped_file.hpp"
@@ -46,6 +47,7 @@ struct ModelBackend {
 const ModelBackend kModelBackends[] = {
     {"asdcap-msclap", "msclap", make_msclap_backend},
     {"asdcap-panns", "panns", make_panns_backend},
+    {"asdcap-laion", "laion", make_laion_backend},
 };
 
 std::string model_file_architecture(const std::string& path) {

@@ -16,6 +16,30 @@
 #include "schema.hpp"
 
 namespace asdcap {
+
+namespace modelio {
+
+void check_stft(const CheckpointTensor& t, bool imag, int n_fft, const std::string& file) {
+  const int64_t bins = n_fft / 2 + 1;
+  if (t.dtype != DType::F32 || t.shape != std::vector<int64_t>{bins, 1, n_fft})
+    throw ModelError(file + ": " + t.name + " is " + dtype_name(t.dtype) + " " + format_shape(t.shape) +
+                     ", expected f32 " + format_shape({bins, 1, n_fft}));
+  const float* v = reinterpret_cast<const float*>(t.data.data());
+  double worst = 0;
+  for (int64_t k = 0; k < bins; ++k)
+    for (int64_t n = 0; n < n_fft; ++n) {
+      const double w = 0.5 - 0.5 * std::cos(2 * M_PI * static_cast<double>(n) / n_fft);
+      const double a = 2 * M_PI * static_cast<double>((k * n) % n_fft) / n_fft;
+      const double expect = imag ? -std::sin(a) * w : std::cos(a) * w;
+      worst = std::max(worst, std::abs(v[k * n_fft + n] - expect));
+    }
+  if (worst > 1e-6)
+    throw ModelError(file + ": " + t.name + " is not the periodic-Hann DFT asdcap computes (max deviation " +
+                     std::to_string(worst) + ")");
+}
+
+}  // namespace modelio
+
 namespace {
 
 using modelio::ModelContents;
@@ -49,27 +73,6 @@ std::string name_list(const std::vector<std::string>& v, size_t max = 8) {
   for (size_t i = 0; i < v.size() && i < max; ++i) r += (i ? ", " : "") + v[i];
   if (v.size() > max) r += ", ... (" + std::to_string(v.size()) + " in all)";
   return r;
-}
-
-// The fixed STFT matrices torchlibrosa stores: real = cos(2πkn/N)·w[n], imag = −sin(2πkn/N)·w[n] with the
-// periodic Hann window w. asdcap computes the STFT with an FFT and this window, so the file must agree.
-void check_stft(const CheckpointTensor& t, bool imag, int n_fft, const std::string& file) {
-  const int64_t bins = n_fft / 2 + 1;
-  if (t.dtype != DType::F32 || t.shape != std::vector<int64_t>{bins, 1, n_fft})
-    throw ModelError(file + ": " + t.name + " is " + dtype_name(t.dtype) + " " + format_shape(t.shape) +
-                     ", expected f32 " + format_shape({bins, 1, n_fft}));
-  const float* v = reinterpret_cast<const float*>(t.data.data());
-  double worst = 0;
-  for (int64_t k = 0; k < bins; ++k)
-    for (int64_t n = 0; n < n_fft; ++n) {
-      const double w = 0.5 - 0.5 * std::cos(2 * M_PI * static_cast<double>(n) / n_fft);
-      const double a = 2 * M_PI * static_cast<double>((k * n) % n_fft) / n_fft;
-      const double expect = imag ? -std::sin(a) * w : std::cos(a) * w;
-      worst = std::max(worst, std::abs(v[k * n_fft + n] - expect));
-    }
-  if (worst > 1e-6)
-    throw ModelError(file + ": " + t.name + " is not the periodic-Hann DFT asdcap computes (max deviation " +
-                     std::to_string(worst) + ")");
 }
 
 const CheckpointTensor& need(const TensorMap& m, const std::string& name, size_t ndim, const std::string& why) {
@@ -349,9 +352,9 @@ ConvertReport Converter::run() {
   for (const auto& [key, t] : held_) {
     const std::string file = key.rfind("clap:", 0) == 0 ? o_.clap : o_.clapcap;
     if (ends_with(key, "conv_real.weight"))
-      check_stft(t, false, c.front_end.n_fft, file);
+      modelio::check_stft(t, false, c.front_end.n_fft, file);
     else if (ends_with(key, "conv_imag.weight"))
-      check_stft(t, true, c.front_end.n_fft, file);
+      modelio::check_stft(t, true, c.front_end.n_fft, file);
     else {  // gpt.lm_head.weight: asdcap ties it to the decoder's wte
       auto wte = mapped_.find("cap.gpt2.wte.weight");
       if (wte == mapped_.end() || wte->second.t.shape != t.shape || wte->second.t.dtype != t.dtype ||

@@ -222,17 +222,26 @@ void check_config(const ModelConfig& c, const std::string& file) {
   }
 }
 
+namespace {
+// A configuration section of its own architecture's keys (under `prefix`), read then checked.
+template <class Config, class Visit, class Check>
+Config read_section(const GgufView& g, const std::string& file, const char* prefix, Visit visit, Check check) {
+  const Read io(g, file, prefix);
+  Config c;
+  visit(io, c);
+  check(c, file);
+  return c;
+}
+}  // namespace
+
 void write_panns_config(GgufWriter& w, const PannsConfig& c) {
   Write io{w, kPannsPrefix};
   visit_panns(io, c);
 }
 
 PannsConfig read_panns_config(const GgufView& g, const std::string& file) {
-  const Read io(g, file, kPannsPrefix);
-  PannsConfig c;
-  visit_panns(io, c);
-  check_panns_config(c, file);
-  return c;
+  return read_section<PannsConfig>(
+      g, file, kPannsPrefix, [](const Read& io, PannsConfig& c) { visit_panns(io, c); }, check_panns_config);
 }
 
 void check_panns_config(const PannsConfig& c, const std::string& file) {
@@ -282,6 +291,65 @@ bool panns_f16_eligible(const std::string& name) {
                                           : name == "fc1.weight" || name == "fc_audioset.weight";
 }
 
+// The metadata of a LAION-CLAP file (keys under kLaionPrefix).
+template <class Io, class Config>
+void visit_laion(Io& io, Config& c) {
+  visit_htsat(io, "audio.", c.audio);
+  io.integer("joint_dim", c.joint_dim);
+  io.integer("sample_rate", c.sample_rate);
+  io.integer64("clip_samples", c.clip_samples);
+  io.integer("n_fft", c.n_fft);
+  io.integer("hop", c.hop);
+  io.integer("mel_bins", c.mel_bins);
+  io.real("fmin", c.fmin);
+  io.real("fmax", c.fmax);
+  io.integer("text.vocab", c.text_vocab);
+  io.integer("text.hidden", c.text_hidden);
+  io.integer("text.layers", c.text_layers);
+  io.integer("text.intermediate", c.text_intermediate);
+  io.integer("text.max_positions", c.text_positions);
+  io.real("logit_scale_a", c.logit_scale_a);
+  io.real("logit_scale_t", c.logit_scale_t);
+}
+
+void write_laion_config(GgufWriter& w, const LaionConfig& c) {
+  Write io{w, kLaionPrefix};
+  visit_laion(io, c);
+}
+
+LaionConfig read_laion_config(const GgufView& g, const std::string& file) {
+  return read_section<LaionConfig>(
+      g, file, kLaionPrefix, [](const Read& io, LaionConfig& c) { visit_laion(io, c); }, check_laion_config);
+}
+
+void check_laion_config(const LaionConfig& c, const std::string& file) {
+  check_htsat(c.audio, "LAION-CLAP audio branch", file);
+  auto bad = [&](const std::string& m) { return ModelError(file + ": LAION-CLAP model: " + m); };
+  // asdcap's front end: the 1024-point FFT, 64 mel bins and the 256 x 256 image of 1024 frames or fewer.
+  if (c.n_fft != 1024 || c.mel_bins != 64 || c.hop <= 0 || c.sample_rate < 1000 || c.sample_rate > 384000 ||
+      c.clip_samples <= 0 || c.clip_samples / c.hop + 1 > 4 * c.audio.spec_size || !(c.fmin >= 0) ||
+      !(c.fmax > c.fmin) || c.fmax > c.sample_rate / 2.f)
+    throw bad("unsupported front end (n_fft " + std::to_string(c.n_fft) + ", hop " + std::to_string(c.hop) + ", " +
+              std::to_string(c.mel_bins) + " mel bins, " + std::to_string(c.clip_samples) + " samples)");
+  if (c.audio.spec_size != 256 || c.audio.freq_ratio != 4 || c.audio.in_chans != 1)
+    throw bad("unsupported HTSAT image (spec_size " + std::to_string(c.audio.spec_size) + ", freq_ratio " +
+              std::to_string(c.audio.freq_ratio) + ")");
+  if (c.joint_dim <= 0 || c.joint_dim > (1 << 16)) throw bad("bad embedding size " + std::to_string(c.joint_dim));
+  for (int v : {c.text_vocab, c.text_hidden, c.text_layers, c.text_intermediate, c.text_positions})
+    if (v < 0 || v > (1 << 22)) throw bad("bad text branch sizes");
+}
+
+std::vector<TensorSpec> laion_audio_tensors(const LaionConfig& c) {
+  std::vector<TensorSpec> out;
+  htsat_module_tensors(out, "audio_branch.", c.audio, c.n_fft, c.mel_bins);
+  const int64_t j = c.joint_dim, f = c.audio.num_features;
+  out.push_back({"audio_projection.0.weight", {j, f}, DType::F32});
+  out.push_back({"audio_projection.0.bias", {j}, DType::F32});
+  out.push_back({"audio_projection.2.weight", {j, j}, DType::F32});
+  out.push_back({"audio_projection.2.bias", {j}, DType::F32});
+  return out;
+}
+
 bool optional_tensor(const std::string& name) {
   auto ends = [&](const std::string& s) {
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
@@ -292,17 +360,17 @@ bool optional_tensor(const std::string& name) {
 }  // namespace asdcap::modelio
 
 namespace asdcap {
-namespace {
+namespace modelio {
 
-void htsat_tensors(std::vector<TensorSpec>& out, const std::string& pre, const HtsatConfig& h, const FrontEndConfig& fe,
-                   int proj_dim) {
-  const std::string p = pre + "htsat.";
+// The HTSAT module's tensors under prefix p (melW, bn0, patch embedding, Swin stages, norm, tscam).
+void htsat_module_tensors(std::vector<TensorSpec>& out, const std::string& p, const HtsatConfig& h, int n_fft,
+                          int mel_bins) {
   auto add = [&](const std::string& n, std::vector<int64_t> s, DType t = DType::F32) {
     out.push_back({p + n, std::move(s), t});
   };
-  const int64_t E = h.embed_dim, bins = fe.n_fft / 2 + 1;
-  add("logmel_extractor.melW", {bins, fe.mel_bins});
-  for (const char* s : {"weight", "bias", "running_mean", "running_var"}) add(std::string("bn0.") + s, {fe.mel_bins});
+  const int64_t E = h.embed_dim, bins = n_fft / 2 + 1;
+  add("logmel_extractor.melW", {bins, mel_bins});
+  for (const char* s : {"weight", "bias", "running_mean", "running_var"}) add(std::string("bn0.") + s, {mel_bins});
   add("patch_embed.proj.weight", {E, h.in_chans, h.patch, h.patch});
   add("patch_embed.proj.bias", {E});
   add("patch_embed.norm.weight", {E});
@@ -342,6 +410,15 @@ void htsat_tensors(std::vector<TensorSpec>& out, const std::string& pre, const H
   add("norm.bias", {h.num_features});
   add("tscam_conv.weight", {h.num_classes, h.num_features, res / h.freq_ratio, 3});
   add("tscam_conv.bias", {h.num_classes});
+}
+
+}  // namespace modelio
+
+namespace {
+
+void htsat_tensors(std::vector<TensorSpec>& out, const std::string& pre, const HtsatConfig& h, const FrontEndConfig& fe,
+                   int proj_dim) {
+  modelio::htsat_module_tensors(out, pre + "htsat.", h, fe.n_fft, fe.mel_bins);
   out.push_back({pre + "proj.linear1.weight", {proj_dim, h.num_features}, DType::F32});
   out.push_back({pre + "proj.linear2.weight", {proj_dim, proj_dim}, DType::F32});
   out.push_back({pre + "proj.layer_norm.weight", {proj_dim}, DType::F32});

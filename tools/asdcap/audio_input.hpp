@@ -8,6 +8,7 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/panns.hpp"
+#include "asdcap/laion.hpp"
 #include "core/progress.hpp"
 #include "options.hpp"
 
@@ -43,6 +44,13 @@ struct AudioInput {
     const CropPolicy policy = crop_option && crop_option->count() > 0 ? crop : panns_default_crop();
     return rethrow_for_flag(
         "--crop", [&] { return panns_files(model, files, policy, channels, threads, [&] { progress.tick(); }); });
+  }
+
+  // The same with LAION-CLAP.
+  std::vector<LaionModel::Output> encode(const LaionModel& model, const char* verb) const {
+    Progress progress(verb, static_cast<int64_t>(files.size()));
+    return rethrow_for_flag("--crop",
+                            [&] { return laion_encode_files(model, files, crop, channels, [&] { progress.tick(); }); });
   }
 };
 

@@ -1,9 +1,10 @@
-// asdcap convert: msclap checkpoints (+ GPT-2 tokenizer files), or a PANNs CNN14 checkpoint
-// (--panns), -> one asdcap model file (GGUF).
+// asdcap convert: msclap checkpoints (+ GPT-2 tokenizer files), a PANNs CNN14 checkpoint (--panns)
+// or a LAION-CLAP checkpoint (--laion-clap) -> one asdcap model file (GGUF).
 #include <cstdio>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/laion.hpp"
 #include "asdcap/panns.hpp"
 #include "command.hpp"
 
@@ -11,7 +12,7 @@ namespace {
 
 struct ConvertArgs {
   asdcap::ConvertOptions opts;
-  std::string panns;
+  std::string panns, laion;
   std::string dtype = "f32";
 };
 
@@ -22,6 +23,9 @@ void setup(CLI::App& app) {
                                  "asdcap model file (GGUF)");
   sub->add_option("--panns", args->panns,
                   "PANNs CNN14 checkpoint (Cnn14_mAP=0.431.pth, Cnn14_16k_mAP=0.438.pth), converted alone")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--laion-clap", args->laion,
+                  "LAION-CLAP checkpoint (630k-audioset-best.pt, enable_fusion=False), converted alone")
       ->check(CLI::ExistingFile);
   sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->check(CLI::ExistingFile);
   sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")
@@ -41,8 +45,27 @@ void setup(CLI::App& app) {
   sub->callback([args] {
     args->opts.dtype = args->dtype == "f16" ? asdcap::DType::F16 : asdcap::DType::F32;
     const auto& o = args->opts;
+    const bool msclap_inputs =
+        !o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty();
+    if (!args->laion.empty()) {
+      if (msclap_inputs || !args->panns.empty())
+        throw asdcap::UsageError(
+            "convert: --laion-clap converts a LAION-CLAP checkpoint alone; drop --panns, --clap, --clapcap, "
+            "--vocab, --merges and --gpt2");
+      asdcap::LaionConvertOptions l;
+      l.checkpoint = args->laion;
+      l.out = o.out;
+      l.dtype = o.dtype;
+      const asdcap::LaionConvertReport r = asdcap::convert_laion(l);
+      std::printf(
+          "wrote %s (LAION-CLAP HTSAT embed_dim %d, embedding %d; %zu audio and %zu text-side tensors, %zu "
+          "not stored)\n",
+          o.out.c_str(), r.config.audio.embed_dim, r.config.joint_dim, r.audio_tensors, r.text_tensors,
+          r.skipped.size());
+      return;
+    }
     if (!args->panns.empty()) {
-      if (!o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty())
+      if (msclap_inputs)
         throw asdcap::UsageError(
             "convert: --panns converts a PANNs checkpoint alone; drop --clap, --clapcap, --vocab, "
             "--merges and --gpt2");
@@ -56,7 +79,8 @@ void setup(CLI::App& app) {
       return;
     }
     if (o.clap.empty() || o.vocab.empty() || o.merges.empty())
-      throw asdcap::UsageError("convert: --clap, --vocab and --merges are required (or --panns FILE.pth)");
+      throw asdcap::UsageError(
+          "convert: --clap, --vocab and --merges are required (or --panns FILE.pth, or --laion-clap FILE.pt)");
     asdcap::ConvertReport r;
     try {
       r = asdcap::convert_model(args->opts);

@@ -32,9 +32,9 @@ void setup(CLI::App& app) {
   sub->add_option("--out", o.out_dir, "Output folder (created; also holds the embedding cache)")->required();
   sub->add_option("--backend", o.backend,
                   "Embedding backend: " + backend_list() +
-                      " (default: the one for --model's file, msclap or panns; acoustic without --model)")
+                      " (default: the one for --model's file, msclap, panns or laion; acoustic without --model)")
       ->check(CLI::IsMember(asdcap::backend_names()));
-  asdcap::cli::add_model(sub, o.model_path, "for the msclap or panns backend (which one: from the file)");
+  asdcap::cli::add_model(sub, o.model_path, "for the msclap, panns or laion backend (which one: from the file)");
   sub->add_option("--k", o.k, "Neighbours averaged into the score")->capture_default_str()->check(CLI::Range(1, 1000));
   auto* crop = asdcap::cli::add_crop(sub, args->crop, {.random_by_content = true, .cover = "embeddings averaged"})
                    ->default_str("the backend's: whole for panns, random otherwise");

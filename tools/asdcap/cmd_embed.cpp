@@ -4,6 +4,7 @@
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/laion.hpp"
 #include "asdcap/npy.hpp"
 #include "asdcap/panns.hpp"
 #include "asdcap/text_encoder.hpp"
@@ -36,7 +37,14 @@ void run(const EmbedArgs& a) {
     throw asdcap::UsageError("embed: give audio FILEs or --text, not both and not neither");
   std::vector<float> rows;
   int64_t n = 0, dim = 0;
-  if (asdcap::is_panns_model_file(a.model)) {
+  if (asdcap::is_laion_model_file(a.model)) {
+    if (!a.texts.empty()) throw asdcap::UsageError("embed: --text needs a CLAP model with a text encoder (msclap)");
+    const auto laion = asdcap::LaionModel::open(a.model, a.input.threads);
+    const auto outs = a.input.encode(*laion, "embedding");
+    for (const auto& o : outs) rows.insert(rows.end(), o.embedding.begin(), o.embedding.end());
+    n = static_cast<int64_t>(outs.size());
+    dim = static_cast<int64_t>(laion->config().joint_dim);
+  } else if (asdcap::is_panns_model_file(a.model)) {
     rows = panns_rows(a, n, dim);
   } else if (const auto model = asdcap::ModelFile::open(a.model); !a.texts.empty()) {
     const asdcap::TextEncoder encoder(model, {a.input.threads});

@@ -6,6 +6,7 @@
 
 #include "asdcap/ae.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/laion.hpp"
 #include "asdcap/model_file.hpp"
 #include "asdcap/panns.hpp"
 #include "command.hpp"
@@ -54,29 +55,12 @@ bool captioner_audio_identical(const asdcap::ModelFile& m) {
   return pairs == 0;
 }
 
-// A PANNs CNN14 file: configuration, source, tensors.
-void run_panns(const std::string& path, bool list_tensors) {
-  auto m = asdcap::PannsModel::open(path);
-  const auto& c = m->config();
-  const std::vector<char> bytes = asdcap::read_file(path);
-  const asdcap::GgufView g = asdcap::GgufView::parse(bytes.data(), bytes.size(), path);
+// The source checkpoint (keys <prefix>source.checkpoint.*) and the tensors of a GGUF file.
+void print_source_and_tensors(const asdcap::GgufView& g, const std::string& prefix, bool list_tensors) {
   auto text = [&](const std::string& key) {
-    auto it = g.kv.find("asdcap-panns." + key);
+    auto it = g.kv.find(prefix + key);
     return it != g.kv.end() && it->second.kind == asdcap::GgufValue::Kind::String ? it->second.s : std::string();
   };
-  std::printf("file: %s\n", path.c_str());
-  std::printf("architecture: asdcap-panns (%s)\n", c.variant.c_str());
-  std::printf("identity: %s\n", m->identity().c_str());
-  std::printf("contents: PANNs %s (embedding + AudioSet tags)\n", c.variant.c_str());
-  std::printf(
-      "front end: %d Hz, n_fft %d (periodic Hann, centred, reflect padding), hop %d, %d mel bins (Slaney, %.0f-%.0f "
-      "Hz), "
-      "log10 floor 1e-10, no top_db; shortest clip %lld samples\n",
-      c.sample_rate, c.n_fft, c.hop, c.mel_bins, c.fmin, c.fmax, static_cast<long long>(c.min_samples()));
-  std::printf(
-      "network: 6 conv blocks, widths %s, BatchNorm eps %g (folded into the convolutions at load), embedding %d, "
-      "classes %d\n",
-      join(c.widths).c_str(), c.bn_eps, c.embedding_dim, c.classes);
   if (!text("source.checkpoint.file").empty())
     std::printf("source checkpoint: %s sha256 %s\n", text("source.checkpoint.file").c_str(),
                 text("source.checkpoint.sha256").c_str());
@@ -96,6 +80,55 @@ void run_panns(const std::string& path, bool list_tensors) {
       std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), dims_text(t.shape).c_str());
 }
 
+// A PANNs CNN14 file: configuration, source, tensors.
+void run_panns(const std::string& path, bool list_tensors) {
+  auto m = asdcap::PannsModel::open(path);
+  const auto& c = m->config();
+  const std::vector<char> bytes = asdcap::read_file(path);
+  const asdcap::GgufView g = asdcap::GgufView::parse(bytes.data(), bytes.size(), path);
+  std::printf("file: %s\n", path.c_str());
+  std::printf("architecture: asdcap-panns (%s)\n", c.variant.c_str());
+  std::printf("identity: %s\n", m->identity().c_str());
+  std::printf("contents: PANNs %s (embedding + AudioSet tags)\n", c.variant.c_str());
+  std::printf(
+      "front end: %d Hz, n_fft %d (periodic Hann, centred, reflect padding), hop %d, %d mel bins (Slaney, %.0f-%.0f "
+      "Hz), "
+      "log10 floor 1e-10, no top_db; shortest clip %lld samples\n",
+      c.sample_rate, c.n_fft, c.hop, c.mel_bins, c.fmin, c.fmax, static_cast<long long>(c.min_samples()));
+  std::printf(
+      "network: 6 conv blocks, widths %s, BatchNorm eps %g (folded into the convolutions at load), embedding %d, "
+      "classes %d\n",
+      join(c.widths).c_str(), c.bn_eps, c.embedding_dim, c.classes);
+  print_source_and_tensors(g, "asdcap-panns.", list_tensors);
+}
+
+// A LAION-CLAP file: configuration, source, tensors.
+void run_laion(const std::string& path, bool list_tensors) {
+  auto m = asdcap::LaionModel::open(path, 1);
+  const auto& c = m->config();
+  const std::vector<char> bytes = asdcap::read_file(path);
+  const asdcap::GgufView g = asdcap::GgufView::parse(bytes.data(), bytes.size(), path);
+  std::printf("file: %s\n", path.c_str());
+  std::printf("architecture: asdcap-laion (LAION-CLAP, HTSAT audio branch)\n");
+  std::printf("identity: %s\n", m->identity().c_str());
+  std::printf("contents: audio embedding %d (L2-normalised) + AudioSet tags; text branch %s\n", c.joint_dim,
+              c.text_layers ? ("stored, not run (RoBERTa: vocab " + std::to_string(c.text_vocab) + ", width " +
+                               std::to_string(c.text_hidden) + ", " + std::to_string(c.text_layers) + " layers)")
+                                  .c_str()
+                            : "absent");
+  std::printf(
+      "front end: %d Hz, int16 round trip, %lld-sample windows (repeat + zero-pad / crop), n_fft %d, hop %d, %d mel "
+      "bins (%.0f-%.0f Hz), %lld frames\n",
+      c.sample_rate, static_cast<long long>(c.clip_samples), c.n_fft, c.hop, c.mel_bins, c.fmin, c.fmax,
+      static_cast<long long>(c.frames()));
+  std::printf("HTSAT: embed_dim %d, depths %s, heads %s, window %d, num_features %d, classes %d\n", c.audio.embed_dim,
+              join(c.audio.depths).c_str(), join(c.audio.heads).c_str(), c.audio.window, c.audio.num_features,
+              c.audio.num_classes);
+  std::printf("logit scales: audio %g (exp %g), text %g (exp %g)\n", c.logit_scale_a, std::exp(c.logit_scale_a),
+              c.logit_scale_t, std::exp(c.logit_scale_t));
+  print_source_and_tensors(g, "asdcap-laion.", list_tensors);
+}
+
 void run(const std::string& path, bool list_tensors) {
   if (asdcap::is_ae_model_file(path)) {
     std::printf("file: %s\n", path.c_str());
@@ -104,6 +137,10 @@ void run(const std::string& path, bool list_tensors) {
   }
   if (asdcap::is_panns_model_file(path)) {
     run_panns(path, list_tensors);
+    return;
+  }
+  if (asdcap::is_laion_model_file(path)) {
+    run_laion(path, list_tensors);
     return;
   }
   auto m = asdcap::ModelFile::open(path);
@@ -166,8 +203,8 @@ void run(const std::string& path, bool list_tensors) {
         if (eq != std::string::npos) origin[o.substr(0, eq)] = o.substr(eq + 1);
       }
     for (const auto& t : m->tensors())
-      std::printf("%s\t%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype),
-                  dims_text(t.shape).c_str(), origin.count(t.name) ? origin[t.name].c_str() : "");
+      std::printf("%s\t%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), dims_text(t.shape).c_str(),
+                  origin.count(t.name) ? origin[t.name].c_str() : "");
   }
 }
 

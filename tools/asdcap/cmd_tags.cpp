@@ -8,6 +8,7 @@
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/panns.hpp"
+#include "asdcap/laion.hpp"
 #include "audio_input.hpp"
 #include "command.hpp"
 #include "core/csv.hpp"
@@ -52,10 +53,15 @@ std::vector<std::string> read_labels(const std::string& path) {
   return labels;
 }
 
-// Each file's clipwise scores (msclap's HTSAT or PANNs CNN14, from the model file), and the class count.
+// Each file's clipwise scores (msclap's HTSAT, PANNs CNN14 or LAION-CLAP's HTSAT, from the model file),
+// and the class count.
 std::vector<std::vector<float>> clipwise_scores(const TagsArgs& a, int64_t& classes) {
   std::vector<std::vector<float>> scores;
-  if (asdcap::is_panns_model_file(a.model)) {
+  if (asdcap::is_laion_model_file(a.model)) {
+    const auto model = asdcap::LaionModel::open(a.model, a.input.threads);
+    classes = model->config().audio.num_classes;
+    for (auto& o : a.input.encode(*model, "tagging")) scores.push_back(std::move(o.clipwise));
+  } else if (asdcap::is_panns_model_file(a.model)) {
     const auto model = asdcap::PannsModel::open(a.model, a.input.threads);
     classes = model->config().classes;
     for (auto& o : a.input.run(*model, "tagging")) scores.push_back(std::move(o.clipwise));
