@@ -5,6 +5,7 @@
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
 #include "detect/acoustic.hpp"
+#include "detect/machine_scorer.hpp"
 
 namespace asdcap {
 namespace {
@@ -37,14 +38,15 @@ class AcousticBackend final : public EmbeddingBackend {
 }  // namespace
 
 const std::vector<std::string>& backend_names() {
-  static const std::vector<std::string> names = {"acoustic", "msclap"};
+  static const std::vector<std::string> names = {"acoustic", "msclap", "ae"};
   return names;
 }
 
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options) {
   if (name == "acoustic") return std::make_unique<AcousticBackend>(options.threads);
   if (name == "msclap") return make_msclap_backend(options);
-  throw InvalidArgument("unknown embedding backend '" + name + "' (expected acoustic or msclap)");
+  if (name == "ae") return make_ae_backend(options);
+  throw InvalidArgument("unknown embedding backend '" + name + "' (expected acoustic, msclap or ae)");
 }
 
 }  // namespace asdcap

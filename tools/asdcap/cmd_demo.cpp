@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "asdcap/backend.hpp"
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
@@ -17,9 +18,18 @@
 #include "command.hpp"
 #include "core/files.hpp"
 #include "options.hpp"
+#include "training.hpp"
 
 namespace {
 namespace fs = std::filesystem;
+
+// The demo trains ae for fewer epochs than detect's 100 so that it stays under a minute on 2 cores
+// (docs/ae.md, "In asdcap demo").
+asdcap::TrainingOptions demo_training() {
+  asdcap::TrainingOptions t;
+  t.epochs = 20;
+  return t;
+}
 
 struct DemoOptions {
   std::string out = "asdcap-demo";
@@ -28,6 +38,8 @@ struct DemoOptions {
   std::string audio = "link";
   bool small = false;
   int threads = 0;
+  std::string backend;  // empty: msclap with a model, else acoustic
+  asdcap::TrainingOptions training = demo_training();
 };
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -65,6 +77,8 @@ void run_demo(const DemoOptions& o) {
     if (const char* env = std::getenv("ASDCAP_MODEL"); env && *env) model = env;
   if (!model.empty() && !fs::is_regular_file(model))
     throw asdcap::UsageError("demo: model file not found: " + model + (o.model.empty() ? " (from ASDCAP_MODEL)" : ""));
+  const std::string backend = !o.backend.empty() ? o.backend : model.empty() ? "acoustic" : "msclap";
+  asdcap::cli::require_model_for_backend(backend, model);
   fs::create_directories(o.out);
   const std::string data = (fs::path(o.out) / "data").string();
 
@@ -96,11 +110,16 @@ void run_demo(const DemoOptions& o) {
   asdcap::DetectOptions detect;
   detect.data_root = data;
   detect.out_dir = o.out;
-  detect.backend = model.empty() ? "acoustic" : "msclap";
-  detect.model_path = model;
+  detect.backend = backend;
+  detect.model_path = detect.backend == "msclap" ? model : "";
   detect.threads = o.threads;
+  detect.training = o.training;
+  detect.cancelled = &asdcap::cli::InterruptRequest::requested;
   std::fprintf(stderr, "demo: 2/4 detecting anomalies (backend %s)\n", detect.backend.c_str());
-  const auto summary = asdcap::run_detect(detect);
+  const auto summary = [&] {
+    const asdcap::cli::InterruptRequest interrupt;  // Ctrl-C stops detection cleanly
+    return asdcap::run_detect(detect);
+  }();
   std::fprintf(stderr, "demo:     %d test clips scored (%d embeddings from cache) in %.1f s\n", summary.n_scored,
                summary.n_cache_hits, since(t));
 
@@ -145,6 +164,10 @@ void setup(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--small", o->small, "A tiny dataset (2 machine types, 1 ID, 4-s clips) for a quick look or a test");
   asdcap::cli::add_threads(sub, o->threads);
+  sub->add_option("--backend", o->backend,
+                  "Detection backend: acoustic, msclap or ae; default msclap with a model, else acoustic")
+      ->check(CLI::IsMember(asdcap::backend_names()));
+  asdcap::cli::add_training(sub, o->training, "--train-seed");
   sub->callback([o] { run_demo(*o); });
 }
 

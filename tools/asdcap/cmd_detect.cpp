@@ -7,6 +7,7 @@
 #include "asdcap/error.hpp"
 #include "command.hpp"
 #include "options.hpp"
+#include "training.hpp"
 
 namespace {
 
@@ -23,7 +24,9 @@ void setup(CLI::App& app) {
                   "Dataset root: <root>/<machine>/{train,test}/<clip>.wav (DCASE 2020-2025 names)")
       ->required();
   sub->add_option("--out", o.out_dir, "Output folder (created; also holds the embedding cache)")->required();
-  sub->add_option("--backend", o.backend, "Embedding backend: acoustic (no weights) or msclap")
+  sub->add_option("--backend", o.backend,
+                  "Embedding backend: acoustic (no weights), msclap, or ae (the DCASE 2020 autoencoder, trained on the "
+                  "normal training clips of each machine type; models are kept in OUT/ae-models)")
       ->capture_default_str()
       ->check(CLI::IsMember(asdcap::backend_names()));
   asdcap::cli::add_model(sub, o.model_path, "for --backend msclap");
@@ -32,9 +35,12 @@ void setup(CLI::App& app) {
   asdcap::cli::add_channels(sub, o.channels);
   sub->add_option("--machine", o.machines, "Only this machine type (repeatable)");
   asdcap::cli::add_threads(sub, o.threads);
+  asdcap::cli::add_training(sub, o.training, "--seed");
   sub->callback([args] {
     auto opts = args->options;
     asdcap::cli::require_model_for_backend(opts.backend, opts.model_path);
+    const asdcap::cli::InterruptRequest interrupt;
+    opts.cancelled = &asdcap::cli::InterruptRequest::requested;
     auto summary = asdcap::run_detect(opts);
     std::fputs(asdcap::format_results_table(summary).c_str(), stdout);
     std::fflush(stdout);
