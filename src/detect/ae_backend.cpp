@@ -179,7 +179,12 @@ AeModel AeBackend::model_for(const std::string& machine, const std::vector<const
     std::fprintf(stderr, "asdcap detect: training the ae model of %s: %zu clips, %lld vectors, %d epochs\n",
                  machine.c_str(), named.size(), static_cast<long long>(rows), o.epochs);
   AeEpochReport last;
-  {
+  AeModelInfo info;
+  info.machine_type = machine;
+  info.clips = static_cast<int64_t>(named.size());
+  info.sample_rate = rate;
+  info.training_key = key;
+  AeModel model = [&] {
     Progress progress("ae " + machine, std::max<int64_t>(batches, 1) * o.epochs);
     o.on_batch = [&](int64_t, int64_t) { progress.tick(); };
     o.on_epoch = [&](const AeEpochReport& r) {
@@ -188,20 +193,15 @@ AeModel AeBackend::model_for(const std::string& machine, const std::vector<const
       std::snprintf(label, sizeof label, "%d/%d loss %.4g", r.epoch, r.epochs, r.loss);
       progress.set_label(label);
     };
-    AeModelInfo info;
-    info.machine_type = machine;
-    info.clips = static_cast<int64_t>(named.size());
-    info.sample_rate = rate;
-    info.training_key = key;
-    AeModel model = AeModel::train(matrix.data(), rows, o, info);
-    fs::create_directories(file.parent_path(), ec);
-    model.save(file.string());
-    trained = true;
-    if (!context.quiet)
-      std::fprintf(stderr, "asdcap detect: ae model of %s trained (loss %.6g, validation loss %.6g) -> %s\n",
-                   machine.c_str(), last.loss, last.val_loss, file.c_str());
-    return model;
-  }
+    return AeModel::train(matrix.data(), rows, o, info);
+  }();  // the bar's line is finished here
+  fs::create_directories(file.parent_path(), ec);
+  model.save(file.string());
+  trained = true;
+  if (!context.quiet)
+    std::fprintf(stderr, "asdcap detect: ae model of %s trained (loss %.6g, validation loss %.6g) -> %s\n",
+                 machine.c_str(), last.loss, last.val_loss, file.c_str());
+  return model;
 }
 
 MachineScores AeBackend::score_machine(const MachineClips& mc, const MachineScorerContext& context) {
@@ -232,8 +232,12 @@ MachineScores AeBackend::score_machine(const MachineClips& mc, const MachineScor
   }
 
   std::vector<const Clip*> others;
+  std::map<const Clip*, size_t> other_index;
   for (const Clip* c : mc.clips)
-    if (!train_index.count(c)) others.push_back(c);
+    if (!train_index.count(c)) {
+      other_index[c] = others.size();
+      others.push_back(c);
+    }
   std::vector<ClipVectors> test;
   if (model) test = read_clips(others, "ae test " + mc.machine, /*hash=*/false, rate, context);
 
@@ -245,7 +249,7 @@ MachineScores AeBackend::score_machine(const MachineClips& mc, const MachineScor
     if (it != train_index.end()) {
       v = &train[it->second];
     } else if (model) {
-      v = &test[static_cast<size_t>(std::find(others.begin(), others.end(), c) - others.begin())];
+      v = &test[other_index.at(c)];
     }
     if (!model) {
       out.failures[c] = v && !v->error.empty() ? v->error : no_model;
