@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "asdcap/error.hpp"
@@ -143,6 +144,13 @@ class AeModel {
 // Whether `path` is a GGUF file of architecture "asdcap-ae" (reads the header only; false for any
 // other or unreadable file).
 bool is_ae_model_file(const std::string& path);
+
+// The identity of a training run, for caches of trained models: the sha256 (hex) of a text that
+// lists kAeBackendVersion, the feature settings, the options that change the trained weights
+// (epochs, batch size, learning rate, seed, validation split; not threads or callbacks) and the
+// training clips as (name, sha256 of the file's content) pairs sorted by name, the order their
+// vectors are trained on. Names are the caller's (e.g. paths relative to the dataset root).
+std::string ae_training_key(std::vector<std::pair<std::string, std::string>> clips, const AeTrainOptions& options);
 
 // Lines describing a model, as `asdcap info` prints them ("key: value").
 std::vector<std::string> describe(const AeModelInfo& info);

@@ -1,7 +1,10 @@
 // Embedding backends: what turns a clip into the vector that k-NN detection works on.
 // "acoustic" needs no weights; "msclap" runs CLAP's audio encoder, "panns" PANNs CNN14 and "laion"
-// LAION-CLAP's audio branch from a model file.
+// LAION-CLAP's audio branch from a model file; "ae" (the DCASE 2020 autoencoder) learns a model per
+// machine type and scores clips itself.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +12,8 @@
 #include "asdcap/audio.hpp"
 
 namespace asdcap {
+
+class MachineScorer;  // detection's interface to backends that train per machine type (internal)
 
 class EmbeddingBackend {
  public:
@@ -35,14 +40,29 @@ class EmbeddingBackend {
   // True when embed() may run on several threads at once: detection then embeds clips in parallel.
   // False: one clip at a time (a backend that parallelises inside embed()).
   virtual bool thread_safe_embed() const { return false; }
+  // Backends that learn a model from each machine type's normal training clips and score clips with
+  // it ("ae") return their scorer: detection then hands it each machine type's clips instead of
+  // calling embed(), takes the scores from it instead of the k-NN distance, and retrieves the
+  // neighbours by k-NN over the clip embeddings it gives. nullptr (the others): k-NN over embed().
+  virtual MachineScorer* machine_scorer() { return nullptr; }
+};
+
+// Training of the backends that learn from the normal training clips ("ae"); the others ignore it.
+struct TrainingOptions {
+  int epochs = 100;
+  int batch_size = 512;
+  double learning_rate = 1e-3;
+  uint64_t seed = 1;  // initial weights and the shuffles: the same data and seed give the same model
 };
 
 struct BackendOptions {
   std::string model_path;  // model file for "msclap", "panns" and "laion"
   int threads = 0;         // 0: all cores
+  TrainingOptions training;
+  std::function<bool()> cancelled;  // polled during training: true stops it (nothing is saved)
 };
 
-// The names make_backend knows: "acoustic", "msclap", "panns", "laion".
+// The names make_backend knows: "acoustic", "ae", "msclap", "panns", "laion".
 const std::vector<std::string>& backend_names();
 
 // The backend that runs a model file, from its GGUF architecture ("asdcap-msclap": msclap,

@@ -3,10 +3,12 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "asdcap/audio.hpp"
+#include "asdcap/backend.hpp"
 #include "asdcap/run.hpp"
 
 namespace asdcap {
@@ -25,6 +27,10 @@ struct DetectOptions {
   std::vector<std::string> machines;  // empty: all
   int threads = 0;                    // 0: all cores
   bool quiet = false;                 // no progress bar / summary lines on stderr
+  TrainingOptions training;           // backends that train per machine type ("ae")
+  // Polled between clips and training batches: true stops the run (an Error is thrown; embeddings
+  // and models already finished stay in the cache, no half-written file is left).
+  std::function<bool()> cancelled;
 };
 
 struct DetectSummary {
@@ -34,6 +40,8 @@ struct DetectSummary {
   int n_skipped = 0;            // entries in skipped.jsonl
   int n_embedded = 0;           // clips embedded (train + test)
   int n_cache_hits = 0;         // of which taken from cache.sqlite
+  int n_models_trained = 0;     // per-machine-type models trained ("ae")
+  int n_models_cached = 0;      // per-machine-type models loaded from the run's model cache
   std::string out_dir;
 };
 

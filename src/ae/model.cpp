@@ -3,6 +3,7 @@
 // Model file: GGUF v3 with general.architecture "asdcap-ae"; metadata under "asdcap-ae." (docs/ae.md
 // lists the keys); tensors dense.<l>.kernel [in, out], dense.<l>.bias [out], and for the BatchNorm
 // after Dense layer l: bn.<l>.gamma, bn.<l>.beta, bn.<l>.moving_mean, bn.<l>.moving_variance, all f32.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -308,6 +309,21 @@ bool is_ae_model_file(const std::string& path) {
   } catch (const Error&) {
     return false;
   }
+}
+
+std::string ae_training_key(std::vector<std::pair<std::string, std::string>> clips, const AeTrainOptions& o) {
+  std::sort(clips.begin(), clips.end());
+  const AeFeatureSettings f;
+  std::string text = "asdcap-ae training\nbackend_version " + std::to_string(kAeBackendVersion) + "\nfeatures " +
+                     std::to_string(f.n_fft) + " " + std::to_string(f.hop) + " " + std::to_string(f.n_mels) + " " +
+                     std::to_string(f.frames) + "\nepochs " + std::to_string(o.epochs) + "\nbatch_size " +
+                     std::to_string(o.batch_size) + "\nlearning_rate " + exact(o.learning_rate) + "\nseed " +
+                     std::to_string(o.seed) + "\nvalidation_split " + exact(o.validation_split) + "\nclips " +
+                     std::to_string(clips.size()) + "\n";
+  // Lengths first: names may hold any character, and the text must not be ambiguous.
+  for (const auto& [name, sha] : clips)
+    text += std::to_string(name.size()) + ":" + name + " " + std::to_string(sha.size()) + ":" + sha + "\n";
+  return sha256_hex(text.data(), text.size());
 }
 
 std::vector<std::string> describe(const AeModelInfo& i) {

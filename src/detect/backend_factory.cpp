@@ -9,6 +9,7 @@
 #include "detect/acoustic.hpp"
 #include "modelio/gguf.hpp"
 #include "modelio/mapped_file.hpp"
+#include "detect/machine_scorer.hpp"
 
 namespace asdcap {
 namespace {
@@ -63,7 +64,7 @@ std::string model_file_architecture(const std::string& path) {
 
 const std::vector<std::string>& backend_names() {
   static const std::vector<std::string> names = [] {
-    std::vector<std::string> n = {"acoustic"};
+    std::vector<std::string> n = {"acoustic", "ae"};
     for (const auto& m : kModelBackends) n.emplace_back(m.backend);
     return n;
   }();
@@ -79,6 +80,7 @@ std::string backend_for_model_file(const std::string& path) {
 
 std::unique_ptr<EmbeddingBackend> make_backend(const std::string& name, const BackendOptions& options) {
   if (name == "acoustic") return std::make_unique<AcousticBackend>(options.threads);
+  if (name == "ae") return make_ae_backend(options);
   for (const auto& m : kModelBackends) {
     if (name != m.backend) continue;
     // A model file made for another backend: one line naming the file and the backend it is for.

@@ -21,6 +21,7 @@
 #include "core/parallel.hpp"
 #include "core/progress.hpp"
 #include "detect/embedding_cache.hpp"
+#include "detect/machine_scorer.hpp"
 
 namespace asdcap {
 namespace fs = std::filesystem;
@@ -81,7 +82,13 @@ struct Embedded {
   std::map<const Clip*, std::vector<float>> embeddings;
   std::map<const Clip*, std::string> failures;  // clip -> why it has no embedding
   int cache_hits = 0;
+  // From a backend's machine scorer: every embedded clip's score (training clips too) and the
+  // models it trained or loaded. No scores: the score is the k-NN distance.
+  std::map<const Clip*, double> scores;
+  int models_trained = 0, models_cached = 0;
 };
+
+bool stop_requested(const DetectOptions& options) { return options.cancelled && options.cancelled(); }
 
 // Embeds every clip of `to_embed` (from the cache when it holds the clip under this backend's
 // identity and crop); a clip that cannot be embedded is a failure, a cache that cannot be written
@@ -104,7 +111,7 @@ Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptio
     // A clip that cannot be read or embedded is skipped; a cache that cannot be written stops the
     // run (parallel_for rethrows it once the clips already started are done).
     parallel_for(clip_threads, static_cast<int64_t>(to_embed.size()), [&](int64_t item) {
-      if (cache_failed.load()) return;
+      if (cache_failed.load() || stop_requested(options)) return;
       const auto i = static_cast<size_t>(item);
       const Clip* c = to_embed[i];
       std::string sha, key;
@@ -143,6 +150,7 @@ Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptio
       if (errors[i].empty()) embedded[i] = std::move(emb);
       progress.tick();
     });
+    if (stop_requested(options)) throw Error("detect: cancelled (the embeddings computed so far are in the cache)");
     for (size_t i = 0; i < to_embed.size(); ++i) {
       if (errors[i].empty())
         embeddings[to_embed[i]] = std::move(embedded[i]);
@@ -150,7 +158,35 @@ Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptio
         failures[to_embed[i]] = std::move(errors[i]);
     }
   }
-  return {std::move(embeddings), std::move(failures), hits.load()};
+  Embedded out;
+  out.embeddings = std::move(embeddings);
+  out.failures = std::move(failures);
+  out.cache_hits = hits.load();
+  return out;
+}
+
+// Hands each machine type's clips to the backend's machine scorer: its model learns from the normal
+// training clips of all the type's IDs, sorted by path.
+Embedded score_by_machine(const Groups& groups, const std::vector<const Clip*>& to_embed, const DetectOptions& options,
+                          MachineScorer& scorer) {
+  std::map<std::string, MachineClips> machines;
+  for (const Clip* c : to_embed) machines[c->machine].clips.push_back(c);
+  for (const auto& [key, g] : groups)
+    if (auto it = machines.find(key.first); it != machines.end())
+      it->second.train.insert(it->second.train.end(), g.train.begin(), g.train.end());
+  const MachineScorerContext context{options.out_dir, options.channels, options.threads, options.quiet};
+  Embedded out;
+  for (auto& [machine, mc] : machines) {
+    mc.machine = machine;
+    std::sort(mc.train.begin(), mc.train.end(), [](const Clip* a, const Clip* b) { return a->rel < b->rel; });
+    MachineScores s = scorer.score_machine(mc, context);
+    out.embeddings.merge(s.embeddings);
+    out.failures.merge(s.failures);
+    out.scores.merge(s.scores);
+    out.models_trained += s.trained ? 1 : 0;
+    out.models_cached += s.cached ? 1 : 0;
+  }
+  return out;
 }
 
 // The test clips of the machine IDs that have normal training clips; the others are skipped.
@@ -184,8 +220,8 @@ ScoredClip scored_clip(const Clip& clip, double score, double threshold) {
 }
 
 // Scores the test clips of one machine ID against its normal references: the mean distance to the
-// k nearest, the ID's metrics and threshold. Returns false (and lists the clips as skipped) when no
-// reference could be embedded.
+// k nearest (or the backend's own score), the ID's metrics and threshold; the k nearest are the
+// clip's neighbours. Returns false (and lists the clips as skipped) when no reference could be embedded.
 bool score_group(const std::pair<std::string, std::string>& key, const Group& g, const Embedded& embedded,
                  const EmbeddingBackend& backend, int k, ResultRow& row, std::vector<ScoredClip>& scored,
                  std::vector<SkippedRecord>& skipped) {
@@ -211,6 +247,9 @@ bool score_group(const std::pair<std::string, std::string>& key, const Group& g,
   auto loo = knn_search(R.data(), static_cast<int64_t>(refs.size()), R.data(), static_cast<int64_t>(refs.size()),
                         static_cast<int64_t>(dim), k, /*leave_one_out=*/true);
 
+  // Without the backend's own scores, the test clips' k-NN distances and the references' leave-one-out ones.
+  const bool own = !embedded.scores.empty();
+  auto test_score = [&](size_t i) { return own ? embedded.scores.at(tests[i]) : knn.mean_distance[i]; };
   row = ResultRow{};
   row.machine = key.first;
   row.id = key.second;
@@ -224,7 +263,7 @@ bool score_group(const std::pair<std::string, std::string>& key, const Group& g,
       continue;
     }
     (l == Label::Anomaly ? row.n_anomaly : row.n_normal) += 1;
-    labelled_scores.push_back(knn.mean_distance[i]);
+    labelled_scores.push_back(test_score(i));
     labelled_anomalous.push_back(l == Label::Anomaly);
   }
   row.auc = roc_auc(labelled_scores, labelled_anomalous);
@@ -236,13 +275,15 @@ bool score_group(const std::pair<std::string, std::string>& key, const Group& g,
     row.threshold_rule = "roc_closest";
   } else if (loo.k > 0) {
     std::vector<double> loo_scores(loo.mean_distance.begin(), loo.mean_distance.end());
+    if (own)
+      for (size_t i = 0; i < refs.size(); ++i) loo_scores[i] = embedded.scores.at(refs[i]);
     if (auto gt = gamma_threshold(loo_scores, kGammaQuantile)) {
       row.threshold = *gt;
       row.threshold_rule = "gamma_q0.9";
     }
   }
   for (size_t i = 0; i < tests.size(); ++i) {
-    ScoredClip s = scored_clip(*tests[i], knn.mean_distance[i], row.threshold);
+    ScoredClip s = scored_clip(*tests[i], test_score(i), row.threshold);
     for (int t = 0; t < knn.k; ++t) {
       const Clip* n = refs[static_cast<size_t>(knn.index[i * knn.k + t])];
       s.neighbors.push_back({n->rel, n->path, knn.distance[i * knn.k + t]});
@@ -280,6 +321,8 @@ DetectSummary run_detect(const DetectOptions& options) {
   BackendOptions bopt;
   bopt.model_path = options.model_path;
   bopt.threads = options.threads;
+  bopt.training = options.training;
+  bopt.cancelled = options.cancelled;
   std::string backend_name = options.backend;
   if (backend_name.empty())
     backend_name = options.model_path.empty() ? "acoustic" : backend_for_model_file(options.model_path);
@@ -296,8 +339,12 @@ DetectSummary run_detect(const DetectOptions& options) {
   settings.channels = to_string(options.channels);
   EmbeddingCache cache((fs::path(options.out_dir) / "cache.sqlite").string());
 
-  const Embedded embedded = embed_clips(to_embed, options, crop, backend, cache);
+  MachineScorer* scorer = backend->machine_scorer();
+  const Embedded embedded = scorer ? score_by_machine(groups, to_embed, options, *scorer)
+                                   : embed_clips(to_embed, options, crop, backend, cache);
   summary.n_cache_hits = embedded.cache_hits;
+  summary.n_models_trained = embedded.models_trained;
+  summary.n_models_cached = embedded.models_cached;
   summary.n_embedded = static_cast<int>(embedded.embeddings.size());
   for (auto& [c, why] : embedded.failures) skipped.push_back({c->path, "detect", why});
 
@@ -321,8 +368,11 @@ DetectSummary run_detect(const DetectOptions& options) {
   settings.n_cache_hits = summary.n_cache_hits;
   publish_detection_run(options.out_dir, settings, result_lines(summary), scored, skipped);
   if (!options.quiet) {
-    std::fprintf(stderr, "asdcap detect: %d clips embedded (%d from cache), %d test clips scored, %d skipped%s\n",
-                 summary.n_embedded, summary.n_cache_hits, summary.n_scored, summary.n_skipped,
+    const std::string models = scorer ? ", " + std::to_string(summary.n_models_trained) + " models trained (" +
+                                            std::to_string(summary.n_models_cached) + " from cache)"
+                                      : "";
+    std::fprintf(stderr, "asdcap detect: %d clips embedded (%d from cache)%s, %d test clips scored, %d skipped%s\n",
+                 summary.n_embedded, summary.n_cache_hits, models.c_str(), summary.n_scored, summary.n_skipped,
                  summary.n_skipped ? " (see skipped.jsonl)" : "");
   }
   return summary;

@@ -174,6 +174,42 @@ TEST(AeModel, FileRoundTrip) {
   EXPECT_EQ(AeModel::load(dir.file("big.gguf")).info().seed, 0xfedcba9876543210ULL);
 }
 
+// The training key: independent of the clips' order, threads and callbacks; any clip, its content,
+// a setting that changes the weights or the backend version change it.
+TEST(AeModel, TrainingKeyCoversClipsAndSettings) {
+  using Clips = std::vector<std::pair<std::string, std::string>>;
+  const Clips clips = {{"fan/train/a.wav", std::string(64, '1')}, {"fan/train/b.wav", std::string(64, '2')}};
+  const AeTrainOptions o;
+  const std::string key = ae_training_key(clips, o);
+  EXPECT_EQ(key.size(), 64u);
+  EXPECT_EQ(key.find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(ae_training_key({clips[1], clips[0]}, o), key);
+  AeTrainOptions same = o;
+  same.threads = 1;
+  same.cancelled = [] { return false; };
+  EXPECT_EQ(ae_training_key(clips, same), key);
+
+  std::vector<std::string> others;
+  others.push_back(ae_training_key({clips[0]}, o));
+  others.push_back(ae_training_key({clips[0], {"fan/train/b.wav", std::string(64, '3')}}, o));
+  others.push_back(ae_training_key({clips[0], {"fan/train/c.wav", std::string(64, '2')}}, o));
+  // The names and hashes cannot run into each other.
+  others.push_back(ae_training_key({{"fan/train/a.wav " + std::string(64, '1'), ""}, clips[1]}, o));
+  for (int field = 0; field < 5; ++field) {
+    AeTrainOptions x = o;
+    if (field == 0) x.epochs = 99;
+    if (field == 1) x.batch_size = 256;
+    if (field == 2) x.learning_rate = 1e-3 * (1 + 1e-15);
+    if (field == 3) x.seed = 2;
+    if (field == 4) x.validation_split = 0.2;
+    others.push_back(ae_training_key(clips, x));
+  }
+  for (size_t i = 0; i < others.size(); ++i) {
+    EXPECT_NE(others[i], key) << i;
+    for (size_t j = 0; j < i; ++j) EXPECT_NE(others[i], others[j]) << i << " " << j;
+  }
+}
+
 TEST(AeModel, BadFilesNameThePath) {
   TempDir dir;
   const AeModel a = AeModel::train(training_data().data(), kRows, small_options(3, 0), caller_info());

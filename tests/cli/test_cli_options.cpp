@@ -9,6 +9,9 @@
 #include <filesystem>
 #include <new>
 #include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "asdcap/error.hpp"
 #include "audio/audio_files.hpp"
@@ -99,6 +102,29 @@ TEST(CliOptions, BackendMsclapWithoutModelIsAUsageError) {
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_EQ(r.err, "asdcap: error: --backend msclap needs --model FILE\n");
   EXPECT_FALSE(std::filesystem::exists(dir.file("run")));
+}
+
+// The training flags of detect and demo (ae): out-of-range or malformed values are usage errors
+// naming the flag, before anything is written.
+TEST(CliOptions, BadTrainingFlagValuesAreUsageErrorsNamingTheFlag) {
+  TempDir dir;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> commands = {
+      {{"detect", "--data", dir.file("data"), "--out", dir.file("run"), "--backend", "ae"}, "--seed"},
+      {{"demo", "--out", dir.file("demo"), "--backend", "ae"}, "--train-seed"},
+  };
+  for (const auto& [args, seed] : commands) {
+    expect_flag_error(with(args, "--epochs", "0"), "--epochs", "0");
+    expect_flag_error(with(args, "--epochs", "many"), "--epochs", "many");
+    expect_flag_error(with(args, "--batch-size", "0"), "--batch-size", "0");
+    expect_flag_error(with(args, "--learning-rate", "0"), "--learning-rate", "'0'");
+    expect_flag_error(with(args, "--learning-rate", "-0.01"), "--learning-rate", "-0.01");
+    expect_flag_error(with(args, "--learning-rate", "inf"), "--learning-rate", "inf");
+    expect_flag_error(with(args, "--learning-rate", "1e-3x"), "--learning-rate", "1e-3x");
+    expect_flag_error(with(args, seed, "-3"), seed, "-3");
+    expect_flag_error(with(args, seed, "1.5"), seed, "1.5");
+    expect_flag_error(with(args, seed, "18446744073709551616"), seed, "18446744073709551616");
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 TEST(CliOptions, SynthSettingsTheLibraryRefusesAreUsageErrors) {

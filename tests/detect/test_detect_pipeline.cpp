@@ -20,26 +20,15 @@
 #include "asdcap/run.hpp"
 #include "asdcap/synth.hpp"
 #include "core/files.hpp"
+#include "detect/detect_test_util.hpp"
 
 using namespace asdcap;
+using asdcap::test::lines_of;
+using asdcap::test::temp_dir;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("asdcap_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::ifstream in(p);
-  std::vector<std::string> out;
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
 
 DetectSummary detect(const fs::path& data, const fs::path& out, int threads = 0) {
   DetectOptions o;

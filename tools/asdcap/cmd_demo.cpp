@@ -18,9 +18,18 @@
 #include "command.hpp"
 #include "core/files.hpp"
 #include "options.hpp"
+#include "training.hpp"
 
 namespace {
 namespace fs = std::filesystem;
+
+// The demo trains ae for fewer epochs than detect's 100 so that it stays under a minute on 2 cores
+// (docs/ae.md, "In asdcap demo").
+asdcap::TrainingOptions demo_training() {
+  asdcap::TrainingOptions t;
+  t.epochs = 20;
+  return t;
+}
 
 struct DemoOptions {
   std::string out = "asdcap-demo";
@@ -29,6 +38,8 @@ struct DemoOptions {
   std::string audio = "link";
   bool small = false;
   int threads = 0;
+  std::string backend;  // empty: msclap with a model, else acoustic
+  asdcap::TrainingOptions training = demo_training();
 };
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -66,6 +77,11 @@ void run_demo(const DemoOptions& o) {
     if (const char* env = std::getenv("ASDCAP_MODEL"); env && *env) model = env;
   if (!model.empty() && !fs::is_regular_file(model))
     throw asdcap::UsageError("demo: model file not found: " + model + (o.model.empty() ? " (from ASDCAP_MODEL)" : ""));
+  const std::string backend = !o.backend.empty() ? o.backend
+                              : model.empty()      ? "acoustic"
+                                                   : asdcap::backend_for_model_file(model);
+  const bool msclap_model = !model.empty() && asdcap::backend_for_model_file(model) == "msclap";
+  asdcap::cli::require_model_for_backend(backend, model);
   fs::create_directories(o.out);
   const std::string data = (fs::path(o.out) / "data").string();
 
@@ -97,11 +113,16 @@ void run_demo(const DemoOptions& o) {
   asdcap::DetectOptions detect;
   detect.data_root = data;
   detect.out_dir = o.out;
-  detect.backend = model.empty() ? "acoustic" : asdcap::backend_for_model_file(model);
-  detect.model_path = model;
+  detect.backend = backend;
+  detect.model_path = backend == "acoustic" || backend == "ae" ? "" : model;
   detect.threads = o.threads;
+  detect.training = o.training;
+  detect.cancelled = &asdcap::cli::InterruptRequest::requested;
   std::fprintf(stderr, "demo: 2/4 detecting anomalies (backend %s)\n", detect.backend.c_str());
-  const auto summary = asdcap::run_detect(detect);
+  const auto summary = [&] {
+    const asdcap::cli::InterruptRequest interrupt;  // Ctrl-C stops detection cleanly
+    return asdcap::run_detect(detect);
+  }();
   std::fprintf(stderr, "demo:     %d test clips scored (%d embeddings from cache) in %.1f s\n", summary.n_scored,
                summary.n_cache_hits, since(t));
 
@@ -109,7 +130,7 @@ void run_demo(const DemoOptions& o) {
   asdcap::ExplainOptions explain;
   explain.out_dir = o.out;
   explain.data_root = data;
-  explain.model_path = detect.backend == "msclap" ? model : "";  // the CLAP methods need an msclap model
+  explain.model_path = msclap_model ? model : "";  // the CLAP methods need an msclap model
   explain.llm = "offline";
   explain.threads = o.threads;
   std::fprintf(stderr, "demo: 3/4 explaining flagged clips (offline explainer%s)\n",
@@ -147,6 +168,10 @@ void setup(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--small", o->small, "A tiny dataset (2 machine types, 1 ID, 4-s clips) for a quick look or a test");
   asdcap::cli::add_threads(sub, o->threads);
+  sub->add_option("--backend", o->backend,
+                  "Detection backend: acoustic, ae, msclap, panns or laion; default: the one for the model file, else acoustic")
+      ->check(CLI::IsMember(asdcap::backend_names()));
+  asdcap::cli::add_training(sub, o->training, "--train-seed");
   sub->callback([o] { run_demo(*o); });
 }
 

@@ -7,6 +7,7 @@
 #include "asdcap/error.hpp"
 #include "command.hpp"
 #include "options.hpp"
+#include "training.hpp"
 
 namespace {
 
@@ -32,7 +33,9 @@ void setup(CLI::App& app) {
   sub->add_option("--out", o.out_dir, "Output folder (created; also holds the embedding cache)")->required();
   sub->add_option("--backend", o.backend,
                   "Embedding backend: " + backend_list() +
-                      " (default: the one for --model's file, msclap, panns or laion; acoustic without --model)")
+                      " (default: the one for --model's file, msclap, panns or laion; acoustic without --model). ae is "
+                      "the DCASE 2020 autoencoder, trained on the normal training clips of each machine type; its "
+                      "models are kept in OUT/ae-models")
       ->check(CLI::IsMember(asdcap::backend_names()));
   asdcap::cli::add_model(sub, o.model_path, "for the msclap, panns or laion backend (which one: from the file)");
   sub->add_option("--k", o.k, "Neighbours averaged into the score")->capture_default_str()->check(CLI::Range(1, 1000));
@@ -41,10 +44,13 @@ void setup(CLI::App& app) {
   asdcap::cli::add_channels(sub, o.channels);
   sub->add_option("--machine", o.machines, "Only this machine type (repeatable)");
   asdcap::cli::add_threads(sub, o.threads);
+  asdcap::cli::add_training(sub, o.training, "--seed");
   sub->callback([args, crop] {
     auto opts = args->options;
     if (crop->count() > 0) opts.crop = args->crop;
     asdcap::cli::require_model_for_backend(opts.backend, opts.model_path);
+    const asdcap::cli::InterruptRequest interrupt;
+    opts.cancelled = &asdcap::cli::InterruptRequest::requested;
     auto summary = asdcap::run_detect(opts);
     std::fputs(asdcap::format_results_table(summary).c_str(), stdout);
     std::fflush(stdout);

@@ -67,7 +67,7 @@ CLI::Option* add_model(CLI::App* sub, std::string& target, const std::string& ho
 }
 
 void require_model_for_backend(const std::string& backend, const std::string& model) {
-  if (!backend.empty() && backend != "acoustic" && model.empty())
+  if (!backend.empty() && backend != "acoustic" && backend != "ae" && model.empty())
     throw UsageError("--backend " + backend + " needs --model FILE");
 }
 
