@@ -58,29 +58,37 @@ DetectSummary detect_panns(const fs::path& out, int threads) {
   return run_detect(o);
 }
 
+// Backend options for a model file, one thread.
+BackendOptions options(const std::string& model) {
+  BackendOptions o;
+  o.model_path = model;
+  o.threads = 1;
+  return o;
+}
+
 }  // namespace
 
 TEST(PannsBackend, FromTheModelFile) {
   EXPECT_EQ(backend_for_model_file(cnn14()), "panns");
   const auto& names = backend_names();
   EXPECT_NE(std::find(names.begin(), names.end(), "panns"), names.end());
-  auto b = make_backend("panns", {cnn14(), 1});
+  auto b = make_backend("panns", options(cnn14()));
   const auto model = PannsModel::open(cnn14(), 1);
   EXPECT_EQ(b->name(), "panns");
   EXPECT_EQ(b->dim(), 256);
   EXPECT_EQ(b->sample_rate(), 32000);
   EXPECT_EQ(b->default_crop().kind, CropPolicy::Kind::Whole);
   EXPECT_EQ(b->identity(), std::string("panns/") + kPannsMathsVersion + "/" + model->identity());
-  EXPECT_EQ(make_backend("panns", {cnn14_16k(), 1})->sample_rate(), 16000);
+  EXPECT_EQ(make_backend("panns", options(cnn14_16k()))->sample_rate(), 16000);
   // The two variants are different models: different identities.
-  EXPECT_NE(make_backend("panns", {cnn14_16k(), 1})->identity(), b->identity());
-  EXPECT_THROW(make_backend("panns", {"", 1}), InvalidArgument);
+  EXPECT_NE(make_backend("panns", options(cnn14_16k()))->identity(), b->identity());
+  EXPECT_THROW(make_backend("panns", options("")), InvalidArgument);
 }
 
 TEST(PannsBackend, WrongArchitectureNamesTheFile) {
   // A PANNs file for the msclap backend: one line naming the file and the backend it is for.
   try {
-    make_backend("msclap", {cnn14(), 1});
+    make_backend("msclap", options(cnn14()));
     FAIL() << "msclap accepted a PANNs model file";
   } catch (const ModelError& e) {
     const std::string m = e.what();
@@ -104,14 +112,14 @@ TEST(PannsBackend, WrongArchitectureNamesTheFile) {
               std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(make_backend("panns", {other, 1}), ModelError);
+  EXPECT_THROW(make_backend("panns", options(other)), ModelError);
   const std::string wav = golden_dir() + "inputs/32000/c01_hum.wav";
   EXPECT_THROW(backend_for_model_file(wav), FormatError);
 }
 
 TEST(PannsBackend, CropRule) {
   const auto model = PannsModel::open(cnn14(), 1);
-  auto b = make_backend("panns", {cnn14(), 1});
+  auto b = make_backend("panns", options(cnn14()));
   const auto signal = load_audio(golden_dir() + "inputs/32000/c05_long_10s.wav", 32000);
   ASSERT_EQ(signal.size(), 320000u);
   // whole: the golden embedding of the whole clip.
@@ -142,7 +150,7 @@ TEST(PannsBackend, DetectCachesAndRerunsIdentically) {
   EXPECT_EQ(first.n_skipped, 0);
   const RunSettings s = read_run_settings(out.string());
   EXPECT_EQ(s.backend, "panns");
-  EXPECT_EQ(s.backend_identity, make_backend("panns", {cnn14(), 1})->identity());
+  EXPECT_EQ(s.backend_identity, make_backend("panns", options(cnn14()))->identity());
   EXPECT_EQ(s.crop, "whole");
   EXPECT_EQ(s.model, cnn14());
   const std::string results = text_of(out / "results.csv"), neighbors = text_of(out / "neighbors.jsonl");
