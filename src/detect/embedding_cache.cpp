@@ -78,12 +78,16 @@ void EmbeddingCache::open() {
     // durable against process crashes (only a power cut may lose the latest commits).
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
-    Statement version(db_, "PRAGMA user_version");
-    if (version.rc() != SQLITE_OK || sqlite3_step(version.get()) != SQLITE_ROW) {
-      if (is_damage(sqlite3_extended_errcode(db_))) throw Damaged{};
-      throw IoError(path_ + ": cannot open the embedding cache: " + error_text());
-    }
-    if (sqlite3_column_int(version.get(), 0) != kSchema) {
+    int schema = 0;
+    {
+      Statement version(db_, "PRAGMA user_version");
+      if (version.rc() != SQLITE_OK || sqlite3_step(version.get()) != SQLITE_ROW) {
+        if (is_damage(sqlite3_extended_errcode(db_))) throw Damaged{};
+        throw IoError(path_ + ": cannot open the embedding cache: " + error_text());
+      }
+      schema = sqlite3_column_int(version.get(), 0);
+    }  // finalised: a pending statement would lock the table against DROP
+    if (schema != kSchema) {
       // An older layout (or a new file): the cache is derived data, so it starts empty.
       exec("DROP TABLE IF EXISTS embeddings");
       exec(

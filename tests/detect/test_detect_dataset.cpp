@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -171,7 +172,8 @@ int in_child(const std::function<int()>& check) {
     int rc = 99;
     try {
       rc = check();
-    } catch (...) {
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
       rc = 98;
     }
     _exit(rc);
@@ -208,6 +210,7 @@ TEST(DetectDataset, FollowsSymlinkedFolders) {
 TEST(DetectDataset, SymlinkLoopsAreReportedNotFollowed) {
   TempTree t("loops");
   t.touch("fan/train/normal_id_00_00000000.wav");
+  fs::create_directories(t.root / "fan/test");
   fs::create_symlink(t.root / "fan", t.root / "fan/train/back");
   fs::create_symlink(t.root / "fan/test/normal_id_00_00000001.wav", t.root / "fan/test/normal_id_00_00000001.wav");
   fs::create_symlink(t.root / "fan/train", t.root / "train_again");
@@ -245,7 +248,7 @@ TEST(DetectDataset, UnreadableFolderIsListedAsSkipped) {
 TEST(DetectDataset, DeepTreeUnderAFileDescriptorLimit) {
   TempTree t("deep");
   fs::path deep = "a";
-  for (int i = 0; i < 20; ++i) deep /= "d" + std::to_string(i);
+  for (int i = 0; i < 20; ++i) deep /= std::string(1, 'd').append(std::to_string(i));
   t.touch(deep / "fan/train/normal_id_00_00000000.wav");
   t.touch(deep / "fan/test/anomaly_id_00_00000000.wav");
   const int rc = in_child([&] {

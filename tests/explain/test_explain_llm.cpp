@@ -252,7 +252,9 @@ TEST(ExplainLlm, EmptyOrOversizedAnswersFailWithoutRetry) {
     FakeLlmServer server([&](const httplib::Request&, httplib::Response& res, int, FakeLlmServer&) {
       res.set_content(FakeLlmServer::completion(content), "application/json");
     });
-    const OpenAiClient client(fast_options(server));
+    LlmOptions o = fast_options(server);
+    o.timeout_s = 10;  // sending 3 MB on a loaded machine may take longer than the usual 0.3 s
+    const OpenAiClient client(o);
     const std::string msg = error_of(client, "p");
     EXPECT_NE(msg.find(needle), std::string::npos) << msg;
     EXPECT_EQ(server.requests().size(), 1u);

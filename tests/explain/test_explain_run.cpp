@@ -58,7 +58,14 @@ ExplainOptions base_options(const std::string& dir) {
 
 // The top clip of each machine/ID explained through `server`.
 ExplainOptions openai_options(const std::string& dir, const FakeLlmServer& server) {
-  ExplainOptions o = openai_options(dir, server);
+  ExplainOptions o = base_options(dir);
+  o.all_flagged = false;
+  o.top = 1;
+  o.llm = "openai";
+  o.llm_options.base_url = server.base_url();
+  o.llm_options.api_key = kKey;
+  o.llm_options.model = "fake-model";
+  o.llm_options.timeout_s = 2;
   return o;
 }
 
