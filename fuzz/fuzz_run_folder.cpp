@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -18,14 +19,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The folder of this process, removed at exit. Its path is never destroyed, so that the exit
+// handler (which runs after static destructors registered later) can still use it.
 const std::string& folder() {
-  static const std::string dir = [] {
+  static const std::string* const dir = [] {
     const fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
     const fs::path d = base / ("asdcap-fuzz-run-" + std::to_string(::getpid()));
     fs::create_directories(d);
-    return d.string();
+    const auto* path = new std::string(d.string());
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(folder(), ec);
+    });
+    return path;
   }();
-  return dir;
+  return *dir;
 }
 
 void put(const std::string& name, const uint8_t* data, size_t size) {
