@@ -1,26 +1,19 @@
-// libFuzzer target: the torch.save reader (zip container + restricted unpickler) and the safetensors
-// reader. The first byte picks the entry point: 0 whole checkpoint, 1 the unpickler alone (the zip's
-// CRC check would otherwise keep mutations from reaching it), 2 safetensors.
+// libFuzzer target: the torch.save zip checkpoint reader (zip container, CRC checks, the restricted
+// unpickler, the storages and the tensor views over them), on arbitrary bytes.
 #include <cstddef>
 #include <cstdint>
 
 #include "asdcap/checkpoint.hpp"
 #include "asdcap/error.hpp"
-#include "modelio/safetensors.hpp"
-#include "modelio/unpickler.hpp"
+#include "asdcap/model_file.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
-  const uint8_t mode = data[0] % 3;
-  ++data;
-  --size;
   try {
-    if (mode == 0) {
-      asdcap::read_torch_checkpoint_bytes(data, size, "fuzz.pth");
-    } else if (mode == 1) {
-      asdcap::modelio::unpickle_state_dict(data, size, "fuzz.pkl");
-    } else {
-      asdcap::read_safetensors_bytes(data, size, "fuzz.safetensors");
+    for (const auto& t : asdcap::read_torch_checkpoint_bytes(data, size, "fuzz.pth")) {
+      int64_t numel = 1;
+      for (int64_t d : t.shape) numel *= d;
+      // Every tensor read holds exactly its declared elements.
+      if (t.data.size() != static_cast<size_t>(numel) * asdcap::dtype_size(t.dtype)) __builtin_trap();
     }
   } catch (const asdcap::Error&) {
   }

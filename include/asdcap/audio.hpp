@@ -35,6 +35,9 @@ struct DecodedAudio {
   std::vector<float> interleaved;
 };
 DecodedAudio decode_audio(const std::string& path);
+// The same from bytes in memory (through libsndfile's virtual I/O: no temporary file); `name`
+// stands for the file in messages and in info.path.
+DecodedAudio decode_audio_bytes(const void* data, size_t size, const std::string& name);
 
 // torchaudio.functional.resample(x, from, to) with its defaults (sinc_interp_hann,
 // lowpass_filter_width 6, rolloff 0.99), bit-compatible kernel construction. Identity if from == to.

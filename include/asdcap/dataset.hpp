@@ -47,7 +47,10 @@ struct Dataset {
 // are ignored. Directories or dangling links named like audio files, unparsable names, anomalous
 // clips in a training split, training clips without a label and clips whose machine is not in
 // `machines` (when non-empty: the filter skips silently) are handled as documented above.
-// Throws IoError if `root` is not a readable directory.
+// Symbolic links to folders are followed; a folder reached twice (a link loop, two links to one
+// folder) is listed once and the other path skipped; a sub-folder that cannot be read is listed in
+// `skipped` with the reason. Throws IoError if `root` is not a readable directory, or if listing a
+// folder fails part-way (the clip list would be incomplete).
 Dataset discover_dataset(const std::string& root, const std::vector<std::string>& machines = {});
 
 }  // namespace asdcap

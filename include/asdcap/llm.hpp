@@ -3,6 +3,8 @@
 //                 gateways, vLLM, llama.cpp server, Ollama), over http or https.
 //   explain_offline: asdcap's deterministic built-in explainer (no network, no model).
 #pragma once
+#include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,20 +17,24 @@ struct LlmOptions {
   std::string api_key;  // sent as "Authorization: Bearer"; never printed, logged or written
   std::string model;    // required by most servers
   double connect_timeout_s = 10;
-  double timeout_s = 120;          // read/write timeout of one attempt
-  int max_retries = 4;             // extra attempts after 429, 5xx, 408 and transport errors
-  double backoff_s = 1.0;          // first wait; doubles on every retry
-  double max_backoff_s = 30;       // cap of the exponential wait
-  double max_retry_after_s = 120;  // cap of a server's Retry-After
-  double temperature = -1;         // < 0: not sent (server default)
-  int max_tokens = 0;              // <= 0: not sent
+  double timeout_s = 120;               // the whole of one attempt: connecting, sending, the answer
+  int max_retries = 4;                  // extra attempts after 429, 5xx, 408 and transport errors
+  double backoff_s = 1.0;               // first wait; doubles on every retry
+  double max_backoff_s = 30;            // cap of the exponential wait
+  double max_retry_after_s = 120;       // cap of a server's Retry-After
+  double temperature = -1;              // < 0: not sent (server default)
+  int max_tokens = 1024;                // <= 0: not sent
+  size_t max_response_bytes = 1 << 20;  // a longer response body is refused
+  int fail_fast_after = 2;              // after this many requests in a row found no server listening, the
+                                        // next ones make one attempt only (no retries)
 };
 
 // base_url from OPENAI_BASE_URL (if set and non-empty), api_key from OPENAI_API_KEY.
 LlmOptions llm_options_from_env(LlmOptions defaults = {});
 
 struct LlmReply {
-  std::string answer;  // choices[0].message.content, surrounding whitespace trimmed
+  std::string answer;  // choices[0].message.content, surrounding whitespace trimmed, control
+                       // characters and terminal escape sequences removed; never empty
   std::string model;   // as reported by the server (else the requested one)
   int attempts = 0;
   double seconds = 0;
@@ -39,8 +45,12 @@ class OpenAiClient {
   // Throws InvalidArgument for an unusable base URL (scheme other than http/https, credentials in it).
   explicit OpenAiClient(LlmOptions options);
   // One user message. Throws NetworkError (message never contains the API key) when the server
-  // answers 4xx, keeps failing after the retries, or sends a body that is not a chat completion.
+  // answers 4xx, keeps failing after the retries, sends a body that is not a chat completion, an
+  // empty answer or more than max_response_bytes, or when an attempt outlasts timeout_s.
   LlmReply complete(const std::string& prompt) const;
+  // What a request sends besides the prompt, as compact JSON (requested model, temperature,
+  // max_tokens): with the prompt, the key under which an earlier answer may be reused.
+  std::string request_settings() const;
   // scheme://host[:port]/path of the chat-completions endpoint (for messages and records).
   std::string endpoint() const { return origin_ + path_; }
   const LlmOptions& options() const { return options_; }
@@ -49,7 +59,13 @@ class OpenAiClient {
   LlmOptions options_;
   std::string origin_;  // scheme://host[:port]
   std::string path_;    // /v1/chat/completions
+  // Requests in a row that found no server listening (shared by copies of the client).
+  std::shared_ptr<std::atomic<int>> refused_in_a_row_ = std::make_shared<std::atomic<int>>(0);
 };
+
+// An answer as it may be shown and stored: control characters (but line breaks and tabs) and
+// terminal escape sequences removed, surrounding whitespace trimmed.
+std::string clean_answer(const std::string& text);
 
 // Replaces every occurrence of `secret` in `text` by "[redacted]" (no-op for an empty secret).
 std::string redact_secret(std::string text, const std::string& secret);

@@ -124,7 +124,8 @@ class ModelFile {
   const std::vector<TensorInfo>& tensors() const;
 
   // Float32 view of a tensor: the mapping itself for f32 tensors; f16/bf16 are converted once on first
-  // use and kept (thread-safe). `shape` (optional) is checked; mismatch -> ModelError.
+  // use and kept (thread-safe). `shape` (optional) is checked; mismatch -> ModelError. A tensor
+  // holding NaN is refused (ModelError naming file and tensor) the first time it is used.
   const float* f32(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
   // A float32 copy that is not kept: for weights a caller repacks (nn::PackedLinear), so that an
   // f16 file does not hold a converted copy beside the packed one.
@@ -140,6 +141,7 @@ class ModelFile {
 
  private:
   ModelFile();
+  void check_no_nan(const TensorInfo& t) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

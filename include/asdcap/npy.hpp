@@ -19,6 +19,8 @@ struct NpyArray {
 };
 
 NpyArray read_npy(const std::string& path);
+// The same from bytes in memory; `name` stands for the file in messages.
+NpyArray read_npy_bytes(const void* data, size_t size, const std::string& name);
 
 // Writes atomically (temporary file + rename): on error no file is left at `path`.
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);

@@ -137,6 +137,8 @@ struct MethodRecord {
   std::optional<std::vector<std::string>> named;  // offline explainer: what it names, strongest first
   bool reused = false;                            // the answer of an earlier run to the identical prompt
   std::optional<int> attempts;                    // LLM requests: attempts it took
+  std::optional<std::string> request;             // LLM requests: what was sent besides the prompt (requested
+                                                  // model and parameters, OpenAiClient::request_settings)
 };
 
 struct ExplainTimings {

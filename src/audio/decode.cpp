@@ -2,6 +2,7 @@
 #include <sndfile.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -150,17 +151,21 @@ AudioInfo probe_audio(const std::string& path) {
   return info;
 }
 
-DecodedAudio decode_audio(const std::string& path) {
-  SndFile file;
-  open_audio(path, file);
+namespace {
+
+// Everything after opening: header checks, the samples in blocks, the finite check.
+DecodedAudio read_all(const std::string& path, SndFile& file) {
   check_not_truncated_wav(path, file);
   DecodedAudio out;
   out.info = info_of(path, file);
   check_header(path, out.info);
   const int64_t channels = out.info.channels;
-  // Do not trust the header for the allocation; read in blocks until the end.
-  constexpr int64_t kBlockFrames = 1 << 16;
-  out.interleaved.reserve(static_cast<size_t>(std::min<int64_t>(out.info.frames, 1 << 24) * channels));
+  // Do not trust the header for the allocation (a few bytes may declare 2^60 frames of 1024
+  // channels): reserve at most 2^24 samples, and read in blocks of at most 2^18 until the end.
+  constexpr int64_t kReserveSamples = int64_t{1} << 24, kBlockSamples = int64_t{1} << 18;
+  out.interleaved.reserve(
+      static_cast<size_t>(std::min<int64_t>(out.info.frames, kReserveSamples / channels) * channels));
+  const int64_t kBlockFrames = std::max<int64_t>(1, kBlockSamples / channels);
   int64_t read = 0;
   std::vector<float> block(static_cast<size_t>(kBlockFrames * channels));
   for (;;) {
@@ -188,6 +193,53 @@ DecodedAudio decode_audio(const std::string& path) {
     }
   }
   return out;
+}
+
+// A read-only file in memory for libsndfile's virtual I/O.
+struct MemoryFile {
+  const unsigned char* data;
+  sf_count_t size, pos = 0;
+};
+
+sf_count_t memory_length(void* user) { return static_cast<MemoryFile*>(user)->size; }
+sf_count_t memory_seek(sf_count_t offset, int whence, void* user) {
+  auto* m = static_cast<MemoryFile*>(user);
+  sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->size;
+  sf_count_t to = 0;
+  if (__builtin_add_overflow(base, offset, &to) || to < 0) return -1;
+  m->pos = to;
+  return m->pos;
+}
+sf_count_t memory_read(void* ptr, sf_count_t count, void* user) {
+  auto* m = static_cast<MemoryFile*>(user);
+  if (count <= 0 || m->pos >= m->size) return 0;
+  const sf_count_t n = std::min(count, m->size - m->pos);
+  std::memcpy(ptr, m->data + m->pos, static_cast<size_t>(n));
+  m->pos += n;
+  return n;
+}
+sf_count_t memory_write(const void*, sf_count_t, void*) { return 0; }
+sf_count_t memory_tell(void* user) { return static_cast<MemoryFile*>(user)->pos; }
+
+}  // namespace
+
+DecodedAudio decode_audio(const std::string& path) {
+  SndFile file;
+  open_audio(path, file);
+  return read_all(path, file);
+}
+
+DecodedAudio decode_audio_bytes(const void* data, size_t size, const std::string& name) {
+  if (size == 0) throw FormatError(name + ": empty file (0 bytes)");
+  MemoryFile memory{static_cast<const unsigned char*>(data), static_cast<sf_count_t>(size)};
+  SF_VIRTUAL_IO io{memory_length, memory_seek, memory_read, memory_write, memory_tell};
+  SndFile file;
+  {
+    std::lock_guard<std::mutex> lock(sndfile_open_mutex());
+    file.handle = sf_open_virtual(&io, SFM_READ, &file.info, &memory);
+    if (!file.handle) throw FormatError(name + ": not a readable audio file (" + sf_strerror(nullptr) + ")");
+  }
+  return read_all(name, file);
 }
 
 std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode, AudioInfo* info) {

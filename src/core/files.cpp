@@ -2,9 +2,12 @@
 
 #include <openssl/evp.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -30,15 +33,51 @@ std::string read_text_file(const std::string& path) {
   return std::string(b.begin(), b.end());
 }
 
+namespace {
+
+// The temporaries of `target` are hidden files beside it, ".<name>.tmp.<pid>.XXXXXX", so that
+// rename() stays on one file system and a later write can tell a dead writer's leftover.
+std::string temp_prefix(const fs::path& target) {
+  std::string prefix = ".";  // appended piecewise: GCC 12 warns (-Wrestrict) on "." + string
+  prefix += target.filename().string();
+  prefix += ".tmp.";
+  return prefix;
+}
+
+// Removes the temporaries of `target` left by writers that no longer run (a killed process).
+void remove_stale_temporaries(const fs::path& dir, const fs::path& target) {
+  const std::string prefix = temp_prefix(target);
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos || rest.find_first_not_of("0123456789") != dot) continue;
+    const long pid = std::strtol(rest.substr(0, dot).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == static_cast<long>(::getpid())) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
+}
+
+void sync_folder(const fs::path& dir) {
+  const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0) return;
+  ::fsync(d);
+  ::close(d);
+}
+
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
   fs::path target(path);
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw IoError(path + ": cannot write: folder " + dir.string() + " does not exist");
-  std::string base = ".";  // hidden temporary beside the target, so rename() stays on one file system
-  base += target.filename().string();
-  base += ".tmp.XXXXXX";
-  std::string tmpl = (dir / base).string();
+  std::string tmpl = (dir / (temp_prefix(target) + std::to_string(::getpid()) + ".XXXXXX")).string();
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   int fd = ::mkstemp(name.data());
@@ -52,7 +91,8 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   }
   try {
     writer(f);
-    if (std::fflush(f) != 0 || std::ferror(f)) throw IoError(path + ": write failed: " + std::strerror(errno));
+    if (std::fflush(f) != 0 || std::ferror(f))
+      throw IoError(path + ": write failed: " + std::strerror(errno ? errno : EIO));
     if (::fsync(::fileno(f)) != 0) throw IoError(path + ": fsync failed: " + std::strerror(errno));
   } catch (...) {
     std::fclose(f);
@@ -73,6 +113,9 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
     ::unlink(tmp.c_str());
     throw IoError(path + ": cannot write: " + std::strerror(e));
   }
+  // The rename itself reaches the disk with the folder's entry.
+  sync_folder(dir);
+  remove_stale_temporaries(dir, target);
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {

@@ -1,7 +1,9 @@
 #include "asdcap/npy.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <sstream>
+#include <string_view>
 
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
@@ -64,9 +66,11 @@ void write_any(const std::string& path, const char* descr, const void* data, siz
   }
   std::string header = header_for(descr, shape);
   write_file_atomic(path, [&](std::FILE* f) {
-    if (std::fwrite(header.data(), 1, header.size(), f) != header.size()) throw IoError(path + ": write failed");
+    if (std::fwrite(header.data(), 1, header.size(), f) != header.size())
+      throw IoError(path + ": write failed: " + std::strerror(errno));
     size_t bytes = static_cast<size_t>(n) * elem;
-    if (bytes && std::fwrite(data, 1, bytes, f) != bytes) throw IoError(path + ": write failed");
+    if (bytes && std::fwrite(data, 1, bytes, f) != bytes)
+      throw IoError(path + ": write failed: " + std::strerror(errno));
   });
 }
 
@@ -77,7 +81,12 @@ std::vector<double> NpyArray::as_double() const { return convert<double>(*this);
 std::vector<int64_t> NpyArray::as_int64() const { return convert<int64_t>(*this); }
 
 NpyArray read_npy(const std::string& path) {
-  std::vector<char> b = read_file(path);
+  const std::vector<char> bytes = read_file(path);
+  return read_npy_bytes(bytes.data(), bytes.size(), path);
+}
+
+NpyArray read_npy_bytes(const void* data, size_t size, const std::string& path) {
+  const std::string_view b(static_cast<const char*>(data), size);
   if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) throw FormatError(path + ": not a .npy file");
   const int major = static_cast<unsigned char>(b[6]);
   size_t hlen, off;

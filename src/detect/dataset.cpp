@@ -1,7 +1,12 @@
 #include "asdcap/dataset.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <regex>
 
 #include "asdcap/error.hpp"
@@ -136,6 +141,117 @@ std::optional<Clip> parse_clip_path(const std::string& path, std::string* reason
   return c;
 }
 
+namespace {
+
+// One folder as a file-system object: the walk's identity for loop protection.
+struct FolderId {
+  dev_t dev;
+  ino_t ino;
+  bool operator<(const FolderId& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+};
+
+// Recursive discovery. Each folder is listed completely and closed before its sub-folders are
+// visited, so the walk holds one folder open at a time whatever the depth. Symbolic links to
+// folders are followed; a folder reached a second time (a link loop, or two links to one folder)
+// is listed once and the later path is skipped with the reason.
+class Walk {
+ public:
+  Walk(const fs::path& root, const std::vector<std::string>& machines, Dataset& ds)
+      : root_(root), machines_(machines), ds_(ds) {}
+
+  void folder(const fs::path& dir, bool is_root) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+      const int e = errno;
+      if (is_root) throw IoError(dir.string() + ": cannot list: " + std::strerror(e));
+      skip(dir, std::string("cannot read folder: ") + std::strerror(e));
+      return;
+    }
+    auto [seen, inserted] = visited_.emplace(FolderId{st.st_dev, st.st_ino}, dir.string());
+    if (!inserted) {
+      const bool loop = dir.string().rfind(seen->second + "/", 0) == 0;
+      skip(dir, (loop ? "symbolic link loop: leads back to " : "same folder as ") + seen->second +
+                    (loop ? "" : ", already listed"));
+      return;
+    }
+    std::vector<fs::path> entries;
+    {
+      std::error_code ec;
+      fs::directory_iterator it(dir, ec), end;
+      if (ec) {
+        if (is_root) throw IoError(dir.string() + ": cannot list: " + ec.message());
+        skip(dir, "cannot list folder: " + ec.message());
+        return;
+      }
+      while (it != end) {
+        entries.push_back(it->path());
+        it.increment(ec);
+        // An incomplete listing would silently drop clips: stop the run instead.
+        if (ec)
+          throw IoError(dir.string() + ": listing the folder failed part-way: " + ec.message() +
+                        " (did the dataset change during the run?)");
+      }
+    }
+    std::sort(entries.begin(), entries.end());
+    for (const auto& p : entries) entry(p);
+  }
+
+ private:
+  void skip(const fs::path& p, std::string why) { ds_.skipped.push_back({p.string(), std::move(why)}); }
+
+  void entry(const fs::path& p) {
+    struct stat lst {
+    }, st{};
+    if (::lstat(p.c_str(), &lst) != 0) {
+      if (has_audio_extension(p)) skip(p, std::string("cannot read: ") + std::strerror(errno));
+      return;
+    }
+    const bool link = S_ISLNK(lst.st_mode);
+    if (link && ::stat(p.c_str(), &st) != 0) {
+      const int e = errno;
+      // A link to nothing only matters where a clip or a folder could be: audio names are
+      // reported; any other broken link is ignored like any other non-audio file.
+      if (!has_audio_extension(p)) {
+        if (e == ELOOP) skip(p, "symbolic link loop (the link resolves to itself)");
+        return;
+      }
+      skip(p, e == ELOOP    ? "symbolic link loop (the link resolves to itself)"
+              : e == ENOENT ? "dangling symbolic link"
+                            : std::string("cannot follow the symbolic link: ") + std::strerror(e));
+      return;
+    }
+    if (!link) st = lst;
+    if (S_ISDIR(st.st_mode)) {
+      if (has_audio_extension(p))
+        skip(p, "is a directory, not an audio file");
+      else
+        folder(p, false);
+      return;
+    }
+    if (!has_audio_extension(p)) return;
+    if (!S_ISREG(st.st_mode)) {
+      skip(p, "not a regular file");
+      return;
+    }
+    std::string reason;
+    auto clip = parse_clip_path(p.string(), &reason);
+    if (!clip) {
+      skip(p, reason);
+      return;
+    }
+    if (!machines_.empty() && std::find(machines_.begin(), machines_.end(), clip->machine) == machines_.end()) return;
+    clip->rel = p.lexically_relative(root_).string();
+    ds_.clips.push_back(std::move(*clip));
+  }
+
+  const fs::path& root_;
+  const std::vector<std::string>& machines_;
+  Dataset& ds_;
+  std::map<FolderId, std::string> visited_;
+};
+
+}  // namespace
+
 Dataset discover_dataset(const std::string& root, const std::vector<std::string>& machines) {
   std::error_code ec;
   fs::path root_path = fs::absolute(fs::path(root), ec).lexically_normal();
@@ -143,43 +259,8 @@ Dataset discover_dataset(const std::string& root, const std::vector<std::string>
   Dataset ds;
   ds.root = root_path.string();
   if (!ds.root.empty() && ds.root.size() > 1 && ds.root.back() == '/') ds.root.pop_back();
-
-  fs::recursive_directory_iterator it(root_path, fs::directory_options::skip_permission_denied, ec), end;
-  if (ec) throw IoError(root + ": cannot list: " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) {
-      ds.skipped.push_back({it->path().string(), "cannot list: " + ec.message()});
-      ec.clear();
-      continue;
-    }
-    const fs::path& p = it->path();
-    if (!has_audio_extension(p)) continue;
-    std::error_code sec;
-    auto lst = fs::symlink_status(p, sec);
-    auto st = fs::status(p, sec);
-    if (fs::is_symlink(lst) && !fs::exists(st)) {
-      ds.skipped.push_back({p.string(), "dangling symbolic link"});
-      continue;
-    }
-    if (fs::is_directory(st)) {
-      ds.skipped.push_back({p.string(), "is a directory, not an audio file"});
-      if (!fs::is_symlink(lst)) it.disable_recursion_pending();
-      continue;
-    }
-    if (!fs::is_regular_file(st)) {
-      ds.skipped.push_back({p.string(), "not a regular file"});
-      continue;
-    }
-    std::string reason;
-    auto clip = parse_clip_path(p.string(), &reason);
-    if (!clip) {
-      ds.skipped.push_back({p.string(), reason});
-      continue;
-    }
-    if (!machines.empty() && std::find(machines.begin(), machines.end(), clip->machine) == machines.end()) continue;
-    clip->rel = p.lexically_relative(root_path).string();
-    ds.clips.push_back(std::move(*clip));
-  }
+  root_path = fs::path(ds.root);
+  Walk(root_path, machines, ds).folder(root_path, true);
   std::sort(ds.clips.begin(), ds.clips.end(), [](const Clip& a, const Clip& b) { return a.path < b.path; });
   std::sort(ds.skipped.begin(), ds.skipped.end(),
             [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });

@@ -293,19 +293,40 @@ bool score_group(const std::pair<std::string, std::string>& key, const Group& g,
   return true;
 }
 
+// A run that scores no test clip is a failure, not an empty result: nothing is published and the
+// message says why (no clips found, or the first reason a clip was skipped).
+[[noreturn]] void throw_nothing_scored(const DetectOptions& options, const Dataset& ds,
+                                       const std::vector<SkippedRecord>& skipped) {
+  std::string what = options.data_root + ": no test clip could be scored";
+  if (!options.machines.empty()) {
+    what += " (machine filter:";
+    for (const auto& m : options.machines) what += " " + m;
+    what += ")";
+  }
+  if (ds.clips.empty())
+    what += ": no clips found";
+  else if (skipped.empty())
+    what += ": no test clips found";
+  if (!skipped.empty())
+    what += ": " + std::to_string(skipped.size()) + " skipped, first " + skipped.front().path + ": " +
+            skipped.front().reason;
+  throw FormatError(what);
+}
+
 }  // namespace
 
 DetectSummary run_detect(const DetectOptions& options) {
   if (options.k < 1) throw InvalidArgument("detect: k (neighbours averaged into a score) must be at least 1");
   if (options.data_root.empty()) throw InvalidArgument("detect: no dataset root given");
   if (options.out_dir.empty()) throw InvalidArgument("detect: no output folder given");
+  // The dataset is listed first: a bad --data leaves no output folder behind.
+  Dataset ds = discover_dataset(options.data_root, options.machines);
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (ec || !fs::is_directory(options.out_dir))
     throw IoError(options.out_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
   const RunLock lock(options.out_dir);
 
-  Dataset ds = discover_dataset(options.data_root, options.machines);
   DetectSummary summary;
   summary.out_dir = options.out_dir;
   std::vector<SkippedRecord> skipped;
@@ -360,6 +381,7 @@ DetectSummary run_detect(const DetectOptions& options) {
   }
   std::sort(skipped.begin(), skipped.end(),
             [](const SkippedRecord& a, const SkippedRecord& b) { return a.path < b.path; });
+  if (summary.n_scored == 0) throw_nothing_scored(options, ds, skipped);
   summary.n_skipped = static_cast<int>(skipped.size());
   settings.created = utc_now();
   settings.n_scored = summary.n_scored;

@@ -3,14 +3,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "asdcap/error.hpp"
 #include "asdcap/llm.hpp"
+#include "explain/llm_response.hpp"
 
 namespace asdcap {
 
@@ -77,22 +80,50 @@ bool transient_transport(httplib::Error e) {
   }
 }
 
-std::string parse_answer(const std::string& body, std::string* model) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::exception&) {
-    throw FormatError("the response is not JSON");
+// What a failed transport means, in words.
+std::string transport_problem(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection: return "cannot connect (no server listening, or the host is unreachable)";
+    case httplib::Error::ConnectionTimeout: return "connecting timed out";
+    case httplib::Error::Read: return "the connection failed while reading the answer";
+    case httplib::Error::Write: return "the connection failed while sending the request";
+    default: return "no answer (" + httplib::to_string(e) + ")";
   }
-  if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array() || j["choices"].empty())
-    throw FormatError("the response has no \"choices\"");
-  const auto& choice = j["choices"][0];
-  if (!choice.is_object() || !choice.contains("message") || !choice["message"].is_object() ||
-      !choice["message"].contains("content") || !choice["message"]["content"].is_string())
-    throw FormatError("the response has no choices[0].message.content string");
-  if (j.contains("model") && j["model"].is_string()) *model = j["model"];
-  return trim(choice["message"]["content"].get<std::string>());
 }
+
+// Ends a request that outlasts its deadline: shuts the client's socket down from another thread,
+// which makes the blocked read or write return.
+class Watchdog {
+ public:
+  Watchdog(httplib::Client& client, double seconds) {
+    thread_ = std::thread([this, &client, seconds] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return done_; })) {
+        fired_ = true;
+        client.stop();
+      }
+    });
+  }
+  ~Watchdog() { finish(); }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  // Stops the watch; true when the deadline had passed.
+  bool finish() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, fired_ = false;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -129,18 +160,43 @@ OpenAiClient::OpenAiClient(LlmOptions options) : options_(std::move(options)) {
   if (options_.max_retries < 0) options_.max_retries = 0;
 }
 
+std::string OpenAiClient::request_settings() const {
+  nlohmann::json j = {{"model", options_.model}};
+  if (options_.temperature >= 0) j["temperature"] = options_.temperature;
+  if (options_.max_tokens > 0) j["max_tokens"] = options_.max_tokens;
+  return j.dump();
+}
+
 LlmReply OpenAiClient::complete(const std::string& prompt) const {
   nlohmann::json body = {{"model", options_.model},
                          {"messages", nlohmann::json::array({{{"role", "user"}, {"content", prompt}}})}};
   if (options_.temperature >= 0) body["temperature"] = options_.temperature;
   if (options_.max_tokens > 0) body["max_tokens"] = options_.max_tokens;
-  const std::string payload = body.dump();
 
-  httplib::Headers headers = {{"Accept", "application/json"}};
-  if (!options_.api_key.empty()) headers.emplace("Authorization", "Bearer " + options_.api_key);
+  httplib::Request request;
+  request.method = "POST";
+  request.path = path_;
+  request.body = body.dump();
+  request.headers = {{"Accept", "application/json"}, {"Content-Type", "application/json"}};
+  if (!options_.api_key.empty()) request.headers.emplace("Authorization", "Bearer " + options_.api_key);
+  std::string received;
+  bool too_large = false;
+  request.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    if (received.size() + n > options_.max_response_bytes) {
+      too_large = true;
+      return false;
+    }
+    received.append(data, n);
+    return true;
+  };
 
   const auto start = Clock::now();
   const std::string where = "POST " + endpoint();
+  auto fail = [&](const std::string& what) {
+    return NetworkError(redact_secret(where + ": " + what, options_.api_key));
+  };
+  // A server that refused the connection for the last requests gets one attempt, not the retries.
+  const int max_retries = *refused_in_a_row_ >= options_.fail_fast_after ? 0 : options_.max_retries;
   std::string last_problem;
   for (int attempt = 1;; ++attempt) {
     httplib::Client client(origin_);
@@ -150,33 +206,46 @@ LlmReply OpenAiClient::complete(const std::string& prompt) const {
     client.set_keep_alive(false);
 
     double wait = -1;
-    auto res = client.Post(path_, headers, payload, "application/json");
-    if (!res) {
-      last_problem = "no answer (" + httplib::to_string(res.error()) + ")";
-      if (!transient_transport(res.error()))
-        throw NetworkError(redact_secret(where + ": " + last_problem, options_.api_key));
-    } else if (res->status >= 200 && res->status < 300) {
+    received.clear();
+    too_large = false;
+    httplib::Response res;
+    httplib::Error error = httplib::Error::Success;
+    bool sent = false, timed_out = false;
+    {
+      Watchdog watchdog(client, std::max(options_.timeout_s, 0.001));
+      sent = client.send(request, res, error);
+      timed_out = watchdog.finish();
+    }
+    const bool refused = !sent && error == httplib::Error::Connection;
+    if (!refused) *refused_in_a_row_ = 0;
+    if (too_large) throw fail("the response is larger than " + std::to_string(options_.max_response_bytes) + " bytes");
+    if (timed_out) {
+      last_problem = "no complete answer within the timeout of " + std::to_string(options_.timeout_s) + " s";
+    } else if (!sent) {
+      last_problem = transport_problem(error);
+      if (!transient_transport(error)) throw fail(last_problem);
+    } else if (res.status >= 200 && res.status < 300) {
       LlmReply reply;
       reply.model = options_.model;
       try {
-        reply.answer = parse_answer(res->body, &reply.model);
+        reply.answer = explain_detail::parse_chat_completion(received, &reply.model);
       } catch (const FormatError& e) {
-        throw NetworkError(redact_secret(where + ": malformed chat completion (" + e.what() + ")", options_.api_key));
+        throw fail(std::string("malformed chat completion (") + e.what() + ")");
       }
       reply.attempts = attempt;
       reply.seconds = std::chrono::duration<double>(Clock::now() - start).count();
       return reply;
     } else {
-      const std::string msg = server_message(res->body);
-      last_problem = "HTTP " + std::to_string(res->status) + (msg.empty() ? "" : ": " + msg);
-      if (!transient_status(res->status))
-        throw NetworkError(
-            redact_secret(where + ": the server refused the request, " + last_problem, options_.api_key));
-      wait = std::min(retry_after_seconds(*res), options_.max_retry_after_s);
+      const std::string msg = server_message(received);
+      last_problem = "HTTP " + std::to_string(res.status) + (msg.empty() ? "" : ": " + msg);
+      if (!transient_status(res.status)) throw fail("the server refused the request, " + last_problem);
+      wait = std::min(retry_after_seconds(res), options_.max_retry_after_s);
     }
-    if (attempt > options_.max_retries)
-      throw NetworkError(redact_secret(
-          where + ": gave up after " + std::to_string(attempt) + " attempts, last: " + last_problem, options_.api_key));
+    if (attempt > max_retries) {
+      if (refused) ++*refused_in_a_row_;
+      throw fail("gave up after " + std::to_string(attempt) + " attempt" + (attempt == 1 ? "" : "s") +
+                 ", last: " + last_problem);
+    }
     if (wait < 0) wait = std::min(options_.backoff_s * std::pow(2.0, attempt - 1), options_.max_backoff_s);
     std::this_thread::sleep_for(std::chrono::duration<double>(std::max(wait, 0.0)));
   }

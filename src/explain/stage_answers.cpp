@@ -1,5 +1,5 @@
 // Answers: the offline explainer, or an LLM, with the answer of an earlier run reused when it
-// answered exactly this prompt with the same back end and model.
+// answered exactly this prompt sent with the same requested model and parameters.
 #include <chrono>
 #include <filesystem>
 
@@ -14,13 +14,15 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 const MethodRecord* reusable_answer(const std::map<std::string, ExplanationRecord>& previous, const std::string& path,
-                                    const std::string& method, const std::string& prompt, const std::string& backend,
-                                    const std::string& model) {
+                                    const std::string& method, const std::string& prompt, const OpenAiClient& client) {
   auto it = previous.find(path);
   if (it == previous.end()) return nullptr;
   for (const auto& [name, m] : it->second.methods) {
     if (name != method) continue;
-    if (m.prompt != prompt || m.backend != backend || m.model != model) return nullptr;
+    if (m.prompt != prompt || m.backend != "openai") return nullptr;
+    // Keyed on what was sent; a record without the request settings (an older asdcap) by the
+    // model name it recorded.
+    if (m.request ? *m.request != client.request_settings() : m.model != client.options().model) return nullptr;
     if (!m.answer || m.error) return nullptr;
     return &m;
   }
@@ -59,12 +61,13 @@ MethodRecord answer(const std::string& method, const ScoredClip& clip, MethodPro
     OfflineAnswer a = explain_offline(prompt.input);
     r.answer = std::move(a.answer);
     r.named = std::move(a.named);
-  } else if (const MethodRecord* old =
-                 reusable_answer(previous, clip.path, method, prompt.prompt, "openai", plan.llm_model)) {
+  } else if (const MethodRecord* old = reusable_answer(previous, clip.path, method, prompt.prompt, *plan.client)) {
     r.answer = old->answer;
+    r.request = old->request;
     r.reused = true;
     ++counts.n_reused;
   } else {
+    r.request = plan.client->request_settings();
     try {
       ++counts.n_llm_requests;
       const LlmReply reply = plan.client->complete(prompt.prompt);

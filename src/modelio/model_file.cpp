@@ -1,5 +1,6 @@
 #include "asdcap/model_file.hpp"
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -29,6 +30,8 @@ struct ModelFile::Impl {
   std::unordered_map<std::string, size_t> index;
   mutable std::mutex converted_mu;
   mutable std::unordered_map<std::string, std::unique_ptr<std::vector<float>>> converted;
+  // Per tensor: its values were checked for NaN (on first use through f32/f32_copy).
+  std::unique_ptr<std::atomic<bool>[]> nan_checked;
 
   const GgufValue& value(std::string_view key, GgufValue::Kind kind) const {
     auto it = gguf.kv.find(std::string(key));
@@ -81,6 +84,7 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
     if (!d.index.emplace(t.name, d.tensors.size()).second) throw FormatError(path + ": duplicate tensor " + t.name);
     d.tensors.push_back(std::move(info));
   }
+  d.nan_checked = std::make_unique<std::atomic<bool>[]>(d.tensors.size());
   std::vector<std::string> missing;
   for (const TensorSpec& s : required_tensors(d.config)) {
     auto it = d.index.find(s.name);
@@ -132,6 +136,25 @@ const TensorInfo& float_tensor(const ModelFile& file, std::string_view name, std
   return t;
 }
 
+// Position of the first NaN among a float tensor's values, or -1. Half-precision values are NaN
+// when their exponent bits are all set and the mantissa is not zero.
+int64_t first_nan(const TensorInfo& t) {
+  const int64_t n = t.numel();
+  if (t.dtype == DType::F32) {
+    const auto* v = static_cast<const float*>(t.data);
+    for (int64_t i = 0; i < n; ++i)
+      if (v[i] != v[i]) return i;
+    return -1;
+  }
+  const uint16_t exponent = t.dtype == DType::F16 ? 0x7c00 : 0x7f80;
+  const auto* src = static_cast<const uint8_t*>(t.data);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+    if ((h & exponent) == exponent && (h & static_cast<uint16_t>(~exponent & 0x7fff)) != 0) return i;
+  }
+  return -1;
+}
+
 std::vector<float> widen(const TensorInfo& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
   if (t.dtype == DType::F32) {
@@ -148,8 +171,20 @@ std::vector<float> widen(const TensorInfo& t) {
 
 }  // namespace
 
+// A NaN weight is refused when its tensor is first used (reading the values then costs what using
+// them costs anyway, and opening a model file stays as fast as mapping it).
+void ModelFile::check_no_nan(const TensorInfo& t) const {
+  std::atomic<bool>& checked = impl_->nan_checked[static_cast<size_t>(&t - impl_->tensors.data())];
+  if (checked.load(std::memory_order_acquire)) return;
+  if (const int64_t at = first_nan(t); at >= 0)
+    throw ModelError(path() + ": tensor " + t.name + " holds NaN (at flat index " + std::to_string(at) +
+                     "): the model file is damaged");
+  checked.store(true, std::memory_order_release);
+}
+
 const float* ModelFile::f32(std::string_view name, std::initializer_list<int64_t> shape) const {
   const TensorInfo& t = float_tensor(*this, name, shape);
+  check_no_nan(t);
   if (t.dtype == DType::F32) return static_cast<const float*>(t.data);
   std::lock_guard<std::mutex> lock(impl_->converted_mu);
   auto& slot = impl_->converted[t.name];
@@ -158,7 +193,9 @@ const float* ModelFile::f32(std::string_view name, std::initializer_list<int64_t
 }
 
 std::vector<float> ModelFile::f32_copy(std::string_view name, std::initializer_list<int64_t> shape) const {
-  return widen(float_tensor(*this, name, shape));
+  const TensorInfo& t = float_tensor(*this, name, shape);
+  check_no_nan(t);
+  return widen(t);
 }
 
 bool ModelFile::has_key(std::string_view key) const { return impl_->gguf.kv.count(std::string(key)) > 0; }

@@ -114,6 +114,7 @@ ordered_json method_json(const MethodRecord& m) {
   if (m.named) j["named"] = *m.named;
   if (m.reused) j["reused"] = true;
   if (m.attempts) j["attempts"] = *m.attempts;
+  if (m.request) j["request"] = *m.request;
   return j;
 }
 
@@ -233,6 +234,7 @@ ExplanationRecord parse_explanation(const ojson& j) {
       }
       a.reused = v.contains("reused") && v["reused"].is_boolean() && v["reused"].get<bool>();
       if (v.contains("attempts") && v["attempts"].is_number_integer()) a.attempts = v["attempts"].get<int>();
+      a.request = optional_string(v, "request");
       e.methods.emplace_back(name, std::move(a));
     }
   if (const ojson* t = object_at(j, "timings")) {

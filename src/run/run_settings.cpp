@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -209,6 +210,17 @@ void publish_detection_run(const std::string& dir, RunSettings settings, const s
     if (is_dcase_file(name) && !written.count(name)) remove_file(e.path().string());
   }
   if (ec) throw IoError(dir + ": cannot list the folder: " + ec.message());
+  // Explanations describe an earlier detection, not this one. Their answers stay reusable (explain
+  // reuses an answer only for an identical prompt): the file becomes the partial one unless an
+  // interrupted explain left a newer partial file.
+  const std::string explanations = join(dir, run_files::kExplanations);
+  if (fs::exists(explanations, ec)) {
+    const std::string partial = join(dir, run_files::kExplanationsPartial);
+    if (fs::exists(partial, ec))
+      remove_file(explanations);
+    else if (std::rename(explanations.c_str(), partial.c_str()) != 0)
+      throw IoError(explanations + ": cannot set aside: " + std::strerror(errno));
+  }
   write_run_settings(dir, settings);
 }
 

@@ -255,3 +255,34 @@ TEST(AudioDecodeErrors, NanAndInfSamples) {
 
 }  // namespace
 }  // namespace asdcap
+
+namespace asdcap {
+
+// Decoding from memory (libsndfile's virtual I/O) gives what decoding the file gives, and refuses
+// the same bad inputs with the given name.
+TEST(AudioDecode, FromMemoryEqualsFromFile) {
+  test::TempDir dir;
+  std::vector<int> x(4000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<int>(((i * 7919) % 60001) - 30000) << 16;
+  for (const auto& [name, format] : {std::pair<const char*, int>{"m.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16},
+                                     std::pair<const char*, int>{"m.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_24}}) {
+    test::write_ints(dir.file(name), format, 16000, 2, x);
+    const std::string bytes = test::read_bytes(dir.file(name));
+    const DecodedAudio from_file = decode_audio(dir.file(name));
+    const DecodedAudio from_memory = decode_audio_bytes(bytes.data(), bytes.size(), "mem");
+    EXPECT_EQ(from_memory.interleaved, from_file.interleaved) << name;
+    EXPECT_EQ(from_memory.info.format, from_file.info.format);
+    EXPECT_EQ(from_memory.info.path, "mem");
+    const std::string cut = bytes.substr(0, bytes.size() / 2);
+    EXPECT_THROW(decode_audio_bytes(cut.data(), cut.size(), "cut"), FormatError) << name;
+  }
+  try {
+    decode_audio_bytes("not audio", 9, "text.wav");
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("text.wav: not a readable audio file"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(decode_audio_bytes("", 0, "empty.wav"), FormatError);
+}
+
+}  // namespace asdcap

@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -129,4 +133,131 @@ TEST(DetectDataset, DiscoveryListsWhatItSkips) {
   EXPECT_EQ(discover_dataset(root.string(), {"pump"}).clips.size(), 1u);
   EXPECT_THROW(discover_dataset((root / "missing").string()), IoError);
   fs::remove_all(root);
+}
+
+namespace {
+
+struct TempTree {
+  fs::path root;
+  explicit TempTree(const std::string& name)
+      : root(fs::temp_directory_path() / ("asdcap_ds_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(root);
+    fs::create_directories(root);
+  }
+  ~TempTree() {
+    std::error_code ec;
+    fs::permissions(root, fs::perms::all, ec);
+    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      if (it->is_directory() && !it->is_symlink()) fs::permissions(it->path(), fs::perms::owner_all, ec);
+    fs::remove_all(root, ec);
+  }
+  void touch(const fs::path& rel) const {
+    fs::create_directories((root / rel).parent_path());
+    std::ofstream(root / rel) << "x";
+  }
+};
+
+std::map<std::string, std::string> skipped_by_rel(const Dataset& ds) {
+  std::map<std::string, std::string> m;
+  for (auto& s : ds.skipped) m[fs::path(s.path).lexically_relative(ds.root).string()] = s.reason;
+  return m;
+}
+
+// Runs `check` in a child process (for limits and identities the test process must keep) and
+// returns its exit status: 0 when every check held.
+int in_child(const std::function<int()>& check) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int rc = 99;
+    try {
+      rc = check();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      rc = 98;
+    }
+    _exit(rc);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 97;
+}
+
+}  // namespace
+
+// Symbolic links to folders are followed: a linked machine folder, a linked train/ alone.
+TEST(DetectDataset, FollowsSymlinkedFolders) {
+  TempTree t("links");
+  t.touch("elsewhere/fan/train/normal_id_00_00000000.wav");
+  t.touch("elsewhere/fan/test/anomaly_id_00_00000000.wav");
+  t.touch("elsewhere/pump_train/normal_id_00_00000001.wav");
+  t.touch("data/pump/test/normal_id_00_00000002.wav");
+  fs::create_symlink(t.root / "elsewhere/fan", t.root / "data/fan");
+  fs::create_symlink(t.root / "elsewhere/pump_train", t.root / "data/pump/train");
+  auto ds = discover_dataset((t.root / "data").string());
+  std::vector<std::string> rels;
+  for (auto& c : ds.clips) rels.push_back(c.rel);
+  EXPECT_EQ(rels,
+            (std::vector<std::string>{"fan/test/anomaly_id_00_00000000.wav", "fan/train/normal_id_00_00000000.wav",
+                                      "pump/test/normal_id_00_00000002.wav", "pump/train/normal_id_00_00000001.wav"}));
+  EXPECT_EQ(ds.clips[1].machine, "fan");
+  EXPECT_EQ(ds.clips[3].split, Split::Train);
+  EXPECT_TRUE(ds.skipped.empty());
+}
+
+// A link back to an ancestor is listed once and reported as a loop; a link to itself named like a
+// clip is a loop, not "dangling".
+TEST(DetectDataset, SymlinkLoopsAreReportedNotFollowed) {
+  TempTree t("loops");
+  t.touch("fan/train/normal_id_00_00000000.wav");
+  fs::create_directories(t.root / "fan/test");
+  fs::create_symlink(t.root / "fan", t.root / "fan/train/back");
+  fs::create_symlink(t.root / "fan/test/normal_id_00_00000001.wav", t.root / "fan/test/normal_id_00_00000001.wav");
+  fs::create_symlink(t.root / "fan/train", t.root / "train_again");
+  auto ds = discover_dataset(t.root.string());
+  ASSERT_EQ(ds.clips.size(), 1u);
+  auto why = skipped_by_rel(ds);
+  ASSERT_EQ(why.size(), 3u);
+  EXPECT_NE(why["fan/train/back"].find("symbolic link loop"), std::string::npos) << why["fan/train/back"];
+  EXPECT_NE(why["fan/test/normal_id_00_00000001.wav"].find("symbolic link loop"), std::string::npos);
+  EXPECT_NE(why["train_again"].find("same folder as"), std::string::npos) << why["train_again"];
+}
+
+// A sub-folder the user cannot read is listed in skipped with the reason (checked as an
+// unprivileged user: root reads every folder).
+TEST(DetectDataset, UnreadableFolderIsListedAsSkipped) {
+  TempTree t("unreadable");
+  t.touch("fan/train/normal_id_00_00000000.wav");
+  t.touch("fan/test/anomaly_id_00_00000000.wav");
+  const auto readable = fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec;
+  for (const char* folder : {"", "fan", "fan/train"}) fs::permissions(t.root / folder, readable);
+  fs::permissions(t.root / "fan/test", fs::perms::none);
+  const int rc = in_child([&] {
+    if (::getuid() == 0 && ::setuid(65534) != 0) return 2;
+    auto ds = discover_dataset(t.root.string());
+    if (ds.clips.size() != 1) return 3;
+    auto why = skipped_by_rel(ds);
+    if (why.size() != 1 || why["fan/test"].find("Permission denied") == std::string::npos) return 4;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+// The walk holds one folder open at a time: a 20-deep tree is listed completely under a limit of
+// a few open files (the recursive iterator stopped there, silently, with 0 clips).
+TEST(DetectDataset, DeepTreeUnderAFileDescriptorLimit) {
+  TempTree t("deep");
+  fs::path deep = "a";
+  for (int i = 0; i < 20; ++i) deep /= std::string(1, 'd').append(std::to_string(i));
+  t.touch(deep / "fan/train/normal_id_00_00000000.wav");
+  t.touch(deep / "fan/test/anomaly_id_00_00000000.wav");
+  const int rc = in_child([&] {
+    int open_now = 0;
+    for (const auto& e : fs::directory_iterator("/proc/self/fd")) open_now += e.path().empty() ? 0 : 1;
+    rlimit lim{static_cast<rlim_t>(open_now + 4), static_cast<rlim_t>(open_now + 4)};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) return 2;
+    auto ds = discover_dataset(t.root.string());
+    return ds.clips.size() == 2 && ds.skipped.empty() ? 0 : 3;
+  });
+  EXPECT_EQ(rc, 0);
 }

@@ -8,10 +8,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "asdcap/backend.hpp"
@@ -305,4 +307,146 @@ TEST(DetectPipeline, KilledCliRunResumesFromCache) {
   sqlite3_close(h);
   fs::remove_all(data);
   fs::remove_all(out);
+}
+
+namespace {
+
+fs::path small_dataset(const std::string& name, const std::vector<std::string>& machines = {"fan"}) {
+  fs::path data = temp_dir(name);
+  SynthOptions so;
+  so.out_dir = data.string();
+  so.machines = machines;
+  so.ids = {"id_00"};
+  so.n_train = 8;
+  so.n_test_normal = 3;
+  so.n_test_anomaly = 3;
+  synthesize_dataset(so);
+  return data;
+}
+
+void sql(const fs::path& db, const std::string& statement) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  EXPECT_EQ(sqlite3_exec(h, statement.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(h);
+}
+
+}  // namespace
+
+// Random bytes over pages of cache.sqlite: the rerun recomputes what it cannot read, rebuilds the
+// cache, and scores every clip exactly as before (the cache is derived data).
+TEST(DetectPipeline, DamagedCacheIsRecomputedNotSkipped) {
+  fs::path data = small_dataset("damaged_data"), out = temp_dir("damaged_out");
+  const auto first = detect(data, out, 1);
+  const std::string scores = read_text_file((out / "anomaly_score_fan_id_00.csv").string());
+  fs::path db = out / "cache.sqlite";
+  std::mt19937 rng(7);
+  // Random bytes over the second half of pages [first, last) of the database file.
+  auto scribble = [&](int64_t first, int64_t last) {
+    sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
+    const int64_t pages = static_cast<int64_t>(fs::file_size(db)) / 4096;
+    ASSERT_GE(pages, 2);
+    for (int64_t page = first; page < std::min(last, pages); ++page) {
+      f.seekp(page * 4096 + 2048);
+      for (int i = 0; i < 2048; ++i) f.put(static_cast<char>(rng()));
+    }
+  };
+  scribble(1, 1 << 20);  // the data pages: reads fail mid-run
+  const auto second = detect(data, out, 1);
+  EXPECT_EQ(second.n_skipped, 0);
+  EXPECT_EQ(second.n_scored, first.n_scored);
+  EXPECT_EQ(read_text_file((out / "anomaly_score_fan_id_00.csv").string()), scores);
+  scribble(0, 1);  // the schema page: the cache cannot even be opened as it is
+  const auto after_header = detect(data, out, 1);
+  EXPECT_EQ(after_header.n_skipped, 0);
+  EXPECT_EQ(read_text_file((out / "anomaly_score_fan_id_00.csv").string()), scores);
+  // The rebuilt cache serves the next run entirely.
+  const auto third = detect(data, out, 1);
+  EXPECT_EQ(third.n_cache_hits, third.n_embedded);
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// Each embedding is stored with its checksum: a flipped bit makes that row a miss (recomputed),
+// never a changed score.
+TEST(DetectPipeline, CachedEmbeddingsAreVerified) {
+  fs::path data = small_dataset("checksum_data"), out = temp_dir("checksum_out");
+  const auto first = detect(data, out, 1);
+  const std::string scores = read_text_file((out / "anomaly_score_fan_id_00.csv").string());
+  sql(out / "cache.sqlite",
+      "UPDATE embeddings SET data = CAST(zeroblob(length(data)) AS BLOB) WHERE rowid IN "
+      "(SELECT rowid FROM embeddings LIMIT 3)");
+  const auto second = detect(data, out, 1);
+  EXPECT_EQ(second.n_cache_hits, first.n_embedded - 3);
+  EXPECT_EQ(read_text_file((out / "anomaly_score_fan_id_00.csv").string()), scores);
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// A cache of the older layout (no checksums) is rebuilt, not an error.
+TEST(DetectPipeline, OlderCacheSchemaIsRebuilt) {
+  fs::path data = small_dataset("oldcache_data"), out = temp_dir("oldcache_out");
+  sql(out / "cache.sqlite",
+      "CREATE TABLE embeddings (sha256 TEXT NOT NULL, backend TEXT NOT NULL, crop TEXT NOT NULL,"
+      " dim INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (sha256, backend, crop))");
+  const auto s = detect(data, out, 1);
+  EXPECT_EQ(s.n_cache_hits, 0);
+  EXPECT_EQ(s.n_skipped, 0);
+  EXPECT_EQ(cache_rows(out / "cache.sqlite"), s.n_embedded);
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// Nothing scored is a failure that says why, with nothing published: an empty dataset, a
+// misspelled --machine, a dataset whose every clip is unusable; the CLI exits 1.
+TEST(DetectPipeline, NothingScoredIsAnError) {
+  fs::path empty = temp_dir("none_data"), out = temp_dir("none_out");
+  try {
+    detect(empty, out);
+    ADD_FAILURE() << "no error for an empty dataset";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no test clip could be scored: no clips found"), std::string::npos)
+        << e.what();
+  }
+  fs::path data = small_dataset("none_fan");
+  DetectOptions o;
+  o.data_root = data.string();
+  o.out_dir = out.string();
+  o.quiet = true;
+  o.machines = {"fna"};
+  try {
+    run_detect(o);
+    ADD_FAILURE() << "no error for a machine filter matching nothing";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(machine filter: fna): no clips found"), std::string::npos) << e.what();
+  }
+  for (const auto& e : fs::recursive_directory_iterator(data / "fan/test")) std::ofstream(e.path()) << "not audio";
+  try {
+    detect(data, out);
+    ADD_FAILURE() << "no error when every test clip fails";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("6 skipped, first "), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out / "run.json"));
+  EXPECT_FALSE(fs::exists(out / "results.csv"));
+  const std::string cmd =
+      std::string(ASDCAP_CLI) + " detect --data '" + empty.string() + "' --out '" + out.string() + "' >/dev/null 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  fs::remove_all(empty);
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// A --data that is not a folder is refused before the output folder is created.
+TEST(DetectPipeline, BadDataRootCreatesNoOutputFolder) {
+  fs::path dir = temp_dir("baddata");
+  std::ofstream(dir / "file.txt") << "x";
+  EXPECT_THROW(detect(dir / "file.txt", dir / "new"), IoError);
+  EXPECT_FALSE(fs::exists(dir / "new"));
+  fs::remove_all(dir);
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include "asdcap/error.hpp"
 #include "asdcap/llm.hpp"
@@ -213,4 +214,97 @@ TEST(ExplainLlm, BaseUrlValidation) {
 TEST(ExplainLlm, RedactSecret) {
   EXPECT_EQ(redact_secret("a KEY b KEY", "KEY"), "a [redacted] b [redacted]");
   EXPECT_EQ(redact_secret("nothing", ""), "nothing");
+}
+
+// A server that sends its answer one byte at a time, each well within the timeout: the timeout
+// bounds the whole attempt, not each read.
+TEST(ExplainLlm, TimeoutBoundsTheWholeAttemptAgainstASlowDrip) {
+  const std::string body = FakeLlmServer::completion("This sound is slow.");
+  FakeLlmServer server([&](const httplib::Request&, httplib::Response& res, int, FakeLlmServer&) {
+    res.set_chunked_content_provider("application/json", [&](size_t offset, httplib::DataSink& sink) {
+      if (!sink.is_writable()) return false;
+      if (offset >= body.size()) {
+        sink.done();
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return sink.write(body.data() + offset, 1);
+    });
+  });
+  LlmOptions o = fast_options(server);
+  o.timeout_s = 0.5;
+  o.max_retries = 0;
+  const OpenAiClient client(o);
+  const auto start = std::chrono::steady_clock::now();
+  const std::string msg = error_of(client, "p");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 2.0);  // the whole body would take about 50 ms x its size
+  EXPECT_GT(body.size() * 0.05, 4.0);
+  EXPECT_NE(msg.find("no complete answer within the timeout"), std::string::npos) << msg;
+}
+
+// An empty answer (once cleaned) and a response over the size cap are failures, not retried.
+TEST(ExplainLlm, EmptyOrOversizedAnswersFailWithoutRetry) {
+  const std::pair<std::string, std::string> cases[] = {
+      {" \n\t \x1b[0m", "the answer is empty"},
+      {"This sound is " + std::string(3 << 20, 'a') + ".", "larger than 1048576 bytes"}};
+  for (const auto& [content, needle] : cases) {
+    FakeLlmServer server([&](const httplib::Request&, httplib::Response& res, int, FakeLlmServer&) {
+      res.set_content(FakeLlmServer::completion(content), "application/json");
+    });
+    LlmOptions o = fast_options(server);
+    o.timeout_s = 10;  // sending 3 MB on a loaded machine may take longer than the usual 0.3 s
+    const OpenAiClient client(o);
+    const std::string msg = error_of(client, "p");
+    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    EXPECT_EQ(server.requests().size(), 1u);
+  }
+}
+
+TEST(ExplainLlm, ControlCharactersAndEscapesNeverReachTheAnswer) {
+  FakeLlmServer server([](const httplib::Request&, httplib::Response& res, int, FakeLlmServer&) {
+    res.set_content(
+        FakeLlmServer::completion("\x1b[31;1mThis sound is\x07 red\xc2\x9b.\x1b]\r\nNext line\ttab.\x1b[0m"),
+        "application/json");
+  });
+  const OpenAiClient client(fast_options(server));
+  EXPECT_EQ(client.complete("p").answer, "This sound is red.\nNext line\ttab.");
+  EXPECT_EQ(clean_answer("  ünïcode stays  "), "ünïcode stays");
+}
+
+TEST(ExplainLlm, DefaultMaxTokensIsSentAndPartOfTheRequestSettings) {
+  FakeLlmServer server([](const httplib::Request&, httplib::Response& res, int, FakeLlmServer&) {
+    res.set_content(FakeLlmServer::completion("This sound is fine."), "application/json");
+  });
+  LlmOptions o = fast_options(server);
+  const OpenAiClient client(o);
+  client.complete("p");
+  EXPECT_EQ(nlohmann::json::parse(server.requests().at(0).body)["max_tokens"], 1024);
+  EXPECT_EQ(client.request_settings(), R"({"max_tokens":1024,"model":"fake-model"})");
+  o.temperature = 0.5;
+  EXPECT_NE(OpenAiClient(o).request_settings(), client.request_settings());
+}
+
+// After requests in a row found nothing listening, the next ones do not wait through the retries.
+TEST(ExplainLlm, DeadServerFailsFastAfterRepeatedRefusals) {
+  int port;
+  {
+    FakeLlmServer gone([](const httplib::Request&, httplib::Response&, int, FakeLlmServer&) {});
+    port = gone.port();
+  }
+  LlmOptions o;
+  o.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1";
+  o.model = "m";
+  o.max_retries = 2;
+  o.backoff_s = 0.2;
+  const OpenAiClient client(o);
+  for (int i = 0; i < o.fail_fast_after; ++i) {
+    const std::string msg = error_of(client, "p");
+    EXPECT_NE(msg.find("gave up after 3 attempts"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cannot connect"), std::string::npos) << msg;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const std::string msg = error_of(client, "p");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0.2);
+  EXPECT_NE(msg.find("gave up after 1 attempt,"), std::string::npos) << msg;
 }

@@ -56,6 +56,19 @@ ExplainOptions base_options(const std::string& dir) {
   return o;
 }
 
+// The top clip of each machine/ID explained through `server`.
+ExplainOptions openai_options(const std::string& dir, const FakeLlmServer& server) {
+  ExplainOptions o = base_options(dir);
+  o.all_flagged = false;
+  o.top = 1;
+  o.llm = "openai";
+  o.llm_options.base_url = server.base_url();
+  o.llm_options.api_key = kKey;
+  o.llm_options.model = "fake-model";
+  o.llm_options.timeout_s = 2;
+  return o;
+}
+
 }  // namespace
 
 TEST(ExplainRun, AcousticEndToEndWithoutModel) {
@@ -158,14 +171,7 @@ TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
                       "application/json");
     }
   });
-  ExplainOptions o = base_options(dir);
-  o.all_flagged = false;
-  o.top = 1;
-  o.llm = "openai";
-  o.llm_options.base_url = server.base_url();
-  o.llm_options.api_key = kKey;
-  o.llm_options.model = "fake-model";
-  o.llm_options.timeout_s = 2;
+  ExplainOptions o = openai_options(dir, server);
   o.llm_options.max_retries = 1;
   o.llm_options.backoff_s = 0.001;
   const ExplainSummary s = run_explain(o);
@@ -362,5 +368,31 @@ TEST(ExplainRun, ExplainsASchema1RunFolder) {
   const auto skipped = read_skipped(dir.string(), &problems);
   ASSERT_EQ(skipped.size(), 1u);
   EXPECT_EQ(skipped[0].stage, "detect");
+  fs::remove_all(dir);
+}
+
+// Servers report dated model names ("gpt-4o" answered by "gpt-4o-2024-08-06"): a rerun still
+// reuses every answer, because reuse is keyed on what asdcap sent; a changed parameter asks again.
+TEST(ExplainRun, AnswerReuseIsKeyedOnTheRequestNotTheReportedModel) {
+  const std::string dir = asdcap::test::fresh_run_dir("reuse-dated");
+  FakeLlmServer server([](const httplib::Request&, httplib::Response& res, int call, FakeLlmServer&) {
+    res.set_content(
+        FakeLlmServer::completion("This sound is answer " + std::to_string(call) + ".", "fake-model-2024-08-06"),
+        "application/json");
+  });
+  ExplainOptions o = openai_options(dir, server);
+  const ExplainSummary first = run_explain(o);
+  ASSERT_GT(first.n_llm_requests, 0);
+  for (const auto& r : read_jsonl(first.explanations_path)) {
+    EXPECT_EQ(r["methods"]["acoustic"]["model"], "fake-model-2024-08-06");
+    EXPECT_EQ(r["methods"]["acoustic"]["request"], R"({"max_tokens":1024,"model":"fake-model"})");
+  }
+  const ExplainSummary again = run_explain(o);
+  EXPECT_EQ(again.n_llm_requests, 0);
+  EXPECT_EQ(again.n_reused, first.n_llm_requests);
+  o.llm_options.temperature = 0.2;
+  const ExplainSummary changed = run_explain(o);
+  EXPECT_EQ(changed.n_reused, 0);
+  EXPECT_EQ(changed.n_llm_requests, first.n_llm_requests);
   fs::remove_all(dir);
 }

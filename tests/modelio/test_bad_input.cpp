@@ -3,9 +3,11 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
@@ -230,4 +232,57 @@ TEST_F(BadInput, InfoOnTheGoldenModel) {
   EXPECT_NE(r.out.find("identical to CLAP's (bit for bit): yes"), std::string::npos);
   EXPECT_NE(r.out.find("source clap: clap_2023_tiny.pth sha256 " + sha256_file(kClap)), std::string::npos);
   EXPECT_NE(r.out.find("cap.mapper.prefix_const\tf32\t40x64\tclapcap:clap_project.prefix_const"), std::string::npos);
+}
+
+namespace {
+
+// A copy of the golden model with the first value of its first f32 audio-encoder tensor set to
+// `value`; the tensor's name in `name`.
+std::string model_with_weight(const std::string& dir, const std::string& file, float value, std::string& name) {
+  std::string bytes = ziptest::slurp(golden_model_path(false));
+  const GgufView g = GgufView::parse(bytes.data(), bytes.size(), "golden");
+  for (const auto& t : g.tensors)
+    if (t.dtype == DType::F32 && t.name.rfind("audio.", 0) == 0 && t.name.find("weight") != std::string::npos) {
+      name = t.name;
+      std::memcpy(bytes.data() + t.offset, &value, sizeof value);
+      break;
+    }
+  const std::string path = dir + "/" + file;
+  ziptest::spit(path, bytes);
+  return path;
+}
+
+}  // namespace
+
+// A NaN weight: opening stays as cheap as mapping the file; the first use of the tensor is refused,
+// naming the file and the tensor, and `embed` fails before writing anything.
+TEST_F(BadInput, NanWeightIsRefusedAtFirstUse) {
+  std::string name;
+  const std::string path = model_with_weight(dir_, "nan.gguf", std::nanf(""), name);
+  ASSERT_FALSE(name.empty());
+  const auto model = ModelFile::open(path);
+  try {
+    model->f32(name);
+    ADD_FAILURE() << "no error for a NaN weight";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": tensor " + name + " holds NaN"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(model->f32_copy(name), ModelError);
+  const std::string clip = kShared + "/golden/inputs/c01_hum_16k_pcm16_10s.wav";
+  const CliResult r = run_cli("embed --model " + path + " --out " + dir_ + "/e.npy " + clip, dir_);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/e.npy"));
+}
+
+// An infinite weight is not NaN, but the embeddings it makes are not finite: `embed` refuses to
+// write them.
+TEST_F(BadInput, EmbedRefusesNonFiniteRows) {
+  std::string name;
+  const std::string path = model_with_weight(dir_, "inf.gguf", std::numeric_limits<float>::infinity(), name);
+  const std::string clip = kShared + "/golden/inputs/c01_hum_16k_pcm16_10s.wav";
+  const CliResult r = run_cli("embed --model " + path + " --out " + dir_ + "/e.npy " + clip, dir_);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("its embedding is not finite"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/e.npy"));
 }

@@ -130,6 +130,17 @@ TEST(Checkpoint, StorageProblemsAreFormatErrors) {
             std::string::npos);
 }
 
+// A stride-0 view declaring 2^29 elements over a storage of 4: refused from the declared sizes,
+// before any allocation, naming the file and the tensor.
+TEST(Checkpoint, StrideZeroHugeTensorIsRefusedBeforeAllocating) {
+  std::vector<float> four{1, 2, 3, 4};
+  const std::string pkl =
+      state_dict_pickle([&](Pickle& p) { p.str("w").tensor("FloatStorage", "0", 4, 0, {1 << 29}, {0}); });
+  const std::string err = error_of({{"a/data.pkl", pkl}, {"a/data/0", f32_bytes(four)}});
+  EXPECT_NE(err.find("test.pth: tensor w: "), std::string::npos) << err;
+  EXPECT_NE(err.find("536870912 elements over a storage of 4"), std::string::npos) << err;
+}
+
 TEST(Checkpoint, MalformedContainers) {
   std::string good = ziptest::zip_stored({{"a/data.pkl", state_dict_pickle([](Pickle&) {})}});
   for (size_t cut : {size_t{0}, size_t{10}, good.size() / 2, good.size() - 1}) {

@@ -499,3 +499,21 @@ TEST(RunFolder, SecondWriterIsRefusedAtOnce) {
   EXPECT_NO_THROW(RunLock again(dir.string()));  // released with its holder
   fs::remove_all(dir);
 }
+
+// A new detection makes the explanations of the earlier one stale: they leave explanations.jsonl
+// (the report no longer shows them) and stay in the partial file, whose answers explain reuses.
+TEST(RunFolder, RepublishingSetsEarlierExplanationsAside) {
+  const fs::path dir = temp_dir("explained");
+  publish_detection_run(dir.string(), sample_settings(), {}, {clip("fan", "id_00", "a.wav", 3.5, 1)}, {});
+  const std::string old_line = "{\"path\": \"/data/pump/test/a.wav\"}\n";
+  write_file_atomic((dir / "explanations.jsonl").string(), old_line);
+  publish_detection_run(dir.string(), sample_settings(), {}, {clip("fan", "id_00", "a.wav", 3.5, 1)}, {});
+  EXPECT_FALSE(fs::exists(dir / "explanations.jsonl"));
+  EXPECT_EQ(read_text_file((dir / "explanations.partial.jsonl").string()), old_line);
+  // With a newer partial file (an interrupted explain) the older complete file is dropped.
+  write_file_atomic((dir / "explanations.jsonl").string(), "{}\n");
+  publish_detection_run(dir.string(), sample_settings(), {}, {clip("fan", "id_00", "a.wav", 3.5, 1)}, {});
+  EXPECT_FALSE(fs::exists(dir / "explanations.jsonl"));
+  EXPECT_EQ(read_text_file((dir / "explanations.partial.jsonl").string()), old_line);
+  fs::remove_all(dir);
+}

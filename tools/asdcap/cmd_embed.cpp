@@ -1,4 +1,5 @@
-// asdcap embed: CLAP or PANNs audio embeddings of files, or CLAP text embeddings, as an (N, d) .npy.
+// asdcap embed: CLAP, PANNs or LAION-CLAP audio embeddings of files, or CLAP text embeddings, as an (N, d) .npy.
+#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -59,6 +60,15 @@ void run(const EmbedArgs& a) {
     dim = encoder.dim();
   }
   if (static_cast<int64_t>(rows.size()) != n * dim) throw asdcap::Error("embed: encoder returned a wrong size");
+  // A row that is not finite (e.g. from NaN weights) is refused: nothing is written.
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < dim; ++j)
+      if (!std::isfinite(rows[static_cast<size_t>(i * dim + j)])) {
+        const auto at = static_cast<size_t>(i);
+        const std::string what = a.texts.empty() ? a.input.files.at(at) : "--text \"" + a.texts.at(at) + "\"";
+        throw asdcap::FormatError(what + ": its embedding is not finite (NaN or infinity); " + a.out +
+                                  " was not written");
+      }
   asdcap::write_npy(a.out, rows.data(), {n, dim});
   std::fprintf(stderr, "asdcap embed: wrote %s (%lld x %lld float32)\n", a.out.c_str(), static_cast<long long>(n),
                static_cast<long long>(dim));
