@@ -15,9 +15,11 @@ constexpr int kGroups4 = kMelBins / 4;   // 16 groups of 4 bands: temporal stati
 constexpr int kGroups8 = kMelBins / 8;   // 8 groups of 8 bands: modulation spectra
 constexpr double kFloorBelowLevel = 70;  // dB under the clip level where the spectrogram is floored
 constexpr double kFrameRate = static_cast<double>(kSampleRate) / kHop;  // 137.8 frames/s
-// Modulation-frequency bands (Hz): slow swells, rhythm, rattles/knock rates, rotation rates.
-constexpr double kModEdges[] = {0.5, 2, 6, 16, 40, kFrameRate / 2};
-constexpr int kModBands = 5;
+// Modulation-frequency bands (Hz): octaves from 1 Hz to the frame rate's Nyquist (68.9 Hz), so a
+// shaft rate, its double and the slow swells of a load change each fall in their own band.
+constexpr double kModEdges[] = {1, 2, 4, 8, 16, 32, kFrameRate / 2};
+constexpr int kModBands = 6;
+constexpr double kBurstHalfWindow = 0.5;  // s each side: the local background of the burst statistics
 
 double db(double p) { return 10 * std::log10(std::max(p, 1e-30)); }
 
@@ -42,18 +44,22 @@ void mean_std(const std::vector<double>& v, double* mean, double* stdev) {
   *stdev = std::sqrt(s / static_cast<double>(std::max<size_t>(1, v.size())));
 }
 
-// Power of the mean-removed sequence in each modulation band, and the peak-to-median ratio of its
-// spectrum above 1 Hz (a strong periodic modulation - rotation, rattle - shows as a peak).
-void modulation(const std::vector<double>& x, double* band_power, double* peak_ratio) {
-  const size_t n = x.size();
+// Modulation spectrum of a band's power envelope p(t) (linear, one value per frame). The envelope is
+// taken relative to its mean, r(t) = p(t) / mean(p) - 1, so the result does not depend on gain, and
+// `depth[b]` is the modulation depth in modulation band b: the amplitude m of the sinusoid
+// r(t) = m cos(2 pi f t) that carries the same variance, as 20 log10(m) dB (twice the one-sided
+// power of r in the band; Parseval on the zero-padded DFT). `peak_ratio`: the strongest DFT bin at
+// or above 1 Hz over the median bin, in dB (a periodic modulation - rotation, ticks - is a peak).
+void modulation(const std::vector<double>& p, double* depth, double* peak_ratio) {
+  const size_t n = p.size();
   double m = 0;
-  for (double v : x) m += v;
+  for (double v : p) m += v;
   m /= static_cast<double>(n);
   size_t nfft = 1;
   while (nfft < n) nfft <<= 1;
   // Real DFT by a radix-2 FFT on the zero-padded sequence (small: 1024 points).
   std::vector<std::complex<double>> a(nfft);
-  for (size_t i = 0; i < n; ++i) a[i] = x[i] - m;
+  for (size_t i = 0; i < n; ++i) a[i] = m > 0 ? p[i] / m - 1 : 0;
   for (size_t i = 1, j = 0; i < nfft; ++i) {
     size_t bit = nfft >> 1;
     for (; j & bit; bit >>= 1) j ^= bit;
@@ -73,18 +79,45 @@ void modulation(const std::vector<double>& x, double* band_power, double* peak_r
       }
     }
   }
-  std::vector<double> spectrum;
-  for (int b = 0; b < kModBands; ++b) band_power[b] = 0;
+  // sum_k |A_k|^2 = nfft * sum_t r_t^2: |A_k|^2 / (nfft n) over the bins 1..nfft/2 adds up to half the
+  // variance of r, and a sinusoid of amplitude m has variance m^2 / 2.
+  std::vector<double> spectrum, power(kModBands, 0.0);
+  const double scale = 1.0 / (static_cast<double>(nfft) * static_cast<double>(n));
   for (size_t i = 1; i <= nfft / 2; ++i) {
     double f = static_cast<double>(i) * kFrameRate / static_cast<double>(nfft);
-    double p = std::norm(a[i]) / (static_cast<double>(n) * static_cast<double>(n));
+    double q = std::norm(a[i]) * scale;
     for (int b = 0; b < kModBands; ++b)
-      if (f >= kModEdges[b] && f < kModEdges[b + 1] + 1e-9) band_power[b] += p;
-    if (f >= 1.0) spectrum.push_back(p);
+      if (f >= kModEdges[b] && f < kModEdges[b + 1] + 1e-9) power[b] += q;
+    if (f >= 1.0) spectrum.push_back(q);
   }
+  for (int b = 0; b < kModBands; ++b) depth[b] = db(4 * power[b] + 1e-8);  // m^2 = 2 variance = 4 power
   double peak = *std::max_element(spectrum.begin(), spectrum.end());
   double median = percentile(spectrum, 0.5);
   *peak_ratio = db(peak) - db(median);
+}
+
+// Short bursts over the local background, in a sequence of dB values x(t): the background at t is
+// the median of x over +-`half` frames and its spread the scaled median absolute deviation there
+// (1.4826 MAD, the standard deviation for Gaussian data). `rate`: the fraction of frames more than
+// 3 spreads above the background (a count, so one loud event weighs no more than a weak one);
+// `mean_excess`: the mean of the positive excess over the background (dB).
+void bursts(const std::vector<double>& x, int64_t half, double* rate, double* mean_excess) {
+  const auto n = static_cast<int64_t>(x.size());
+  std::vector<double> win, dev;
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    win.assign(x.begin() + std::max<int64_t>(0, t - half), x.begin() + std::min(n, t + half + 1));
+    const double med = percentile(win, 0.5);
+    dev.clear();
+    for (double v : win) dev.push_back(std::fabs(v - med));
+    const double spread = 1.4826 * percentile(dev, 0.5);
+    const double excess = x[t] - med;
+    sum += std::max(0.0, excess);
+    if (excess > 3 * spread) ++count;
+  }
+  *rate = static_cast<double>(count) / static_cast<double>(std::max<int64_t>(1, n));
+  *mean_excess = sum / static_cast<double>(std::max<int64_t>(1, n));
 }
 
 }  // namespace
@@ -94,14 +127,14 @@ const std::vector<AcousticFeatureInfo>& acoustic_feature_info() {
     std::vector<AcousticFeatureInfo> v;
     v.push_back({"level", "dB"});
     for (int b = 0; b < kMelBins; ++b) v.push_back({"band_mean_" + std::to_string(b), "dB"});
-    for (int g = 0; g < kGroups4; ++g) v.push_back({"band_std_" + std::to_string(g), "dB"});
-    for (int g = 0; g < kGroups4; ++g) v.push_back({"band_peak_" + std::to_string(g), "dB"});
-    for (const char* k : {"loudness_std", "loudness_p99", "loudness_p95", "loudness_p5", "loudness_p1"})
-      v.push_back({k, "dB"});
-    for (const char* k : {"flux_mean", "flux_p50", "flux_p99"}) v.push_back({k, "dB"});
+    for (int g = 0; g < kGroups4; ++g) v.push_back({"band_iqr_" + std::to_string(g), "dB"});
+    for (const char* k : {"loudness_iqr", "loudness_p95", "loudness_p5", "loudness_p1"}) v.push_back({k, "dB"});
+    for (const char* k : {"flux_mean", "flux_p50"}) v.push_back({k, "dB"});
     for (int g = 0; g < kGroups8; ++g)
       for (int b = 0; b < kModBands; ++b) v.push_back({"mod_" + std::to_string(g) + "_" + std::to_string(b), "dB"});
     for (int g = 0; g < kGroups8; ++g) v.push_back({"mod_peak_" + std::to_string(g), "dB"});
+    for (int g = 0; g < kGroups8; ++g) v.push_back({"burst_rate_" + std::to_string(g), "fraction"});
+    for (int g = 0; g < kGroups8; ++g) v.push_back({"burst_mean_" + std::to_string(g), "dB"});
     for (const char* k : {"centroid_mean", "centroid_std"}) v.push_back({k, "band"});
     for (const char* k : {"flatness_mean", "flatness_std", "crest_mean", "crest_std"}) v.push_back({k, "dB"});
     return v;
@@ -135,7 +168,8 @@ std::vector<float> acoustic_features(const float* log_mel, int64_t frames) {
     for (int64_t t = 0; t < T; ++t) s += L[t * B + b];
     push(s / static_cast<double>(T));
   }
-  // Temporal variability and transients per group of 4 bands.
+  // Temporal variability per group of 4 bands: the interquartile range of its dB envelope (robust:
+  // a single loud event in the background does not move it).
   std::vector<std::vector<double>> g4(kGroups4, std::vector<double>(static_cast<size_t>(T)));
   for (int g = 0; g < kGroups4; ++g)
     for (int64_t t = 0; t < T; ++t) {
@@ -143,14 +177,9 @@ std::vector<float> acoustic_features(const float* log_mel, int64_t frames) {
       for (int b = 4 * g; b < 4 * g + 4; ++b) s += P[t * B + b];
       g4[g][t] = db(s / 4);
     }
-  for (int g = 0; g < kGroups4; ++g) {
-    double m, sd;
-    mean_std(g4[g], &m, &sd);
-    push(sd);
-  }
-  for (int g = 0; g < kGroups4; ++g) push(percentile(g4[g], 0.99) - percentile(g4[g], 0.5));
+  for (int g = 0; g < kGroups4; ++g) push(percentile(g4[g], 0.75) - percentile(g4[g], 0.25));
 
-  // Frame loudness: its spread, its peaks (impacts) and its dips (drop-outs).
+  // Frame loudness: its spread, its upper tail (impacts) and its dips (drop-outs).
   std::vector<double> loud(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
     double s = 0;
@@ -158,11 +187,8 @@ std::vector<float> acoustic_features(const float* log_mel, int64_t frames) {
     loud[t] = db(s / B);
   }
   {
-    double m, sd;
-    mean_std(loud, &m, &sd);
     double med = percentile(loud, 0.5);
-    push(sd);
-    push(percentile(loud, 0.99) - med);
+    push(percentile(loud, 0.75) - percentile(loud, 0.25));
     push(percentile(loud, 0.95) - med);
     push(med - percentile(loud, 0.05));
     push(med - percentile(loud, 0.01));
@@ -180,27 +206,33 @@ std::vector<float> acoustic_features(const float* log_mel, int64_t frames) {
     mean_std(flux, &m, &sd);
     push(m);
     push(percentile(flux, 0.5));
-    push(percentile(flux, 0.99));
   }
-  // Modulation spectrum of each 8-band group's dB envelope.
+  // Modulation spectrum of each 8-band group's power envelope, and its short bursts.
   {
-    std::vector<double> peaks;
+    std::vector<double> peaks, burst_rate, burst_mean;
+    const auto half = static_cast<int64_t>(std::lround(kBurstHalfWindow * kFrameRate));
     for (int g = 0; g < kGroups8; ++g) {
-      std::vector<double> env(static_cast<size_t>(T));
+      std::vector<double> env(static_cast<size_t>(T)), env_db(static_cast<size_t>(T));
       for (int64_t t = 0; t < T; ++t) {
         double s = 0;
         for (int b = 8 * g; b < 8 * g + 8; ++b) s += P[t * B + b];
-        env[t] = db(s / 8);
+        env[t] = s / 8;
+        env_db[t] = db(env[t]);
       }
-      double band_power[kModBands], peak = 0;
+      double depth[kModBands], peak = 0;
       if (T >= 4)
-        modulation(env, band_power, &peak);
+        modulation(env, depth, &peak);
       else
-        std::fill(band_power, band_power + kModBands, 0.0);
-      for (int b = 0; b < kModBands; ++b) push(db(band_power[b] + 1e-6));
+        std::fill(depth, depth + kModBands, db(1e-8));
+      for (int b = 0; b < kModBands; ++b) push(depth[b]);
       peaks.push_back(peak);
+      double br, bm;
+      bursts(env_db, half, &br, &bm);
+      burst_rate.push_back(br);
+      burst_mean.push_back(bm);
     }
-    for (double p : peaks) push(p);
+    for (auto* v : {&peaks, &burst_rate, &burst_mean})
+      for (double x : *v) push(x);
   }
   // Spectral shape per frame: centroid (band index), flatness and crest (dB).
   {
