@@ -18,7 +18,7 @@ class AcousticBackend final : public EmbeddingBackend {
   explicit AcousticBackend(int threads) : threads_(threads) {}
   std::string name() const override { return "acoustic"; }
   // Bump the version whenever the features' maths change: cached embeddings follow it.
-  std::string identity() const override { return "acoustic/v2 logmel64 dim=" + std::to_string(acoustic_dim()); }
+  std::string identity() const override { return "acoustic/v2 logmel64+env dim=" + std::to_string(acoustic_dim()); }
   int dim() const override { return acoustic_dim(); }
   bool standardise_per_group() const override { return true; }  // levels in dB, rates, percentages...
   bool thread_safe_embed() const override { return true; }      // no state: clips embed in parallel
@@ -29,8 +29,7 @@ class AcousticBackend final : public EmbeddingBackend {
                              ? std::vector<std::vector<float>>{signal44k}
                              : crop_windows(signal44k, crop);
     for (const auto& window : windows) {
-      auto mel = log_mel(threads_, window.data(), static_cast<int64_t>(window.size()));
-      mean.add(acoustic_features(mel.data(), static_cast<int64_t>(mel.size() / kMelBins)));
+      mean.add(acoustic_features(window.data(), static_cast<int64_t>(window.size()), threads_));
     }
     return mean.mean();
   }
