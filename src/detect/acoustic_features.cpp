@@ -115,28 +115,17 @@ void modulation(const std::vector<double>& p, double frame_rate, const std::vect
   *peak_ratio = db(peak) - db(median);
 }
 
-// Short bursts over the local background, in a sequence of dB values x(t): the background at t is
-// the median of x over +-`half` frames and its spread the scaled median absolute deviation there
-// (1.4826 MAD, the standard deviation for Gaussian data). `rate`: the fraction of frames more than
-// 3 spreads above the background (a count, so one loud event weighs no more than a weak one);
-// `mean_excess`: the mean of the positive excess over the background (dB).
-void bursts(const std::vector<double>& x, int64_t half, double* rate, double* mean_excess) {
+// Short bursts over the local background, in a sequence of dB values x(t): the mean over t of the
+// positive excess of x(t) over the median of x within +-`half` frames (dB).
+double burst_excess(const std::vector<double>& x, int64_t half) {
   const auto n = static_cast<int64_t>(x.size());
-  std::vector<double> win, dev;
+  std::vector<double> win;
   double sum = 0;
-  int64_t count = 0;
   for (int64_t t = 0; t < n; ++t) {
     win.assign(x.begin() + std::max<int64_t>(0, t - half), x.begin() + std::min(n, t + half + 1));
-    const double med = percentile(win, 0.5);
-    dev.clear();
-    for (double v : win) dev.push_back(std::fabs(v - med));
-    const double spread = 1.4826 * percentile(dev, 0.5);
-    const double excess = x[t] - med;
-    sum += std::max(0.0, excess);
-    if (excess > 3 * spread) ++count;
+    sum += std::max(0.0, x[t] - percentile(win, 0.5));
   }
-  *rate = static_cast<double>(count) / static_cast<double>(std::max<int64_t>(1, n));
-  *mean_excess = sum / static_cast<double>(std::max<int64_t>(1, n));
+  return sum / static_cast<double>(std::max<int64_t>(1, n));
 }
 
 // Envelope analysis of the waveform (see kEnvFft): per octave band, the modulation depth over
@@ -188,7 +177,6 @@ const std::vector<AcousticFeatureInfo>& acoustic_feature_info() {
     for (int g = 0; g < kGroups8; ++g)
       for (int b = 0; b < kModBands; ++b) v.push_back({"mod_" + std::to_string(g) + "_" + std::to_string(b), "dB"});
     for (int g = 0; g < kGroups8; ++g) v.push_back({"mod_peak_" + std::to_string(g), "dB"});
-    for (int g = 0; g < kGroups8; ++g) v.push_back({"burst_rate_" + std::to_string(g), "fraction"});
     for (int g = 0; g < kGroups8; ++g) v.push_back({"burst_mean_" + std::to_string(g), "dB"});
     for (size_t b = 0; b + 1 < kEnvBandEdges.size(); ++b) {
       const std::string band = std::to_string(static_cast<int>(kEnvBandEdges[b])) + "_" +
@@ -273,7 +261,7 @@ std::vector<float> acoustic_features(const float* samples, int64_t n, int thread
   }
   // Modulation spectrum of each 8-band group's power envelope, and its short bursts.
   {
-    std::vector<double> peaks, burst_rate, burst_mean;
+    std::vector<double> peaks, burst_mean;
     const auto half = static_cast<int64_t>(std::lround(kBurstHalfWindow * kFrameRate));
     for (int g = 0; g < kGroups8; ++g) {
       std::vector<double> env(static_cast<size_t>(T)), env_db(static_cast<size_t>(T));
@@ -290,12 +278,9 @@ std::vector<float> acoustic_features(const float* samples, int64_t n, int thread
         std::fill(depth, depth + kModBands, db(1e-8));
       for (int b = 0; b < kModBands; ++b) push(depth[b]);
       peaks.push_back(peak);
-      double br, bm;
-      bursts(env_db, half, &br, &bm);
-      burst_rate.push_back(br);
-      burst_mean.push_back(bm);
+      burst_mean.push_back(burst_excess(env_db, half));
     }
-    for (auto* v : {&peaks, &burst_rate, &burst_mean})
+    for (auto* v : {&peaks, &burst_mean})
       for (double x : *v) push(x);
   }
   envelope_features(samples, n, out);
