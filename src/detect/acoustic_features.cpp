@@ -171,13 +171,13 @@ const std::vector<AcousticFeatureInfo>& acoustic_feature_info() {
     std::vector<AcousticFeatureInfo> v;
     v.push_back({"level", "dB"});
     for (int g = 0; g < kGroups4; ++g) v.push_back({"band_mean_" + std::to_string(g), "dB"});
-    for (int g = 0; g < kGroups4; ++g) v.push_back({"band_iqr_" + std::to_string(g), "dB"});
     for (const char* k : {"loudness_iqr", "loudness_p95", "loudness_p5", "loudness_p1"}) v.push_back({k, "dB"});
     for (const char* k : {"flux_mean", "flux_p50"}) v.push_back({k, "dB"});
     for (int g = 0; g < kGroups8; ++g)
       for (int b = 0; b < kModBands; ++b) v.push_back({"mod_" + std::to_string(g) + "_" + std::to_string(b), "dB"});
     for (int g = 0; g < kGroups8; ++g) v.push_back({"mod_peak_" + std::to_string(g), "dB"});
     for (int g = 0; g < kGroups8; ++g) v.push_back({"burst_mean_" + std::to_string(g), "dB"});
+    for (int g = 0; g < kGroups8; ++g) v.push_back({"band_iqr_" + std::to_string(g), "dB"});
     for (size_t b = 0; b + 1 < kEnvBandEdges.size(); ++b) {
       const std::string band = std::to_string(static_cast<int>(kEnvBandEdges[b])) + "_" +
                                 std::to_string(static_cast<int>(kEnvBandEdges[b + 1]));
@@ -214,9 +214,7 @@ std::vector<float> acoustic_features(const float* samples, int64_t n, int thread
   auto push = [&](double v) { out.push_back(static_cast<float>(v)); };
   push(level);
 
-  // Spectral envelope and temporal variability per group of 4 bands: the mean of its dB envelope
-  // (relative to the level) and the envelope's interquartile range (robust: a single loud event in
-  // the background does not move it).
+  // Spectral envelope per group of 4 bands: the mean of its dB envelope (relative to the level).
   std::vector<std::vector<double>> g4(kGroups4, std::vector<double>(static_cast<size_t>(T)));
   for (int g = 0; g < kGroups4; ++g)
     for (int64_t t = 0; t < T; ++t) {
@@ -229,7 +227,6 @@ std::vector<float> acoustic_features(const float* samples, int64_t n, int thread
     mean_std(g4[g], &m, &sd);
     push(m);
   }
-  for (int g = 0; g < kGroups4; ++g) push(percentile(g4[g], 0.75) - percentile(g4[g], 0.25));
 
   // Frame loudness: its spread, its upper tail (impacts) and its dips (drop-outs).
   std::vector<double> loud(static_cast<size_t>(T));
@@ -259,9 +256,11 @@ std::vector<float> acoustic_features(const float* samples, int64_t n, int thread
     push(m);
     push(percentile(flux, 0.5));
   }
-  // Modulation spectrum of each 8-band group's power envelope, and its short bursts.
+  // Per group of 8 bands: the modulation spectrum of its power envelope, its short bursts and the
+  // interquartile range of its dB envelope (temporal variability; robust: a single loud event in the
+  // background does not move it).
   {
-    std::vector<double> peaks, burst_mean;
+    std::vector<double> peaks, burst_mean, iqr;
     const auto half = static_cast<int64_t>(std::lround(kBurstHalfWindow * kFrameRate));
     for (int g = 0; g < kGroups8; ++g) {
       std::vector<double> env(static_cast<size_t>(T)), env_db(static_cast<size_t>(T));
@@ -279,8 +278,9 @@ std::vector<float> acoustic_features(const float* samples, int64_t n, int thread
       for (int b = 0; b < kModBands; ++b) push(depth[b]);
       peaks.push_back(peak);
       burst_mean.push_back(burst_excess(env_db, half));
+      iqr.push_back(percentile(env_db, 0.75) - percentile(env_db, 0.25));
     }
-    for (auto* v : {&peaks, &burst_mean})
+    for (auto* v : {&peaks, &burst_mean, &iqr})
       for (double x : *v) push(x);
   }
   envelope_features(samples, n, out);
