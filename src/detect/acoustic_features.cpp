@@ -28,7 +28,7 @@ constexpr int kEnvHop = 64;
 constexpr double kEnvFrameRate = static_cast<double>(kSampleRate) / kEnvHop;
 const std::vector<double> kEnvBandEdges = {500, 1000, 2000, 4000, 8000, 16000};  // Hz
 const std::vector<double> kEnvModEdges = {10, 100};                              // Hz
-constexpr double kEnvPeakFrom = 4;                                                // Hz
+constexpr double kEnvPeakFrom = 4;                                               // Hz
 constexpr double kBurstHalfWindow = 0.5;  // s each side: the local background of the burst statistics
 
 double db(double p) { return 10 * std::log10(std::max(p, 1e-30)); }
@@ -86,8 +86,8 @@ void fft(std::vector<std::complex<double>>& a) {
 // or above 1 Hz over the median bin, in dB (a periodic modulation - rotation, ticks - is a peak).
 // `frame_rate`: of the envelope (Hz); modulation band b spans [edges[b], edges[b + 1]) Hz; the peak is
 // sought from `peak_from` Hz up.
-void modulation(const std::vector<double>& p, double frame_rate, const std::vector<double>& edges,
-                double peak_from, double* depth, double* peak_ratio) {
+void modulation(const std::vector<double>& p, double frame_rate, const std::vector<double>& edges, double peak_from,
+                double* depth, double* peak_ratio) {
   const size_t n = p.size();
   double m = 0;
   for (double v : p) m += v;
@@ -152,7 +152,8 @@ void envelope_features(const float* x, int64_t n, std::vector<float>& out) {
   }
   // Floor 70 dB under the mean power per frame, as the spectrogram: a band the recording cannot
   // contain (above its Nyquist) reads as unmodulated.
-  const double floor_power = std::pow(10.0, -kFloorBelowLevel / 10) * total / static_cast<double>(std::max<int64_t>(1, frames));
+  const double floor_power =
+      std::pow(10.0, -kFloorBelowLevel / 10) * total / static_cast<double>(std::max<int64_t>(1, frames));
   for (size_t b = 0; b < bands; ++b) {
     double depth = db(1e-8), peak = 0;
     if (frames >= 4) {
@@ -180,7 +181,7 @@ const std::vector<AcousticFeatureInfo>& acoustic_feature_info() {
     for (int g = 0; g < kGroups8; ++g) v.push_back({"band_iqr_" + std::to_string(g), "dB"});
     for (size_t b = 0; b + 1 < kEnvBandEdges.size(); ++b) {
       const std::string band = std::to_string(static_cast<int>(kEnvBandEdges[b])) + "_" +
-                                std::to_string(static_cast<int>(kEnvBandEdges[b + 1]));
+                               std::to_string(static_cast<int>(kEnvBandEdges[b + 1]));
       v.push_back({"env_depth_" + band, "dB"});
       v.push_back({"env_peak_" + band, "dB"});
     }
