@@ -11,8 +11,8 @@
 namespace asdcap {
 namespace {
 
-constexpr int kGroups4 = kMelBins / 4;   // 16 groups of 4 bands: temporal statistics
-constexpr int kGroups8 = kMelBins / 8;   // 8 groups of 8 bands: modulation spectra
+constexpr int kGroups4 = kMelBins / 4;   // 16 groups of 4 bands: spectral envelope
+constexpr int kGroups8 = kMelBins / 8;   // 8 groups of 8 bands: modulation, bursts, variability
 constexpr double kFloorBelowLevel = 70;  // dB under the clip level where the spectrogram is floored
 constexpr double kFrameRate = static_cast<double>(kSampleRate) / kHop;  // 137.8 frames/s
 // Modulation-frequency bands (Hz): octaves from 1 Hz to the frame rate's Nyquist (68.9 Hz), so a
