@@ -16,7 +16,8 @@ struct AcousticFeatureInfo {
 const std::vector<AcousticFeatureInfo>& acoustic_feature_info();
 int acoustic_dim();
 
-// Descriptor of one log-mel window (frames x kMelBins, row-major, values in dB).
-std::vector<float> acoustic_features(const float* log_mel, int64_t frames);
+// Descriptor of one window of `n` samples at 44.1 kHz: statistics of its log-mel spectrogram
+// (log_mel, computed on `threads` threads) and an envelope analysis of the waveform itself.
+std::vector<float> acoustic_features(const float* samples, int64_t n, int threads = 1);
 
 }  // namespace asdcap

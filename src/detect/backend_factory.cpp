@@ -15,22 +15,26 @@ namespace asdcap {
 namespace {
 
 // Descriptor of each 7-s window the crop policy selects (see acoustic_features), averaged
-// (WindowMean). `threads`: the log-mel's (serial when detection embeds clips in parallel).
+// (WindowMean); a clip no longer than a window is described whole, not tiled (a seam and repeated
+// seconds would show as modulation and bursts). `threads`: the log-mel's (serial when detection
+// embeds clips in parallel).
 class AcousticBackend final : public EmbeddingBackend {
  public:
   explicit AcousticBackend(int threads) : threads_(threads) {}
   std::string name() const override { return "acoustic"; }
   // Bump the version whenever the features' maths change: cached embeddings follow it.
-  std::string identity() const override { return "acoustic/v1 logmel64 dim=" + std::to_string(acoustic_dim()); }
+  std::string identity() const override { return "acoustic/v2 logmel64+env dim=" + std::to_string(acoustic_dim()); }
   int dim() const override { return acoustic_dim(); }
   bool standardise_per_group() const override { return true; }  // levels in dB, rates, percentages...
   bool thread_safe_embed() const override { return true; }      // no state: clips embed in parallel
   std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) override {
     if (signal44k.empty()) throw FormatError("acoustic backend: empty signal");
     WindowMean mean;
-    for (const auto& window : crop_windows(signal44k, crop)) {
-      auto mel = log_mel(threads_, window.data(), static_cast<int64_t>(window.size()));
-      mean.add(acoustic_features(mel.data(), static_cast<int64_t>(mel.size() / kMelBins)));
+    const auto windows = static_cast<int64_t>(signal44k.size()) <= kWindowSamples
+                             ? std::vector<std::vector<float>>{signal44k}
+                             : crop_windows(signal44k, crop);
+    for (const auto& window : windows) {
+      mean.add(acoustic_features(window.data(), static_cast<int64_t>(window.size()), threads_));
     }
     return mean.mean();
   }
