@@ -99,9 +99,8 @@ std::vector<int> row_numbers(const std::string& text, const std::string& row) {
 
 TEST(FaultNaming, CountsNamedKeysWithTheirDirection) {
   const fs::path dir = scratch("counts");
-  write_neighbors(dir.string(), {clip("pump/test/a.flac", 1), clip("pump/test/b.flac", 1),
-                                 clip("pump/test/c.flac", 1), clip("pump/test/d.flac", 0),
-                                 clip("pump/test/e.flac", 1)});
+  write_neighbors(dir.string(), {clip("pump/test/a.flac", 1), clip("pump/test/b.flac", 1), clip("pump/test/c.flac", 1),
+                                 clip("pump/test/d.flac", 0), clip("pump/test/e.flac", 1)});
   {
     ExplanationWriter w(dir.string());
     // Named second, right direction: named, not first.
@@ -113,8 +112,9 @@ TEST(FaultNaming, CountsNamedKeysWithTheirDirection) {
     // e.flac is flagged but has no explanation: not named.
     w.commit();
   }
-  std::ofstream(dir / "faults.csv") << "machine,split,file,fault\npump,test,a.flac,dry_run\npump,test,b.flac,dry_run\n"
-                                       "pump,test,c.flac,dry_run\npump,test,d.flac,dry_run\npump,test,e.flac,cavitation\n";
+  std::ofstream(dir / "faults.csv")
+      << "machine,split,file,fault\npump,test,a.flac,dry_run\npump,test,b.flac,dry_run\n"
+         "pump,test,c.flac,dry_run\npump,test,d.flac,dry_run\npump,test,e.flac,cavitation\n";
   const Output out = run(tool() + " " + dir.string() + " " + (dir / "faults.csv").string() + " " + criteria());
   ASSERT_EQ(out.status, 0) << out.text;
   EXPECT_EQ(row_numbers(out.text, "dry_run"), (std::vector<int>{3, 4, 2, 3, 1, 3})) << out.text;
