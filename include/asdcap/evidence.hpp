@@ -18,6 +18,7 @@ struct FeatureSpec {
   double spread_floor;    // lower bound of the references' spread used for z-scores...
   double relative_floor;  // ...and as a fraction of the references' mean magnitude (0: none)
   bool scored;            // false: descriptive only (e.g. a frequency), no z-score
+  double resolution;      // smallest difference worth naming (below it a difference is measurement noise)
 };
 
 // The features, in the order of every value vector below.
@@ -26,7 +27,8 @@ const std::vector<FeatureSpec>& evidence_features();
 size_t evidence_index(const std::string& key);
 
 struct ClipEvidence {
-  std::vector<double> values;  // one per evidence_features()
+  std::vector<double> values;       // one per evidence_features()
+  std::vector<double> burst_times;  // seconds: the short events counted by burst_rate, in time order
 };
 
 // Measures a mono signal at `sample_rate` (any rate >= 8000; features above 2 kHz use the band up
@@ -41,9 +43,18 @@ struct EvidenceRow {
   std::vector<double> neighbors;
   double reference_mean;
   std::optional<double> z;  // (anomalous - mean) / max(sample std, floors); none if !scored
+  // Against the whole reference set (the normal clips retrieved for any clip of the machine ID),
+  // when it has at least 5 clips: (anomalous - median) / max(1.4826 x MAD, floors), and the
+  // percentage of the set below the clip (ties count half).
+  std::optional<double> z_all, percentile;
+  // What the explainer ranks by: z, but 0 when the difference is below the feature's resolution or
+  // the whole set disagrees in sign, and never larger in magnitude than z_all.
+  double strength = 0;
 };
 
-std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const std::vector<ClipEvidence>& neighbors);
+// `pool`: the whole reference set of the clip's machine ID (may be empty).
+std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const std::vector<ClipEvidence>& neighbors,
+                                          const std::vector<ClipEvidence>& pool = {});
 
 // A value with the feature's decimals ("-23.4", "0.312").
 std::string format_feature(const FeatureSpec& spec, double value);

@@ -79,6 +79,7 @@ struct OfflineInput {
   const std::vector<double>* anomalous_similarity = nullptr;  // one per text
   const std::vector<std::vector<double>>* normal_similarity = nullptr;
   const std::vector<EvidenceRow>* evidence = nullptr;
+  const std::vector<double>* burst_times = nullptr;  // seconds: the anomalous clip's short events
 };
 
 struct OfflineAnswer {

@@ -108,6 +108,8 @@ struct EvidenceFeature {
   std::optional<double> z;                       // none: descriptive feature
   std::vector<std::optional<double>> neighbors;  // none: that neighbour could not be measured
   std::optional<double> reference_mean;
+  // Newer records: against the whole reference set (robust z, percentile) and the ranking strength.
+  std::optional<double> z_all, percentile, strength;
 };
 
 struct UnreadableNeighbor {
@@ -151,6 +153,7 @@ struct ExplanationRecord {
   std::optional<std::string> label, domain;
   std::vector<Neighbor> neighbors;
   std::vector<EvidenceFeature> evidence;
+  std::vector<double> burst_times;  // seconds: the clip's short events (empty in older records)
   std::vector<UnreadableNeighbor> unreadable_neighbors;
   CaptionsRecord captions;
   SimilarityRecord similarity;

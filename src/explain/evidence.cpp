@@ -57,8 +57,7 @@ struct Spectrum {
 
 std::mutex fftw_plan_mutex;  // FFTW's planner is not thread-safe
 
-Spectrum mean_spectrum(const std::vector<double>& x, int sample_rate) {
-  const int nfft = sample_rate <= 24000 ? 1024 : 2048;
+Spectrum mean_spectrum(const std::vector<double>& x, int sample_rate, int nfft) {
   const int hop = nfft / 2;
   const int bins = nfft / 2 + 1;
   float* in = fftwf_alloc_real(nfft);
@@ -189,11 +188,7 @@ Modulation envelope_modulation(const std::vector<double>& x, int sample_rate, do
   return best;
 }
 
-// A 2nd-order Butterworth high-pass (RBJ biquad).
-std::vector<double> highpass(const std::vector<double>& x, double cutoff, int sample_rate) {
-  const double w = 2 * M_PI * cutoff / sample_rate, alpha = std::sin(w) / (2 * M_SQRT1_2), c = std::cos(w);
-  const double a0 = 1 + alpha;
-  const double b0 = (1 + c) / 2 / a0, b1 = -(1 + c) / a0, b2 = b0, a1 = -2 * c / a0, a2 = (1 - alpha) / a0;
+std::vector<double> biquad(const std::vector<double>& x, double b0, double b1, double b2, double a1, double a2) {
   std::vector<double> y(x.size());
   double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
   for (size_t i = 0; i < x.size(); ++i) {
@@ -204,6 +199,19 @@ std::vector<double> highpass(const std::vector<double>& x, double cutoff, int sa
     y1 = y[i];
   }
   return y;
+}
+
+// 2nd-order Butterworth high- and low-pass filters (RBJ biquads).
+std::vector<double> highpass(const std::vector<double>& x, double cutoff, int sample_rate) {
+  const double w = 2 * M_PI * cutoff / sample_rate, alpha = std::sin(w) / (2 * M_SQRT1_2), c = std::cos(w);
+  const double a0 = 1 + alpha;
+  return biquad(x, (1 + c) / 2 / a0, -(1 + c) / a0, (1 + c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0);
+}
+
+std::vector<double> lowpass(const std::vector<double>& x, double cutoff, int sample_rate) {
+  const double w = 2 * M_PI * cutoff / sample_rate, alpha = std::sin(w) / (2 * M_SQRT1_2), c = std::cos(w);
+  const double a0 = 1 + alpha;
+  return biquad(x, (1 - c) / 2 / a0, (1 - c) / a0, (1 - c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0);
 }
 
 struct Transients {
@@ -285,30 +293,254 @@ Periodicity envelope_periodicity(const std::vector<double>& onset, double frame_
   return p;
 }
 
+// Frames of `len` samples every `hop`: their energy's excess over its running median (+-250 ms,
+// the local background), in dB.
+std::vector<double> excess_db(const std::vector<double>& band, int64_t len, int64_t hop, int sample_rate) {
+  std::vector<double> e;
+  for (int64_t start = 0; start + len <= static_cast<int64_t>(band.size()); start += hop) {
+    double acc = 0;
+    for (int64_t i = start; i < start + len; ++i) acc += band[i] * band[i];
+    e.push_back(acc / len);
+  }
+  const int half = static_cast<int>(std::lround(0.25 * sample_rate / hop));
+  const std::vector<double> background = running_median(e, half);
+  std::vector<double> out(e.size());
+  for (size_t m = 0; m < e.size(); ++m) out[m] = background[m] > 0 ? db(e[m] / background[m]) : 0.0;
+  return out;
+}
+
+struct Event {
+  double time, level_db;
+  double start, end;  // seconds: the event's first and last frame (start of one, end of the other)
+};
+
+// Runs of frames whose excess reaches max(floor_db, 5 robust standard deviations of the clip's own
+// excess in this band): what stands out from the band's own frame-to-frame fluctuation. Frames one
+// frame apart join; an event is timed and levelled at its strongest frame.
+std::vector<Event> excess_events(const std::vector<double>& excess, double frame_s, double hop_s, double floor_db) {
+  std::vector<Event> out;
+  if (excess.size() < 20) return out;
+  const double centre = median_of(excess);
+  std::vector<double> deviation;
+  for (double v : excess) deviation.push_back(std::fabs(v - centre));
+  const double threshold = std::max(floor_db, centre + 5 * 1.4826 * median_of(deviation));
+  const size_t n = excess.size();
+  for (size_t m = 0; m < n;) {
+    if (excess[m] < threshold) {
+      ++m;
+      continue;
+    }
+    size_t end = m, peak = m;
+    for (size_t j = m; j < n && j <= end + 2; ++j)
+      if (excess[j] >= threshold) {
+        end = j;
+        if (excess[j] > excess[peak]) peak = j;
+      }
+    out.push_back({peak * hop_s + frame_s / 2, excess[peak], m * hop_s, end * hop_s + frame_s});
+    m = end + 1;
+  }
+  return out;
+}
+
+// Short events in one band: bursts (20-ms frames every 10 ms, at least 2 dB over the background)
+// and, in bands from 1.4 kHz up where 5 ms average enough noise, impacts (5-ms frames, at least
+// 3 dB over it) that do not fall within 10 ms of a burst.
+struct BandEvents {
+  double centre_hz = 0;
+  std::vector<double> times, levels_db;
+  std::vector<double> spikes;  // per 5-ms frame: 1 at each event
+};
+
+BandEvents band_events(const std::vector<double>& band, int sample_rate, bool impacts) {
+  BandEvents out;
+  const int64_t len5 = std::max<int64_t>(1, std::lround(0.005 * sample_rate));
+  const double s5 = static_cast<double>(len5) / sample_rate;
+  out.spikes.assign(band.size() / static_cast<size_t>(len5), 0.0);
+  std::vector<Event> events = excess_events(excess_db(band, 4 * len5, 2 * len5, sample_rate), 4 * s5, 2 * s5, 2.0);
+  // A burst is timed at its strongest 5-ms frame.
+  const std::vector<double> e5 = frame_energy(band, len5);
+  for (Event& b : events) {
+    const auto first = static_cast<size_t>(b.start / s5), last = std::min(e5.size(), static_cast<size_t>(b.end / s5));
+    size_t peak = first;
+    for (size_t m = first; m < last; ++m)
+      if (e5[m] > e5[peak]) peak = m;
+    if (peak < e5.size()) b.time = (static_cast<double>(peak) + 0.5) * s5;
+  }
+  if (impacts) {
+    const std::vector<Event> bursts = events;
+    for (const Event& e : excess_events(excess_db(band, len5, len5, sample_rate), s5, s5, 3.0)) {
+      bool inside = false;
+      for (const Event& b : bursts) inside = inside || (e.time >= b.start - 0.01 && e.time <= b.end + 0.01);
+      if (!inside) events.push_back(e);
+    }
+    std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.time < b.time; });
+  }
+  for (const Event& e : events) {
+    out.times.push_back(e.time);
+    out.levels_db.push_back(e.level_db);
+    const auto frame = static_cast<size_t>(e.time / s5);
+    if (frame < out.spikes.size()) out.spikes[frame] = 1.0;
+  }
+  return out;
+}
+
+// The octave band (from 354 Hz up to 0.95 x Nyquist) with the most short events; ties go to the
+// band whose events stand higher.
+BandEvents busiest_band(const std::vector<double>& x, int sample_rate) {
+  BandEvents best;
+  bool found = false;
+  const double top = 0.95 * sample_rate / 2;
+  for (double lo = 1000.0 / std::sqrt(8.0); lo * M_SQRT2 <= top; lo *= 2) {
+    const double hi = std::min(2 * lo, top);
+    const std::vector<double> band =
+        lowpass(lowpass(highpass(highpass(x, lo, sample_rate), lo, sample_rate), hi, sample_rate), hi, sample_rate);
+    BandEvents ev = band_events(band, sample_rate, lo >= 1400.0);
+    ev.centre_hz = std::sqrt(lo * hi);
+    const auto better = [&] {
+      if (ev.times.size() != best.times.size()) return ev.times.size() > best.times.size();
+      return median_of(ev.levels_db) > median_of(best.levels_db);
+    };
+    if (!found || better()) best = std::move(ev);
+    found = true;
+  }
+  return best;
+}
+
+// Power of bins k-half..k+half (clamped to the spectrum).
+double bins_power(const Spectrum& s, long k, long half) {
+  double acc = 0;
+  for (long j = k - half; j <= k + half; ++j)
+    if (j >= 0 && j < static_cast<long>(s.power.size())) acc += s.power[static_cast<size_t>(j)];
+  return acc;
+}
+
+// Median of the bins within +-half_hz of bin k.
+double local_median(const Spectrum& s, long k, double half_hz) {
+  const long half = std::max(3L, std::lround(half_hz / s.bin_hz));
+  std::vector<double> window;
+  for (long j = k - half; j <= k + half; ++j)
+    if (j >= 0 && j < static_cast<long>(s.power.size())) window.push_back(s.power[static_cast<size_t>(j)]);
+  return median_of(window);
+}
+
+struct Sidebands {
+  double dbc = 0, spacing_hz = 0, carrier_hz = 0;
+};
+
+// Sidebands of the dominant tone (the strongest bin from 150 Hz to `top` standing 10 dB over its
+// +-50 Hz median): the spacing d (12-80 Hz) at which the weaker of the two bins at +-d is strongest,
+// and the power of the pairs at +-d and +-2d relative to the tone's, each summed over +-2 bins
+// (dBc). A clip without such a tone gets -60 dBc.
+Sidebands sidebands(const Spectrum& s, double top) {
+  Sidebands out{-60.0, 0.0, 0.0};
+  long carrier = -1;
+  for (long k = 0; k < static_cast<long>(s.power.size()); ++k) {
+    const double f = k * s.bin_hz;
+    if (f < 150.0 || f > top) continue;
+    if (s.power[k] < 10.0 * local_median(s, k, 50.0)) continue;
+    if (carrier < 0 || s.power[k] > s.power[carrier]) carrier = k;
+  }
+  if (carrier < 0) return out;
+  const long lo = static_cast<long>(std::ceil(12.0 / s.bin_hz)), hi = static_cast<long>(std::floor(80.0 / s.bin_hz));
+  double best = -1;
+  long spacing = 0;
+  for (long d = lo; d <= hi && carrier - 2 * d - 2 >= 0; ++d) {
+    const double weaker = std::min(bins_power(s, carrier - d, 2), bins_power(s, carrier + d, 2));
+    if (weaker > best) {
+      best = weaker;
+      spacing = d;
+    }
+  }
+  if (spacing == 0) return out;
+  const double tone = bins_power(s, carrier, 2);
+  const double pairs = bins_power(s, carrier - spacing, 2) + bins_power(s, carrier + spacing, 2) +
+                       bins_power(s, carrier - 2 * spacing, 2) + bins_power(s, carrier + 2 * spacing, 2);
+  out.dbc = db(pairs / (tone + kTiny));
+  out.spacing_hz = spacing * s.bin_hz;
+  out.carrier_hz = carrier * s.bin_hz;
+  return out;
+}
+
+struct ShaftTone {
+  double db = 0, hz = 0;
+};
+
+// The bin from 10 to 60 Hz that stands highest over its +-10 Hz median, and the power of it and its
+// 2nd and 3rd harmonics (each +-1 bin) over the same bins of the local medians.
+ShaftTone shaft_tone(const Spectrum& s) {
+  ShaftTone out;
+  long best = -1;
+  double best_ratio = 0;
+  for (long k = 1; k < static_cast<long>(s.power.size()); ++k) {
+    const double f = k * s.bin_hz;
+    if (f < 10.0 || f > 60.0) continue;
+    const double ratio = s.power[k] / (local_median(s, k, 10.0) + kTiny);
+    if (best < 0 || ratio > best_ratio) {
+      best = k;
+      best_ratio = ratio;
+    }
+  }
+  if (best < 0) return out;
+  double tone = 0, floor = 0;
+  for (long h = 1; h <= 3; ++h) {
+    if (h * best + 1 >= static_cast<long>(s.power.size())) break;
+    tone += bins_power(s, h * best, 1);
+    floor += 3 * local_median(s, h * best, 10.0);
+  }
+  out.db = db(tone / (floor + kTiny));
+  out.hz = best * s.bin_hz;
+  return out;
+}
+
+// Periodicity of a train of events (1 at each event's 5-ms frame), smoothed over +-5 ms so that
+// timing jitter does not hide the period.
+Periodicity spike_periodicity(const std::vector<double>& spikes, double frame_s) {
+  std::vector<double> train(spikes.size(), 0.0);
+  for (size_t m = 0; m < train.size(); ++m)
+    if (spikes[m] > 0)
+      for (int d = -1; d <= 1; ++d)
+        if (m + d < train.size()) train[m + d] += d == 0 ? 1.0 : 0.5;
+  return envelope_periodicity(train, frame_s);
+}
+
 }  // namespace
 
 const std::vector<FeatureSpec>& evidence_features() {
   static const std::vector<FeatureSpec> specs = {
-      {"level_db", "Overall level", "dBFS", 1, 1.0, 0.0, true},
-      {"hum_db", "Steady low-frequency hum below 200 Hz", "dB re total", 1, 1.0, 0.0, true},
-      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 5.0, 0.0, true},
-      {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, 0.0, false},
-      {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, 0.0, true},
-      {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, 0.0, false},
-      {"impulse_rate", "Impulsive transients (8 dB above the local level)", "per second", 1, 0.5, 0.0, true},
-      {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, 0.0, true},
-      {"click_strength", "Periodicity of the transients", "0-1", 2, 0.1, 0.0, true},
-      {"click_rate", "Rate of periodic transients", "Hz", 1, 0.0, 0.0, false},
+      {"level_db", "Overall level", "dBFS", 1, 1.0, 0.0, true, 0.5},
+      {"hum_db", "Steady low-frequency hum below 200 Hz", "dB re total", 1, 1.0, 0.0, true, 0.5},
+      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 5.0, 0.0, true, 1.0},
+      {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, 0.0, false, 0.0},
+      {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, 0.0, true, 0.5},
+      {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, 0.0, false, 0.0},
+      {"impulse_rate", "Impulsive transients (8 dB above the local level)", "per second", 1, 0.5, 0.0, true, 0.25},
+      {"impulse_db", "Strongest 5-ms burst over average level", "dB", 1, 1.5, 0.0, true, 0.5},
+      {"click_strength", "Periodicity of the transients", "0-1", 2, 0.1, 0.0, true, 0.05},
+      {"click_rate", "Rate of periodic transients", "Hz", 1, 0.0, 0.0, false, 0.0},
       {"rattle_pct", "Rattle (modulation depth above 2 kHz at 10-60 Hz beyond the whole sound's)", "%", 1, 1.5, 0.0,
-       true},
-      {"rattle_hz", "Rattle rate", "Hz", 1, 0.0, 0.0, false},
-      {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, 0.0, true},
-      {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, 0.0, true},
-      {"flatness", "Spectral flatness above 2 kHz", "0-1", 3, 0.02, 0.1, true},
-      {"centroid_hz", "Spectral centroid", "Hz", 0, 40.0, 0.15, true},
-      {"irregularity", "Variation of level over time (CV of 50-ms frame energy)", "ratio", 2, 0.05, 0.2, true},
-      {"dropout_pct", "Time in drop-outs (at least 100 ms, 10 dB below the median level)", "%", 1, 1.0, 0.0, true},
-      {"dropout_count", "Number of drop-outs", "count", 0, 0.5, 0.0, true},
+       true, 0.5},
+      {"rattle_hz", "Rattle rate", "Hz", 1, 0.0, 0.0, false, 0.0},
+      {"noise_db", "Broadband noise floor 200 Hz and up (tones removed)", "dBFS", 1, 1.0, 0.0, true, 0.5},
+      {"grind_db", "Broadband noise above 4 kHz", "dB re total", 1, 1.0, 0.0, true, 0.5},
+      {"flatness", "Spectral flatness above 2 kHz", "0-1", 3, 0.02, 0.1, true, 0.01},
+      {"centroid_hz", "Spectral centroid", "Hz", 0, 40.0, 0.15, true, 20.0},
+      {"irregularity", "Variation of level over time (CV of 50-ms frame energy)", "ratio", 2, 0.05, 0.2, true, 0.02},
+      {"dropout_pct", "Time in drop-outs (at least 100 ms, 10 dB below the median level)", "%", 1, 1.0, 0.0, true, 0.5},
+      {"dropout_count", "Number of drop-outs", "count", 0, 0.5, 0.0, true, 1.0},
+      {"burst_rate", "Short events (bursts or impacts over the local background, busiest octave band)", "per second", 1,
+       0.3, 0.0, true, 0.2},
+      {"burst_db", "Median level of those events over the local background", "dB", 1, 0.0, 0.0, false, 0.0},
+      {"burst_hz", "Centre of the octave band of those events", "Hz", 0, 0.0, 0.0, false, 0.0},
+      {"burst_regularity", "Periodicity of those events (autocorrelation at 20-500 ms)", "0-1", 2, 0.0, 0.0, false,
+       0.0},
+      {"burst_period_hz", "Rate of those events when periodic", "Hz", 1, 0.0, 0.0, false, 0.0},
+      {"sideband_db", "Sidebands around the dominant tone (1st and 2nd pair, power re the tone)", "dBc", 1, 2.0, 0.0,
+       true, 1.0},
+      {"sideband_hz", "Spacing of those sidebands", "Hz", 1, 0.0, 0.0, false, 0.0},
+      {"carrier_hz", "Frequency of the dominant tone", "Hz", 0, 0.0, 0.0, false, 0.0},
+      {"shaft_db", "Low-frequency tone at 10-60 Hz and its 2nd and 3rd harmonics over the local floor", "dB", 1, 1.5,
+       0.0, true, 1.0},
+      {"shaft_hz", "Frequency of that low-frequency tone", "Hz", 1, 0.0, 0.0, false, 0.0},
   };
   return specs;
 }
@@ -338,7 +570,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   power /= n;
   set("level_db", db(power));
 
-  const Spectrum spec = mean_spectrum(x, sample_rate);
+  const Spectrum spec = mean_spectrum(x, sample_rate, sample_rate <= 24000 ? 1024 : 2048);
   const double total = band_sum(spec, spec.bin_hz, nyquist);
   // Medians over frames: a steady hum counts, occasional low thumps (knocks) do not.
   set("hum_db", db(median_of(spec.frame_low) / (median_of(spec.frame_total) + kTiny)));
@@ -386,12 +618,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   // Periodicity of the detected transients (spike train smoothed over +-5 ms for jitter).
   const Transients& busier = high_band.count >= full_band.count ? high_band : full_band;
   if (busier.count >= 4) {
-    std::vector<double> train(busier.spikes.size(), 0.0);
-    for (size_t m = 0; m < train.size(); ++m)
-      if (busier.spikes[m] > 0)
-        for (int d = -1; d <= 1; ++d)
-          if (m + d < train.size()) train[m + d] += d == 0 ? 1.0 : 0.5;
-    const Periodicity period = envelope_periodicity(train, short_s);
+    const Periodicity period = spike_periodicity(busier.spikes, short_s);
     set("click_strength", period.strength);
     set("click_rate", period.rate_hz);
   }
@@ -428,30 +655,88 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   }
   set("dropout_pct", level20.empty() ? 0.0 : 100.0 * silent / level20.size());
   set("dropout_count", gaps);
+
+  // Short events in the busiest octave band, their level over the local background, their times
+  // and their periodicity.
+  const BandEvents events = busiest_band(x, sample_rate);
+  set("burst_rate", events.times.size() / seconds);
+  set("burst_db", events.levels_db.empty() ? 0.0 : median_of(events.levels_db));
+  set("burst_hz", events.centre_hz);
+  ev.burst_times = events.times;
+  if (events.times.size() >= 4) {
+    const Periodicity period = spike_periodicity(events.spikes, short_s);
+    set("burst_regularity", period.strength);
+    set("burst_period_hz", period.rate_hz);
+  }
+
+  // Tonal structure at about 2-Hz resolution: sidebands of the dominant tone, and a shaft-rate tone.
+  int fine_nfft = 1;
+  while (fine_nfft * 2 <= std::min<int64_t>(n, sample_rate / 2)) fine_nfft *= 2;
+  if (fine_nfft < sample_rate / 2 && fine_nfft * 2 <= n) fine_nfft *= 2;
+  const Spectrum fine = mean_spectrum(x, sample_rate, fine_nfft);
+  const Sidebands sb = sidebands(fine, top);
+  set("sideband_db", sb.dbc);
+  set("sideband_hz", sb.spacing_hz);
+  set("carrier_hz", sb.carrier_hz);
+  const ShaftTone shaft = shaft_tone(fine);
+  set("shaft_db", shaft.db);
+  set("shaft_hz", shaft.hz);
   return ev;
 }
 
-std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const std::vector<ClipEvidence>& neighbors) {
+std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const std::vector<ClipEvidence>& neighbors,
+                                          const std::vector<ClipEvidence>& pool) {
   const auto& specs = evidence_features();
   if (anomalous.values.size() != specs.size()) throw Error("evidence: wrong number of values");
+  for (const auto& p : pool)
+    if (p.values.size() != specs.size()) throw Error("evidence: wrong number of values");
   std::vector<EvidenceRow> rows;
   for (size_t f = 0; f < specs.size(); ++f) {
-    EvidenceRow row{&specs[f], anomalous.values[f], {}, 0.0, std::nullopt};
+    const FeatureSpec& spec = specs[f];
+    EvidenceRow row{&spec, anomalous.values[f], {}, 0.0, std::nullopt, std::nullopt, std::nullopt, 0.0};
     for (const auto& nb : neighbors) {
       if (nb.values.size() != specs.size()) throw Error("evidence: wrong number of values");
       row.neighbors.push_back(nb.values[f]);
     }
     const size_t k = row.neighbors.size();
     if (k) row.reference_mean = std::accumulate(row.neighbors.begin(), row.neighbors.end(), 0.0) / k;
-    if (specs[f].scored && k) {
+    if (spec.scored && k) {
       double var = 0;
       for (double v : row.neighbors) var += (v - row.reference_mean) * (v - row.reference_mean);
       const double sd = k > 1 ? std::sqrt(var / (k - 1)) : 0.0;
-      const double floor = std::max(specs[f].spread_floor, specs[f].relative_floor * std::fabs(row.reference_mean));
+      const double floor = std::max(spec.spread_floor, spec.relative_floor * std::fabs(row.reference_mean));
       row.z = (row.anomalous - row.reference_mean) / std::max(sd, floor);
+    }
+    if (spec.scored && pool.size() >= 5) {
+      std::vector<double> all;
+      for (const auto& p : pool) all.push_back(p.values[f]);
+      const double median = median_of(all);
+      std::vector<double> deviation;
+      double below = 0;
+      for (double v : all) {
+        deviation.push_back(std::fabs(v - median));
+        below += v < row.anomalous ? 1.0 : v == row.anomalous ? 0.5 : 0.0;
+      }
+      const double floor = std::max(spec.spread_floor, spec.relative_floor * std::fabs(median));
+      row.z_all = (row.anomalous - median) / std::max(1.4826 * median_of(deviation), floor);
+      row.percentile = 100.0 * below / all.size();
+    }
+    if (row.z && std::fabs(row.anomalous - row.reference_mean) >= spec.resolution) {
+      row.strength = *row.z;
+      if (row.z_all && *row.z_all * *row.z <= 0)
+        row.strength = 0.0;
+      else if (row.z_all)
+        row.strength =
+            pool.size() >= 10 ? *row.z_all : std::copysign(std::min(std::fabs(*row.z), std::fabs(*row.z_all)), *row.z);
     }
     rows.push_back(std::move(row));
   }
+  // Sidebands compare only around the same tone: a clip whose dominant tone is another one than
+  // its references' (or that has none) has no sideband difference to name.
+  const size_t sideband = evidence_index("sideband_db"), carrier = evidence_index("carrier_hz");
+  const double ref_carrier = median_of(rows[carrier].neighbors);
+  if (!(rows[carrier].anomalous > 0 && std::fabs(rows[carrier].anomalous - ref_carrier) <= 0.03 * ref_carrier))
+    rows[sideband].strength = 0.0;
   return rows;
 }
 

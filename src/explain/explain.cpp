@@ -25,6 +25,7 @@ struct RunContext {
   const ExplainOptions& options;
   const Plan& plan;
   const EvidenceByPath& evidence;
+  const std::map<std::string, std::vector<std::string>>& reference_pool;
   double evidence_seconds;
   ClapInputStage& clap;
   const std::map<std::string, ExplanationRecord>& previous;
@@ -35,7 +36,10 @@ struct RunContext {
 // answers and errors for the summary.
 ExplanationRecord explain_clip(const ScoredClip& clip, const ClipEvidence& own, RunContext& run, ExplainedClip& brief) {
   const auto t_clip = Clock::now();
-  const ClipComparison evidence = compare_with_neighbors(clip, own, run.evidence);
+  static const std::vector<std::string> no_pool;
+  const auto pool = run.reference_pool.find(reference_key(clip));
+  const ClipComparison evidence =
+      compare_with_neighbors(clip, own, run.evidence, pool == run.reference_pool.end() ? no_pool : pool->second);
   const ClapInputs clap = run.clap.inputs_for(clip);
   ExplanationRecord rec = make_record(clip, evidence, clap, run.plan, run.options);
   brief = {clip.file, clip.machine, clip.id, clip.score, {}, {}};
@@ -109,10 +113,10 @@ ExplainSummary run_explain(const ExplainOptions& o) {
   log("explain: " + std::to_string(inputs.chosen.size()) + " of " + std::to_string(summary.n_flagged) +
       " flagged clips, methods:" + joined(plan.methods));
   const auto t_evidence = Clock::now();
-  const EvidenceByPath evidence = measure_all(inputs.chosen, o.threads);
+  const EvidenceByPath evidence = measure_all(inputs.chosen, inputs.reference_pool, o.threads);
   ClapInputStage clap(plan, o.caption_prompt);
   AnswerCounts counts;
-  RunContext run{o, plan, evidence, since(t_evidence), clap, previous, counts};
+  RunContext run{o, plan, evidence, inputs.reference_pool, since(t_evidence), clap, previous, counts};
 
   ExplanationWriter writer(o.out_dir);  // after the earlier records were read: it starts the partial file anew
   std::vector<SkippedRecord> skipped;

@@ -16,7 +16,10 @@ namespace asdcap {
 namespace {
 
 constexpr int kMaxWords = 40;
-constexpr double kNameThreshold = 2.5;  // weighted |z| needed to name a difference
+constexpr double kNameThreshold = 2.5;  // weighted |strength| needed to name a difference
+// Beyond this strength a difference is clearly outside the references either way: larger ones do
+// not outrank a more specific feature (the weights decide among them).
+constexpr double kStrengthCap = 5.0;
 
 struct Candidate {
   double score;
@@ -32,12 +35,26 @@ std::string fmt(const char* format, double v) {
   return buf;
 }
 
-std::string signed_db(double v) { return (v >= 0 ? "+" : "-") + fmt("%.0f", std::fabs(v)) + " dB"; }
+// Whole decibels, or tenths below 2 dB so that a small named difference never reads as zero.
+std::string unsigned_db(double v) { return fmt(std::fabs(v) < 1.95 ? "%.1f" : "%.0f", std::fabs(v)); }
+
+std::string signed_db(double v) { return (v >= 0 ? "+" : "-") + unsigned_db(v) + " dB"; }
 
 // "+14 dB over the normal references" / "9 dB below the normal references"
 std::string vs_refs(double v) {
-  return v >= 0 ? signed_db(v) + " over the normal references"
-                : fmt("%.0f", std::fabs(v)) + " dB below the normal references";
+  return v >= 0 ? signed_db(v) + " over the normal references" : unsigned_db(v) + " dB below the normal references";
+}
+
+// "at 0.8 s, 2.1 s and 3.4 s" / "at 0.8 s, 2.1 s, 3.4 s, ..." (at most four times).
+std::string at_times(const std::vector<double>& times) {
+  std::string s = "at ";
+  const size_t shown = std::min<size_t>(times.size(), 4);
+  for (size_t i = 0; i < shown; ++i) {
+    if (i) s += (i + 1 == shown && times.size() == shown) ? " and " : ", ";
+    s += fmt("%.1f", times[i]) + " s";
+  }
+  if (times.size() > shown) s += ", ...";
+  return s;
 }
 
 std::string frequency(double hz) {
@@ -66,22 +83,25 @@ double median_of(std::vector<double> v) {
 // the specific ones say what the fault is, so they win ties.
 double feature_weight(const std::string& key) {
   static const std::map<std::string, double> weights = {
-      {"level_db", 0.5}, {"flatness", 0.5}, {"centroid_hz", 0.5}, {"irregularity", 0.4},
-      {"hum_db", 0.9},   {"grind_db", 0.8}, {"impulse_db", 0.8},  {"dropout_count", 0.9}};
+      {"level_db", 0.5}, {"flatness", 0.5},   {"centroid_hz", 0.5},   {"irregularity", 0.4}, {"hum_db", 0.9},
+      {"grind_db", 0.8}, {"impulse_db", 0.8}, {"dropout_count", 0.9}, {"burst_db", 0.8},     {"shaft_db", 0.9}};
   auto it = weights.find(key);
   return it == weights.end() ? 1.0 : it->second;
 }
 
-void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candidate>& out) {
+void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
+                         std::vector<Candidate>& out) {
   for (const auto& row : rows) {
-    if (!row.z) continue;
-    const double z = *row.z;
+    if (!row.z || row.strength == 0) continue;  // descriptive, or no difference beyond resolution
+    const double z = row.strength;
     const std::string& key = row.spec->key;
     const double d = row.anomalous - row.reference_mean;
     const bool up = z > 0;
-    Candidate c{std::fabs(z) * feature_weight(key), key, key, "", ""};
+    Candidate c{std::min(std::fabs(z), kStrengthCap) * feature_weight(key), key, key, "", ""};
     // Losing silences or transients the normal sound has is rarely what a fault does.
-    if (!up && (key == "dropout_pct" || key == "dropout_count" || key == "impulse_rate")) c.score *= 0.3;
+    if (!up && (key == "dropout_pct" || key == "dropout_count" || key == "impulse_rate" || key == "burst_rate" ||
+                key == "sideband_db"))
+      c.score *= 0.3;
     if (key == "level_db") {
       c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + vs_refs(d) + ")";
       c.verb_phrase = std::string("is ") + (up ? "louder" : "quieter") + " overall (" + signed_db(d) + ")";
@@ -127,6 +147,55 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, std::vector<Candi
         c.verb_phrase = "has fewer sharp transients";
       }
       c.group = "impulses";
+    } else if (key == "burst_rate" || key == "burst_db") {
+      const EvidenceRow* rate = find_row(rows, "burst_rate");
+      const EvidenceRow* level = find_row(rows, "burst_db");
+      const EvidenceRow* band = find_row(rows, "burst_hz");
+      const EvidenceRow* regular = find_row(rows, "burst_regularity");
+      const EvidenceRow* period = find_row(rows, "burst_period_hz");
+      const double r = rate ? rate->anomalous : 0, lvl = level ? level->anomalous : 0;
+      const std::string near = band ? " near " + frequency(band->anomalous) : "";
+      const std::string refs = "(normal references: " + fmt("%.1f", rate ? rate->reference_mean : 0) + " per second)";
+      const bool periodic = regular && period && regular->anomalous >= 0.5 && period->anomalous > 0;
+      const size_t n = burst_times ? burst_times->size() : 0;
+      if (!up) {
+        c.is_phrase = "calmer, with fewer short bursts than the normal references " + refs;
+        c.verb_phrase = "has fewer short bursts " + refs;
+      } else if (periodic) {
+        const std::string what = "short ticks or impacts" + near + " " + times_per_second(period->anomalous) + ", " +
+                                 unsigned_db(lvl) + " dB over the background";
+        c.is_phrase = "marked by " + what + " " + refs;
+        c.verb_phrase = "has " + what;
+      } else {
+        const std::string when = n ? " " + at_times(*burst_times) : "";
+        const std::string what = fmt("%.0f", static_cast<double>(n ? n : std::lround(r))) + " short bursts" + near +
+                                 when + " (" + unsigned_db(lvl) + " dB over the background, " + fmt("%.1f", r) +
+                                 " per second)";
+        c.is_phrase = "interrupted by " + what + ", as crackle or random impacts";
+        c.verb_phrase = "has " + what;
+      }
+      if (key == "burst_db" && up) {
+        c.is_phrase = "marked by short events standing " + unsigned_db(lvl) + " dB over the background" + near +
+                      " (normal references: " + unsigned_db(level ? level->reference_mean : 0) + " dB)";
+        c.verb_phrase = "has stronger short events (" + unsigned_db(lvl) + " dB over the background)";
+      }
+      c.group = "impulses";
+    } else if (key == "sideband_db") {
+      const EvidenceRow* spacing = find_row(rows, "sideband_hz");
+      const EvidenceRow* carrier = find_row(rows, "carrier_hz");
+      const std::string around = "sidebands " + fmt("%.0f", spacing ? spacing->anomalous : 0) +
+                                 " Hz apart around its " + frequency(carrier ? carrier->anomalous : 0) + " tone (" +
+                                 fmt("%.0f", row.anomalous) + " dBc vs " + fmt("%.0f", row.reference_mean) + " dBc)";
+      c.is_phrase = up ? "modulated, with " + around + ", as from gear wear or a shaft-rate modulation"
+                       : "cleaner around its main tone, with weaker " + around;
+      c.verb_phrase = up ? "has " + around : "has weaker " + around;
+    } else if (key == "shaft_db") {
+      const EvidenceRow* hz = find_row(rows, "shaft_hz");
+      const std::string tone =
+          "a low tone at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz with its harmonics (" + vs_refs(d) + ")";
+      c.is_phrase = up ? "heavier in " + tone + ", as from an unbalanced shaft" : "lighter in " + tone;
+      c.verb_phrase = up ? "has " + tone : "has less of " + tone;
+      c.group = "shaft";
     } else if (key == "click_strength") {
       const EvidenceRow* rate = find_row(rows, "click_rate");
       const double r = rate ? rate->anomalous : 0;
@@ -254,7 +323,7 @@ int count_words(const std::string& sentence) {
 
 OfflineAnswer explain_offline(const OfflineInput& in) {
   std::vector<Candidate> candidates;
-  if (in.evidence) evidence_candidates(*in.evidence, candidates);
+  if (in.evidence) evidence_candidates(*in.evidence, in.burst_times, candidates);
   if (in.texts && in.anomalous_similarity && in.normal_similarity)
     similarity_candidates(*in.texts, *in.anomalous_similarity, *in.normal_similarity, candidates);
   if (in.anomalous_caption && in.normal_captions)
@@ -275,11 +344,9 @@ OfflineAnswer explain_offline(const OfflineInput& in) {
       out.answer = "This sound is described like its normal references, so the captions show no clear difference.";
       return out;
     }
-    out.answer = "This sound is close to its normal references in every measured respect";
-    if (!candidates.empty()) out.answer += "; the largest difference: it " + candidates.front().verb_phrase;
-    out.answer += ".";
-    if (count_words(out.answer) > kMaxWords)
-      out.answer = "This sound is close to its normal references in every measured respect.";
+    out.answer =
+        "This sound is flagged by the detector, but none of the measured features differs clearly from its normal "
+        "references.";
     return out;
   }
   // Add phrases while the sentence stays within the limit.

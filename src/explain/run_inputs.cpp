@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "asdcap/error.hpp"
 
@@ -50,6 +51,12 @@ RunInputs read_run_inputs(const ExplainOptions& o) {
     relocate(c.path, c.file, root);
     for (auto& n : c.neighbors) relocate(n.path, n.file, root);
   }
+  std::map<std::string, std::set<std::string>> seen;
+  for (const auto& c : scored)
+    for (Neighbor n : c.neighbors) {
+      relocate(n.path, n.file, root);
+      if (seen[reference_key(c)].insert(n.path).second) in.reference_pool[reference_key(c)].push_back(n.path);
+    }
   return in;
 }
 

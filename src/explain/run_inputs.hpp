@@ -1,5 +1,6 @@
 // The first stage of run_explain: what it reads from the run folder.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,8 +15,14 @@ struct RunInputs {
   CropPolicy crop;  // the crop detection embedded with (parsed from run.json)
   ChannelMode channels = ChannelMode::Mean;
   std::vector<ScoredClip> chosen;  // the flagged clips to explain, paths found again if the dataset moved
+  // Per machine ID (reference_key): every distinct normal clip retrieved as a neighbour of any clip
+  // of the run (the whole reference set the evidence is ranked against), paths found again too.
+  std::map<std::string, std::vector<std::string>> reference_pool;
   int n_flagged = 0;
 };
+
+// The key of a clip's machine ID in RunInputs::reference_pool.
+inline std::string reference_key(const ScoredClip& clip) { return clip.machine + "/" + clip.id; }
 
 // Throws Error telling the user to run detection first when `dir` has no detection results.
 void require_detection_results(const std::string& dir);

@@ -1,4 +1,6 @@
 // Prompts: each method's prompt for one clip, and the same information for the offline explainer.
+#include <cstdio>
+
 #include "asdcap/prompts.hpp"
 #include "stages.hpp"
 
@@ -12,15 +14,31 @@ struct EvidenceCells {
   std::vector<std::vector<std::string>> normals;
 };
 
-EvidenceCells evidence_cells(const std::vector<EvidenceRow>& rows) {
+// "0.81 2.14 3.02": the times of a clip's short events (the CSV cell has no comma).
+std::string times_cell(const std::vector<double>& times) {
+  std::string s;
+  for (double t : times) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", t);
+    if (!s.empty()) s += ' ';
+    s += buf;
+  }
+  return s;
+}
+
+EvidenceCells evidence_cells(const ClipComparison& c) {
   EvidenceCells cells;
-  const size_t k = rows.empty() ? 0 : rows[0].neighbors.size();
+  const size_t k = c.rows.empty() ? 0 : c.rows[0].neighbors.size();
   cells.normals.resize(k);
-  for (const auto& r : rows) {
+  for (const auto& r : c.rows) {
     cells.headers.push_back(feature_header(*r.spec));
     cells.anomalous.push_back(format_feature(*r.spec, r.anomalous));
     for (size_t i = 0; i < k; ++i) cells.normals[i].push_back(format_feature(*r.spec, r.neighbors[i]));
   }
+  cells.headers.push_back("Times of those short events (s)");
+  cells.anomalous.push_back(times_cell(c.burst_times));
+  for (size_t i = 0; i < k; ++i)
+    cells.normals[i].push_back(i < c.neighbor_burst_times.size() ? times_cell(c.neighbor_burst_times[i]) : "");
   return cells;
 }
 
@@ -46,7 +64,7 @@ MethodPrompt method_prompt(const std::string& m, const ScoredClip& clip, const P
   if (p.missing.empty() && needs_similarity(m) && !clap.anomalous_similarity) p.missing = clap.similarity_error;
   if (!p.missing.empty()) return p;
 
-  const EvidenceCells cells = evidence_cells(evidence.rows);
+  const EvidenceCells cells = evidence_cells(evidence);
   OfflineInput& input = p.input;
   if (m == "text") {
     p.prompt = build_text_prompt(o.templates, clip.machine, *clap.anomalous_caption, clap.normal_captions);
@@ -63,9 +81,11 @@ MethodPrompt method_prompt(const std::string& m, const ScoredClip& clip, const P
     input.anomalous_caption = &*clap.anomalous_caption;
     input.normal_captions = &clap.normal_captions;
     input.evidence = o.combined_evidence ? &evidence.rows : nullptr;
+    input.burst_times = o.combined_evidence ? &evidence.burst_times : nullptr;
   } else {
     p.prompt = build_acoustic_prompt(o.templates, clip.machine, cells.headers, cells.anomalous, cells.normals);
     input.evidence = &evidence.rows;
+    input.burst_times = &evidence.burst_times;
   }
   if (needs_similarity(m)) {
     input.texts = &plan.texts;

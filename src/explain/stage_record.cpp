@@ -20,6 +20,9 @@ std::vector<EvidenceFeature> evidence_features(const ClipComparison& c) {
     for (bool ok : c.neighbor_ok) f.neighbors.push_back(ok ? std::optional<double>(r.neighbors[next++]) : std::nullopt);
     f.z = r.z;
     f.reference_mean = r.reference_mean;
+    f.z_all = r.z_all;
+    f.percentile = r.percentile;
+    if (r.z) f.strength = r.strength;
     out.push_back(std::move(f));
   }
   return out;
@@ -44,6 +47,7 @@ ExplanationRecord make_record(const ScoredClip& clip, const ClipComparison& evid
   rec.domain = clip.domain;
   rec.neighbors = clip.neighbors;
   rec.evidence = evidence_features(evidence);
+  rec.burst_times = evidence.burst_times;
   rec.unreadable_neighbors = evidence.unreadable;
 
   if (plan.want_captions) {

@@ -53,16 +53,22 @@ struct MeasuredFile {
 };
 using EvidenceByPath = std::map<std::string, MeasuredFile>;
 
-// Measures every distinct file of the clips and their neighbours once, on `threads` threads.
-EvidenceByPath measure_all(const std::vector<ScoredClip>& clips, int threads);
+// Measures every distinct file of the clips, their neighbours and the reference sets of their
+// machine IDs once, on `threads` threads.
+EvidenceByPath measure_all(const std::vector<ScoredClip>& clips,
+                           const std::map<std::string, std::vector<std::string>>& reference_pool, int threads);
 
-// One clip's evidence against the neighbours that could be measured.
+// One clip's evidence against the neighbours that could be measured, and against the whole
+// reference set of its machine ID.
 struct ClipComparison {
   std::vector<EvidenceRow> rows;
   std::vector<bool> neighbor_ok;  // per neighbour: measured
   std::vector<UnreadableNeighbor> unreadable;
+  std::vector<double> burst_times;                        // seconds: the clip's short events
+  std::vector<std::vector<double>> neighbor_burst_times;  // the same, per measured neighbour
 };
-ClipComparison compare_with_neighbors(const ScoredClip& clip, const ClipEvidence& own, const EvidenceByPath& evidence);
+ClipComparison compare_with_neighbors(const ScoredClip& clip, const ClipEvidence& own, const EvidenceByPath& evidence,
+                                      const std::vector<std::string>& reference_pool);
 
 // ---- CLAP inputs --------------------------------------------------------------------------------
 struct ClapInputs {

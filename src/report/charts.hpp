@@ -58,9 +58,11 @@ std::string svg_evidence(const std::vector<EvidenceFeature>& features);
 // ---- spectrograms ------------------------------------------------------------------------
 // A log-mel spectrogram (frames x mel_bins, row-major, dB) as an HTML panel: an <img> with a PNG
 // data: URI coloured by sequential_colormap() over [db_lo, db_hi], and SVG axes in seconds and Hz
-// (ticks at mel band centres `band_hz`).
+// (ticks at mel band centres `band_hz`). `marks` (seconds) are drawn as small triangles above the
+// image: where the explanation found short events.
 std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_bins, double seconds,
-                              const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt);
+                              const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt,
+                              const std::vector<double>& marks = {});
 
 // A page shows a normal clip as the neighbour of many flagged clips: every spectrogram <img> of
 // `body` whose data: URI occurs more than once becomes a <div role="img"> with a CSS class, and the

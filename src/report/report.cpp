@@ -201,13 +201,21 @@ std::string build_report(const ReportOptions& options) {
   std::map<std::string, std::vector<const Job*>> groups;
   for (const auto& j : jobs) groups[j.group].push_back(&j);
   const std::vector<double> band_hz = jobs.empty() ? std::vector<double>{} : mel_band_centres();
+  // Clip path -> times of its short events, marked where the clip has clearly more or stronger
+  // short events than its references (ranking strength 2 or more).
+  std::map<std::string, std::vector<double>> events;
+  for (const auto& e : in.figures)
+    for (const auto& f : e.evidence)
+      if ((f.key == "burst_rate" || f.key == "burst_db") && f.strength && *f.strength >= 2.0)
+        events[clip_path(run, e.file, e.path)] = e.burst_times;
   for (const auto& [group, members] : groups) {
     const auto [lo, hi] = db_range(members);
     for (const Job* j : members) {
       ClipView v;
       if (j->error.empty()) {
         v.panel_html = spectrogram_panel(j->db, j->frames, kMelBins, j->seconds, band_hz, lo, hi,
-                                         "log-mel spectrogram of " + fs::path(j->path).filename().string());
+                                         "log-mel spectrogram of " + fs::path(j->path).filename().string(),
+                                         events.count(j->path) ? events[j->path] : std::vector<double>{});
         v.seconds = j->seconds;
       } else {
         v.missing_reason = j->error;

@@ -40,7 +40,8 @@ std::string hz_label(double hz) {
 }  // namespace
 
 std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_bins, double seconds,
-                              const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt) {
+                              const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt,
+                              const std::vector<double>& marks) {
   if (frames <= 0 || mel_bins <= 0 || db.size() < static_cast<size_t>(frames) * static_cast<size_t>(mel_bins))
     return "<div class=\"spec missing\">no spectrogram</div>";
   // Columns: at most 320, each the mean of the frames it covers; one row per band, low bands at the
@@ -112,6 +113,12 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
     }
     s += "<text x=\"" + f1(W - mr) + "\" y=\"" + f1(mt + ph + 13) +
          "\" text-anchor=\"end\" class=\"tick unit\">s</text>";
+    for (double t : marks) {
+      if (!(t >= 0 && t <= seconds)) continue;
+      const double x = ml + t / seconds * pw;
+      s += "<path d=\"M" + f1(x - 3) + " " + f1(mt - 6) + "L" + f1(x + 3) + " " + f1(mt - 6) + "L" + f1(x) + " " +
+           f1(mt) + "Z\" class=\"event\"><title>event at " + f1(t) + " s</title></path>";
+    }
   }
   s += "</svg></div>";
   return s;

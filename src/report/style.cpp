@@ -59,6 +59,7 @@ svg .roc-line{fill:none;stroke:#364fc7;stroke-width:2}
 svg .op-point{fill:#fff;stroke:#212529;stroke-width:2}
 svg .diff{stroke:#ffa94d;stroke-width:2}
 svg .frame{fill:none;stroke:#ced4da}
+svg .event{fill:#e8590c}
 figure.clip{margin:18px 0 26px;background:var(--card);border:1px solid var(--line);border-radius:12px;padding:14px}
 figure.clip>header{display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 14px;margin-bottom:10px}
 figure.clip>header h3{margin:0;font-size:16px;word-break:break-all}

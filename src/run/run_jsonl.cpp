@@ -133,17 +133,21 @@ ordered_json explanation_json(const ExplanationRecord& r) {
   for (const auto& f : r.evidence) {
     ordered_json nb = ordered_json::array();
     for (const auto& v : f.neighbors) nb.push_back(optional_json<ordered_json>(v));
-    features.push_back({{"key", f.key},
-                        {"name", f.name},
-                        {"unit", f.unit},
-                        {"anomalous", optional_json<ordered_json>(f.anomalous)},
-                        {"neighbors", nb},
-                        {"z", optional_json<ordered_json>(f.z)},
-                        {"reference_mean", optional_json<ordered_json>(f.reference_mean)}});
+    ordered_json feature = {{"key", f.key},
+                            {"name", f.name},
+                            {"unit", f.unit},
+                            {"anomalous", optional_json<ordered_json>(f.anomalous)},
+                            {"neighbors", nb},
+                            {"z", optional_json<ordered_json>(f.z)},
+                            {"reference_mean", optional_json<ordered_json>(f.reference_mean)}};
+    if (f.z_all) feature["z_all"] = *f.z_all;
+    if (f.percentile) feature["percentile"] = *f.percentile;
+    if (f.strength) feature["strength"] = *f.strength;
+    features.push_back(std::move(feature));
   }
   ordered_json unreadable = ordered_json::array();
   for (const auto& u : r.unreadable_neighbors) unreadable.push_back({{"path", u.path}, {"reason", u.reason}});
-  j["evidence"] = {{"features", features}, {"unreadable_neighbors", unreadable}};
+  j["evidence"] = {{"features", features}, {"burst_times", r.burst_times}, {"unreadable_neighbors", unreadable}};
 
   const CaptionsRecord& c = r.captions;
   ordered_json caption_neighbors = ordered_json::array();
@@ -191,10 +195,14 @@ ExplanationRecord parse_explanation(const ojson& j) {
         x.anomalous = optional_number(f, "anomalous");
         x.z = optional_number(f, "z");
         x.reference_mean = optional_number(f, "reference_mean");
+        x.z_all = optional_number(f, "z_all");
+        x.percentile = optional_number(f, "percentile");
+        x.strength = optional_number(f, "strength");
         if (const ojson* n = array_at(f, "neighbors"))
           for (const auto& v : *n) x.neighbors.push_back(optional_number(v));
         e.evidence.push_back(std::move(x));
       }
+    if (const ojson* t = array_at(*ev, "burst_times")) e.burst_times = numbers(*t);
     if (const ojson* u = array_at(*ev, "unreadable_neighbors"))
       for (const auto& x : *u) e.unreadable_neighbors.push_back({string_or(x, "path"), string_or(x, "reason")});
   }

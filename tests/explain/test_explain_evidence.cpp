@@ -98,8 +98,8 @@ TEST(ExplainEvidence, LowHumRaisesHumShare) {
 
 TEST(ExplainEvidence, ZScoresUseTheSpreadFloor) {
   const size_t n = evidence_features().size();
-  ClipEvidence a{std::vector<double>(n, 0.0)};
-  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0)});
+  ClipEvidence a{std::vector<double>(n, 0.0), {}};
+  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
   const size_t level = evidence_index("level_db");
   a.values[level] = -17.0;
   for (auto& r : refs) r.values[level] = -20.0;  // identical references: spread 0
@@ -112,6 +112,128 @@ TEST(ExplainEvidence, ZScoresUseTheSpreadFloor) {
   refs[0].values[level] = -22.0;
   refs[3].values[level] = -18.0;
   EXPECT_NEAR(*compare_evidence(a, refs)[level].z, 3.0 / std::sqrt(8.0 / 3.0), 1e-12);
+}
+
+// A 1-kHz tone whose amplitude swells and fades by +-30 % 20 times a second: modulation depth 30 %
+// at 20 Hz, and (AM theory) one sideband pair at +-20 Hz, each line (0.3/2)^2 of the carrier's
+// power: the pair 10 log10(2 x 0.0225) = -13.5 dBc.
+TEST(ExplainEvidence, AmplitudeModulatedToneGivesDepthRateAndSidebands) {
+  auto x = noise(5, 0.001, 7);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kRate;
+    x[i] += static_cast<float>(0.1 * (1 + 0.3 * std::sin(2 * M_PI * 20.0 * t)) * std::sin(2 * M_PI * 1000.0 * t));
+  }
+  const ClipEvidence e = measure(x);
+  EXPECT_NEAR(value(e, "vibration_pct"), 30.0, 3.0);
+  EXPECT_NEAR(value(e, "vibration_hz"), 20.0, 0.3);
+  EXPECT_NEAR(value(e, "carrier_hz"), 1000.0, 2.0);
+  EXPECT_NEAR(value(e, "sideband_hz"), 20.0, 2.0);
+  EXPECT_NEAR(value(e, "sideband_db"), -13.5, 0.5);
+}
+
+// A 900-Hz tone with sidebands at +-25 Hz (amplitude 0.1 of the tone's) and +-50 Hz (0.05):
+// pairs 2 x 0.01 + 2 x 0.0025 = 0.025 of the tone's power, -16.0 dBc. Without them the measure
+// falls to the noise around the tone.
+TEST(ExplainEvidence, SidebandsOfAToneAreMeasuredWithTheirSpacing) {
+  auto plain = noise(5, 0.001, 8);
+  auto x = plain;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kRate;
+    plain[i] += static_cast<float>(0.1 * std::sin(2 * M_PI * 900.0 * t));
+    x[i] += static_cast<float>(0.1 * std::sin(2 * M_PI * 900.0 * t) + 0.01 * std::sin(2 * M_PI * 875.0 * t + 1) +
+                               0.01 * std::sin(2 * M_PI * 925.0 * t + 2) + 0.005 * std::sin(2 * M_PI * 850.0 * t + 3) +
+                               0.005 * std::sin(2 * M_PI * 950.0 * t + 4));
+  }
+  const ClipEvidence e = measure(x);
+  EXPECT_NEAR(value(e, "carrier_hz"), 900.0, 2.0);
+  EXPECT_NEAR(value(e, "sideband_hz"), 25.0, 2.0);
+  EXPECT_NEAR(value(e, "sideband_db"), -16.0, 0.5);
+  EXPECT_LT(value(measure(plain), "sideband_db"), -35.0);
+}
+
+// Clicks 8 times a second, standing well over the noise: as many events as clicks, at the clicks'
+// times, periodic at 8 Hz.
+TEST(ExplainEvidence, ImpulseTrainGivesEventRateTimesAndPeriod) {
+  auto x = noise(5, 0.01, 9);
+  std::vector<double> at;
+  for (double t = 0.0625; t < 4.9; t += 1.0 / 8) at.push_back(t);
+  for (double t : at) {
+    const size_t start = static_cast<size_t>(t * kRate);
+    for (size_t i = 0; i < 40; ++i) x[start + i] += 0.3f * std::exp(-double(i) / 10) * ((i % 2) ? 1 : -1);
+  }
+  const ClipEvidence e = measure(x);
+  EXPECT_NEAR(value(e, "burst_rate"), at.size() / 5.0, 0.21);
+  ASSERT_EQ(e.burst_times.size(), at.size());
+  // Timed at the strongest 5-ms frame: the click's own frame (its energy decays within 2.5 ms).
+  for (size_t i = 0; i < at.size(); ++i) EXPECT_NEAR(e.burst_times[i], at[i], 0.006);
+  EXPECT_NEAR(value(e, "burst_period_hz"), 8.0, 0.3);
+  EXPECT_GT(value(e, "burst_regularity"), 0.5);
+  EXPECT_GT(value(e, "burst_db"), 3.0);
+}
+
+// Ten 50-ms bursts of noise at twice the background's amplitude (energy 1 + 4 = 5 times the
+// background's: 7.0 dB) at irregular times: ten events, at those times, about 7 dB over the
+// background, not periodic.
+TEST(ExplainEvidence, ShortBurstsAreCountedTimedAndLevelled) {
+  auto x = noise(5, 0.02, 10);
+  const std::vector<double> at = {0.31, 0.77, 1.12, 1.83, 2.05, 2.66, 3.02, 3.71, 4.18, 4.6};
+  std::mt19937 gen(11);
+  std::normal_distribution<float> burst(0.f, 0.04f);
+  for (double t : at)
+    for (size_t i = static_cast<size_t>(t * kRate); i < static_cast<size_t>((t + 0.05) * kRate); ++i)
+      x[i] += burst(gen);
+  const ClipEvidence e = measure(x);
+  // Every burst found, at its time (within its 50 ms), and at most one event in the noise.
+  EXPECT_GE(e.burst_times.size(), at.size());
+  EXPECT_LE(e.burst_times.size(), at.size() + 1);
+  EXPECT_NEAR(value(e, "burst_rate"), e.burst_times.size() / 5.0, 1e-9);
+  for (double t : at) {
+    double nearest = 1e9;
+    for (double found : e.burst_times) nearest = std::min(nearest, std::fabs(found - (t + 0.025)));
+    EXPECT_LT(nearest, 0.03) << "burst at " << t << " s";
+  }
+  EXPECT_NEAR(value(e, "burst_db"), 7.0, 1.5);
+  EXPECT_LT(value(e, "burst_regularity"), 0.5);
+  // The same noise without bursts: (almost) no events.
+  EXPECT_LT(value(measure(noise(5, 0.02, 10)), "burst_rate"), 0.5);
+}
+
+// A 25-Hz shaft tone with its 2nd and 3rd harmonics, each 20 dB over the noise around it.
+TEST(ExplainEvidence, ShaftRateToneAndHarmonics) {
+  auto x = noise(5, 0.01, 12);
+  const double before = value(measure(x), "shaft_db");
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kRate;
+    x[i] += static_cast<float>(0.02 * std::sin(2 * M_PI * 25.0 * t) + 0.01 * std::sin(2 * M_PI * 50.0 * t) +
+                               0.005 * std::sin(2 * M_PI * 75.0 * t));
+  }
+  const ClipEvidence e = measure(x);
+  EXPECT_NEAR(value(e, "shaft_hz"), 25.0, 2.0);
+  EXPECT_GT(value(e, "shaft_db") - before, 15.0);
+}
+
+// Ranking against the whole reference set: a difference the set already spans is not strong, a
+// difference below the feature's resolution is none.
+TEST(ExplainEvidence, StrengthUsesTheWholeReferenceSetAndTheResolution) {
+  const size_t n = evidence_features().size();
+  const size_t level = evidence_index("level_db"), burst = evidence_index("burst_rate");
+  ClipEvidence a{std::vector<double>(n, 0.0), {}};
+  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  a.values[level] = -17.0;
+  a.values[burst] = 0.1;  // below burst_rate's resolution (0.2 per second)
+  for (auto& r : refs) r.values[level] = -20.0;
+  // The whole set: 11 clips from -23 to -13 dB (median -18, MAD 3 -> sd 4.4478).
+  std::vector<ClipEvidence> pool(11, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  for (size_t i = 0; i < pool.size(); ++i) pool[i].values[level] = -23.0 + static_cast<double>(i);
+  const auto rows = compare_evidence(a, refs, pool);
+  EXPECT_DOUBLE_EQ(*rows[level].z, 3.0);
+  EXPECT_NEAR(*rows[level].z_all, 1.0 / (1.4826 * 3.0), 1e-12);
+  EXPECT_NEAR(*rows[level].percentile, 100.0 * 6.5 / 11, 1e-12);  // 6 below, one tie
+  EXPECT_NEAR(rows[level].strength, 1.0 / (1.4826 * 3.0), 1e-12);
+  EXPECT_EQ(rows[burst].strength, 0.0);
+  EXPECT_GT(*rows[burst].z, 0.0);
+  // Without a reference set, the strength is the neighbours' z.
+  EXPECT_DOUBLE_EQ(compare_evidence(a, refs)[level].strength, 3.0);
 }
 
 TEST(ExplainEvidence, BadInputIsAnErrorNotACrash) {

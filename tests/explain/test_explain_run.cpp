@@ -40,9 +40,9 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 const std::map<std::string, std::set<std::string>>& fault_features() {
   static const std::map<std::string, std::set<std::string>> m = {
       {"bearing_whine", {"tone_db"}},
-      {"knocking", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct"}},
-      {"rattling", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct"}},
-      {"imbalance", {"vibration_pct", "hum_db"}},
+      {"knocking", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct", "burst_rate", "burst_db"}},
+      {"rattling", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct", "burst_rate", "burst_db"}},
+      {"imbalance", {"vibration_pct", "hum_db", "shaft_db"}},
       {"clogging", {"noise_db"}},
       {"dropout", {"dropout_pct", "dropout_count"}},
   };

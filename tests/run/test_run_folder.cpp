@@ -77,7 +77,11 @@ ExplanationRecord explanation(const std::string& file, double score) {
   EvidenceFeature f;
   f.key = "impulse_rate", f.name = "Knocks", f.unit = "per second";
   f.anomalous = 4.0, f.neighbors = {0.5, std::nullopt}, f.z = 8.5, f.reference_mean = 0.5;
-  e.evidence = {f};
+  f.z_all = 6.25, f.percentile = 97.5, f.strength = 6.25;
+  EvidenceFeature descriptive;  // no z: no z_all, percentile or strength either
+  descriptive.key = "burst_hz", descriptive.anomalous = 4000.0;
+  e.evidence = {f, descriptive};
+  e.burst_times = {0.75, 2.125};
   e.unreadable_neighbors = {{"/data/gone.wav", "file not found"}};
   e.captions.anomalous = "Sounds like knocking";
   e.captions.neighbors = {"Sounds like a fan"};
@@ -112,6 +116,12 @@ void expect_same(const ExplanationRecord& a, const ExplanationRecord& b) {
   EXPECT_EQ(a.evidence[0].neighbors, b.evidence[0].neighbors);
   EXPECT_EQ(a.evidence[0].z, b.evidence[0].z);
   EXPECT_EQ(a.evidence[0].reference_mean, b.evidence[0].reference_mean);
+  for (size_t i = 0; i < a.evidence.size(); ++i) {
+    EXPECT_EQ(a.evidence[i].z_all, b.evidence[i].z_all);
+    EXPECT_EQ(a.evidence[i].percentile, b.evidence[i].percentile);
+    EXPECT_EQ(a.evidence[i].strength, b.evidence[i].strength);
+  }
+  EXPECT_EQ(a.burst_times, b.burst_times);
   EXPECT_EQ(a.unreadable_neighbors.size(), b.unreadable_neighbors.size());
   EXPECT_EQ(a.captions.anomalous, b.captions.anomalous);
   EXPECT_EQ(a.captions.neighbors, b.captions.neighbors);
@@ -369,6 +379,8 @@ TEST(RunFolder, ReadsSchema1Folder) {
   EXPECT_EQ(ex[0].methods[0].first, "acoustic");
   EXPECT_EQ(ex[0].methods[0].second.named, std::optional<std::vector<std::string>>({"impulse_rate"}));
   EXPECT_EQ(ex[0].evidence.at(0).z, 9.5);
+  EXPECT_FALSE(ex[0].evidence.at(0).strength.has_value());  // written before the ranking fields
+  EXPECT_TRUE(ex[0].burst_times.empty());
   EXPECT_TRUE(problems.empty()) << problems[0];
 
   // Schema 1 stored a crop that is not the hash-seeded random one as itself.
