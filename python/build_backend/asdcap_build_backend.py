@@ -1,8 +1,9 @@
 """A PEP 517 build backend that builds the Python package with the project's CMake build.
 
 `pip install .` (pyproject.toml at the root names this file) configures the source tree into
-`build-wheel/` (or config setting `build-dir`), builds the `_asdcap` target for the interpreter
-running pip, and packs build/python/asdcap into a wheel. Nothing is downloaded: the C++
+`build-wheel/` (or config setting `build-dir`; `cmake-args` adds configure arguments, `jobs` sets the
+build's parallelism), builds the `_asdcap` target for the interpreter running pip, and packs
+build/python/asdcap into a wheel. Nothing is downloaded: the C++
 dependencies are the Debian packages of scripts/setup.sh; ccache is used when it is on PATH.
 """
 
@@ -49,6 +50,7 @@ def _build(config_settings) -> pathlib.Path:
     build = pathlib.Path(settings.get("build-dir", SOURCE / "build-wheel"))
     configure = ["cmake", "-S", str(SOURCE), "-B", str(build), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
                  "-DASDCAP_BENCH=OFF", "-DASDCAP_PYTHON=ON", f"-DPython3_EXECUTABLE={sys.executable}"]
+    configure += settings.get("cmake-args", "").split()
     if shutil.which("ccache"):
         configure += ["-DCMAKE_CXX_COMPILER_LAUNCHER=ccache", "-DCMAKE_C_COMPILER_LAUNCHER=ccache"]
     subprocess.run(configure, check=True, stdout=sys.stderr)
