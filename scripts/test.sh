@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds asdcap and runs every test: the release build, the ASan+UBSan build, and each libFuzzer
-# target for a bounded time. Exits non-zero on the first failure.
+# Builds asdcap and runs every test: the release build (C++ tests, then the Python package's
+# pytest suite), the ASan+UBSan build, and each libFuzzer target for a bounded time. Exits non-zero
+# on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -12,6 +13,12 @@ echo "== release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DASDCAP_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ -f build/python/python-interpreter.txt ]; then
+  echo "== Python package tests"
+  python=$(cat build/python/python-interpreter.txt)
+  PYTHONPATH="$PWD/build/python" "$python" -m pytest -q python/tests
+fi
 
 echo "== ASan+UBSan build and tests"
 # -O1 -g1: sanitizer builds compile much faster than at -O2 -g and still give symbolised traces.
