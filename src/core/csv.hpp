@@ -13,6 +13,9 @@ std::string csv_field(std::string_view s);
 // A finite number with `format` (printf style, default: 9 significant digits, enough for a float); "nan"/"inf" as such.
 std::string csv_number(double v, const char* format = "%.9g");
 
+// The cells of one CSV line (RFC 4180 quotes; a trailing CR dropped).
+std::vector<std::string> csv_split_line(const std::string& line);
+
 // Builds CSV text row by row.
 class CsvWriter {
  public:

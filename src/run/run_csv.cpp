@@ -13,7 +13,6 @@
 namespace asdcap {
 namespace fs = std::filesystem;
 using run_detail::join;
-using run_detail::split_csv_line;
 
 namespace {
 
@@ -70,7 +69,7 @@ std::vector<ResultRow> read_results(const std::string& dir, std::vector<std::str
   std::vector<ResultRow> rows;
   std::string line;
   std::getline(in, line);
-  const auto header = split_csv_line(line);
+  const auto header = csv_split_line(line);
   std::map<std::string, size_t> col;
   for (size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
   for (const char* need : {"machine", "id", "auc", "pauc"})
@@ -80,7 +79,7 @@ std::vector<ResultRow> read_results(const std::string& dir, std::vector<std::str
     }
   for (int number = 2; std::getline(in, line); ++number) {
     if (blank(line)) continue;
-    const auto cells = split_csv_line(line);
+    const auto cells = csv_split_line(line);
     auto cell = [&](const char* name) -> std::string {
       auto it = col.find(name);
       return it != col.end() && it->second < cells.size() ? cells[it->second] : std::string();
@@ -130,7 +129,7 @@ std::vector<DcaseScore> read_anomaly_scores(const std::string& dir, const std::s
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (blank(line)) continue;
-    const auto cells = split_csv_line(line);
+    const auto cells = csv_split_line(line);
     if (cells.size() != 2 || cells[0].empty()) {
       add_problem(problems, name + " line " + std::to_string(number) + " is not 'file,score'");
       continue;
@@ -152,7 +151,7 @@ std::vector<DcaseDecision> read_decision_results(const std::string& dir, const s
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (blank(line)) continue;
-    const auto cells = split_csv_line(line);
+    const auto cells = csv_split_line(line);
     if (cells.size() != 2 || cells[0].empty() || (cells[1] != "0" && cells[1] != "1")) {
       add_problem(problems, name + " line " + std::to_string(number) + " is not 'file,0' or 'file,1'");
       continue;

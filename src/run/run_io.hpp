@@ -22,7 +22,4 @@ std::string jsonl_line(const Json& j) {
 void read_jsonl(const std::string& path, bool last_line_needs_break, std::vector<std::string>* problems,
                 const std::function<void(const nlohmann::ordered_json&)>& on_line);
 
-// The cells of one CSV line (RFC 4180 quotes, a trailing CR dropped).
-std::vector<std::string> split_csv_line(const std::string& line);
-
 }  // namespace asdcap::run_detail

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "asdcap/compare.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/report.hpp"
 #include "command.hpp"
@@ -15,7 +16,9 @@ void setup(CLI::App& app) {
   auto audio = std::make_shared<std::string>("link");
   auto* sub =
       app.add_subcommand("report", "Write DIR/report.html: results, score charts and explained clips, in one file");
-  sub->add_option("--out", opts->out_dir, "Run folder written by `asdcap detect` (and `asdcap explain`)")->required();
+  sub->add_option("--out", opts->out_dir,
+                  "Run folder written by `asdcap detect` (and `asdcap explain`), or a folder of `asdcap compare`")
+      ->required();
   sub->add_option("--audio", *audio,
                   "Audio players: 'link' (to the clips, relative to DIR) or 'embed' (16 kHz WAV inside the page, "
                   "first 10 s; the page grows by ~430 kB per clip)")
@@ -28,7 +31,9 @@ void setup(CLI::App& app) {
   sub->callback([opts, audio] {
     opts->embed_audio = *audio == "embed";
     const auto t0 = std::chrono::steady_clock::now();
-    const std::string path = asdcap::build_report(*opts);
+    // A folder of `asdcap compare` gets its comparison page; a run folder its report.
+    const std::string path = asdcap::is_compare_folder(opts->out_dir) ? asdcap::build_compare_report(opts->out_dir)
+                                                                      : asdcap::build_report(*opts);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "report: written in %.1f s\n", secs);
     std::printf("%s\n", path.c_str());
