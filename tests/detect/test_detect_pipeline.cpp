@@ -343,13 +343,13 @@ TEST(DetectPipeline, DamagedCacheIsRecomputedNotSkipped) {
   const std::string scores = read_text_file((out / "anomaly_score_fan_id_00.csv").string());
   fs::path db = out / "cache.sqlite";
   std::mt19937 rng(7);
-  // Random bytes over the second half of pages [first, last) of the database file.
-  auto scribble = [&](int64_t first, int64_t last) {
+  // Random bytes over the second half of pages [from, last) of the database file.
+  auto scribble = [&](int64_t from, int64_t last) {
     sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
     const int64_t pages = static_cast<int64_t>(fs::file_size(db)) / 4096;
     ASSERT_GE(pages, 2);
-    for (int64_t page = first; page < std::min(last, pages); ++page) {
+    for (int64_t page = from; page < std::min(last, pages); ++page) {
       f.seekp(page * 4096 + 2048);
       for (int i = 0; i < 2048; ++i) f.put(static_cast<char>(rng()));
     }

@@ -7,12 +7,14 @@
 #include "asdcap/error.hpp"
 #include "command.hpp"
 #include "options.hpp"
+#include "training.hpp"
 
 namespace {
 
 struct CompareArgs {
   asdcap::CompareOptions options;
   std::vector<std::string> backends, models;
+  asdcap::CropPolicy crop;  // used when --crop is given; otherwise each backend's default
 };
 
 void setup(CLI::App& app) {
@@ -37,17 +39,22 @@ void setup(CLI::App& app) {
   sub->add_option("--k", o.detect.k, "Neighbours averaged into the k-NN scores")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  asdcap::cli::add_crop(sub, o.detect.crop, {.random_by_content = true, .cover = "embeddings averaged"});
+  auto* crop = asdcap::cli::add_crop(sub, args->crop, {.random_by_content = true, .cover = "embeddings averaged"})
+                   ->default_str("each backend's: whole for panns, random otherwise");
   asdcap::cli::add_channels(sub, o.detect.channels);
   sub->add_option("--machine", o.detect.machines, "Only this machine type (repeatable)");
   asdcap::cli::add_threads(sub, o.detect.threads);
-  sub->callback([args] {
+  asdcap::cli::add_training(sub, o.detect.training, "--seed");
+  sub->callback([args, crop] {
     auto opts = args->options;
+    if (crop->count() > 0) opts.detect.crop = args->crop;
     for (const auto& b : args->backends) {
       asdcap::cli::require_model_for_backend(b, "");
       opts.systems.push_back({"", b, ""});
     }
     for (const auto& m : args->models) opts.systems.push_back({"", "", m});
+    const asdcap::cli::InterruptRequest interrupt;  // Ctrl-C stops the running system cleanly
+    opts.detect.cancelled = &asdcap::cli::InterruptRequest::requested;
     const auto result = asdcap::run_compare(opts);
     std::fputs(asdcap::format_compare_table(result.table).c_str(), stdout);
     std::fprintf(stderr, "compare: %s/report.html\n", result.out_dir.c_str());
