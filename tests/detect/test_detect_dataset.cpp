@@ -1,3 +1,4 @@
+#include <grp.h>
 #include <gtest/gtest.h>
 
 #include <sys/resource.h>
@@ -149,7 +150,7 @@ struct TempTree {
     fs::permissions(root, fs::perms::all, ec);
     for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
          it.increment(ec))
-      if (it->is_directory() && !it->is_symlink()) fs::permissions(it->path(), fs::perms::owner_all, ec);
+      if (it->is_directory(ec) && !it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_all, ec);
     fs::remove_all(root, ec);
   }
   void touch(const fs::path& rel) const {
@@ -233,7 +234,8 @@ TEST(DetectDataset, UnreadableFolderIsListedAsSkipped) {
   for (const char* folder : {"", "fan", "fan/train"}) fs::permissions(t.root / folder, readable);
   fs::permissions(t.root / "fan/test", fs::perms::none);
   const int rc = in_child([&] {
-    if (::getuid() == 0 && ::setuid(65534) != 0) return 2;
+    // As root, become nobody entirely (groups too: the folders' group is root's).
+    if (::getuid() == 0 && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)) return 2;
     auto ds = discover_dataset(t.root.string());
     if (ds.clips.size() != 1) return 3;
     auto why = skipped_by_rel(ds);

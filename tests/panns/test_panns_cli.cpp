@@ -200,7 +200,7 @@ TEST(PannsCli, Errors) {
 // detect and demo with a PANNs model: the backend comes from the file, the report names it.
 TEST(PannsCli, DetectAndDemo) {
   const auto help = run_cli({"detect", "--help"});
-  EXPECT_NE(help.out.find("acoustic, msclap, panns"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("panns"), std::string::npos) << help.out;
   const std::string dir = (pannstest::temp_dir() / "demo").string();
   const auto r = run_cli({"demo", "--small", "--model", model16(), "--out", dir, "--threads", "2"});
   ASSERT_EQ(r.code, 0) << r.err;
