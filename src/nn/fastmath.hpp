@@ -9,13 +9,15 @@ namespace asdcap::nn::fast {
 
 // Cephes expf: Cody-Waite reduction by ln 2, degree-6 polynomial; about 1 ulp on [-87.3, 88].
 // Inputs are clamped to that range: below -87.3 gives ~1e-38 (not 0), above 88 gives exp(88);
-// harmless where it is used (softmax after max subtraction, erf tail, sigmoid).
+// harmless where it is used (softmax after max subtraction, erf tail, sigmoid). A NaN gives NaN:
+// the exponent is taken from 0 instead (a NaN converted to int is undefined), the polynomial from x.
 inline float exp(float x) {
   x = x < -87.336544f ? -87.336544f : x;
   x = x > 88.0f ? 88.0f : x;
+  const float xk = x == x ? x : 0.0f;
   // k = floor(x / ln2 + 0.5) by truncating a positive number (std::floor is not inlined without
   // -fno-trapping-math, which would stop the vectorisation of the callers' loops).
-  const int32_t ki = static_cast<int32_t>(x * 1.44269504088896341f + 128.5f) - 128;
+  const int32_t ki = static_cast<int32_t>(xk * 1.44269504088896341f + 128.5f) - 128;
   const float k = static_cast<float>(ki);
   float r = x - k * 0.693359375f;
   r = r - k * -2.12194440e-4f;
@@ -73,7 +75,8 @@ inline VF expv(VF x) {
   const VF lo = VF{} + -87.336544f, hi = VF{} + 88.0f;
   x = x < lo ? lo : x;
   x = x > hi ? hi : x;
-  const VI ki = __builtin_convertvector(x * 1.44269504088896341f + 128.5f, VI) - 128;
+  const VF xk = x == x ? x : VF{};  // NaN lanes: exponent from 0, NaN from the polynomial
+  const VI ki = __builtin_convertvector(xk * 1.44269504088896341f + 128.5f, VI) - 128;
   const VF k = __builtin_convertvector(ki, VF);
   VF r = x - k * 0.693359375f;
   r = r - k * -2.12194440e-4f;

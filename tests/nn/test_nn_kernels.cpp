@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -217,6 +218,26 @@ TEST(NnActivations, GeluErfSigmoidAndSoftmaxMatchLibm) {
   EXPECT_NEAR(s[0], std::exp(1.0) / z, 1e-7);
   EXPECT_NEAR(s[2], std::exp(3.0) / z, 1e-7);
   EXPECT_EQ(s[3], 0.f);
+}
+
+// A NaN in (a corrupt weight, a NaN sample) comes out as NaN, never as a finite number and
+// without undefined behaviour on the way (the UBSan build runs this).
+TEST(NnActivations, NanInputsPropagateAsNan) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x(37, 0.5f);
+  x[3] = nan;
+  x[20] = nan;
+  for (auto f : {+[](std::vector<float>& v) { nn::gelu_erf(0, v.data(), std::ssize(v)); },
+                 +[](std::vector<float>& v) { nn::sigmoid(0, v.data(), std::ssize(v)); }}) {
+    std::vector<float> v = x;
+    f(v);
+    EXPECT_TRUE(std::isnan(v[3]));
+    EXPECT_TRUE(std::isnan(v[20]));
+    EXPECT_TRUE(std::isfinite(v[4]));
+  }
+  std::vector<float> s = {1.f, nan, 3.f, 0.f};
+  nn::softmax_rows(0, s.data(), 1, 4);
+  EXPECT_TRUE(std::isnan(s[0]) || std::isnan(s[1]));  // the row is poisoned, not silently finite
 }
 
 TEST(NnPatchMerge, MatchesLiteralConcatenationOrder) {
