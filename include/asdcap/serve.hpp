@@ -22,6 +22,7 @@ struct ServeOptions {
   std::string llm_model;             // the model asked of an OpenAI-compatible server
   int threads = 0;                   // HTTP worker threads; 0: all cores (at least 2)
   int explain_workers = 1;           // background explanation threads
+  int explain_lease_s = 120;         // a claimed job not finished within this many seconds is taken up again
   std::string tls_cert, tls_key;     // both set: HTTPS
   size_t max_upload_bytes = 64u << 20;
   double watch_interval_s = 1.0;

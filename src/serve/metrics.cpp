@@ -12,6 +12,7 @@ namespace {
 std::string number(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<long long>(v));
   // The shortest text that reads back as the same double.
   char b[40];
   for (int precision = 1; precision <= 17; ++precision) {

@@ -115,6 +115,7 @@ struct Server::Impl {
 Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   if (o.k < 1) throw InvalidArgument("--k must be at least 1");
+  if (o.explain_lease_s < 1) throw InvalidArgument("--explain-lease must be at least 1 second");
   if (o.max_upload_bytes == 0) throw InvalidArgument("--max-upload-mb must be at least 1");
   if (o.explain != "acoustic" && o.explain != "none")
     throw InvalidArgument("--explain: serve explains with 'acoustic' or 'none', not '" + o.explain + "'");
@@ -152,6 +153,7 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
     eo.llm_options.model = o.llm_model;
   }
   eo.workers = o.explain_workers;
+  eo.lease_seconds = o.explain_lease_s;
   eo.worker_name = process_name();
   s.explainer = std::make_unique<ExplainerWorker>(*s.store, s.metrics, eo);
 

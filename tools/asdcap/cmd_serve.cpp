@@ -73,6 +73,10 @@ void setup(CLI::App& app) {
   sub->add_option("--explain-workers", o->explain_workers, "Background explanation threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  sub->add_option("--explain-lease", o->explain_lease_s,
+                  "Seconds a worker holds an explanation job; a job of a killed process is taken up again after it")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   asdcap::cli::add_threads(sub, o->threads);
   auto* cert = sub->add_option("--tls-cert", o->tls_cert, "PEM certificate: serve HTTPS")->type_name("FILE");
   auto* key = sub->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert")->type_name("FILE");
