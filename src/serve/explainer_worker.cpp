@@ -123,13 +123,7 @@ std::string ExplainerWorker::explain(const EventRecord& e) {
   eo.llm_options = options_.llm_options;
   ed::Plan plan;
   plan.methods = {"acoustic"};
-  plan.llm_backend = options_.llm;
-  if (options_.llm == "openai") {
-    plan.client = std::make_unique<OpenAiClient>(options_.llm_options);
-    plan.llm_model = options_.llm_options.model;
-  } else {
-    plan.llm_model = "asdcap-offline-1";
-  }
+  ed::open_llm(plan, eo);
   const ed::ClapInputs clap;
   ed::MethodPrompt prompt = ed::method_prompt("acoustic", clip, plan, eo, comparison, clap);
   ed::AnswerCounts counts;
