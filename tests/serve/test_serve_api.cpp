@@ -449,5 +449,27 @@ TEST(ServeCli, TokenFileIsUsedAndGeneratedPrivately) {
   EXPECT_FALSE(fs::exists(tmp / "data2/token"));
 }
 
+TEST(ServeCli, ServesHttpsWithTlsCertAndKey) {
+  TempDir tmp;
+  const std::string cert = tmp / "cert.pem", key = tmp / "key.pem";
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 -keyout " +
+                          shell_quote(key) + " -out " + shell_quote(cert) + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl could not make a test certificate";
+  ServeProcess s(tmp / "data", {"--tls-cert", cert, "--tls-key", key});
+  EXPECT_NE(s.log().find("listening on https://127.0.0.1:"), std::string::npos) << s.log();
+  httplib::SSLClient c("127.0.0.1", s.port());
+  c.enable_server_certificate_verification(false);
+  auto r = c.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto w = c.Post("/v1/machines/fan/id_00/references", {{"Authorization", "Bearer " + s.token()}},
+                  machine_wav(1, false), "audio/wav");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->status, 201) << w->body;
+  // Plain HTTP gets no answer from the TLS port.
+  auto plain = s.get("/healthz");
+  EXPECT_NE(plain.status, 200);
+}
+
 }  // namespace
 }  // namespace asdcap::test
