@@ -102,25 +102,31 @@ std::string Service::store_audio(const MachineKey& m, const std::string& kind, c
   return fs::absolute(path).string();
 }
 
-EnrolResult Service::enrol(const MachineKey& m, const std::string& bytes, const std::string& name,
-                           const std::string& source) {
+int64_t Service::add_reference(const MachineKey& m, const std::string& bytes, const std::string& name,
+                               const std::string& source, std::string& stored_name) {
   const std::string path = store_audio(m, "references", bytes);
   ReferenceRecord r;
   try {
     r.embedding = embed_file(path);
+    r.machine = m;
+    r.name = name.empty() ? fs::path(path).filename().string() : name;
+    r.audio_path = path;
+    r.source = source;
+    r.backend_identity = backend_.identity();
+    stored_name = r.name;
+    return store_.add_reference(r);
   } catch (...) {
+    // Nothing refers to the file: the reference was not stored.
     std::error_code ec;
     fs::remove(path, ec);
     throw;
   }
-  r.machine = m;
-  r.name = name.empty() ? fs::path(path).filename().string() : name;
-  r.audio_path = path;
-  r.source = source;
-  r.backend_identity = backend_.identity();
+}
+
+EnrolResult Service::enrol(const MachineKey& m, const std::string& bytes, const std::string& name,
+                           const std::string& source) {
   EnrolResult out;
-  out.reference_id = store_.add_reference(r);
-  out.name = r.name;
+  out.reference_id = add_reference(m, bytes, name, source, out.name);
   auto idx = index(m);
   out.n_references = static_cast<int64_t>(idx->refs.size());
   out.threshold = idx->threshold;
@@ -144,7 +150,8 @@ FolderResult Service::enrol_folder(const MachineKey& m, const std::string& dir) 
   for (const auto& f : files) {
     try {
       const std::vector<char> raw = read_file(f.string());
-      enrol(m, std::string(raw.begin(), raw.end()), f.filename().string(), "folder");
+      std::string stored_name;
+      add_reference(m, std::string(raw.begin(), raw.end()), f.filename().string(), "folder", stored_name);
       ++out.enrolled;
     } catch (const Error& e) {
       out.skipped.push_back({f.string(), e.what()});

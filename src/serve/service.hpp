@@ -70,6 +70,9 @@ class Service {
 
  private:
   std::vector<float> embed_file(const std::string& path);
+  // Stores, embeds and records one reference (the index is refreshed by the caller).
+  int64_t add_reference(const MachineKey& m, const std::string& bytes, const std::string& name,
+                        const std::string& source, std::string& stored_name);
   std::string store_audio(const MachineKey& m, const std::string& kind, const std::string& bytes);
   std::shared_ptr<const MachineIndex> build_index(const MachineKey& m, int64_t generation);
 

@@ -427,6 +427,10 @@ TEST(ServeCli, UsageAndStartupErrors) {
   EXPECT_NE(bad_listen.err.find("--listen"), std::string::npos);
   auto store = run_cli({"serve", "--data", tmp / "d", "--store", "mysql://x"});
   EXPECT_EQ(store.code, 2) << store.err;
+  // No PostgreSQL in this build, or no server at that address: a runtime error either way.
+  auto pg = run_cli(
+      {"serve", "--data", tmp / "d", "--listen", "127.0.0.1:0", "--store", "postgresql://nobody@127.0.0.1:1/none"});
+  EXPECT_EQ(pg.code, 1) << pg.err;
   auto empty_token = run_cli({"serve", "--data", tmp / "d", "--token-file", "/dev/null"});
   EXPECT_EQ(empty_token.code, 2) << empty_token.err;
   auto no_watch = run_cli({"serve", "--data", tmp / "d", "--listen", "127.0.0.1:0", "--watch", tmp / "missing"});
