@@ -453,6 +453,52 @@ TEST(ServeCli, TokenFileIsUsedAndGeneratedPrivately) {
   EXPECT_FALSE(fs::exists(tmp / "data2/token"));
 }
 
+// --llm openai: the acoustic prompt goes to an OpenAI-compatible server (a stand-in on loopback) and
+// its answer becomes the explanation; the API key never reaches the log.
+TEST(ServeApi, ExplanationsFromAnOpenAiCompatibleServer) {
+  httplib::Server llm;
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> requests;  // Authorization, body
+  llm.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
+    {
+      std::lock_guard lock(mu);
+      requests.push_back({req.get_header_value("Authorization"), req.body});
+    }
+    res.set_content(R"({"model":"stand-in-1","choices":[{"message":{"role":"assistant",)"
+                    R"("content":"This sound has a bearing whine."}}]})",
+                    "application/json");
+  });
+  const int llm_port = llm.bind_to_any_port("127.0.0.1");
+  std::thread llm_thread([&] { llm.listen_after_bind(); });
+  ::setenv("OPENAI_BASE_URL", ("http://127.0.0.1:" + std::to_string(llm_port) + "/v1").c_str(), 1);
+  ::setenv("OPENAI_API_KEY", "sk-serve-test-secret", 1);
+  {
+    TempDir tmp;
+    ServeProcess s(tmp / "data", {"--llm", "openai", "--llm-model", "m1"});
+    enrol(s, "fan/id_00", 6);
+    auto a = s.post_audio("/v1/machines/fan/id_00/clips", machine_wav(31, true));
+    ASSERT_EQ(a.json["label"], "anomaly") << a.body;
+    Json e = wait_explained(s, a.json["event_id"].get<int64_t>());
+    ASSERT_EQ(e["explanation_state"], "done") << e.dump();
+    EXPECT_EQ(e["explanation"]["text"], "This sound has a bearing whine.");
+    EXPECT_EQ(e["explanation"]["llm"], "openai");
+    EXPECT_EQ(e["explanation"]["model"], "stand-in-1");
+    std::lock_guard lock(mu);
+    ASSERT_EQ(requests.size(), 1u);
+    EXPECT_EQ(requests[0].first, "Bearer sk-serve-test-secret");
+    const Json body = Json::parse(requests[0].second);
+    EXPECT_EQ(body["model"], "m1");
+    const std::string prompt = body["messages"][0]["content"];
+    EXPECT_EQ(prompt, e["explanation"]["prompt"].get<std::string>());  // the acoustic prompt, recorded
+    EXPECT_NE(prompt.find("(dBFS)"), std::string::npos) << prompt;     // its evidence table
+    EXPECT_EQ(s.log().find("sk-serve-test-secret"), std::string::npos);
+  }
+  ::unsetenv("OPENAI_BASE_URL");
+  ::unsetenv("OPENAI_API_KEY");
+  llm.stop();
+  llm_thread.join();
+}
+
 TEST(ServeCli, ServesHttpsWithTlsCertAndKey) {
   TempDir tmp;
   const std::string cert = tmp / "cert.pem", key = tmp / "key.pem";
