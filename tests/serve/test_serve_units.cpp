@@ -2,12 +2,16 @@
 // registry's text format, and the standardisation shared with detection.
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <cmath>
+#include <filesystem>
 
 #include "detect/standardise.hpp"
 #include "serve/http_api.hpp"
 #include "serve/http_error.hpp"
 #include "serve/metrics.hpp"
+#include "serve/store.hpp"
 #include "serve/watch.hpp"
 
 namespace asdcap::serve {
@@ -93,6 +97,30 @@ TEST(ServeStandardise, QueryAppliedWithTheReferencesFit) {
   standardise(r2, 4, q2, 1, 2);
   EXPECT_EQ(r2, fitted);
   EXPECT_EQ(q2, query);
+}
+
+// The SQLite file is created and migrated on open; a file from a newer asdcap is refused, untouched.
+TEST(ServeSqlite, SchemaVersionedAndNewerRefused) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("asdcap_serve_units_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string path = (dir / "sub" / "db.sqlite").string();
+  {
+    auto store = open_store("sqlite:" + path);
+    EXPECT_EQ(store->schema_version(), 1);
+    EXPECT_EQ(store->describe(), "sqlite:" + path);
+    store->ensure_machine({"fan", "id_00"});
+  }
+  EXPECT_EQ(open_store(path)->machines().size(), 1u);  // a bare path is a SQLite file too
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_THROW(open_store("sqlite:" + path), FormatError);
+  EXPECT_THROW(open_store("mysql://x/y"), InvalidArgument);
+  EXPECT_THROW(open_store(""), InvalidArgument);
+  EXPECT_THROW(open_store("sqlite:" + path + "/below-a-file.sqlite"), IoError);
+  fs::remove_all(dir);
 }
 
 }  // namespace
