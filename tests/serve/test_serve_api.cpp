@@ -421,6 +421,8 @@ TEST(ServeCli, UsageAndStartupErrors) {
   TempDir tmp;
   EXPECT_EQ(run_cli({"serve", "--data", tmp / "d", "--k", "0"}).code, 2);
   EXPECT_EQ(run_cli({"serve", "--data", tmp / "d", "--backend", "nope"}).code, 2);
+  EXPECT_EQ(run_cli({"serve", "--data", tmp / "d", "--backend", "msclap"}).code, 2);  // needs --model
+  EXPECT_EQ(run_cli({"serve", "--data", tmp / "d", "--llm", "openai"}).code, 2);      // needs --llm-model
   EXPECT_EQ(run_cli({"serve", "--data", tmp / "d", "--tls-cert", "x.pem"}).code, 2);
   auto bad_listen = run_cli({"serve", "--data", tmp / "d", "--listen", "localhost"});
   EXPECT_EQ(bad_listen.code, 2) << bad_listen.err;

@@ -88,6 +88,7 @@ void setup(CLI::App& app) {
   sub->callback([o, max_upload_mb] {
     asdcap::ServeOptions opts = *o;
     opts.max_upload_bytes = static_cast<size_t>(*max_upload_mb) << 20;
+    asdcap::cli::require_model_for_backend(opts.backend, opts.model_path);
     if (opts.llm == "openai" && opts.llm_model.empty()) throw asdcap::UsageError("--llm openai needs --llm-model NAME");
     opts.log = [](const std::string& line) {
       std::fprintf(stderr, "serve: %s\n", line.c_str());
