@@ -20,7 +20,7 @@ struct ServeOptions {
   std::string explain = "acoustic";  // "acoustic" | "none"
   std::string llm = "offline";       // "offline" | "openai" (OPENAI_BASE_URL, OPENAI_API_KEY, --llm-model)
   std::string llm_model;             // the model asked of an OpenAI-compatible server
-  int threads = 0;                   // HTTP worker threads; 0: all cores (at least 2)
+  int threads = 0;                   // the backend's threads and HTTP request threads (at least 4); 0: all cores
   int explain_workers = 1;           // background explanation threads
   int explain_lease_s = 120;         // a claimed job not finished within this many seconds is taken up again
   std::string tls_cert, tls_key;     // both set: HTTPS

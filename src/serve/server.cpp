@@ -165,8 +165,11 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   } else {
     s.http = std::make_unique<httplib::Server>();
   }
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
-  s.http->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(std::max(2, threads))); };
+  // At least 4 request threads, so that reads (the dashboard, /metrics) are answered while long
+  // requests (a folder enrolment) run.
+  const int cores = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const auto http_threads = static_cast<size_t>(std::max(4, cores));
+  s.http->new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
   s.http->set_payload_max_length(o.max_upload_bytes);
   s.http->set_read_timeout(30, 0);
   s.http->set_write_timeout(30, 0);
