@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -105,6 +106,7 @@ struct Server::Impl {
   std::unique_ptr<httplib::Server> http;
   std::unique_ptr<Watcher> watcher;
   std::thread listener;
+  std::atomic<bool> listener_done{false};
   bool started = false, stopped = false;
 
   void log(const std::string& line) const {
@@ -192,7 +194,17 @@ void Server::start() {
     throw IoError("--listen: cannot bind " + s.options.listen + ": " + std::strerror(errno));
   }
   s.started = true;
-  s.listener = std::thread([&s] { s.http->listen_after_bind(); });
+  s.listener = std::thread([&s] {
+    s.http->listen_after_bind();
+    s.listener_done = true;
+  });
+  // Until the accept loop runs, httplib's stop() would not reach it: start() returns once it does.
+  while (!s.http->is_running() && !s.listener_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (s.listener_done) {
+    s.listener.join();
+    s.started = false;
+    throw IoError("--listen: cannot serve on " + s.options.listen);
+  }
   s.explainer->start();
   if (s.watcher) s.watcher->start();
 }
