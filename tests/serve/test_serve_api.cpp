@@ -1,5 +1,6 @@
 // The HTTP API against a real `asdcap serve` process on loopback, with the SQLite store.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <chrono>
@@ -371,6 +372,37 @@ TEST(ServeApi, CrashDuringBurstLosesNothingAcknowledged) {
     Json done = wait_explained(s, e["event_id"].get<int64_t>(), 90);
     EXPECT_EQ(done["explanation_state"], "done") << done.dump();
   }
+}
+
+// A job claimed by a process that died stays with it until its lease expires, then another worker
+// takes it up and finishes it.
+TEST(ServeApi, ExpiredLeaseOfADeadWorkerIsTakenUp) {
+  TempDir tmp;
+  int64_t id = 0;
+  {
+    ServeProcess s(tmp / "data");
+    enrol(s, "fan/id_00", 5);
+    auto a = s.post_audio("/v1/machines/fan/id_00/clips", machine_wav(41, true));
+    ASSERT_EQ(a.json["label"], "anomaly") << a.body;
+    id = a.json["event_id"];
+    ASSERT_EQ(wait_explained(s, id)["explanation_state"], "done");
+  }
+  // As a killed process leaves it: the event pending, its job claimed for 4 more seconds.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((tmp / "data/asdcap.sqlite").c_str(), &db), SQLITE_OK);
+  const auto until = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 4;
+  const std::string sql =
+      "UPDATE events SET explanation_state = 'pending', explanation_json = '' WHERE id = " + std::to_string(id) +
+      "; INSERT INTO jobs (event_id, worker, claimed_until, attempts) VALUES (" + std::to_string(id) +
+      ", 'gone:1/0', " + std::to_string(until) + ", 1);";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  ServeProcess s(tmp / "data");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(s.get("/v1/events/" + std::to_string(id)).json["explanation_state"], "pending");  // still leased
+  Json e = wait_explained(s, id, 30);
+  EXPECT_EQ(e["explanation_state"], "done") << e.dump();
+  EXPECT_EQ(e["explanation"]["method"], "acoustic");
 }
 
 TEST(ServeApi, WatchScoresNewFilesOnce) {
