@@ -23,7 +23,7 @@ namespace asdcap::nn {
 enum class KernelSet { kAvx2, kAvx512 };
 KernelSet kernel_set();
 const char* kernel_set_name(KernelSet set);
-// True when this CPU can run the AVX2 kernels (the CLI checks it before anything else).
+// True when this CPU has AVX2 and FMA, the least asdcap runs on (the CLI checks it first).
 bool cpu_has_avx2();
 
 // y[m, n] = x[m, k] · w[n, k]^T + b[n]   (PyTorch nn.Linear layout; b may be null).

@@ -23,7 +23,7 @@ bool register_command(int order, std::function<void(CLI::App&)> setup) {
 
 int main(int argc, char** argv) {
   if (!asdcap::nn::cpu_has_avx2()) {
-    std::fprintf(stderr, "asdcap: error: this CPU has no AVX2, FMA and F16C, which asdcap needs (x86-64-v3)\n");
+    std::fprintf(stderr, "asdcap: error: this CPU lacks AVX2 or FMA, which asdcap needs (x86-64-v3)\n");
     return 1;
   }
   CLI::App app{"asdcap: unsupervised anomalous sound detection with CLAP, and captions that explain it"};
