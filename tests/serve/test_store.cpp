@@ -2,56 +2,27 @@
 // store (ASDCAP_TEST_POSTGRES_URL, each test in its own fresh schema). Without that variable the
 // PostgreSQL cases skip, unless ASDCAP_REQUIRE_POSTGRES=1 (CI), where they fail.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <sqlite3.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <regex>
 #include <set>
 #include <thread>
 
 #include "asdcap/error.hpp"
+#include "pg_test_support.hpp"
 #include "serve/store.hpp"
 
 namespace asdcap::serve {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-// Runs one SQL statement on the PostgreSQL server at `url`; "" when fine, else the error.
-std::string pg_run(const std::string& url, const std::string& sql) {
-  PGconn* c = PQconnectdb(url.c_str());
-  std::string err;
-  PQsetNoticeProcessor(
-      c, [](void*, const char*) {}, nullptr);
-  if (PQstatus(c) != CONNECTION_OK) {
-    err = PQerrorMessage(c);
-  } else {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) err = PQerrorMessage(c);
-    PQclear(r);
-  }
-  PQfinish(c);
-  return err;
-}
-
-std::string unique_name(const char* prefix) {
-  static std::atomic<int> counter{0};
-  std::random_device rd;
-  return std::string(prefix) + std::to_string(getpid()) + "_" + std::to_string(counter++) + "_" +
-         std::to_string(rd() % 1000000);
-}
+using test::PgSchema;
+using test::unique_name;
 
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -61,22 +32,20 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       fs::create_directories(dir_);
       url_ = "sqlite:" + (dir_ / "db.sqlite").string();
     } else {
-      base_ = env("ASDCAP_TEST_POSTGRES_URL");
-      if (base_.empty()) {
-        if (env("ASDCAP_REQUIRE_POSTGRES") == "1")
-          FAIL() << "ASDCAP_REQUIRE_POSTGRES=1 but ASDCAP_TEST_POSTGRES_URL is not set";
+      const std::string base = test::postgres_test_url();
+      if (base.empty()) {
+        if (test::postgres_required()) FAIL() << "ASDCAP_REQUIRE_POSTGRES=1 but ASDCAP_TEST_POSTGRES_URL is not set";
         GTEST_SKIP() << "no PostgreSQL server: set ASDCAP_TEST_POSTGRES_URL (scripts/pg_throwaway.sh start)";
       }
-      schema_ = unique_name("t_");
-      const std::string err = pg_run(base_, "CREATE SCHEMA " + schema_);
-      ASSERT_EQ(err, "") << "cannot create a test schema at " << base_;
-      url_ = base_ + (base_.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema_;
+      schema_ = std::make_unique<PgSchema>(base);
+      ASSERT_EQ(schema_->error(), "") << "cannot create a test schema at " << base;
+      url_ = schema_->url();
     }
     store_ = open_store(url_);
   }
   void TearDown() override {
     store_.reset();
-    if (!schema_.empty()) pg_run(base_, "DROP SCHEMA " + schema_ + " CASCADE");
+    schema_.reset();
     if (!dir_.empty()) {
       std::error_code ec;
       fs::remove_all(dir_, ec);
@@ -92,7 +61,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
       sqlite3_close(db);
     } else {
-      ASSERT_EQ(pg_run(url_, sql), "");
+      ASSERT_EQ(test::pg_run(url_, sql), "");
     }
   }
 
@@ -121,7 +90,8 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     return r;
   }
 
-  std::string url_, base_, schema_;
+  std::string url_;
+  std::unique_ptr<PgSchema> schema_;
   fs::path dir_;
   std::unique_ptr<Store> store_;
 };
