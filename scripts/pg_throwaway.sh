@@ -14,6 +14,8 @@ case "${1:-}" in
   start)
     [ -x "$bin/pg_ctl" ] || { echo "pg_throwaway: no PostgreSQL 15 at $bin" >&2; exit 1; }
     dir=$(mktemp -d /tmp/asdcap-pg.XXXXXX)
+    # A start that fails part-way leaves nothing behind.
+    trap '[ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$dir"' EXIT
     chmod 755 "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
     user=$(if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi)
@@ -28,6 +30,7 @@ case "${1:-}" in
 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null ||
       { cat "$dir/server.log" >&2; exit 1; }
     as_owner "$bin/createdb" -h "$dir" -p "$port" -U "$user" asdcap_test
+    trap - EXIT
     echo "$dir"
     echo "postgresql:///asdcap_test?host=$dir&port=$port&user=$user"
     ;;
