@@ -410,6 +410,7 @@ class PostgresStore final : public Store {
 
  private:
   void close_all() {
+    std::lock_guard lock(mu_);
     for (PGconn* c : idle_) PQfinish(c);
     idle_.clear();
   }
@@ -523,14 +524,15 @@ class PostgresStore final : public Store {
       PGconn* c = nullptr;
       try {
         c = acquire();
-        if (PQstatus(c) != CONNECTION_OK) PQreset(c);
         exec_plain(c, "BEGIN");
         auto out = f(c);
         exec_plain(c, "COMMIT");
         release(c);
         return out;
       } catch (const BrokenConnection&) {
+        // The other idle connections most likely broke the same way (a restarted server).
         if (c) PQfinish(c);
+        close_all();
         if (attempt > 0) throw;
       } catch (...) {
         if (c) {

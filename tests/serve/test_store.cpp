@@ -388,6 +388,20 @@ TEST_P(StoreTest, ConcurrentIdempotentSubmissionsMakeOneEvent) {
   EXPECT_EQ(store_->queue_depth(), kKeys);
 }
 
+TEST_P(StoreTest, ReconnectsAfterABrokenConnection) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "a PostgreSQL connection only";
+  // The store's own connections are recognisable by their application name.
+  const std::string app = unique_name("asdcap_test_app_");
+  auto s = open_store(url_ + "&application_name=" + app);
+  s->add_event(event(kFan, 0.5, "normal"));
+  ASSERT_EQ(test::pg_run(
+                url_, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app + "'"),
+            "");
+  EXPECT_EQ(s->events({}).size(), 1u);  // on a new connection
+  s->add_event(event(kFan, 0.25, "normal"));
+  EXPECT_EQ(s->events({}).size(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, StoreTest, ::testing::Values("sqlite", "postgres"),
                          [](const auto& p) { return p.param; });
 
