@@ -388,6 +388,40 @@ TEST_P(StoreTest, ConcurrentIdempotentSubmissionsMakeOneEvent) {
   EXPECT_EQ(store_->queue_depth(), kKeys);
 }
 
+TEST_P(StoreTest, StoresOpeningTogetherMigrateOnce) {
+  // A second, empty database (SQLite: another file; PostgreSQL: the next fresh schema) opened by
+  // several stores at once, as servers starting together would.
+  std::string url = url_;
+  std::unique_ptr<PgSchema> other;
+  if (GetParam() == "sqlite") {
+    url = "sqlite:" + (dir_ / "together.sqlite").string();
+  } else {
+    other = std::make_unique<PgSchema>(test::postgres_test_url());
+    ASSERT_EQ(other->error(), "");
+    url = other->url();
+  }
+  constexpr int kOpeners = 4;
+  std::vector<std::string> errors(kOpeners);
+  std::vector<int> versions(kOpeners, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kOpeners; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        auto s = open_store(url);
+        versions[i] = s->schema_version();
+        s->ensure_machine(kFan);
+      } catch (const std::exception& ex) {
+        errors[i] = ex.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kOpeners; ++i) {
+    EXPECT_EQ(errors[i], "");
+    EXPECT_EQ(versions[i], store_->schema_version());
+  }
+  EXPECT_EQ(open_store(url)->machines().size(), 1u);
+}
+
 TEST_P(StoreTest, ReconnectsAfterABrokenConnection) {
   if (GetParam() != "postgres") GTEST_SKIP() << "a PostgreSQL connection only";
   // The store's own connections are recognisable by their application name.
