@@ -13,6 +13,7 @@ as_owner() {
 case "${1:-}" in
   start)
     [ -x "$bin/pg_ctl" ] || { echo "pg_throwaway: no PostgreSQL 15 at $bin" >&2; exit 1; }
+    # In /tmp, not $TMPDIR: the socket path must stay under the 107-byte unix socket limit.
     dir=$(mktemp -d /tmp/asdcap-pg.XXXXXX)
     # A start that fails part-way leaves nothing behind.
     trap '[ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$dir"' EXIT
