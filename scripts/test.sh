@@ -9,6 +9,18 @@ jobs=$(nproc)
 # minutes each: ASDCAP_FUZZ_SECONDS=600 scripts/test.sh (or scripts/fuzz.sh 600 for the fuzzers alone).
 fuzz_seconds=${ASDCAP_FUZZ_SECONDS:-20}
 
+# A throwaway PostgreSQL cluster for the PostgreSQL store tests (both builds), removed on exit,
+# also after a failure. ASDCAP_REQUIRE_POSTGRES=1 makes those tests fail rather than skip without it.
+pg_dir=""
+stop_pg() { [ -z "$pg_dir" ] || scripts/pg_throwaway.sh stop "$pg_dir"; }
+trap stop_pg EXIT
+pg_out=$(scripts/pg_throwaway.sh start)
+pg_dir=$(sed -n 1p <<<"$pg_out")
+export ASDCAP_TEST_POSTGRES_URL
+ASDCAP_TEST_POSTGRES_URL=$(sed -n 2p <<<"$pg_out")
+export ASDCAP_REQUIRE_POSTGRES=1
+echo "== PostgreSQL test cluster: $ASDCAP_TEST_POSTGRES_URL"
+
 echo "== release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DASDCAP_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
