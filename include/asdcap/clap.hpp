@@ -12,15 +12,12 @@
 
 namespace asdcap {
 
-// Version of asdcap's HTSAT arithmetic; part of the msclap backend identity (embedding caches). The
-// AVX-512 and the portable kernels round differently (within float tolerance of msclap both), so
-// the build's kernel set is part of it. 3: the softmax's division moved to the attention outputs,
+// Version of asdcap's HTSAT arithmetic; part of the msclap and laion backend identities (embedding
+// caches). The AVX-512 and the AVX2 kernels round differently (within float tolerance of msclap
+// both), so the kernel set in use (nn::kernel_set()) is part of it: "htsat-4-avx512" or "htsat-4".
+// 4: kernels chosen at run time; 3: the softmax's division moved to the attention outputs,
 // LayerNorm's double sums in vector order, the dB conversion's log10 in double.
-#if defined(__AVX512F__)
-inline constexpr const char* kHtsatMathsVersion = "htsat-3-avx512";
-#else
-inline constexpr const char* kHtsatMathsVersion = "htsat-3";
-#endif
+std::string htsat_maths_version();
 
 constexpr int kImageSize = 256;  // HTSAT's input image is kImageSize x kImageSize
 

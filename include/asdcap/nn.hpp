@@ -14,6 +14,18 @@
 
 namespace asdcap::nn {
 
+// The CPU kernel set, chosen once per process at its first use from what the running CPU has (never
+// from the machine that built the binary): "avx512" with AVX-512 F/BW/DQ/VL, else "avx2" (AVX2 and
+// FMA, the least asdcap runs on). The environment variable ASDCAP_KERNELS=avx2 forces the AVX2
+// kernels on an AVX-512 CPU; ASDCAP_KERNELS=avx512 on a CPU without AVX-512, or another value, is an
+// InvalidArgument error. The two sets round differently (each within float tolerance of the
+// reference models), so embedding caches key on it.
+enum class KernelSet { kAvx2, kAvx512 };
+KernelSet kernel_set();
+const char* kernel_set_name(KernelSet set);
+// True when this CPU can run the AVX2 kernels (the CLI checks it before anything else).
+bool cpu_has_avx2();
+
 // y[m, n] = x[m, k] · w[n, k]^T + b[n]   (PyTorch nn.Linear layout; b may be null).
 // When accumulate is true, y += x · w^T (+ b) instead.
 void linear(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* b, float* y,
@@ -96,7 +108,8 @@ class PackedLinear {
   void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                      Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
-  // Panels of the register tile's width (48 floats with AVX-512, else 16), cache-line aligned: a
+  KernelSet set_ = KernelSet::kAvx2;  // the kernel set the weights were packed for (kernel_set())
+  // Panels of the register tile's width (48 floats with the AVX-512 kernels, else 16), cache-line aligned: a
   // panel row is then whole lines, and no vector load of the kernel is split across two lines.
   AlignedVector packed_;  // [panel][k][width], zero-padded to whole panels
   AlignedVector bias_;    // [panels * width], zero where absent

@@ -18,12 +18,9 @@
 namespace asdcap {
 
 // Version of asdcap's CNN14 arithmetic; part of the panns backend identity (embedding caches). The
-// AVX-512 and the portable GEMM kernels round differently, so the build's kernel set is part of it.
-#if defined(__AVX512F__)
-inline constexpr const char* kPannsMathsVersion = "cnn14-1-avx512";
-#else
-inline constexpr const char* kPannsMathsVersion = "cnn14-1";
-#endif
+// AVX-512 and the AVX2 GEMM kernels round differently, so the kernel set in use (nn::kernel_set())
+// is part of it: "cnn14-2-avx512" or "cnn14-2" (2: kernels chosen at run time).
+std::string panns_maths_version();
 
 struct PannsConfig {
   std::string variant = "Cnn14";  // Cnn14 (32 kHz), Cnn14_16k, Cnn14_8k

@@ -19,7 +19,7 @@ class LaionBackend final : public EmbeddingBackend {
   // Bump kFrontEndVersion whenever the int16 / window / log-mel / projection maths change: cached
   // embeddings follow the identity.
   std::string identity() const override {
-    return std::string("laion/") + kFrontEndVersion + "/" + kHtsatMathsVersion + "/" + model_->identity();
+    return std::string("laion/") + kFrontEndVersion + "/" + htsat_maths_version() + "/" + model_->identity();
   }
   int dim() const override { return model_->config().joint_dim; }
   int sample_rate() const override { return model_->config().sample_rate; }

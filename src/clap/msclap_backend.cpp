@@ -1,6 +1,7 @@
 // The "msclap" embedding backend for asdcap detect: CLAP audio embeddings from a model file.
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
 
 namespace asdcap {
 
@@ -17,7 +18,7 @@ class MsclapBackend final : public EmbeddingBackend {
 
   std::string name() const override { return "msclap"; }
   std::string identity() const override {
-    return std::string("msclap/") + kHtsatMathsVersion + "/" + model_->identity();
+    return std::string("msclap/") + htsat_maths_version() + "/" + model_->identity();
   }
   int dim() const override { return static_cast<int>(encoder_->dim()); }
 
@@ -38,5 +39,7 @@ class MsclapBackend final : public EmbeddingBackend {
 std::unique_ptr<EmbeddingBackend> make_msclap_backend(const BackendOptions& options) {
   return std::make_unique<MsclapBackend>(options);
 }
+
+std::string htsat_maths_version() { return nn::kernel_set() == nn::KernelSet::kAvx512 ? "htsat-4-avx512" : "htsat-4"; }
 
 }  // namespace asdcap

@@ -22,6 +22,7 @@
 #include "core/progress.hpp"
 #include "detect/embedding_cache.hpp"
 #include "detect/machine_scorer.hpp"
+#include "detect/standardise.hpp"
 
 namespace asdcap {
 namespace fs = std::filesystem;
@@ -33,35 +34,6 @@ constexpr double kGammaQuantile = 0.9;
 struct Group {
   std::vector<const Clip*> train, test;
 };
-
-// Z-scores every dimension with the references' mean and standard deviation. A dimension that
-// barely varies among the references gets its deviation floored at a tenth of the median one, so
-// it cannot dominate the distance.
-void standardise(std::vector<float>& refs, size_t nr, std::vector<float>& tests, size_t nt, size_t dim) {
-  std::vector<double> mean(dim, 0.0), sd(dim, 0.0);
-  for (size_t i = 0; i < nr; ++i)
-    for (size_t d = 0; d < dim; ++d) mean[d] += refs[i * dim + d];
-  for (auto& m : mean) m /= static_cast<double>(nr);
-  for (size_t i = 0; i < nr; ++i)
-    for (size_t d = 0; d < dim; ++d) sd[d] += std::pow(refs[i * dim + d] - mean[d], 2);
-  std::vector<double> positive;
-  for (auto& s : sd) {
-    s = std::sqrt(s / static_cast<double>(nr));
-    if (s > 0) positive.push_back(s);
-  }
-  double floor = 1.0;
-  if (!positive.empty()) {
-    std::nth_element(positive.begin(), positive.begin() + positive.size() / 2, positive.end());
-    floor = std::max(1e-3, 0.1 * positive[positive.size() / 2]);
-  }
-  for (auto& s : sd) s = std::max(s, floor);
-  auto apply = [&](std::vector<float>& m, size_t n) {
-    for (size_t i = 0; i < n; ++i)
-      for (size_t d = 0; d < dim; ++d) m[i * dim + d] = static_cast<float>((m[i * dim + d] - mean[d]) / sd[d]);
-  };
-  apply(refs, nr);
-  apply(tests, nt);
-}
 
 std::string utc_now() {
   std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());

@@ -60,6 +60,11 @@ Plan make_plan(const ExplainOptions& o, const RunInputs& run) {
       p.similarity_missing = p.clap->similarity_missing();
     }
   }
+  open_llm(p, o);
+  return p;
+}
+
+void open_llm(Plan& p, const ExplainOptions& o) {
   p.llm_backend = o.llm;
   if (o.llm == "openai") {
     p.client = std::make_unique<OpenAiClient>(o.llm_options);
@@ -67,7 +72,6 @@ Plan make_plan(const ExplainOptions& o, const RunInputs& run) {
   } else {
     p.llm_model = "asdcap-offline-1";
   }
-  return p;
 }
 
 }  // namespace asdcap::explain_detail

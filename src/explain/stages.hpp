@@ -45,6 +45,9 @@ struct Plan {
 
 // Opens what the methods need (the CLAP model with the run's crop and channel mode, the LLM client).
 Plan make_plan(const ExplainOptions& options, const RunInputs& run);
+// The answering side of a plan from options.llm: the LLM client (--llm openai) or the offline
+// explainer, and the backend and model names recorded with every answer.
+void open_llm(Plan& plan, const ExplainOptions& options);
 
 // ---- evidence -----------------------------------------------------------------------------------
 struct MeasuredFile {

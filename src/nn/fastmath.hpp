@@ -5,7 +5,17 @@
 #include <cmath>
 #include <cstdint>
 
+// Files compiled for AVX-512 (packed_kernel_avx512.cpp, ...) include this header too: an inline
+// namespace named after the target keeps their copies of these inline functions apart from the
+// AVX2 ones, so the linker never hands an AVX2-only CPU an AVX-512 copy.
+#if defined(__AVX512F__)
+#define ASDCAP_FAST_TARGET target_avx512
+#else
+#define ASDCAP_FAST_TARGET target_avx2
+#endif
+
 namespace asdcap::nn::fast {
+inline namespace ASDCAP_FAST_TARGET {
 
 // Cephes expf: Cody-Waite reduction by ln 2, degree-6 polynomial; about 1 ulp on [-87.3, 88].
 // Inputs are clamped to that range: below -87.3 gives ~1e-38 (not 0), above 88 gives exp(88);
@@ -50,13 +60,15 @@ inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erf(x * 0.70710678118
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 
+}  // namespace ASDCAP_FAST_TARGET
 }  // namespace asdcap::nn::fast
 
-// ---- 8-wide versions (GCC vector extensions: AVX2 with -march=native, SSE pairs otherwise) ----
+// ---- 8-wide versions (GCC vector extensions: one AVX2 register) ----
 // Inline helpers of src/nn only, never an interface: the "AVX vector return without AVX changes
-// the ABI" note of builds without -march=native does not apply.
+// the ABI" note does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 namespace asdcap::nn::fast {
+inline namespace ASDCAP_FAST_TARGET {
 
 typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 // 16-wide: one AVX-512 register, or two AVX ones without AVX-512.
@@ -131,6 +143,7 @@ inline void apply8(float* x, int64_t n, F8 f8) {
   }
 }
 
+}  // namespace ASDCAP_FAST_TARGET
 }  // namespace asdcap::nn::fast
 
 // ---- AVX-512 versions, where the build targets it ---------------------------------------------
@@ -138,6 +151,7 @@ inline void apply8(float* x, int64_t n, F8 f8) {
 #include <immintrin.h>
 
 namespace asdcap::nn::fast {
+inline namespace ASDCAP_FAST_TARGET {
 
 // exp for x <= 0 (softmax after max subtraction), ~1 ulp: the same reduction and polynomial as
 // expv, with the exponent applied by vscalefps; exactly 0 where x < -cutoff (see the callers).
@@ -184,5 +198,6 @@ inline v16f gelu_erf16(v16f xv) {
   return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(erf, _mm512_set1_ps(1.0f)));
 }
 
+}  // namespace ASDCAP_FAST_TARGET
 }  // namespace asdcap::nn::fast
 #endif

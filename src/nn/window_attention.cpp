@@ -63,7 +63,7 @@ WindowAttention::WindowAttention(const WindowGeometry& g, const float* table) : 
                      " / shift " + std::to_string(g.shift));
   const int64_t hd = g.channels / g.heads;
   if (hd > 256) throw ModelError("window attention: head size " + std::to_string(hd) + " > 256 is not supported");
-  kernel_ = static_cast<int>(window::choose(t, hd, g.height * g.width * 3 * g.channels));
+  kernel_ = static_cast<int>(window::choose(t, hd, g.height * g.width * 3 * g.channels, kernel_set()));
   std::vector<float> bias = relative_position_bias(table, ws, g.heads);  // [h][query][key]
   if (window::layout_of(static_cast<window::Kernel>(kernel_)) == window::Layout::kKeyMajor) {
     bias_.resize(bias.size());
@@ -140,9 +140,10 @@ void WindowAttention::forward(int threads, const float* qkv, int64_t batch, floa
                                 next_window ? next_rows : nullptr};
           if (h0 < h1) {
             switch (kernel) {
-#if defined(__AVX512F__)
-              case window::Kernel::kAvx512_64: window::attend_avx512_64(job, scratch); break;
-#endif
+              case window::Kernel::kAvx512_64:
+                scratch.resize(static_cast<size_t>(window::avx512_scratch_floats(hd)));
+                window::attend_avx512_64(job, scratch.data());
+                break;
               case window::Kernel::kAvx64: window::attend_avx_64(job, scratch); break;
               default: window::attend_generic(job, scratch); break;
             }

@@ -3,7 +3,9 @@
 // horizontal reductions) and O^T = V^T P^T runs at full vector width for any head size that is a
 // multiple of 8 (msclap's is 24). Per head: Q^T (scaled) is gathered from the window's scattered
 // qkv rows, K and V are read in place, and O^T is transposed back in registers.
-#if defined(__AVX512F__)
+// This file is compiled for x86-64-v4 (src/nn/CMakeLists.txt) and runs only on AVX-512 CPUs
+// (nn::kernel_set()); it uses nothing from the standard library that the linker could share with
+// the AVX2 files.
 #include <immintrin.h>
 
 #include <limits>
@@ -86,11 +88,10 @@ class RowPrefetch {
 
 }  // namespace
 
-void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
+void attend_avx512_64(const Job& job, float* scratch) {
   const int64_t c = job.channels, hd = job.head_dim;
-  scratch.resize(static_cast<size_t>(hd * kT + kT * kT));
-  float* qt = scratch.data();  // Q^T * scale of the head, [hd][T]
-  float* s = qt + hd * kT;     // S^T, then exp(S^T - column max): [T keys][T queries]
+  float* qt = scratch;      // Q^T * scale of the head, [hd][T]
+  float* s = qt + hd * kT;  // S^T, then exp(S^T - column max): [T keys][T queries]
   const float* row[kT];
   for (int i = 0; i < kT; ++i) row[i] = job.qkv + job.rows[i] * 3 * c;
   // Element offsets of the window's rows from its clip's first row (they fit 32 bits: choose()).
@@ -172,4 +173,3 @@ void attend_avx512_64(const Job& job, std::vector<float>& scratch) {
 }
 
 }  // namespace asdcap::nn::window
-#endif

@@ -1,5 +1,5 @@
 // The portable window-attention kernels: any window and head size (plain loops), and 8 x 8 windows
-// with register blocking in 8-wide GCC vectors (AVX2 with -march=native, SSE otherwise).
+// with register blocking in 8-wide GCC vectors (AVX2).
 #include <algorithm>
 #include <climits>
 
@@ -76,7 +76,7 @@ void attend_generic(const Job& job, std::vector<float>& scratch) {
 namespace {
 
 // 8 x 8 windows (T = 64) and head sizes that are multiples of 8, with register blocking
-// (GCC vector extensions; AVX2 with -march=native, SSE otherwise).
+// (GCC vector extensions; AVX2).
 using fast::load8;
 using fast::store8;
 using fast::v8f;
@@ -178,14 +178,10 @@ void attend_avx_64(const Job& job, std::vector<float>& scratch) {
   }
 }
 
-Kernel choose(int64_t tokens, int64_t head_dim, int64_t map_elements) {
+Kernel choose(int64_t tokens, int64_t head_dim, int64_t map_elements, KernelSet set) {
   if (tokens != 64) return Kernel::kGeneric;
-#if defined(__AVX512F__)
   // (its gathers take 32-bit offsets within a clip's map)
-  if (head_dim % 8 == 0 && map_elements <= INT32_MAX) return Kernel::kAvx512_64;
-#else
-  (void)map_elements;
-#endif
+  if (set == KernelSet::kAvx512 && head_dim % 8 == 0 && map_elements <= INT32_MAX) return Kernel::kAvx512_64;
   return head_dim == 16 || head_dim == 24 || head_dim == 32 ? Kernel::kAvx64 : Kernel::kGeneric;
 }
 

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "asdcap/nn.hpp"
+
 namespace asdcap::nn::window {
 
 struct Job {
@@ -28,15 +30,16 @@ inline constexpr float kNegligible = 64.f;
 enum class Layout { kQueryMajor, kKeyMajor };
 
 // Which kernel runs a window of `tokens` tokens with heads of `head_dim` on a map whose qkv holds
-// `map_elements` floats per clip, and its bias layout.
+// `map_elements` floats per clip with the given kernel set, and its bias layout.
 enum class Kernel { kGeneric, kAvx64, kAvx512_64 };
-Kernel choose(int64_t tokens, int64_t head_dim, int64_t map_elements);
+Kernel choose(int64_t tokens, int64_t head_dim, int64_t map_elements, KernelSet set);
 inline Layout layout_of(Kernel k) { return k == Kernel::kAvx512_64 ? Layout::kKeyMajor : Layout::kQueryMajor; }
 
 void attend_generic(const Job& job, std::vector<float>& scratch);  // any T and head size
 void attend_avx_64(const Job& job, std::vector<float>& scratch);   // T = 64, head_dim 16, 24 or 32
-#if defined(__AVX512F__)
-void attend_avx512_64(const Job& job, std::vector<float>& scratch);  // T = 64, head_dim % 8 == 0
-#endif
+// T = 64, head_dim % 8 == 0; AVX-512 CPUs only (window_kernel_avx512.cpp). scratch holds
+// avx512_scratch_floats(head_dim) floats.
+void attend_avx512_64(const Job& job, float* scratch);
+inline int64_t avx512_scratch_floats(int64_t head_dim) { return head_dim * 64 + 64 * 64; }
 
 }  // namespace asdcap::nn::window

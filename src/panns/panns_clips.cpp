@@ -3,6 +3,7 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/backend.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
 #include "asdcap/panns.hpp"
 #include "core/files.hpp"
 #include "core/parallel.hpp"
@@ -34,7 +35,7 @@ class PannsBackend final : public EmbeddingBackend {
 
   std::string name() const override { return "panns"; }
   std::string identity() const override {
-    return std::string("panns/") + kPannsMathsVersion + "/" + model_->identity();
+    return std::string("panns/") + panns_maths_version() + "/" + model_->identity();
   }
   int dim() const override { return model_->config().embedding_dim; }
   int sample_rate() const override { return model_->config().sample_rate; }
@@ -91,5 +92,7 @@ std::vector<PannsModel::Output> panns_files(const PannsModel& model, const std::
 std::unique_ptr<EmbeddingBackend> make_panns_backend(const BackendOptions& options) {
   return std::make_unique<PannsBackend>(options);
 }
+
+std::string panns_maths_version() { return nn::kernel_set() == nn::KernelSet::kAvx512 ? "cnn14-2-avx512" : "cnn14-2"; }
 
 }  // namespace asdcap

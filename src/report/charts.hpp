@@ -64,6 +64,13 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
                               const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt,
                               const std::vector<double>& marks = {});
 
+// The image of a spectrogram panel alone, as PNG bytes: at most 320 columns (each the mean of the
+// frames it covers), one row per mel band, low bands at the bottom. Throws Error for an empty one.
+std::string spectrogram_png(const std::vector<float>& db, int frames, int mel_bins, double db_lo, double db_hi);
+// The colour range shared by some spectrograms: their 2nd to 99.8th percentile in dB, at least 10 dB
+// wide ({-100, 0} when there are none).
+std::pair<double, double> spectrogram_db_range(const std::vector<const std::vector<float>*>& dbs);
+
 // A page shows a normal clip as the neighbour of many flagged clips: every spectrogram <img> of
 // `body` whose data: URI occurs more than once becomes a <div role="img"> with a CSS class, and the
 // returned CSS holds each such URI once (as that class's background image). Images that occur once

@@ -107,19 +107,9 @@ void render_job(Job& job, bool embed_audio, int threads) {
 }
 
 std::pair<double, double> db_range(const std::vector<const Job*>& jobs) {
-  std::vector<float> sample;
-  for (const Job* j : jobs)
-    for (size_t i = 0; i < j->db.size(); i += 5) sample.push_back(j->db[i]);
-  if (sample.empty()) return {-100, 0};
-  auto q = [&](double p) {
-    auto it = sample.begin() + static_cast<std::ptrdiff_t>(p * double(sample.size() - 1));
-    std::nth_element(sample.begin(), it, sample.end());
-    return double(*it);
-  };
-  const double hi = q(0.998);
-  double lo = q(0.02);
-  if (hi - lo < 10) lo = hi - 10;
-  return {lo, hi};
+  std::vector<const std::vector<float>*> dbs;
+  for (const Job* j : jobs) dbs.push_back(&j->db);
+  return spectrogram_db_range(dbs);
 }
 
 ExplanationRecord from_scored(const ScoredClip& c) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "asdcap/error.hpp"
 #include "report/charts.hpp"
 #include "report/colormap.hpp"
 #include "report/png.hpp"
@@ -39,11 +40,9 @@ std::string hz_label(double hz) {
 
 }  // namespace
 
-std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_bins, double seconds,
-                              const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt,
-                              const std::vector<double>& marks) {
+std::string spectrogram_png(const std::vector<float>& db, int frames, int mel_bins, double db_lo, double db_hi) {
   if (frames <= 0 || mel_bins <= 0 || db.size() < static_cast<size_t>(frames) * static_cast<size_t>(mel_bins))
-    return "<div class=\"spec missing\">no spectrogram</div>";
+    throw Error("spectrogram_png: no spectrogram");
   // Columns: at most 320, each the mean of the frames it covers; one row per band, low bands at the
   // bottom (the browser stretches it smoothly; this keeps a figure of five clips near 100 kB).
   const int width = std::min(frames, 320), row_px = 1, height = mel_bins * row_px;
@@ -65,8 +64,31 @@ std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_
   }
   std::vector<uint8_t> palette;
   for (const Rgb8& c : sequential_colormap()) palette.insert(palette.end(), {c.r, c.g, c.b});
-  const std::string png = encode_png_indexed(index.data(), width, height, palette.data(), 256);
+  return encode_png_indexed(index.data(), width, height, palette.data(), 256);
+}
 
+std::pair<double, double> spectrogram_db_range(const std::vector<const std::vector<float>*>& dbs) {
+  std::vector<float> sample;
+  for (const auto* db : dbs)
+    for (size_t i = 0; i < db->size(); i += 5) sample.push_back((*db)[i]);
+  if (sample.empty()) return {-100, 0};
+  auto q = [&](double p) {
+    auto it = sample.begin() + static_cast<std::ptrdiff_t>(p * double(sample.size() - 1));
+    std::nth_element(sample.begin(), it, sample.end());
+    return double(*it);
+  };
+  const double hi = q(0.998);
+  double lo = q(0.02);
+  if (hi - lo < 10) lo = hi - 10;
+  return {lo, hi};
+}
+
+std::string spectrogram_panel(const std::vector<float>& db, int frames, int mel_bins, double seconds,
+                              const std::vector<double>& band_hz, double db_lo, double db_hi, const std::string& alt,
+                              const std::vector<double>& marks) {
+  if (frames <= 0 || mel_bins <= 0 || db.size() < static_cast<size_t>(frames) * static_cast<size_t>(mel_bins))
+    return "<div class=\"spec missing\">no spectrogram</div>";
+  const std::string png = spectrogram_png(db, frames, mel_bins, db_lo, db_hi);
   const double W = 220, H = 138, ml = 30, mr = 6, mt = 12, mb = 20;
   const double pw = W - ml - mr, ph = H - mt - mb;
   std::string s = "<div class=\"spec\" style=\"aspect-ratio:" + f1(W) + "/" + f1(H) + "\">";

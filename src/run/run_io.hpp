@@ -5,7 +5,14 @@
 #include <string>
 #include <vector>
 
+namespace asdcap {
+struct ExplanationRecord;
+}
+
 namespace asdcap::run_detail {
+
+// One explanations.jsonl record as JSON (also what asdcap serve attaches to an explained event).
+nlohmann::ordered_json explanation_record_json(const ExplanationRecord& r);
 
 std::string join(const std::string& dir, const std::string& name);
 

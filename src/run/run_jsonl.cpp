@@ -257,6 +257,10 @@ ExplanationRecord parse_explanation(const ojson& j) {
 
 }  // namespace
 
+namespace run_detail {
+nlohmann::ordered_json explanation_record_json(const ExplanationRecord& r) { return explanation_json(r); }
+}  // namespace run_detail
+
 // ---- neighbors.jsonl --------------------------------------------------------------------------
 void write_neighbors(const std::string& dir, const std::vector<ScoredClip>& clips) {
   std::string text;

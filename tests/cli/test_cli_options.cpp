@@ -60,6 +60,7 @@ std::vector<CommandLine> commands_with_shared_flags(const TempDir& dir) {
       {{"report", "--out", dir.file("run")}, false},
       {{"demo", "--out", dir.file("demo")}, false},
       {{"synth", "--out", dir.file("synth")}, false},
+      {{"serve", "--data", dir.file("serve"), "--listen", "127.0.0.1:0"}, false},
   };
 }
 
@@ -181,7 +182,7 @@ TEST(CliExitCodes, UsageErrorsExit2AndLibraryErrorsExit1InOneLine) {
 TEST(CliHelp, SubcommandsInReadingOrder) {
   const auto r = run_cli({"--help"});
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::vector<std::string> order = {"demo",     "detect", "explain",    "report",  "synth",   "embed",
+  const std::vector<std::string> order = {"demo",     "detect", "explain",    "report",  "serve",   "synth", "embed",
                                           "features", "tags",   "similarity", "caption", "convert", "info"};
   size_t at = r.out.find("Subcommands:");
   ASSERT_NE(at, std::string::npos) << r.out;

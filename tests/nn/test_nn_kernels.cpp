@@ -2,8 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "asdcap/error.hpp"
@@ -328,4 +331,53 @@ TEST(NnPackedLinear, RejectsEmptyShapes) {
   const std::vector<float> w(16, 1.f);
   EXPECT_THROW(nn::PackedLinear(w.data(), 0, 16, nullptr), asdcap::Error);
   EXPECT_THROW(nn::PackedLinear(w.data(), 16, 0, nullptr), asdcap::Error);
+}
+
+// ---- Kernel sets ------------------------------------------------------------------------------
+
+TEST(NnKernelSets, TheCpuAndTheEnvironmentChooseTheSet) {
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const char* forced = std::getenv("ASDCAP_KERNELS");
+  const bool want_avx2 = (forced && std::string(forced) == "avx2") || !avx512;
+  EXPECT_EQ(nn::kernel_set(), want_avx2 ? nn::KernelSet::kAvx2 : nn::KernelSet::kAvx512);
+  EXPECT_STREQ(nn::kernel_set_name(nn::kernel_set()), want_avx2 ? "avx2" : "avx512");
+  EXPECT_TRUE(nn::cpu_has_avx2());
+}
+
+// The files compiled for AVX-512 may define only their entry points and functions of their own
+// (fastmath.hpp's target_avx512 namespace, anonymous namespaces): a standard-library or other inline
+// function they emitted could be picked by the linker for the whole program and run AVX-512
+// instructions on a CPU without them.
+TEST(NnKernelSets, Avx512FilesExportOnlyTheirEntryPoints) {
+  const std::string cmd = std::string("nm -C --defined-only --extern-only '") + ASDCAP_NN_LIBRARY + "' 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string member, out;
+  std::vector<std::string> offending;
+  int avx512_members = 0;
+  char line[4096];
+  while (std::fgets(line, sizeof line, pipe)) {
+    std::string l(line);
+    if (!l.empty() && l.back() == '\n') l.pop_back();
+    out += l + "\n";
+    if (l.size() > 1 && l.back() == ':') {
+      member = l.substr(0, l.size() - 1);
+      if (member.find("avx512") != std::string::npos) ++avx512_members;
+      continue;
+    }
+    if (member.find("avx512") == std::string::npos || l.empty()) continue;
+    const std::string symbol = l.size() > 19 ? l.substr(19) : l;
+    const bool allowed = symbol.find("asdcap::nn::packed::avx512_kernel()") == 0 ||
+                         symbol.find("asdcap::nn::window::attend_avx512_64(") == 0 ||
+                         symbol.find("asdcap::nn::layer_norm_avx512(") == 0 ||
+                         symbol.find("target_avx512::") != std::string::npos || symbol.rfind("__", 0) == 0 ||
+                         symbol.rfind("DW.ref.", 0) == 0 ||  // exception-handling data, not code
+                         symbol.find("asan") != std::string::npos || symbol.find("__sancov") != std::string::npos;
+    if (!allowed) offending.push_back(member + ": " + symbol);
+  }
+  ASSERT_EQ(pclose(pipe), 0) << out;
+  EXPECT_EQ(avx512_members, 3) << out;
+  EXPECT_TRUE(offending.empty()) << ::testing::PrintToString(offending);
 }

@@ -78,7 +78,7 @@ TEST(PannsBackend, FromTheModelFile) {
   EXPECT_EQ(b->dim(), 256);
   EXPECT_EQ(b->sample_rate(), 32000);
   EXPECT_EQ(b->default_crop().kind, CropPolicy::Kind::Whole);
-  EXPECT_EQ(b->identity(), std::string("panns/") + kPannsMathsVersion + "/" + model->identity());
+  EXPECT_EQ(b->identity(), std::string("panns/") + panns_maths_version() + "/" + model->identity());
   EXPECT_EQ(make_backend("panns", options(cnn14_16k()))->sample_rate(), 16000);
   // The two variants are different models: different identities.
   EXPECT_NE(make_backend("panns", options(cnn14_16k()))->identity(), b->identity());

@@ -3,6 +3,7 @@
 #include <exception>
 #include <string>
 
+#include "asdcap/nn.hpp"
 #include "command.hpp"
 #include "failure.hpp"
 
@@ -21,6 +22,10 @@ bool register_command(int order, std::function<void(CLI::App&)> setup) {
 }  // namespace asdcap::cli
 
 int main(int argc, char** argv) {
+  if (!asdcap::nn::cpu_has_avx2()) {
+    std::fprintf(stderr, "asdcap: error: this CPU has no AVX2, FMA and F16C, which asdcap needs (x86-64-v3)\n");
+    return 1;
+  }
   CLI::App app{"asdcap: unsupervised anomalous sound detection with CLAP, and captions that explain it"};
   app.set_version_flag("--version", std::string("asdcap ") + ASDCAP_VERSION);
   app.require_subcommand(1);

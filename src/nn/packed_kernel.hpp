@@ -1,0 +1,23 @@
+// The kernel sets of nn::PackedLinear (internal to src/nn).
+#pragma once
+#include <cstdint>
+
+#include "asdcap/nn.hpp"
+
+namespace asdcap::nn::packed {
+
+struct Kernel {
+  int64_t nr = 0;  // output features per packed panel (the register tile's width)
+  int64_t mr = 0;  // rows per register tile
+  // Rows [r0, r1) of x [., k] against panels [panel0, panel1) of the packed weights of an n x k
+  // layer: y[r][col] = epilogue(x . W^T + b) (y row stride n).
+  void (*forward_block)(const float* packed, const float* bias, int64_t n, int64_t k, const float* x, int64_t r0,
+                        int64_t r1, int64_t panel0, int64_t panel1, float* y, PackedLinear::Epilogue ep) = nullptr;
+};
+
+const Kernel& avx2_kernel();    // packed_kernel_avx2.cpp
+const Kernel& avx512_kernel();  // packed_kernel_avx512.cpp; only on CPUs with AVX-512
+
+inline const Kernel& kernel(KernelSet set) { return set == KernelSet::kAvx512 ? avx512_kernel() : avx2_kernel(); }
+
+}  // namespace asdcap::nn::packed

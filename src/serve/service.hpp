@@ -1,0 +1,90 @@
+// The scoring service: enrols references, scores clips against each machine's in-memory exact
+// k-NN index, stores events and their audio. Thread-safe.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "asdcap/backend.hpp"
+#include "detect/standardise.hpp"
+#include "serve/metrics.hpp"
+#include "serve/store.hpp"
+
+namespace asdcap::serve {
+
+// One machine's references as the k-NN search uses them, with the threshold they give.
+struct MachineIndex {
+  int64_t generation = -1;
+  std::vector<ReferenceRecord> refs;  // without their embeddings (those are in `matrix`)
+  std::vector<float> matrix;          // n x dim, standardised when the backend asks for it
+  std::optional<Standardisation> standardisation;
+  double threshold = 0;  // NaN: fewer than 2 references, or the gamma fit failed
+};
+
+struct ScoreResult {
+  EventRecord event;
+  bool created = true;  // false: an earlier submission with the same idempotency key
+};
+
+struct EnrolResult {
+  int64_t reference_id = 0;
+  std::string name;
+  int64_t n_references = 0;
+  double threshold = 0;
+};
+
+struct FolderResult {
+  int enrolled = 0;
+  std::vector<std::pair<std::string, std::string>> skipped;  // file, reason
+  int64_t n_references = 0;
+  double threshold = 0;
+};
+
+class Service {
+ public:
+  // `explain`: flagged clips get an explanation job.
+  Service(Store& store, EmbeddingBackend& backend, Metrics& metrics, std::string data_dir, int k, bool explain);
+
+  // Validates `bytes` as audio (FormatError naming the problem), stores them under
+  // DATA/audio/<type>/<id>/references/, embeds them and adds the reference.
+  EnrolResult enrol(const MachineKey& m, const std::string& bytes, const std::string& name, const std::string& source);
+  // Every .wav / .flac file under `dir` (recursively, in name order); unreadable files are skipped.
+  FolderResult enrol_folder(const MachineKey& m, const std::string& dir);
+  // Validates, stores under DATA/audio/<type>/<id>/clips/, scores and records the clip. HttpError 409
+  // when the machine has no references.
+  ScoreResult submit(const MachineKey& m, const std::string& bytes, const std::string& name,
+                     const std::string& idempotency_key);
+  // Marks the event a false alarm and adds its clip to the machine's references. nullopt: no such event.
+  std::optional<EventRecord> false_alarm(int64_t event_id);
+
+  // A reference by id (any machine), without its embedding; nullopt when there is none.
+  std::optional<ReferenceRecord> reference(int64_t reference_id);
+
+  // The machine's current index (rebuilt when its reference generation changed).
+  std::shared_ptr<const MachineIndex> index(const MachineKey& m);
+  Store& store() { return store_; }
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  std::vector<float> embed_file(const std::string& path);
+  // Stores, embeds and records one reference (the index is refreshed by the caller).
+  int64_t add_reference(const MachineKey& m, const std::string& bytes, const std::string& name,
+                        const std::string& source, std::string& stored_name);
+  std::string store_audio(const MachineKey& m, const std::string& kind, const std::string& bytes);
+  std::shared_ptr<const MachineIndex> build_index(const MachineKey& m, int64_t generation);
+
+  Store& store_;
+  EmbeddingBackend& backend_;
+  Metrics& metrics_;
+  std::string data_dir_;
+  int k_;
+  bool explain_;
+  std::mutex embed_mu_;  // for backends whose embed() is not thread-safe
+  std::mutex index_mu_;
+  std::map<MachineKey, std::shared_ptr<const MachineIndex>> indexes_;
+};
+
+}  // namespace asdcap::serve

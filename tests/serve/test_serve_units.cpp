@@ -1,0 +1,127 @@
+// The service's small parts: machine names, watched paths, the token comparison, the metrics
+// registry's text format, and the standardisation shared with detection.
+#include <gtest/gtest.h>
+
+#include <sqlite3.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "detect/standardise.hpp"
+#include "serve/http_api.hpp"
+#include "serve/http_error.hpp"
+#include "serve/metrics.hpp"
+#include "serve/store.hpp"
+#include "serve/watch.hpp"
+
+namespace asdcap::serve {
+namespace {
+
+TEST(ServeNames, MachineNamesCannotEscapeTheDataFolder) {
+  for (const char* ok : {"fan", "id_00", "Pump-3", "a", "x.y", "0abc"}) EXPECT_TRUE(valid_machine_name(ok)) << ok;
+  for (const char* bad : {"", "..", ".", ".hidden", "a/b", "a\\b", "-x", "_x", "a b", "é", "a\nb", "..%2F"})
+    EXPECT_FALSE(valid_machine_name(bad)) << bad;
+  EXPECT_TRUE(valid_machine_name(std::string(64, 'a')));
+  EXPECT_FALSE(valid_machine_name(std::string(65, 'a')));
+}
+
+TEST(ServeWatch, MachineOfAWatchedFile) {
+  EXPECT_EQ(watched_machine("fan/id_00/clip.wav"), (MachineKey{"fan", "id_00"}));
+  EXPECT_EQ(watched_machine("pump/line-3/x.flac"), (MachineKey{"pump", "line-3"}));
+  EXPECT_EQ(watched_machine("fan/test/anomaly_id_02_00000001.wav"), (MachineKey{"fan", "id_02"}));
+  EXPECT_EQ(watched_machine("fan/train/normal_id_04_00000000.wav"), (MachineKey{"fan", "id_04"}));
+  EXPECT_EQ(watched_machine("slider/source_test/section_00_id_06_normal.wav"), (MachineKey{"slider", "id_06"}));
+  EXPECT_FALSE(watched_machine("fan/test/clip.wav"));  // a split folder without an id in the name
+  EXPECT_FALSE(watched_machine("clip.wav"));
+  EXPECT_FALSE(watched_machine("fan/clip.wav"));
+  EXPECT_FALSE(watched_machine("a/b/c/clip.wav"));
+  EXPECT_FALSE(watched_machine(".x/id_00/clip.wav"));
+}
+
+TEST(ServeToken, ComparisonNeedsTheWholeToken) {
+  EXPECT_TRUE(secrets_equal("abc123", "abc123"));
+  EXPECT_FALSE(secrets_equal("abc12", "abc123"));
+  EXPECT_FALSE(secrets_equal("abc1234", "abc123"));
+  EXPECT_FALSE(secrets_equal("abc124", "abc123"));
+  EXPECT_FALSE(secrets_equal("", ""));  // no token configured: nothing matches
+  EXPECT_FALSE(secrets_equal(std::string("abc\0123", 7), "abc"));
+}
+
+TEST(ServeMetrics, PrometheusTextFormat) {
+  Metrics m;
+  m.declare("jobs_total", "Jobs done.", "counter");
+  m.declare("depth", "Queue depth.", "gauge");
+  m.declare("latency_seconds", "Latency.", "histogram", {0.1, 1});
+  m.add("jobs_total", {{"type", "fan"}, {"id", "a\"b\\c\nd"}});
+  m.add("jobs_total", {{"type", "fan"}, {"id", "a\"b\\c\nd"}}, 2);
+  m.set("depth", {}, 7);
+  m.set("depth", {}, 3);
+  m.observe("latency_seconds", {{"route", "/x"}}, 0.05);
+  m.observe("latency_seconds", {{"route", "/x"}}, 0.5);
+  m.observe("latency_seconds", {{"route", "/x"}}, 0.1);
+  m.observe("latency_seconds", {{"route", "/x"}}, 30);
+  const std::string expected =
+      "# HELP depth Queue depth.\n"
+      "# TYPE depth gauge\n"
+      "depth 3\n"
+      "# HELP jobs_total Jobs done.\n"
+      "# TYPE jobs_total counter\n"
+      "jobs_total{type=\"fan\",id=\"a\\\"b\\\\c\\nd\"} 3\n"
+      "# HELP latency_seconds Latency.\n"
+      "# TYPE latency_seconds histogram\n"
+      "latency_seconds_bucket{route=\"/x\",le=\"0.1\"} 2\n"
+      "latency_seconds_bucket{route=\"/x\",le=\"1\"} 3\n"
+      "latency_seconds_bucket{route=\"/x\",le=\"+Inf\"} 4\n"
+      "latency_seconds_sum{route=\"/x\"} 30.65\n"
+      "latency_seconds_count{route=\"/x\"} 4\n";
+  EXPECT_EQ(m.render(), expected);
+  EXPECT_THROW(m.add("undeclared", {}), Error);
+  m.set("depth", {}, std::nan(""));
+  EXPECT_NE(m.render().find("depth NaN\n"), std::string::npos);
+}
+
+TEST(ServeStandardise, QueryAppliedWithTheReferencesFit) {
+  // Two dimensions: one varying (sd 1 around mean 2), one constant (floored deviation).
+  const std::vector<float> refs = {1, 5, 3, 5, 2, 5, 2, 5};
+  std::vector<float> fitted = refs, query = {4, 6};
+  const auto s = Standardisation::fit(fitted, 4, 2);
+  s.apply(fitted, 4);
+  s.apply(query, 1);
+  const double sd = std::sqrt(0.5);  // population sd of {1, 3, 2, 2}
+  EXPECT_NEAR(fitted[0], (1 - 2) / sd, 1e-6);
+  EXPECT_NEAR(fitted[1], 0, 1e-6);
+  EXPECT_NEAR(query[0], (4 - 2) / sd, 1e-5);
+  EXPECT_NEAR(query[1], 1 / std::max(1e-3, 0.1 * sd), 1e-3);  // the floor: a tenth of the median deviation
+  // The batch form (detection's) gives the same numbers.
+  std::vector<float> r2 = refs, q2 = {4, 6};
+  standardise(r2, 4, q2, 1, 2);
+  EXPECT_EQ(r2, fitted);
+  EXPECT_EQ(q2, query);
+}
+
+// The SQLite file is created and migrated on open; a file from a newer asdcap is refused, untouched.
+TEST(ServeSqlite, SchemaVersionedAndNewerRefused) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("asdcap_serve_units_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string path = (dir / "sub" / "db.sqlite").string();
+  {
+    auto store = open_store("sqlite:" + path);
+    EXPECT_EQ(store->schema_version(), 1);
+    EXPECT_EQ(store->describe(), "sqlite:" + path);
+    store->ensure_machine({"fan", "id_00"});
+  }
+  EXPECT_EQ(open_store(path)->machines().size(), 1u);  // a bare path is a SQLite file too
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_THROW(open_store("sqlite:" + path), FormatError);
+  EXPECT_THROW(open_store("mysql://x/y"), InvalidArgument);
+  EXPECT_THROW(open_store(""), InvalidArgument);
+  EXPECT_THROW(open_store("sqlite:" + path + "/below-a-file.sqlite"), IoError);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace asdcap::serve
