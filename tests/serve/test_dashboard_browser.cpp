@@ -1,0 +1,189 @@
+// The dashboard in Debian's headless Chromium against the real `asdcap serve`: a temp data folder
+// and token file, references enrolled and clips scored over HTTP, then the rendered DOM of the
+// fleet view, a machine's timeline and an event view is read back. Skipped only when Chromium is
+// not installed (scripts/setup.sh installs it). Screenshots land in the build folder.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <httplib.h>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "serve/serve_process.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const char* kChromium = "/usr/bin/chromium";
+const char* kToken = "dashboard-browser-test-token";
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+int run(const std::string& cmd) {
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// Headless Chromium in a fresh profile; `args` ends with the quoted URL. Returns the exit code.
+int chromium(const std::string& profile, const std::string& args, const std::string& out) {
+  fs::remove_all(profile);
+  fs::create_directories(profile);
+  return run(std::string(kChromium) +
+             " --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run"
+             " --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage"
+             " --hide-scrollbars --virtual-time-budget=8000 --user-data-dir=" +
+             profile + " " + args + " > " + out + " 2> " + out + ".err");
+}
+
+std::string dump_dom(const std::string& root, const std::string& url) {
+  const std::string out = root + "/dom.html";
+  EXPECT_EQ(chromium(root + "/profile", "--dump-dom '" + url + "'", out), 0) << slurp(out + ".err");
+  return slurp(out);
+}
+
+std::string fixed3(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+size_t count(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(DashboardBrowser, ShowsFleetTimelineAndEventFromTheRealServer) {
+  if (!fs::exists(kChromium)) GTEST_SKIP() << kChromium << " is not installed";
+  const std::string root = (fs::temp_directory_path() / ("asdcap-dashboard-" + std::to_string(getpid()))).string();
+  fs::remove_all(root);
+  fs::create_directories(root + "/clips");
+  const std::string token_file = root + "/token";
+  std::ofstream(token_file) << kToken << "\n";
+  fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write);
+
+  asdcap::test::ServeProcess server(root + "/data", {"--token-file", token_file, "--backend", "acoustic"});
+  ASSERT_GT(server.port(), 0) << server.log();
+  ASSERT_EQ(server.token(), kToken);
+  auto client = server.client();
+  httplib::Client& cli = *client;
+  cli.set_read_timeout(120, 0);
+  const httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
+
+  // Two machines enrolled with synthetic normal fan clips; one fault clip for the first.
+  double fan_threshold = 0;
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "normal_" + std::to_string(i) + ".wav";
+    auto r = cli.Post(("/v1/machines/fan/id_00/references?name=" + name).c_str(), auth,
+                      asdcap::test::machine_wav(uint32_t(i), false), "audio/wav");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 201) << r->body;
+    const json reply = json::parse(r->body);  // the threshold stays null until there are enough references
+    if (reply.at("threshold").is_number()) fan_threshold = reply.at("threshold").get<double>();
+  }
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "normal_" + std::to_string(i) + ".wav";
+    auto r = cli.Post(("/v1/machines/pump/id_02/references?name=" + name).c_str(), auth,
+                      asdcap::test::machine_wav(uint32_t(20 + i), false), "audio/wav");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 201) << r->body;
+  }
+  auto score = [&](const std::string& machine, const std::string& name, bool anomalous, uint32_t seed) {
+    auto r = cli.Post(("/v1/machines/" + machine + "/clips?name=" + name).c_str(), auth,
+                      asdcap::test::machine_wav(seed, anomalous), "audio/wav");
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r ? r->status : 0, 201) << (r ? r->body : "no response");
+    return r ? json::parse(r->body) : json::object();
+  };
+  size_t fan_flagged = 0;
+  fan_flagged += score("fan/id_00", "normal_100.wav", false, 1000).value("label", "") == "anomaly";
+  fan_flagged += score("fan/id_00", "normal_101.wav", false, 1001).value("label", "") == "anomaly";
+  const bool pump_flagged = score("pump/id_02", "normal_200.wav", false, 1002).value("label", "") == "anomaly";
+  const json flagged = score("fan/id_00", "anomaly_102.wav", true, 78);
+  ASSERT_EQ(flagged.value("label", ""), "anomaly") << flagged.dump();
+  // The event id is a number or a string, as the server sends it.
+  const std::string eid =
+      flagged.at("event_id").is_string() ? flagged.at("event_id").get<std::string>() : flagged.at("event_id").dump();
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port()) + "/";
+
+  // Fleet view: both machines, the fan flagged and unacknowledged, its threshold, the flagged event.
+  const std::string fleet = dump_dom(root, base);
+  EXPECT_NE(fleet.find("data-view=\"fleet\""), std::string::npos) << fleet;
+  EXPECT_NE(fleet.find("data-machine=\"fan/id_00\""), std::string::npos);
+  EXPECT_NE(fleet.find("data-machine=\"pump/id_02\""), std::string::npos);
+  EXPECT_NE(fleet.find("card machine st-alarm\" href=\"#machine=fan/id_00\""), std::string::npos);
+  // The pump's state follows the server's label for its one clip.
+  EXPECT_NE(fleet.find(std::string("card machine ") + (pump_flagged ? "st-alarm" : "st-ok") +
+                       "\" href=\"#machine=pump/id_02\""),
+            std::string::npos);
+  const json fan = json::parse(cli.Get("/v1/machines/fan/id_00")->body);
+  EXPECT_NE(fleet.find("threshold " + fixed3(fan.at("threshold").get<double>())), std::string::npos);
+  EXPECT_NE(fleet.find("data-event=\"" + eid + "\""), std::string::npos);
+  EXPECT_NE(fleet.find("class=\"live on\""), std::string::npos) << "the live indicator";
+  EXPECT_GT(fan_threshold, 0.0);
+
+  // The fan's timeline: three points, the flagged ones marked, a threshold line.
+  const std::string machine = dump_dom(root, base + "#machine=fan/id_00");
+  EXPECT_NE(machine.find("data-view=\"machine\""), std::string::npos) << machine;
+  EXPECT_NE(machine.find("class=\"thr\" d=\"M"), std::string::npos);
+  EXPECT_EQ(count(machine, "<circle"), 3u);
+  EXPECT_EQ(count(machine, "class=\"an\""), 1u + fan_flagged);
+  EXPECT_NE(machine.find("aria-label=\"event " + eid + ","), std::string::npos);
+
+  // The event view (deep link): the clip's and the neighbours' spectrograms and audio, the state.
+  const std::string event = dump_dom(root, base + "#event=" + eid);
+  EXPECT_NE(event.find("data-view=\"event\""), std::string::npos) << event;
+  EXPECT_NE(event.find("src=\"/v1/events/" + eid + "/spectrogram.png\""), std::string::npos);
+  EXPECT_NE(event.find("src=\"/v1/events/" + eid + "/audio\""), std::string::npos);
+  ASSERT_FALSE(flagged.at("neighbors").empty());
+  for (const json& n : flagged.at("neighbors")) {
+    const std::string rid =
+        n.at("reference_id").is_string() ? n.at("reference_id").get<std::string>() : n.at("reference_id").dump();
+    EXPECT_NE(event.find("src=\"/v1/references/" + rid + "/spectrogram.png\""), std::string::npos) << rid;
+    EXPECT_NE(event.find("d = " + fixed3(n.at("distance").get<double>())), std::string::npos);
+  }
+  EXPECT_NE(event.find("threshold <b class=\"thr\">" + fixed3(flagged.at("threshold").get<double>())),
+            std::string::npos);
+  // The explanation's state as the server reported it just before or just after the page was read.
+  const std::string state_before = flagged.value("explanation_state", "");
+  const std::string state_after =
+      json::parse(cli.Get(("/v1/events/" + eid).c_str())->body).value("explanation_state", "");
+  ASSERT_FALSE(state_after.empty());
+  EXPECT_TRUE(event.find("data-explanation-state=\"" + state_before + "\"") != std::string::npos ||
+              event.find("data-explanation-state=\"" + state_after + "\"") != std::string::npos)
+      << state_before << " / " << state_after;
+  EXPECT_NE(event.find(">Acknowledge</button>"), std::string::npos);
+  auto png = cli.Get(("/v1/events/" + eid + "/spectrogram.png").c_str());
+  ASSERT_TRUE(png);
+  EXPECT_EQ(png->body.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+
+  // Screenshots for a look at the layout (the build folder).
+  for (const auto& [file, url] : {std::pair<std::string, std::string>{"dashboard-fleet.png", base},
+                                  {"dashboard-event.png", base + "#event=" + eid}}) {
+    const std::string shot = std::string(ASDCAP_BUILD_DIR) + "/" + file;
+    fs::remove(shot);
+    EXPECT_EQ(chromium(root + "/profile", "--window-size=1280,900 --screenshot=" + shot + " '" + url + "'",
+                       root + "/shot.log"),
+              0);
+    EXPECT_GT(fs::exists(shot) ? fs::file_size(shot) : 0, 10000u) << shot;
+  }
+  fs::remove_all(root);
+}
+
+}  // namespace
