@@ -44,7 +44,7 @@ TEST(ServeToken, ComparisonNeedsTheWholeToken) {
   EXPECT_FALSE(secrets_equal("abc1234", "abc123"));
   EXPECT_FALSE(secrets_equal("abc124", "abc123"));
   EXPECT_FALSE(secrets_equal("", ""));  // no token configured: nothing matches
-  EXPECT_FALSE(secrets_equal(std::string("abc\0123", 7), "abc"));
+  EXPECT_FALSE(secrets_equal(std::string("abc\0" "123", 7), "abc"));  // a NUL inside the token
 }
 
 TEST(ServeMetrics, PrometheusTextFormat) {
