@@ -88,6 +88,10 @@ class Captioner {
   ~Captioner();
 
   CaptionResult caption_embedding(const float* audio_embedding, const CaptionOptions&) const;
+  // Many embeddings, their beam searches batched (beam_search_batch, up to `max_batch` captions per
+  // decoder batch): the same results as caption_embedding on each, in order.
+  std::vector<CaptionResult> caption_embeddings(const std::vector<const float*>& audio_embeddings,
+                                                const CaptionOptions&, int max_batch = 16) const;
   // Uses the captioner's own audio encoder ("cap.audio.") on the windows of `crop` (encode_clip:
   // resolve an unseeded random crop with resolve_clip_crop first). With several windows (crop
   // "cover") the window embeddings are averaged before normalisation.

@@ -219,3 +219,28 @@ TEST(CaptionGolden, BatchedBeamSearchEqualsOneAtATime) {
   EXPECT_TRUE(beam_search_batch(gpt2, {}, 40, 5, 67, 1.f, 220).empty());
   EXPECT_THROW(beam_search_batch(gpt2, ptrs, 40, 5, 67, 1.f, 220, 0), InvalidArgument);
 }
+
+// The captioner's batched API: every clip's caption and beams, with and without a prompt, as alone.
+TEST(CaptionGolden, CaptionEmbeddingsBatchedEqualsAlone) {
+  std::vector<std::vector<float>> embs;
+  for (const auto& c : manifest()["captions"])
+    embs.push_back(read_npy(clip_dir(c) + "/clapcap_audio_embedding.npy").as_float());
+  std::vector<const float*> ptrs;
+  for (const auto& e : embs) ptrs.push_back(e.data());
+  for (const std::string prompt : {"", "Sounds like"}) {
+    CaptionOptions o;
+    o.prompt = prompt;
+    const auto all = captioner().caption_embeddings(ptrs, o, 2);
+    ASSERT_EQ(all.size(), embs.size());
+    for (size_t i = 0; i < embs.size(); ++i) {
+      const auto one = captioner().caption_embedding(embs[i].data(), o);
+      EXPECT_EQ(all[i].caption, one.caption) << i;
+      ASSERT_EQ(all[i].beams.size(), one.beams.size());
+      for (size_t b = 0; b < one.beams.size(); ++b) {
+        EXPECT_EQ(all[i].beams[b].tokens, one.beams[b].tokens);
+        EXPECT_EQ(all[i].beams[b].score, one.beams[b].score);
+        EXPECT_EQ(all[i].beams[b].text, one.beams[b].text);
+      }
+    }
+  }
+}
