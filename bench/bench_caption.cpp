@@ -9,6 +9,7 @@
 //   growth of a step's cost with the sequence length) to keep the benchmark short.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <random>
@@ -110,5 +111,40 @@ void BM_CachedVsNaive67(benchmark::State& state) {
   state.counters["naive_over_cached"] = naive / cached;
 }
 BENCHMARK(BM_CachedVsNaive67)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
+
+// 1 caption vs 15 captions batched (beam 5, `steps` decoding steps each, no stop token): captions/s
+// of both and their ratio, plus the decoder's streamed weights per step (every GEMM weight and the
+// lm_head, float32) over the time of one batched step, against a STREAM-like copy's bandwidth.
+void BM_CaptionBatched(benchmark::State& state) {
+  auto& s = setup();
+  const Gpt2& g = s.captioner->decoder();
+  const int steps = static_cast<int>(state.range(0)), batch = 15;
+  std::vector<const float*> many(batch, s.prefix.data());
+  double one = 0, all = 0, first_step = 0;
+  for (auto _ : state) {
+    one = seconds_of([&] { beam_search(g, s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true); });
+    all = seconds_of([&] { beam_search_batch(g, many, s.n_prefix, 5, steps, 1.f, -1, batch); });
+    first_step = seconds_of([&] { beam_search_batch(g, many, s.n_prefix, 5, 1, 1.f, -1, batch); });
+  }
+  // Copy bandwidth: read + write of a 256 MiB buffer, best of 3.
+  std::vector<float> a(size_t{64} << 20, 1.f), b(a.size());
+  double copy = 1e30;
+  for (int i = 0; i < 3; ++i) copy = std::min(copy, seconds_of([&] { std::copy(a.begin(), a.end(), b.begin()); }));
+  benchmark::DoNotOptimize(b.data());
+  const double copy_gbs = 2.0 * static_cast<double>(a.size() * sizeof(float)) / copy / 1e9;
+  const double d = static_cast<double>(g.n_embd());
+  const double weight_bytes =
+      4.0 * (12.0 * d * d * static_cast<double>(g.config().n_layer) + static_cast<double>(g.vocab()) * d);
+  const double per_step = (all - first_step) / (steps - 1);
+  state.counters["captions_per_s_1"] = 1.0 / one;
+  state.counters["captions_per_s_15"] = batch / all;
+  state.counters["batched_speedup"] = (batch / all) / (1.0 / one);
+  state.counters["step_ms_15"] = per_step * 1e3;
+  state.counters["weights_GBps"] = weight_bytes / per_step / 1e9;
+  state.counters["weights_GBps_1"] = weight_bytes / (one / steps) / 1e9;  // one caption, per step (approx.)
+  state.counters["copy_GBps"] = copy_gbs;
+  state.counters["weights_over_copy"] = weight_bytes / per_step / 1e9 / copy_gbs;
+}
+BENCHMARK(BM_CaptionBatched)->Arg(12)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 
 }  // namespace

@@ -67,6 +67,13 @@ struct BeamSearchResult {
 };
 BeamSearchResult beam_search(const Gpt2& gpt2, const float* prefix, int64_t n_prefix, int beam, int max_tokens,
                              float temperature, int64_t stop_id, bool use_cache = true);
+// The beam searches of many prefixes (each [n_prefix, n_embd]) at once: up to `max_batch` captions
+// run as one decoder batch per step (caption count x beam rows, the weights read once per step for
+// all of them); a finished caption leaves the batch. Results are identical to beam_search on each
+// prefix alone (same tokens, same scores bit for bit), in the order of `prefixes`.
+std::vector<BeamSearchResult> beam_search_batch(const Gpt2& gpt2, const std::vector<const float*>& prefixes,
+                                                int64_t n_prefix, int beam, int max_tokens, float temperature,
+                                                int64_t stop_id, int max_batch = 16);
 
 // How a Captioner computes (its audio encoder, mapper and decoder). Captions are the same for any
 // thread count.
@@ -81,6 +88,10 @@ class Captioner {
   ~Captioner();
 
   CaptionResult caption_embedding(const float* audio_embedding, const CaptionOptions&) const;
+  // Many embeddings, their beam searches batched (beam_search_batch, up to `max_batch` captions per
+  // decoder batch): the same results as caption_embedding on each, in order.
+  std::vector<CaptionResult> caption_embeddings(const std::vector<const float*>& audio_embeddings,
+                                                const CaptionOptions&, int max_batch = 16) const;
   // Uses the captioner's own audio encoder ("cap.audio.") on the windows of `crop` (encode_clip:
   // resolve an unseeded random crop with resolve_clip_crop first). With several windows (crop
   // "cover") the window embeddings are averaged before normalisation.

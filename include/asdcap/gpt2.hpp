@@ -31,22 +31,27 @@ class Gpt2 {
   // wte rows of `ids` (no position embedding): out [n, n_embd]. Throws Error on an id out of range.
   void token_embeddings(const int64_t* ids, int64_t n, float* out) const;
 
-  // Key/value cache of `batch` sequences that share one length. The first `shared` positions (the
-  // prefix every beam starts from) are stored once; later positions per sequence.
+  // Key/value cache of `batch` sequences that share one length, in `groups` equal groups of
+  // consecutive sequences. The first `shared` positions (the prefix every beam of a group starts
+  // from) are stored once per group; later positions per sequence.
   struct Cache {
     int64_t batch = 0;
     int64_t length = 0;                                  // positions cached so far (same for every sequence)
     int64_t capacity = 0;                                // positions each sequence may reach
-    int64_t shared = 0;                                  // leading positions common to all sequences
-    std::vector<std::vector<float>> shared_k, shared_v;  // per layer: [shared, n_embd]
+    int64_t shared = 0;                                  // leading positions common to a group's sequences
+    int64_t groups = 1;                                  // sequence b is in group b / (batch / groups)
+    std::vector<std::vector<float>> shared_k, shared_v;  // per layer: [groups, shared, n_embd]
     std::vector<std::vector<float>> k, v;                // per layer: [batch, capacity - shared, n_embd]
   };
   Cache make_cache(int64_t batch, int64_t capacity) const;
-  // Turns a batch-1 cache into `batch` sequences that all continue from its current content
-  // (stored once, as the shared part).
-  void share(Cache& cache, int64_t batch) const;
-  // Beam re-selection: sequence b becomes a copy of old sequence src[b].
+  // Turns a fresh cache of G sequences into G groups of `per_sequence` sequences each, every group's
+  // sequences continuing from that old sequence's current content (stored once, as the group's
+  // shared part). batch becomes G * per_sequence.
+  void share(Cache& cache, int64_t per_sequence) const;
+  // Beam re-selection: sequence b becomes a copy of old sequence src[b] (of the same group).
   void reorder(Cache& cache, const std::vector<int64_t>& src) const;
+  // Keeps only the listed groups (increasing indices), in that order; the others leave the batch.
+  void keep_groups(Cache& cache, const std::vector<int64_t>& groups) const;
 
   // Runs `n_new` new positions of each of the cache's sequences: x [batch, n_new, n_embd] input
   // embeddings (the position embedding is added here, from position cache.length on). Appends to

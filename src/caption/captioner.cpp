@@ -51,27 +51,42 @@ std::vector<float> Captioner::prefix_embeddings(const float* audio_embedding) co
 }
 
 CaptionResult Captioner::caption_embedding(const float* audio_embedding, const CaptionOptions& opts) const {
+  return caption_embeddings({audio_embedding}, opts, 1).front();
+}
+
+std::vector<CaptionResult> Captioner::caption_embeddings(const std::vector<const float*>& audio_embeddings,
+                                                         const CaptionOptions& opts, int max_batch) const {
   if (!std::isfinite(opts.temperature)) throw InvalidArgument("temperature must be a finite number");
-  std::vector<float> prefix = prefix_embeddings(audio_embedding);
   const int64_t d = gpt2_.n_embd();
-  int64_t n_prefix = mapper_.output_tokens();
-  if (!opts.prompt.empty()) {
-    const auto ids = tokenizer_.encode(opts.prompt);
-    prefix.resize(static_cast<size_t>((n_prefix + static_cast<int64_t>(ids.size())) * d));
-    gpt2_.token_embeddings(ids.data(), static_cast<int64_t>(ids.size()), prefix.data() + n_prefix * d);
-    n_prefix += static_cast<int64_t>(ids.size());
+  std::vector<int64_t> ids;
+  if (!opts.prompt.empty()) ids = tokenizer_.encode(opts.prompt);
+  const int64_t n_prefix = mapper_.output_tokens() + static_cast<int64_t>(ids.size());
+  std::vector<std::vector<float>> prefixes;
+  std::vector<const float*> ptrs;
+  for (const float* e : audio_embeddings) {
+    std::vector<float> prefix = prefix_embeddings(e);
+    // A prompt's token embeddings follow the mapper output.
+    prefix.resize(static_cast<size_t>(n_prefix * d));
+    if (!ids.empty())
+      gpt2_.token_embeddings(ids.data(), static_cast<int64_t>(ids.size()), prefix.data() + mapper_.output_tokens() * d);
+    prefixes.push_back(std::move(prefix));
+    ptrs.push_back(prefixes.back().data());
   }
   // msclap: stop_token_index = tokenizer.encode(' <|endoftext|>')[0]  (220, the space)
   const int64_t stop_id = tokenizer_.encode(" <|endoftext|>").at(0);
-  BeamSearchResult r = beam_search(gpt2_, prefix.data(), n_prefix, opts.beam, opts.max_tokens, opts.temperature,
-                                   stop_id, /*use_cache=*/true);
-  CaptionResult out;
-  for (auto& b : r.beams) {
-    b.text = tokenizer_.decode(b.tokens);
-    out.beams.push_back(std::move(b));
+  std::vector<BeamSearchResult> rs =
+      beam_search_batch(gpt2_, ptrs, n_prefix, opts.beam, opts.max_tokens, opts.temperature, stop_id, max_batch);
+  std::vector<CaptionResult> outs;
+  for (auto& r : rs) {
+    CaptionResult out;
+    for (auto& beam : r.beams) {
+      beam.text = tokenizer_.decode(beam.tokens);
+      out.beams.push_back(std::move(beam));
+    }
+    out.caption = python_capitalize(opts.prompt + out.beams.front().text);
+    outs.push_back(std::move(out));
   }
-  out.caption = python_capitalize(opts.prompt + out.beams.front().text);
-  return out;
+  return outs;
 }
 
 CaptionResult Captioner::caption_signal(const std::vector<float>& signal44k, const CropPolicy& crop,

@@ -204,25 +204,33 @@ Gpt2::Cache Gpt2::make_cache(int64_t batch, int64_t capacity) const {
   return c;
 }
 
-void Gpt2::share(Cache& c, int64_t batch) const {
-  if (c.batch != 1 || c.shared != 0) throw Error("GPT-2: only a fresh batch-1 cache can be shared");
-  const int64_t d = cfg_.n_embd;
+void Gpt2::share(Cache& c, int64_t per_sequence) const {
+  if (c.shared != 0 || c.groups != 1) throw Error("GPT-2: only a fresh cache can be shared");
+  if (per_sequence <= 0) throw Error("GPT-2: cache batch must be positive");
+  const int64_t d = cfg_.n_embd, g = c.batch, slot = c.capacity * d;
   for (size_t l = 0; l < c.k.size(); ++l) {
-    c.shared_k[l].assign(c.k[l].begin(), c.k[l].begin() + c.length * d);
-    c.shared_v[l].assign(c.v[l].begin(), c.v[l].begin() + c.length * d);
-    const size_t per_layer = static_cast<size_t>(batch * (c.capacity - c.length) * d);
-    c.k[l].assign(per_layer, 0.f);
-    c.v[l].assign(per_layer, 0.f);
+    for (auto [store, shared] : {std::pair{&c.k, &c.shared_k}, std::pair{&c.v, &c.shared_v}}) {
+      auto& layer = (*store)[l];
+      auto& sh = (*shared)[l];
+      sh.resize(static_cast<size_t>(g * c.length * d));
+      for (int64_t s = 0; s < g; ++s)
+        std::memcpy(sh.data() + s * c.length * d, layer.data() + s * slot,
+                    static_cast<size_t>(c.length * d) * sizeof(float));
+      layer.assign(static_cast<size_t>(g * per_sequence * (c.capacity - c.length) * d), 0.f);
+    }
   }
   c.shared = c.length;
-  c.batch = batch;
+  c.groups = g;
+  c.batch = g * per_sequence;
 }
 
 void Gpt2::reorder(Cache& c, const std::vector<int64_t>& src) const {
   if (static_cast<int64_t>(src.size()) != c.batch) throw Error("GPT-2: reorder needs one source per sequence");
+  const int64_t per_group = c.batch / c.groups;
   bool identity = true;
   for (int64_t b = 0; b < c.batch; ++b) {
-    if (src[static_cast<size_t>(b)] < 0 || src[static_cast<size_t>(b)] >= c.batch)
+    if (src[static_cast<size_t>(b)] < 0 || src[static_cast<size_t>(b)] >= c.batch ||
+        src[static_cast<size_t>(b)] / per_group != b / per_group)
       throw Error("GPT-2: reorder source out of range");
     identity = identity && src[static_cast<size_t>(b)] == b;
   }
@@ -237,6 +245,31 @@ void Gpt2::reorder(Cache& c, const std::vector<int64_t>& src) const {
       for (int64_t b = 0; b < c.batch; ++b)
         std::memcpy(layer.data() + b * slot, tmp.data() + b * own * d, static_cast<size_t>(own * d) * sizeof(float));
     }
+}
+
+void Gpt2::keep_groups(Cache& c, const std::vector<int64_t>& groups) const {
+  const int64_t per_group = c.batch / c.groups, d = cfg_.n_embd;
+  const int64_t slot = (c.capacity - c.shared) * d, own = c.length - c.shared;
+  for (size_t i = 0; i < groups.size(); ++i)
+    if (groups[i] < 0 || groups[i] >= c.groups || (i > 0 && groups[i] <= groups[i - 1]))
+      throw Error("GPT-2: kept groups must be increasing cache groups");
+  // Moving group groups[i] down to position i never overwrites a group still to be moved.
+  for (size_t l = 0; l < c.k.size(); ++l)
+    for (auto [store, shared] : {std::pair{&c.k, &c.shared_k}, std::pair{&c.v, &c.shared_v}}) {
+      auto& layer = (*store)[l];
+      auto& sh = (*shared)[l];
+      for (size_t i = 0; i < groups.size(); ++i) {
+        const auto to = static_cast<int64_t>(i), from = groups[i];
+        if (to == from) continue;
+        std::memmove(sh.data() + to * c.shared * d, sh.data() + from * c.shared * d,
+                     static_cast<size_t>(c.shared * d) * sizeof(float));
+        for (int64_t b = 0; b < per_group; ++b)
+          std::memmove(layer.data() + (to * per_group + b) * slot, layer.data() + (from * per_group + b) * slot,
+                       static_cast<size_t>(own * d) * sizeof(float));
+      }
+    }
+  c.groups = static_cast<int64_t>(groups.size());
+  c.batch = c.groups * per_group;
 }
 
 void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const {
@@ -269,6 +302,7 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
       const float root = std::sqrt(static_cast<float>(hd));
       const float* SK = c.shared_k[static_cast<size_t>(layer)].data();
       const float* SV = c.shared_v[static_cast<size_t>(layer)].data();
+      const int64_t per_group = c.batch / c.groups;
       const int64_t work = c.batch * n_new * (past + n_new) * d;
       // One job per (sequence, head), thread i the i-th contiguous share; heads are independent.
       const int t_threads = work > (int64_t{1} << 22) ? resolve_threads(threads) : 1;
@@ -280,7 +314,8 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
             for (int64_t job = begin; job < end; ++job) {
               const int64_t b = job / heads, hh = job % heads;
               for (int64_t t = 0; t < n_new; ++t) {
-                KeySpan spans[2] = {{SK + hh * hd, SV + hh * hd, c.shared, d},
+                const int64_t group_base = (b / per_group) * c.shared * d;
+                KeySpan spans[2] = {{SK + group_base + hh * hd, SV + group_base + hh * hd, c.shared, d},
                                     {K + b * slot + hh * hd, V + b * slot + hh * hd, own0 + t + 1, d}};
                 attend(qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
                        ctx + (b * n_new + t) * d + hh * hd);

@@ -171,3 +171,76 @@ TEST(CaptionGolden, ModelWithoutCaptionerIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("cap.mapper"), std::string::npos) << e.what();
   }
 }
+
+namespace {
+void expect_identical(const BeamSearchResult& a, const BeamSearchResult& b, const std::string& where) {
+  EXPECT_EQ(a.steps, b.steps) << where;
+  EXPECT_EQ(a.slots, b.slots) << where;
+  EXPECT_EQ(a.slot_lengths, b.slot_lengths) << where;
+  ASSERT_EQ(a.beams.size(), b.beams.size()) << where;
+  for (size_t i = 0; i < a.beams.size(); ++i) {
+    EXPECT_EQ(a.beams[i].tokens, b.beams[i].tokens) << where << " rank " << i;
+    EXPECT_EQ(a.beams[i].score, b.beams[i].score) << where << " rank " << i;  // bit for bit
+  }
+}
+}  // namespace
+
+// Every golden clip's search in one batch (and in batches of 1, 2, 3): the same tokens and scores as
+// each clip alone, which still match msclap.
+TEST(CaptionGolden, BatchedBeamSearchEqualsOneAtATime) {
+  const Gpt2& gpt2 = captioner().decoder();
+  const auto& tok = captioner().tokenizer();
+  std::vector<std::vector<float>> prefixes;
+  std::vector<nlohmann::json> clips;
+  for (const auto& c : manifest()["captions"]) {
+    prefixes.push_back(read_npy(clip_dir(c) + "/mapper_out.npy").as_float());
+    clips.push_back(c);
+  }
+  ASSERT_GE(prefixes.size(), 2u);
+  std::vector<const float*> ptrs;
+  for (const auto& p : prefixes) ptrs.push_back(p.data());
+  for (int beam : {5, 1}) {
+    std::vector<BeamSearchResult> single;
+    for (const auto& p : prefixes) single.push_back(beam_search(gpt2, p.data(), 40, beam, 67, 1.f, 220, true));
+    for (int max_batch : {1, 2, 3, 16}) {
+      const auto batched = beam_search_batch(gpt2, ptrs, 40, beam, 67, 1.f, 220, max_batch);
+      ASSERT_EQ(batched.size(), prefixes.size());
+      for (size_t i = 0; i < prefixes.size(); ++i) {
+        const std::string where = clips[i]["clip"].get<std::string>() + " beam " + std::to_string(beam) +
+                                  " max_batch " + std::to_string(max_batch);
+        expect_identical(batched[i], single[i], where);
+        if (beam == 5) expect_same_search(clips[i], "beam5", batched[i], tok);
+      }
+    }
+  }
+  // A caption listed twice, and an empty list.
+  const auto twice = beam_search_batch(gpt2, {ptrs[0], ptrs[0]}, 40, 5, 67, 1.f, 220);
+  expect_identical(twice[0], twice[1], "same prefix twice");
+  EXPECT_TRUE(beam_search_batch(gpt2, {}, 40, 5, 67, 1.f, 220).empty());
+  EXPECT_THROW(beam_search_batch(gpt2, ptrs, 40, 5, 67, 1.f, 220, 0), InvalidArgument);
+}
+
+// The captioner's batched API: every clip's caption and beams, with and without a prompt, as alone.
+TEST(CaptionGolden, CaptionEmbeddingsBatchedEqualsAlone) {
+  std::vector<std::vector<float>> embs;
+  for (const auto& c : manifest()["captions"])
+    embs.push_back(read_npy(clip_dir(c) + "/clapcap_audio_embedding.npy").as_float());
+  std::vector<const float*> ptrs;
+  for (const auto& e : embs) ptrs.push_back(e.data());
+  for (const std::string prompt : {"", "Sounds like"}) {
+    CaptionOptions o;
+    o.prompt = prompt;
+    const auto all = captioner().caption_embeddings(ptrs, o, 2);
+    ASSERT_EQ(all.size(), embs.size());
+    for (size_t i = 0; i < embs.size(); ++i) {
+      const auto one = captioner().caption_embedding(embs[i].data(), o);
+      EXPECT_EQ(all[i].caption, one.caption) << i;
+      ASSERT_EQ(all[i].beams.size(), one.beams.size());
+      for (size_t b = 0; b < one.beams.size(); ++b) {
+        EXPECT_EQ(all[i].beams[b].tokens, one.beams[b].tokens);
+        EXPECT_EQ(all[i].beams[b].score, one.beams[b].score);
+        EXPECT_EQ(all[i].beams[b].text, one.beams[b].text);
+      }
+    }
+  }
+}

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 
 #include "asdcap/caption.hpp"
 #include "asdcap/model_file.hpp"
@@ -34,4 +35,47 @@ TEST(CaptionRandomFullSize, CachedEqualsNaive) {
   const auto g1 = beam_search(cap.decoder(), prefix.data(), n, 1, steps, 1.f, 220, true);
   const auto g2 = beam_search(cap.decoder(), prefix.data(), n, 1, steps, 1.f, 220, false);
   EXPECT_EQ(g1.slots, g2.slots);
+}
+
+// Batched beam search on the full-size random decoder: batches of 1, 2, 3 and 7 captions give each
+// caption's one-at-a-time tokens and scores bit for bit. The stop token is one the first caption
+// picks early, so captions finish at different steps.
+TEST(CaptionRandomFullSize, BatchedEqualsOneAtATime) {
+  const auto model = ModelFile::open(test::random_full_model_path(false, true));
+  const Captioner cap(model);
+  const Gpt2& gpt2 = cap.decoder();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  std::vector<std::vector<float>> prefixes;
+  for (int i = 0; i < 7; ++i) {
+    std::vector<float> emb(static_cast<size_t>(cap.embedding_dim()));
+    for (auto& v : emb) v = nd(rng);
+    prefixes.push_back(cap.prefix_embeddings(emb.data()));
+  }
+  const int64_t n = static_cast<int64_t>(prefixes[0].size()) / gpt2.n_embd();
+  const int max_tokens = 5;
+  // The stop token: the token of the first caption's best beam at step 2 (a greedy run).
+  const auto probe = beam_search(gpt2, prefixes[0].data(), n, 1, 2, 1.f, -1, true);
+  const int64_t stop = probe.slots[0][1];
+  std::vector<BeamSearchResult> single;
+  std::set<int> steps;
+  for (const auto& p : prefixes) {
+    single.push_back(beam_search(gpt2, p.data(), n, 3, max_tokens, 1.f, stop, true));
+    steps.insert(single.back().steps);
+  }
+  std::vector<const float*> ptrs;
+  for (const auto& p : prefixes) ptrs.push_back(p.data());
+  for (size_t count : {size_t{1}, size_t{2}, size_t{3}, size_t{7}}) {
+    const std::vector<const float*> some(ptrs.begin(), ptrs.begin() + static_cast<int64_t>(count));
+    const auto batched = beam_search_batch(gpt2, some, n, 3, max_tokens, 1.f, stop, count == 7 ? 4 : 16);
+    ASSERT_EQ(batched.size(), count);
+    for (size_t i = 0; i < count; ++i) {
+      EXPECT_EQ(batched[i].steps, single[i].steps) << count << " " << i;
+      EXPECT_EQ(batched[i].slots, single[i].slots) << count << " " << i;
+      ASSERT_EQ(batched[i].beams.size(), single[i].beams.size());
+      for (size_t b = 0; b < single[i].beams.size(); ++b)
+        EXPECT_EQ(batched[i].beams[b].score, single[i].beams[b].score) << count << " " << i << " " << b;
+    }
+  }
+  EXPECT_GT(steps.size(), 1u) << "the captions should finish at different steps";
 }
