@@ -96,6 +96,9 @@ class Captioner {
   // resolve an unseeded random crop with resolve_clip_crop first). With several windows (crop
   // "cover") the window embeddings are averaged before normalisation.
   CaptionResult caption_signal(const std::vector<float>& signal44k, const CropPolicy&, const CaptionOptions&) const;
+  // The embedding caption_signal captions (the captioner's audio encoder on the windows of the
+  // crop), for batching many clips through caption_embeddings.
+  std::vector<float> audio_embedding(const std::vector<float>& signal44k, const CropPolicy&) const;
 
   // Stages, for tests: mapper output [prefix_length, n_embd] of an (unnormalised) embedding.
   std::vector<float> prefix_embeddings(const float* audio_embedding) const;

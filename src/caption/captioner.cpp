@@ -89,14 +89,19 @@ std::vector<CaptionResult> Captioner::caption_embeddings(const std::vector<const
   return outs;
 }
 
-CaptionResult Captioner::caption_signal(const std::vector<float>& signal44k, const CropPolicy& crop,
-                                        const CaptionOptions& opts) const {
+std::vector<float> Captioner::audio_embedding(const std::vector<float>& signal44k, const CropPolicy& crop) const {
   if (signal44k.empty()) throw Error("captioner: empty audio signal");
   std::call_once(audio_once_, [this] { audio_ = std::make_unique<AudioPart>(model_, params_.threads); });
   // Crop "cover": the window embeddings are averaged (before the captioner's L2 normalisation).
-  const std::vector<float> embedding = encode_clip(audio_->encoder, signal44k, crop).embedding;
+  std::vector<float> embedding = encode_clip(audio_->encoder, signal44k, crop).embedding;
   if (static_cast<int64_t>(embedding.size()) != mapper_.input_dim())
     throw ModelError(model_->path() + ": the captioner's audio embedding size differs from the mapper input");
+  return embedding;
+}
+
+CaptionResult Captioner::caption_signal(const std::vector<float>& signal44k, const CropPolicy& crop,
+                                        const CaptionOptions& opts) const {
+  const std::vector<float> embedding = audio_embedding(signal44k, crop);
   return caption_embedding(embedding.data(), opts);
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "support/golden_model.hpp"
 #include "text/golden_text.hpp"
@@ -53,4 +54,30 @@ TEST(CaptionCli, ModelWithoutCaptioner) {
   const CliResult r = run("caption --model " + golden_model_path(false) + " x.wav");
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(r.out.empty());
+}
+
+// Several files in one call are captioned as one batch; each line is still msclap's caption of its
+// file (beam 5), in the order given, and a bad file in the middle only gets its error line.
+TEST(CaptionCli, ManyFilesBatchedEachEqualsMsclap) {
+  using asdcap::testing_text::golden_dir;
+  using asdcap::testing_text::manifest;
+  const std::string model = golden_model_path(true);
+  const auto& c = manifest()["captions"].front();
+  ASSERT_EQ(c["clip"], "c01_hum_16k_pcm16_10s");
+  const std::string wav = golden_dir() + "/inputs/c01_hum_16k_pcm16_10s.wav";
+  const CliResult r = run("caption --model " + model + " --crop offset:33919 --channels concat " + wav +
+                          " /nonexistent/x.wav " + wav + " " + wav);
+  EXPECT_EQ(r.code, 1);
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<nlohmann::json> js;
+  while (std::getline(lines, line)) js.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(js.size(), 4u);
+  for (size_t i : {0u, 2u, 3u}) {
+    EXPECT_EQ(js[i]["file"], wav);
+    EXPECT_EQ(js[i]["caption"], c["beam5"]["caption"]) << i;
+    EXPECT_EQ(js[i]["tokens"], c["beam5"]["beams"].front()["token_ids"]) << i;
+  }
+  EXPECT_EQ(js[1]["file"], "/nonexistent/x.wav");
+  EXPECT_TRUE(js[1].contains("error"));
 }

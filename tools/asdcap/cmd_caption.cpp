@@ -1,6 +1,7 @@
 // asdcap caption: msclap's audio captions (clapcap), one JSON line per file on stdout.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -50,36 +51,63 @@ void run(const CaptionArgs& a) {
   opts.temperature = a.temperature;
   opts.prompt = a.prompt;
 
+  // Files go in chunks of kChunk: each chunk's clips are embedded, then captioned as one batch
+  // (Captioner::caption_embeddings: one decoder pass per step for all of them, the same captions as
+  // one at a time), then printed in order.
+  constexpr size_t kChunk = 16;
   asdcap::Progress progress("caption", static_cast<int64_t>(a.files.size()));
   size_t failed = 0;
-  for (const auto& file : a.files) {
-    nlohmann::json j{{"file", file}};
+  for (size_t c0 = 0; c0 < a.files.size(); c0 += kChunk) {
+    const size_t c1 = std::min(a.files.size(), c0 + kChunk);
+    std::vector<nlohmann::json> lines;
+    std::vector<std::vector<float>> embeddings;
+    std::vector<size_t> embedded;  // index into lines of each embedding
+    for (size_t i = c0; i < c1; ++i) {
+      const std::string& file = a.files[i];
+      lines.push_back({{"file", file}});
+      try {
+        const std::vector<float> signal = asdcap::load_audio_44k(file, a.channels);
+        const std::string sha = a.crop.seeded_from_content() ? asdcap::sha256_file(file) : "";
+        const asdcap::CropPolicy clip_crop = asdcap::resolve_clip_crop(a.crop, sha).policy;
+        embeddings.push_back(captioner.audio_embedding(signal, clip_crop));
+        embedded.push_back(lines.size() - 1);
+      } catch (const asdcap::InvalidArgument& e) {
+        // Every argument of the embedding comes from a flag (a crop offset beyond this clip): the
+        // command line is wrong, not the file.
+        throw asdcap::UsageError(file + ": " + e.what());
+      } catch (const asdcap::ModelError&) {
+        throw;
+      } catch (const asdcap::Error& e) {
+        // A bad audio file does not lose the other files' captions: it gets an error line.
+        ++failed;
+        lines.back()["error"] = e.what();
+        std::fprintf(stderr, "asdcap: %s\n", e.what());
+      }
+    }
+    std::vector<const float*> ptrs;
+    for (const auto& e : embeddings) ptrs.push_back(e.data());
+    std::vector<asdcap::CaptionResult> results;
     try {
-      const std::vector<float> signal = asdcap::load_audio_44k(file, a.channels);
-      const std::string sha = a.crop.seeded_from_content() ? asdcap::sha256_file(file) : "";
-      const asdcap::CropPolicy clip_crop = asdcap::resolve_clip_crop(a.crop, sha).policy;
-      const asdcap::CaptionResult r = captioner.caption_signal(signal, clip_crop, opts);
+      if (!ptrs.empty()) results = captioner.caption_embeddings(ptrs, opts);
+    } catch (const asdcap::InvalidArgument& e) {
+      // Too many tokens for the decoder, a bad temperature: flags again.
+      throw asdcap::UsageError(e.what());
+    }
+    for (size_t k = 0; k < results.size(); ++k) {
+      nlohmann::json& j = lines[embedded[k]];
+      const asdcap::CaptionResult& r = results[k];
       j["caption"] = r.caption;
       j["tokens"] = r.beams.front().tokens;
       j["score"] = r.beams.front().score;
       if (a.all_beams) {
         j["beams"] = nlohmann::json::array();
-        for (const auto& b : r.beams) j["beams"].push_back(beam_json(b));
+        for (const auto& beam : r.beams) j["beams"].push_back(beam_json(beam));
       }
-    } catch (const asdcap::InvalidArgument& e) {
-      // Every argument of caption_signal comes from a flag (a crop offset beyond this clip, too many
-      // tokens for the decoder): the command line is wrong, not the file.
-      throw asdcap::UsageError(file + ": " + e.what());
-    } catch (const asdcap::ModelError&) {
-      throw;
-    } catch (const asdcap::Error& e) {
-      // A bad audio file does not lose the other files' captions: it gets an error line.
-      ++failed;
-      j["error"] = e.what();
-      std::fprintf(stderr, "asdcap: %s\n", e.what());
     }
-    print_line(j);
-    progress.tick();
+    for (const auto& j : lines) {
+      print_line(j);
+      progress.tick();
+    }
   }
   if (failed)
     throw asdcap::Error(std::to_string(failed) + " of " + std::to_string(a.files.size()) +
