@@ -11,6 +11,7 @@
 #include "asdcap/error.hpp"
 #include "asdcap/report.hpp"
 #include "compare/compare_internal.hpp"
+#include "core/clock.hpp"
 #include "core/files.hpp"
 
 namespace asdcap {
@@ -24,15 +25,6 @@ bool safe_label(const std::string& label) {
   for (char c : label)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
   return true;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "asdcap/knn.hpp"
 #include "asdcap/metrics.hpp"
 #include "asdcap/run.hpp"
+#include "core/clock.hpp"
 #include "core/files.hpp"
 #include "core/parallel.hpp"
 #include "core/progress.hpp"
@@ -34,15 +35,6 @@ constexpr double kGammaQuantile = 0.9;
 struct Group {
   std::vector<const Clip*> train, test;
 };
-
-std::string utc_now() {
-  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 bool all_finite(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });

@@ -10,6 +10,7 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/knn.hpp"
 #include "asdcap/metrics.hpp"
+#include "core/clock.hpp"
 #include "core/files.hpp"
 #include "serve/http_error.hpp"
 
@@ -46,15 +47,6 @@ std::string extension_of(const AudioInfo& info) {
   if (first.empty() || !std::all_of(first.begin(), first.end(), [](unsigned char c) { return std::isalnum(c); }))
     return "audio";
   return first;
-}
-
-std::string stamp() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y%m%dT%H%M%SZ", &tm);
-  return b;
 }
 
 }  // namespace
@@ -97,7 +89,7 @@ std::string Service::store_audio(const MachineKey& m, const std::string& kind, c
   fs::create_directories(dir, ec);
   if (ec) throw IoError(dir + ": cannot create the folder: " + ec.message());
   const std::string path =
-      (fs::path(dir) / (stamp() + "-" + random_hex(6) + "." + extension_of(decoded.info))).string();
+      (fs::path(dir) / (utc_now("%Y%m%dT%H%M%SZ") + "-" + random_hex(6) + "." + extension_of(decoded.info))).string();
   write_file_atomic(path, bytes);
   return fs::absolute(path).string();
 }
