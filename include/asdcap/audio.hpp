@@ -47,6 +47,8 @@ std::vector<float> resample(const std::vector<float>& x, int from_rate, int to_r
 // the file's own sample rate (no resampling; `info` tells which it is).
 std::vector<float> load_audio(const std::string& path, int rate, ChannelMode mode = ChannelMode::Mean,
                               AudioInfo* info = nullptr);
+// The second half of load_audio, on audio already decoded (e.g. decode_audio_bytes of an upload).
+std::vector<float> audio_signal(const DecodedAudio& audio, int rate, ChannelMode mode = ChannelMode::Mean);
 // load_audio at 44.1 kHz, the rate of msclap and of the acoustic backend.
 std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode = ChannelMode::Mean,
                                   AudioInfo* info = nullptr);

@@ -250,6 +250,11 @@ std::vector<float> load_audio(const std::string& path, int target_rate, ChannelM
   if (target_rate < 0) throw InvalidArgument(path + ": negative target sample rate");
   DecodedAudio audio = decode_audio(path);
   if (info) *info = audio.info;
+  return audio_signal(audio, target_rate, mode);
+}
+
+std::vector<float> audio_signal(const DecodedAudio& audio, int target_rate, ChannelMode mode) {
+  if (target_rate < 0) throw InvalidArgument(audio.info.path + ": negative target sample rate");
   const int rate = audio.info.sample_rate;
   const int to = target_rate == 0 ? rate : target_rate;
   const auto channels = static_cast<size_t>(audio.info.channels);

@@ -64,8 +64,12 @@ Service::Service(Store& store, EmbeddingBackend& backend, Metrics& metrics, std:
 }
 
 std::vector<float> Service::embed_file(const std::string& path) {
-  const ClipCrop crop = resolve_clip_crop(backend_.default_crop(), sha256_file(path));
-  auto signal = load_audio(path, backend_.sample_rate());
+  return embed_signal(load_audio(path, backend_.sample_rate()), sha256_file(path), path);
+}
+
+std::vector<float> Service::embed_signal(const std::vector<float>& signal, const std::string& sha256,
+                                         const std::string& what) {
+  const ClipCrop crop = resolve_clip_crop(backend_.default_crop(), sha256);
   std::vector<float> e;
   if (backend_.thread_safe_embed()) {
     e = backend_.embed(signal, crop.policy);
@@ -73,14 +77,15 @@ std::vector<float> Service::embed_file(const std::string& path) {
     std::lock_guard lock(embed_mu_);
     e = backend_.embed(signal, crop.policy);
   }
-  if (e.size() != static_cast<size_t>(backend_.dim())) throw FormatError(path + ": embedding has the wrong size");
+  if (e.size() != static_cast<size_t>(backend_.dim())) throw FormatError(what + ": embedding has the wrong size");
   if (!std::all_of(e.begin(), e.end(), [](float x) { return std::isfinite(x); }))
-    throw FormatError(path + ": embedding is not finite");
+    throw FormatError(what + ": embedding is not finite");
   return e;
 }
 
-// Checks that the bytes decode as audio, then writes them atomically; returns the file's path.
-std::string Service::store_audio(const MachineKey& m, const std::string& kind, const std::string& bytes) {
+// Checks that the bytes decode as audio and embeds them, then writes them atomically (nothing is
+// written for a clip that cannot be embedded).
+Service::StoredClip Service::store_audio(const MachineKey& m, const std::string& kind, const std::string& bytes) {
   if (!valid_machine_name(m.type) || !valid_machine_name(m.id))
     throw HttpError(400, "invalid machine name (expected [A-Za-z0-9][A-Za-z0-9_.-]{0,63})");
   const DecodedAudio decoded = decode_audio_bytes(bytes.data(), bytes.size(), "upload");
@@ -90,16 +95,21 @@ std::string Service::store_audio(const MachineKey& m, const std::string& kind, c
   if (ec) throw IoError(dir + ": cannot create the folder: " + ec.message());
   const std::string path =
       (fs::path(dir) / (utc_now("%Y%m%dT%H%M%SZ") + "-" + random_hex(6) + "." + extension_of(decoded.info))).string();
+  StoredClip out;
+  out.embedding = embed_signal(audio_signal(decoded, backend_.sample_rate()), sha256_hex(bytes.data(), bytes.size()),
+                               fs::path(path).filename().string());
   write_file_atomic(path, bytes);
-  return fs::absolute(path).string();
+  out.path = fs::absolute(path).string();
+  return out;
 }
 
 int64_t Service::add_reference(const MachineKey& m, const std::string& bytes, const std::string& name,
                                const std::string& source, std::string& stored_name) {
-  const std::string path = store_audio(m, "references", bytes);
+  StoredClip stored = store_audio(m, "references", bytes);
+  const std::string& path = stored.path;
   ReferenceRecord r;
   try {
-    r.embedding = embed_file(path);
+    r.embedding = std::move(stored.embedding);
     r.machine = m;
     r.name = name.empty() ? fs::path(path).filename().string() : name;
     r.audio_path = path;
@@ -214,12 +224,13 @@ ScoreResult Service::submit(const MachineKey& m, const std::string& bytes, const
   auto idx = index(m);
   if (idx->refs.empty())
     throw HttpError(409, "machine " + m.type + "/" + m.id + " has no references: enrol normal clips first");
-  const std::string path = store_audio(m, "clips", bytes);
+  StoredClip clip = store_audio(m, "clips", bytes);
+  const std::string& path = clip.path;
   ScoreResult out;
   EventRecord& e = out.event;
   int64_t id = 0;
   try {
-    std::vector<float> q = embed_file(path);
+    std::vector<float> q = std::move(clip.embedding);
     if (idx->standardisation) idx->standardisation->apply(q, 1);
     const size_t dim = static_cast<size_t>(backend_.dim());
     const KnnResult knn = knn_search(q.data(), 1, idx->matrix.data(), static_cast<int64_t>(idx->refs.size()),

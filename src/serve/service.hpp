@@ -70,10 +70,18 @@ class Service {
 
  private:
   std::vector<float> embed_file(const std::string& path);
+  // The embedding of a clip's signal at backend_.sample_rate(); `sha256` (of the file's bytes) seeds
+  // the default crop, `what` names the clip in errors.
+  std::vector<float> embed_signal(const std::vector<float>& signal, const std::string& sha256, const std::string& what);
   // Stores, embeds and records one reference (the index is refreshed by the caller).
   int64_t add_reference(const MachineKey& m, const std::string& bytes, const std::string& name,
                         const std::string& source, std::string& stored_name);
-  std::string store_audio(const MachineKey& m, const std::string& kind, const std::string& bytes);
+  // The stored file's path, and its embedding (from the bytes already decoded for the check).
+  struct StoredClip {
+    std::string path;
+    std::vector<float> embedding;
+  };
+  StoredClip store_audio(const MachineKey& m, const std::string& kind, const std::string& bytes);
   std::shared_ptr<const MachineIndex> build_index(const MachineKey& m, int64_t generation);
 
   Store& store_;
