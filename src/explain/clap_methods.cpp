@@ -53,13 +53,30 @@ std::string ClapMethods::similarity_missing() const {
   return impl_->audio ? "" : impl_->model->path() + " has no CLAP audio/text encoder part";
 }
 
-std::string ClapMethods::caption(const std::string& audio_path, const std::string& prompt) {
+std::vector<std::pair<std::string, std::string>> ClapMethods::captions(const std::vector<std::string>& audio_paths,
+                                                                       const std::string& prompt) {
   if (!impl_->captioner) throw ModelError(caption_missing());
-  const ClipCrop crop = resolve_clip_crop(impl_->crop, sha256_file(audio_path));
-  const std::vector<float> signal = load_audio_44k(audio_path, impl_->channels);
+  std::vector<std::pair<std::string, std::string>> out(audio_paths.size());
+  std::vector<std::vector<float>> embeddings;
+  std::vector<size_t> which;  // index in audio_paths of each embedding
+  for (size_t i = 0; i < audio_paths.size(); ++i) {
+    try {
+      const ClipCrop crop = resolve_clip_crop(impl_->crop, sha256_file(audio_paths[i]));
+      embeddings.push_back(
+          impl_->captioner->audio_embedding(load_audio_44k(audio_paths[i], impl_->channels), crop.policy));
+      which.push_back(i);
+    } catch (const std::exception& e) {
+      out[i].second = audio_paths[i] + ": " + e.what();
+    }
+  }
+  if (embeddings.empty()) return out;
+  std::vector<const float*> ptrs;
+  for (const auto& e : embeddings) ptrs.push_back(e.data());
   CaptionOptions options;
   options.prompt = prompt;
-  return impl_->captioner->caption_signal(signal, crop.policy, options).caption;
+  std::vector<CaptionResult> results = impl_->captioner->caption_embeddings(ptrs, options);
+  for (size_t j = 0; j < which.size(); ++j) out[which[j]].first = std::move(results[j].caption);
+  return out;
 }
 
 std::vector<float> ClapMethods::audio_embedding(const std::string& audio_path) {

@@ -23,7 +23,10 @@ class ClapMethods {
   std::string similarity_missing() const;
 
   // Thread-compatible (one caller at a time). Throw asdcap::Error naming the file.
-  std::string caption(const std::string& audio_path, const std::string& prompt);
+  // The captions of many files, their beam searches run as one decoder batch (the same captions as
+  // caption() on each): (caption, "") or ("", why it failed, naming the file) per path, in order.
+  std::vector<std::pair<std::string, std::string>> captions(const std::vector<std::string>& audio_paths,
+                                                            const std::string& prompt);
   std::vector<float> audio_embedding(const std::string& audio_path);
   // Cosine similarity of each audio embedding to each text: rows = audio, columns = texts.
   std::vector<std::vector<double>> similarities(const std::vector<std::vector<float>>& audio,

@@ -114,7 +114,7 @@ ExplainSummary run_explain(const ExplainOptions& o) {
       " flagged clips, methods:" + joined(plan.methods));
   const auto t_evidence = Clock::now();
   const EvidenceByPath evidence = measure_all(inputs.chosen, inputs.reference_pool, o.threads);
-  ClapInputStage clap(plan, o.caption_prompt);
+  ClapInputStage clap(plan, o.caption_prompt, inputs.chosen);
   AnswerCounts counts;
   RunContext run{o, plan, evidence, inputs.reference_pool, since(t_evidence), clap, previous, counts};
 

@@ -1,5 +1,6 @@
 // CLAP inputs: "Sounds like ..." captions of a clip and its neighbours, and their audio embeddings'
 // similarities to the reference texts. Each file is captioned and embedded once per run.
+#include <algorithm>
 #include <chrono>
 
 #include "stages.hpp"
@@ -11,16 +12,35 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-const std::pair<std::string, std::string>& ClapInputStage::caption_of(const std::string& path) {
-  auto it = caption_memo_.find(path);
-  if (it != caption_memo_.end()) return it->second;
-  std::pair<std::string, std::string> r;
-  try {
-    r.first = plan_.clap->caption(path, caption_prompt_);
-  } catch (const std::exception& e) {
-    r.second = path + ": " + e.what();
+void ClapInputStage::caption_batch(const ScoredClip& clip) {
+  std::vector<std::string> paths;
+  // The clip asked for is captioned whole; later clips fill the batch up to kCaptionBatch files.
+  auto add = [&](const ScoredClip& c, bool whole) {
+    auto want = [&](const std::string& p) {
+      if ((whole || paths.size() < kCaptionBatch) && !caption_memo_.count(p) &&
+          std::find(paths.begin(), paths.end(), p) == paths.end())
+        paths.push_back(p);
+    };
+    want(c.path);
+    for (const auto& n : c.neighbors) want(n.path);
+  };
+  add(clip, true);
+  size_t at = cursor_;
+  while (at < upcoming_.size() && upcoming_[at].path != clip.path) ++at;
+  if (at == upcoming_.size()) at = 0;  // asked out of order: look from the start
+  while (at < upcoming_.size() && upcoming_[at].path != clip.path) ++at;
+  if (at < upcoming_.size()) {
+    cursor_ = at;
+    for (size_t i = at + 1; i < upcoming_.size() && paths.size() < kCaptionBatch; ++i) add(upcoming_[i], false);
   }
-  return caption_memo_[path] = r;
+  if (paths.empty()) return;
+  std::vector<std::pair<std::string, std::string>> results;
+  try {
+    results = plan_.clap->captions(paths, caption_prompt_);
+  } catch (const std::exception& e) {
+    results.assign(paths.size(), {"", e.what()});
+  }
+  for (size_t i = 0; i < paths.size(); ++i) caption_memo_[paths[i]] = std::move(results[i]);
 }
 
 const std::pair<std::vector<float>, std::string>& ClapInputStage::embedding_of(const std::string& path) {
@@ -37,13 +57,14 @@ const std::pair<std::vector<float>, std::string>& ClapInputStage::embedding_of(c
 
 void ClapInputStage::captions(const ScoredClip& clip, ClapInputs& in) {
   in.caption_error.clear();
-  const auto& a = caption_of(clip.path);
+  caption_batch(clip);
+  const auto& a = caption_memo_.at(clip.path);
   if (a.second.empty())
     in.anomalous_caption = a.first;
   else
     in.caption_error = a.second;
   for (const auto& n : clip.neighbors) {
-    const auto& c = caption_of(n.path);
+    const auto& c = caption_memo_.at(n.path);
     if (!c.second.empty() && in.caption_error.empty()) in.caption_error = c.second;
     in.normal_captions.push_back(c.first);
   }

@@ -86,20 +86,26 @@ struct ClapInputs {
 };
 
 // Captions and embeddings of each file are computed once per run, however many clips share it.
+// Captions are computed in batches (one decoder batch per beam-search step): the files of the clip
+// asked for, then those of the clips that follow it in `upcoming` (the order the clips are explained
+// in), up to kCaptionBatch files not captioned yet.
 class ClapInputStage {
  public:
-  ClapInputStage(const Plan& plan, std::string caption_prompt)
-      : plan_(plan), caption_prompt_(std::move(caption_prompt)) {}
+  static constexpr size_t kCaptionBatch = 16;
+  ClapInputStage(const Plan& plan, std::string caption_prompt, std::vector<ScoredClip> upcoming = {})
+      : plan_(plan), caption_prompt_(std::move(caption_prompt)), upcoming_(std::move(upcoming)) {}
   ClapInputs inputs_for(const ScoredClip& clip);
 
  private:
-  const std::pair<std::string, std::string>& caption_of(const std::string& path);
+  void caption_batch(const ScoredClip& clip);
   const std::pair<std::vector<float>, std::string>& embedding_of(const std::string& path);
   void captions(const ScoredClip& clip, ClapInputs& in);
   void similarities(const ScoredClip& clip, ClapInputs& in);
 
   const Plan& plan_;
   std::string caption_prompt_;
+  std::vector<ScoredClip> upcoming_;
+  size_t cursor_ = 0;  // where in upcoming_ the last clip asked for was found
   std::map<std::string, std::pair<std::string, std::string>> caption_memo_;  // path -> (caption, error)
   std::map<std::string, std::pair<std::vector<float>, std::string>> embedding_memo_;
 };

@@ -8,8 +8,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "asdcap/caption.hpp"
 #include "asdcap/explain.hpp"
+#include "asdcap/model_file.hpp"
 #include "asdcap/prompts.hpp"
+#include "asdcap/run.hpp"
+#include "core/files.hpp"
 #include "explain_fixture.hpp"
 #include "fake_llm_server.hpp"
 #include "support/golden_model.hpp"
@@ -125,5 +129,46 @@ TEST(ExplainClap, ClapOnlyModelHasNoCaptions) {
     EXPECT_TRUE(r["methods"]["text"]["missing_reason"].is_string());
     EXPECT_TRUE(r["methods"]["zeroshot"]["answer"].is_string());
   }
+  fs::remove_all(dir);
+}
+
+// Captions are computed in batches across clips (the clip's files, then those of the clips after it);
+// each must equal the one-at-a-time caption of that file (Captioner::caption_signal, which the caption
+// golden tests check against msclap), whatever batch it fell into.
+TEST(ExplainClap, BatchedCaptionsEqualOneAtATime) {
+  const std::string model = golden_model_path(true);
+  const std::string dir = one_id_run_dir("batched");
+  ExplainOptions o;
+  o.out_dir = dir;
+  o.model_path = model;
+  o.methods = {"text"};
+  o.top = 3;
+  const ExplainSummary s = run_explain(o);
+  const auto records = read_jsonl(s.explanations_path);
+  ASSERT_GE(records.size(), 3u);  // several clips, so batches span clips
+
+  const RunSettings run = read_run_settings(dir);
+  const CropPolicy crop = CropPolicy::parse(run.crop);
+  Captioner captioner(ModelFile::open(model));
+  CaptionOptions opts;
+  opts.prompt = o.caption_prompt;
+  std::map<std::string, std::string> alone;
+  auto one_at_a_time = [&](const std::string& path) {
+    auto it = alone.find(path);
+    if (it != alone.end()) return it->second;
+    const ClipCrop c = resolve_clip_crop(crop, sha256_file(path));
+    return alone[path] = captioner.caption_signal(load_audio_44k(path), c.policy, opts).caption;
+  };
+  for (const auto& r : records) {
+    const auto& cap = r["captions"];
+    ASSERT_TRUE(cap["anomalous"].is_string()) << cap.dump();
+    EXPECT_EQ(cap["anomalous"].get<std::string>(), one_at_a_time(r["path"].get<std::string>())) << r["path"];
+    ASSERT_EQ(cap["neighbors"].size(), r["neighbors"].size());
+    for (size_t i = 0; i < r["neighbors"].size(); ++i) {
+      const std::string path = r["neighbors"][i]["path"];
+      EXPECT_EQ(cap["neighbors"][i].get<std::string>(), one_at_a_time(path)) << path;
+    }
+  }
+  EXPECT_GT(alone.size(), 5u);  // more files than one clip has: the first batch held later clips' files
   fs::remove_all(dir);
 }
