@@ -130,6 +130,9 @@ class ModelFile {
   // A float32 copy that is not kept: for weights a caller repacks (nn::PackedLinear), so that an
   // f16 file does not hold a converted copy beside the packed one.
   std::vector<float> f32_copy(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
+  // A float tensor (f32, f16 or bf16) as stored, checked like f32() (shape, no NaN), not converted:
+  // for weights packed in their own precision (nn::PackedLinear keeps f16/bf16 weights 16-bit).
+  const TensorInfo& float_weights(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
 
   // Metadata (GGUF key/value). Throw ModelError when missing or of another type.
   bool has_key(std::string_view key) const;

@@ -87,6 +87,16 @@ using AlignedVector = std::vector<float, LineAligned<float>>;
 // with the bias, GELU or residual add applied in registers. Results are bit-identical for any
 // thread count, batch size or row split. Used where a model's shapes are narrow (HTSAT), where
 // OpenBLAS's per-call packing and C round trips cost more than the arithmetic.
+//
+// Weights stored as IEEE half or bfloat16 stay so in the panels (half the bytes held and streamed) and
+// are widened to float32 in registers: the results are those of the float32 layer on the widened
+// weights, bit for bit.
+enum class WeightType { kF32 = 0, kF16 = 1, kBF16 = 2 };
+struct WeightView {  // a weight matrix as stored: float32 values, or the 16-bit patterns of f16/bf16
+  const void* data = nullptr;
+  WeightType type = WeightType::kF32;
+};
+
 class PackedLinear {
  public:
   enum class Layout { kOutIn, kInOut };               // w[n, k] (PyTorch Linear) or w[k, n] (GPT-2 Conv1D)
@@ -94,9 +104,14 @@ class PackedLinear {
 
   PackedLinear() = default;
   PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias,
+               Layout layout = Layout::kOutIn)
+      : PackedLinear(WeightView{w, WeightType::kF32}, out_features, in_features, bias, layout) {}
+  PackedLinear(WeightView w, int64_t out_features, int64_t in_features, const float* bias,
                Layout layout = Layout::kOutIn);
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
+  WeightType weight_type() const { return type_; }
+  size_t packed_bytes() const { return packed_.size(); }  // the panels' bytes
 
   // x [m, in_features] -> y [m, out_features]; y must not alias x. forward() splits the work over
   // `threads` threads (and runs on the calling thread inside a parallel region, e.g.
@@ -109,10 +124,11 @@ class PackedLinear {
                      Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
   KernelSet set_ = KernelSet::kAvx2;  // the kernel set the weights were packed for (kernel_set())
-  // Panels of the register tile's width (48 floats with the AVX-512 kernels, else 16), cache-line aligned: a
-  // panel row is then whole lines, and no vector load of the kernel is split across two lines.
-  AlignedVector packed_;  // [panel][k][width], zero-padded to whole panels
-  AlignedVector bias_;    // [panels * width], zero where absent
+  WeightType type_ = WeightType::kF32;
+  // Panels of the register tile's width (48 columns with the AVX-512 kernels, else 16), cache-line aligned:
+  // a float32 panel row is then whole lines, and no vector load of the kernel is split across two lines.
+  std::vector<unsigned char, LineAligned<unsigned char>> packed_;  // [panel][k][width] of type_, zero-padded
+  AlignedVector bias_;                                             // [panels * width], zero where absent
 };
 
 // ---- Swin transformer pieces ----------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "asdcap/nn.hpp"
 #include "clap/htsat.hpp"
 #include "core/parallel.hpp"
+#include "nn/weight_view.hpp"
 
 namespace asdcap {
 
@@ -47,14 +48,14 @@ struct AudioEncoder::Impl final : clap::HtsatWeights {
   const float* get(const std::string& rest, std::initializer_list<int64_t> shape) const override {
     return tensor("htsat." + rest, shape);
   }
-  std::vector<float> copy(const std::string& rest, std::initializer_list<int64_t> shape) const override {
-    return model->f32_copy(require("htsat." + rest), shape);
+  nn::WeightView stored(const std::string& rest, std::initializer_list<int64_t> shape) const override {
+    return nn::weight_view(model->float_weights(require("htsat." + rest), shape));
   }
   const std::string& file() const override { return model->path(); }
   // A Linear layer packed for asdcap's GEMM from weight [out, in] without bias.
   nn::PackedLinear packed(const std::string& weight, std::initializer_list<int64_t> shape) const {
-    const std::vector<float> w = model->f32_copy(require(weight), shape);
-    return nn::PackedLinear(w.data(), *shape.begin(), static_cast<int64_t>(w.size()) / *shape.begin(), nullptr);
+    const TensorInfo& w = model->float_weights(require(weight), shape);
+    return nn::PackedLinear(nn::weight_view(w), *shape.begin(), w.numel() / *shape.begin(), nullptr);
   }
 
   void load();

@@ -80,12 +80,14 @@ void Htsat::Impl::load(const HtsatWeights& w) {
     throw ModelError("model file " + file + ": unsupported HTSAT configuration (spec_size " +
                      std::to_string(cfg.spec_size) + ", patch " + std::to_string(cfg.patch) + ", freq_ratio " +
                      std::to_string(cfg.freq_ratio) + ")");
-  // A Linear layer packed for asdcap's GEMM from weight [out, in] (any trailing shape flattened) and an
-  // optional bias; the weights are read as a temporary copy, so only the packed form stays in memory.
+  // A Linear layer packed for asdcap's GEMM from weight [out, in] (any trailing shape flattened), in the
+  // precision it is stored in, and an optional bias.
   auto packed = [&w](const std::string& weight, std::initializer_list<int64_t> shape, const std::string& bias) {
-    const std::vector<float> v = w.copy(weight, shape);
-    const int64_t out = *shape.begin(), in = static_cast<int64_t>(v.size()) / out;
-    return nn::PackedLinear(v.data(), out, in, bias.empty() ? nullptr : w.get(bias, {out}));
+    const nn::WeightView v = w.stored(weight, shape);
+    const int64_t out = *shape.begin();
+    int64_t in = 1;
+    for (auto it = shape.begin() + 1; it != shape.end(); ++it) in *= *it;
+    return nn::PackedLinear(v, out, in, bias.empty() ? nullptr : w.get(bias, {out}));
   };
 
   const int64_t c0 = cfg.embed_dim, p = cfg.patch;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "asdcap/model_file.hpp"
+#include "asdcap/nn.hpp"
 
 namespace asdcap::clap {
 
@@ -27,8 +28,9 @@ class HtsatWeights {
   // A float32 view that lives as long as the model; ModelError naming file and tensor when the
   // tensor is missing or has another shape.
   virtual const float* get(const std::string& name, std::initializer_list<int64_t> shape) const = 0;
-  // A float32 copy (weights that are repacked for the GEMM).
-  virtual std::vector<float> copy(const std::string& name, std::initializer_list<int64_t> shape) const = 0;
+  // The values as stored (f32, f16 or bf16), for weights packed for the GEMM in their own precision;
+  // valid while the model lives.
+  virtual nn::WeightView stored(const std::string& name, std::initializer_list<int64_t> shape) const = 0;
   virtual const std::string& file() const = 0;  // for messages
 };
 

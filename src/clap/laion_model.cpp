@@ -108,13 +108,19 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   const float* get(const std::string& name, std::initializer_list<int64_t> shape) const override {
     return full("audio_branch." + name, shape);
   }
-  std::vector<float> copy(const std::string& name, std::initializer_list<int64_t> shape) const override {
-    return widen(tensor("audio_branch." + name, shape));
+  nn::WeightView stored(const std::string& name, std::initializer_list<int64_t> shape) const override {
+    return view(tensor("audio_branch." + name, shape));
   }
   const std::string& file() const override { return path; }
+  // A float tensor as stored in the mapping (f32, f16 or bf16), for the packed GEMM.
+  nn::WeightView view(const GgufTensor& t) const {
+    const nn::WeightType type = t.dtype == DType::F16    ? nn::WeightType::kF16
+                                : t.dtype == DType::BF16 ? nn::WeightType::kBF16
+                                                         : nn::WeightType::kF32;
+    return {mapped->data() + t.offset, type};
+  }
   nn::PackedLinear packed(const std::string& weight, int64_t out, int64_t in, const std::string& bias) const {
-    const std::vector<float> w = widen(tensor(weight, {out, in}));
-    return nn::PackedLinear(w.data(), out, in, full(bias, {out}));
+    return nn::PackedLinear(view(tensor(weight, {out, in})), out, in, full(bias, {out}));
   }
 
   void load();

@@ -198,6 +198,12 @@ std::vector<float> ModelFile::f32_copy(std::string_view name, std::initializer_l
   return widen(t);
 }
 
+const TensorInfo& ModelFile::float_weights(std::string_view name, std::initializer_list<int64_t> shape) const {
+  const TensorInfo& t = float_tensor(*this, name, shape);
+  check_no_nan(t);
+  return t;
+}
+
 bool ModelFile::has_key(std::string_view key) const { return impl_->gguf.kv.count(std::string(key)) > 0; }
 int64_t ModelFile::get_int(std::string_view key) const { return impl_->value(key, GgufValue::Kind::Int).i; }
 double ModelFile::get_float(std::string_view key) const { return impl_->value(key, GgufValue::Kind::Float).f; }

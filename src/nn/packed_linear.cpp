@@ -27,24 +27,54 @@ constexpr int64_t kParallelMacs = int64_t{1} << 18;
 
 }  // namespace
 
-PackedLinear::PackedLinear(const float* w, int64_t out_features, int64_t in_features, const float* bias, Layout layout)
-    : n_(out_features), k_(in_features), set_(kernel_set()) {
+namespace {
+
+// Element j, p of an n x k layer's weights into its panel slot (T: float or the 16-bit pattern). The
+// source is read bytewise: a model file's tensor need not be aligned to its element size.
+template <typename T>
+void pack(const void* source, int64_t n, int64_t k, int64_t nr, PackedLinear::Layout layout, T* panels) {
+  const auto* w = static_cast<const unsigned char*>(source);
+  auto put = [&](int64_t j, int64_t p, int64_t at) {
+    std::memcpy(panels + (j / nr) * k * nr + p * nr + j % nr, w + at * static_cast<int64_t>(sizeof(T)), sizeof(T));
+  };
+  // The source is read in its own order (w[n, k] row by row, w[k, n] row by row).
+  if (layout == PackedLinear::Layout::kOutIn) {
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p) put(j, p, j * k + p);
+  } else {
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < n; ++j) put(j, p, p * n + j);
+  }
+}
+
+}  // namespace
+
+PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_features, const float* bias, Layout layout)
+    : n_(out_features), k_(in_features), set_(kernel_set()), type_(w.type) {
   if (n_ <= 0 || k_ <= 0)
     throw ModelError("linear layer of " + std::to_string(out_features) + " x " + std::to_string(in_features));
+  if (!w.data)
+    throw ModelError("linear layer of " + std::to_string(out_features) + " x " + std::to_string(in_features) +
+                     " without weights");
   const int64_t kNr = packed::kernel(set_).nr;
   const int64_t panels = (n_ + kNr - 1) / kNr;
-  packed_.assign(static_cast<size_t>(panels * k_ * kNr), 0.f);
-  bias_.assign(static_cast<size_t>(panels * kNr), 0.f);
-  for (int64_t j = 0; j < n_; ++j) {
-    float* dst = packed_.data() + (j / kNr) * k_ * kNr + j % kNr;
-    for (int64_t p = 0; p < k_; ++p) dst[p * kNr] = layout == Layout::kOutIn ? w[j * k_ + p] : w[p * n_ + j];
-    if (bias) bias_[static_cast<size_t>(j)] = bias[j];
+  const size_t elements = static_cast<size_t>(panels * k_ * kNr);
+  if (type_ == WeightType::kF32) {
+    packed_.assign(elements * sizeof(float), 0);
+    pack(w.data, n_, k_, kNr, layout, reinterpret_cast<float*>(packed_.data()));
+  } else {
+    packed_.assign(elements * sizeof(uint16_t), 0);
+    pack(w.data, n_, k_, kNr, layout, reinterpret_cast<uint16_t*>(packed_.data()));
   }
+  bias_.assign(static_cast<size_t>(panels * kNr), 0.f);
+  if (bias)
+    for (int64_t j = 0; j < n_; ++j) bias_[static_cast<size_t>(j)] = bias[j];
 }
 
 void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                                  Epilogue ep) const {
-  packed::kernel(set_).forward_block(packed_.data(), bias_.data(), n_, k_, x, r0, r1, panel0, panel1, y, ep);
+  packed::kernel(set_).forward_block[static_cast<int>(type_)](packed_.data(), bias_.data(), n_, k_, x, r0, r1, panel0,
+                                                              panel1, y, ep);
 }
 
 void PackedLinear::forward_serial(const float* x, int64_t m, float* y, Epilogue ep) const {

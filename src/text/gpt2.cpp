@@ -7,6 +7,7 @@
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
 #include "core/parallel.hpp"
+#include "nn/weight_view.hpp"
 
 namespace asdcap {
 
@@ -76,11 +77,11 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, in
   auto t = [&](const std::string& name, std::initializer_list<int64_t> shape) {
     return model_->f32(prefix + name, shape);
   };
-  // Conv1D weights [in, out] packed for asdcap's GEMM from temporary f32 copies: only the packed
-  // form stays in memory.
+  // Conv1D weights [in, out] packed for asdcap's GEMM in the precision they are stored in (f16 and bf16
+  // weights stay 16-bit: half the bytes held and streamed per step).
   auto packed = [&](const std::string& name, int64_t in, int64_t out) {
-    const std::vector<float> w = model_->f32_copy(prefix + name + ".weight", {in, out});
-    return nn::PackedLinear(w.data(), out, in, t(name + ".bias", {out}), nn::PackedLinear::Layout::kInOut);
+    const TensorInfo& w = model_->float_weights(prefix + name + ".weight", {in, out});
+    return nn::PackedLinear(nn::weight_view(w), out, in, t(name + ".bias", {out}), nn::PackedLinear::Layout::kInOut);
   };
   wte_ = t("wte.weight", {cfg_.vocab, d});
   wpe_ = t("wpe.weight", {cfg_.n_ctx, d});

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -331,6 +332,66 @@ TEST(NnPackedLinear, RejectsEmptyShapes) {
   const std::vector<float> w(16, 1.f);
   EXPECT_THROW(nn::PackedLinear(w.data(), 0, 16, nullptr), asdcap::Error);
   EXPECT_THROW(nn::PackedLinear(w.data(), 16, 0, nullptr), asdcap::Error);
+}
+
+// Half-precision weights stay 16-bit in the panels and are widened in registers: every output equals
+// the float32 layer's on the widened weights, bit for bit, in both layouts, every epilogue, partial
+// tiles and panels, one and two threads. Widening is written out here from the formats' definitions
+// (IEEE binary16: 1 sign, 5 exponent bits with bias 15, 10 mantissa bits; bfloat16: a float32's upper
+// 16 bits).
+namespace {
+
+float half_value(uint16_t h) {
+  const int sign = h >> 15, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  const double magnitude = exponent == 0 ? std::ldexp(mantissa, -24) : std::ldexp(1024 + mantissa, exponent - 25);
+  return static_cast<float>(sign ? -magnitude : magnitude);
+}
+
+float brain_value(uint16_t b) {
+  const uint32_t bits = uint32_t{b} << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Random finite 16-bit patterns of either format (zeros, subnormals and both signs included).
+std::vector<uint16_t> random_patterns(size_t n, uint32_t seed, bool half) {
+  std::mt19937 rng(seed);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) {
+    do x = static_cast<uint16_t>(rng());
+    while (half ? ((x >> 10) & 0x1f) == 0x1f || ((x >> 10) & 0x1f) > 17 : ((x >> 7) & 0xff) >= 0x84);
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST(NnPackedLinear, HalfPrecisionWeightsGiveTheWidenedFloat32LayersBits) {
+  const int64_t m = 29, k = 70, n = 90;
+  const auto x = random_vector(m * k, 27), b = random_vector(n, 28);
+  for (const auto type : {nn::WeightType::kF16, nn::WeightType::kBF16}) {
+    const bool half = type == nn::WeightType::kF16;
+    for (const auto layout : {nn::PackedLinear::Layout::kOutIn, nn::PackedLinear::Layout::kInOut}) {
+      const std::vector<uint16_t> bits = random_patterns(n * k, half ? 29 : 30, half);
+      std::vector<float> widened(bits.size());
+      for (size_t i = 0; i < bits.size(); ++i) widened[i] = half ? half_value(bits[i]) : brain_value(bits[i]);
+      const nn::PackedLinear narrow(nn::WeightView{bits.data(), type}, n, k, b.data(), layout);
+      const nn::PackedLinear wide(widened.data(), n, k, b.data(), layout);
+      EXPECT_EQ(narrow.weight_type(), type);
+      EXPECT_EQ(2 * narrow.packed_bytes(), wide.packed_bytes());
+      for (const auto ep : {nn::PackedLinear::Epilogue::kNone, nn::PackedLinear::Epilogue::kGelu,
+                            nn::PackedLinear::Epilogue::kAccumulate})
+        for (int threads : {1, 2}) {
+          std::vector<float> got(m * n, 0.5f), want(m * n, 0.5f);
+          narrow.forward(threads, x.data(), m, got.data(), ep);
+          wide.forward(threads, x.data(), m, want.data(), ep);
+          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+              << (half ? "f16" : "bf16") << " layout " << static_cast<int>(layout) << " epilogue "
+              << static_cast<int>(ep) << " threads " << threads;
+        }
+    }
+  }
 }
 
 // ---- Kernel sets ------------------------------------------------------------------------------

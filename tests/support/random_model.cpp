@@ -102,12 +102,13 @@ void write_random_model(const std::string& path, const ModelConfig& cfg_in, DTyp
   modelio::write_model_file(path, mc, tok);
 }
 
-std::string random_full_model_path(bool clap, bool captioner) {
+std::string random_full_model_path(bool clap, bool captioner, DType dtype) {
+  if (dtype != DType::F16 && dtype != DType::F32) throw InvalidArgument("random models are f16 or f32");
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v2-" + std::to_string(::getuid()));
   fs::create_directories(dir);
   const fs::path out =
-      dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_f16.gguf");
+      dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_" + dtype_name(dtype) + ".gguf");
   if (fs::exists(out)) {
     try {
       ModelFile::open(out.string());
@@ -120,7 +121,7 @@ std::string random_full_model_path(bool clap, bool captioner) {
   cfg.has_clap = clap;
   cfg.has_captioner = captioner;
   const std::string gpt2 = std::string(ASDCAP_SHARED_DIR) + "/assets/gpt2/";
-  write_random_model(out.string(), cfg, DType::F16, 7, gpt2 + "vocab.json", gpt2 + "merges.txt");
+  write_random_model(out.string(), cfg, dtype, 7, gpt2 + "vocab.json", gpt2 + "merges.txt");
   return out.string();
 }
 

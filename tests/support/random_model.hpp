@@ -14,8 +14,8 @@ namespace asdcap::test {
 void write_random_model(const std::string& path, const ModelConfig& cfg, DType dtype, uint64_t seed,
                         const std::string& vocab, const std::string& merges);
 
-// Full-size msclap 2023 models (clap: CLAP audio + text encoder; captioner: clapcap), f16 weights,
-// written once under the system temp dir and reused while they open.
-std::string random_full_model_path(bool clap, bool captioner);
+// Full-size msclap 2023 models (clap: CLAP audio + text encoder; captioner: clapcap), f16 (or f32)
+// weights, written once under the system temp dir and reused while they open.
+std::string random_full_model_path(bool clap, bool captioner, DType dtype = DType::F16);
 
 }  // namespace asdcap::test
