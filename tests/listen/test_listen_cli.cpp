@@ -1,7 +1,11 @@
 // `asdcap listen` itself: ALSA's null PCM (silence, no hardware needed) recorded and submitted to a
 // real `asdcap serve` process on loopback; a missing device, a bad --every, a machine without
 // references, a wrong token; and a server that is down when listening starts.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -71,6 +75,52 @@ std::vector<long long> printed_events(const std::string& out) {
     if (std::regex_match(l, m, line)) ids.push_back(std::stoll(m[3].str()));
   }
   return ids;
+}
+
+// `asdcap ARGS...` started in the background, stdout and stderr into files.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<std::string> all = {ASDCAP_CLI};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  void signal(int sig) const { ::kill(pid_, sig); }
+  int wait() {  // the exit code; -1 when killed by a signal
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+size_t wav_files(const std::string& dir) {
+  size_t n = 0;
+  if (fs::is_directory(dir))
+    for (const auto& e : fs::directory_iterator(dir)) n += e.is_regular_file() && e.path().extension() == ".wav";
+  return n;
 }
 
 }  // namespace
@@ -189,4 +239,43 @@ TEST(ListenCli, ClipsRecordedWhileTheServerIsDownAreDeliveredWhenItIsUp) {
   const auto events = second.get("/v1/events?machine=fan&id=id_00");
   ASSERT_EQ(events.status, 200);
   EXPECT_EQ(events.json["events"].size(), 3u) << events.body;
+}
+
+TEST(ListenCli, CtrlCWhileTheServerIsDownKeepsTheClipsInTheSpoolForTheNextRun) {
+  TempDir dir;
+  const std::string token = token_file(dir);
+  int port = 0;
+  {
+    ServeProcess first(dir / "data", {"--token-file", token, "--explain", "none"});
+    enrol(first, 4);
+    port = first.port();
+    ASSERT_EQ(first.terminate(), 0);
+  }
+  const std::string spool = dir / "spool";
+  std::vector<std::string> args = listen_args(port, token, "0");  // until Ctrl-C
+  args.push_back("--spool");
+  args.push_back(spool);
+  Child listener(args, dir / "out", dir / "err");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  listener.signal(SIGINT);
+  ASSERT_EQ(listener.wait(), 0) << asdcap::test::slurp(dir / "err");
+  const std::string err = asdcap::test::slurp(dir / "err");
+  EXPECT_NE(err.find("not yet delivered, kept in " + spool), std::string::npos) << err;
+  EXPECT_EQ(asdcap::test::slurp(dir / "out"), "");
+  const size_t kept = wav_files(spool + "/fan/id_00");
+  ASSERT_GE(kept, 1u) << err;
+
+  // The next run, with the server up, sends the kept clips before its own.
+  ServeProcess second(dir / "data",
+                      {"--token-file", token, "--explain", "none", "--listen", "127.0.0.1:" + std::to_string(port)});
+  args = listen_args(port, token, "1");
+  args.push_back("--spool");
+  args.push_back(spool);
+  const CliResult r = run_cli(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(printed_events(r.out).size(), kept + 1) << r.out;
+  EXPECT_EQ(wav_files(spool + "/fan/id_00"), 0u);
+  EXPECT_EQ(wav_files(spool + "/fan/id_00/rejected"), 0u);
+  const auto events = second.get("/v1/events?machine=fan&id=id_00");
+  EXPECT_EQ(events.json["events"].size(), kept + 1) << events.body;
 }

@@ -94,8 +94,13 @@ void setup(CLI::App& app) {
       std::fflush(stderr);
     };
     std::signal(SIGPIPE, SIG_IGN);
-    // Ctrl-C: the clip being recorded is finished and sent; a second Ctrl-C ends the process at once.
+    // Ctrl-C (or SIGTERM): the clip being recorded is finished and sent; a second Ctrl-C ends the
+    // process at once.
     const asdcap::cli::InterruptRequest interrupt;
+    struct sigaction term {};
+    term.sa_handler = [](int) { asdcap::cli::g_interrupted = 1; };
+    sigemptyset(&term.sa_mask);
+    sigaction(SIGTERM, &term, nullptr);
     const auto source = asdcap::open_alsa_capture(f->device, f->rate, f->channels);
     const asdcap::ListenSummary s = asdcap::run_listen(*source, opts, &asdcap::cli::InterruptRequest::requested);
     if (s.undelivered > 0 && !opts.spool_dir.empty())
