@@ -263,6 +263,9 @@ void check_listen_options(const ListenOptions& options) {
     throw InvalidArgument("clip length " + std::to_string(options.every_s) + " s is out of range");
   if (options.count < 0) throw InvalidArgument("clip count " + std::to_string(options.count) + " is negative");
   if (options.token.empty()) throw InvalidArgument("the bearer token is empty");
+  if (!(options.retry_initial_s > 0) || !(options.retry_max_s >= options.retry_initial_s) || !(options.timeout_s > 0))
+    throw InvalidArgument(
+        "retry delays and the request timeout must be positive (and the first delay at most the last)");
   listen::parse_server_url(options.server);
 }
 

@@ -180,6 +180,9 @@ TEST(ListenUnits, RefusesBadOptions) {
   check([](auto& o) { o.server = "http://"; });
   check([](auto& o) { o.token = ""; });
   check([](auto& o) { o.every_s = 0; });
+  check([](auto& o) { o.retry_initial_s = 0; });
+  check([](auto& o) { o.retry_max_s = 0.01; });
+  check([](auto& o) { o.timeout_s = 0; });
   EXPECT_EQ(src.reads, 0);  // nothing recorded
 }
 
