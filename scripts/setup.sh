@@ -6,6 +6,7 @@ packages=(
   libsndfile1-dev libopenblas-dev libfftw3-dev zlib1g-dev libpcre2-dev
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev libsqlite3-dev
   postgresql libpq-dev
+  libasound2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest
   clang libclang-rt-14-dev libomp-14-dev

@@ -59,8 +59,11 @@ TempDir::~TempDir() {
 ServeProcess::ServeProcess(const std::string& data_dir, const std::vector<std::string>& extra) {
   static int counter = 0;
   log_path_ = data_dir + ".serve" + std::to_string(counter++) + ".log";
-  std::vector<std::string> args = {ASDCAP_CLI, "serve",  "--listen",  "127.0.0.1:0",
-                                   "--data",   data_dir, "--threads", "2"};
+  std::vector<std::string> args = {ASDCAP_CLI, "serve", "--data", data_dir, "--threads", "2"};
+  if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) {
+    args.push_back("--listen");
+    args.push_back("127.0.0.1:0");
+  }
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");

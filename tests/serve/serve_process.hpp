@@ -29,8 +29,9 @@ class TempDir {
 
 class ServeProcess {
  public:
-  // Starts `asdcap serve --listen 127.0.0.1:0 --data DATA <extra>` and waits (up to 60 s) for its
-  // "listening on" line; throws std::runtime_error with its stderr when it does not come.
+  // Starts `asdcap serve --listen 127.0.0.1:0 --data DATA <extra>` (`extra` may name another
+  // 127.0.0.1 --listen) and waits (up to 60 s) for its "listening on" line; throws std::runtime_error with its stderr
+  // when it does not come.
   ServeProcess(const std::string& data_dir, const std::vector<std::string>& extra = {});
   ~ServeProcess();  // SIGTERM, then waits for the exit
   ServeProcess(const ServeProcess&) = delete;

@@ -41,14 +41,16 @@ int run(const std::string& cmd) {
 }
 
 // Headless Chromium in a fresh profile; `args` ends with the quoted URL. Returns the exit code.
-int chromium(const std::string& profile, const std::string& args, const std::string& out) {
+// Timers run on virtual time: `budget_ms` of it, paused while network fetches are pending.
+int chromium(const std::string& profile, const std::string& args, const std::string& out, int budget_ms = 8000) {
   fs::remove_all(profile);
   fs::create_directories(profile);
   return run(std::string(kChromium) +
              " --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run"
              " --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage"
-             " --hide-scrollbars --virtual-time-budget=8000 --user-data-dir=" +
-             profile + " " + args + " > " + out + " 2> " + out + ".err");
+             " --hide-scrollbars --virtual-time-budget=" +
+             std::to_string(budget_ms) + " --user-data-dir=" + profile + " " + args + " > " + out + " 2> " + out +
+             ".err");
 }
 
 std::string dump_dom(const std::string& root, const std::string& url) {
@@ -183,6 +185,137 @@ TEST(DashboardBrowser, ShowsFleetTimelineAndEventFromTheRealServer) {
               0);
     EXPECT_GT(fs::exists(shot) ? fs::file_size(shot) : 0, 10000u) << shot;
   }
+  fs::remove_all(root);
+}
+
+// A page of the test's own, served from the same origin as the dashboard (a small forwarding server
+// in front of `asdcap serve`), drives the dashboard in frames: it clicks Acknowledge on one event
+// and "False alarm" on another, then submits a clip itself and waits for the machine's timeline,
+// loaded before, to show it without a reload. Its findings are read from the dumped DOM; the
+// server's state is checked through the API.
+const char* kHarness = R"HTML(<!doctype html><html><body><script>
+const A = "@A@", B = "@B@", TOKEN = "@TOKEN@";
+localStorage.setItem("asdcap-token", TOKEN);
+const out = (k, v) => { const p = document.createElement("p"); p.id = k; p.textContent = String(v); document.body.appendChild(p); };
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+async function until(f, ms) { for (let t = 0; t < ms; t += 100) { try { const v = f(); if (v) return v; } catch (e) {} await sleep(100); } return ""; }
+function frame(src) { const f = document.createElement("iframe"); f.style.width = "1200px"; f.style.height = "800px"; f.src = src; document.body.appendChild(f); return f; }
+const button = (doc, text) => [...doc.querySelectorAll("button")].find(b => b.textContent.startsWith(text));
+const status = doc => doc.querySelector(".facts .status").textContent;
+(async () => {
+  try {
+    const ev = frame("/#event=" + A);
+    const ack = await until(() => button(ev.contentDocument, "Acknowledge"), 10000);
+    out("ack-enabled", ack && !ack.disabled);
+    out("status-before", status(ev.contentDocument));
+    ack.click();
+    out("ack-status", await until(() => button(ev.contentDocument, "Acknowledge").disabled && status(ev.contentDocument), 10000));
+    ev.contentWindow.location.hash = "event=" + B;
+    await until(() => ev.contentDocument.querySelector("h2").textContent.startsWith("Event #" + B), 10000);
+    button(ev.contentDocument, "False alarm").click();
+    out("fa-status", await until(() => button(ev.contentDocument, "False alarm").disabled && status(ev.contentDocument), 10000));
+
+    const tl = frame("/#machine=fan/id_00");
+    const before = await until(() => tl.contentDocument.querySelectorAll("circle").length, 10000);
+    out("circles-before", before);
+    const wav = await (await fetch("/v1/events/" + A + "/audio")).arrayBuffer();
+    const r = await fetch("/v1/machines/fan/id_00/clips?name=live.wav",
+                          {method: "POST", headers: {"Authorization": "Bearer " + TOKEN, "Content-Type": "audio/wav"}, body: wav});
+    const live = (await r.json()).event_id;
+    out("live-id", live);
+    out("live-shown", await until(() => tl.contentDocument.querySelector('[aria-label^="event ' + live + ',"]') && "yes", 15000));
+    out("circles-after", tl.contentDocument.querySelectorAll("circle").length);
+  } catch (e) { out("error", e.message); }
+  out("done", "yes");
+})();
+</script></body></html>)HTML";
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+// The text of <p id="ID"> in the dumped harness page ("" when absent).
+std::string finding(const std::string& dom, const std::string& id) {
+  const std::string open = "<p id=\"" + id + "\">";
+  const size_t at = dom.find(open);
+  if (at == std::string::npos) return "";
+  const size_t from = at + open.size();
+  return dom.substr(from, dom.find("</p>", from) - from);
+}
+
+TEST(DashboardBrowser, ButtonsAndLiveUpdatesReachTheServer) {
+  if (!fs::exists(kChromium)) GTEST_SKIP() << kChromium << " is not installed";
+  const std::string root = (fs::temp_directory_path() / ("asdcap-dashboard-ui-" + std::to_string(getpid()))).string();
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const std::string token_file = root + "/token";
+  std::ofstream(token_file) << kToken << "\n";
+  asdcap::test::ServeProcess server(root + "/data", {"--token-file", token_file, "--explain", "none"});
+  for (int i = 0; i < 6; ++i) {
+    const auto r = server.post_audio("/v1/machines/fan/id_00/references?name=normal_" + std::to_string(i) + ".wav",
+                                     asdcap::test::machine_wav(uint32_t(i), false));
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  const auto a = server.post_audio("/v1/machines/fan/id_00/clips?name=a.wav", asdcap::test::machine_wav(78, true));
+  const auto b = server.post_audio("/v1/machines/fan/id_00/clips?name=b.wav", asdcap::test::machine_wav(79, true));
+  ASSERT_EQ(a.status, 201) << a.body;
+  ASSERT_EQ(b.status, 201) << b.body;
+  const std::string ea = a.json.at("event_id").dump(), eb = b.json.at("event_id").dump();
+
+  // Same origin as the dashboard: the harness page, and everything else forwarded to the server.
+  httplib::Server front;
+  const std::string harness = replace_all(replace_all(replace_all(kHarness, "@A@", ea), "@B@", eb), "@TOKEN@", kToken);
+  front.Get("/harness",
+            [&](const httplib::Request&, httplib::Response& res) { res.set_content(harness, "text/html"); });
+  auto forward = [&](const httplib::Request& req, httplib::Response& res) {
+    auto c = server.client();
+    httplib::Headers h;
+    if (req.has_header("Authorization")) h.emplace("Authorization", req.get_header_value("Authorization"));
+    const auto r = req.method == "POST"
+                       ? c->Post(req.target.c_str(), h, req.body, req.get_header_value("Content-Type").c_str())
+                       : c->Get(req.target.c_str(), h);
+    if (!r) {
+      res.status = 502;
+      return;
+    }
+    res.status = r->status;
+    res.set_content(r->body, r->get_header_value("Content-Type").c_str());
+  };
+  front.Get(".*", forward);
+  front.Post(".*", forward);
+  const int port = front.bind_to_any_port("127.0.0.1");
+  std::thread front_thread([&] { front.listen_after_bind(); });
+  while (!front.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  const std::string out = root + "/harness.html";
+  const int rc =
+      chromium(root + "/profile", "--dump-dom 'http://127.0.0.1:" + std::to_string(port) + "/harness'", out, 60000);
+  front.stop();
+  front_thread.join();
+  ASSERT_EQ(rc, 0) << slurp(out + ".err");
+  const std::string dom = slurp(out);
+  ASSERT_EQ(finding(dom, "done"), "yes") << dom;
+  EXPECT_EQ(finding(dom, "error"), "") << dom;
+
+  // Acknowledge: the button, then the server.
+  EXPECT_EQ(finding(dom, "ack-enabled"), "true");
+  EXPECT_EQ(finding(dom, "status-before"), "new");
+  EXPECT_EQ(finding(dom, "ack-status"), "acknowledged") << dom;
+  EXPECT_EQ(server.get("/v1/events/" + ea).json.value("status", ""), "acknowledged");
+  // False alarm: the event, and its clip among the machine's references.
+  EXPECT_EQ(finding(dom, "fa-status"), "false_alarm") << dom;
+  EXPECT_EQ(server.get("/v1/events/" + eb).json.value("status", ""), "false_alarm");
+  const auto fan = server.get("/v1/machines/fan/id_00");
+  EXPECT_EQ(fan.json.value("n_references", 0), 7) << fan.body;
+  // The clip submitted after the timeline was loaded appears in it without a reload.
+  const std::string live = finding(dom, "live-id");
+  ASSERT_FALSE(live.empty()) << dom;
+  EXPECT_EQ(server.get("/v1/events/" + live).status, 200);
+  EXPECT_EQ(finding(dom, "circles-before"), "2") << dom;
+  EXPECT_EQ(finding(dom, "live-shown"), "yes") << dom;
+  EXPECT_EQ(finding(dom, "circles-after"), "3") << dom;
   fs::remove_all(root);
 }
 
