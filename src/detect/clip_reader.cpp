@@ -161,24 +161,25 @@ void ClipReader::read(const std::vector<const Clip*>& clips, const std::string& 
           if (st->targets[t].status != Status::Pending) continue;
           const int rate = targets_[t].backend->sample_rate();
           const int key = rate == 0 ? audio.info.sample_rate : rate;
+          const std::vector<float>* signal = nullptr;
           try {
             auto found = signals[k].find(key);
             if (found == signals[k].end())
               found = signals[k].emplace(key, audio_signal(audio, rate, options_.channels)).first;
-            if (targets_[t].backend->thread_safe_embed()) {
-              try {
-                embed_one(indices[k], t, found->second);
-              } catch (...) {
-                fatal = true;
-                throw;
-              }
-            }
+            signal = &found->second;
           } catch (const Error& e) {
             st->targets[t].status = Status::Failed;
             st->targets[t].error = e.what();
           } catch (const std::bad_alloc&) {
             st->targets[t].status = Status::Failed;
             st->targets[t].error = c->path + ": out of memory while decoding";
+          }
+          if (!signal || !targets_[t].backend->thread_safe_embed()) continue;
+          try {
+            embed_one(indices[k], t, *signal);  // only a cache that cannot be written throws
+          } catch (...) {
+            fatal = true;
+            throw;
           }
         }
       }
