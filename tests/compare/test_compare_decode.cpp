@@ -1,6 +1,7 @@
 // One decode per clip, whatever the number of compared systems: run_compare (run_detect_systems)
 // counted through DetectOptions::on_decode, and its run folders equal to separate detect runs.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -171,6 +172,24 @@ TEST(CompareDecode, FourSystemsDecodeOnceAndMatchSeparateRuns) {
   }
   fs::remove_all(out);
   fs::remove_all(alone);
+}
+
+// A cache that cannot be written stops the run (nothing published) instead of counting as the
+// clips' failures: the CLI under a 48 KB file-size limit, SIGXFSZ ignored so writes fail with EFBIG.
+TEST(CompareDecode, AnUnwritableCacheStopsTheRun) {
+  const fs::path out = temp_dir("full");
+  const std::string command = "bash -c \"trap '' XFSZ; ulimit -f 48; exec " + std::string(ASDCAP_CLI) +
+                              " compare --data " + dataset().string() + " --out " + out.string() +
+                              " --backend acoustic --threads 2\" >/dev/null 2>" + (out / "stderr.txt").string();
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string message = read(out / "stderr.txt");
+  EXPECT_NE(message.find("embedding cache write failed"), std::string::npos) << message;
+  EXPECT_EQ(message.find("could be scored"), std::string::npos) << message;  // the run's own error
+  EXPECT_FALSE(fs::exists(out / "acoustic" / "run.json"));
+  EXPECT_FALSE(fs::exists(out / "compare.json"));
+  fs::remove_all(out);
 }
 
 TEST(CompareDecode, SystemsRunTogetherShareTheirDataset) {
