@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
 
 namespace asdcap {
@@ -51,6 +52,8 @@ struct AeClipFeatures {
 // Decodes `path` (channels averaged), then ae_log_mel and ae_vectors. Throws IoError / FormatError
 // naming the file, also when the clip is shorter than five frames (it would give no vector).
 AeClipFeatures ae_clip_features(const std::string& path);
+// The same from audio already decoded (decode_audio); messages name audio.info.path.
+AeClipFeatures ae_clip_features(const DecodedAudio& audio);
 
 // The librosa 0.6 mel filter bank (float32 weights, as librosa returns them): [n_mels x (n_fft/2 + 1)].
 std::vector<float> ae_mel_filters(int sample_rate);

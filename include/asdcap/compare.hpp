@@ -81,9 +81,11 @@ struct CompareResult {
   std::string out_dir;
 };
 
-// Runs every system on the same clips into DIR/<label>/, then writes table.csv, compare.json and
-// report.html. Labels must be distinct (InvalidArgument otherwise). A system that fails stops the
-// comparison with its error; the systems already run keep their complete run folders.
+// Runs every system on the same clips into DIR/<label>/ (run_detect_systems: each clip decoded
+// once for all systems), then writes table.csv, compare.json and report.html. Labels must be
+// distinct (InvalidArgument otherwise). A system that fails stops the comparison with its error;
+// the embeddings and models computed so far stay in the systems' caches, and the systems published
+// before it keep their complete run folders.
 CompareResult run_compare(const CompareOptions& options);
 
 // True when DIR holds a comparison (compare.json).

@@ -2,8 +2,8 @@
 // mean distance to their k nearest normal training clips, evaluate, threshold, write outputs.
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +31,9 @@ struct DetectOptions {
   // Polled between clips and training batches: true stops the run (an Error is thrown; embeddings
   // and models already finished stay in the cache, no half-written file is left).
   std::function<bool()> cancelled;
+  // Called with a clip's path each time detection decodes an audio file, from the reading threads
+  // (e.g. to count the decodes).
+  std::function<void(const std::string& path)> on_decode;
 };
 
 struct DetectSummary {
@@ -51,6 +54,16 @@ struct DetectSummary {
 // fatal. Throws InvalidArgument for unusable options, IoError when out_dir is being written by
 // another process or cannot be written.
 DetectSummary run_detect(const DetectOptions& options);
+
+// Several systems (backends or model files) on the same clips, each into its own out_dir exactly
+// as run_detect writes it, reading every clip once for all of them: one decode per clip, each
+// sample rate the backends take converted once from it, and the clip handed to every system that
+// has not got it in its cache (the `ae` backend's features included). Only a block of clips' audio
+// is in memory at a time. The systems must agree on data_root, machines and channels
+// (InvalidArgument otherwise); threads, quiet, cancelled and on_decode are the first system's.
+// The systems' run folders are published in order after every clip is read; an error stops the
+// run at that system, the ones before it published.
+std::vector<DetectSummary> run_detect_systems(const std::vector<DetectOptions>& systems);
 
 // The lines of results.csv: the machine IDs' rows plus a per-machine "average" and one "overall"
 // line (Table I of the papers).

@@ -8,7 +8,7 @@ Two layers over the same C++ library:
   numpy arrays instead of torch tensors (torch tensors are accepted as inputs).
 * asdcap's own API -- ``Model``, ``AudioEncoder``, ``TextEncoder``, ``Captioner``, any embedding
   backend (``make_backend``), exact k-NN (``knn_search``), AUC/pAUC, and whole runs on a folder
-  (``detect``, ``explain``) with results as Python objects or pandas DataFrames.
+  (``detect``, ``compare``, ``explain``) with results as Python objects or pandas DataFrames.
 
 Every computation releases the GIL; ``threads`` arguments choose how many cores a call uses
 (0: all). Failures raise ``asdcap.Error`` subclasses carrying the library's messages.
@@ -32,6 +32,9 @@ from ._asdcap import (  # noqa: F401  (re-exported)
     Captioner,
     CaptionResult,
     ClipOutputs,
+    CompareResult,
+    CompareRow,
+    CompareTable,
     DetectSummary,
     Error,
     ExplainedClip,
@@ -58,6 +61,7 @@ from ._asdcap import (  # noqa: F401  (re-exported)
     make_backend,
     partial_roc_auc,
     probe_audio,
+    read_compare_table,
     read_results,
     read_scores,
     resample,
@@ -399,6 +403,100 @@ def detect(
     return Detection(summary)
 
 
+class Comparison:
+    """A finished comparison (``asdcap compare``): the table of every system's AUC/pAUC per machine
+    ID, per machine type (``average``) and overall, and each system's run folder."""
+
+    def __init__(self, result: CompareResult) -> None:
+        self.result = result
+        self.table: CompareTable = result.table
+        self.out_dir = result.out_dir
+
+    @property
+    def systems(self) -> List[str]:
+        """The systems' labels (the backend name, or the model file's name), in column order."""
+        return list(self.table.systems)
+
+    @property
+    def rows(self) -> List[CompareRow]:
+        """The lines of table.csv: machine IDs, each machine's average, the overall average."""
+        return list(self.table.rows)
+
+    @property
+    def run_dirs(self) -> dict:
+        """label -> the system's run folder (``read_results``, ``read_scores``, ``explain`` take it)."""
+        return dict(zip(self.table.systems, self.result.run_dirs))
+
+    def records(self) -> List[dict]:
+        """One dict per line: kind, machine, id, ``<label>_auc`` and ``<label>_pauc`` per system
+        (fractions), the best system's label by AUC and by pAUC, and for DCASE 2020 development
+        data the papers' published AUC (%) as ``paper_<system>_auc``."""
+        out = []
+        for row in self.table.rows:
+            record = {"kind": row.kind, "machine": row.machine, "id": row.id}
+            for i, label in enumerate(self.table.systems):
+                record[f"{label}_auc"] = row.auc[i]
+                record[f"{label}_pauc"] = row.pauc[i]
+            record["best_auc"] = self.table.systems[row.best_auc] if row.best_auc >= 0 else None
+            record["best_pauc"] = self.table.systems[row.best_pauc] if row.best_pauc >= 0 else None
+            if self.table.dcase2020_dev:
+                for name, value in (row.published or {}).items():
+                    record[f"paper_{name}_auc"] = value
+            out.append(record)
+        return out
+
+    def to_dataframe(self):
+        """records() as a pandas DataFrame (needs pandas)."""
+        return _frame(self.records())
+
+    def __str__(self) -> str:
+        return self.table.text
+
+    def __repr__(self) -> str:
+        return f"asdcap.Comparison('{self.out_dir}', systems={self.systems})"
+
+
+def compare(
+    data_root: PathLike,
+    out_dir: PathLike,
+    backends: Sequence[str] = (),
+    models: Sequence[PathLike] = (),
+    k: int = 4,
+    crop: Optional[str] = None,
+    channels: str = "mean",
+    machines: Sequence[str] = (),
+    threads: int = 0,
+    quiet: bool = True,
+    epochs: int = 100,
+    batch_size: int = 512,
+    learning_rate: float = 1e-3,
+    seed: int = 1,
+) -> Comparison:
+    """Runs ``asdcap compare``: every system -- each of ``backends``, then each model file of
+    ``models`` (its architecture chooses the backend) -- on the same clips of a DCASE-layout folder,
+    each clip decoded once for all of them; one run folder per system under out_dir, table.csv and
+    the comparison page. Without backends and models: the weight-free backends ``acoustic`` and
+    ``ae``. ``crop`` None: each backend's default; ``epochs`` ... ``seed`` train the ``ae``. A rerun
+    reuses every cached embedding and trained model."""
+    result = _asdcap.run_compare(
+        os.fspath(data_root),
+        os.fspath(out_dir),
+        backends=list(backends),
+        models=[os.fspath(m) for m in models],
+        k=k,
+        crop=crop or "",
+        channels=channels,
+        machines=list(machines),
+        threads=threads,
+        quiet=quiet,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+    )
+    return Comparison(result)
+
+
 def explain(
     out_dir: Union[PathLike, Detection],
     model: Optional[PathLike] = None,
@@ -463,10 +561,12 @@ def auc_pauc(scores: Sequence[float], labels: Sequence[int], max_fpr: float = 0.
 
 __all__ = [name for name in dir(_asdcap) if not name.startswith("_")] + [
     "CLAP",
+    "Comparison",
     "Detection",
     "as_numpy",
     "auc_pauc",
     "caption_files",
+    "compare",
     "detect",
     "embed_files",
     "explain",

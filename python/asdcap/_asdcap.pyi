@@ -232,6 +232,68 @@ def run_detect(
     quiet: bool = True,
 ) -> DetectSummary: ...
 
+class CompareRow:
+    """One line of a comparison: one AUC and pAUC per system."""
+    @property
+    def kind(self) -> str: ...
+    @property
+    def machine(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def auc(self) -> List[float]: ...
+    @property
+    def pauc(self) -> List[float]: ...
+    @property
+    def best_auc(self) -> int: ...
+    @property
+    def best_pauc(self) -> int: ...
+    @property
+    def published(self) -> Optional[Dict[str, float]]: ...
+
+class CompareTable:
+    """AUC/pAUC of every compared system side by side (table.csv)."""
+    @property
+    def systems(self) -> List[str]: ...
+    @property
+    def backends(self) -> List[str]: ...
+    @property
+    def rows(self) -> List[CompareRow]: ...
+    @property
+    def dcase2020_dev(self) -> bool: ...
+    @property
+    def text(self) -> str: ...
+
+class CompareResult:
+    @property
+    def table(self) -> CompareTable: ...
+    @property
+    def run_dirs(self) -> List[str]: ...
+    @property
+    def out_dir(self) -> str: ...
+
+def run_compare(
+    data_root: str,
+    out_dir: str,
+    *,
+    backends: Sequence[str] = ...,
+    models: Sequence[str] = ...,
+    k: int = 4,
+    crop: str = "",
+    channels: str = "mean",
+    machines: Sequence[str] = ...,
+    threads: int = 0,
+    quiet: bool = True,
+    epochs: int = 100,
+    batch_size: int = 512,
+    learning_rate: float = 0.001,
+    seed: int = 1,
+) -> CompareResult:
+    """Several detection systems on one dataset, as `asdcap compare` (each clip decoded once for all)."""
+    ...
+
+def read_compare_table(path: str) -> CompareTable: ...
+
 class Neighbor:
     @property
     def file(self) -> str: ...

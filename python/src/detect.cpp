@@ -1,9 +1,11 @@
-// Whole runs on a folder: the synthetic dataset, detection (run_detect), explanation (run_explain)
-// and the run folder's records read back as Python objects.
+// Whole runs on a folder: the synthetic dataset, detection (run_detect), comparison (run_compare), explanation
+// (run_explain) and the run folder's records read back as Python objects.
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "asdcap/compare.hpp"
 #include "asdcap/detect.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
@@ -139,6 +141,89 @@ void register_detect(py::module_& m) {
         return read_results(dir);
       },
       py::arg("out_dir"), "The lines of a run folder's results.csv.");
+
+  // ---- comparison -----------------------------------------------------------------------------
+  py::class_<CompareTable::Row>(m, "CompareRow",
+                                "One line of a comparison: a machine ID, a machine's average or the overall; one "
+                                "value per system.")
+      .def_property_readonly(
+          "kind", [](const CompareTable::Row& r) { return kind_name(r.kind); }, "'id', 'average' or 'overall'.")
+      .def_readonly("machine", &CompareTable::Row::machine)
+      .def_readonly("id", &CompareTable::Row::id)
+      .def_readonly("auc", &CompareTable::Row::auc, "AUC per system, in the table's system order (NaN: no value).")
+      .def_readonly("pauc", &CompareTable::Row::pauc, "pAUC (FPR up to 0.1) per system (NaN: no value).")
+      .def_readonly("best_auc", &CompareTable::Row::best_auc, "Index of the best system by AUC (-1: none).")
+      .def_readonly("best_pauc", &CompareTable::Row::best_pauc, "Index of the best system by pAUC (-1: none).")
+      .def_property_readonly(
+          "published",
+          [](const CompareTable::Row& r) -> std::optional<std::map<std::string, double>> {
+            if (!r.published) return std::nullopt;
+            const auto& names = published_systems();
+            const PublishedRow& p = *r.published;
+            const double values[] = {p.baseline, p.panns, p.laion_clap, p.ms_clap};
+            std::map<std::string, double> out;
+            for (size_t i = 0; i < names.size() && i < 4; ++i) out[names[i]] = values[i];
+            return out;
+          },
+          "The papers' published AUC (%) per system for this line of Table I (DCASE 2020 development "
+          "data only), else None.")
+      .def("__repr__", [](const CompareTable::Row& r) {
+        return "CompareRow(machine='" + r.machine + "', id='" + r.id + "', " + std::to_string(r.auc.size()) +
+               " systems)";
+      });
+  py::class_<CompareTable>(m, "CompareTable", "AUC/pAUC of every compared system side by side (table.csv).")
+      .def_readonly("systems", &CompareTable::systems, "The systems' labels, in column order.")
+      .def_readonly("backends", &CompareTable::backends, "The backend each system ran.")
+      .def_readonly("rows", &CompareTable::rows, "Machine IDs, each machine's average, then the overall line.")
+      .def_readonly("dcase2020_dev", &CompareTable::dcase2020_dev,
+                    "True when the data are DCASE 2020 development data: rows carry the papers' figures.")
+      .def_property_readonly(
+          "text", [](const CompareTable& t) { return format_compare_table(t); },
+          "The table `asdcap compare` prints (AUC in %, the best of each line marked '*').");
+  py::class_<CompareResult>(m, "CompareResult", "What run_compare wrote: the table and each system's run folder.")
+      .def_readonly("table", &CompareResult::table)
+      .def_readonly("run_dirs", &CompareResult::run_dirs, "Each system's run folder, in the table's system order.")
+      .def_readonly("out_dir", &CompareResult::out_dir);
+  m.def(
+      "run_compare",
+      [](const std::string& data_root, const std::string& out_dir, const std::vector<std::string>& backends,
+         const std::vector<std::string>& models, int k, const std::string& crop, const std::string& channels,
+         const std::vector<std::string>& machines, int threads, bool quiet, int epochs, int batch_size,
+         double learning_rate, uint64_t seed) {
+        CompareOptions o;
+        o.data_root = data_root;
+        o.out_dir = out_dir;
+        for (const auto& b : backends) o.systems.push_back({"", b, ""});
+        for (const auto& f : models) o.systems.push_back({"", "", f});
+        o.detect.k = k;
+        if (!crop.empty()) o.detect.crop = CropPolicy::parse(crop);
+        o.detect.channels = parse_channel_mode(channels);
+        o.detect.machines = machines;
+        o.detect.threads = threads;
+        o.detect.quiet = quiet;
+        o.detect.training.epochs = epochs;
+        o.detect.training.batch_size = batch_size;
+        o.detect.training.learning_rate = learning_rate;
+        o.detect.training.seed = seed;
+        py::gil_scoped_release release;
+        return run_compare(o);
+      },
+      py::arg("data_root"), py::arg("out_dir"), py::kw_only(), py::arg("backends") = std::vector<std::string>{},
+      py::arg("models") = std::vector<std::string>{}, py::arg("k") = 4, py::arg("crop") = "",
+      py::arg("channels") = "mean", py::arg("machines") = std::vector<std::string>{}, py::arg("threads") = 0,
+      py::arg("quiet") = true, py::arg("epochs") = TrainingOptions{}.epochs,
+      py::arg("batch_size") = TrainingOptions{}.batch_size, py::arg("learning_rate") = TrainingOptions{}.learning_rate,
+      py::arg("seed") = TrainingOptions{}.seed,
+      "Runs several detection systems on one dataset, as `asdcap compare` (each clip decoded once for all): "
+      "the backends, then the model files, one run folder each under out_dir, and table.csv. No backend "
+      "and no model: the weight-free backends. crop '': each backend's default.");
+  m.def(
+      "read_compare_table",
+      [](const std::string& path) {
+        py::gil_scoped_release release;
+        return read_compare_table(path);
+      },
+      py::arg("path"), "A comparison's table.csv read back.");
 
   // ---- explanation ----------------------------------------------------------------------------
   py::class_<ExplainedClip>(m, "ExplainedClip", "A flagged clip and each method's answer (or error).")

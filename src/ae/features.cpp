@@ -159,8 +159,10 @@ std::vector<float> ae_vectors(const std::vector<float>& log_mel, int64_t frames)
   return v;
 }
 
-AeClipFeatures ae_clip_features(const std::string& path) {
-  const DecodedAudio audio = decode_audio(path);
+AeClipFeatures ae_clip_features(const std::string& path) { return ae_clip_features(decode_audio(path)); }
+
+AeClipFeatures ae_clip_features(const DecodedAudio& audio) {
+  const std::string& path = audio.info.path;
   const int ch = audio.info.channels;
   const int64_t n = audio.info.frames;
   std::vector<float> mono(static_cast<size_t>(n));

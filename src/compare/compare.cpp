@@ -109,20 +109,25 @@ CompareResult run_compare(const CompareOptions& options) {
   result.out_dir = options.out_dir;
   std::vector<std::string> labels, backends;
   std::vector<std::vector<ResultRow>> results;
+  // Every system on the same pass over the clips: each clip is decoded once for all of them.
+  std::vector<DetectOptions> runs;
   for (const auto& s : systems) {
     DetectOptions d = options.detect;
     d.data_root = options.data_root;
     d.out_dir = (fs::path(options.out_dir) / s.label).string();
     d.backend = s.backend;
     d.model_path = s.model_path;
-    if (!d.quiet) std::fprintf(stderr, "compare: %s\n", s.label.c_str());
-    const DetectSummary summary = run_detect(d);
-    labels.push_back(s.label);
-    backends.push_back(read_run_settings(d.out_dir).backend);
-    results.push_back(result_lines(summary));
-    result.run_dirs.push_back(d.out_dir);
+    runs.push_back(std::move(d));
+    if (!options.detect.quiet) std::fprintf(stderr, "compare: %s\n", s.label.c_str());
+  }
+  const std::vector<DetectSummary> summaries = run_detect_systems(runs);
+  for (size_t i = 0; i < systems.size(); ++i) {
+    labels.push_back(systems[i].label);
+    backends.push_back(read_run_settings(runs[i].out_dir).backend);
+    results.push_back(result_lines(summaries[i]));
+    result.run_dirs.push_back(runs[i].out_dir);
     ReportOptions ro;
-    ro.out_dir = d.out_dir;
+    ro.out_dir = runs[i].out_dir;
     ro.threads = options.detect.threads;
     build_report(ro);
   }

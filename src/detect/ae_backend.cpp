@@ -96,24 +96,21 @@ class AeBackend final : public EmbeddingBackend, public MachineScorer {
 std::vector<ClipVectors> AeBackend::read_clips(const std::vector<const Clip*>& clips, const std::string& label,
                                                bool hash, int& rate, const MachineScorerContext& context) const {
   std::vector<ClipVectors> out(clips.size());
-  {
-    Progress progress(label, static_cast<int64_t>(clips.size()));
-    parallel_for(context.threads, static_cast<int64_t>(clips.size()), [&](int64_t item) {
-      if (cancelled()) return;
-      ClipVectors& v = out[static_cast<size_t>(item)];
-      const std::string& path = clips[static_cast<size_t>(item)]->path;
-      try {
-        if (hash) v.sha256 = sha256_file(path);
-        v.features = ae_clip_features(path);
+  std::vector<std::string> errors;
+  context.read(
+      clips, label,
+      [&](size_t i, const DecodedAudio& audio) {
+        ClipVectors& v = out[i];
+        if (hash) v.sha256 = sha256_file(clips[i]->path);
+        v.features = ae_clip_features(audio);
         v.data = v.features.data.data();
-      } catch (const Error& e) {
-        v.error = e.what();
-      } catch (const std::bad_alloc&) {
-        v.error = path + ": out of memory while decoding";
-      }
-      progress.tick();
-    });
-  }
+      },
+      errors);
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!errors[i].empty()) {
+      out[i] = ClipVectors{};
+      out[i].error = std::move(errors[i]);
+    }
   if (cancelled()) throw AeCancelled("detection cancelled while reading the clips");
   for (size_t i = 0; i < out.size(); ++i) {
     if (!out[i].error.empty()) continue;

@@ -21,6 +21,7 @@
 #include "core/files.hpp"
 #include "core/parallel.hpp"
 #include "core/progress.hpp"
+#include "detect/clip_reader.hpp"
 #include "detect/embedding_cache.hpp"
 #include "detect/machine_scorer.hpp"
 #include "detect/standardise.hpp"
@@ -36,109 +37,22 @@ struct Group {
   std::vector<const Clip*> train, test;
 };
 
-bool all_finite(const std::vector<float>& v) {
-  return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
-}
-
 using Groups = std::map<std::pair<std::string, std::string>, Group>;
 
-struct Embedded {
-  std::map<const Clip*, std::vector<float>> embeddings;
-  std::map<const Clip*, std::string> failures;  // clip -> why it has no embedding
-  int cache_hits = 0;
-  // From a backend's machine scorer: every embedded clip's score (training clips too) and the
-  // models it trained or loaded. No scores: the score is the k-NN distance.
-  std::map<const Clip*, double> scores;
-  int models_trained = 0, models_cached = 0;
-};
-
 bool stop_requested(const DetectOptions& options) { return options.cancelled && options.cancelled(); }
-
-// Embeds every clip of `to_embed` (from the cache when it holds the clip under this backend's
-// identity and crop); a clip that cannot be embedded is a failure, a cache that cannot be written
-// is fatal.
-Embedded embed_clips(const std::vector<const Clip*>& to_embed, const DetectOptions& options,
-                     const CropPolicy& crop_policy, const std::unique_ptr<EmbeddingBackend>& backend,
-                     EmbeddingCache& cache) {
-  // ---- embedding: the (thread-safe) acoustic backend spreads clips over the threads, its kernels
-  // then running serially in each worker; the msclap encoder spreads each clip's work itself ------
-  std::map<const Clip*, std::vector<float>> embeddings;
-  std::map<const Clip*, std::string> failures;
-  std::atomic<int> hits{0};
-  std::atomic<bool> cache_failed{false};
-  const int clip_threads = backend->thread_safe_embed() ? options.threads : 1;
-  const std::string identity = backend->identity();
-  {
-    std::vector<std::vector<float>> embedded(to_embed.size());
-    std::vector<std::string> errors(to_embed.size());
-    Progress progress("embedding", static_cast<int64_t>(to_embed.size()));
-    // A clip that cannot be read or embedded is skipped; a cache that cannot be written stops the
-    // run (parallel_for rethrows it once the clips already started are done).
-    parallel_for(clip_threads, static_cast<int64_t>(to_embed.size()), [&](int64_t item) {
-      if (cache_failed.load() || stop_requested(options)) return;
-      const auto i = static_cast<size_t>(item);
-      const Clip* c = to_embed[i];
-      std::string sha, key;
-      std::vector<float> emb;
-      bool computed = false;
-      try {
-        sha = sha256_file(c->path);
-        ClipCrop resolved = resolve_clip_crop(crop_policy, sha);
-        key = std::move(resolved.cache_key);
-        const CropPolicy& crop = resolved.policy;
-        auto cached = cache.get(sha, identity, key);
-        if (cached && cached->size() == static_cast<size_t>(backend->dim())) {
-          emb = std::move(*cached);
-          hits.fetch_add(1);
-        } else {
-          auto signal = load_audio(c->path, backend->sample_rate(), options.channels);
-          emb = backend->embed(signal, crop);
-          if (emb.size() != static_cast<size_t>(backend->dim()))
-            throw FormatError(c->path + ": embedding has the wrong size");
-          if (!all_finite(emb)) throw FormatError(c->path + ": embedding is not finite");
-          computed = true;
-        }
-      } catch (const Error& e) {
-        errors[i] = e.what();
-      } catch (const std::bad_alloc&) {
-        errors[i] = c->path + ": out of memory while decoding";
-      }
-      if (computed) {
-        try {
-          cache.put(sha, identity, key, emb);
-        } catch (...) {
-          cache_failed = true;
-          throw;
-        }
-      }
-      if (errors[i].empty()) embedded[i] = std::move(emb);
-      progress.tick();
-    });
-    if (stop_requested(options)) throw Error("detect: cancelled (the embeddings computed so far are in the cache)");
-    for (size_t i = 0; i < to_embed.size(); ++i) {
-      if (errors[i].empty())
-        embeddings[to_embed[i]] = std::move(embedded[i]);
-      else
-        failures[to_embed[i]] = std::move(errors[i]);
-    }
-  }
-  Embedded out;
-  out.embeddings = std::move(embeddings);
-  out.failures = std::move(failures);
-  out.cache_hits = hits.load();
-  return out;
-}
 
 // Hands each machine type's clips to the backend's machine scorer: its model learns from the normal
 // training clips of all the type's IDs, sorted by path.
 Embedded score_by_machine(const Groups& groups, const std::vector<const Clip*>& to_embed, const DetectOptions& options,
-                          MachineScorer& scorer) {
+                          MachineScorer& scorer, ClipReader& reader) {
   std::map<std::string, MachineClips> machines;
   for (const Clip* c : to_embed) machines[c->machine].clips.push_back(c);
   for (const auto& [key, g] : groups)
     if (auto it = machines.find(key.first); it != machines.end())
       it->second.train.insert(it->second.train.end(), g.train.begin(), g.train.end());
-  const MachineScorerContext context{options.out_dir, options.channels, options.threads, options.quiet};
+  MachineScorerContext context{options.out_dir, options.channels, options.threads, options.quiet, {}};
+  context.read = [&reader](const std::vector<const Clip*>& clips, const std::string& label, const ClipUse& use,
+                           std::vector<std::string>& errors) { reader.read(clips, label, use, errors); };
   Embedded out;
   for (auto& [machine, mc] : machines) {
     mc.machine = machine;
@@ -279,30 +193,21 @@ bool score_group(const std::pair<std::string, std::string>& key, const Group& g,
 
 }  // namespace
 
-DetectSummary run_detect(const DetectOptions& options) {
-  if (options.k < 1) throw InvalidArgument("detect: k (neighbours averaged into a score) must be at least 1");
-  if (options.data_root.empty()) throw InvalidArgument("detect: no dataset root given");
-  if (options.out_dir.empty()) throw InvalidArgument("detect: no output folder given");
-  // The dataset is listed first: a bad --data leaves no output folder behind.
-  Dataset ds = discover_dataset(options.data_root, options.machines);
-  std::error_code ec;
-  fs::create_directories(options.out_dir, ec);
-  if (ec || !fs::is_directory(options.out_dir))
-    throw IoError(options.out_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
-  const RunLock lock(options.out_dir);
+namespace {
 
-  DetectSummary summary;
-  summary.out_dir = options.out_dir;
-  std::vector<SkippedRecord> skipped;
-  for (const auto& s : ds.skipped) skipped.push_back({s.path, "detect", s.reason});
+// One system of a run: its backend, crop, settings, cache and, once read, its embeddings.
+struct System {
+  const DetectOptions* options = nullptr;
+  std::unique_ptr<EmbeddingBackend> backend;
+  CropPolicy crop;
+  RunSettings settings;
+  std::unique_ptr<EmbeddingCache> cache;
+  Embedded embedded;
+};
 
-  Groups groups;
-  for (const auto& c : ds.clips) {
-    auto& g = groups[{c.machine, c.id}];
-    (c.split == Split::Train ? g.train : g.test).push_back(&c);
-  }
-  const std::vector<const Clip*> to_embed = clips_to_embed(groups, skipped);
-
+System make_system(const DetectOptions& options, const Dataset& ds) {
+  System sys;
+  sys.options = &options;
   BackendOptions bopt;
   bopt.model_path = options.model_path;
   bopt.threads = options.threads;
@@ -311,22 +216,29 @@ DetectSummary run_detect(const DetectOptions& options) {
   std::string backend_name = options.backend;
   if (backend_name.empty())
     backend_name = options.model_path.empty() ? "acoustic" : backend_for_model_file(options.model_path);
-  auto backend = make_backend(backend_name, bopt);
-  const CropPolicy crop = options.crop ? *options.crop : backend->default_crop();
-  RunSettings settings;
+  sys.backend = make_backend(backend_name, bopt);
+  sys.crop = options.crop ? *options.crop : sys.backend->default_crop();
+  RunSettings& settings = sys.settings;
   settings.data_root = ds.root;
-  settings.backend = backend->name();
-  settings.backend_identity = backend->identity();
+  settings.backend = sys.backend->name();
+  settings.backend_identity = sys.backend->identity();
   settings.model = options.model_path;
   settings.k = options.k;
-  settings.crop = crop.to_string();
-  settings.cache_key = resolve_clip_crop(crop, std::string(64, '0')).cache_key;
+  settings.crop = sys.crop.to_string();
+  settings.cache_key = resolve_clip_crop(sys.crop, std::string(64, '0')).cache_key;
   settings.channels = to_string(options.channels);
-  EmbeddingCache cache((fs::path(options.out_dir) / "cache.sqlite").string());
+  sys.cache = std::make_unique<EmbeddingCache>((fs::path(options.out_dir) / "cache.sqlite").string());
+  return sys;
+}
 
-  MachineScorer* scorer = backend->machine_scorer();
-  const Embedded embedded = scorer ? score_by_machine(groups, to_embed, options, *scorer)
-                                   : embed_clips(to_embed, options, crop, backend, cache);
+// Scores a system's test clips from its embeddings and publishes its run folder.
+DetectSummary score_and_publish(System& sys, const Groups& groups, const Dataset& ds,
+                                std::vector<SkippedRecord> skipped) {
+  const DetectOptions& options = *sys.options;
+  const Embedded& embedded = sys.embedded;
+  RunSettings& settings = sys.settings;
+  DetectSummary summary;
+  summary.out_dir = options.out_dir;
   summary.n_cache_hits = embedded.cache_hits;
   summary.n_models_trained = embedded.models_trained;
   summary.n_models_cached = embedded.models_cached;
@@ -338,7 +250,7 @@ DetectSummary run_detect(const DetectOptions& options) {
     if (g.test.empty() || g.train.empty()) continue;
     ResultRow row;
     const size_t before = scored.size();
-    if (!score_group(key, g, embedded, *backend, options.k, row, scored, skipped)) continue;
+    if (!score_group(key, g, embedded, *sys.backend, options.k, row, scored, skipped)) continue;
     summary.n_scored += static_cast<int>(scored.size() - before);
     summary.rows.push_back(row);
     if (settings.machines.empty() || settings.machines.back() != key.first) settings.machines.push_back(key.first);
@@ -354,14 +266,77 @@ DetectSummary run_detect(const DetectOptions& options) {
   settings.n_cache_hits = summary.n_cache_hits;
   publish_detection_run(options.out_dir, settings, result_lines(summary), scored, skipped);
   if (!options.quiet) {
-    const std::string models = scorer ? ", " + std::to_string(summary.n_models_trained) + " models trained (" +
-                                            std::to_string(summary.n_models_cached) + " from cache)"
-                                      : "";
+    const std::string models = sys.backend->machine_scorer()
+                                   ? ", " + std::to_string(summary.n_models_trained) + " models trained (" +
+                                         std::to_string(summary.n_models_cached) + " from cache)"
+                                   : "";
     std::fprintf(stderr, "asdcap detect: %d clips embedded (%d from cache)%s, %d test clips scored, %d skipped%s\n",
                  summary.n_embedded, summary.n_cache_hits, models.c_str(), summary.n_scored, summary.n_skipped,
                  summary.n_skipped ? " (see skipped.jsonl)" : "");
   }
   return summary;
 }
+
+}  // namespace
+
+std::vector<DetectSummary> run_detect_systems(const std::vector<DetectOptions>& systems) {
+  if (systems.empty()) throw InvalidArgument("detect: no system to run");
+  const DetectOptions& first = systems.front();
+  std::set<std::string> out_dirs;
+  for (const auto& options : systems) {
+    if (options.k < 1) throw InvalidArgument("detect: k (neighbours averaged into a score) must be at least 1");
+    if (options.data_root.empty()) throw InvalidArgument("detect: no dataset root given");
+    if (options.out_dir.empty()) throw InvalidArgument("detect: no output folder given");
+    if (options.data_root != first.data_root || options.machines != first.machines ||
+        options.channels != first.channels)
+      throw InvalidArgument("detect: systems run together need the same dataset, machine types and channel mode");
+    if (!out_dirs.insert(fs::absolute(options.out_dir).lexically_normal().string()).second)
+      throw InvalidArgument("detect: two systems write to the same output folder " + options.out_dir);
+  }
+  // The dataset is listed first: a bad --data leaves no output folder behind.
+  const Dataset ds = discover_dataset(first.data_root, first.machines);
+  std::vector<std::unique_ptr<RunLock>> locks;
+  for (const auto& options : systems) {
+    std::error_code ec;
+    fs::create_directories(options.out_dir, ec);
+    if (ec || !fs::is_directory(options.out_dir))
+      throw IoError(options.out_dir + ": cannot create the output folder" + (ec ? ": " + ec.message() : ""));
+    locks.push_back(std::make_unique<RunLock>(options.out_dir));
+  }
+
+  std::vector<SkippedRecord> skipped;
+  for (const auto& s : ds.skipped) skipped.push_back({s.path, "detect", s.reason});
+  Groups groups;
+  for (const auto& c : ds.clips) {
+    auto& g = groups[{c.machine, c.id}];
+    (c.split == Split::Train ? g.train : g.test).push_back(&c);
+  }
+  const std::vector<const Clip*> to_embed = clips_to_embed(groups, skipped);
+
+  std::vector<System> runs;
+  for (const auto& options : systems) runs.push_back(make_system(options, ds));
+
+  // ---- reading: every clip once for all systems. The k-NN systems take their embeddings from the
+  // reader (their caches first); a machine scorer reads its clips through it, which embeds them for
+  // the k-NN systems at the same time; the reader then reads what is still missing -----------------
+  std::vector<KnnTarget> targets;
+  for (auto& sys : runs)
+    if (!sys.backend->machine_scorer()) targets.push_back({sys.backend.get(), sys.crop, sys.cache.get()});
+  ClipReader reader(to_embed, targets, first);
+  for (auto& sys : runs)
+    if (MachineScorer* scorer = sys.backend->machine_scorer())
+      sys.embedded = score_by_machine(groups, to_embed, *sys.options, *scorer, reader);
+  reader.read_remaining();
+  if (stop_requested(first)) throw Error("detect: cancelled (the embeddings computed so far are in the cache)");
+  size_t target = 0;
+  for (auto& sys : runs)
+    if (!sys.backend->machine_scorer()) sys.embedded = reader.take(target++);
+
+  std::vector<DetectSummary> summaries;
+  for (auto& sys : runs) summaries.push_back(score_and_publish(sys, groups, ds, skipped));
+  return summaries;
+}
+
+DetectSummary run_detect(const DetectOptions& options) { return run_detect_systems({options}).front(); }
 
 }  // namespace asdcap

@@ -10,6 +10,7 @@
 #include "asdcap/audio.hpp"
 #include "asdcap/backend.hpp"
 #include "asdcap/dataset.hpp"
+#include "detect/clip_reader.hpp"
 
 namespace asdcap {
 
@@ -35,6 +36,9 @@ struct MachineScorerContext {
   ChannelMode channels = ChannelMode::Mean;
   int threads = 0;
   bool quiet = false;  // no lines on stderr (the progress bar follows Progress::enabled)
+  // How the scorer reads its clips' audio: detection's reader, which decodes each clip once for
+  // every system of the run.
+  ClipReadFn read;
 };
 
 class MachineScorer {
