@@ -3,7 +3,8 @@
 // throughput on the same clips with the same backend, measured in the same run (run_detect, 2
 // threads, a fresh folder, so every clip is embedded). Counters: clips_per_s, p50_ms / p99_ms
 // (request latency), and "ratio_vs_detect" = serve's clips/s over detect's (machine independent;
-// 1.0: serving costs no more than batch detection).
+// 1.0: serving costs no more than batch detection); detect_1t_clips_per_s: detect on one thread,
+// for machines where two threads per clip do not pay.
 //   BM_ServeSubmit10sClips/msclap:0  the acoustic backend (no model)
 //   BM_ServeSubmit10sClips/msclap:1  msclap's CLAP audio encoder at full size (msclap 2023 sizes,
 //                                    deterministic random f16 weights from the test-support writer:
@@ -58,12 +59,12 @@ struct Fixture {
   ~Fixture() { fs::remove_all(root); }
 
   // `asdcap detect`'s clips/s on the same clips with the model's backend (acoustic without one).
-  double detect_clips_per_s(const std::string& model) const {
+  double detect_clips_per_s(const std::string& model, int threads = kThreads) const {
     asdcap::DetectOptions d;
     d.data_root = data_root;
     d.model_path = model;
     d.out_dir = (root / ("run-" + std::to_string(detect_runs_++))).string();
-    d.threads = kThreads;
+    d.threads = threads;
     d.quiet = true;
     const auto t0 = Clock::now();
     const auto summary = asdcap::run_detect(d);
@@ -76,6 +77,7 @@ void BM_ServeSubmit10sClips(benchmark::State& state) {
   static Fixture fx;
   const std::string model = state.range(0) ? asdcap::test::random_full_model_path(true, false) : "";
   const double detect_clips_per_s = fx.detect_clips_per_s(model);
+  const double detect_1_thread = fx.detect_clips_per_s(model, 1);
   asdcap::ServeOptions o;
   o.model_path = model;
   o.listen = "127.0.0.1:0";
@@ -133,6 +135,7 @@ void BM_ServeSubmit10sClips(benchmark::State& state) {
   state.counters["p99_ms"] = pct(0.99);
   state.counters["detect_clips_per_s"] = detect_clips_per_s;
   state.counters["ratio_vs_detect"] = clips_per_s / detect_clips_per_s;
+  state.counters["detect_1t_clips_per_s"] = detect_1_thread;  // the same detection on one thread
 }
 BENCHMARK(BM_ServeSubmit10sClips)
     ->ArgName("msclap")
