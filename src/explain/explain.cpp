@@ -41,23 +41,18 @@ ExplanationRecord explain_clip(const ScoredClip& clip, const ClipEvidence& own, 
   const ClipComparison evidence =
       compare_with_neighbors(clip, own, run.evidence, pool == run.reference_pool.end() ? no_pool : pool->second);
   const ClapInputs clap = run.clap.inputs_for(clip);
-  ExplanationRecord rec = make_record(clip, evidence, clap, run.plan, run.options);
+  ExplanationRecord rec = explain_record(clip, evidence, clap, run.plan, run.options, run.previous, run.counts);
   brief = {clip.file, clip.machine, clip.id, clip.score, {}, {}};
-  double llm_seconds = 0;
-  for (const auto& m : run.plan.methods) {
-    MethodPrompt prompt = method_prompt(m, clip, run.plan, run.options, evidence, clap);
-    MethodRecord answered = answer(m, clip, prompt, run.plan, run.options, run.previous, run.counts);
-    llm_seconds += answered.seconds;
+  for (const auto& [m, answered] : rec.methods) {
     if (answered.missing_reason)
       brief.errors[m] = "unavailable: " + *answered.missing_reason;
     else if (answered.answer)
       brief.answers[m] = *answered.answer;
     else if (answered.error)
       brief.errors[m] = *answered.error;
-    rec.methods.emplace_back(m, std::move(answered));
   }
-  rec.timings =
-      ExplainTimings{run.evidence_seconds, clap.caption_seconds, clap.similarity_seconds, llm_seconds, since(t_clip)};
+  rec.timings->evidence_s_all_clips = run.evidence_seconds;
+  rec.timings->total_s = since(t_clip);
   return rec;
 }
 

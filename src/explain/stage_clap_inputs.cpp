@@ -91,6 +91,11 @@ void ClapInputStage::similarities(const ScoredClip& clip, ClapInputs& in) {
   }
 }
 
+void ClapInputStage::forget(const std::string& path) {
+  caption_memo_.erase(path);
+  embedding_memo_.erase(path);
+}
+
 ClapInputs ClapInputStage::inputs_for(const ScoredClip& clip) {
   ClapInputs in;
   in.caption_error = plan_.caption_missing;

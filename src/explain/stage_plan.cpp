@@ -29,6 +29,15 @@ std::string Plan::method_missing(const std::string& m) const {
 }
 
 Plan make_plan(const ExplainOptions& o, const RunInputs& run) {
+  // The CLAP methods take detection's windows when detection worked at msclap's 44.1 kHz (msclap,
+  // acoustic), so that they share its cached embeddings; otherwise (e.g. panns' whole clips) msclap's
+  // default.
+  const bool windows_44k = run.settings.backend == "msclap" || run.settings.backend == "acoustic";
+  return make_plan(o, windows_44k ? run.crop : CropPolicy{}, run.channels,
+                   (std::filesystem::path(o.out_dir) / "cache.sqlite").string());
+}
+
+Plan make_plan(const ExplainOptions& o, const CropPolicy& crop, ChannelMode channels, const std::string& cache_path) {
   Plan p;
   for (const auto& m : o.methods)
     for (const auto& x : parse_methods(m))
@@ -51,11 +60,7 @@ Plan make_plan(const ExplainOptions& o, const RunInputs& run) {
         throw InvalidArgument("explain: " + o.model_path + " is a " + backend +
                               " model file: captions and similarities need an msclap model (--model), "
                               "the acoustic method none (--method acoustic)");
-      // They take detection's windows when detection worked at msclap's 44.1 kHz (msclap, acoustic),
-      // so that they share its cached embeddings; otherwise (e.g. panns' whole clips) msclap's default.
-      const bool windows_44k = run.settings.backend == "msclap" || run.settings.backend == "acoustic";
-      p.clap = std::make_unique<ClapMethods>(o.model_path, windows_44k ? run.crop : CropPolicy{}, run.channels,
-                                             (std::filesystem::path(o.out_dir) / "cache.sqlite").string(), o.threads);
+      p.clap = std::make_unique<ClapMethods>(o.model_path, crop, channels, cache_path, o.threads);
       p.caption_missing = p.clap->caption_missing();
       p.similarity_missing = p.clap->similarity_missing();
     }

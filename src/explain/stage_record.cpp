@@ -69,6 +69,21 @@ ExplanationRecord make_record(const ScoredClip& clip, const ClipComparison& evid
   return rec;
 }
 
+ExplanationRecord explain_record(const ScoredClip& clip, const ClipComparison& evidence, const ClapInputs& clap,
+                                 const Plan& plan, const ExplainOptions& o,
+                                 const std::map<std::string, ExplanationRecord>& previous, AnswerCounts& counts) {
+  ExplanationRecord rec = make_record(clip, evidence, clap, plan, o);
+  double llm_seconds = 0;
+  for (const auto& m : plan.methods) {
+    MethodPrompt prompt = method_prompt(m, clip, plan, o, evidence, clap);
+    MethodRecord answered = answer(m, clip, prompt, plan, o, previous, counts);
+    llm_seconds += answered.seconds;
+    rec.methods.emplace_back(m, std::move(answered));
+  }
+  rec.timings = ExplainTimings{0, clap.caption_seconds, clap.similarity_seconds, llm_seconds, 0};
+  return rec;
+}
+
 void update_skipped(const std::string& dir, const std::vector<SkippedRecord>& explain_entries) {
   std::vector<SkippedRecord> entries;
   std::error_code ec;

@@ -45,6 +45,11 @@ struct Plan {
 
 // Opens what the methods need (the CLAP model with the run's crop and channel mode, the LLM client).
 Plan make_plan(const ExplainOptions& options, const RunInputs& run);
+// The same for clips outside a run folder: the CLAP model (when a method needs it) embeds and
+// captions with `crop` and `channels`; `cache_path` is an embedding cache (empty: none). Throws
+// InvalidArgument when options.model_path is not an msclap model file.
+Plan make_plan(const ExplainOptions& options, const CropPolicy& crop, ChannelMode channels,
+               const std::string& cache_path);
 // The answering side of a plan from options.llm: the LLM client (--llm openai) or the offline
 // explainer, and the backend and model names recorded with every answer.
 void open_llm(Plan& plan, const ExplainOptions& options);
@@ -95,6 +100,8 @@ class ClapInputStage {
   ClapInputStage(const Plan& plan, std::string caption_prompt, std::vector<ScoredClip> upcoming = {})
       : plan_(plan), caption_prompt_(std::move(caption_prompt)), upcoming_(std::move(upcoming)) {}
   ClapInputs inputs_for(const ScoredClip& clip);
+  // Drops what is remembered of a file (a long-lived stage keeps only the files that recur).
+  void forget(const std::string& path);
 
  private:
   void caption_batch(const ScoredClip& clip);
@@ -136,6 +143,12 @@ MethodRecord answer(const std::string& method, const ScoredClip& clip, MethodPro
                     AnswerCounts& counts);
 
 // ---- record -------------------------------------------------------------------------------------
+// One clip's record: make_record, then each method of the plan prompted and answered, in order.
+// Sets the timings but the evidence's (the caller's: measured for all clips at once).
+ExplanationRecord explain_record(const ScoredClip& clip, const ClipComparison& evidence, const ClapInputs& clap,
+                                 const Plan& plan, const ExplainOptions& options,
+                                 const std::map<std::string, ExplanationRecord>& previous, AnswerCounts& counts);
+
 ExplanationRecord make_record(const ScoredClip& clip, const ClipComparison& evidence, const ClapInputs& clap,
                               const Plan& plan, const ExplainOptions& options);
 

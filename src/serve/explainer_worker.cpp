@@ -1,8 +1,10 @@
 #include "serve/explainer_worker.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "asdcap/backend.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/explain.hpp"
 #include "explain/stages.hpp"
@@ -12,11 +14,42 @@ namespace asdcap::serve {
 
 namespace ed = asdcap::explain_detail;
 
+void ExplainerWorker::check_options(ExplainerOptions& o) {
+  ExplainOptions& eo = o.explain;
+  if (eo.llm != "offline" && eo.llm != "openai")
+    throw InvalidArgument("serve: --llm must be offline or openai, not '" + eo.llm + "'");
+  if (eo.llm == "openai" && eo.llm_options.model.empty())
+    throw InvalidArgument("serve: --llm openai needs --llm-model NAME");
+  std::vector<std::string> methods;
+  for (const auto& m : eo.methods)
+    for (const auto& x : parse_methods(m))
+      if (std::find(methods.begin(), methods.end(), x) == methods.end()) methods.push_back(x);
+  if (methods.empty()) throw InvalidArgument("serve: no explanation method given");
+  eo.methods = methods;
+  for (const auto& m : methods)
+    if ((ed::needs_captions(m) || ed::needs_similarity(m)) && eo.model_path.empty())
+      throw InvalidArgument("--explain " + m + " needs an msclap model file" +
+                            (ed::needs_captions(m) ? " with the captioner" : "") +
+                            ": --explain-model FILE (or an msclap --model)");
+  if (!eo.model_path.empty() && std::any_of(methods.begin(), methods.end(), [](const std::string& m) {
+        return ed::needs_captions(m) || ed::needs_similarity(m);
+      }))
+    if (const std::string backend = backend_for_model_file(eo.model_path); backend != "msclap")
+      throw InvalidArgument("--explain-model: " + eo.model_path + " is a " + backend +
+                            " model file; the text, zeroshot and combined methods need an msclap model");
+}
+
 ExplainerWorker::ExplainerWorker(Store& store, Metrics& metrics, ExplainerOptions options)
     : store_(store), metrics_(metrics), options_(std::move(options)) {
-  if (options_.llm != "offline" && options_.llm != "openai")
-    throw InvalidArgument("serve: --llm must be offline or openai, not '" + options_.llm + "'");
-  if (options_.llm == "openai") OpenAiClient check(options_.llm_options);  // a bad base URL fails now
+  check_options(options_);
+  const ExplainOptions& eo = options_.explain;
+  // The crop serve's msclap backend embeds with (a window seeded by the clip's content), no cache:
+  // the store keeps the embeddings serve scores with, and the stage below remembers the references'.
+  plan_ = std::make_unique<ed::Plan>(ed::make_plan(eo, CropPolicy{}, ChannelMode::Mean, ""));
+  for (const auto& m : plan_->methods)
+    if (const std::string why = plan_->method_missing(m); !why.empty())
+      throw InvalidArgument("--explain " + m + ": " + why);
+  clap_ = std::make_unique<ed::ClapInputStage>(*plan_, eo.caption_prompt);
 }
 
 ExplainerWorker::~ExplainerWorker() { stop(); }
@@ -58,7 +91,7 @@ void ExplainerWorker::run(int worker) {
       result = explain(*e);
       ok = true;
     } catch (const std::exception& ex) {
-      result = nlohmann::json{{"error", redact_secret(ex.what(), options_.llm_options.api_key)}}.dump();
+      result = nlohmann::json{{"error", redact_secret(ex.what(), options_.explain.llm_options.api_key)}}.dump();
     }
     try {
       store_.finish_job(*job, ok, result);
@@ -103,6 +136,10 @@ std::string ExplainerWorker::explain(const EventRecord& e) {
   }
 
   // Measured evidence: the clip, its neighbours and the machine's whole reference set.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   ed::EvidenceByPath evidence;
   const ClipEvidence own = measure_evidence_file(e.audio_path);
   std::vector<std::string> pool;
@@ -116,34 +153,48 @@ std::string ExplainerWorker::explain(const EventRecord& e) {
     }
   }
   const ed::ClipComparison comparison = ed::compare_with_neighbors(clip, own, evidence, pool);
+  const double evidence_seconds = since(t0);
 
-  ExplainOptions eo;
-  eo.methods = {"acoustic"};
-  eo.llm = options_.llm;
-  eo.llm_options = options_.llm_options;
-  ed::Plan plan;
-  plan.methods = {"acoustic"};
-  ed::open_llm(plan, eo);
-  const ed::ClapInputs clap;
-  ed::MethodPrompt prompt = ed::method_prompt("acoustic", clip, plan, eo, comparison, clap);
+  // Captions and similarities: the references' are remembered (their files never change), the
+  // clip's are not.
+  ed::ClapInputs clap;
+  {
+    std::lock_guard lock(clap_mu_);
+    clap = clap_->inputs_for(clip);
+    clap_->forget(clip.path);
+  }
   ed::AnswerCounts counts;
-  MethodRecord answer = ed::answer("acoustic", clip, prompt, plan, eo, {}, counts);
-  if (answer.error) throw NetworkError(*answer.error);
-  if (!answer.answer) throw Error(answer.missing_reason.value_or("the acoustic method gave no answer"));
+  ExplanationRecord record = ed::explain_record(clip, comparison, clap, *plan_, options_.explain, {}, counts);
+  record.timings->evidence_s_all_clips = evidence_seconds;
+  record.timings->total_s = since(t0);
 
-  ExplanationRecord record = ed::make_record(clip, comparison, clap, plan, eo);
-  record.methods.push_back({"acoustic", answer});
+  // The summary shows the first method that answered; "record" has every method's.
+  const MethodRecord* first = nullptr;
+  std::string first_method, problems;
+  for (const auto& [m, r] : record.methods) {
+    if (r.answer && !first) {
+      first = &r;
+      first_method = m;
+    }
+    if (!r.answer)
+      problems += (problems.empty() ? "" : "; ") + m + ": " + r.error.value_or(r.missing_reason.value_or("no answer"));
+  }
+  if (!first) {
+    if (counts.n_errors > 0) throw NetworkError(problems);
+    throw Error(problems);
+  }
   const nlohmann::ordered_json full = run_detail::explanation_record_json(record);
   nlohmann::ordered_json out;
-  out["method"] = "acoustic";
-  out["text"] = *answer.answer;
-  out["llm"] = answer.backend;
-  out["model"] = answer.model ? nlohmann::ordered_json(*answer.model) : nlohmann::ordered_json(nullptr);
-  if (answer.named) out["named"] = *answer.named;
+  out["method"] = first_method;
+  out["text"] = *first->answer;
+  out["llm"] = first->backend;
+  out["model"] = first->model ? nlohmann::ordered_json(*first->model) : nlohmann::ordered_json(nullptr);
+  if (first->named) out["named"] = *first->named;
   out["evidence"] = full["evidence"]["features"];
   out["burst_times"] = full["evidence"]["burst_times"];
   out["neighbors"] = full["neighbors"];
-  out["prompt"] = answer.prompt ? nlohmann::ordered_json(*answer.prompt) : nlohmann::ordered_json(nullptr);
+  out["prompt"] = first->prompt ? nlohmann::ordered_json(*first->prompt) : nlohmann::ordered_json(nullptr);
+  out["record"] = full;
   return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -2,9 +2,12 @@
 // job of a killed process is taken up again once its lease expires), explain the flagged clip
 // against its neighbours and attach the explanation to the event.
 //
-// Methods: "acoustic" (measured evidence of the clip against its nearest references, phrased by
-// asdcap's offline explainer or, with --llm openai, by an OpenAI-compatible LLM from the acoustic
-// prompt, exactly as `asdcap explain --method acoustic` does) and "none" (no explanation jobs).
+// The methods are `asdcap explain`'s, run by its stages (src/explain/stages.hpp) on the event's
+// clip and the machine's stored references: "acoustic" (measured evidence), and with an msclap
+// model file "text" (captions of the clip and its neighbours), "zeroshot" (similarities to the
+// reference texts) and "combined"; each phrased by asdcap's offline explainer or, with --llm openai,
+// by an OpenAI-compatible LLM from the method's prompt. The event's explanation carries
+// explain's record of the clip (explanations.jsonl's line) under "record".
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -16,15 +19,22 @@
 #include <vector>
 
 #include "asdcap/evidence.hpp"
-#include "asdcap/llm.hpp"
+#include "asdcap/explain.hpp"
 #include "serve/metrics.hpp"
 #include "serve/store.hpp"
+
+namespace asdcap::explain_detail {
+struct Plan;
+class ClapInputStage;
+}  // namespace asdcap::explain_detail
 
 namespace asdcap::serve {
 
 struct ExplainerOptions {
-  std::string llm = "offline";  // "offline" | "openai"
-  LlmOptions llm_options;
+  // explain's settings that apply to one clip: methods (at least one; "all" expands), model_path
+  // (msclap, for text / zeroshot / combined), llm and llm_options, texts, templates, caption_prompt,
+  // combined_evidence, threads (the CLAP model's). The run-folder settings are not used.
+  ExplainOptions explain;
   int workers = 1;
   int lease_seconds = 120;
   std::string worker_name;  // identifies this process's workers in the job table
@@ -32,7 +42,14 @@ struct ExplainerOptions {
 
 class ExplainerWorker {
  public:
+  // Opens what the methods need (the CLAP model, the LLM client). Throws InvalidArgument when a
+  // method cannot run with these options (naming the method and why), ModelError / IoError when the
+  // model file cannot be used.
   ExplainerWorker(Store& store, Metrics& metrics, ExplainerOptions options);
+  // The checks that need no model opened (the LLM back end, the method names, a model file given and
+  // of the msclap kind where a method needs one); expands "all" and drops repeated methods. Throws
+  // InvalidArgument.
+  static void check_options(ExplainerOptions& options);
   ~ExplainerWorker();
   ExplainerWorker(const ExplainerWorker&) = delete;
   ExplainerWorker& operator=(const ExplainerWorker&) = delete;
@@ -41,7 +58,8 @@ class ExplainerWorker {
   void stop();
 
   // Explains one event (exposed for tests): the explanation object as JSON text. Throws Error when
-  // the clip cannot be measured or the LLM fails.
+  // the clip cannot be measured or no method gave an answer (the LLM failed, captions could not be
+  // made).
   std::string explain(const EventRecord& e);
 
  private:
@@ -51,6 +69,9 @@ class ExplainerWorker {
   Store& store_;
   Metrics& metrics_;
   ExplainerOptions options_;
+  std::unique_ptr<explain_detail::Plan> plan_;            // methods, texts, the CLAP model, the LLM client
+  std::mutex clap_mu_;                                    // the CLAP model runs one clip at a time
+  std::unique_ptr<explain_detail::ClapInputStage> clap_;  // remembers the references' captions and embeddings
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
   std::mutex wake_mu_;

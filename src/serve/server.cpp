@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "asdcap/backend.hpp"
@@ -91,6 +92,29 @@ std::string process_name() {
   return std::string(host) + ":" + std::to_string(::getpid());
 }
 
+// The explanation workers' options (none for --explain none), checked before anything is written.
+std::optional<ExplainerOptions> explainer_options(const ServeOptions& o, const std::string& backend_name) {
+  if (o.explain == "none") return std::nullopt;
+  ExplainerOptions eo;
+  eo.explain = o.explain_options;
+  try {
+    eo.explain.methods = parse_methods(o.explain);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(std::string("--explain: ") + e.what() + " or none");
+  }
+  // The CLAP methods take --explain-model, or the scoring model when it is an msclap file.
+  eo.explain.model_path = o.explain_model;
+  const bool needs_model = std::any_of(eo.explain.methods.begin(), eo.explain.methods.end(),
+                                       [](const std::string& m) { return m != "acoustic"; });
+  if (needs_model && eo.explain.model_path.empty() && backend_name == "msclap") eo.explain.model_path = o.model_path;
+  eo.explain.threads = o.threads;
+  eo.workers = o.explain_workers;
+  eo.lease_seconds = o.explain_lease_s;
+  eo.worker_name = process_name();
+  ExplainerWorker::check_options(eo);
+  return eo;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -119,11 +143,12 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   if (o.k < 1) throw InvalidArgument("--k must be at least 1");
   if (o.explain_lease_s < 1) throw InvalidArgument("--explain-lease must be at least 1 second");
   if (o.max_upload_bytes == 0) throw InvalidArgument("--max-upload-mb must be at least 1");
-  if (o.explain != "acoustic" && o.explain != "none")
-    throw InvalidArgument("--explain: serve explains with 'acoustic' or 'none', not '" + o.explain + "'");
   if (o.tls_cert.empty() != o.tls_key.empty()) throw InvalidArgument("--tls-cert and --tls-key go together");
   std::tie(s.host, s.port) = parse_listen(o.listen);
   if (o.data_dir.empty()) throw InvalidArgument("--data: no folder given");
+  const std::string backend_name =
+      !o.backend.empty() ? o.backend : (o.model_path.empty() ? "acoustic" : backend_for_model_file(o.model_path));
+  const std::optional<ExplainerOptions> explainer = explainer_options(o, backend_name);
   std::error_code ec;
   fs::create_directories(o.data_dir, ec);
   if (ec || !fs::is_directory(o.data_dir))
@@ -132,8 +157,6 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   if (o.store.empty()) o.store = "sqlite:" + (fs::path(o.data_dir) / "asdcap.sqlite").string();
   s.options = o;
 
-  const std::string backend_name =
-      !o.backend.empty() ? o.backend : (o.model_path.empty() ? "acoustic" : backend_for_model_file(o.model_path));
   BackendOptions bo;
   bo.model_path = o.model_path;
   bo.threads = o.threads;
@@ -147,17 +170,8 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   const std::string token = load_token(o, token_path);
   s.token_path = token_path;
 
-  s.service = std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, o.explain != "none");
-  ExplainerOptions eo;
-  eo.llm = o.llm;
-  if (o.llm == "openai") {
-    eo.llm_options = llm_options_from_env();
-    eo.llm_options.model = o.llm_model;
-  }
-  eo.workers = o.explain_workers;
-  eo.lease_seconds = o.explain_lease_s;
-  eo.worker_name = process_name();
-  s.explainer = std::make_unique<ExplainerWorker>(*s.store, s.metrics, eo);
+  s.service = std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, explainer.has_value());
+  if (explainer) s.explainer = std::make_unique<ExplainerWorker>(*s.store, s.metrics, *explainer);
 
   if (!o.tls_cert.empty()) {
     auto ssl = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
@@ -178,8 +192,9 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   s.ctx = std::make_unique<ApiContext>(ApiContext{*s.service, s.metrics, s.explainer.get(), token, o.log, nullptr});
   install_api(*s.http, *s.ctx);
   if (!o.watch_dir.empty())
-    s.watcher = std::make_unique<Watcher>(*s.service, o.watch_dir, o.watch_interval_s, o.log,
-                                          [e = s.explainer.get()] { e->wake(); });
+    s.watcher = std::make_unique<Watcher>(*s.service, o.watch_dir, o.watch_interval_s, o.log, [e = s.explainer.get()] {
+      if (e) e->wake();
+    });
 }
 
 Server::~Server() { stop(); }
@@ -205,7 +220,7 @@ void Server::start() {
     s.started = false;
     throw IoError("--listen: cannot serve on " + s.options.listen);
   }
-  s.explainer->start();
+  if (s.explainer) s.explainer->start();
   if (s.watcher) s.watcher->start();
 }
 
@@ -225,7 +240,7 @@ void Server::stop() {
   if (s.watcher) s.watcher->stop();
   s.http->stop();
   if (s.listener.joinable()) s.listener.join();
-  s.explainer->stop();
+  if (s.explainer) s.explainer->stop();
 }
 
 void run_server(const ServeOptions& options, const std::function<bool()>& cancelled) {

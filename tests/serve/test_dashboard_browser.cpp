@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "serve/serve_process.hpp"
+#include "support/golden_model.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -316,6 +317,52 @@ TEST(DashboardBrowser, ButtonsAndLiveUpdatesReachTheServer) {
   EXPECT_EQ(finding(dom, "circles-before"), "2") << dom;
   EXPECT_EQ(finding(dom, "live-shown"), "yes") << dom;
   EXPECT_EQ(finding(dom, "circles-after"), "3") << dom;
+  fs::remove_all(root);
+}
+
+// With explain's CLAP methods (the golden tiny msclap model) the event view shows the captions of
+// the clip and of each neighbour under their spectrograms, and every method's answer.
+TEST(DashboardBrowser, EventViewShowsTheCaptionsOfClipAndNeighbours) {
+  if (!fs::exists(kChromium)) GTEST_SKIP() << kChromium << " is not installed";
+  const std::string root = (fs::temp_directory_path() / ("asdcap-dashcap-" + std::to_string(getpid()))).string();
+  fs::remove_all(root);
+  fs::create_directories(root);
+  asdcap::test::ServeProcess server(root + "/data",
+                                    {"--explain", "text,acoustic", "--explain-model", golden_model_path(true)});
+  for (int i = 0; i < 6; ++i)
+    ASSERT_EQ(server
+                  .post_audio("/v1/machines/fan/id_00/references?name=normal_" + std::to_string(i) + ".wav",
+                              asdcap::test::machine_wav(uint32_t(i), false))
+                  .status,
+              201);
+  const auto flagged =
+      server.post_audio("/v1/machines/fan/id_00/clips?name=anomaly.wav", asdcap::test::machine_wav(78, true));
+  ASSERT_EQ(flagged.json.value("label", ""), "anomaly") << flagged.body;
+  const std::string eid = flagged.json.at("event_id").dump();
+  json e = json::object();
+  for (int i = 0; i < 1200 && e.value("explanation_state", "pending") == "pending"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    e = server.get("/v1/events/" + eid).json;
+  }
+  ASSERT_EQ(e.value("explanation_state", ""), "done") << e.dump();
+  const json& captions = e.at("explanation").at("record").at("captions");
+  const std::string event = dump_dom(root, "http://127.0.0.1:" + std::to_string(server.port()) + "/#event=" + eid);
+  EXPECT_NE(event.find("data-view=\"event\""), std::string::npos) << event;
+  // Each caption in its own figure, the clip's first (the page escapes <, > and & in text).
+  auto escaped = [](const std::string& t) {
+    std::string out;
+    for (char c : t) out += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+    return out;
+  };
+  EXPECT_EQ(count(event, "class=\"caption\""), 1u + captions.at("neighbors").size()) << event;
+  size_t at = 0;
+  for (const std::string& text :
+       {captions.at("anomalous").get<std::string>(), captions.at("neighbors").at(0).get<std::string>()}) {
+    at = event.find("class=\"caption\">\u201c" + escaped(text) + "\u201d</p>", at);
+    EXPECT_NE(at, std::string::npos) << text << "\n" << event;
+  }
+  for (const char* method : {"text", "acoustic"})
+    EXPECT_NE(event.find("data-method=\"" + std::string(method) + "\""), std::string::npos) << method;
   fs::remove_all(root);
 }
 

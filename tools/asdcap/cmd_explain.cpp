@@ -11,7 +11,8 @@ namespace {
 
 struct ExplainArgs {
   asdcap::ExplainOptions options;
-  std::string method, texts_file, templates_file;
+  std::string method;
+  asdcap::cli::ExplainFiles files;
   bool quiet = false;
 };
 
@@ -47,32 +48,12 @@ void setup(CLI::App& app) {
   sub->add_option("--method", args->method,
                   "Methods: text, zeroshot, combined, acoustic or all (comma-separated list allowed); "
                   "default: all with --model, acoustic without");
-  sub->add_option("--llm", o.llm,
-                  "Who writes the sentence: offline (built-in, deterministic) or openai "
-                  "(any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"offline", "openai"}));
-  sub->add_option("--llm-model", o.llm_options.model, "Model name for --llm openai (e.g. gpt-4o, llama3)");
-  sub->add_option("--llm-timeout", o.llm_options.timeout_s, "Seconds per request attempt")
-      ->capture_default_str()
-      ->check(CLI::Range(0.1, 3600.0));
-  sub->add_option("--llm-retries", o.llm_options.max_retries,
-                  "Extra attempts after 429/5xx/timeouts (exponential backoff)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 20));
-  sub->add_option("--llm-temperature", o.llm_options.temperature,
-                  "Sampling temperature sent to the server (default: not sent)");
   auto* top =
       sub->add_option("--top", o.top, "Explain the N highest-scoring flagged clips per machine/id (the papers: 3)")
           ->capture_default_str()
           ->check(CLI::Range(1, 1000000));
   sub->add_flag("--all-flagged", o.all_flagged, "Explain every flagged clip")->excludes(top);
-  sub->add_option("--texts", args->texts_file, "Reference texts, one per line (default: the papers' 8)");
-  sub->add_option("--templates", args->templates_file,
-                  "JSON object overriding prompt templates: instruction, text, zeroshot, combined, acoustic");
-  sub->add_option("--caption-prompt", o.caption_prompt, "Forced beginning of the captions")->capture_default_str();
-  sub->add_flag("--combined-evidence", o.combined_evidence,
-                "Add the acoustic evidence columns to the combined method's CSV");
+  asdcap::cli::add_explain_flags(sub, o, args->files);
   sub->add_flag(
       "--no-reuse", [args](int64_t) { args->options.reuse_answers = false; },
       "Ask the LLM again even for prompts an earlier run already answered");
@@ -88,19 +69,7 @@ void setup(CLI::App& app) {
       }
       opts.methods = {args->method};
     }
-    if (opts.llm == "openai" && opts.llm_options.model.empty())
-      throw asdcap::UsageError("--llm openai needs --llm-model NAME");
-    if (!args->texts_file.empty()) opts.texts = asdcap::load_reference_texts(args->texts_file);
-    if (!args->templates_file.empty()) opts.templates = asdcap::PromptTemplates::from_file(args->templates_file);
-    // The key and the server come from the environment only, so they never appear on a command line.
-    opts.llm_options = asdcap::llm_options_from_env(opts.llm_options);
-    if (opts.llm == "openai") {
-      try {
-        asdcap::OpenAiClient check(opts.llm_options);  // the server address, before any work
-      } catch (const asdcap::InvalidArgument& e) {
-        throw asdcap::UsageError(e.what());
-      }
-    }
+    asdcap::cli::finish_explain_flags(opts, args->files);
     if (!args->quiet) opts.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     const asdcap::ExplainSummary summary = asdcap::run_explain(opts);
     print_summary(summary);

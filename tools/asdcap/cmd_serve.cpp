@@ -40,6 +40,7 @@ class StopSignals {
 void setup(CLI::App& app) {
   auto o = std::make_shared<asdcap::ServeOptions>();
   auto max_upload_mb = std::make_shared<int>(64);
+  auto files = std::make_shared<asdcap::cli::ExplainFiles>();
   auto* sub = app.add_subcommand(
       "serve", "Monitoring service: score submitted clips against each machine's references over HTTP (docs/serve.md)");
   sub->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
@@ -61,15 +62,16 @@ void setup(CLI::App& app) {
                   "Score every new file under DIR/<type>/<id>/ (or DCASE names DIR/<type>/test/..._id_NN_...) once "
                   "it is completely written")
       ->type_name("DIR");
-  sub->add_option("--explain", o->explain, "Explanations of flagged clips: acoustic (measured evidence) or none")
-      ->check(CLI::IsMember({"acoustic", "none"}))
+  sub->add_option("--explain", o->explain,
+                  "Explanations of flagged clips, as `asdcap explain --method`: text, zeroshot, combined (these need "
+                  "an msclap model: --explain-model), acoustic (measured evidence) or all (comma-separated list "
+                  "allowed); none: no explanations")
       ->capture_default_str();
-  sub->add_option("--llm", o->llm,
-                  "Who phrases explanations: offline (built in) or openai (an OpenAI-compatible server: "
-                  "OPENAI_BASE_URL, OPENAI_API_KEY, --llm-model)")
-      ->check(CLI::IsMember({"offline", "openai"}))
-      ->capture_default_str();
-  sub->add_option("--llm-model", o->llm_model, "Model asked of the OpenAI-compatible server");
+  sub->add_option("--explain-model", o->explain_model,
+                  "msclap model file (with the captioner for text and combined) of the text, zeroshot and combined "
+                  "methods (default: --model when it is an msclap file)")
+      ->type_name("FILE");
+  asdcap::cli::add_explain_flags(sub, o->explain_options, *files);
   sub->add_option("--explain-workers", o->explain_workers, "Background explanation threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -85,11 +87,11 @@ void setup(CLI::App& app) {
   sub->add_option("--max-upload-mb", *max_upload_mb, "Largest request body accepted (413 beyond)")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  sub->callback([o, max_upload_mb] {
+  sub->callback([o, max_upload_mb, files] {
     asdcap::ServeOptions opts = *o;
     opts.max_upload_bytes = static_cast<size_t>(*max_upload_mb) << 20;
     asdcap::cli::require_model_for_backend(opts.backend, opts.model_path);
-    if (opts.llm == "openai" && opts.llm_model.empty()) throw asdcap::UsageError("--llm openai needs --llm-model NAME");
+    asdcap::cli::finish_explain_flags(opts.explain_options, *files);
     opts.log = [](const std::string& line) {
       std::fprintf(stderr, "serve: %s\n", line.c_str());
       std::fflush(stderr);

@@ -71,6 +71,38 @@ void require_model_for_backend(const std::string& backend, const std::string& mo
     throw UsageError("--backend " + backend + " needs --model FILE");
 }
 
+void add_explain_flags(CLI::App* sub, ExplainOptions& o, ExplainFiles& files) {
+  sub->add_option("--llm", o.llm,
+                  "Who writes the sentence: offline (built-in, deterministic) or openai "
+                  "(any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"offline", "openai"}));
+  sub->add_option("--llm-model", o.llm_options.model, "Model name for --llm openai (e.g. gpt-4o, llama3)");
+  sub->add_option("--llm-timeout", o.llm_options.timeout_s, "Seconds per request attempt")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  sub->add_option("--llm-retries", o.llm_options.max_retries,
+                  "Extra attempts after 429/5xx/timeouts (exponential backoff)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 20));
+  sub->add_option("--llm-temperature", o.llm_options.temperature,
+                  "Sampling temperature sent to the server (default: not sent)");
+  sub->add_option("--texts", files.texts, "Reference texts, one per line (default: the papers' 8)");
+  sub->add_option("--templates", files.templates,
+                  "JSON object overriding prompt templates: instruction, text, zeroshot, combined, acoustic");
+  sub->add_option("--caption-prompt", o.caption_prompt, "Forced beginning of the captions")->capture_default_str();
+  sub->add_flag("--combined-evidence", o.combined_evidence,
+                "Add the acoustic evidence columns to the combined method's CSV");
+}
+
+void finish_explain_flags(ExplainOptions& o, const ExplainFiles& files) {
+  if (o.llm == "openai" && o.llm_options.model.empty()) throw UsageError("--llm openai needs --llm-model NAME");
+  if (!files.texts.empty()) o.texts = load_reference_texts(files.texts);
+  if (!files.templates.empty()) o.templates = PromptTemplates::from_file(files.templates);
+  o.llm_options = llm_options_from_env(o.llm_options);
+  if (o.llm == "openai") rethrow_for_flags([&] { OpenAiClient check(o.llm_options); });  // the address, before any work
+}
+
 CLI::Option* add_quiet(CLI::App* sub, bool& target) {
   return sub->add_flag("--quiet", target, "No progress lines on stderr");
 }

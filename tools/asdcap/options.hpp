@@ -12,6 +12,7 @@
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/explain.hpp"
 
 namespace asdcap::cli {
 
@@ -39,6 +40,18 @@ CLI::Option* add_model(CLI::App* sub, std::string& target, const std::string& ho
 
 // --quiet: no progress lines on stderr.
 CLI::Option* add_quiet(CLI::App* sub, bool& target);
+
+// How explanations are made, shared by explain and serve: --llm, --llm-model, --llm-timeout,
+// --llm-retries, --llm-temperature (target.llm, target.llm_options), --texts and --templates (files,
+// read by finish_explain_flags), --caption-prompt, --combined-evidence.
+struct ExplainFiles {
+  std::string texts, templates;
+};
+void add_explain_flags(CLI::App* sub, ExplainOptions& target, ExplainFiles& files);
+// After parsing: reads --texts / --templates, the LLM server and key from the environment
+// (OPENAI_BASE_URL, OPENAI_API_KEY: never on a command line) and, for --llm openai, checks that there
+// is a --llm-model and a usable server address. UsageError otherwise.
+void finish_explain_flags(ExplainOptions& target, const ExplainFiles& files);
 
 // Every backend but acoustic (msclap, panns) needs `--model FILE`: a UsageError naming both flags otherwise.
 void require_model_for_backend(const std::string& backend, const std::string& model);
