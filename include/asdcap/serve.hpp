@@ -17,6 +17,7 @@ struct ServeOptions {
   int k = 4;                         // neighbours averaged into a score
   std::string token_file;            // empty: a random token in DATA/token (mode 0600)
   std::string watch_dir;             // empty: no folder watching
+  std::string folder_root;           // non-empty: references/folder reads only folders under it
   std::string explain = "acoustic";  // "acoustic" | "none"
   std::string llm = "offline";       // "offline" | "openai" (OPENAI_BASE_URL, OPENAI_API_KEY, --llm-model)
   std::string llm_model;             // the model asked of an OpenAI-compatible server

@@ -147,7 +147,8 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   const std::string token = load_token(o, token_path);
   s.token_path = token_path;
 
-  s.service = std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, o.explain != "none");
+  s.service =
+      std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, o.explain != "none", o.folder_root);
   ExplainerOptions eo;
   eo.llm = o.llm;
   if (o.llm == "openai") {
