@@ -12,9 +12,11 @@
 // Findings: crashes and sanitizer reports, and any 500 answer (an internal error: in this sandbox the
 // store and the data folder always work, so a 500 is a request the API failed to answer as a 4xx).
 #include <httplib.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -167,7 +169,16 @@ const Sandbox& sandbox() {
   static const Sandbox* const box = [] {
     auto* b = new Sandbox;
     const fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-    b->root = base / ("asdcap-fuzz-http-" + std::to_string(::getpid()));
+    // Sandboxes of earlier processes that crashed (no exit handler ran) are removed.
+    const std::string prefix = "asdcap-fuzz-http-";
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix, 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+    }
+    b->root = base / (prefix + std::to_string(::getpid()));
     b->data = b->root / "data";
     b->snapshot = b->root / "snapshot";
     b->folders = b->root / "folders";

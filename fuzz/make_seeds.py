@@ -213,6 +213,12 @@ def http_api_seeds():
           request("POST", "/v1/machines/fan/id_00/references?name=r4", ["Content-Type: audio/wav"], clip, token=True)
           + request("POST", "/v1/machines/fan/id_00/clips", ["Content-Type: audio/wav"], clip, token=True)
           + request("GET", "/v1/events/3") + request("GET", "/v1/machines"))
+    # A name in UTF-8 (percent-encoded), enrolled, then a clip scored against it.
+    write(t, "utf8_name_then_clip",
+          request("POST", "/v1/machines/pump/p1/references?name=caf%C3%A9.wav", ["Content-Type: audio/wav"], clip,
+                  token=True)
+          + request("POST", "/v1/machines/pump/p1/clips?name=%E2%9C%93.wav", ["Content-Type: audio/wav"], clip,
+                    token=True))
     write(t, "false_alarm_then_machine", request("POST", "/v1/events/2/false-alarm", token=True)
           + request("GET", "/v1/machines/fan/id_00") + request("GET", "/v1/events?status=false_alarm"))
 
