@@ -1,6 +1,9 @@
 // Requests that once broke a real `asdcap serve` (found by fuzzing its HTTP API): each is sent to a
 // real server process on loopback, which must answer it as a client error and keep serving.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -142,6 +145,57 @@ TEST(ServeHostile, FolderRootConfinesFolderEnrolment) {
   }
   EXPECT_EQ(folder("missing").status, 400);
   EXPECT_EQ(s.get("/v1/machines/fan/id_00").json["n_references"], 4);
+}
+
+// Sends `request` on a new connection to 127.0.0.1:port in one write, closes the writing side,
+// and returns everything the server answers until it closes.
+std::string raw_exchange(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+    ::shutdown(fd, SHUT_WR);
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<size_t>(n));
+  }
+  if (fd >= 0) ::close(fd);
+  return answer;
+}
+
+// cpp-httplib bounds only a Content-Length body by --max-upload-mb: 194 kB of gzip (Content-Encoding)
+// made the server hold a 200-MB body, and a chunked body (Transfer-Encoding) was read to its end
+// whatever its size, both before the token was checked. Such requests are now refused unread.
+TEST(ServeHostile, ChunkedAndCompressedBodiesAreRefusedUnread) {
+  TempDir tmp;
+  ServeProcess s(tmp / "data", {"--max-upload-mb", "1"});
+  const std::string zeros(20 << 20, '\0');
+  for (const bool with_token : {false, true}) {
+    auto cli = s.client();
+    cli->set_compress(true);  // 20 MB of zeros sent as about 20 kB of gzip (Content-Encoding: gzip)
+    httplib::Headers h;
+    if (with_token) h.emplace("Authorization", "Bearer " + s.token());
+    auto r = cli->Post("/v1/machines/fan/id_00/references", h, zeros, "audio/wav");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 415) << r->body;
+    EXPECT_NE(r->body.find("Content-Encoding"), std::string::npos) << r->body;
+
+    std::string chunks;
+    for (int i = 0; i < 64; ++i) chunks += "400\r\n" + zeros.substr(0, 1024) + "\r\n";
+    const std::string answer =
+        raw_exchange(s.port(), "POST /v1/machines/fan/id_00/clips HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n" +
+                                   std::string(with_token ? "Authorization: Bearer " + s.token() + "\r\n" : "") +
+                                   "Transfer-Encoding: chunked\r\n\r\n" + chunks + "0\r\n\r\n");
+    EXPECT_EQ(answer.rfind("HTTP/1.1 411 ", 0), 0u) << answer.substr(0, 300);
+    EXPECT_NE(answer.find("Content-Length"), std::string::npos) << answer.substr(0, 300);
+  }
+  EXPECT_EQ(stored_clips(tmp / "data"), 0u);
+  EXPECT_EQ(s.get("/healthz").status, 200);
+  // An ordinary upload is still taken.
+  EXPECT_EQ(s.post_audio("/v1/machines/fan/id_00/references", machine_wav(700, false)).status, 201);
 }
 
 TEST(ServeHostile, FolderRootMustBeAFolder) {
