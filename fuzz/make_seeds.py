@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets whose seeds are generated (small valid examples):
-fuzz_audio, fuzz_npy, fuzz_tokenizer, fuzz_run_folder, fuzz_llm_response. Run from anywhere:
+fuzz_audio, fuzz_npy, fuzz_tokenizer, fuzz_run_folder, fuzz_llm_response, fuzz_http_api. Run from anywhere:
     python3 fuzz/make_seeds.py
 The model-file seeds (fuzz_checkpoint, fuzz_unpickler, fuzz_safetensors, fuzz_torch_legacy,
 fuzz_gguf) are hand-built files kept as they are. FLAC seeds are written through libsndfile (ctypes).
@@ -131,6 +131,96 @@ def main():
     write("fuzz_llm_response", "error.json", json.dumps({"error": {"message": "Rate limit", "type": "x"}}))
     completion["choices"][0]["message"]["content"] = "\u001b[31mThis sound\u0007 is red.\u001b[0m\r\n"
     write("fuzz_llm_response", "escapes.json", json.dumps(completion))
+
+    http_api_seeds()
+
+
+def request(method, target, headers=(), body=b"", token=False, length=True):
+    """One raw HTTP/1.1 request as a client sends it."""
+    lines = ["%s %s HTTP/1.1" % (method, target), "Host: 127.0.0.1:8080"]
+    if token:
+        lines.append("Authorization: Bearer fuzz-token")
+    lines += list(headers)
+    if length and (body or method == "POST"):
+        lines.append("Content-Length: %d" % len(body))
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + body
+
+
+def http_api_seeds():
+    # fuzz_http_api: raw requests of one connection. The target's starting state: machine fan/id_00
+    # with references 1-3, events 1 (normal) and 2 (flagged), folder "refs" under the folder root,
+    # token "fuzz-token".
+    t = "fuzz_http_api"
+    clip = wav_pcm16(400, 1, 8000)
+    write(t, "get_healthz", request("GET", "/healthz"))
+    write(t, "get_metrics", request("GET", "/metrics"))
+    write(t, "get_dashboard", request("GET", "/", ["Accept: text/html"]))
+    write(t, "get_machines", request("GET", "/v1/machines"))
+    write(t, "get_machine", request("GET", "/v1/machines/fan/id_00"))
+    write(t, "get_scores", request("GET", "/v1/machines/fan/id_00/scores?since=2020-01-01T00:00:00Z&limit=10"))
+    write(t, "get_events", request("GET", "/v1/events?machine=fan&id=id_00&label=anomaly&status=new"
+                                   "&since=2020-01-01&until=2100-01-01&before=10&limit=5"))
+    write(t, "get_events_type", request("GET", "/v1/events?machine=fan&label=normal&limit=1"))
+    write(t, "get_event", request("GET", "/v1/events/2"))
+    write(t, "get_event_audio", request("GET", "/v1/events/1/audio", ["Range: bytes=0-15"]))
+    write(t, "get_event_spectrogram", request("GET", "/v1/events/2/spectrogram.png"))
+    write(t, "get_reference_audio", request("GET", "/v1/references/1/audio"))
+    write(t, "get_reference_spectrogram", request("GET", "/v1/references/3/spectrogram.png"))
+    write(t, "get_updates", request("GET", "/v1/updates?after=1"))
+    write(t, "get_unknown", request("GET", "/v1/nothing/here"))
+    write(t, "post_reference", request("POST", "/v1/machines/fan/id_00/references?name=ref.wav",
+                                       ["Content-Type: audio/wav"], clip, token=True))
+    write(t, "post_reference_new_machine", request("POST", "/v1/machines/pump/p-1/references",
+                                                   ["Content-Type: audio/x-wav; charset=binary"], clip, token=True))
+    write(t, "post_reference_flac", request("POST", "/v1/machines/fan/id_00/references", ["Content-Type: audio/flac"],
+                                            flac("/tmp/asdcap_seed_%d.flac" % os.getpid(), 256, 1, 16000, 0x0002),
+                                            token=True))
+    write(t, "post_clip", request("POST", "/v1/machines/fan/id_00/clips?name=clip.wav",
+                                  ["Content-Type: audio/wav", "Idempotency-Key: k-1"], clip, token=True))
+    write(t, "post_clip_no_references", request("POST", "/v1/machines/valve/v1/clips", ["Content-Type: audio/wav"],
+                                                clip, token=True))
+    write(t, "post_clip_chunked", request("POST", "/v1/machines/fan/id_00/clips",
+                                          ["Content-Type: audio/wav", "Transfer-Encoding: chunked"],
+                                          b"%x\r\n" % len(clip) + clip + b"\r\n0\r\n\r\n", token=True, length=False))
+    write(t, "post_clip_expect", request("POST", "/v1/machines/fan/id_00/clips",
+                                         ["Content-Type: audio/wav", "Expect: 100-continue"], clip, token=True))
+    write(t, "post_clip_not_audio", request("POST", "/v1/machines/fan/id_00/clips", ["Content-Type: audio/wav"],
+                                            b"RIFF\x10\x00\x00\x00WAVEfmt ", token=True))
+    write(t, "post_clip_no_token", request("POST", "/v1/machines/fan/id_00/clips", ["Content-Type: audio/wav"], clip))
+    write(t, "post_clip_wrong_token", request("POST", "/v1/machines/fan/id_00/clips",
+                                              ["Content-Type: audio/wav", "Authorization: Bearer wrong"], clip))
+    write(t, "post_folder", request("POST", "/v1/machines/fan/id_01/references/folder",
+                                    ["Content-Type: application/json"], b'{"path": "refs"}', token=True))
+    write(t, "post_folder_outside", request("POST", "/v1/machines/fan/id_00/references/folder",
+                                            ["Content-Type: application/json"], b'{"path": "../../etc"}', token=True))
+    write(t, "post_folder_malformed", request("POST", "/v1/machines/fan/id_00/references/folder",
+                                              ["Content-Type: application/json"], b'{"path": ', token=True))
+    write(t, "post_folder_not_object", request("POST", "/v1/machines/fan/id_00/references/folder",
+                                               ["Content-Type: application/json"], b'[1, "refs"]', token=True))
+    write(t, "post_acknowledge", request("POST", "/v1/events/2/acknowledge", token=True))
+    write(t, "post_false_alarm", request("POST", "/v1/events/2/false-alarm", ["Content-Type: application/json"],
+                                         b"{}", token=True))
+    write(t, "post_false_alarm_unknown", request("POST", "/v1/events/99/false-alarm", token=True))
+    write(t, "traversal_machine", request("POST", "/v1/machines/..%2F..%2Ftmp/x/references?name=..%2F..%2Fevil.wav",
+                                          ["Content-Type: audio/wav"], clip, token=True))
+    write(t, "traversal_path", request("GET", "/v1/machines/../../etc/passwd"))
+    write(t, "traversal_name", request("POST", "/v1/machines/fan/id_00/clips?name=../../../etc/passwd%00.wav",
+                                       ["Content-Type: audio/wav"], clip, token=True))
+    write(t, "http10_get", b"GET /v1/events/1 HTTP/1.0\r\n\r\n")
+    write(t, "method_not_allowed", request("DELETE", "/v1/events/1", token=True))
+    # Several requests on one kept-alive connection: enrol, score, then read back.
+    write(t, "keep_alive_sequence",
+          request("POST", "/v1/machines/fan/id_00/references?name=r4", ["Content-Type: audio/wav"], clip, token=True)
+          + request("POST", "/v1/machines/fan/id_00/clips", ["Content-Type: audio/wav"], clip, token=True)
+          + request("GET", "/v1/events/3") + request("GET", "/v1/machines"))
+    # A name in UTF-8 (percent-encoded), enrolled, then a clip scored against it.
+    write(t, "utf8_name_then_clip",
+          request("POST", "/v1/machines/pump/p1/references?name=caf%C3%A9.wav", ["Content-Type: audio/wav"], clip,
+                  token=True)
+          + request("POST", "/v1/machines/pump/p1/clips?name=%E2%9C%93.wav", ["Content-Type: audio/wav"], clip,
+                    token=True))
+    write(t, "false_alarm_then_machine", request("POST", "/v1/events/2/false-alarm", token=True)
+          + request("GET", "/v1/machines/fan/id_00") + request("GET", "/v1/events?status=false_alarm"))
 
 
 if __name__ == "__main__":

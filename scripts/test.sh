@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-# Seconds each libFuzzer target runs (10 targets: about 3.5 minutes in all). A long run, e.g. 10
+# Seconds each libFuzzer target runs (11 targets: about 4 minutes in all). A long run, e.g. 10
 # minutes each: ASDCAP_FUZZ_SECONDS=600 scripts/test.sh (or scripts/fuzz.sh 600 for the fuzzers alone).
 fuzz_seconds=${ASDCAP_FUZZ_SECONDS:-20}
 

@@ -126,9 +126,16 @@ AudioInfo info_of(const std::string& path, const SndFile& file) {
   return info;
 }
 
+// The highest sample rate read (the highest of standard PCM audio). A header may declare any 32-bit
+// rate, and resampling from a rate of 2^31 Hz would need gigabytes for its filter.
+constexpr int kMaxSampleRate = 768000;
+
 void check_header(const std::string& path, const AudioInfo& info) {
   if (info.channels <= 0) throw FormatError(path + ": invalid channel count " + std::to_string(info.channels));
   if (info.sample_rate <= 0) throw FormatError(path + ": invalid sample rate " + std::to_string(info.sample_rate));
+  if (info.sample_rate > kMaxSampleRate)
+    throw FormatError(path + ": sample rate " + std::to_string(info.sample_rate) + " Hz is above the " +
+                      std::to_string(kMaxSampleRate) + " Hz asdcap reads");
   if (info.frames <= 0) throw FormatError(path + ": no audio samples (0 frames)");
 }
 

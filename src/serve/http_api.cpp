@@ -61,12 +61,16 @@ int limit_of(const httplib::Request& req, int fallback, int max) {
   return static_cast<int>(std::min<int64_t>(v, max));
 }
 
+std::string lower(std::string t) {
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  return t;
+}
+
 std::string media_type(const httplib::Request& req) {
   std::string t = req.get_header_value("Content-Type");
   t = t.substr(0, t.find(';'));
   while (!t.empty() && t.back() == ' ') t.pop_back();
-  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
-  return t;
+  return lower(t);
 }
 
 void require_audio(const httplib::Request& req) {
@@ -152,6 +156,21 @@ class Api {
         [this](const auto& req, auto& res) { send_spectrogram(res, reference_or_404(req.matches[1]).audio_path); });
     get("/v1/updates", "/v1/updates", [this](const auto& req, auto& res) { updates(req, res); });
 
+    // Bodies are read whole before a handler runs, and cpp-httplib bounds only a Content-Length body
+    // by --max-upload-mb: a chunked or compressed body (a few kB of gzip inflate to gigabytes) would
+    // be read without bound, even without a token. Such requests are refused unread.
+    http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      const std::string encoding = lower(req.get_header_value("Content-Encoding"));
+      if (req.has_header("Transfer-Encoding"))
+        send_error(res, 411, "request bodies must have a Content-Length (no Transfer-Encoding)");
+      else if (!encoding.empty() && encoding != "identity")
+        send_error(res, 415, "compressed request bodies (Content-Encoding: " + encoding + ") are not accepted");
+      else
+        return httplib::Server::HandlerResponse::Unhandled;
+      res.set_header("Connection", "close");  // the body was not read
+      count(req.method == "POST" ? "other POST" : "other", res.status);
+      return httplib::Server::HandlerResponse::Handled;
+    });
     // Errors httplib produces itself (404 no route, 413 too large, 400 bad request) get JSON bodies.
     http_.set_error_handler(
         httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {

@@ -20,6 +20,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr double kGammaQuantile = 0.9;
+// The longest clip taken: a short upload at a very low sample rate would otherwise become a signal
+// of billions of samples once resampled to the backend's rate.
+constexpr double kMaxClipSeconds = 600;
 
 using Clock = std::chrono::steady_clock;
 
@@ -58,9 +61,30 @@ bool valid_machine_name(const std::string& name) {
   return true;
 }
 
-Service::Service(Store& store, EmbeddingBackend& backend, Metrics& metrics, std::string data_dir, int k, bool explain)
+Service::Service(Store& store, EmbeddingBackend& backend, Metrics& metrics, std::string data_dir, int k, bool explain,
+                 const std::string& folder_root)
     : store_(store), backend_(backend), metrics_(metrics), data_dir_(std::move(data_dir)), k_(k), explain_(explain) {
   if (k_ < 1) throw InvalidArgument("serve: k must be at least 1");
+  if (!folder_root.empty()) {
+    std::error_code ec;
+    const fs::path root = fs::canonical(folder_root, ec);
+    if (ec || !fs::is_directory(root, ec)) throw InvalidArgument("--folder-root: " + folder_root + ": not a folder");
+    folder_root_ = root.string();
+  }
+}
+
+std::string Service::folder_to_enrol(const std::string& dir) const {
+  if (folder_root_.empty()) return dir;
+  const fs::path root(folder_root_);
+  std::error_code ec;
+  const fs::path real = fs::canonical(fs::path(dir).is_absolute() ? fs::path(dir) : root / dir, ec);
+  if (ec) throw HttpError(400, dir + ": not a folder on the server");
+  // Inside the root: the root's components are a prefix of the folder's.
+  auto r = root.begin();
+  for (auto f = real.begin(); r != root.end() && f != real.end() && *r == *f; ++r, ++f) {
+  }
+  if (r != root.end()) throw HttpError(403, dir + ": outside the folder root of folder enrolment (--folder-root)");
+  return real.string();
 }
 
 std::vector<float> Service::embed_file(const std::string& path) {
@@ -89,6 +113,11 @@ Service::StoredClip Service::store_audio(const MachineKey& m, const std::string&
   if (!valid_machine_name(m.type) || !valid_machine_name(m.id))
     throw HttpError(400, "invalid machine name (expected [A-Za-z0-9][A-Za-z0-9_.-]{0,63})");
   const DecodedAudio decoded = decode_audio_bytes(bytes.data(), bytes.size(), "upload");
+  const double seconds = static_cast<double>(decoded.info.frames) / decoded.info.sample_rate;
+  if (seconds > kMaxClipSeconds)
+    throw FormatError("upload: " + std::to_string(std::lround(seconds)) + " s of audio (" +
+                      std::to_string(decoded.info.frames) + " frames at " + std::to_string(decoded.info.sample_rate) +
+                      " Hz): clips of at most " + std::to_string(static_cast<int>(kMaxClipSeconds)) + " s are taken");
   const std::string dir = (fs::path(data_dir_) / "audio" / m.type / m.id / kind).string();
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -135,7 +164,8 @@ EnrolResult Service::enrol(const MachineKey& m, const std::string& bytes, const 
   return out;
 }
 
-FolderResult Service::enrol_folder(const MachineKey& m, const std::string& dir) {
+FolderResult Service::enrol_folder(const MachineKey& m, const std::string& requested) {
+  const std::string dir = folder_to_enrol(requested);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw HttpError(400, dir + ": not a folder on the server");
   std::vector<fs::path> files;
@@ -246,7 +276,8 @@ ScoreResult Service::submit(const MachineKey& m, const std::string& bytes, const
       const ReferenceRecord& r = idx->refs[static_cast<size_t>(knn.index[static_cast<size_t>(t)])];
       nb.push_back({{"name", r.name}, {"distance", knn.distance[static_cast<size_t>(t)]}, {"reference_id", r.id}});
     }
-    e.neighbors_json = nb.dump();
+    // Reference names come from uploads and file names: bytes that are not UTF-8 are replaced.
+    e.neighbors_json = nb.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     e.explanation_state = explain_ && e.label == "anomaly" ? "pending" : "";
     e.idempotency_key = idempotency_key;
     const auto [stored_id, created] = store_.add_event(e);

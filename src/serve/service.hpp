@@ -45,13 +45,17 @@ struct FolderResult {
 
 class Service {
  public:
-  // `explain`: flagged clips get an explanation job.
-  Service(Store& store, EmbeddingBackend& backend, Metrics& metrics, std::string data_dir, int k, bool explain);
+  // `explain`: flagged clips get an explanation job. `folder_root` non-empty: enrol_folder reads only
+  // folders under it (InvalidArgument when it is not a folder).
+  Service(Store& store, EmbeddingBackend& backend, Metrics& metrics, std::string data_dir, int k, bool explain,
+          const std::string& folder_root = "");
 
   // Validates `bytes` as audio (FormatError naming the problem), stores them under
   // DATA/audio/<type>/<id>/references/, embeds them and adds the reference.
   EnrolResult enrol(const MachineKey& m, const std::string& bytes, const std::string& name, const std::string& source);
   // Every .wav / .flac file under `dir` (recursively, in name order); unreadable files are skipped.
+  // With a folder root, a relative `dir` is taken from it and a folder outside it (symbolic links
+  // resolved) is refused with HttpError 403.
   FolderResult enrol_folder(const MachineKey& m, const std::string& dir);
   // Validates, stores under DATA/audio/<type>/<id>/clips/, scores and records the clip. HttpError 409
   // when the machine has no references.
@@ -70,6 +74,8 @@ class Service {
 
  private:
   std::vector<float> embed_file(const std::string& path);
+  // The folder enrol_folder reads for `dir` (checked against the folder root).
+  std::string folder_to_enrol(const std::string& dir) const;
   // The embedding of a clip's signal at backend_.sample_rate(); `sha256` (of the file's bytes) seeds
   // the default crop, `what` names the clip in errors.
   std::vector<float> embed_signal(const std::vector<float>& signal, const std::string& sha256, const std::string& what);
@@ -88,6 +94,7 @@ class Service {
   EmbeddingBackend& backend_;
   Metrics& metrics_;
   std::string data_dir_;
+  std::string folder_root_;  // canonical; empty: any folder
   int k_;
   bool explain_;
   std::mutex embed_mu_;  // for backends whose embed() is not thread-safe
