@@ -13,13 +13,13 @@ namespace asdcap {
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free one
   std::string data_dir = "asdcap-serve-data";
-<<<<<<< HEAD
-  std::string store;       // "sqlite:PATH" | "postgresql://..."; empty: sqlite:DATA/asdcap.sqlite
-  std::string model_path;  // model file: its backend embeds the clips
-  std::string backend;     // overrides the model file's backend; default "acoustic"
-  int k = 4;               // neighbours averaged into a score
-  std::string token_file;  // empty: a random token in DATA/token (mode 0600)
-  std::string watch_dir;   // empty: no folder watching
+  std::string store;        // "sqlite:PATH" | "postgresql://..."; empty: sqlite:DATA/asdcap.sqlite
+  std::string model_path;   // model file: its backend embeds the clips
+  std::string backend;      // overrides the model file's backend; default "acoustic"
+  int k = 4;                // neighbours averaged into a score
+  std::string token_file;   // empty: a random token in DATA/token (mode 0600)
+  std::string watch_dir;    // empty: no folder watching
+  std::string folder_root;  // non-empty: references/folder reads only folders under it
   // Explanations of flagged clips: `asdcap explain`'s methods (text, zeroshot, combined, acoustic,
   // all; comma-separated), or "none".
   std::string explain = "acoustic";
@@ -32,22 +32,6 @@ struct ServeOptions {
   int explain_workers = 1;        // background explanation threads
   int explain_lease_s = 120;      // a claimed job not finished within this many seconds is taken up again
   std::string tls_cert, tls_key;  // both set: HTTPS
-=======
-  std::string store;                 // "sqlite:PATH" | "postgresql://..."; empty: sqlite:DATA/asdcap.sqlite
-  std::string model_path;            // model file: its backend embeds the clips
-  std::string backend;               // overrides the model file's backend; default "acoustic"
-  int k = 4;                         // neighbours averaged into a score
-  std::string token_file;            // empty: a random token in DATA/token (mode 0600)
-  std::string watch_dir;             // empty: no folder watching
-  std::string folder_root;           // non-empty: references/folder reads only folders under it
-  std::string explain = "acoustic";  // "acoustic" | "none"
-  std::string llm = "offline";       // "offline" | "openai" (OPENAI_BASE_URL, OPENAI_API_KEY, --llm-model)
-  std::string llm_model;             // the model asked of an OpenAI-compatible server
-  int threads = 0;                   // the backend's threads and HTTP request threads (at least 4); 0: all cores
-  int explain_workers = 1;           // background explanation threads
-  int explain_lease_s = 120;         // a claimed job not finished within this many seconds is taken up again
-  std::string tls_cert, tls_key;     // both set: HTTPS
->>>>>>> h-fuzzhttp
   size_t max_upload_bytes = 64u << 20;
   double watch_interval_s = 1.0;
   std::function<void(const std::string&)> log;  // one line per notable event (stderr in the CLI)

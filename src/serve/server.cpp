@@ -170,23 +170,9 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   const std::string token = load_token(o, token_path);
   s.token_path = token_path;
 
-<<<<<<< HEAD
-  s.service = std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, explainer.has_value());
-  if (explainer) s.explainer = std::make_unique<ExplainerWorker>(*s.store, s.metrics, *explainer);
-=======
   s.service =
-      std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, o.explain != "none", o.folder_root);
-  ExplainerOptions eo;
-  eo.llm = o.llm;
-  if (o.llm == "openai") {
-    eo.llm_options = llm_options_from_env();
-    eo.llm_options.model = o.llm_model;
-  }
-  eo.workers = o.explain_workers;
-  eo.lease_seconds = o.explain_lease_s;
-  eo.worker_name = process_name();
-  s.explainer = std::make_unique<ExplainerWorker>(*s.store, s.metrics, eo);
->>>>>>> h-fuzzhttp
+      std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, explainer.has_value(), o.folder_root);
+  if (explainer) s.explainer = std::make_unique<ExplainerWorker>(*s.store, s.metrics, *explainer);
 
   if (!o.tls_cert.empty()) {
     auto ssl = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());

@@ -68,7 +68,7 @@ Service::Service(Store& store, EmbeddingBackend& backend, Metrics& metrics, std:
   if (!folder_root.empty()) {
     std::error_code ec;
     const fs::path root = fs::canonical(folder_root, ec);
-    if (ec || !fs::is_directory(root, ec)) throw InvalidArgument("--folder-root: " + folder_root + ": not a folder");
+    if (ec || !fs::is_directory(root, ec)) throw InvalidArgument("folder root " + folder_root + ": not a folder");
     folder_root_ = root.string();
   }
 }
