@@ -76,7 +76,7 @@ class Gpt2 {
   std::shared_ptr<const ModelFile> model_;
   int threads_ = 0;
   Gpt2Config cfg_;
-  const float* wte_ = nullptr;
+  nn::WeightView wte_;  // [vocab, n_embd] as stored: rows widened on lookup, packed for the lm_head
   const float* wpe_ = nullptr;
   const float* lnf_g_ = nullptr;
   const float* lnf_b_ = nullptr;

@@ -97,6 +97,9 @@ struct WeightView {  // a weight matrix as stored: float32 values, or the 16-bit
   WeightType type = WeightType::kF32;
 };
 
+// Elements [first, first + count) of a stored weight tensor as float32 (exact for f16 and bf16).
+void widen(WeightView w, int64_t first, int64_t count, float* out);
+
 class PackedLinear {
  public:
   enum class Layout { kOutIn, kInOut };               // w[n, k] (PyTorch Linear) or w[k, n] (GPT-2 Conv1D)
@@ -127,8 +130,19 @@ class PackedLinear {
   WeightType type_ = WeightType::kF32;
   // Panels of the register tile's width (48 columns with the AVX-512 kernels, else 16), cache-line aligned:
   // a float32 panel row is then whole lines, and no vector load of the kernel is split across two lines.
-  std::vector<unsigned char, LineAligned<unsigned char>> packed_;  // [panel][k][width] of type_, zero-padded
-  AlignedVector bias_;                                             // [panels * width], zero where absent
+  // [panel][k][width] of type_, zero-padded; resized without clearing (every byte is then written).
+  struct Bytes : LineAligned<unsigned char> {
+    template <typename U>
+    struct rebind {
+      using other = LineAligned<U>;
+    };
+    template <typename U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;  // default-initialised: left as allocated
+    }
+  };
+  std::vector<unsigned char, Bytes> packed_;
+  AlignedVector bias_;  // [panels * width], zero where absent
 };
 
 // ---- Swin transformer pieces ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "asdcap/model_file.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -140,19 +141,30 @@ const TensorInfo& float_tensor(const ModelFile& file, std::string_view name, std
 // when their exponent bits are all set and the mantissa is not zero.
 int64_t first_nan(const TensorInfo& t) {
   const int64_t n = t.numel();
-  if (t.dtype == DType::F32) {
-    const auto* v = static_cast<const float*>(t.data);
-    for (int64_t i = 0; i < n; ++i)
-      if (v[i] != v[i]) return i;
-    return -1;
-  }
-  const uint16_t exponent = t.dtype == DType::F16 ? 0x7c00 : 0x7f80;
+  // NaN: with the sign cleared, the bit pattern is above infinity's. Blocks are scanned for their
+  // largest pattern without an early exit (a vectorised max); the position is looked up only in a
+  // block that holds a NaN. The file is little-endian, as the host.
+  constexpr int64_t kBlock = 4096;
   const auto* src = static_cast<const uint8_t*>(t.data);
-  for (int64_t i = 0; i < n; ++i) {
-    const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-    if ((h & exponent) == exponent && (h & static_cast<uint16_t>(~exponent & 0x7fff)) != 0) return i;
-  }
-  return -1;
+  auto scan = [&](auto word, auto mask, auto infinity) -> int64_t {
+    using W = decltype(word);
+    auto at = [&](int64_t i) {
+      W w;
+      std::memcpy(&w, src + i * static_cast<int64_t>(sizeof(W)), sizeof(W));
+      return static_cast<W>(w & mask);
+    };
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t e = std::min(n, b + kBlock);
+      W top = 0;
+      for (int64_t i = b; i < e; ++i) top = std::max(top, at(i));
+      if (top > infinity)
+        for (int64_t i = b; i < e; ++i)
+          if (at(i) > infinity) return i;
+    }
+    return -1;
+  };
+  if (t.dtype == DType::F32) return scan(uint32_t{0}, uint32_t{0x7fffffff}, uint32_t{0x7f800000});
+  return scan(uint16_t{0}, uint16_t{0x7fff}, static_cast<uint16_t>(t.dtype == DType::F16 ? 0x7c00 : 0x7f80));
 }
 
 std::vector<float> widen(const TensorInfo& t) {

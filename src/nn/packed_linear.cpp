@@ -4,6 +4,8 @@
 // residual add while the tile is still in registers. Every output element is the same chain of
 // fused multiply-adds over p = 0..K-1 whatever the tile, thread or batch it falls in, so results
 // do not depend on the thread count or on the batch size, bit for bit.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -49,6 +51,24 @@ void pack(const void* source, int64_t n, int64_t k, int64_t nr, PackedLinear::La
 
 }  // namespace
 
+void widen(WeightView w, int64_t first, int64_t count, float* out) {
+  const auto* src = static_cast<const unsigned char*>(w.data);
+  if (w.type == WeightType::kF32) {
+    std::memcpy(out, src + first * 4, static_cast<size_t>(count) * 4);
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + (first + i) * 2, 2);
+    if (w.type == WeightType::kF16) {
+      out[i] = _cvtsh_ss(h);  // F16C: exact
+    } else {
+      const uint32_t bits = uint32_t{h} << 16;
+      std::memcpy(out + i, &bits, 4);
+    }
+  }
+}
+
 PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_features, const float* bias, Layout layout)
     : n_(out_features), k_(in_features), set_(kernel_set()), type_(w.type) {
   if (n_ <= 0 || k_ <= 0)
@@ -59,11 +79,17 @@ PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_featur
   const int64_t kNr = packed::kernel(set_).nr;
   const int64_t panels = (n_ + kNr - 1) / kNr;
   const size_t elements = static_cast<size_t>(panels * k_ * kNr);
+  // Every byte is written below (the padding of a partial last panel zeroed), so the buffer is not
+  // cleared first.
+  packed_.resize(elements * (type_ == WeightType::kF32 ? sizeof(float) : sizeof(uint16_t)));
+  if (const int64_t pad = panels * kNr - n_; pad > 0)
+    for (int64_t p = 0; p < k_; ++p) {
+      const size_t es = type_ == WeightType::kF32 ? sizeof(float) : sizeof(uint16_t);
+      std::memset(packed_.data() + ((panels - 1) * k_ * kNr + p * kNr + (kNr - pad)) * es, 0, pad * es);
+    }
   if (type_ == WeightType::kF32) {
-    packed_.assign(elements * sizeof(float), 0);
     pack(w.data, n_, k_, kNr, layout, reinterpret_cast<float*>(packed_.data()));
   } else {
-    packed_.assign(elements * sizeof(uint16_t), 0);
     pack(w.data, n_, k_, kNr, layout, reinterpret_cast<uint16_t*>(packed_.data()));
   }
   bias_.assign(static_cast<size_t>(panels * kNr), 0.f);

@@ -83,13 +83,15 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, in
     const TensorInfo& w = model_->float_weights(prefix + name + ".weight", {in, out});
     return nn::PackedLinear(nn::weight_view(w), out, in, t(name + ".bias", {out}), nn::PackedLinear::Layout::kInOut);
   };
-  wte_ = t("wte.weight", {cfg_.vocab, d});
+  wte_ = nn::weight_view(model_->float_weights(prefix + "wte.weight", {cfg_.vocab, d}));
   wpe_ = t("wpe.weight", {cfg_.n_ctx, d});
   lnf_g_ = t("ln_f.weight", {d});
   lnf_b_ = t("ln_f.bias", {d});
-  for (int l = 0; l < cfg_.n_layer; ++l) {
+  // The layers are packed on the threads (a failing layer's error, the lowest first, is thrown).
+  layers_.resize(static_cast<size_t>(cfg_.n_layer));
+  parallel_for(threads_, cfg_.n_layer, [&](int64_t l) {
     const std::string h = "h." + std::to_string(l) + ".";
-    Layer L;
+    Layer& L = layers_[static_cast<size_t>(l)];
     L.ln1_g = t(h + "ln_1.weight", {d});
     L.ln1_b = t(h + "ln_1.bias", {d});
     L.attn = packed(h + "attn.c_attn", d, 3 * d);
@@ -98,8 +100,7 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, in
     L.ln2_b = t(h + "ln_2.bias", {d});
     L.fc = packed(h + "mlp.c_fc", d, 4 * d);
     L.fc2 = packed(h + "mlp.c_proj", 4 * d, d);
-    layers_.push_back(std::move(L));
-  }
+  });
 }
 
 Gpt2::~Gpt2() = default;
@@ -110,7 +111,7 @@ void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
     if (ids[i] < 0 || ids[i] >= cfg_.vocab)
       throw Error("GPT-2: token id " + std::to_string(ids[i]) + " outside the vocabulary of " +
                   std::to_string(cfg_.vocab));
-    std::memcpy(out + i * d, wte_ + ids[i] * d, static_cast<size_t>(d) * sizeof(float));
+    nn::widen(wte_, ids[i] * d, d, out + i * d);
   }
 }
 
