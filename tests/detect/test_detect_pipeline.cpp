@@ -450,3 +450,53 @@ TEST(DetectPipeline, BadDataRootCreatesNoOutputFolder) {
   EXPECT_FALSE(fs::exists(dir / "new"));
   fs::remove_all(dir);
 }
+
+namespace {
+
+// Every file of a run folder but the embedding cache and the lock, with its bytes.
+std::map<std::string, std::string> run_files_of(const fs::path& out) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.rfind("cache.sqlite", 0) != 0 && name != "run.lock")
+      files[name] = read_text_file(e.path().string());
+  }
+  return files;
+}
+
+}  // namespace
+
+// A dataset folder removed while the dataset is being listed (after its parent listed it): the
+// run stops with an error naming it, and the previous good run in the output folder stays exactly
+// as it was (it was rewritten as a run without that folder's clips).
+TEST(DetectPipeline, FolderRemovedDuringListingKeepsThePreviousRun) {
+  const fs::path data = small_dataset("vanish_data", {"fan", "pump"}), out = temp_dir("vanish_out");
+  DetectOptions o;
+  o.data_root = data.string();
+  o.out_dir = out.string();
+  o.quiet = true;
+  ASSERT_EQ(run_detect(o).rows.size(), 2u);
+  const auto before = run_files_of(out);
+  ASSERT_TRUE(before.count("anomaly_score_pump_id_00.csv"));
+  ASSERT_TRUE(before.count("run.json") && before.count("results.csv") && before.count("neighbors.jsonl"));
+
+  const fs::path doomed = data / "pump" / "test";
+  o.k = 2;  // a different run: anything it published would differ from the first
+  o.on_folder = [&](const std::string& folder) {
+    if (fs::path(folder) == doomed) fs::remove_all(doomed);
+  };
+  try {
+    run_detect(o);
+    ADD_FAILURE() << "the run went on without " << doomed;
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(doomed.string() + ": the folder cannot be listed any more"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(doomed));
+  EXPECT_EQ(run_files_of(out), before);
+  const RunSettings settings = read_run_settings(out.string());
+  EXPECT_EQ(settings.k, 4);
+  EXPECT_EQ(settings.machines, (std::vector<std::string>{"fan", "pump"}));
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
