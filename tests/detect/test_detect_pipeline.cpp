@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -531,8 +533,8 @@ pid_t start_held_detect(const fs::path& data, const fs::path& out, const std::st
     std::freopen("/dev/null", "w", stdout);
     std::freopen("/dev/null", "w", stderr);
     ::setenv("ASDCAP_HOLD_BEFORE_RUN_JSON", hold.c_str(), 1);
-    execl(ASDCAP_CLI, ASDCAP_CLI, "detect", "--data", data.c_str(), "--out", out.c_str(), "--k", k.c_str(),
-          "--threads", "1", static_cast<char*>(nullptr));
+    execl(ASDCAP_CLI, ASDCAP_CLI, "detect", "--data", data.c_str(), "--out", out.c_str(), "--k", k.c_str(), "--threads",
+          "1", static_cast<char*>(nullptr));
     _exit(127);
   }
   const fs::path reached = hold.string() + ".reached";
@@ -612,9 +614,8 @@ TEST(DetectPipeline, CliDetectKilledBeforeRunJsonIsNeverReadAsAMix) {
   int status = 0;
   waitpid(held, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status));
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"explain", "--out", out.string(), "--top", "1"},
-        std::vector<std::string>{"report", "--out", out.string()}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"explain", "--out", out.string(), "--top", "1"},
+                                               std::vector<std::string>{"report", "--out", out.string()}}) {
     const Cli r = cli(args, scratch);
     if (r.code == 0) {
       const RunSettings settings = read_run_settings(out.string());
@@ -626,5 +627,41 @@ TEST(DetectPipeline, CliDetectKilledBeforeRunJsonIsNeverReadAsAMix) {
   }
   fs::remove_all(data);
   fs::remove_all(out);
+  fs::remove_all(scratch);
+}
+
+// A full disk, simulated by a file-size limit on the CLI process (SIGXFSZ ignored: writes fail with
+// EFBIG), at the embedding cache's creation, its set-up and its first rows: exit 1, one error line
+// naming the cache file and the reason (SQLite alone says "disk I/O error"), nothing published.
+TEST(DetectPipeline, CliFileSizeLimitNamesTheCacheAndTheReason) {
+  const fs::path data = small_dataset("fsize_data"), scratch = temp_dir("fsize");
+  for (const rlim_t kib : {1, 2, 8, 40}) {
+    const fs::path out = scratch / ("out_" + std::to_string(kib));
+    const fs::path err = scratch / "err.txt";
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen(err.c_str(), "w", stderr);
+      std::signal(SIGXFSZ, SIG_IGN);
+      rlimit lim{kib * 1024, kib * 1024};
+      if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(126);
+      ::setenv("ASDCAP_NO_PROGRESS", "1", 1);
+      execl(ASDCAP_CLI, ASDCAP_CLI, "detect", "--data", data.c_str(), "--out", out.c_str(), "--threads", "1",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << kib;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << kib;
+    const std::string text = read_text_file(err.string());
+    EXPECT_EQ(lines_of(err).size(), 1u) << text;
+    EXPECT_NE(text.find((out / "cache.sqlite").string()), std::string::npos) << text;
+    EXPECT_NE(text.find("File too large"), std::string::npos) << kib << " KiB: " << text;
+    EXPECT_FALSE(fs::exists(out / "run.json")) << kib;
+    EXPECT_FALSE(fs::exists(out / "results.csv")) << kib;
+  }
+  fs::remove_all(data);
   fs::remove_all(scratch);
 }
