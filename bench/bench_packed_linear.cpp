@@ -7,7 +7,10 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <immintrin.h>
+
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <vector>
@@ -59,7 +62,56 @@ void BM_LinearShape(benchmark::State& state) {
   state.counters["vs_openblas"] = g_ours / g_blas;
 }
 
+// The decoder's shape at beam 5 (5 rows, GPT-2 768 -> 3072, weights larger than the caches): the same
+// layer with its weights stored f32, f16 and bf16, one thread, interleaved rounds. Counters: weight
+// GB/s of each (the bytes of the panels per call) and f16_over_f32 / bf16_over_f32 = calls/s ratios.
+void BM_WeightPrecision(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2), layers = 8;
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.f, 0.05f);
+  std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k)), b(static_cast<size_t>(n)),
+      y(static_cast<size_t>(m * n));
+  for (auto* v : {&x, &w, &b})
+    for (auto& e : *v) e = dist(rng);
+  std::vector<uint16_t> half(w.size()), brain(w.size());
+  for (size_t i = 0; i < w.size(); ++i) {
+    half[i] = static_cast<uint16_t>(_cvtss_sh(w[i], 0));
+    uint32_t bits;
+    std::memcpy(&bits, &w[i], 4);
+    brain[i] = static_cast<uint16_t>(bits >> 16);
+  }
+  // Several copies of each layer, called in turn, so the weights come from memory, not the caches.
+  std::vector<nn::PackedLinear> f32, f16, bf16;
+  for (int64_t l = 0; l < layers; ++l) {
+    f32.emplace_back(w.data(), n, k, b.data());
+    f16.emplace_back(nn::WeightView{half.data(), nn::WeightType::kF16}, n, k, b.data());
+    bf16.emplace_back(nn::WeightView{brain.data(), nn::WeightType::kBF16}, n, k, b.data());
+  }
+  auto run = [&](const std::vector<nn::PackedLinear>& set) {
+    for (const auto& layer : set) layer.forward(1, x.data(), m, y.data());
+  };
+  double r32 = 0, r16 = 0, rb16 = 0;
+  for (auto _ : state)
+    for (int round = 0; round < 12; ++round) {
+      best_rate([&] { run(f32); }, r32);
+      best_rate([&] { run(f16); }, r16);
+      best_rate([&] { run(bf16); }, rb16);
+    }
+  const double bytes32 = static_cast<double>(layers * f32[0].packed_bytes());
+  const double bytes16 = static_cast<double>(layers * f16[0].packed_bytes());
+  state.counters["f32_GBps"] = bytes32 * r32 / 1e9;
+  state.counters["f16_GBps"] = bytes16 * r16 / 1e9;
+  state.counters["f16_over_f32"] = r16 / r32;
+  state.counters["bf16_over_f32"] = rb16 / r32;
+}
+
 }  // namespace
+
+BENCHMARK(BM_WeightPrecision)
+    ->ArgNames({"M", "K", "N"})
+    ->Args({5, 768, 3072})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 // {M, K, N}: per stage qkv, proj, fc1, fc2 (stage 0: 4096 tokens x 96 channels ... stage 3: 64 x 768).
 BENCHMARK(BM_LinearShape)

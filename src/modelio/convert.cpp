@@ -272,17 +272,17 @@ void Converter::check_and_select(ModelContents& out) {
     } else {
       if (t.dtype == DType::I64 || t.dtype == DType::I32)
         throw ModelError("tensor " + m.origin + " is " + dtype_name(t.dtype) + ", expected floats");
-      modelio::convert_float_dtype(t,
-                                   o_.dtype == DType::F16 && f16_eligible(s.name, s.shape) ? DType::F16 : DType::F32);
+      modelio::convert_float_dtype(t, o_.dtype != DType::F32 && f16_eligible(s.name, s.shape) ? o_.dtype : DType::F32);
     }
     out.origins.push_back(s.name + "=" + m.origin);
     out.tensors.push_back(std::move(t));
   }
   for (auto& [name, m] : mapped_) {
     if (wanted.count(name)) continue;
-    if (modelio::optional_tensor(name) && (m.t.dtype == DType::F32 || m.t.dtype == DType::F16)) {
+    if (modelio::optional_tensor(name) &&
+        (m.t.dtype == DType::F32 || m.t.dtype == DType::F16 || m.t.dtype == DType::BF16)) {
       modelio::convert_float_dtype(m.t,
-                                   o_.dtype == DType::F16 && f16_eligible(name, m.t.shape) ? DType::F16 : DType::F32);
+                                   o_.dtype != DType::F32 && f16_eligible(name, m.t.shape) ? o_.dtype : DType::F32);
       out.origins.push_back(name + "=" + m.origin);
       out.tensors.push_back(std::move(m.t));
     } else {
@@ -297,8 +297,8 @@ ConvertReport Converter::run() {
   if (o_.vocab.empty() || o_.merges.empty())
     throw InvalidArgument("convert: the GPT-2 tokenizer files (vocab.json, merges.txt) are not given");
   if (o_.out.empty()) throw InvalidArgument("convert: no output file given");
-  if (o_.dtype != DType::F32 && o_.dtype != DType::F16)
-    throw InvalidArgument("convert: the weight dtype must be f32 or f16");
+  if (o_.dtype != DType::F32 && o_.dtype != DType::F16 && o_.dtype != DType::BF16)
+    throw InvalidArgument("convert: the weight dtype must be f32, f16 or bf16");
   // Fail before the slow part when the output cannot be written.
   std::filesystem::path out(o_.out);
   std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";

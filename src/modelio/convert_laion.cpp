@@ -9,6 +9,7 @@
 #include "asdcap/error.hpp"
 #include "asdcap/laion.hpp"
 #include "core/files.hpp"
+#include "half.hpp"
 #include "mapped_file.hpp"
 #include "model_writer.hpp"
 #include "modelio/gguf.hpp"
@@ -75,9 +76,9 @@ void write_laion_file(const std::string& path, const LaionConfig& c, const std::
   GgufWriter w(64);
   w.set_string("general.architecture", modelio::kLaionArchitecture);
   w.set_string("general.name", "LAION-CLAP HTSAT");
-  bool any_f16 = false;
-  for (const auto& t : tensors) any_f16 |= t.dtype == DType::F16;
-  w.set_uint32("general.file_type", any_f16 ? 1 : 0);
+  bool any_f16 = false, any_bf16 = false;
+  for (const auto& t : tensors) any_f16 |= t.dtype == DType::F16, any_bf16 |= t.dtype == DType::BF16;
+  w.set_uint32("general.file_type", modelio::gguf_file_type(any_f16, any_bf16));
   modelio::write_laion_config(w, c);
   w.set_string(std::string(modelio::kLaionPrefix) + "converter", std::string("asdcap ") +
 #ifdef ASDCAP_VERSION
@@ -164,8 +165,8 @@ LaionConfig infer_laion_config(const std::vector<CheckpointTensor>& tensors, con
 LaionConvertReport convert_laion(const LaionConvertOptions& opts) {
   if (opts.checkpoint.empty()) throw InvalidArgument("LAION-CLAP conversion: no checkpoint given");
   if (opts.out.empty()) throw InvalidArgument("LAION-CLAP conversion: no output file given");
-  if (opts.dtype != DType::F32 && opts.dtype != DType::F16)
-    throw InvalidArgument("LAION-CLAP conversion: the storage type must be f32 or f16");
+  if (opts.dtype != DType::F32 && opts.dtype != DType::F16 && opts.dtype != DType::BF16)
+    throw InvalidArgument("LAION-CLAP conversion: the storage type must be f32, f16 or bf16");
   // Only the state dict's storages are read: the optimiser state's are never touched.
   std::vector<CheckpointTensor> all = read_torch_checkpoint(opts.checkpoint);
   LaionConvertReport r;
@@ -190,8 +191,8 @@ LaionConvertReport convert_laion(const LaionConvertOptions& opts) {
       if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64)
         throw ModelError(opts.checkpoint + ": tensor " + t.name + " is " + dtype_name(t.dtype) +
                          ", not a float tensor");
-      const bool half = opts.dtype == DType::F16 && f16_eligible(t.name, t.shape);
-      modelio::convert_float_dtype(t, half ? DType::F16 : DType::F32);
+      const bool half = opts.dtype != DType::F32 && f16_eligible(t.name, t.shape);
+      modelio::convert_float_dtype(t, half ? opts.dtype : DType::F32);
     }
     if (role == Role::Scale) t.shape = {1};
     (role == Role::Text ? r.text_tensors : r.audio_tensors)++;

@@ -9,6 +9,7 @@
 #include "asdcap/error.hpp"
 #include "asdcap/panns.hpp"
 #include "core/files.hpp"
+#include "half.hpp"
 #include "mapped_file.hpp"
 #include "model_writer.hpp"
 #include "modelio/gguf.hpp"
@@ -172,9 +173,9 @@ void write_panns_file(const std::string& path, const PannsConfig& c, std::vector
   GgufWriter w(64);
   w.set_string("general.architecture", modelio::kPannsArchitecture);
   w.set_string("general.name", c.variant);
-  bool any_f16 = false;
-  for (const auto& t : tensors) any_f16 |= t.dtype == DType::F16;
-  w.set_uint32("general.file_type", any_f16 ? 1 : 0);
+  bool any_f16 = false, any_bf16 = false;
+  for (const auto& t : tensors) any_f16 |= t.dtype == DType::F16, any_bf16 |= t.dtype == DType::BF16;
+  w.set_uint32("general.file_type", modelio::gguf_file_type(any_f16, any_bf16));
   modelio::write_panns_config(w, c);
   w.set_string(std::string(modelio::kPannsPrefix) + "converter", std::string("asdcap ") +
 #ifdef ASDCAP_VERSION
@@ -194,8 +195,8 @@ void write_panns_file(const std::string& path, const PannsConfig& c, std::vector
 PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
   if (opts.checkpoint.empty()) throw InvalidArgument("PANNs conversion: no checkpoint given");
   if (opts.out.empty()) throw InvalidArgument("PANNs conversion: no output file given");
-  if (opts.dtype != DType::F32 && opts.dtype != DType::F16)
-    throw InvalidArgument("PANNs conversion: the storage type must be f32 or f16");
+  if (opts.dtype != DType::F32 && opts.dtype != DType::F16 && opts.dtype != DType::BF16)
+    throw InvalidArgument("PANNs conversion: the storage type must be f32, f16 or bf16");
   std::vector<CheckpointTensor> all = read_torch_checkpoint(opts.checkpoint);
   PannsConvertReport r;
   r.config = infer_panns_config(all, opts.checkpoint);
@@ -210,7 +211,7 @@ PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
       unexpected.push_back(t.name);
     } else {
       modelio::convert_float_dtype(
-          t, opts.dtype == DType::F16 && modelio::panns_f16_eligible(t.name) ? DType::F16 : DType::F32);
+          t, opts.dtype != DType::F32 && modelio::panns_f16_eligible(t.name) ? opts.dtype : DType::F32);
       keep.push_back(std::move(t));
     }
   }

@@ -53,4 +53,15 @@ inline uint16_t float_to_half(float f) {
 
 inline float bf16_to_float(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
+// The upper 16 bits of a float32, rounded to nearest even (as PyTorch's .to(torch.bfloat16)); a NaN
+// stays a (quiet) NaN, a value that rounds past the largest bfloat16 becomes infinity.
+inline uint16_t float_to_bf16(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// GGUF's general.file_type (llama.cpp's numbering): 0 all f32, 1 mostly f16, 32 mostly bf16.
+inline uint32_t gguf_file_type(bool any_f16, bool any_bf16) { return any_bf16 ? 32 : any_f16 ? 1 : 0; }
+
 }  // namespace asdcap::modelio

@@ -99,6 +99,9 @@ void convert_float_dtype(CheckpointTensor& t, DType to) {
     } else if (to == DType::F16) {
       uint16_t h = float_to_half(f);
       std::memcpy(out.data() + 2 * i, &h, 2);
+    } else if (to == DType::BF16) {
+      uint16_t b = float_to_bf16(f);
+      std::memcpy(out.data() + 2 * i, &b, 2);
     } else {
       throw Error("unsupported conversion target");
     }
@@ -121,9 +124,9 @@ void write_model_file(const std::string& path, const ModelContents& m, const Tok
   GgufWriter w(64);
   w.set_string("general.architecture", kArchitecture);
   w.set_string("general.name", m.name);
-  bool any_f16 = false;
-  for (const auto& t : m.tensors) any_f16 |= t.dtype == DType::F16;
-  w.set_uint32("general.file_type", any_f16 ? 1 : 0);  // llama.cpp convention: 0 all f32, 1 mostly f16
+  bool any_f16 = false, any_bf16 = false;
+  for (const auto& t : m.tensors) any_f16 |= t.dtype == DType::F16, any_bf16 |= t.dtype == DType::BF16;
+  w.set_uint32("general.file_type", gguf_file_type(any_f16, any_bf16));
   write_config(w, m.config);
   w.set_string("tokenizer.ggml.model", "gpt2");
   w.set_string_array("tokenizer.ggml.tokens", tok.tokens);

@@ -2,6 +2,7 @@
 // storages of the .pth files (read with the independent helpers of zip_tools.hpp, not asdcap's reader).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -245,6 +246,49 @@ TEST(Convert, GoldenEveryTensorBitExact) {
   EXPECT_THROW(m->f32("audio.htsat.logmel_extractor.melW", {64, 513}), ModelError);
   EXPECT_THROW(m->tensor("nope"), ModelError);
   EXPECT_THROW(m->get_int("tokenizer.ggml.model"), ModelError);
+}
+
+// --dtype bf16: the f16-eligible tensors become bfloat16, each value the float32 value rounded to the
+// nearest bfloat16 (ties to the even one), worked out here from the format: a bfloat16 is a float32
+// whose lower 16 bits are zero, so the candidates are the truncation and the next value up in
+// magnitude.
+TEST(Convert, ClapOnlyAndBf16) {
+  const std::string dir = temp_dir("bf16");
+  ConvertOptions o;
+  o.clap = kClap;
+  o.vocab = kVocab;
+  o.merges = kMerges;
+  o.text_heads = 4;
+  o.dtype = DType::BF16;
+  o.out = dir + "/clap_bf16.gguf";
+  convert_model(o);
+  auto brain = ModelFile::open(o.out);
+  auto full = ModelFile::open(golden_model_path(false));
+  EXPECT_EQ(brain->get_int("general.file_type"), 32);
+  size_t n_bf16 = 0;
+  for (const TensorInfo& t : full->tensors()) {
+    const TensorInfo& b = brain->tensor(t.name);
+    if (b.dtype != DType::BF16) {
+      EXPECT_FALSE(f16_eligible(t.name, t.shape)) << t.name;
+      continue;
+    }
+    ++n_bf16;
+    const float* a = static_cast<const float*>(t.data);
+    const auto* bits = static_cast<const uint16_t*>(b.data);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      uint32_t x;
+      std::memcpy(&x, &a[i], 4);
+      const uint32_t down_bits = x & 0xffff0000u, up_bits = down_bits + 0x10000u;
+      float down, up;
+      std::memcpy(&down, &down_bits, 4);
+      std::memcpy(&up, &up_bits, 4);
+      const double dd = std::fabs(double(a[i]) - down), du = std::fabs(double(up) - a[i]);
+      const uint32_t want = dd < du ? down_bits : du < dd ? up_bits : ((down_bits >> 16) & 1 ? up_bits : down_bits);
+      ASSERT_EQ(uint32_t{bits[i]} << 16, want) << t.name << "[" << i << "] = " << a[i];
+    }
+  }
+  EXPECT_GT(n_bf16, 10u);
+  fs::remove_all(dir);
 }
 
 TEST(Convert, ClapOnlyAndF16) {

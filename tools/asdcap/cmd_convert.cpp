@@ -35,15 +35,19 @@ void setup(CLI::App& app) {
   sub->add_option("--gpt2", args->opts.gpt2_safetensors,
                   "Hugging Face gpt2 model.safetensors: GPT-2 tensors missing from the checkpoints are taken from it")
       ->check(CLI::ExistingFile);
-  sub->add_option("--dtype", args->dtype, "Weights: f32, or f16 for the large weight matrices (half the size)")
-      ->check(CLI::IsMember({"f32", "f16"}))
+  sub->add_option("--dtype", args->dtype,
+                  "Weights: f32, or f16 / bf16 for the large weight matrices (half the size; the kernels read them "
+                  "as stored)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
       ->capture_default_str();
   sub->add_option("--text-heads", args->opts.text_heads, "Attention heads of the text encoder (default n_embd/64)");
   sub->add_option("--decoder-heads", args->opts.decoder_heads,
                   "Attention heads of the caption decoder (default n_embd/64)");
   sub->add_option("--out,-o", args->opts.out, "Output model file (.gguf), written atomically")->required();
   sub->callback([args] {
-    args->opts.dtype = args->dtype == "f16" ? asdcap::DType::F16 : asdcap::DType::F32;
+    args->opts.dtype = args->dtype == "f16"    ? asdcap::DType::F16
+                       : args->dtype == "bf16" ? asdcap::DType::BF16
+                                               : asdcap::DType::F32;
     const auto& o = args->opts;
     const bool msclap_inputs =
         !o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty();

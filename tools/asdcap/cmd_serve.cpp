@@ -65,7 +65,8 @@ void setup(CLI::App& app) {
   sub->add_option("--folder-root", o->folder_root,
                   "Folder enrolment (references/folder) reads only folders under DIR; a relative path is taken "
                   "from DIR (default: any folder the server can read)")
-      ->type_name("DIR");
+      ->type_name("DIR")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--explain", o->explain,
                   "Explanations of flagged clips, as `asdcap explain --method`: text, zeroshot, combined (these need "
                   "an msclap model: --explain-model), acoustic (measured evidence) or all (comma-separated list "
