@@ -34,10 +34,15 @@ struct DecodedAudio {
   AudioInfo info;
   std::vector<float> interleaved;
 };
-DecodedAudio decode_audio(const std::string& path);
+// `max_seconds` > 0 bounds the audio decoded: a file whose header declares more frames than that
+// many seconds at its sample rate is refused before decoding, and one whose header understates
+// its length is refused as soon as decoding passes the bound (FormatError "... at most N s are
+// decoded"), so a small compressed file of hours of silence costs neither the time nor the memory
+// of decoding it. 0: no bound.
+DecodedAudio decode_audio(const std::string& path, double max_seconds = 0);
 // The same from bytes in memory (through libsndfile's virtual I/O: no temporary file); `name`
 // stands for the file in messages and in info.path.
-DecodedAudio decode_audio_bytes(const void* data, size_t size, const std::string& name);
+DecodedAudio decode_audio_bytes(const void* data, size_t size, const std::string& name, double max_seconds = 0);
 
 // torchaudio.functional.resample(x, from, to) with its defaults (sinc_interp_hann,
 // lowpass_filter_width 6, rolloff 0.99), bit-compatible kernel construction. Identity if from == to.

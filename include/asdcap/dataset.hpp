@@ -2,6 +2,7 @@
 // (machine type, ID/section, split, label, domain, attributes). Names that fit no known layout
 // are reported as skipped with a reason, never guessed.
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,8 +50,11 @@ struct Dataset {
 // `machines` (when non-empty: the filter skips silently) are handled as documented above.
 // Symbolic links to folders are followed; a folder reached twice (a link loop, two links to one
 // folder) is listed once and the other path skipped; a sub-folder that cannot be read is listed in
-// `skipped` with the reason. Throws IoError if `root` is not a readable directory, or if listing a
-// folder fails part-way (the clip list would be incomplete).
-Dataset discover_dataset(const std::string& root, const std::vector<std::string>& machines = {});
+// `skipped` with the reason. Throws IoError if `root` is not a readable directory, if listing a
+// folder fails part-way, or if a folder vanishes (or stops being a folder) between being seen in
+// its parent and being listed: the clip list would be incomplete. `on_folder`, when set, is called
+// with each folder's path just before it is listed.
+Dataset discover_dataset(const std::string& root, const std::vector<std::string>& machines = {},
+                         const std::function<void(const std::string& folder)>& on_folder = {});
 
 }  // namespace asdcap

@@ -34,6 +34,11 @@ struct DetectOptions {
   // Called with a clip's path each time detection decodes an audio file, from the reading threads
   // (e.g. to count the decodes).
   std::function<void(const std::string& path)> on_decode;
+  // Called with each dataset folder just before it is listed (discover_dataset's on_folder).
+  std::function<void(const std::string& folder)> on_folder;
+  // Called for each system once its run folder's files are written, before run.json makes them the
+  // current run (a process killed here leaves a folder that readers refuse as incomplete).
+  std::function<void(const std::string& out_dir)> before_run_json;
 };
 
 struct DetectSummary {

@@ -15,6 +15,7 @@
 // a newer asdcap, or one whose run.json lists a file that is missing, is refused (RunRefused).
 #pragma once
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -188,12 +189,15 @@ void write_skipped(const std::string& dir, const std::vector<SkippedRecord>& rec
 // Publishes a detection run as one unit: removes run.json, writes results.csv, the DCASE files of
 // every machine ID in `scored`, neighbors.jsonl and skipped.jsonl, removes the DCASE files of
 // machine IDs no longer in the run, and writes run.json last, listing the files (settings.files is
-// filled in here). Until run.json is back, readers see an incomplete run.
+// filled in here). Until run.json is back, readers see an incomplete run. `before_run_json`, when
+// set, is called after the other files are written, just before run.json.
 void publish_detection_run(const std::string& dir, RunSettings settings, const std::vector<ResultRow>& results,
-                           const std::vector<ScoredClip>& scored, const std::vector<SkippedRecord>& skipped);
+                           const std::vector<ScoredClip>& scored, const std::vector<SkippedRecord>& skipped,
+                           const std::function<void()>& before_run_json = {});
 
 // explanations.jsonl, record by record: the records go to explanations.partial.jsonl (started
-// empty), each appended as one line in one write; commit() renames it to explanations.jsonl. An
+// empty), each appended as one line in one write and not synced (N records write their N lines
+// once); commit() syncs the file, renames it to explanations.jsonl and syncs the folder. An
 // interrupted run leaves the partial file, whose answers the next run may reuse: read it (and the
 // previous explanations.jsonl) before constructing the writer.
 class ExplanationWriter {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <sstream>
 
@@ -160,31 +161,50 @@ AudioInfo probe_audio(const std::string& path) {
 
 namespace {
 
-// Everything after opening: header checks, the samples in blocks, the finite check.
-DecodedAudio read_all(const std::string& path, SndFile& file) {
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
+// Everything after opening: header checks, the samples in blocks (at most max_seconds' worth when
+// max_seconds > 0), the finite check.
+DecodedAudio read_all(const std::string& path, SndFile& file, double max_seconds) {
   check_not_truncated_wav(path, file);
   DecodedAudio out;
   out.info = info_of(path, file);
   check_header(path, out.info);
   const int64_t channels = out.info.channels;
+  const int64_t max_frames = max_seconds > 0 ? static_cast<int64_t>(std::floor(max_seconds * out.info.sample_rate))
+                                             : std::numeric_limits<int64_t>::max();
+  auto too_long = [&](const std::string& how_many) {
+    return FormatError(path + ": " + how_many + " frames at " + std::to_string(out.info.sample_rate) +
+                       " Hz, more than " + seconds_text(max_seconds) + " s of audio: at most " +
+                       seconds_text(max_seconds) + " s are decoded");
+  };
+  // libsndfile's length of a stream whose header does not give one (e.g. FLAC total samples 0).
+  const bool length_unknown = out.info.frames == SF_COUNT_MAX;
+  if (!length_unknown && out.info.frames > max_frames)
+    throw too_long("the header declares " + std::to_string(out.info.frames));
   // Do not trust the header for the allocation (a few bytes may declare 2^60 frames of 1024
   // channels): reserve at most 2^24 samples, and read in blocks of at most 2^18 until the end.
   constexpr int64_t kReserveSamples = int64_t{1} << 24, kBlockSamples = int64_t{1} << 18;
   out.interleaved.reserve(
-      static_cast<size_t>(std::min<int64_t>(out.info.frames, kReserveSamples / channels) * channels));
+      static_cast<size_t>(std::min({out.info.frames, kReserveSamples / channels, max_frames}) * channels));
   const int64_t kBlockFrames = std::max<int64_t>(1, kBlockSamples / channels);
   int64_t read = 0;
   std::vector<float> block(static_cast<size_t>(kBlockFrames * channels));
   for (;;) {
     const sf_count_t got = sf_readf_float(file.handle, block.data(), kBlockFrames);
     if (got <= 0) break;
+    if (got > max_frames - read) throw too_long("more than " + std::to_string(max_frames));
     out.interleaved.insert(out.interleaved.end(), block.begin(), block.begin() + got * channels);
     read += got;
   }
   if (sf_error(file.handle) != SF_ERR_NO_ERROR)
     throw FormatError(path + ": truncated or corrupt: decoding failed after " + std::to_string(read) + " of " +
                       std::to_string(out.info.frames) + " frames (" + sf_strerror(file.handle) + ")");
-  if (read < out.info.frames)
+  if (!length_unknown && read < out.info.frames)
     throw FormatError(path + ": truncated file: header declares " + std::to_string(out.info.frames) +
                       " frames but only " + std::to_string(read) + " could be read");
   if (read == 0) throw FormatError(path + ": no audio samples (0 frames)");
@@ -230,13 +250,13 @@ sf_count_t memory_tell(void* user) { return static_cast<MemoryFile*>(user)->pos;
 
 }  // namespace
 
-DecodedAudio decode_audio(const std::string& path) {
+DecodedAudio decode_audio(const std::string& path, double max_seconds) {
   SndFile file;
   open_audio(path, file);
-  return read_all(path, file);
+  return read_all(path, file, max_seconds);
 }
 
-DecodedAudio decode_audio_bytes(const void* data, size_t size, const std::string& name) {
+DecodedAudio decode_audio_bytes(const void* data, size_t size, const std::string& name, double max_seconds) {
   if (size == 0) throw FormatError(name + ": empty file (0 bytes)");
   MemoryFile memory{static_cast<const unsigned char*>(data), static_cast<sf_count_t>(size)};
   SF_VIRTUAL_IO io{memory_length, memory_seek, memory_read, memory_write, memory_tell};
@@ -246,7 +266,7 @@ DecodedAudio decode_audio_bytes(const void* data, size_t size, const std::string
     file.handle = sf_open_virtual(&io, SFM_READ, &file.info, &memory);
     if (!file.handle) throw FormatError(name + ": not a readable audio file (" + sf_strerror(nullptr) + ")");
   }
-  return read_all(name, file);
+  return read_all(name, file, max_seconds);
 }
 
 std::vector<float> load_audio_44k(const std::string& path, ChannelMode mode, AudioInfo* info) {

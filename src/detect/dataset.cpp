@@ -156,14 +156,19 @@ struct FolderId {
 // is listed once and the later path is skipped with the reason.
 class Walk {
  public:
-  Walk(const fs::path& root, const std::vector<std::string>& machines, Dataset& ds)
-      : root_(root), machines_(machines), ds_(ds) {}
+  Walk(const fs::path& root, const std::vector<std::string>& machines,
+       const std::function<void(const std::string&)>& on_folder, Dataset& ds)
+      : root_(root), machines_(machines), on_folder_(on_folder), ds_(ds) {}
 
   void folder(const fs::path& dir, bool is_root) {
+    if (on_folder_) on_folder_(dir.string());
     struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0) {
-      const int e = errno;
+    const int stat_rc = ::stat(dir.c_str(), &st);
+    if (stat_rc != 0 || !S_ISDIR(st.st_mode)) {
+      const int e = stat_rc != 0 ? errno : ENOTDIR;
       if (is_root) throw IoError(dir.string() + ": cannot list: " + std::strerror(e));
+      // Seen as a folder in its parent a moment ago: gone now, the dataset changed under the run.
+      if (e == ENOENT || e == ENOTDIR) throw changed_during_run(dir, std::strerror(e));
       skip(dir, std::string("cannot read folder: ") + std::strerror(e));
       return;
     }
@@ -180,6 +185,8 @@ class Walk {
       fs::directory_iterator it(dir, ec), end;
       if (ec) {
         if (is_root) throw IoError(dir.string() + ": cannot list: " + ec.message());
+        if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory)
+          throw changed_during_run(dir, ec.message());
         skip(dir, "cannot list folder: " + ec.message());
         return;
       }
@@ -198,6 +205,10 @@ class Walk {
 
  private:
   void skip(const fs::path& p, std::string why) { ds_.skipped.push_back({p.string(), std::move(why)}); }
+  static IoError changed_during_run(const fs::path& dir, const std::string& why) {
+    return IoError(dir.string() + ": the folder cannot be listed any more: " + why +
+                   " (did the dataset change during the run?)");
+  }
 
   void entry(const fs::path& p) {
     struct stat lst {
@@ -246,13 +257,15 @@ class Walk {
 
   const fs::path& root_;
   const std::vector<std::string>& machines_;
+  const std::function<void(const std::string&)>& on_folder_;
   Dataset& ds_;
   std::map<FolderId, std::string> visited_;
 };
 
 }  // namespace
 
-Dataset discover_dataset(const std::string& root, const std::vector<std::string>& machines) {
+Dataset discover_dataset(const std::string& root, const std::vector<std::string>& machines,
+                         const std::function<void(const std::string& folder)>& on_folder) {
   std::error_code ec;
   fs::path root_path = fs::absolute(fs::path(root), ec).lexically_normal();
   if (ec || !fs::is_directory(root_path, ec)) throw IoError(root + ": not a readable directory");
@@ -260,7 +273,7 @@ Dataset discover_dataset(const std::string& root, const std::vector<std::string>
   ds.root = root_path.string();
   if (!ds.root.empty() && ds.root.size() > 1 && ds.root.back() == '/') ds.root.pop_back();
   root_path = fs::path(ds.root);
-  Walk(root_path, machines, ds).folder(root_path, true);
+  Walk(root_path, machines, on_folder, ds).folder(root_path, true);
   std::sort(ds.clips.begin(), ds.clips.end(), [](const Clip& a, const Clip& b) { return a.path < b.path; });
   std::sort(ds.skipped.begin(), ds.skipped.end(),
             [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });

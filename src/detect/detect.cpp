@@ -264,7 +264,9 @@ DetectSummary score_and_publish(System& sys, const Groups& groups, const Dataset
   settings.n_skipped = summary.n_skipped;
   settings.n_embedded = summary.n_embedded;
   settings.n_cache_hits = summary.n_cache_hits;
-  publish_detection_run(options.out_dir, settings, result_lines(summary), scored, skipped);
+  publish_detection_run(options.out_dir, settings, result_lines(summary), scored, skipped, [&] {
+    if (options.before_run_json) options.before_run_json(options.out_dir);
+  });
   if (!options.quiet) {
     const std::string models = sys.backend->machine_scorer()
                                    ? ", " + std::to_string(summary.n_models_trained) + " models trained (" +
@@ -294,7 +296,7 @@ std::vector<DetectSummary> run_detect_systems(const std::vector<DetectOptions>& 
       throw InvalidArgument("detect: two systems write to the same output folder " + options.out_dir);
   }
   // The dataset is listed first: a bad --data leaves no output folder behind.
-  const Dataset ds = discover_dataset(first.data_root, first.machines);
+  const Dataset ds = discover_dataset(first.data_root, first.machines, first.on_folder);
   std::vector<std::unique_ptr<RunLock>> locks;
   for (const auto& options : systems) {
     std::error_code ec;

@@ -1,7 +1,11 @@
 #include "detect/embedding_cache.hpp"
 
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -61,7 +65,25 @@ void EmbeddingCache::close() {
 std::string EmbeddingCache::error_text() const {
   if (!db_) return "out of memory";
   std::string msg = sqlite3_errmsg(db_);
-  if (int e = sqlite3_system_errno(db_)) msg += std::string(" (") + std::strerror(e) + ")";
+  if (int e = sqlite3_system_errno(db_)) return msg + " (" + std::strerror(e) + ")";
+  // SQLite often loses errno after a failed or short write: find the reason where it is visible.
+  const int code = sqlite3_extended_errcode(db_);
+  if (code != SQLITE_FULL && (code & 0xff) != SQLITE_IOERR) return msg;
+  const std::string dir = std::filesystem::path(path_).parent_path().string();
+  struct statvfs vfs {};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) == 0 &&
+      static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < (1u << 20))
+    return msg + " (" + std::strerror(ENOSPC) + ")";
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      const auto size = std::filesystem::file_size(path_ + suffix, ec);
+      if (!ec && size + (64u << 10) >= lim.rlim_cur)
+        return msg + " (" + std::strerror(EFBIG) + ": the file-size limit is " + std::to_string(lim.rlim_cur) +
+               " bytes)";
+    }
+  }
   return msg;
 }
 
@@ -119,12 +141,22 @@ void EmbeddingCache::rebuild() {
 }
 
 void EmbeddingCache::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    sqlite3_free(err);
-    if (is_damage(sqlite3_extended_errcode(db_))) throw Damaged{};
-    throw IoError(path_ + ": embedding cache: " + error_text());
+  // One statement, stepped here: the reason (e.g. "File too large") is read before finalising,
+  // which may make system calls of its own and forget it.
+  std::string why;
+  int code = SQLITE_OK;
+  {
+    Statement st(db_, sql);
+    int rc = st.rc();
+    if (rc == SQLITE_OK)
+      while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      }
+    if (rc == SQLITE_OK || rc == SQLITE_DONE) return;
+    code = sqlite3_extended_errcode(db_);
+    why = error_text();
   }
+  if (is_damage(code)) throw Damaged{};
+  throw IoError(path_ + ": embedding cache: " + why);
 }
 
 std::optional<std::vector<float>> EmbeddingCache::get(const std::string& sha256, const std::string& backend,
@@ -169,7 +201,8 @@ void EmbeddingCache::put(const std::string& sha256, const std::string& backend, 
   const std::string sum = sha256_hex(embedding.data(), bytes);
   for (int attempt = 0;; ++attempt) {
     if (!db_) throw IoError(path_ + ": embedding cache is not open");
-    int rc;
+    int rc, code = SQLITE_OK;
+    std::string why;
     {
       Statement st(db_,
                    "INSERT OR REPLACE INTO embeddings (sha256, backend, crop, dim, data, data_sha256)"
@@ -183,13 +216,14 @@ void EmbeddingCache::put(const std::string& sha256, const std::string& backend, 
         // One statement outside an explicit transaction is its own atomic transaction.
         rc = sqlite3_step(st.get());
       }
+      if (rc != SQLITE_DONE) code = sqlite3_extended_errcode(db_), why = error_text();  // before finalising
     }
     if (rc == SQLITE_DONE) return;
-    if (attempt == 0 && is_damage(sqlite3_extended_errcode(db_))) {
+    if (attempt == 0 && is_damage(code)) {
       rebuild();
       continue;
     }
-    throw IoError(path_ + ": embedding cache write failed: " + error_text());
+    throw IoError(path_ + ": embedding cache write failed: " + why);
   }
 }
 

@@ -35,6 +35,12 @@ RunData load_run(const std::string& dir) {
   run.dir = dir;
   const fs::path root(dir);
 
+  // detect removes run.json first and writes it last, under its lock: a folder it has written
+  // (run.lock there) without run.json holds a run that was not published completely.
+  if (!file_exists(root / run_files::kSettings) && file_exists(root / run_files::kLock))
+    throw RunRefused((root / run_files::kSettings).string() +
+                     ": missing: the run is incomplete (detect did not finish it: interrupted, or it failed); "
+                     "run detection again");
   if (file_exists(root / run_files::kSettings)) {
     try {
       run.settings = read_run_settings(dir);

@@ -174,7 +174,8 @@ RunSettings read_run_settings(const std::string& dir) {
 }
 
 void publish_detection_run(const std::string& dir, RunSettings settings, const std::vector<ResultRow>& results,
-                           const std::vector<ScoredClip>& scored, const std::vector<SkippedRecord>& skipped) {
+                           const std::vector<ScoredClip>& scored, const std::vector<SkippedRecord>& skipped,
+                           const std::function<void()>& before_run_json) {
   remove_file(join(dir, run_files::kSettings));
   settings.files = {run_files::kResults};
   write_results(dir, results);
@@ -221,6 +222,7 @@ void publish_detection_run(const std::string& dir, RunSettings settings, const s
     else if (std::rename(explanations.c_str(), partial.c_str()) != 0)
       throw IoError(explanations + ": cannot set aside: " + std::strerror(errno));
   }
+  if (before_run_json) before_run_json();
   write_run_settings(dir, settings);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "asdcap/audio.hpp"
@@ -283,6 +284,42 @@ TEST(AudioDecode, FromMemoryEqualsFromFile) {
     EXPECT_NE(std::string(e.what()).find("text.wav: not a readable audio file"), std::string::npos) << e.what();
   }
   EXPECT_THROW(decode_audio_bytes("", 0, "empty.wav"), FormatError);
+}
+
+}  // namespace asdcap
+
+namespace asdcap {
+
+// A decoding bound (serve's 600 s): a file declaring more is refused before decoding; one whose
+// FLAC header leaves its length unknown (total samples 0) is refused as soon as decoding passes
+// the bound, without decoding the rest; without a bound every frame is decoded (an unknown length
+// is not taken for a truncated file).
+TEST(AudioDecode, MaxSecondsBoundsWhatIsDecoded) {
+  test::TempDir dir;
+  constexpr int kRate = 8000, kSeconds = 20;
+  test::write_ints(dir.file("silence.flac"), SF_FORMAT_FLAC | SF_FORMAT_PCM_16, kRate, 1,
+                   std::vector<int>(kRate * kSeconds, 0));
+  std::string bytes = test::read_bytes(dir.file("silence.flac"));
+  EXPECT_EQ(decode_audio_bytes(bytes.data(), bytes.size(), "mem").info.frames, kRate * kSeconds);
+  EXPECT_EQ(decode_audio_bytes(bytes.data(), bytes.size(), "mem", kSeconds).info.frames, kRate * kSeconds);
+  EXPECT_EQ(decode_audio(dir.file("silence.flac"), kSeconds).info.frames, kRate * kSeconds);
+  auto refused = [](const std::function<void()>& decode, const std::string& says) {
+    try {
+      decode();
+      ADD_FAILURE() << "decoded past the bound";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  refused([&] { decode_audio_bytes(bytes.data(), bytes.size(), "mem", 5); },
+          "mem: the header declares 160000 frames at 8000 Hz, more than 5 s of audio: at most 5 s are decoded");
+  refused([&] { decode_audio(dir.file("silence.flac"), 2.5); }, "at most 2.5 s are decoded");
+  // STREAMINFO's 36-bit total sample count (bytes 21-25 of the file) set to 0, "unknown".
+  ASSERT_EQ(bytes.compare(0, 4, "fLaC"), 0);
+  bytes[21] = static_cast<char>(bytes[21] & 0xf0);
+  for (int i = 22; i < 26; ++i) bytes[i] = 0;
+  refused([&] { decode_audio_bytes(bytes.data(), bytes.size(), "mem", 5); }, "more than 40000 frames at 8000 Hz");
+  EXPECT_EQ(decode_audio_bytes(bytes.data(), bytes.size(), "mem").info.frames, kRate * kSeconds);
 }
 
 }  // namespace asdcap

@@ -263,3 +263,34 @@ TEST(DetectDataset, DeepTreeUnderAFileDescriptorLimit) {
   });
   EXPECT_EQ(rc, 0);
 }
+
+// A folder seen in its parent's listing and gone (or replaced by a file) when its turn comes stops
+// the walk with an IoError naming it: going on would give an incomplete clip list. The walk's
+// on_folder hook is called with every folder, the root first, before it is listed.
+TEST(DetectDataset, FolderThatVanishesDuringTheWalkStopsIt) {
+  for (const bool replace_by_file : {false, true}) {
+    TempTree t(replace_by_file ? "replaced" : "vanished");
+    t.touch("fan/train/normal_id_00_00000000.wav");
+    t.touch("fan/test/anomaly_id_00_00000000.wav");
+    t.touch("pump/test/anomaly_id_00_00000000.wav");
+    std::vector<std::string> seen;
+    const fs::path doomed = t.root / "pump";
+    auto hook = [&](const std::string& folder) {
+      seen.push_back(fs::path(folder).lexically_relative(t.root).string());
+      if (fs::path(folder) != doomed) return;
+      fs::remove_all(doomed);
+      if (replace_by_file) std::ofstream(doomed) << "x";
+    };
+    try {
+      discover_dataset(t.root.string(), {}, hook);
+      ADD_FAILURE() << "the walk went on without " << doomed;
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find(doomed.string() + ": the folder cannot be listed any more: "),
+                std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find(replace_by_file ? "Not a directory" : "No such file"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{".", "fan", "fan/test", "fan/train", "pump"}));
+  }
+}

@@ -3,17 +3,20 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "asdcap/backend.hpp"
@@ -449,4 +452,216 @@ TEST(DetectPipeline, BadDataRootCreatesNoOutputFolder) {
   EXPECT_THROW(detect(dir / "file.txt", dir / "new"), IoError);
   EXPECT_FALSE(fs::exists(dir / "new"));
   fs::remove_all(dir);
+}
+
+namespace {
+
+// Every file of a run folder but the embedding cache and the lock, with its bytes.
+std::map<std::string, std::string> run_files_of(const fs::path& out) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.rfind("cache.sqlite", 0) != 0 && name != "run.lock")
+      files[name] = read_text_file(e.path().string());
+  }
+  return files;
+}
+
+}  // namespace
+
+// A dataset folder removed while the dataset is being listed (after its parent listed it): the
+// run stops with an error naming it, and the previous good run in the output folder stays exactly
+// as it was (it was rewritten as a run without that folder's clips).
+TEST(DetectPipeline, FolderRemovedDuringListingKeepsThePreviousRun) {
+  const fs::path data = small_dataset("vanish_data", {"fan", "pump"}), out = temp_dir("vanish_out");
+  DetectOptions o;
+  o.data_root = data.string();
+  o.out_dir = out.string();
+  o.quiet = true;
+  ASSERT_EQ(run_detect(o).rows.size(), 2u);
+  const auto before = run_files_of(out);
+  ASSERT_TRUE(before.count("anomaly_score_pump_id_00.csv"));
+  ASSERT_TRUE(before.count("run.json") && before.count("results.csv") && before.count("neighbors.jsonl"));
+
+  const fs::path doomed = data / "pump" / "test";
+  o.k = 2;  // a different run: anything it published would differ from the first
+  o.on_folder = [&](const std::string& folder) {
+    if (fs::path(folder) == doomed) fs::remove_all(doomed);
+  };
+  try {
+    run_detect(o);
+    ADD_FAILURE() << "the run went on without " << doomed;
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(doomed.string() + ": the folder cannot be listed any more"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(doomed));
+  EXPECT_EQ(run_files_of(out), before);
+  const RunSettings settings = read_run_settings(out.string());
+  EXPECT_EQ(settings.k, 4);
+  EXPECT_EQ(settings.machines, (std::vector<std::string>{"fan", "pump"}));
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+namespace {
+
+struct Cli {
+  int code = -1;
+  std::string err;
+};
+
+// Runs `asdcap ARGS` to the end (stdout discarded), with its exit code and stderr.
+Cli cli(const std::vector<std::string>& args, const fs::path& scratch) {
+  std::string cmd = "ASDCAP_NO_PROGRESS=1 '" + std::string(ASDCAP_CLI) + "'";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  const fs::path err = scratch / "cli.err";
+  cmd += " >/dev/null 2>'" + err.string() + "' </dev/null";
+  const int status = std::system(cmd.c_str());
+  Cli r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = read_text_file(err.string());
+  return r;
+}
+
+// Starts `asdcap detect` held (ASDCAP_HOLD_BEFORE_RUN_JSON) after writing its files, before
+// run.json; returns once it is there.
+pid_t start_held_detect(const fs::path& data, const fs::path& out, const std::string& k, const fs::path& hold) {
+  std::ofstream(hold) << "";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    ::setenv("ASDCAP_HOLD_BEFORE_RUN_JSON", hold.c_str(), 1);
+    execl(ASDCAP_CLI, ASDCAP_CLI, "detect", "--data", data.c_str(), "--out", out.c_str(), "--k", k.c_str(), "--threads",
+          "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const fs::path reached = hold.string() + ".reached";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(reached) && std::chrono::steady_clock::now() < deadline) {
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return fs::exists(reached) ? pid : -1;
+}
+
+size_t neighbours_per_clip(const fs::path& out) {
+  std::set<size_t> counts;
+  for (const auto& l : lines_of(out / "neighbors.jsonl")) counts.insert(json::parse(l)["neighbors"].size());
+  return counts.size() == 1 ? *counts.begin() : 0;  // 0: lines of two runs mixed
+}
+
+}  // namespace
+
+// Through the CLI: `detect --machine fan` over a run of fan + pump that was explained leaves no pump
+// score files or explanations in the folder, and `report` shows no pump.
+TEST(DetectPipeline, CliRerunWithFewerMachinesLeavesNoTraceOfTheOthers) {
+  const fs::path data = small_dataset("cli_fewer_data", {"fan", "pump"}), out = temp_dir("cli_fewer_out");
+  ASSERT_EQ(cli({"detect", "--data", data.string(), "--out", out.string()}, out).code, 0);
+  const Cli explained = cli({"explain", "--out", out.string(), "--top", "2"}, out);
+  ASSERT_EQ(explained.code, 0) << explained.err;
+  ASSERT_NE(read_text_file((out / "explanations.jsonl").string()).find("pump/test/"), std::string::npos);
+  ASSERT_EQ(cli({"detect", "--data", data.string(), "--out", out.string(), "--machine", "fan"}, out).code, 0);
+  const Cli report = cli({"report", "--out", out.string()}, out);
+  ASSERT_EQ(report.code, 0) << report.err;
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    EXPECT_EQ(name.find("pump"), std::string::npos) << name;
+    // Not part of the run: the cache, and the earlier answers kept for reuse.
+    if (e.is_regular_file() && name != "cli.err" && name.rfind("cache.sqlite", 0) != 0 &&
+        name != "explanations.partial.jsonl") {
+      EXPECT_EQ(read_text_file(e.path().string()).find("pump"), std::string::npos) << name;
+    }
+  }
+  EXPECT_EQ(read_run_settings(out.string()).machines, std::vector<std::string>{"fan"});
+  fs::remove_all(data);
+  fs::remove_all(out);
+}
+
+// Two CLI detects with different --k on one folder at once: the second is refused with the lock
+// message while the first holds the folder, and the folder ends as the first's complete run.
+TEST(DetectPipeline, CliConcurrentDetectsOneRefusedFolderConsistent) {
+  const fs::path data = small_dataset("cli_two_data"), out = temp_dir("cli_two_out"), scratch = temp_dir("cli_two");
+  const pid_t first = start_held_detect(data, out, "2", scratch / "hold");
+  ASSERT_GT(first, 0) << "the first detect did not reach the point before run.json";
+  const Cli second = cli({"detect", "--data", data.string(), "--out", out.string(), "--k", "3"}, scratch);
+  EXPECT_EQ(second.code, 1);
+  EXPECT_NE(second.err.find("another asdcap process is writing this run folder"), std::string::npos) << second.err;
+  fs::remove(scratch / "hold");
+  int status = 0;
+  waitpid(first, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const RunSettings settings = read_run_settings(out.string());  // complete: every listed file there
+  EXPECT_EQ(settings.k, 2);
+  EXPECT_EQ(neighbours_per_clip(out), 2u);
+  fs::remove_all(data);
+  fs::remove_all(out);
+  fs::remove_all(scratch);
+}
+
+// A CLI detect killed (SIGKILL) after writing its files and before run.json, over a complete run
+// with another k: explain and report refuse the folder, or see the old run whole, never a mix.
+TEST(DetectPipeline, CliDetectKilledBeforeRunJsonIsNeverReadAsAMix) {
+  const fs::path data = small_dataset("cli_kill_data"), out = temp_dir("cli_kill_out"), scratch = temp_dir("cli_kill");
+  ASSERT_EQ(cli({"detect", "--data", data.string(), "--out", out.string(), "--k", "4"}, scratch).code, 0);
+  const pid_t held = start_held_detect(data, out, "2", scratch / "hold");
+  ASSERT_GT(held, 0) << "the detect did not reach the point before run.json";
+  ASSERT_EQ(neighbours_per_clip(out), 2u) << "the new run's files are not written yet";
+  kill(held, SIGKILL);
+  int status = 0;
+  waitpid(held, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"explain", "--out", out.string(), "--top", "1"},
+                                               std::vector<std::string>{"report", "--out", out.string()}}) {
+    const Cli r = cli(args, scratch);
+    if (r.code == 0) {
+      const RunSettings settings = read_run_settings(out.string());
+      EXPECT_EQ(static_cast<size_t>(settings.k), neighbours_per_clip(out)) << args[0] << " read a mixed run";
+    } else {
+      EXPECT_EQ(r.code, 1) << args[0] << ": " << r.err;
+      EXPECT_NE(r.err.find("run.json"), std::string::npos) << args[0] << ": " << r.err;
+    }
+  }
+  fs::remove_all(data);
+  fs::remove_all(out);
+  fs::remove_all(scratch);
+}
+
+// A full disk, simulated by a file-size limit on the CLI process (SIGXFSZ ignored: writes fail with
+// EFBIG), at the embedding cache's creation, its set-up and its first rows: exit 1, one error line
+// naming the cache file and the reason (SQLite alone says "disk I/O error"), nothing published.
+TEST(DetectPipeline, CliFileSizeLimitNamesTheCacheAndTheReason) {
+  const fs::path data = small_dataset("fsize_data"), scratch = temp_dir("fsize");
+  for (const rlim_t kib : {1, 2, 8, 40}) {
+    const fs::path out = scratch / ("out_" + std::to_string(kib));
+    const fs::path err = scratch / "err.txt";
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen(err.c_str(), "w", stderr);
+      std::signal(SIGXFSZ, SIG_IGN);
+      rlimit lim{kib * 1024, kib * 1024};
+      if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(126);
+      ::setenv("ASDCAP_NO_PROGRESS", "1", 1);
+      execl(ASDCAP_CLI, ASDCAP_CLI, "detect", "--data", data.c_str(), "--out", out.c_str(), "--threads", "1",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << kib;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << kib;
+    const std::string text = read_text_file(err.string());
+    EXPECT_EQ(lines_of(err).size(), 1u) << text;
+    EXPECT_NE(text.find((out / "cache.sqlite").string()), std::string::npos) << text;
+    EXPECT_NE(text.find("File too large"), std::string::npos) << kib << " KiB: " << text;
+    EXPECT_FALSE(fs::exists(out / "run.json")) << kib;
+    EXPECT_FALSE(fs::exists(out / "results.csv")) << kib;
+  }
+  fs::remove_all(data);
+  fs::remove_all(scratch);
 }

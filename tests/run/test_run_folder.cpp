@@ -2,9 +2,11 @@
 // in the format of asdcap 0.1.0 before schema versions (committed by hand under data/), newer and
 // incomplete folders refused, stale files removed, the writer's lock, explanations appended line by line.
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,7 +18,27 @@
 using namespace asdcap;
 namespace fs = std::filesystem;
 
+// Every fsync of this test program, counted: the definition takes the place of the C library's
+// for the statically linked run-folder code and forwards to the system call.
 namespace {
+std::atomic<int> g_fsyncs{0};
+}
+extern "C" int fsync(int fd) {
+  ++g_fsyncs;
+  return static_cast<int>(::syscall(SYS_fsync, fd));
+}
+
+namespace {
+
+// Bytes this process has passed to write(2) and its kin so far (/proc/self/io "wchar").
+uint64_t bytes_written_so_far() {
+  std::ifstream in("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (in >> key >> value)
+    if (key == "wchar:") return value;
+  return 0;
+}
 
 fs::path temp_dir(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("asdcap_run_" + name + "_" + std::to_string(::getpid()));
@@ -317,6 +339,33 @@ TEST(RunFolder, ExplanationsAppendedOneLineAtATimeAndCommitted) {
   }
   EXPECT_EQ(read_explanations((dir / "explanations.partial.jsonl").string()).size(), 1u);
   EXPECT_EQ(read_explanations((dir / "explanations.jsonl").string()).size(), 2u);
+  fs::remove_all(dir);
+}
+
+// Appending N records writes each record once (about N*s bytes, not the N^2*s/2 of rewriting the
+// partial file per record) and syncs nothing until commit(), which syncs the file and the folder.
+TEST(RunFolder, ExplanationAppendsWriteEachRecordOnceAndSyncOnlyAtCommit) {
+  if (bytes_written_so_far() == 0) GTEST_SKIP() << "/proc/self/io is not readable here";
+  const fs::path dir = temp_dir("explanations_cost");
+  ExplanationRecord big = explanation("fan/test/a.wav", 3.5);
+  big.methods[0].second.answer = std::string(4000, 'k');
+  const int n = 300;
+  ExplanationWriter w(dir.string());
+  const int fsyncs_before = g_fsyncs.load();
+  const uint64_t before = bytes_written_so_far();
+  for (int i = 0; i < n; ++i) {
+    big.file = "fan/test/clip_" + std::to_string(i) + ".wav";
+    w.append(big);
+  }
+  const uint64_t written = bytes_written_so_far() - before;
+  EXPECT_EQ(g_fsyncs.load(), fsyncs_before) << "records are synced one by one";
+  const uint64_t file_size = fs::file_size(dir / "explanations.partial.jsonl");
+  EXPECT_GE(file_size, static_cast<uint64_t>(n) * 4000);
+  EXPECT_GE(written, file_size);
+  EXPECT_LE(written, file_size + file_size / 10) << "the partial file is rewritten, not appended to";
+  w.commit();
+  EXPECT_LE(g_fsyncs.load() - fsyncs_before, 2);
+  EXPECT_EQ(read_explanations((dir / "explanations.jsonl").string()).size(), static_cast<size_t>(n));
   fs::remove_all(dir);
 }
 

@@ -38,6 +38,7 @@ class ServeProcess {
   ServeProcess& operator=(const ServeProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& token() const { return token_; }
   std::unique_ptr<httplib::Client> client() const;
   std::string log() const;

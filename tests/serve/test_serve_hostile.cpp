@@ -3,13 +3,16 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sndfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "cli/cli_runner.hpp"
 #include "serve_process.hpp"
@@ -118,6 +121,77 @@ TEST(ServeHostile, SampleRatesThatWouldExhaustTheServerAreRefused) {
   // Ordinary low and high rates are still taken: 8 kHz and 96 kHz, 1 s each.
   EXPECT_EQ(s.post_audio("/v1/machines/fan/id_00/clips", wav_at_rate(8000, 8000)).status, 201);
   EXPECT_EQ(s.post_audio("/v1/machines/fan/id_00/clips", wav_at_rate(96000, 96000)).status, 201);
+  EXPECT_EQ(s.get("/healthz").status, 200);
+}
+
+namespace {
+
+// A mono 16-bit FLAC of `seconds` of silence at `rate` Hz (a few hundred kB for hours).
+std::string silent_flac(const fs::path& path, int rate, int64_t seconds) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = 1;
+  info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_16;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!f) return {};
+  const std::vector<short> zeros(static_cast<size_t>(rate) * 60, 0);
+  for (int64_t minute = 0; minute < seconds / 60; ++minute)
+    sf_write_short(f, zeros.data(), static_cast<sf_count_t>(zeros.size()));
+  sf_close(f);
+  return slurp(path.string());
+}
+
+// The server's peak resident memory so far (VmHWM), in bytes.
+int64_t peak_memory(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  int64_t kib = -1;
+  while (in >> key) {
+    if (key == "VmHWM:") {
+      in >> kib;
+      break;
+    }
+    in.ignore(1 << 16, '\n');
+  }
+  return kib * 1024;
+}
+
+}  // namespace
+
+// A 300-kB FLAC holding 2 hours of silence at 16 kHz was decoded whole (460 MB of samples) before
+// the 600-s limit was checked. It is refused with 422 while being decoded: at once when its header
+// declares its length, and after at most 600 s of it when the header leaves the length unknown;
+// the server's peak memory does not grow by the decoded size, and nothing is stored.
+TEST(ServeHostile, CompressedHoursOfSilenceAreRefusedUndecoded) {
+  TempDir tmp;
+  const std::string declared = silent_flac(tmp / "silence.flac", 16000, 2 * 3600);
+  ASSERT_GT(declared.size(), 1000u);
+  ASSERT_LT(declared.size(), 4u << 20) << "not a compressed bomb";
+  std::string unknown_length = declared;  // STREAMINFO's total sample count set to 0
+  unknown_length[21] = static_cast<char>(unknown_length[21] & 0xf0);
+  for (int i = 22; i < 26; ++i) unknown_length[i] = 0;
+  ServeProcess s(tmp / "data");
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(
+        s.post_audio("/v1/machines/fan/id_00/references", machine_wav(900 + static_cast<uint32_t>(i), false)).status,
+        201);
+  const size_t stored = stored_clips(tmp / "data");
+  const int64_t peak_before = peak_memory(s.pid());
+  ASSERT_GT(peak_before, 0);
+  for (const std::string* flac : std::vector<const std::string*>{&declared, &unknown_length}) {
+    for (const char* route : {"/v1/machines/fan/id_00/clips", "/v1/machines/fan/id_00/references"}) {
+      const auto t0 = Clock::now();
+      auto r = s.post(route, *flac, "audio/flac");
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      EXPECT_EQ(r.status, 422) << route << ": " << r.body;
+      EXPECT_NE(r.json.value("error", "").find("at most 600 s are decoded"), std::string::npos) << r.body;
+      EXPECT_LT(seconds, 10.0) << route << " took " << seconds << " s";
+    }
+  }
+  const int64_t grown = peak_memory(s.pid()) - peak_before;
+  EXPECT_LT(grown, int64_t{150} << 20) << "peak memory grew by " << (grown >> 20) << " MB";
+  EXPECT_EQ(stored_clips(tmp / "data"), stored);
+  EXPECT_EQ(s.get("/v1/events").json["events"].size(), 0u);
   EXPECT_EQ(s.get("/healthz").status, 200);
 }
 

@@ -1,6 +1,11 @@
 // asdcap detect: k-NN anomaly scores, DCASE metrics and thresholds for a dataset folder.
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <thread>
 
 #include "asdcap/backend.hpp"
 #include "asdcap/detect.hpp"
@@ -15,6 +20,18 @@ struct DetectArgs {
   asdcap::DetectOptions options;
   asdcap::CropPolicy crop;  // used when --crop is given; otherwise the backend's default
 };
+
+// ASDCAP_HOLD_BEFORE_RUN_JSON=PATH (for crash and concurrency tests): once a run's files are
+// written and before its run.json, create PATH.reached and wait while PATH exists.
+std::function<void(const std::string&)> hold_before_run_json() {
+  const char* env = std::getenv("ASDCAP_HOLD_BEFORE_RUN_JSON");
+  if (!env || !*env) return {};
+  return [hold = std::string(env)](const std::string&) {
+    std::ofstream(hold + ".reached") << "";
+    std::error_code ec;
+    while (std::filesystem::exists(hold, ec)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+}
 
 std::string backend_list() {
   std::string list;
@@ -51,6 +68,7 @@ void setup(CLI::App& app) {
     asdcap::cli::require_model_for_backend(opts.backend, opts.model_path);
     const asdcap::cli::InterruptRequest interrupt;
     opts.cancelled = &asdcap::cli::InterruptRequest::requested;
+    opts.before_run_json = hold_before_run_json();
     auto summary = asdcap::run_detect(opts);
     std::fputs(asdcap::format_results_table(summary).c_str(), stdout);
     std::fflush(stdout);
