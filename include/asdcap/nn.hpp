@@ -8,8 +8,10 @@
 // result does not depend on the thread count (bit for bit). Row chunks given to linear_serial should
 // be multiples of 48 too.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <new>
+#include <utility>
 #include <vector>
 
 namespace asdcap::nn {
@@ -78,6 +80,28 @@ struct LineAligned {
   void deallocate(T* p, size_t n) { free_lines(p, n * sizeof(T)); }
   bool operator==(const LineAligned&) const { return true; }
 };
+// The same, but elements a container adds without a value are left as allocated (not zeroed): for
+// buffers that are written in full right after they are sized.
+template <typename T>
+struct UninitLineAligned : LineAligned<T> {
+  using value_type = T;
+  UninitLineAligned() = default;
+  template <typename U>
+  UninitLineAligned(const UninitLineAligned<U>&) {}
+  template <typename U>
+  struct rebind {
+    using other = UninitLineAligned<U>;
+  };
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  bool operator==(const UninitLineAligned&) const { return true; }
+};
 // Floats starting on a cache line: activations whose rows two threads write side by side then
 // share no line (no false sharing) when the rows are whole lines.
 using AlignedVector = std::vector<float, LineAligned<float>>;
@@ -131,17 +155,7 @@ class PackedLinear {
   // Panels of the register tile's width (48 columns with the AVX-512 kernels, else 16), cache-line aligned:
   // a float32 panel row is then whole lines, and no vector load of the kernel is split across two lines.
   // [panel][k][width] of type_, zero-padded; resized without clearing (every byte is then written).
-  struct Bytes : LineAligned<unsigned char> {
-    template <typename U>
-    struct rebind {
-      using other = LineAligned<U>;
-    };
-    template <typename U>
-    void construct(U* p) noexcept {
-      ::new (static_cast<void*>(p)) U;  // default-initialised: left as allocated
-    }
-  };
-  std::vector<unsigned char, Bytes> packed_;
+  std::vector<unsigned char, UninitLineAligned<unsigned char>> packed_;
   AlignedVector bias_;  // [panels * width], zero where absent
 };
 
