@@ -11,6 +11,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/synth.hpp"
+#include "audio/wav_encode.hpp"
 #include "core/files.hpp"
 #include "core/parallel.hpp"
 
@@ -19,49 +20,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// libsndfile virtual I/O into a memory buffer, so that the file itself is written atomically.
-struct MemoryFile {
-  std::string bytes;
-  sf_count_t pos = 0;
-};
-sf_count_t vio_len(void* u) { return static_cast<sf_count_t>(static_cast<MemoryFile*>(u)->bytes.size()); }
-sf_count_t vio_seek(sf_count_t off, int whence, void* u) {
-  auto* m = static_cast<MemoryFile*>(u);
-  sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : static_cast<sf_count_t>(m->bytes.size());
-  m->pos = std::max<sf_count_t>(0, base + off);
-  return m->pos;
-}
-sf_count_t vio_read(void* ptr, sf_count_t count, void* u) {
-  auto* m = static_cast<MemoryFile*>(u);
-  sf_count_t n =
-      std::max<sf_count_t>(0, std::min<sf_count_t>(count, static_cast<sf_count_t>(m->bytes.size()) - m->pos));
-  std::memcpy(ptr, m->bytes.data() + m->pos, static_cast<size_t>(n));
-  m->pos += n;
-  return n;
-}
-sf_count_t vio_write(const void* ptr, sf_count_t count, void* u) {
-  auto* m = static_cast<MemoryFile*>(u);
-  if (static_cast<size_t>(m->pos + count) > m->bytes.size()) m->bytes.resize(static_cast<size_t>(m->pos + count));
-  std::memcpy(m->bytes.data() + m->pos, ptr, static_cast<size_t>(count));
-  m->pos += count;
-  return count;
-}
-sf_count_t vio_tell(void* u) { return static_cast<MemoryFile*>(u)->pos; }
-
 void write_wav_pcm16(const std::string& path, const std::vector<float>& samples, int sample_rate) {
-  SF_VIRTUAL_IO vio{vio_len, vio_seek, vio_read, vio_write, vio_tell};
-  MemoryFile mem;
-  SF_INFO info{};
-  info.samplerate = sample_rate;
-  info.channels = 1;
-  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-  SNDFILE* f = sf_open_virtual(&vio, SFM_WRITE, &info, &mem);
-  if (!f) throw IoError(path + ": cannot encode WAV: " + sf_strerror(nullptr));
-  sf_command(f, SFC_SET_CLIPPING, nullptr, SF_TRUE);
-  sf_count_t written = sf_write_float(f, samples.data(), static_cast<sf_count_t>(samples.size()));
-  sf_close(f);
-  if (written != static_cast<sf_count_t>(samples.size())) throw IoError(path + ": cannot encode WAV");
-  write_file_atomic(path, mem.bytes);
+  std::string bytes;
+  try {
+    bytes = audio::wav_pcm16(samples.data(), samples.size(), sample_rate);
+  } catch (const Error& e) {
+    throw IoError(path + ": " + e.what());
+  }
+  write_file_atomic(path, bytes);
 }
 
 struct Job {

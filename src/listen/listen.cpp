@@ -16,9 +16,9 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/listen.hpp"
+#include "audio/wav_encode.hpp"
 #include "listen/spool.hpp"
 #include "listen/submit.hpp"
-#include "listen/wav.hpp"
 
 namespace asdcap {
 
@@ -144,7 +144,7 @@ class Listener {
       if (o_.pace && k > 0 && !wait_until(start + k * every)) return;
       Clip clip{clip_name_now(), ""};
       source.read(pcm.data(), frames);  // a cancel during the clip lets it finish
-      clip.wav = listen::wav_pcm16(pcm.data(), frames, source.channels(), source.rate());
+      clip.wav = audio::wav_pcm16(pcm.data(), frames, source.channels(), source.rate());
       if (spool_.enabled()) {
         spool_.store(clip.name, clip.wav);  // on disk before it is queued
         clip.wav.clear();

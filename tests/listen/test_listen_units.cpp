@@ -22,7 +22,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/listen.hpp"
-#include "listen/wav.hpp"
+#include "audio/wav_encode.hpp"
 #include "serve/serve_process.hpp"
 
 namespace fs = std::filesystem;
@@ -160,7 +160,7 @@ TEST(ListenUnits, ParsesDurations) {
 TEST(ListenUnits, WavBytesDecodeToTheSamples) {
   TempDir tmp;
   const std::vector<int16_t> stereo = {0, -1, 32767, -32768, 1234, -4321};
-  const Decoded d = decode_wav(asdcap::listen::wav_pcm16(stereo.data(), 3, 2, 22050), tmp / "a.wav");
+  const Decoded d = decode_wav(asdcap::audio::wav_pcm16(stereo.data(), 3, 2, 22050), tmp / "a.wav");
   EXPECT_EQ(d.rate, 22050);
   EXPECT_EQ(d.channels, 2);
   EXPECT_EQ(d.samples, stereo);
