@@ -427,10 +427,20 @@ struct Sidebands {
   double dbc = 0, spacing_hz = 0, carrier_hz = 0;
 };
 
+// A spectral line at bin k (its power over +-1 bin, where a Hann-windowed line falls) over the
+// local floor there (the median of +-50 Hz, which the few lines nearby do not move): the line's
+// power above the noise, 0 when it does not stand out.
+double line_excess(const Spectrum& s, long k) {
+  return std::max(0.0, bins_power(s, k, 1) - 3.0 * local_median(s, k, 50.0));
+}
+
 // Sidebands of the dominant tone (the strongest bin from 150 Hz to `top` standing 10 dB over its
-// +-50 Hz median): the spacing d (12-80 Hz) at which the weaker of the two bins at +-d is strongest,
-// and the power of the pairs at +-d and +-2d relative to the tone's, each summed over +-2 bins
-// (dBc). A clip without such a tone gets -60 dBc.
+// +-50 Hz median). For every spacing d of a plausible shaft rate (10-60 Hz) the sidebands' power is
+// the weaker line of the pair at +-d plus the weaker of the pair at +-2d, each line counted by its
+// power above the local floor (line_excess), so that neither the noise between the lines nor a
+// single stray tone beside the carrier counts. The spacing with the most sideband power wins; the
+// measure is the power of both pairs above the floor relative to the tone's (dBc), -60 dBc when
+// nothing stands out or there is no dominant tone.
 Sidebands sidebands(const Spectrum& s, double top) {
   Sidebands out{-60.0, 0.0, 0.0};
   long carrier = -1;
@@ -441,23 +451,25 @@ Sidebands sidebands(const Spectrum& s, double top) {
     if (carrier < 0 || s.power[k] > s.power[carrier]) carrier = k;
   }
   if (carrier < 0) return out;
-  const long lo = static_cast<long>(std::ceil(12.0 / s.bin_hz)), hi = static_cast<long>(std::floor(80.0 / s.bin_hz));
-  double best = -1;
+  const long size = static_cast<long>(s.power.size());
+  const long lo = std::max(2L, static_cast<long>(std::ceil(10.0 / s.bin_hz)));
+  const long hi = static_cast<long>(std::floor(60.0 / s.bin_hz));
+  double best = 0;
   long spacing = 0;
-  for (long d = lo; d <= hi && carrier - 2 * d - 2 >= 0; ++d) {
-    const double weaker = std::min(bins_power(s, carrier - d, 2), bins_power(s, carrier + d, 2));
-    if (weaker > best) {
-      best = weaker;
+  for (long d = lo; d <= hi && carrier - 2 * d - 1 >= 0 && carrier + 2 * d + 1 < size; ++d) {
+    const double first = std::min(line_excess(s, carrier - d), line_excess(s, carrier + d));
+    const double second = std::min(line_excess(s, carrier - 2 * d), line_excess(s, carrier + 2 * d));
+    if (first + second > best) {
+      best = first + second;
       spacing = d;
     }
   }
-  if (spacing == 0) return out;
-  const double tone = bins_power(s, carrier, 2);
-  const double pairs = bins_power(s, carrier - spacing, 2) + bins_power(s, carrier + spacing, 2) +
-                       bins_power(s, carrier - 2 * spacing, 2) + bins_power(s, carrier + 2 * spacing, 2);
-  out.dbc = db(pairs / (tone + kTiny));
-  out.spacing_hz = spacing * s.bin_hz;
   out.carrier_hz = carrier * s.bin_hz;
+  if (spacing == 0) return out;
+  const double pairs = line_excess(s, carrier - spacing) + line_excess(s, carrier + spacing) +
+                       line_excess(s, carrier - 2 * spacing) + line_excess(s, carrier + 2 * spacing);
+  out.dbc = std::max(-60.0, db(pairs / (line_excess(s, carrier) + kTiny)));
+  out.spacing_hz = spacing * s.bin_hz;
   return out;
 }
 
@@ -501,6 +513,57 @@ Periodicity spike_periodicity(const std::vector<double>& spikes, double frame_s)
       for (int d = -1; d <= 1; ++d)
         if (m + d < train.size()) train[m + d] += d == 0 ? 1.0 : 0.5;
   return envelope_periodicity(train, frame_s);
+}
+
+// --- Ranking against the reference set ---
+
+// True when the clip's dominant tone lies within the frequencies of its references' dominant tones
+// (the k neighbours and the reference set), widened by 3 %: a machine's tone moves with its speed
+// from clip to clip, and a tone outside that range is another tone, whose sidebands do not compare.
+bool same_tone_as_references(double hz, const std::vector<double>& neighbors, const std::vector<ClipEvidence>& pool,
+                             size_t feature) {
+  std::vector<double> tones;
+  for (double v : neighbors)
+    if (v > 0) tones.push_back(v);
+  for (const auto& p : pool)
+    if (p.values[feature] > 0) tones.push_back(p.values[feature]);
+  if (hz <= 0 || tones.empty()) return false;
+  // Without a reference set the neighbours' median stands for the tone.
+  if (pool.empty()) return std::fabs(hz - median_of(tones)) <= 0.03 * median_of(tones);
+  const auto [lo, hi] = std::minmax_element(tones.begin(), tones.end());
+  return hz >= 0.97 * *lo && hz <= 1.03 * *hi;
+}
+
+// Linear-interpolated quantile q (0-1) of v.
+double quantile_of(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
+
+// The reference set's spread on the side of a difference: the larger of the robust standard
+// deviation (1.4826 x MAD) and the distance from the median to the 90th (or, below, 10th)
+// percentile over 1.2816 (equal to the standard deviation for normally distributed values), and
+// the feature's spread floors. A background sound present at varying level in some of the normal
+// clips (a heavy tail on one side) thereby widens the spread on that side only.
+double reference_set_spread(const FeatureSpec& spec, const std::vector<double>& all, double median,
+                            double difference, double robust_sd) {
+  const double tail = std::fabs(quantile_of(all, difference >= 0 ? 0.9 : 0.1) - median) / 1.2816;
+  const double floor = std::max({spec.spread_floor, spec.relative_floor * std::fabs(median), 1e-9});
+  return std::max({robust_sd, tail, floor});
+}
+
+// True when two or more clips of the reference set lie at or beyond the anomalous value on the
+// side of the difference: the normal clips already reach it, so it is not a clear difference.
+bool reached_by_reference_set(const std::vector<ClipEvidence>& pool, size_t feature, double anomalous,
+                              double direction) {
+  int reached = 0;
+  for (const auto& p : pool)
+    if (direction > 0 ? p.values[feature] >= anomalous : p.values[feature] <= anomalous) ++reached;
+  return reached >= 2;
 }
 
 }  // namespace
@@ -717,13 +780,13 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
         deviation.push_back(std::fabs(v - median));
         below += v < row.anomalous ? 1.0 : v == row.anomalous ? 0.5 : 0.0;
       }
-      const double floor = std::max(spec.spread_floor, spec.relative_floor * std::fabs(median));
-      row.z_all = (row.anomalous - median) / std::max(1.4826 * median_of(deviation), floor);
+      row.z_all = (row.anomalous - median) / reference_set_spread(spec, all, median, row.anomalous - median,
+                                                                   1.4826 * median_of(deviation));
       row.percentile = 100.0 * below / all.size();
     }
     if (row.z && std::fabs(row.anomalous - row.reference_mean) >= spec.resolution) {
       row.strength = *row.z;
-      if (row.z_all && *row.z_all * *row.z <= 0)
+      if (row.z_all && (*row.z_all * *row.z <= 0 || reached_by_reference_set(pool, f, row.anomalous, *row.z)))
         row.strength = 0.0;
       else if (row.z_all)
         row.strength =
@@ -734,8 +797,7 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
   // Sidebands compare only around the same tone: a clip whose dominant tone is another one than
   // its references' (or that has none) has no sideband difference to name.
   const size_t sideband = evidence_index("sideband_db"), carrier = evidence_index("carrier_hz");
-  const double ref_carrier = median_of(rows[carrier].neighbors);
-  if (!(rows[carrier].anomalous > 0 && std::fabs(rows[carrier].anomalous - ref_carrier) <= 0.03 * ref_carrier))
+  if (!same_tone_as_references(rows[carrier].anomalous, rows[carrier].neighbors, pool, carrier))
     rows[sideband].strength = 0.0;
   return rows;
 }
