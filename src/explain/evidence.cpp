@@ -549,8 +549,8 @@ double quantile_of(std::vector<double> v, double q) {
 // percentile over 1.2816 (equal to the standard deviation for normally distributed values), and
 // the feature's spread floors. A background sound present at varying level in some of the normal
 // clips (a heavy tail on one side) thereby widens the spread on that side only.
-double reference_set_spread(const FeatureSpec& spec, const std::vector<double>& all, double median,
-                            double difference, double robust_sd) {
+double reference_set_spread(const FeatureSpec& spec, const std::vector<double>& all, double median, double difference,
+                            double robust_sd) {
   const double tail = std::fabs(quantile_of(all, difference >= 0 ? 0.9 : 0.1) - median) / 1.2816;
   const double floor = std::max({spec.spread_floor, spec.relative_floor * std::fabs(median), 1e-9});
   return std::max({robust_sd, tail, floor});
@@ -572,7 +572,7 @@ const std::vector<FeatureSpec>& evidence_features() {
   static const std::vector<FeatureSpec> specs = {
       {"level_db", "Overall level", "dBFS", 1, 1.0, 0.0, true, 0.5},
       {"hum_db", "Steady low-frequency hum below 200 Hz", "dB re total", 1, 1.0, 0.0, true, 0.5},
-      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 5.0, 0.0, true, 1.0},
+      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 1.5, 0.0, true, 1.0},
       {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, 0.0, false, 0.0},
       {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, 0.0, true, 0.5},
       {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, 0.0, false, 0.0},
@@ -780,8 +780,8 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
         deviation.push_back(std::fabs(v - median));
         below += v < row.anomalous ? 1.0 : v == row.anomalous ? 0.5 : 0.0;
       }
-      row.z_all = (row.anomalous - median) / reference_set_spread(spec, all, median, row.anomalous - median,
-                                                                   1.4826 * median_of(deviation));
+      row.z_all = (row.anomalous - median) /
+                  reference_set_spread(spec, all, median, row.anomalous - median, 1.4826 * median_of(deviation));
       row.percentile = 100.0 * below / all.size();
     }
     if (row.z && std::fabs(row.anomalous - row.reference_mean) >= spec.resolution) {

@@ -89,6 +89,23 @@ double feature_weight(const std::string& key) {
   return it == weights.end() ? 1.0 : it->second;
 }
 
+// Short events that clearly exceed the references' (strength 2 or more) and recur at the rate of
+// the level modulation are what modulates the level: the modulation is those events (named by
+// their own features), not a swell and fade of the whole sound.
+bool modulation_is_the_events(const std::vector<EvidenceRow>& rows, double modulation_hz) {
+  bool events = false;
+  for (const char* key : {"impulse_rate", "burst_rate", "click_strength"}) {
+    const EvidenceRow* r = find_row(rows, key);
+    if (r && r->strength >= 2.0) events = true;
+  }
+  if (!events || modulation_hz <= 0) return false;
+  for (const char* key : {"click_rate", "burst_period_hz"}) {
+    const EvidenceRow* r = find_row(rows, key);
+    if (r && r->anomalous > 0 && std::fabs(modulation_hz - r->anomalous) <= 0.1 * r->anomalous) return true;
+  }
+  return false;
+}
+
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
                          std::vector<Candidate>& out) {
   for (const auto& row : rows) {
@@ -112,6 +129,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
                          : "has less low-frequency hum (" + signed_db(d) + ")";
     } else if (key == "vibration_pct") {
       const EvidenceRow* hz = find_row(rows, "vibration_hz");
+      if (up && hz && modulation_is_the_events(rows, hz->anomalous)) continue;
       const std::string rate = hz ? " at about " + fmt("%.0f", hz->anomalous) + " Hz" : "";
       const std::string cmp =
           "(modulation " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
