@@ -504,6 +504,35 @@ ShaftTone shaft_tone(const Spectrum& s) {
   return out;
 }
 
+struct MotorHum {
+  double power = 0, hz = 0;
+};
+
+// A motor's hum: the line from 80 to 200 Hz (twice the mains frequency and thereabouts; a line is
+// a bin at least 6 dB over its +-50 Hz median) with the most power above its local floor, plus its 2nd harmonic, each
+// counted by its power above the local floor (line_excess). Compared with the broadband noise above 1 kHz, which is the
+// flow's and free of the hum, its harmonics and low-frequency rumble, it measures the hum relative to the flow noise
+// within the clip: independent of the overall gain, it rises when the flow noise collapses or the hum grows.
+MotorHum motor_hum(const Spectrum& s) {
+  MotorHum out;
+  long best = -1;
+  double best_excess = 0;
+  for (long k = 1; 2 * k + 1 < static_cast<long>(s.power.size()); ++k) {
+    const double f = k * s.bin_hz;
+    if (f < 80.0 || f > 200.0) continue;
+    const double excess = line_excess(s, k);
+    // A line: at least 6 dB over the local floor.
+    if (s.power[k] >= 4.0 * local_median(s, k, 50.0) && excess > best_excess) {
+      best = k;
+      best_excess = excess;
+    }
+  }
+  if (best < 0) return out;
+  out.power = best_excess + line_excess(s, 2 * best);
+  out.hz = best * s.bin_hz;
+  return out;
+}
+
 // Periodicity of a train of events (1 at each event's 5-ms frame), smoothed over +-5 ms so that
 // timing jitter does not hide the period.
 Periodicity spike_periodicity(const std::vector<double>& spikes, double frame_s) {
@@ -516,6 +545,21 @@ Periodicity spike_periodicity(const std::vector<double>& spikes, double frame_s)
 }
 
 // --- Ranking against the reference set ---
+
+// True when the references (the k neighbours and the reference set) share one line, at least
+// three quarters of them within 3 % of their median frequency, and the clip's line is within 3 %
+// of it too. References without a common line (each finds another, e.g. in noise) have no line to
+// compare with.
+bool same_line_as_references(double hz, const std::vector<double>& neighbors, const std::vector<ClipEvidence>& pool,
+                             size_t feature) {
+  std::vector<double> lines(neighbors);
+  for (const auto& p : pool) lines.push_back(p.values[feature]);
+  const double centre = median_of(lines);
+  if (hz <= 0 || centre <= 0) return false;
+  const auto near = [&](double v) { return std::fabs(v - centre) <= 0.03 * centre; };
+  const auto agreeing = std::count_if(lines.begin(), lines.end(), near);
+  return near(hz) && 4 * agreeing >= 3 * static_cast<long>(lines.size());
+}
 
 // True when the clip's dominant tone lies within the frequencies of its references' dominant tones
 // (the k neighbours and the reference set), widened by 3 %: a machine's tone moves with its speed
@@ -604,6 +648,9 @@ const std::vector<FeatureSpec>& evidence_features() {
       {"shaft_db", "Low-frequency tone at 10-60 Hz and its 2nd and 3rd harmonics over the local floor", "dB", 1, 1.5,
        0.0, true, 1.0},
       {"shaft_hz", "Frequency of that low-frequency tone", "Hz", 1, 0.0, 0.0, false, 0.0},
+      {"hum_noise_db", "Motor hum (line at 80-200 Hz and its 2nd harmonic) over the broadband noise above 1 kHz", "dB",
+       1, 0.5, 0.0, true, 0.5},
+      {"hum_noise_hz", "Frequency of that motor hum", "Hz", 0, 0.0, 0.0, false, 0.0},
   };
   return specs;
 }
@@ -744,6 +791,12 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   const ShaftTone shaft = shaft_tone(fine);
   set("shaft_db", shaft.db);
   set("shaft_hz", shaft.hz);
+  double noise_above_1k = 0;
+  for (size_t k = 0; k < floor.size(); ++k)
+    if (k * spec.bin_hz >= 1000.0 && k * spec.bin_hz <= top) noise_above_1k += floor[k];
+  const MotorHum hum = motor_hum(fine);
+  set("hum_noise_db", std::max(-60.0, db(hum.power) - db(noise_above_1k)));  // -60: no hum line
+  set("hum_noise_hz", hum.hz);
   return ev;
 }
 
@@ -799,6 +852,9 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
   const size_t sideband = evidence_index("sideband_db"), carrier = evidence_index("carrier_hz");
   if (!same_tone_as_references(rows[carrier].anomalous, rows[carrier].neighbors, pool, carrier))
     rows[sideband].strength = 0.0;
+  // Likewise the motor hum: only a hum line that the references have too, at the same frequency.
+  const size_t hum = evidence_index("hum_noise_db"), hum_hz = evidence_index("hum_noise_hz");
+  if (!same_line_as_references(rows[hum_hz].anomalous, rows[hum_hz].neighbors, pool, hum_hz)) rows[hum].strength = 0.0;
   return rows;
 }
 

@@ -214,6 +214,14 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       c.is_phrase = up ? "heavier in " + tone + ", as from an unbalanced shaft" : "lighter in " + tone;
       c.verb_phrase = up ? "has " + tone : "has less of " + tone;
       c.group = "shaft";
+    } else if (key == "hum_noise_db") {
+      const EvidenceRow* hz = find_row(rows, "hum_noise_hz");
+      const std::string hum = "motor hum at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz";
+      c.is_phrase = up ? "heavier in " + hum + " over its flow noise (" + vs_refs(d) + "), as when the flow drops"
+                       : "lighter in " + hum + " over its flow noise (" + vs_refs(d) + ")";
+      c.verb_phrase = up ? "has more " + hum + " over its flow noise (" + signed_db(d) + ")"
+                         : "has less " + hum + " over its flow noise (" + signed_db(d) + ")";
+      c.group = "hum_noise";
     } else if (key == "click_strength") {
       const EvidenceRow* rate = find_row(rows, "click_rate");
       const double r = rate ? rate->anomalous : 0;
