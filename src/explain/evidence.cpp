@@ -477,8 +477,8 @@ struct ShaftTone {
   double db = 0, hz = 0;
 };
 
-// The bin from 10 to 60 Hz that stands highest over its +-10 Hz median, and the power of it and its
-// 2nd and 3rd harmonics (each +-1 bin) over the same bins of the local medians.
+// The bin from 10 to 60 Hz that stands highest over its +-10 Hz median, and the mean of its and its
+// 2nd and 3rd harmonics' power (each +-1 bin) over the same bins of the local medians.
 ShaftTone shaft_tone(const Spectrum& s) {
   ShaftTone out;
   long best = -1;
@@ -493,13 +493,18 @@ ShaftTone shaft_tone(const Spectrum& s) {
     }
   }
   if (best < 0) return out;
-  double tone = 0, floor = 0;
+  // Each harmonic's power over its floor, capped at the fundamental's: a harmonic much stronger than
+  // the fundamental is another source's line (e.g. a blade-pass tone at 3x a chance low peak).
+  double sum = 0, fundamental = 0;
+  int count = 0;
   for (long h = 1; h <= 3; ++h) {
     if (h * best + 1 >= static_cast<long>(s.power.size())) break;
-    tone += bins_power(s, h * best, 1);
-    floor += 3 * local_median(s, h * best, 10.0);
+    const double ratio = bins_power(s, h * best, 1) / (3 * local_median(s, h * best, 10.0) + kTiny);
+    if (h == 1) fundamental = ratio;
+    sum += std::min(ratio, fundamental);
+    ++count;
   }
-  out.db = db(tone / (floor + kTiny));
+  out.db = db(sum / std::max(count, 1));
   out.hz = best * s.bin_hz;
   return out;
 }
@@ -645,8 +650,8 @@ const std::vector<FeatureSpec>& evidence_features() {
        true, 1.0},
       {"sideband_hz", "Spacing of those sidebands", "Hz", 1, 0.0, 0.0, false, 0.0},
       {"carrier_hz", "Frequency of the dominant tone", "Hz", 0, 0.0, 0.0, false, 0.0},
-      {"shaft_db", "Low-frequency tone at 10-60 Hz and its 2nd and 3rd harmonics over the local floor", "dB", 1, 1.5,
-       0.0, true, 1.0},
+      {"shaft_db", "Low-frequency tone at 10-60 Hz and its 2nd and 3rd harmonics over the local floor", "dB", 1, 0.5,
+       0.0, true, 0.5},
       {"shaft_hz", "Frequency of that low-frequency tone", "Hz", 1, 0.0, 0.0, false, 0.0},
       {"hum_noise_db", "Motor hum (line at 80-200 Hz and its 2nd harmonic) over the broadband noise above 1 kHz", "dB",
        1, 0.5, 0.0, true, 0.5},
