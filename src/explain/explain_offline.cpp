@@ -215,6 +215,10 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       c.verb_phrase = up ? "has " + tone : "has less of " + tone;
       c.group = "shaft";
     } else if (key == "hum_noise_db") {
+      // The ratio is for a change too subtle for either part: when the flow noise alone clearly
+      // collapses, that is named directly and the ratio only follows it.
+      const EvidenceRow* noise = find_row(rows, "noise_db");
+      if (up && noise && noise->strength <= -kNameThreshold) c.score = std::min(c.score, kNameThreshold);
       const EvidenceRow* hz = find_row(rows, "hum_noise_hz");
       const std::string hum = "motor hum at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz";
       c.is_phrase = up ? "heavier in " + hum + " over its flow noise (" + vs_refs(d) + "), as when the flow drops"

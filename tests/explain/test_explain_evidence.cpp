@@ -151,6 +151,60 @@ TEST(ExplainEvidence, SidebandsOfAToneAreMeasuredWithTheirSpacing) {
   EXPECT_LT(value(measure(plain), "sideband_db"), -35.0);
 }
 
+// A single line beside the tone is not a sideband pair, and the noise between lines does not count:
+// without pairs the measure is at the -60 dBc floor or far below the -16 dBc of real pairs.
+TEST(ExplainEvidence, OneSidedLineAndNoiseAreNotSidebands) {
+  auto x = noise(5, 0.01, 13);  // noise 20 dB louder than in the test above
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kRate;
+    x[i] += static_cast<float>(0.1 * std::sin(2 * M_PI * 900.0 * t) + 0.01 * std::sin(2 * M_PI * 925.0 * t + 1));
+  }
+  const ClipEvidence e = measure(x);
+  EXPECT_NEAR(value(e, "carrier_hz"), 900.0, 2.0);
+  EXPECT_LT(value(e, "sideband_db"), -30.0);
+}
+
+// A motor hum on the fine spectrum's bins (52 and 104 x 16000 / 8192 Hz) over white noise: its two
+// lines' power, (a1^2 + a2^2) / 2, over the noise from 1 kHz to 0.9 x Nyquist (7.2 kHz), sigma^2 x
+// (bins 64..460 of 512) of the 1024-point spectrum. Scaling hum by +1 dB and noise by -1 dB (a dry
+// run) raises it by 2 dB; scaling both alike (gain) leaves it.
+TEST(ExplainEvidence, MotorHumOverFlowNoise) {
+  const double f1 = 52.0 * kRate / 8192, f2 = 104.0 * kRate / 8192, a1 = 0.02, a2 = 0.01, sigma = 0.05;
+  const auto clip = [&](double hum_gain, double noise_gain) {
+    auto x = noise(5, sigma * noise_gain, 14);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double t = static_cast<double>(i) / kRate;
+      x[i] += static_cast<float>(hum_gain * (a1 * std::sin(2 * M_PI * f1 * t) + a2 * std::sin(2 * M_PI * f2 * t)));
+    }
+    return measure(x);
+  };
+  const ClipEvidence normal = clip(1.0, 1.0);
+  const double expected = 10 * std::log10((a1 * a1 + a2 * a2) / 2 / (sigma * sigma * 397.0 / 512.0));
+  EXPECT_NEAR(value(normal, "hum_noise_hz"), f1, 0.1);
+  EXPECT_NEAR(value(normal, "hum_noise_db"), expected, 0.5);
+  const double up = std::pow(10.0, 1.0 / 20);
+  EXPECT_NEAR(value(clip(up, 1.0 / up), "hum_noise_db") - value(normal, "hum_noise_db"), 2.0, 0.3);
+  EXPECT_NEAR(value(clip(0.5, 0.5), "hum_noise_db"), value(normal, "hum_noise_db"), 0.05);
+  // Noise alone has no hum line.
+  EXPECT_EQ(value(measure(noise(5, sigma, 15)), "hum_noise_db"), -60.0);
+}
+
+// A weak low peak whose 3rd harmonic falls on another source's strong line (e.g. a blade-pass tone)
+// is not a strong shaft tone: each harmonic counts at most as much as the fundamental.
+TEST(ExplainEvidence, ShaftToneHarmonicsAreCappedAtTheFundamental) {
+  auto x = noise(5, 0.01, 16);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kRate;
+    // 25 Hz about 10 dB over the noise around it, 75 Hz about 30 dB.
+    x[i] += static_cast<float>(0.0012 * std::sin(2 * M_PI * 25.0 * t) + 0.012 * std::sin(2 * M_PI * 75.0 * t));
+  }
+  const ClipEvidence e = measure(x);
+  EXPECT_NEAR(value(e, "shaft_hz"), 25.0, 2.0);
+  // Mean of (r, <= 1 + something, r) over 3 with r the fundamental's ratio: below its own prominence.
+  EXPECT_LT(value(e, "shaft_db"), 12.0);
+  EXPECT_GT(value(e, "shaft_db"), 3.0);
+}
+
 // Clicks 8 times a second, standing well over the noise: as many events as clicks, at the clicks'
 // times, periodic at 8 Hz.
 TEST(ExplainEvidence, ImpulseTrainGivesEventRateTimesAndPeriod) {
@@ -229,11 +283,75 @@ TEST(ExplainEvidence, StrengthUsesTheWholeReferenceSetAndTheResolution) {
   EXPECT_DOUBLE_EQ(*rows[level].z, 3.0);
   EXPECT_NEAR(*rows[level].z_all, 1.0 / (1.4826 * 3.0), 1e-12);
   EXPECT_NEAR(*rows[level].percentile, 100.0 * 6.5 / 11, 1e-12);  // 6 below, one tie
-  EXPECT_NEAR(rows[level].strength, 1.0 / (1.4826 * 3.0), 1e-12);
+  // Five clips of the set (-17 ... -13 dB) reach the clip's level: not a difference.
+  EXPECT_EQ(rows[level].strength, 0.0);
   EXPECT_EQ(rows[burst].strength, 0.0);
   EXPECT_GT(*rows[burst].z, 0.0);
   // Without a reference set, the strength is the neighbours' z.
   EXPECT_DOUBLE_EQ(compare_evidence(a, refs)[level].strength, 3.0);
+}
+
+// A background sound present at varying level in a few normal clips (a heavy upper tail): the
+// spread on that side is the distance from the median to the 90th percentile over 1.2816.
+TEST(ExplainEvidence, StrengthUsesTheSpreadOnTheSideOfTheDifference) {
+  const size_t n = evidence_features().size();
+  const size_t tone = evidence_index("tone_db");
+  ClipEvidence a{std::vector<double>(n, 0.0), {}};
+  a.values[tone] = 15.0;
+  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  for (auto& r : refs) r.values[tone] = 1.0;
+  // 20 clips: 17 at 1 dB, and 10, 12 and 14 dB. Median 1, MAD 0; the 90th percentile lies at
+  // position 0.9 x 19 = 17.1 of the sorted values: 10 + 0.1 x (12 - 10) = 10.2 dB.
+  std::vector<ClipEvidence> pool(20, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  for (auto& p : pool) p.values[tone] = 1.0;
+  pool[17].values[tone] = 10.0;
+  pool[18].values[tone] = 12.0;
+  pool[19].values[tone] = 14.0;
+  auto rows = compare_evidence(a, refs, pool);
+  const double spread = (10.2 - 1.0) / 1.2816;
+  EXPECT_NEAR(*rows[tone].z_all, 14.0 / spread, 1e-9);
+  EXPECT_NEAR(rows[tone].strength, 14.0 / spread, 1e-9);  // beyond every normal clip
+  // Below the clip the tail does not count: the floor (1.5 dB for tone_db) is the spread.
+  a.values[tone] = -2.0;
+  rows = compare_evidence(a, refs, pool);
+  EXPECT_NEAR(*rows[tone].z_all, -3.0 / 1.5, 1e-9);
+  // A level that two normal clips reach is not named, however far from the median.
+  a.values[tone] = 11.0;
+  EXPECT_EQ(compare_evidence(a, refs, pool)[tone].strength, 0.0);
+}
+
+// Sidebands compare only around the references' tone; the motor hum only when the references share
+// its line.
+TEST(ExplainEvidence, TonalFeaturesCompareOnlyTheSameLine) {
+  const size_t n = evidence_features().size();
+  const size_t sideband = evidence_index("sideband_db"), carrier = evidence_index("carrier_hz");
+  const size_t hum = evidence_index("hum_noise_db"), hum_hz = evidence_index("hum_noise_hz");
+  ClipEvidence a{std::vector<double>(n, 0.0), {}};
+  a.values[sideband] = -15.0;
+  a.values[hum] = 6.0;
+  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  std::vector<ClipEvidence> pool(10, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  for (size_t i = 0; i < pool.size(); ++i) {
+    pool[i].values[sideband] = -35.0 + 0.5 * static_cast<double>(i % 3);
+    pool[i].values[carrier] = 950.0 + 4.0 * static_cast<double>(i);  // 950-986 Hz: the tone moves with speed
+    pool[i].values[hum] = 0.5 * static_cast<double>(i % 3);
+    pool[i].values[hum_hz] = 100.0;
+    if (i < 4) refs[i] = pool[i];
+  }
+  a.values[carrier] = 1010.0;  // within 3 % of the highest reference tone (986 x 1.03 = 1015.6)
+  a.values[hum_hz] = 100.0;
+  auto rows = compare_evidence(a, refs, pool);
+  EXPECT_GT(rows[sideband].strength, 2.5);
+  EXPECT_GT(rows[hum].strength, 2.5);
+  a.values[carrier] = 1020.0;  // another tone
+  a.values[hum_hz] = 150.0;    // another line
+  rows = compare_evidence(a, refs, pool);
+  EXPECT_EQ(rows[sideband].strength, 0.0);
+  EXPECT_EQ(rows[hum].strength, 0.0);
+  // References without a common hum line (each finds another frequency): nothing to compare.
+  for (size_t i = 0; i < pool.size(); ++i) pool[i].values[hum_hz] = 80.0 + 12.0 * static_cast<double>(i);
+  a.values[hum_hz] = 128.0;
+  EXPECT_EQ(compare_evidence(a, refs, pool)[hum].strength, 0.0);
 }
 
 TEST(ExplainEvidence, BadInputIsAnErrorNotACrash) {

@@ -2,6 +2,8 @@
 // strongest differences in plain words.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "asdcap/evidence.hpp"
 #include "asdcap/llm.hpp"
 
@@ -117,6 +119,42 @@ TEST(ExplainOffline, DropoutsAndClogging) {
   EXPECT_EQ(a.named[0], "noise_db");
   EXPECT_NE(a.answer.find("9 dB below the normal references"), std::string::npos) << a.answer;
   EXPECT_NE(a.answer.find("clogged"), std::string::npos) << a.answer;
+}
+
+// Knocks 6 times a second modulate the level at 6 Hz: that modulation is the knocks, named as such,
+// not a vibration; the same modulation without clear events is a vibration.
+TEST(ExplainOffline, ModulationAtTheRateOfClearEventsIsTheEvents) {
+  auto rows = rows_with({{"vibration_pct", 25.0},
+                         {"vibration_hz", 6.0},
+                         {"impulse_rate", 6.0},
+                         {"click_strength", 0.6},
+                         {"click_rate", 6.1}},
+                        {{"vibration_pct", 3.0}, {"impulse_rate", 0.0}, {"click_strength", 0.0}});
+  OfflineInput in;
+  in.evidence = &rows;
+  OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_FALSE(a.named.empty());
+  EXPECT_EQ(std::count(a.named.begin(), a.named.end(), "vibration_pct"), 0) << a.answer;
+  rows = rows_with({{"vibration_pct", 25.0}, {"vibration_hz", 25.0}}, {{"vibration_pct", 3.0}});
+  a = explain_offline(in);
+  ASSERT_FALSE(a.named.empty());
+  EXPECT_EQ(a.named[0], "vibration_pct");
+}
+
+// The motor hum over the flow noise, with its frequency.
+TEST(ExplainOffline, MotorHumOverFlowNoise) {
+  const auto rows =
+      rows_with({{"hum_noise_db", 4.0}, {"hum_noise_hz", 100.0}}, {{"hum_noise_db", 1.0}, {"hum_noise_hz", 100.0}});
+  OfflineInput in;
+  in.evidence = &rows;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_EQ(a.named.size(), 1u);
+  EXPECT_EQ(a.named[0], "hum_noise_db");
+  EXPECT_NE(a.answer.find("motor hum at 100 Hz over its flow noise (+3 dB over the normal references)"),
+            std::string::npos)
+      << a.answer;
 }
 
 TEST(ExplainOffline, CaptionWordsAndSimilarities) {

@@ -43,7 +43,7 @@ const std::map<std::string, std::set<std::string>>& fault_features() {
       {"knocking", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct", "burst_rate", "burst_db"}},
       {"rattling", {"impulse_rate", "impulse_db", "click_strength", "rattle_pct", "burst_rate", "burst_db"}},
       {"imbalance", {"vibration_pct", "hum_db", "shaft_db"}},
-      {"clogging", {"noise_db"}},
+      {"clogging", {"noise_db", "hum_noise_db"}},  // the flow noise, alone or against the motor hum
       {"dropout", {"dropout_pct", "dropout_count"}},
   };
   return m;
