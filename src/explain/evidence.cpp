@@ -621,7 +621,7 @@ const std::vector<FeatureSpec>& evidence_features() {
   static const std::vector<FeatureSpec> specs = {
       {"level_db", "Overall level", "dBFS", 1, 1.0, 0.0, true, 0.5},
       {"hum_db", "Steady low-frequency hum below 200 Hz", "dB re total", 1, 1.0, 0.0, true, 0.5},
-      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 5.0, 0.0, true, 1.0},
+      {"vibration_pct", "Vibration (amplitude modulation depth at 5-60 Hz)", "%", 1, 2.0, 0.0, true, 1.0},
       {"vibration_hz", "Vibration rate", "Hz", 1, 0.0, 0.0, false, 0.0},
       {"tone_db", "High-frequency tonal peak above 2 kHz", "dB over local floor", 1, 1.5, 0.0, true, 0.5},
       {"tone_hz", "Frequency of that tonal peak", "Hz", 0, 0.0, 0.0, false, 0.0},

@@ -90,18 +90,21 @@ double feature_weight(const std::string& key) {
 }
 
 // Short events that clearly exceed the references' (strength 2 or more) and recur at the rate of
-// the level modulation are what modulates the level: the modulation is those events (named by
-// their own features), not a swell and fade of the whole sound.
+// the level modulation, or clear drop-outs, are what modulates the level: the modulation is those
+// events (named by their own features), not a swell and fade of the whole sound.
 bool modulation_is_the_events(const std::vector<EvidenceRow>& rows, double modulation_hz) {
   bool events = false;
   for (const char* key : {"impulse_rate", "burst_rate", "click_strength"}) {
     const EvidenceRow* r = find_row(rows, key);
     if (r && r->strength >= 2.0) events = true;
   }
+  // Drop-outs modulate the level at whatever rate they recur.
+  const EvidenceRow* dropouts = find_row(rows, "dropout_pct");
+  if (dropouts && dropouts->strength >= 2.0) return true;
   if (!events || modulation_hz <= 0) return false;
   for (const char* key : {"click_rate", "burst_period_hz"}) {
     const EvidenceRow* r = find_row(rows, key);
-    if (r && r->anomalous > 0 && std::fabs(modulation_hz - r->anomalous) <= 0.1 * r->anomalous) return true;
+    if (r && r->anomalous > 0 && std::fabs(modulation_hz - r->anomalous) <= 0.25 * r->anomalous) return true;
   }
   return false;
 }
