@@ -431,7 +431,8 @@ struct Sidebands {
 // local floor there (the median of +-50 Hz, which the few lines nearby do not move): the line's
 // power above the noise, 0 when it does not stand out.
 double line_excess(const Spectrum& s, long k) {
-  return std::max(0.0, bins_power(s, k, 1) - 3.0 * local_median(s, k, 50.0));
+  const double line = bins_power(s, k, 1), floor = 3.0 * local_median(s, k, 50.0);
+  return line >= 2.0 * floor ? line - floor : 0.0;
 }
 
 // Sidebands of the dominant tone (the strongest bin from 150 Hz to `top` standing 10 dB over its
@@ -459,7 +460,7 @@ Sidebands sidebands(const Spectrum& s, double top) {
   for (long d = lo; d <= hi && carrier - 2 * d - 1 >= 0 && carrier + 2 * d + 1 < size; ++d) {
     const double first = std::min(line_excess(s, carrier - d), line_excess(s, carrier + d));
     const double second = std::min(line_excess(s, carrier - 2 * d), line_excess(s, carrier + 2 * d));
-    if (first + second > best) {
+    if (first > 0 && first + second > best) {  // the first pair is always there
       best = first + second;
       spacing = d;
     }

@@ -367,7 +367,7 @@ OfflineAnswer explain_offline(const OfflineInput& in) {
   std::vector<const Candidate*> chosen;
   std::set<std::string> groups;
   for (const auto& c : candidates) {
-    if (c.score < kNameThreshold || chosen.size() == 3) break;
+    if (c.score < kNameThreshold) break;
     if (groups.insert(c.group).second) chosen.push_back(&c);
   }
 
@@ -382,18 +382,23 @@ OfflineAnswer explain_offline(const OfflineInput& in) {
         "references.";
     return out;
   }
-  // Add phrases while the sentence stays within the limit.
+  // Add phrases, strongest first, up to three while the sentence stays within the limit (a phrase
+  // too long for what is left gives way to the next, shorter one).
   std::vector<const Candidate*> used;
   std::string sentence;
   for (const Candidate* c : chosen) {
+    if (used.size() == 3) break;
     used.push_back(c);
     std::string s = "This sound is " + used[0]->is_phrase;
     for (size_t i = 1; i < used.size(); ++i) s += (i + 1 == used.size() ? " and " : ", ") + used[i]->verb_phrase;
     s += ".";
     if (count_words(s) > kMaxWords) {
       used.pop_back();
-      if (used.empty()) sentence = "This sound is " + c->is_phrase;  // truncated below
-      break;
+      if (used.empty()) {
+        sentence = "This sound is " + c->is_phrase;  // truncated below
+        break;
+      }
+      continue;
     }
     sentence = s;
   }
