@@ -206,7 +206,10 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const EvidenceRow* carrier = find_row(rows, "carrier_hz");
       const std::string around = "sidebands " + fmt("%.0f", spacing ? spacing->anomalous : 0) +
                                  " Hz apart around its " + frequency(carrier ? carrier->anomalous : 0) + " tone (" +
-                                 fmt("%.0f", row.anomalous) + " dBc vs " + fmt("%.0f", row.reference_mean) + " dBc)";
+                                 fmt("%.0f", row.anomalous) + " dBc" +
+                                 // -60 dBc: no sidebands stand out
+                                 (row.reference_mean <= -59.5 ? ", none in the normal references)"
+                                                              : " vs " + fmt("%.0f", row.reference_mean) + " dBc)");
       c.is_phrase = up ? "modulated, with " + around + ", as from gear wear or a shaft-rate modulation"
                        : "cleaner around its main tone, with weaker " + around;
       c.verb_phrase = up ? "has " + around : "has weaker " + around;

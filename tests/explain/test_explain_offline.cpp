@@ -157,6 +157,21 @@ TEST(ExplainOffline, MotorHumOverFlowNoise) {
       << a.answer;
 }
 
+// Sidebands where the references have none (-60 dBc) say so instead of comparing with the sentinel.
+TEST(ExplainOffline, SidebandsAgainstReferencesWithoutAny) {
+  const auto rows = rows_with({{"sideband_db", -18.0}, {"sideband_hz", 25.0}, {"carrier_hz", 780.0}},
+                              {{"sideband_db", -60.0}, {"carrier_hz", 780.0}});
+  OfflineInput in;
+  in.evidence = &rows;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_EQ(a.named.size(), 1u);
+  EXPECT_EQ(a.named[0], "sideband_db");
+  EXPECT_NE(a.answer.find("sidebands 25 Hz apart around its 780 Hz tone (-18 dBc, none in the normal references)"),
+            std::string::npos)
+      << a.answer;
+}
+
 TEST(ExplainOffline, CaptionWordsAndSimilarities) {
   const std::string anomalous = "Sounds like a loud whistle and grinding";
   const std::vector<std::string> normals = {"Sounds like a fan", "Sounds like a loud fan", "Sounds like wind",
