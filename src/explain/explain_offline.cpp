@@ -109,6 +109,15 @@ bool modulation_is_the_events(const std::vector<EvidenceRow>& rows, double modul
   return false;
 }
 
+// True when the feature `key` is clearly up (weighted strength at the naming threshold) and its rate
+// `hz_key` lies within 10 % of `hz`.
+bool clear_at_rate(const std::vector<EvidenceRow>& rows, const char* key, const char* hz_key, double hz) {
+  const EvidenceRow* r = find_row(rows, key);
+  const EvidenceRow* rate = find_row(rows, hz_key);
+  return r && rate && hz > 0 && r->strength * feature_weight(key) >= kNameThreshold &&
+         std::fabs(rate->anomalous - hz) <= 0.1 * hz;
+}
+
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
                          std::vector<Candidate>& out) {
   for (const auto& row : rows) {
@@ -204,6 +213,12 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
     } else if (key == "sideband_db") {
       const EvidenceRow* spacing = find_row(rows, "sideband_hz");
       const EvidenceRow* carrier = find_row(rows, "carrier_hz");
+      // Sidebands at the rate of a clear modulation of the whole sound, or of a clear shaft tone,
+      // are that modulation seen on one tone: named after it.
+      if (up && spacing &&
+          (clear_at_rate(rows, "vibration_pct", "vibration_hz", spacing->anomalous) ||
+           clear_at_rate(rows, "shaft_db", "shaft_hz", spacing->anomalous)))
+        c.score = std::min(c.score, kNameThreshold);
       const std::string around = "sidebands " + fmt("%.0f", spacing ? spacing->anomalous : 0) +
                                  " Hz apart around its " + frequency(carrier ? carrier->anomalous : 0) + " tone (" +
                                  fmt("%.0f", row.anomalous) + " dBc" +

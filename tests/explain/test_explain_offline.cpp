@@ -172,6 +172,24 @@ TEST(ExplainOffline, SidebandsAgainstReferencesWithoutAny) {
       << a.answer;
 }
 
+// A whole sound swelling at 25 Hz also puts sidebands 25 Hz apart around its tones: the swell is named
+// first, the sidebands after it.
+TEST(ExplainOffline, SidebandsAtTheRateOfAClearSwellComeAfterIt) {
+  const auto rows = rows_with({{"sideband_db", -18.0},
+                               {"sideband_hz", 25.0},
+                               {"carrier_hz", 170.0},
+                               {"vibration_pct", 13.0},
+                               {"vibration_hz", 24.5}},
+                              {{"sideband_db", -60.0}, {"carrier_hz", 170.0}, {"vibration_pct", 3.0}});
+  OfflineInput in;
+  in.evidence = &rows;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_EQ(a.named.size(), 2u) << a.answer;
+  EXPECT_EQ(a.named[0], "vibration_pct");
+  EXPECT_EQ(a.named[1], "sideband_db");
+}
+
 TEST(ExplainOffline, CaptionWordsAndSimilarities) {
   const std::string anomalous = "Sounds like a loud whistle and grinding";
   const std::vector<std::string> normals = {"Sounds like a fan", "Sounds like a loud fan", "Sounds like wind",
