@@ -216,6 +216,16 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
                        : "less rattly than the normal references " + cmp;
       c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "rattles less";
       c.group = "click";
+    } else if (key == "impact_db") {
+      const EvidenceRow* hz = find_row(rows, "impact_hz");
+      const EvidenceRow* band = find_row(rows, "impact_band_hz");
+      const std::string near = band ? " near " + frequency(band->anomalous) : "";
+      const std::string cmp =
+          "(envelope line " + signed_db(row.anomalous) + " vs " + signed_db(row.reference_mean) + " normally)";
+      const std::string what = "ticks or impacts" + near + " " + times_per_second(hz ? hz->anomalous : 0);
+      c.is_phrase = up ? "marked by periodic " + what + " " + cmp : "less marked by periodic ticks than its references";
+      c.verb_phrase = up ? "has periodic " + what + " " + cmp : "has fewer periodic ticks";
+      c.group = "click";
     } else if (key == "grind_db") {
       c.is_phrase = up ? "noisier, with broadband grinding or hiss above 4 kHz (" + vs_refs(d) + ")"
                        : "duller, with less noise above 4 kHz (" + vs_refs(d) + ")";
