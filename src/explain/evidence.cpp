@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <numeric>
 #include <utility>
@@ -506,16 +507,14 @@ Periodicity spike_periodicity(const std::vector<double>& spikes, double frame_s)
 
 // --- Periodic impacts: lines in the envelope spectrum of a band -------------------------------
 
-struct PeriodicImpacts {
-  double db = 0, rate_hz = 0, band_hz = 0;
-};
-
-// Power spectrum of a band's 2.5-ms RMS envelope (mean removed, Hann window, zero-padded to at
-// least twice its length), and its frequency step.
-std::vector<double> envelope_power_spectrum(const std::vector<double>& band, int sample_rate, double& step_hz) {
-  const int64_t len = std::max<int64_t>(1, std::lround(0.0025 * sample_rate));
-  std::vector<double> amp = frame_energy(band, len);
-  for (double& a : amp) a = std::sqrt(a);
+// Power spectrum of a power envelope averaged over frames of `frame_s` seconds (mean removed,
+// Hann window, zero-padded to at least twice its length), and its frequency step.
+std::vector<double> envelope_power_spectrum(const std::vector<double>& envelope, int sample_rate, double frame_s,
+                                            double& step_hz) {
+  const int64_t len = std::max<int64_t>(1, std::lround(frame_s * sample_rate));
+  std::vector<double> amp;
+  for (int64_t start = 0; start + len <= static_cast<int64_t>(envelope.size()); start += len)
+    amp.push_back(std::accumulate(envelope.begin() + start, envelope.begin() + start + len, 0.0) / len);
   const size_t n = amp.size();
   step_hz = 0;
   if (n < 200) return {};
@@ -544,40 +543,48 @@ std::vector<double> envelope_power_spectrum(const std::vector<double>& band, int
   return power;
 }
 
-// The clip with every Fourier coefficient scaled to magnitude 1 (phase kept), band-limited to each
-// of `bands` (lo, hi): pre-whitening, so that steady tones (a gear mesh and its sidebands, a
-// motor's harmonics) weigh no more than the noise beside them, while short impacts, whose energy
-// spreads over many bins with a common timing, keep their shape.
-std::vector<std::vector<double>> whitened_bands(const std::vector<double>& x, int sample_rate,
-                                                const std::vector<std::pair<double, double>>& bands) {
+// Power envelopes |z|^2 of the clip's analytic signal z band-limited to each of `bands` (lo, hi),
+// by keeping only the Fourier coefficients inside the band. The power envelope of a sum of tones
+// holds only their difference frequencies: a tone with sideband pairs at +-f and +-2f gives lines
+// at f to 4f, never beyond. With `whiten`, every coefficient is first scaled to magnitude 1 (phase
+// kept), so that steady tones (a gear mesh and its sidebands, a motor's harmonics) weigh no more
+// than the noise beside them, while short impacts whose timing varies a little, and whose energy
+// therefore spreads over many bins, keep their shape.
+std::vector<std::vector<double>> band_envelopes(const std::vector<double>& x, int sample_rate,
+                                                const std::vector<std::pair<double, double>>& bands, bool whiten) {
   const size_t n = x.size();
   const size_t bins = n / 2 + 1;
   float* time = fftwf_alloc_real(n);
   fftwf_complex* spec = fftwf_alloc_complex(bins);
-  fftwf_complex* masked = fftwf_alloc_complex(bins);
+  fftwf_complex* masked = fftwf_alloc_complex(n);
+  fftwf_complex* analytic = fftwf_alloc_complex(n);
   fftwf_plan forward, backward;
   {
     std::lock_guard<std::mutex> lock(fftw_plan_mutex);
     forward = fftwf_plan_dft_r2c_1d(static_cast<int>(n), time, spec, FFTW_ESTIMATE);
-    backward = fftwf_plan_dft_c2r_1d(static_cast<int>(n), masked, time, FFTW_ESTIMATE);
+    backward = fftwf_plan_dft_1d(static_cast<int>(n), masked, analytic, FFTW_BACKWARD, FFTW_ESTIMATE);
   }
   for (size_t i = 0; i < n; ++i) time[i] = static_cast<float>(x[i]);
   fftwf_execute(forward);
-  for (size_t k = 0; k < bins; ++k) {
-    const double mag = std::hypot(double(spec[k][0]), double(spec[k][1]));
-    spec[k][0] = mag > 0 ? static_cast<float>(spec[k][0] / mag) : 0.0f;
-    spec[k][1] = mag > 0 ? static_cast<float>(spec[k][1] / mag) : 0.0f;
-  }
+  if (whiten)
+    for (size_t k = 0; k < bins; ++k) {
+      const double mag = std::hypot(double(spec[k][0]), double(spec[k][1]));
+      spec[k][0] = mag > 0 ? static_cast<float>(spec[k][0] / mag) : 0.0f;
+      spec[k][1] = mag > 0 ? static_cast<float>(spec[k][1] / mag) : 0.0f;
+    }
   const double bin_hz = static_cast<double>(sample_rate) / n;
   std::vector<std::vector<double>> out;
   for (const auto& [lo, hi] : bands) {
-    for (size_t k = 0; k < bins; ++k) {
-      const bool inside = k * bin_hz >= lo && k * bin_hz < hi;
+    for (size_t k = 0; k < n; ++k) {
+      const bool inside = k < bins && k * bin_hz >= lo && k * bin_hz < hi;
       masked[k][0] = inside ? spec[k][0] : 0.0f;
       masked[k][1] = inside ? spec[k][1] : 0.0f;
     }
     fftwf_execute(backward);
-    out.emplace_back(time, time + n);
+    std::vector<double> envelope(n);
+    for (size_t i = 0; i < n; ++i)
+      envelope[i] = double(analytic[i][0]) * analytic[i][0] + double(analytic[i][1]) * analytic[i][1];
+    out.push_back(std::move(envelope));
   }
   {
     std::lock_guard<std::mutex> lock(fftw_plan_mutex);
@@ -587,15 +594,82 @@ std::vector<std::vector<double>> whitened_bands(const std::vector<double>& x, in
   fftwf_free(time);
   fftwf_free(spec);
   fftwf_free(masked);
+  fftwf_free(analytic);
   return out;
 }
 
+struct LineTrain {
+  double db = 0, rate_hz = 0;
+};
+
+// Lines at a rate f from 10 to 60 Hz and its multiples 2f ... harmonics x f in an envelope power
+// spectrum: each multiple's power is the largest bin within +-1.5 bins of the clip's frequency
+// resolution (a Hann main lobe and a slightly drifting rate), over the spectrum's local floor (its
+// median within +-5 Hz); the rank-th strongest of them in dB (so that one or two strong lines
+// alone do not count), at the f where that is highest.
+LineTrain line_train(const std::vector<double>& power, double step, int harmonics, int drop) {
+  LineTrain best;
+  if (power.empty() || step <= 0) return best;
+  const long reach = 3;
+  const long last = std::min(static_cast<long>(power.size()) - 1, std::lround((harmonics * 60.0 + 6.0) / step));
+  // The local floor, evaluated every `stride` bins and held in between.
+  const long half = std::max(4L, std::lround(5.0 / step)), stride = std::max(1L, half / 8);
+  std::vector<double> floor(static_cast<size_t>(last + 1), 0.0), window;
+  for (long k = 0; k <= last; k += stride) {
+    window.assign(power.begin() + std::max(0L, k - half), power.begin() + std::min(last, k + half) + 1);
+    const double m = median_of(window);
+    for (long j = k; j < std::min(last + 1, k + stride); ++j) floor[static_cast<size_t>(j)] = m;
+  }
+  const auto line = [&](double f) {
+    const long k = std::lround(f / step);
+    double m = 0;
+    for (long j = std::max(0L, k - reach); j <= std::min(last, k + reach); ++j)
+      m = std::max(m, power[static_cast<size_t>(j)]);
+    const double fl = floor[static_cast<size_t>(std::clamp(k, 0L, last))];
+    return fl > 0 ? m / fl : 0.0;
+  };
+  std::vector<double> h(harmonics);
+  const auto train = [&](double f) {
+    for (int i = 0; i < harmonics; ++i) h[i] = db(line((i + 1) * f));
+    std::sort(h.begin(), h.end(), std::greater<>());
+    return std::accumulate(h.begin() + drop, h.end(), 0.0) / (harmonics - drop);
+  };
+  bool found = false;
+  for (long k = std::lround(10.0 / step); k * step <= 60.0; ++k) {
+    const double f = k * step;
+    if (std::lround(harmonics * f / step) + reach > last) break;
+    const double value = train(f);
+    if (!found || value > best.db) best = {value, f};
+    found = true;
+  }
+  // A train at f also has lines at 2f, 3f, ...: a third or half of the best rate whose lines stand
+  // nearly as high (within 1 dB) is the train's own rate.
+  for (const int d : {3, 2}) {
+    const double f = best.rate_hz / d;
+    if (found && f >= 10.0) {
+      const double value = train(f);
+      if (value >= best.db - 1.0) {
+        best = {value, f};
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+struct PeriodicImpacts {
+  double db = 0, rate_hz = 0, band_hz = 0;
+};
+
 // A train of short impacts at rate f modulates its band's envelope with lines at f, 2f, 3f, ...
-// of similar strength; a smooth swell (an unbalanced rotor) gives a line at f only, and random
-// events no lines. For each half-octave band of the pre-whitened clip from 1 kHz to 0.95 x Nyquist
-// and each rate f from 10 to 60 Hz: the envelope power at f, 2f and 3f (each the largest bin within
-// +-1.5 bins of the clip's frequency resolution), and the middle one of the three over the envelope
-// spectrum's floor (its median over 5-150 Hz), in dB. The band and rate where that stands highest.
+// of similar strength, up to about the inverse of an impact's duration; a smooth swell (an
+// unbalanced rotor) gives a line at f only, a tone with sidebands at +-f and +-2f (gear wear) lines
+// at f to 4f, and random events no lines. Two views of each half-octave band from 1 kHz to
+// 0.95 x Nyquist: (a) the pre-whitened band, 2.5-ms envelope frames, the middle of the lines at f,
+// 2f, 3f (impacts whose timing varies a little; tones are flattened away); (b) the band as it is,
+// 1-ms frames, the 5th strongest of the lines at f ... 8f (a strictly periodic train, whose lines
+// whitening would flatten; a tone with two sideband pairs has at most four). The band, view and
+// rate where the line train stands highest over the envelope spectrum's floor.
 PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) {
   PeriodicImpacts best;
   bool found = false;
@@ -603,35 +677,13 @@ PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) 
   std::vector<std::pair<double, double>> edges;
   for (double lo = 1000.0; lo * std::pow(2.0, 0.25) <= top; lo *= M_SQRT2)
     edges.emplace_back(lo, std::min(lo * M_SQRT2, top));
-  const std::vector<std::vector<double>> bands = whitened_bands(x, sample_rate, edges);
-  for (size_t b = 0; b < bands.size(); ++b) {
-    const double lo = edges[b].first, hi = edges[b].second;
-    const std::vector<double>& band = bands[b];
-    double step = 0;
-    const std::vector<double> power = envelope_power_spectrum(band, sample_rate, step);
-    if (power.empty() || step <= 0) continue;
-    std::vector<double> floor_bins;
-    for (size_t k = 0; k < power.size(); ++k)
-      if (k * step >= 5.0 && k * step <= 150.0) floor_bins.push_back(power[k]);
-    const double floor = median_of(floor_bins);
-    if (floor <= 0) continue;
-    // The clip's resolution is 2 x step (zero-padding 2x): +-1.5 resolutions cover a Hann main lobe
-    // and a slightly drifting rate.
-    const long reach = 3;
-    const auto line = [&](double f) {
-      const long k = std::lround(f / step);
-      double m = 0;
-      for (long j = k - reach; j <= k + reach; ++j)
-        if (j >= 0 && j < static_cast<long>(power.size())) m = std::max(m, power[static_cast<size_t>(j)]);
-      return m;
-    };
-    for (long k = std::lround(10.0 / step); k * step <= 60.0; ++k) {
-      const double f = k * step;
-      if (3 * f + reach * step >= power.size() * step) break;
-      double h[3] = {line(f), line(2 * f), line(3 * f)};
-      std::sort(h, h + 3);
-      const double value = db(h[1] / floor);
-      if (!found || value > best.db) best = {value, f, std::sqrt(lo * hi)};
+  for (const bool whiten : {true, false}) {
+    const std::vector<std::vector<double>> bands = band_envelopes(x, sample_rate, edges, whiten);
+    for (size_t b = 0; b < bands.size(); ++b) {
+      double step = 0;
+      const std::vector<double> power = envelope_power_spectrum(bands[b], sample_rate, whiten ? 0.0025 : 0.001, step);
+      const LineTrain train = whiten ? line_train(power, step, 3, 1) : line_train(power, step, 8, 4);
+      if (!found || train.db > best.db) best = {train.db, train.rate_hz, std::sqrt(edges[b].first * edges[b].second)};
       found = true;
     }
   }
