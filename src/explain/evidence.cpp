@@ -507,6 +507,40 @@ Periodicity spike_periodicity(const std::vector<double>& spikes, double frame_s)
 
 // --- Periodic impacts: lines in the envelope spectrum of a band -------------------------------
 
+// An FFTW single-precision plan with its own buffers, planned under the planner's lock and freed
+// with it: `real` time samples (n) and `spectrum` coefficients (n / 2 + 1 for a real-to-complex
+// plan, n for a complex one).
+struct FftPlan {
+  float* real = nullptr;
+  fftwf_complex* spectrum = nullptr;
+  fftwf_complex* complex_time = nullptr;
+  fftwf_plan plan = nullptr;
+  // Real-to-complex transform of length n.
+  explicit FftPlan(size_t n) : real(fftwf_alloc_real(n)), spectrum(fftwf_alloc_complex(n / 2 + 1)) {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    plan = fftwf_plan_dft_r2c_1d(static_cast<int>(n), real, spectrum, FFTW_ESTIMATE);
+  }
+  // Complex inverse transform of length n, from `spectrum` to `complex_time`.
+  FftPlan(size_t n, bool /*inverse_complex*/) : spectrum(fftwf_alloc_complex(n)), complex_time(fftwf_alloc_complex(n)) {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    plan = fftwf_plan_dft_1d(static_cast<int>(n), spectrum, complex_time, FFTW_BACKWARD, FFTW_ESTIMATE);
+  }
+  FftPlan(const FftPlan&) = delete;
+  FftPlan& operator=(const FftPlan&) = delete;
+  ~FftPlan() {
+    {
+      std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+      fftwf_destroy_plan(plan);
+    }
+    fftwf_free(real);
+    fftwf_free(spectrum);
+    fftwf_free(complex_time);
+  }
+  void run() { fftwf_execute(plan); }
+};
+
+double power_of(const fftwf_complex& c) { return double(c[0]) * c[0] + double(c[1]) * c[1]; }
+
 // Power spectrum of a power envelope averaged over frames of `frame_s` seconds (mean removed,
 // Hann window, zero-padded to at least twice its length), and its frequency step.
 std::vector<double> envelope_power_spectrum(const std::vector<double>& envelope, int sample_rate, double frame_s,
@@ -521,24 +555,12 @@ std::vector<double> envelope_power_spectrum(const std::vector<double>& envelope,
   const double mean = std::accumulate(amp.begin(), amp.end(), 0.0) / n;
   size_t nfft = 1;
   while (nfft < 2 * n) nfft *= 2;
-  float* in = fftwf_alloc_real(nfft);
-  fftwf_complex* out = fftwf_alloc_complex(nfft / 2 + 1);
-  fftwf_plan plan;
-  {
-    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
-    plan = fftwf_plan_dft_r2c_1d(static_cast<int>(nfft), in, out, FFTW_ESTIMATE);
-  }
+  FftPlan fft(nfft);
   for (size_t m = 0; m < nfft; ++m)
-    in[m] = static_cast<float>(m < n ? (amp[m] - mean) * (0.5 - 0.5 * std::cos(2 * M_PI * m / n)) : 0.0);
-  fftwf_execute(plan);
+    fft.real[m] = static_cast<float>(m < n ? (amp[m] - mean) * (0.5 - 0.5 * std::cos(2 * M_PI * m / n)) : 0.0);
+  fft.run();
   std::vector<double> power(nfft / 2 + 1);
-  for (size_t k = 0; k < power.size(); ++k) power[k] = double(out[k][0]) * out[k][0] + double(out[k][1]) * out[k][1];
-  {
-    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
-    fftwf_destroy_plan(plan);
-  }
-  fftwf_free(in);
-  fftwf_free(out);
+  for (size_t k = 0; k < power.size(); ++k) power[k] = power_of(fft.spectrum[k]);
   step_hz = static_cast<double>(sample_rate) / len / nfft;
   return power;
 }
@@ -554,47 +576,28 @@ std::vector<std::vector<double>> band_envelopes(const std::vector<double>& x, in
                                                 const std::vector<std::pair<double, double>>& bands, bool whiten) {
   const size_t n = x.size();
   const size_t bins = n / 2 + 1;
-  float* time = fftwf_alloc_real(n);
-  fftwf_complex* spec = fftwf_alloc_complex(bins);
-  fftwf_complex* masked = fftwf_alloc_complex(n);
-  fftwf_complex* analytic = fftwf_alloc_complex(n);
-  fftwf_plan forward, backward;
-  {
-    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
-    forward = fftwf_plan_dft_r2c_1d(static_cast<int>(n), time, spec, FFTW_ESTIMATE);
-    backward = fftwf_plan_dft_1d(static_cast<int>(n), masked, analytic, FFTW_BACKWARD, FFTW_ESTIMATE);
-  }
-  for (size_t i = 0; i < n; ++i) time[i] = static_cast<float>(x[i]);
-  fftwf_execute(forward);
+  FftPlan forward(n);
+  FftPlan inverse(n, true);
+  for (size_t i = 0; i < n; ++i) forward.real[i] = static_cast<float>(x[i]);
+  forward.run();
   if (whiten)
     for (size_t k = 0; k < bins; ++k) {
-      const double mag = std::hypot(double(spec[k][0]), double(spec[k][1]));
-      spec[k][0] = mag > 0 ? static_cast<float>(spec[k][0] / mag) : 0.0f;
-      spec[k][1] = mag > 0 ? static_cast<float>(spec[k][1] / mag) : 0.0f;
+      const double mag = std::sqrt(power_of(forward.spectrum[k]));
+      for (int part = 0; part < 2; ++part)
+        forward.spectrum[k][part] = mag > 0 ? static_cast<float>(forward.spectrum[k][part] / mag) : 0.0f;
     }
   const double bin_hz = static_cast<double>(sample_rate) / n;
   std::vector<std::vector<double>> out;
   for (const auto& [lo, hi] : bands) {
     for (size_t k = 0; k < n; ++k) {
       const bool inside = k < bins && k * bin_hz >= lo && k * bin_hz < hi;
-      masked[k][0] = inside ? spec[k][0] : 0.0f;
-      masked[k][1] = inside ? spec[k][1] : 0.0f;
+      for (int part = 0; part < 2; ++part) inverse.spectrum[k][part] = inside ? forward.spectrum[k][part] : 0.0f;
     }
-    fftwf_execute(backward);
+    inverse.run();
     std::vector<double> envelope(n);
-    for (size_t i = 0; i < n; ++i)
-      envelope[i] = double(analytic[i][0]) * analytic[i][0] + double(analytic[i][1]) * analytic[i][1];
+    for (size_t i = 0; i < n; ++i) envelope[i] = power_of(inverse.complex_time[i]);
     out.push_back(std::move(envelope));
   }
-  {
-    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
-    fftwf_destroy_plan(forward);
-    fftwf_destroy_plan(backward);
-  }
-  fftwf_free(time);
-  fftwf_free(spec);
-  fftwf_free(masked);
-  fftwf_free(analytic);
   return out;
 }
 
