@@ -100,7 +100,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
     Candidate c{std::min(std::fabs(z), kStrengthCap) * feature_weight(key), key, key, "", ""};
     // Losing silences or transients the normal sound has is rarely what a fault does.
     if (!up && (key == "dropout_pct" || key == "dropout_count" || key == "impulse_rate" || key == "burst_rate" ||
-                key == "sideband_db"))
+                key == "sideband_db" || key == "impact_db"))
       c.score *= 0.3;
     if (key == "level_db") {
       c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + vs_refs(d) + ")";
