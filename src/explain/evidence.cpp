@@ -608,8 +608,8 @@ struct LineTrain {
 // Lines at a rate f from 10 to 60 Hz and its multiples 2f ... harmonics x f in an envelope power
 // spectrum: each multiple's power is the largest bin within +-1.5 bins of the clip's frequency
 // resolution (a Hann main lobe and a slightly drifting rate), over the spectrum's local floor (its
-// median within +-5 Hz); the rank-th strongest of them in dB (so that one or two strong lines
-// alone do not count), at the f where that is highest.
+// median within +-5 Hz), in dB; the mean of them without the `drop` strongest (so that a few
+// strong lines alone do not count), at the f where that is highest.
 LineTrain line_train(const std::vector<double>& power, double step, int harmonics, int drop) {
   LineTrain best;
   if (power.empty() || step <= 0) return best;
@@ -668,11 +668,11 @@ struct PeriodicImpacts {
 // of similar strength, up to about the inverse of an impact's duration; a smooth swell (an
 // unbalanced rotor) gives a line at f only, a tone with sidebands at +-f and +-2f (gear wear) lines
 // at f to 4f, and random events no lines. Two views of each half-octave band from 1 kHz to
-// 0.95 x Nyquist: (a) the pre-whitened band, 2.5-ms envelope frames, the middle of the lines at f,
-// 2f, 3f (impacts whose timing varies a little; tones are flattened away); (b) the band as it is,
-// 1-ms frames, the 5th strongest of the lines at f ... 8f (a strictly periodic train, whose lines
-// whitening would flatten; a tone with two sideband pairs has at most four). The band, view and
-// rate where the line train stands highest over the envelope spectrum's floor.
+// 0.95 x Nyquist: (a) the pre-whitened band, 2.5-ms envelope frames, the two weaker of the lines
+// at f, 2f, 3f (impacts whose timing varies a little; tones are flattened away); (b) the band as
+// it is, 1-ms frames, the four weakest of the lines at f ... 8f (a strictly periodic train, whose
+// lines whitening would flatten; a tone with two sideband pairs has at most four). The band, view
+// and rate where the line train stands highest over the envelope spectrum's floor.
 PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) {
   PeriodicImpacts best;
   bool found = false;
