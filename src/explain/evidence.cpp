@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <numeric>
+#include <utility>
 
 #include "asdcap/error.hpp"
 
@@ -550,6 +552,194 @@ Periodicity spike_periodicity(const std::vector<double>& spikes, double frame_s)
   return envelope_periodicity(train, frame_s);
 }
 
+// --- Periodic impacts: lines in the envelope spectrum of a band -------------------------------
+
+// An FFTW single-precision plan with its own buffers, planned under the planner's lock and freed
+// with it: `real` time samples (n) and `spectrum` coefficients (n / 2 + 1 for a real-to-complex
+// plan, n for a complex one).
+struct FftPlan {
+  float* real = nullptr;
+  fftwf_complex* spectrum = nullptr;
+  fftwf_complex* complex_time = nullptr;
+  fftwf_plan plan = nullptr;
+  // Real-to-complex transform of length n.
+  explicit FftPlan(size_t n) : real(fftwf_alloc_real(n)), spectrum(fftwf_alloc_complex(n / 2 + 1)) {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    plan = fftwf_plan_dft_r2c_1d(static_cast<int>(n), real, spectrum, FFTW_ESTIMATE);
+  }
+  // Complex inverse transform of length n, from `spectrum` to `complex_time`.
+  FftPlan(size_t n, bool /*inverse_complex*/) : spectrum(fftwf_alloc_complex(n)), complex_time(fftwf_alloc_complex(n)) {
+    std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+    plan = fftwf_plan_dft_1d(static_cast<int>(n), spectrum, complex_time, FFTW_BACKWARD, FFTW_ESTIMATE);
+  }
+  FftPlan(const FftPlan&) = delete;
+  FftPlan& operator=(const FftPlan&) = delete;
+  ~FftPlan() {
+    {
+      std::lock_guard<std::mutex> lock(fftw_plan_mutex);
+      fftwf_destroy_plan(plan);
+    }
+    fftwf_free(real);
+    fftwf_free(spectrum);
+    fftwf_free(complex_time);
+  }
+  void run() { fftwf_execute(plan); }
+};
+
+double power_of(const fftwf_complex& c) { return double(c[0]) * c[0] + double(c[1]) * c[1]; }
+
+// Power spectrum of a power envelope averaged over frames of `frame_s` seconds (mean removed,
+// Hann window, zero-padded to at least twice its length), and its frequency step.
+std::vector<double> envelope_power_spectrum(const std::vector<double>& envelope, int sample_rate, double frame_s,
+                                            double& step_hz) {
+  const int64_t len = std::max<int64_t>(1, std::lround(frame_s * sample_rate));
+  std::vector<double> amp;
+  for (int64_t start = 0; start + len <= static_cast<int64_t>(envelope.size()); start += len)
+    amp.push_back(std::accumulate(envelope.begin() + start, envelope.begin() + start + len, 0.0) / len);
+  const size_t n = amp.size();
+  step_hz = 0;
+  if (n < 200) return {};
+  const double mean = std::accumulate(amp.begin(), amp.end(), 0.0) / n;
+  size_t nfft = 1;
+  while (nfft < 2 * n) nfft *= 2;
+  FftPlan fft(nfft);
+  for (size_t m = 0; m < nfft; ++m)
+    fft.real[m] = static_cast<float>(m < n ? (amp[m] - mean) * (0.5 - 0.5 * std::cos(2 * M_PI * m / n)) : 0.0);
+  fft.run();
+  std::vector<double> power(nfft / 2 + 1);
+  for (size_t k = 0; k < power.size(); ++k) power[k] = power_of(fft.spectrum[k]);
+  step_hz = static_cast<double>(sample_rate) / len / nfft;
+  return power;
+}
+
+// Power envelopes |z|^2 of the clip's analytic signal z band-limited to each of `bands` (lo, hi),
+// by keeping only the Fourier coefficients inside the band. The power envelope of a sum of tones
+// holds only their difference frequencies: a tone with sideband pairs at +-f and +-2f gives lines
+// at f to 4f, never beyond. With `whiten`, every coefficient is first scaled to magnitude 1 (phase
+// kept), so that steady tones (a gear mesh and its sidebands, a motor's harmonics) weigh no more
+// than the noise beside them, while short impacts whose timing varies a little, and whose energy
+// therefore spreads over many bins, keep their shape.
+std::vector<std::vector<double>> band_envelopes(const std::vector<double>& x, int sample_rate,
+                                                const std::vector<std::pair<double, double>>& bands, bool whiten) {
+  const size_t n = x.size();
+  const size_t bins = n / 2 + 1;
+  FftPlan forward(n);
+  FftPlan inverse(n, true);
+  for (size_t i = 0; i < n; ++i) forward.real[i] = static_cast<float>(x[i]);
+  forward.run();
+  if (whiten)
+    for (size_t k = 0; k < bins; ++k) {
+      const double mag = std::sqrt(power_of(forward.spectrum[k]));
+      for (int part = 0; part < 2; ++part)
+        forward.spectrum[k][part] = mag > 0 ? static_cast<float>(forward.spectrum[k][part] / mag) : 0.0f;
+    }
+  const double bin_hz = static_cast<double>(sample_rate) / n;
+  std::vector<std::vector<double>> out;
+  for (const auto& [lo, hi] : bands) {
+    for (size_t k = 0; k < n; ++k) {
+      const bool inside = k < bins && k * bin_hz >= lo && k * bin_hz < hi;
+      for (int part = 0; part < 2; ++part) inverse.spectrum[k][part] = inside ? forward.spectrum[k][part] : 0.0f;
+    }
+    inverse.run();
+    std::vector<double> envelope(n);
+    for (size_t i = 0; i < n; ++i) envelope[i] = power_of(inverse.complex_time[i]);
+    out.push_back(std::move(envelope));
+  }
+  return out;
+}
+
+struct LineTrain {
+  double db = 0, rate_hz = 0;
+};
+
+// Lines at a rate f from 10 to 60 Hz and its multiples 2f ... harmonics x f in an envelope power
+// spectrum: each multiple's power is the largest bin within +-1.5 bins of the clip's frequency
+// resolution (a Hann main lobe and a slightly drifting rate), over the spectrum's local floor (its
+// median within +-5 Hz), in dB; the mean of them without the `drop` strongest (so that a few
+// strong lines alone do not count), at the f where that is highest.
+LineTrain line_train(const std::vector<double>& power, double step, int harmonics, int drop) {
+  LineTrain best;
+  if (power.empty() || step <= 0) return best;
+  const long reach = 3;
+  const long last = std::min(static_cast<long>(power.size()) - 1, std::lround((harmonics * 60.0 + 6.0) / step));
+  // The local floor, evaluated every `stride` bins and held in between.
+  const long half = std::max(4L, std::lround(5.0 / step)), stride = std::max(1L, half / 8);
+  std::vector<double> floor(static_cast<size_t>(last + 1), 0.0), window;
+  for (long k = 0; k <= last; k += stride) {
+    window.assign(power.begin() + std::max(0L, k - half), power.begin() + std::min(last, k + half) + 1);
+    const double m = median_of(window);
+    for (long j = k; j < std::min(last + 1, k + stride); ++j) floor[static_cast<size_t>(j)] = m;
+  }
+  const auto line = [&](double f) {
+    const long k = std::lround(f / step);
+    double m = 0;
+    for (long j = std::max(0L, k - reach); j <= std::min(last, k + reach); ++j)
+      m = std::max(m, power[static_cast<size_t>(j)]);
+    const double fl = floor[static_cast<size_t>(std::clamp(k, 0L, last))];
+    return fl > 0 ? m / fl : 0.0;
+  };
+  std::vector<double> h(harmonics);
+  const auto train = [&](double f) {
+    for (int i = 0; i < harmonics; ++i) h[i] = db(line((i + 1) * f));
+    std::sort(h.begin(), h.end(), std::greater<>());
+    return std::accumulate(h.begin() + drop, h.end(), 0.0) / (harmonics - drop);
+  };
+  bool found = false;
+  for (long k = std::lround(10.0 / step); k * step <= 60.0; ++k) {
+    const double f = k * step;
+    if (std::lround(harmonics * f / step) + reach > last) break;
+    const double value = train(f);
+    if (!found || value > best.db) best = {value, f};
+    found = true;
+  }
+  // A train at f also has lines at 2f, 3f, ...: a third or half of the best rate whose lines stand
+  // nearly as high (within 1 dB) is the train's own rate.
+  for (const int d : {3, 2}) {
+    const double f = best.rate_hz / d;
+    if (found && f >= 10.0) {
+      const double value = train(f);
+      if (value >= best.db - 1.0) {
+        best = {value, f};
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+struct PeriodicImpacts {
+  double db = 0, rate_hz = 0, band_hz = 0;
+};
+
+// A train of short impacts at rate f modulates its band's envelope with lines at f, 2f, 3f, ...
+// of similar strength, up to about the inverse of an impact's duration; a smooth swell (an
+// unbalanced rotor) gives a line at f only, a tone with sidebands at +-f and +-2f (gear wear) lines
+// at f to 4f, and random events no lines. Two views of each half-octave band from 1 kHz to
+// 0.95 x Nyquist: (a) the pre-whitened band, 2.5-ms envelope frames, the two weaker of the lines
+// at f, 2f, 3f (impacts whose timing varies a little; tones are flattened away); (b) the band as
+// it is, 1-ms frames, the four weakest of the lines at f ... 8f (a strictly periodic train, whose
+// lines whitening would flatten; a tone with two sideband pairs has at most four). The band, view
+// and rate where the line train stands highest over the envelope spectrum's floor.
+PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) {
+  PeriodicImpacts best;
+  bool found = false;
+  const double top = 0.95 * sample_rate / 2;
+  std::vector<std::pair<double, double>> edges;
+  for (double lo = 1000.0; lo * std::pow(2.0, 0.25) <= top; lo *= M_SQRT2)
+    edges.emplace_back(lo, std::min(lo * M_SQRT2, top));
+  for (const bool whiten : {true, false}) {
+    const std::vector<std::vector<double>> bands = band_envelopes(x, sample_rate, edges, whiten);
+    for (size_t b = 0; b < bands.size(); ++b) {
+      double step = 0;
+      const std::vector<double> power = envelope_power_spectrum(bands[b], sample_rate, whiten ? 0.0025 : 0.001, step);
+      const LineTrain train = whiten ? line_train(power, step, 3, 1) : line_train(power, step, 8, 4);
+      if (!found || train.db > best.db) best = {train.db, train.rate_hz, std::sqrt(edges[b].first * edges[b].second)};
+      found = true;
+    }
+  }
+  return best;
+}
+
 // --- Ranking against the reference set ---
 
 // True when the references (the k neighbours and the reference set) share one line, at least
@@ -654,6 +844,12 @@ const std::vector<FeatureSpec>& evidence_features() {
       {"shaft_db", "Low-frequency tone at 10-60 Hz and its 2nd and 3rd harmonics over the local floor", "dB", 1, 0.5,
        0.0, true, 0.5},
       {"shaft_hz", "Frequency of that low-frequency tone", "Hz", 1, 0.0, 0.0, false, 0.0},
+      {"impact_db",
+       "Periodic impacts (envelope lines at a rate and its 2nd and 3rd multiples, busiest half-octave "
+       "band from 1 kHz)",
+       "dB over the envelope spectrum's floor", 1, 1.5, 0.0, true, 1.0},
+      {"impact_hz", "Rate of those impacts", "Hz", 1, 0.0, 0.0, false, 0.0},
+      {"impact_band_hz", "Centre of the half-octave band of those impacts", "Hz", 0, 0.0, 0.0, false, 0.0},
       {"hum_noise_db", "Motor hum (line at 80-200 Hz and its 2nd harmonic) over the broadband noise above 1 kHz", "dB",
        1, 0.5, 0.0, true, 0.5},
       {"hum_noise_hz", "Frequency of that motor hum", "Hz", 0, 0.0, 0.0, false, 0.0},
@@ -803,6 +999,11 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   const MotorHum hum = motor_hum(fine);
   set("hum_noise_db", std::max(-60.0, db(hum.power) - db(noise_above_1k)));  // -60: no hum line
   set("hum_noise_hz", hum.hz);
+
+  const PeriodicImpacts impacts = periodic_impacts(x, sample_rate);
+  set("impact_db", impacts.db);
+  set("impact_hz", impacts.rate_hz);
+  set("impact_band_hz", impacts.band_hz);
   return ev;
 }
 

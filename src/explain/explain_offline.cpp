@@ -89,12 +89,12 @@ double feature_weight(const std::string& key) {
   return it == weights.end() ? 1.0 : it->second;
 }
 
-// Short events that clearly exceed the references' (strength 2 or more) and recur at the rate of
-// the level modulation, or clear drop-outs, are what modulates the level: the modulation is those
-// events (named by their own features), not a swell and fade of the whole sound.
+// Short events or periodic impacts that clearly exceed the references' (strength 2 or more) and
+// recur at the rate of the level modulation, or clear drop-outs, are what modulates the level: the
+// modulation is those events (named by their own features), not a swell and fade of the whole sound.
 bool modulation_is_the_events(const std::vector<EvidenceRow>& rows, double modulation_hz) {
   bool events = false;
-  for (const char* key : {"impulse_rate", "burst_rate", "click_strength"}) {
+  for (const char* key : {"impulse_rate", "burst_rate", "click_strength", "impact_db"}) {
     const EvidenceRow* r = find_row(rows, key);
     if (r && r->strength >= 2.0) events = true;
   }
@@ -102,7 +102,7 @@ bool modulation_is_the_events(const std::vector<EvidenceRow>& rows, double modul
   const EvidenceRow* dropouts = find_row(rows, "dropout_pct");
   if (dropouts && dropouts->strength >= 2.0) return true;
   if (!events || modulation_hz <= 0) return false;
-  for (const char* key : {"click_rate", "burst_period_hz"}) {
+  for (const char* key : {"click_rate", "burst_period_hz", "impact_hz"}) {
     const EvidenceRow* r = find_row(rows, key);
     if (r && r->anomalous > 0 && std::fabs(modulation_hz - r->anomalous) <= 0.25 * r->anomalous) return true;
   }
@@ -129,7 +129,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
     Candidate c{std::min(std::fabs(z), kStrengthCap) * feature_weight(key), key, key, "", ""};
     // Losing silences or transients the normal sound has is rarely what a fault does.
     if (!up && (key == "dropout_pct" || key == "dropout_count" || key == "impulse_rate" || key == "burst_rate" ||
-                key == "sideband_db"))
+                key == "sideband_db" || key == "impact_db"))
       c.score *= 0.3;
     if (key == "level_db") {
       c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + vs_refs(d) + ")";
@@ -266,6 +266,16 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       c.is_phrase = up ? "rattling or clicking rhythmically " + times_per_second(r) + " in the high frequencies " + cmp
                        : "less rattly than the normal references " + cmp;
       c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "rattles less";
+      c.group = "click";
+    } else if (key == "impact_db") {
+      const EvidenceRow* hz = find_row(rows, "impact_hz");
+      const EvidenceRow* band = find_row(rows, "impact_band_hz");
+      const std::string near = band ? " near " + frequency(band->anomalous) : "";
+      const std::string cmp =
+          "(envelope line " + signed_db(row.anomalous) + " vs " + signed_db(row.reference_mean) + " normally)";
+      const std::string what = "ticks or impacts" + near + " " + times_per_second(hz ? hz->anomalous : 0);
+      c.is_phrase = up ? "marked by periodic " + what + " " + cmp : "less marked by periodic ticks than its references";
+      c.verb_phrase = up ? "has periodic " + what + " " + cmp : "has fewer periodic ticks";
       c.group = "click";
     } else if (key == "grind_db") {
       c.is_phrase = up ? "noisier, with broadband grinding or hiss above 4 kHz (" + vs_refs(d) + ")"

@@ -39,8 +39,7 @@ void ExplainerWorker::check_options(ExplainerOptions& o) {
                             " model file; the text, zeroshot and combined methods need an msclap model");
 }
 
-ExplainerWorker::ExplainerWorker(Store& store, Metrics& metrics, ExplainerOptions options)
-    : store_(store), metrics_(metrics), options_(std::move(options)) {
+ExplainerWorker::ExplainerWorker(ExplainerOptions options) : options_(std::move(options)) {
   check_options(options_);
   const ExplainOptions& eo = options_.explain;
   // The crop serve's msclap backend embeds with (a window seeded by the clip's content), no cache:
@@ -55,6 +54,7 @@ ExplainerWorker::ExplainerWorker(Store& store, Metrics& metrics, ExplainerOption
 ExplainerWorker::~ExplainerWorker() { stop(); }
 
 void ExplainerWorker::start() {
+  if (!store_) throw Error("serve: the explanation workers were started without a store");
   for (int i = 0; i < std::max(1, options_.workers); ++i) threads_.emplace_back([this, i] { run(i); });
 }
 
@@ -73,8 +73,8 @@ void ExplainerWorker::run(int worker) {
   while (!stopping_) {
     std::optional<Job> job;
     try {
-      job = store_.claim_job(name, options_.lease_seconds);
-      metrics_.set("asdcap_explanation_queue_depth", {}, static_cast<double>(store_.queue_depth()));
+      job = store_->claim_job(name, options_.lease_seconds);
+      metrics_->set("asdcap_explanation_queue_depth", {}, static_cast<double>(store_->queue_depth()));
     } catch (const Error&) {
       job.reset();  // the store is unreachable for now: try again after the pause
     }
@@ -86,7 +86,7 @@ void ExplainerWorker::run(int worker) {
     bool ok = false;
     std::string result;
     try {
-      auto e = store_.event(job->event_id);
+      auto e = store_->event(job->event_id);
       if (!e) throw Error("event " + std::to_string(job->event_id) + " no longer exists");
       result = explain(*e);
       ok = true;
@@ -94,8 +94,8 @@ void ExplainerWorker::run(int worker) {
       result = nlohmann::json{{"error", redact_secret(ex.what(), options_.explain.llm_options.api_key)}}.dump();
     }
     try {
-      store_.finish_job(*job, ok, result);
-      metrics_.add("asdcap_explanations_total", {{"state", ok ? "done" : "failed"}});
+      store_->finish_job(*job, ok, result);
+      metrics_->add("asdcap_explanations_total", {{"state", ok ? "done" : "failed"}});
     } catch (const Error&) {
       // The lease expires and another worker (or this one, after a restart) takes the job again.
     }
@@ -113,9 +113,10 @@ const ClipEvidence& ExplainerWorker::reference_evidence(const std::string& path)
 }
 
 std::string ExplainerWorker::explain(const EventRecord& e) {
+  if (!store_) throw Error("serve: an explanation was asked for without a store");
   // The event as detection's record of a flagged clip, its neighbours by their stored audio.
   std::map<int64_t, ReferenceRecord> refs;
-  for (auto& r : store_.references(e.machine)) {
+  for (auto& r : store_->references(e.machine)) {
     r.embedding.clear();
     refs.emplace(r.id, std::move(r));
   }

@@ -44,8 +44,16 @@ class ExplainerWorker {
  public:
   // Opens what the methods need (the CLAP model, the LLM client). Throws InvalidArgument when a
   // method cannot run with these options (naming the method and why), ModelError / IoError when the
-  // model file cannot be used.
-  ExplainerWorker(Store& store, Metrics& metrics, ExplainerOptions options);
+  // model file cannot be used. attach() gives it the store and metrics before start() or explain():
+  // serve opens the models before it creates anything in its data folder.
+  explicit ExplainerWorker(ExplainerOptions options);
+  ExplainerWorker(Store& store, Metrics& metrics, ExplainerOptions options) : ExplainerWorker(std::move(options)) {
+    attach(store, metrics);
+  }
+  void attach(Store& store, Metrics& metrics) {
+    store_ = &store;
+    metrics_ = &metrics;
+  }
   // The checks that need no model opened (the LLM back end, the method names, a model file given and
   // of the msclap kind where a method needs one); expands "all" and drops repeated methods. Throws
   // InvalidArgument.
@@ -66,8 +74,8 @@ class ExplainerWorker {
   void run(int worker);
   const ClipEvidence& reference_evidence(const std::string& path);
 
-  Store& store_;
-  Metrics& metrics_;
+  Store* store_ = nullptr;  // attach()
+  Metrics* metrics_ = nullptr;
   ExplainerOptions options_;
   std::unique_ptr<explain_detail::Plan> plan_;            // methods, texts, the CLAP model, the LLM client
   std::mutex clap_mu_;                                    // the CLAP model runs one clip at a time

@@ -149,6 +149,9 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
   const std::string backend_name =
       !o.backend.empty() ? o.backend : (o.model_path.empty() ? "acoustic" : backend_for_model_file(o.model_path));
   const std::optional<ExplainerOptions> explainer = explainer_options(o, backend_name);
+  // The explanation methods' models are opened (and a missing captioner refused) before the data
+  // folder is created.
+  if (explainer) s.explainer = std::make_unique<ExplainerWorker>(*explainer);
   std::error_code ec;
   fs::create_directories(o.data_dir, ec);
   if (ec || !fs::is_directory(o.data_dir))
@@ -172,7 +175,7 @@ Server::Server(ServeOptions o) : impl_(std::make_unique<Impl>()) {
 
   s.service =
       std::make_unique<Service>(*s.store, *s.backend, s.metrics, o.data_dir, o.k, explainer.has_value(), o.folder_root);
-  if (explainer) s.explainer = std::make_unique<ExplainerWorker>(*s.store, s.metrics, *explainer);
+  if (s.explainer) s.explainer->attach(*s.store, s.metrics);
 
   if (!o.tls_cert.empty()) {
     auto ssl = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());

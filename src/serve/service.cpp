@@ -199,13 +199,16 @@ std::shared_ptr<const MachineIndex> Service::build_index(const MachineKey& m, in
   const std::string identity = backend_.identity();
   for (auto& r : refs) {
     // A reference embedded by another backend (the service restarted with another model) is
-    // embedded again from its audio; one whose audio is gone is left out.
+    // embedded again from its audio, and the new embedding is stored; one whose audio is gone is
+    // left out.
     if (r.backend_identity != identity || r.embedding.size() != dim) {
       try {
         r.embedding = embed_file(r.audio_path);
       } catch (const Error&) {
         continue;
       }
+      store_.update_embedding(r.id, identity, r.embedding);
+      r.backend_identity = identity;
     }
     idx->matrix.insert(idx->matrix.end(), r.embedding.begin(), r.embedding.end());
     r.embedding.clear();

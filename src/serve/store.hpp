@@ -26,9 +26,9 @@ struct MachineKey {
 struct ReferenceRecord {
   int64_t id = 0;  // assigned by the store
   MachineKey machine;
-  std::string name;        // clip name shown to users (upload ?name=, file name, or event's clip)
-  std::string audio_path;  // the stored audio file (absolute)
-  std::string source;      // "upload" | "folder" | "false_alarm"
+  std::string name;              // clip name shown to users (upload ?name=, file name, or event's clip)
+  std::string audio_path;        // the stored audio file (absolute)
+  std::string source;            // "upload" | "folder" | "false_alarm"
   std::string backend_identity;  // EmbeddingBackend::identity() the embedding was computed with
   std::vector<float> embedding;
   std::string created_at;  // UTC ISO 8601, assigned by the store
@@ -40,14 +40,14 @@ struct EventRecord {
   MachineKey machine;
   std::string clip_name;
   std::string audio_path;
-  double score = 0, threshold = 0;   // threshold NaN is stored as NULL and read back as NaN
-  std::string label;                 // "normal" | "anomaly"
-  std::string neighbors_json;        // [{"name", "distance", "reference_id"}...]
-  std::string status = "new";        // "new" | "acknowledged" | "false_alarm"
-  std::string explanation_state;     // "" (none asked) | "pending" | "done" | "failed"
-  std::string explanation_json;      // the explanation once done, or {"error": ...} when failed
-  std::string idempotency_key;       // client's Idempotency-Key; "" for none. Unique per machine.
-  std::string created_at;            // UTC ISO 8601 with microseconds, assigned by the store
+  double score = 0, threshold = 0;  // threshold NaN is stored as NULL and read back as NaN
+  std::string label;                // "normal" | "anomaly"
+  std::string neighbors_json;       // [{"name", "distance", "reference_id"}...]
+  std::string status = "new";       // "new" | "acknowledged" | "false_alarm"
+  std::string explanation_state;    // "" (none asked) | "pending" | "done" | "failed"
+  std::string explanation_json;     // the explanation once done, or {"error": ...} when failed
+  std::string idempotency_key;      // client's Idempotency-Key; "" for none. Unique per machine.
+  std::string created_at;           // UTC ISO 8601 with microseconds, assigned by the store
 };
 
 struct EventFilter {
@@ -85,6 +85,12 @@ class Store {
   // Adds a reference and bumps the machine's reference generation; returns the new id.
   virtual int64_t add_reference(const ReferenceRecord& r) = 0;
   virtual std::vector<ReferenceRecord> references(const MachineKey& m) = 0;
+  // Replaces a reference's embedding and the identity of the backend that computed it (a service
+  // restarted with another model embeds its references again once, not at every index rebuild).
+  // The reference generation is unchanged: the references are the same clips. False when there is
+  // no such reference.
+  virtual bool update_embedding(int64_t reference_id, const std::string& backend_identity,
+                                const std::vector<float>& embedding) = 0;
   // Increases whenever the machine's references change (any process): in-memory indexes compare
   // it to decide whether to reload.
   virtual int64_t reference_generation(const MachineKey& m) = 0;

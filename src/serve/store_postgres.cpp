@@ -252,6 +252,18 @@ class PostgresStore final : public Store {
     return tx([&](PGconn* c) { return insert_reference(c, rec, 0); });
   }
 
+  bool update_embedding(int64_t reference_id, const std::string& backend_identity,
+                        const std::vector<float>& embedding) override {
+    return tx([&](PGconn* c) {
+      return exec(c, "UPDATE refs SET backend_identity = $1, embedding = $2 WHERE id = $3",
+                  Params()
+                      .text(backend_identity)
+                      .binary(embedding.data(), embedding.size() * sizeof(float))
+                      .i64(reference_id))
+                 .affected() > 0;
+    });
+  }
+
   std::vector<ReferenceRecord> references(const MachineKey& m) override {
     return tx([&](PGconn* c) {
       const Result r = exec(c,

@@ -80,7 +80,11 @@ class Stmt {
     return *this;
   }
   Stmt& bind_blob(int i, const void* p, size_t n) {
-    sqlite3_bind_blob(st_, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
+    // A zero-length blob, not NULL, when there are no bytes (sqlite3_bind_blob binds NULL for a null pointer).
+    if (n == 0)
+      sqlite3_bind_zeroblob(st_, i, 0);
+    else
+      sqlite3_bind_blob(st_, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
     return *this;
   }
   // True while there is a row.
@@ -201,6 +205,18 @@ class SqliteStore final : public Store {
     const int64_t id = insert_reference_locked(r, 0);
     tx.commit();
     return id;
+  }
+
+  bool update_embedding(int64_t reference_id, const std::string& backend_identity,
+                        const std::vector<float>& embedding) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    Stmt st(db_, "UPDATE refs SET backend_identity = ?, embedding = ? WHERE id = ?", where_);
+    st.bind(1, backend_identity).bind_blob(2, embedding.data(), embedding.size() * sizeof(float)).bind(3, reference_id);
+    st.run();
+    const bool found = sqlite3_changes(db_) > 0;
+    tx.commit();
+    return found;
   }
 
   std::vector<ReferenceRecord> references(const MachineKey& m) override {

@@ -221,3 +221,17 @@ TEST(ExplainOffline, CaptionWordsAndSimilarities) {
   EXPECT_EQ(a.named[0], "text:Grinding Sounds");
   EXPECT_NE(a.answer.find("\"Grinding Sounds\" (0.35 vs 0.20)"), std::string::npos) << a.answer;
 }
+
+TEST(ExplainOffline, PeriodicImpactsAreNamedWithRateAndBand) {
+  const auto rows =
+      rows_with({{"impact_db", 24.0}, {"impact_hz", 25.2}, {"impact_band_hz", 6557.0}}, {{"impact_db", 9.5}});
+  OfflineInput in;
+  in.evidence = &rows;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_EQ(a.named.size(), 1u);
+  EXPECT_EQ(a.named[0], "impact_db");
+  EXPECT_EQ(a.answer,
+            "This sound is marked by periodic ticks or impacts near 6.6 kHz about 25 times per second (envelope line "
+            "+24 dB vs +10 dB normally).");
+}

@@ -152,6 +152,7 @@ TEST(ServeExplain, MethodWithoutItsModelIsRefusedAtStart) {
                                      "--explain-model", golden_model_path(false)});
   EXPECT_EQ(no_captioner.code, 2) << no_captioner.err;
   EXPECT_NE(no_captioner.err.find("captioner"), std::string::npos) << no_captioner.err;
+  EXPECT_FALSE(fs::exists(tmp / "d"));  // refused before the data folder is made
   // An unknown method is a usage error too.
   EXPECT_EQ(run_cli({"serve", "--data", tmp / "d", "--listen", "127.0.0.1:0", "--explain", "gibberish"}).code, 2);
 }

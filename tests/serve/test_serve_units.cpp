@@ -6,11 +6,15 @@
 
 #include <cmath>
 #include <filesystem>
+#include <random>
 
+#include "asdcap/backend.hpp"
+#include "audio/wav_encode.hpp"
 #include "detect/standardise.hpp"
 #include "serve/http_api.hpp"
 #include "serve/http_error.hpp"
 #include "serve/metrics.hpp"
+#include "serve/service.hpp"
 #include "serve/store.hpp"
 #include "serve/watch.hpp"
 
@@ -44,7 +48,10 @@ TEST(ServeToken, ComparisonNeedsTheWholeToken) {
   EXPECT_FALSE(secrets_equal("abc1234", "abc123"));
   EXPECT_FALSE(secrets_equal("abc124", "abc123"));
   EXPECT_FALSE(secrets_equal("", ""));  // no token configured: nothing matches
-  EXPECT_FALSE(secrets_equal(std::string("abc\0" "123", 7), "abc"));  // a NUL inside the token
+  EXPECT_FALSE(secrets_equal(std::string("abc\0"
+                                         "123",
+                                         7),
+                             "abc"));  // a NUL inside the token
 }
 
 TEST(ServeMetrics, PrometheusTextFormat) {
@@ -120,6 +127,67 @@ TEST(ServeSqlite, SchemaVersionedAndNewerRefused) {
   EXPECT_THROW(open_store("mysql://x/y"), InvalidArgument);
   EXPECT_THROW(open_store(""), InvalidArgument);
   EXPECT_THROW(open_store("sqlite:" + path + "/below-a-file.sqlite"), IoError);
+  fs::remove_all(dir);
+}
+
+// The acoustic backend under another identity (as after a restart with another model), counting
+// the clips it embeds.
+class RenamedBackend final : public EmbeddingBackend {
+ public:
+  explicit RenamedBackend(std::string identity)
+      : inner_(make_backend("acoustic", {})), identity_(std::move(identity)) {}
+  std::string name() const override { return inner_->name(); }
+  std::string identity() const override { return identity_; }
+  int dim() const override { return inner_->dim(); }
+  int sample_rate() const override { return inner_->sample_rate(); }
+  CropPolicy default_crop() const override { return inner_->default_crop(); }
+  bool standardise_per_group() const override { return inner_->standardise_per_group(); }
+  std::vector<float> embed(const std::vector<float>& signal, const CropPolicy& crop) override {
+    ++embedded;
+    return inner_->embed(signal, crop);
+  }
+  int embedded = 0;
+
+ private:
+  std::unique_ptr<EmbeddingBackend> inner_;
+  std::string identity_;
+};
+
+TEST(ServeService, ReferencesOfAnotherBackendAreEmbeddedAgainOnce) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("asdcap_serve_reembed_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const MachineKey fan{"fan", "id_00"};
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0.0f, 0.1f);
+  Metrics metrics;
+  metrics.declare("asdcap_machine_threshold", "the machine's threshold", "gauge");
+  {
+    auto store = open_store("sqlite:" + (dir / "db.sqlite").string());
+    RenamedBackend before("before");
+    Service service(*store, before, metrics, dir.string(), 2, false);
+    for (int i = 0; i < 3; ++i) {
+      std::vector<float> x(16000);
+      for (auto& v : x) v = noise(rng);
+      service.enrol(fan, audio::wav_pcm16(x.data(), x.size(), 16000), "ref" + std::to_string(i) + ".wav", "upload");
+    }
+    EXPECT_EQ(before.embedded, 3);
+  }
+  const int64_t generation = open_store("sqlite:" + (dir / "db.sqlite").string())->reference_generation(fan);
+  for (int restart = 0; restart < 2; ++restart) {
+    auto store = open_store("sqlite:" + (dir / "db.sqlite").string());
+    RenamedBackend after("after");
+    Service service(*store, after, metrics, dir.string(), 2, false);
+    EXPECT_EQ(service.index(fan)->refs.size(), 3u);
+    // The first service under the new identity embeds the references once and stores them; the next
+    // one finds them embedded.
+    EXPECT_EQ(after.embedded, restart == 0 ? 3 : 0) << "restart " << restart;
+    for (const auto& r : store->references(fan)) {
+      EXPECT_EQ(r.backend_identity, "after");
+      EXPECT_EQ(r.embedding.size(), static_cast<size_t>(after.dim()));
+    }
+    EXPECT_EQ(store->reference_generation(fan), generation);
+  }
   fs::remove_all(dir);
 }
 

@@ -175,6 +175,28 @@ TEST_P(StoreTest, ReferencesRoundTripBitExact) {
   EXPECT_TRUE(store_->references(kPump).empty());
 }
 
+TEST_P(StoreTest, UpdateEmbeddingKeepsTheGenerationAndAcceptsAnEmptyOne) {
+  const int64_t a = store_->add_reference(reference(kFan, "a.wav", {1, 2, 3}));
+  const int64_t b = store_->add_reference(reference(kFan, "b.wav", {4, 5, 6}));
+  const int64_t g = store_->reference_generation(kFan);
+  EXPECT_TRUE(store_->update_embedding(a, "msclap 2023", {0.5f, -0.25f}));
+  EXPECT_EQ(store_->reference_generation(kFan), g);  // the same clips: indexes need not reload for it
+  auto refs = store_->references(kFan);
+  ASSERT_EQ(refs.size(), 2u);
+  EXPECT_EQ(refs[0].backend_identity, "msclap 2023");
+  EXPECT_EQ(refs[0].embedding, (std::vector<float>{0.5f, -0.25f}));
+  EXPECT_EQ(refs[1].id, b);  // the other reference untouched
+  EXPECT_EQ(refs[1].backend_identity, "acoustic v1");
+  EXPECT_EQ(refs[1].embedding, (std::vector<float>{4, 5, 6}));
+  // An empty embedding is stored as an empty one (not refused as a missing value).
+  EXPECT_TRUE(store_->update_embedding(b, "other", {}));
+  EXPECT_TRUE(store_->references(kFan)[1].embedding.empty());
+  EXPECT_NO_THROW(store_->add_reference(reference(kPump, "empty.wav", {})));
+  ASSERT_EQ(store_->references(kPump).size(), 1u);
+  EXPECT_TRUE(store_->references(kPump)[0].embedding.empty());
+  EXPECT_FALSE(store_->update_embedding(b + 1000, "x", {1}));  // no such reference
+}
+
 TEST_P(StoreTest, EventsRoundTripFilterAndPage) {
   EventRecord e = event(kFan, 0.1 + 0.2, "anomaly", "", "pending");
   e.clip_name = "it's \"quoted\"; DROP TABLE events; --.wav";
