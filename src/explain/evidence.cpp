@@ -38,14 +38,22 @@ std::vector<double> frame_energy(const std::vector<double>& x, int64_t len) {
   return e;
 }
 
-// Running median over +-half frames (clamped at the edges).
+// Running median over +-half frames (clamped at the edges): the element at position size / 2 of
+// each sorted window, as median_of. The window is kept sorted as it slides (one value leaves, one
+// enters per frame), so each frame costs a binary search and a short move instead of a selection.
 std::vector<double> running_median(const std::vector<double>& v, int half) {
   const int n = static_cast<int>(v.size());
   std::vector<double> out(n), window;
+  int a = 0, b = 0;  // the window holds v[a, b), sorted
   for (int i = 0; i < n; ++i) {
-    const int a = std::max(0, i - half), b = std::min(n, i + half + 1);
-    window.assign(v.begin() + a, v.begin() + b);
-    out[i] = median_of(window);
+    const int na = std::max(0, i - half), nb = std::min(n, i + half + 1);
+    for (; b < nb; ++b) window.insert(std::upper_bound(window.begin(), window.end(), v[b]), v[b]);
+    for (; a < na; ++a) {
+      auto it = std::lower_bound(window.begin(), window.end(), v[a]);
+      if (it == window.end()) --it;  // only without a strict order (a NaN): never past the end
+      window.erase(it);
+    }
+    out[i] = window[window.size() / 2];
   }
   return out;
 }
@@ -116,15 +124,7 @@ struct Tone {
 
 // The spectrum with tonal peaks removed: the median over +-300 Hz around each bin.
 std::vector<double> noise_floor(const Spectrum& s) {
-  const int n = static_cast<int>(s.power.size());
-  const int half = std::max(5, static_cast<int>(std::lround(300.0 / s.bin_hz)));
-  std::vector<double> floor(n), window;
-  for (int k = 0; k < n; ++k) {
-    const int a = std::max(0, k - half), b = std::min(n, k + half + 1);
-    window.assign(s.power.begin() + a, s.power.begin() + b);
-    floor[k] = median_of(window);
-  }
-  return floor;
+  return running_median(s.power, std::max(5, static_cast<int>(std::lround(300.0 / s.bin_hz))));
 }
 
 // Largest peak-to-local-median ratio of the spectrum between lo and hi.
@@ -190,30 +190,32 @@ Modulation envelope_modulation(const std::vector<double>& x, int sample_rate, do
   return best;
 }
 
-std::vector<double> biquad(const std::vector<double>& x, double b0, double b1, double b2, double a1, double a2) {
-  std::vector<double> y(x.size());
+// A biquad run over x in place (x[i] is read before y[i] overwrites it).
+std::vector<double> biquad(std::vector<double> x, double b0, double b1, double b2, double a1, double a2) {
   double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    y[i] = b0 * x[i] + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+  for (double& v : x) {
+    const double in = v;
+    v = b0 * in + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
     x2 = x1;
-    x1 = x[i];
+    x1 = in;
     y2 = y1;
-    y1 = y[i];
+    y1 = v;
   }
-  return y;
+  return x;
 }
 
-// 2nd-order Butterworth high- and low-pass filters (RBJ biquads).
-std::vector<double> highpass(const std::vector<double>& x, double cutoff, int sample_rate) {
+// 2nd-order Butterworth high- and low-pass filters (RBJ biquads). They filter their argument in
+// place: a chain of them on a temporary allocates one signal.
+std::vector<double> highpass(std::vector<double> x, double cutoff, int sample_rate) {
   const double w = 2 * M_PI * cutoff / sample_rate, alpha = std::sin(w) / (2 * M_SQRT1_2), c = std::cos(w);
   const double a0 = 1 + alpha;
-  return biquad(x, (1 + c) / 2 / a0, -(1 + c) / a0, (1 + c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0);
+  return biquad(std::move(x), (1 + c) / 2 / a0, -(1 + c) / a0, (1 + c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0);
 }
 
-std::vector<double> lowpass(const std::vector<double>& x, double cutoff, int sample_rate) {
+std::vector<double> lowpass(std::vector<double> x, double cutoff, int sample_rate) {
   const double w = 2 * M_PI * cutoff / sample_rate, alpha = std::sin(w) / (2 * M_SQRT1_2), c = std::cos(w);
   const double a0 = 1 + alpha;
-  return biquad(x, (1 - c) / 2 / a0, (1 - c) / a0, (1 - c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0);
+  return biquad(std::move(x), (1 - c) / 2 / a0, (1 - c) / a0, (1 - c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0);
 }
 
 struct Transients {
@@ -619,8 +621,10 @@ std::vector<double> envelope_power_spectrum(const std::vector<double>& envelope,
 // kept), so that steady tones (a gear mesh and its sidebands, a motor's harmonics) weigh no more
 // than the noise beside them, while short impacts whose timing varies a little, and whose energy
 // therefore spreads over many bins, keep their shape.
-std::vector<std::vector<double>> band_envelopes(const std::vector<double>& x, int sample_rate,
-                                                const std::vector<std::pair<double, double>>& bands, bool whiten) {
+// `use(b, envelope)` is called for each band b in order with its envelope (one buffer, reused).
+template <class Use>
+void band_envelopes(const std::vector<double>& x, int sample_rate, const std::vector<std::pair<double, double>>& bands,
+                    bool whiten, Use use) {
   const size_t n = x.size();
   const size_t bins = n / 2 + 1;
   FftPlan forward(n);
@@ -634,18 +638,17 @@ std::vector<std::vector<double>> band_envelopes(const std::vector<double>& x, in
         forward.spectrum[k][part] = mag > 0 ? static_cast<float>(forward.spectrum[k][part] / mag) : 0.0f;
     }
   const double bin_hz = static_cast<double>(sample_rate) / n;
-  std::vector<std::vector<double>> out;
-  for (const auto& [lo, hi] : bands) {
+  std::vector<double> envelope(n);
+  for (size_t b = 0; b < bands.size(); ++b) {
+    const auto [lo, hi] = bands[b];
     for (size_t k = 0; k < n; ++k) {
       const bool inside = k < bins && k * bin_hz >= lo && k * bin_hz < hi;
       for (int part = 0; part < 2; ++part) inverse.spectrum[k][part] = inside ? forward.spectrum[k][part] : 0.0f;
     }
     inverse.run();
-    std::vector<double> envelope(n);
     for (size_t i = 0; i < n; ++i) envelope[i] = power_of(inverse.complex_time[i]);
-    out.push_back(std::move(envelope));
+    use(b, envelope);
   }
-  return out;
 }
 
 struct LineTrain {
@@ -728,14 +731,13 @@ PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) 
   for (double lo = 1000.0; lo * std::pow(2.0, 0.25) <= top; lo *= M_SQRT2)
     edges.emplace_back(lo, std::min(lo * M_SQRT2, top));
   for (const bool whiten : {true, false}) {
-    const std::vector<std::vector<double>> bands = band_envelopes(x, sample_rate, edges, whiten);
-    for (size_t b = 0; b < bands.size(); ++b) {
+    band_envelopes(x, sample_rate, edges, whiten, [&](size_t b, const std::vector<double>& envelope) {
       double step = 0;
-      const std::vector<double> power = envelope_power_spectrum(bands[b], sample_rate, whiten ? 0.0025 : 0.001, step);
+      const std::vector<double> power = envelope_power_spectrum(envelope, sample_rate, whiten ? 0.0025 : 0.001, step);
       const LineTrain train = whiten ? line_train(power, step, 3, 1) : line_train(power, step, 8, 4);
       if (!found || train.db > best.db) best = {train.db, train.rate_hz, std::sqrt(edges[b].first * edges[b].second)};
       found = true;
-    }
+    });
   }
   return best;
 }
