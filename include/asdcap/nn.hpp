@@ -150,9 +150,9 @@ class PackedLinear {
   void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                      Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
-  KernelSet set_ = KernelSet::kAvx2;  // the kernel set the weights were packed for (kernel_set())
+  KernelSet set_ = KernelSet::kAvx2;  // the kernel set that runs (kernel_set())
   WeightType type_ = WeightType::kF32;
-  // Panels of the register tile's width (48 columns with the AVX-512 kernels, else 16), cache-line aligned:
+  // Panels of 48 columns (packed::kPanelWidth, for every kernel set), cache-line aligned:
   // a float32 panel row is then whole lines, and no vector load of the kernel is split across two lines.
   // [panel][k][width] of type_, zero-padded; resized without clearing (every byte is then written).
   std::vector<unsigned char, UninitLineAligned<unsigned char>> packed_;

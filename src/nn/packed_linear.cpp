@@ -1,9 +1,9 @@
 // asdcap's own GEMM for Linear layers whose weights are known in advance: the weights are packed
-// once into panels of kNr output features ([panel][k][kNr]), and a register-blocked kernel (8 x 48
-// with AVX-512, 6 x 16 otherwise) runs the whole K dimension per tile, then applies the bias, GELU or the
-// residual add while the tile is still in registers. Every output element is the same chain of
-// fused multiply-adds over p = 0..K-1 whatever the tile, thread or batch it falls in, so results
-// do not depend on the thread count or on the batch size, bit for bit.
+// once into panels of 48 output features ([panel][k][48]), the same for every CPU, and a register-blocked
+// kernel (8 x 48 with AVX-512, 6 x 16 on a third of a panel otherwise) runs the whole K dimension per tile, then
+// applies the bias, GELU or the residual add while the tile is still in registers. Every output element is the same
+// chain of fused multiply-adds over p = 0..K-1 whatever the tile, thread or batch it falls in, so results do not depend
+// on the thread count or on the batch size, bit for bit.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -76,7 +76,7 @@ PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_featur
   if (!w.data)
     throw ModelError("linear layer of " + std::to_string(out_features) + " x " + std::to_string(in_features) +
                      " without weights");
-  const int64_t kNr = packed::kernel(set_).nr;
+  const int64_t kNr = packed::kPanelWidth;
   const int64_t panels = (n_ + kNr - 1) / kNr;
   const size_t elements = static_cast<size_t>(panels * k_ * kNr);
   // Every byte is written below (the padding of a partial last panel zeroed), so the buffer is not
@@ -105,7 +105,7 @@ void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t
 
 void PackedLinear::forward_serial(const float* x, int64_t m, float* y, Epilogue ep) const {
   const packed::Kernel& kern = packed::kernel(set_);
-  const int64_t panels = (n_ + kern.nr - 1) / kern.nr;
+  const int64_t panels = (n_ + packed::kPanelWidth - 1) / packed::kPanelWidth;
   const int64_t rb = row_block(k_, kern.mr);
   for (int64_t r0 = 0; r0 < m; r0 += rb) forward_block(x, r0, std::min(m, r0 + rb), 0, panels, y, ep);
 }
@@ -117,7 +117,7 @@ void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epi
     return;
   }
   const packed::Kernel& kern = packed::kernel(set_);
-  const int64_t kNr = kern.nr, kMr = kern.mr;
+  const int64_t kNr = packed::kPanelWidth, kMr = kern.mr;
   const int64_t panels = (n_ + kNr - 1) / kNr, rows = row_block(k_, kMr);
   const int64_t row_blocks = (m + rows - 1) / rows;
   // Split by panels or by rows, whichever moves less per thread: by panels each thread reads all of
