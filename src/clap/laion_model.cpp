@@ -108,8 +108,12 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   const float* get(const std::string& name, std::initializer_list<int64_t> shape) const override {
     return full("audio_branch." + name, shape);
   }
-  nn::WeightView stored(const std::string& name, std::initializer_list<int64_t> shape) const override {
-    return view(tensor("audio_branch." + name, shape));
+  nn::PackedLinear linear(const std::string& name, std::initializer_list<int64_t> shape,
+                          const float* bias) const override {
+    const int64_t out = *shape.begin();
+    int64_t in = 1;
+    for (auto it = shape.begin() + 1; it != shape.end(); ++it) in *= *it;
+    return nn::PackedLinear(view(tensor("audio_branch." + name, shape)), out, in, bias);
   }
   const std::string& file() const override { return path; }
   // A float tensor as stored in the mapping (f32, f16 or bf16), for the packed GEMM.

@@ -8,7 +8,7 @@ namespace asdcap::nn::packed {
 
 // Output features per packed panel, for every kernel set (and in model files, docs/model-files.md):
 // the AVX-512 tile covers a whole panel, the AVX2 tile one 16-column third of it.
-constexpr int64_t kPanelWidth = 48;
+constexpr int64_t kPanelWidth = PackedLinear::kPanelWidth;
 
 // Rows [r0, r1) of x [., k] against panels [panel0, panel1) of the packed weights of an n x k
 // layer: y[r][col] = epilogue(x . W^T + b) (y row stride n).

@@ -77,11 +77,12 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, in
   auto t = [&](const std::string& name, std::initializer_list<int64_t> shape) {
     return model_->f32(prefix + name, shape);
   };
-  // Conv1D weights [in, out] packed for asdcap's GEMM in the precision they are stored in (f16 and bf16
-  // weights stay 16-bit: half the bytes held and streamed per step).
+  // Conv1D weights [in, out] for asdcap's GEMM in the precision they are stored in (f16 and bf16
+  // weights stay 16-bit: half the bytes held and streamed per step), used in place when the file
+  // stores them packed.
   auto packed = [&](const std::string& name, int64_t in, int64_t out) {
-    const TensorInfo& w = model_->float_weights(prefix + name + ".weight", {in, out});
-    return nn::PackedLinear(nn::weight_view(w), out, in, t(name + ".bias", {out}), nn::PackedLinear::Layout::kInOut);
+    return nn::linear_from(model_, prefix + name + ".weight", {in, out}, t(name + ".bias", {out}),
+                           nn::PackedLinear::Layout::kInOut);
   };
   wte_ = nn::weight_view(model_->float_weights(prefix + "wte.weight", {cfg_.vocab, d}));
   wpe_ = t("wpe.weight", {cfg_.n_ctx, d});
