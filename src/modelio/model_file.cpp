@@ -160,18 +160,17 @@ int64_t first_nan(const TensorInfo& t) {
   const auto* src = static_cast<const uint8_t*>(t.data);
   auto scan = [&](auto word, auto mask, auto infinity) -> int64_t {
     using W = decltype(word);
-    auto at = [&](int64_t i) {
-      W w;
-      std::memcpy(&w, src + i * static_cast<int64_t>(sizeof(W)), sizeof(W));
-      return static_cast<W>(w & mask);
-    };
+    // Each block is copied to an aligned buffer first (the tensor need not be aligned to its element
+    // size), where the max runs at vector speed.
+    alignas(64) W buf[kBlock];
     for (int64_t b = 0; b < n; b += kBlock) {
       const int64_t e = std::min(n, b + kBlock);
+      std::memcpy(buf, src + b * static_cast<int64_t>(sizeof(W)), static_cast<size_t>(e - b) * sizeof(W));
       W top = 0;
-      for (int64_t i = b; i < e; ++i) top = std::max(top, at(i));
+      for (int64_t i = 0; i < e - b; ++i) top = std::max(top, static_cast<W>(buf[i] & mask));
       if (top > infinity)
-        for (int64_t i = b; i < e; ++i)
-          if (at(i) > infinity) return i;
+        for (int64_t i = 0; i < e - b; ++i)
+          if (static_cast<W>(buf[i] & mask) > infinity) return b + i;
     }
     return -1;
   };
