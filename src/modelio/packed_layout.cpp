@@ -29,6 +29,9 @@ std::optional<int> msclap_packed_out_dim(const std::string& name) {
       for (std::string_view w :
            {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"})
         if (ends_with(name, w)) return 1;
+  // The caption decoder's token table, also its tied lm_head ([vocab, n_embd]: the vocabulary is the
+  // output); the text encoder's is only read row by row and stays in PyTorch order.
+  if (name == "cap.gpt2.wte.weight") return 0;
   // The audio encoders: HTSAT's Linear layers, its patch embedding and tscam convolutions (packed as
   // Linear layers over their flattened kernels), and the projection.
   for (std::string_view audio : {"audio.", "cap.audio."}) {

@@ -84,7 +84,12 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, in
     return nn::linear_from(model_, prefix + name + ".weight", {in, out}, t(name + ".bias", {out}),
                            nn::PackedLinear::Layout::kInOut);
   };
-  wte_ = nn::weight_view(model_->float_weights(prefix + "wte.weight", {cfg_.vocab, d}));
+  wte_name_ = prefix + "wte.weight";
+  const TensorInfo& wte = model_->float_weights(wte_name_, {cfg_.vocab, d});
+  wte_ = nn::weight_view(wte);
+  wte_packed_ = wte.packed_out_dim >= 0;
+  if (wte_packed_ && wte.packed_out_dim != 0)
+    throw ModelError(model_->path() + ": " + wte_name_ + " is stored packed with its columns as the output");
   wpe_ = t("wpe.weight", {cfg_.n_ctx, d});
   lnf_g_ = t("ln_f.weight", {d});
   lnf_b_ = t("ln_f.bias", {d});
@@ -112,7 +117,13 @@ void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
     if (ids[i] < 0 || ids[i] >= cfg_.vocab)
       throw Error("GPT-2: token id " + std::to_string(ids[i]) + " outside the vocabulary of " +
                   std::to_string(cfg_.vocab));
-    nn::widen(wte_, ids[i] * d, d, out + i * d);
+    if (!wte_packed_) {
+      nn::widen(wte_, ids[i] * d, d, out + i * d);
+      continue;
+    }
+    // Stored packed (docs/model-files.md): row j's element p at panel j / 48, row p, column j % 48.
+    const int64_t w = nn::PackedLinear::kPanelWidth, j = ids[i];
+    for (int64_t p = 0; p < d; ++p) nn::widen(wte_, (j / w) * d * w + p * w + j % w, 1, out + i * d + p);
   }
 }
 
@@ -334,9 +345,12 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
 }
 
 void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
-  // The tied lm_head, packed on first use (the text encoder never needs it).
-  std::call_once(lm_head_once_,
-                 [this] { lm_head_ = std::make_unique<nn::PackedLinear>(wte_, cfg_.vocab, cfg_.n_embd, nullptr); });
+  // The tied lm_head, made on first use (the text encoder never needs it): from the mapping when the
+  // file stores wte packed, else packed in memory.
+  std::call_once(lm_head_once_, [this] {
+    lm_head_ = std::make_unique<nn::PackedLinear>(
+        nn::linear_from(model_, wte_name_, {cfg_.vocab, cfg_.n_embd}, nullptr, nn::PackedLinear::Layout::kOutIn));
+  });
   lm_head_->forward(threads_, hidden, rows, out);
 }
 
