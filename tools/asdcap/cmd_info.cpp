@@ -192,6 +192,15 @@ void run(const std::string& path, bool list_tensors) {
   std::printf("tensors: %zu, %zu bytes (%.1f MB):", m->tensors().size(), bytes, bytes / 1e6);
   for (const auto& [d, e] : by_dtype) std::printf(" %s %zu (%.1f MB)", d.c_str(), e.first, e.second / 1e6);
   std::printf("\n");
+  size_t packed = 0;
+  for (const auto& t : m->tensors()) packed += t.packed_out_dim >= 0;
+  if (m->format_version() >= 2)
+    std::printf("format version: %lld (%zu weight matrices stored packed, used in place)\n",
+                static_cast<long long>(m->format_version()), packed);
+  else
+    std::printf(
+        "format version: 1 (weights in PyTorch order, packed in memory at every open; "
+        "`asdcap convert --relayout` re-lays the file)\n");
   if (c.has_clap && c.has_captioner)
     std::printf("captioner audio encoder identical to CLAP's (bit for bit): %s\n",
                 captioner_audio_identical(*m) ? "yes" : "no");
