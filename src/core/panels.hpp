@@ -15,6 +15,11 @@ inline constexpr int64_t kWidth = 48;
 // (sides up to 2^31, up to 2^40 elements).
 size_t bytes(int64_t out, int64_t in, size_t element_size);
 
+// Where element (j, p) of a matrix with `in` inputs sits in its panels, in elements.
+inline int64_t stored_index(int64_t j, int64_t p, int64_t in) {
+  return (j / kWidth) * in * kWidth + p * kWidth + j % kWidth;
+}
+
 // Packs `src` (C order: [out, in], or [in, out] when in_out) into `dst` (bytes(...) bytes). Neither
 // needs any alignment.
 void pack(const void* src, int64_t out, int64_t in, bool in_out, size_t element_size, void* dst);

@@ -194,11 +194,10 @@ std::vector<float> widen(const TensorInfo& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
   if (t.packed_out_dim >= 0) {  // the panels back in PyTorch order
     const int64_t out = t.shape[static_cast<size_t>(t.packed_out_dim)], in = t.numel() / out;
-    const int64_t w = panels::kWidth;
     for (int64_t j = 0; j < out; ++j)
       for (int64_t p = 0; p < in; ++p)
         v[static_cast<size_t>(t.packed_out_dim == 0 ? j * in + p : p * out + j)] =
-            element(t, (j / w) * in * w + p * w + j % w);
+            element(t, panels::stored_index(j, p, in));
     return v;
   }
   if (t.dtype == DType::F32) {
@@ -253,12 +252,7 @@ int64_t ModelFile::format_version() const { return impl_->format_version; }
 
 void ModelFile::note_packed_in_memory() const {
   if (impl_->format_version >= modelio::kFormatVersion) return;
-  std::call_once(impl_->hinted, [&] {
-    std::fprintf(stderr,
-                 "asdcap: %s stores its weights in the layout of format version %lld: they are packed at every open; "
-                 "`asdcap convert --relayout %s NEW.gguf` writes a file used in place\n",
-                 path().c_str(), static_cast<long long>(impl_->format_version), path().c_str());
-  });
+  std::call_once(impl_->hinted, [&] { modelio::print_relayout_hint(path(), impl_->format_version); });
 }
 
 bool ModelFile::has_key(std::string_view key) const { return impl_->gguf.kv.count(std::string(key)) > 0; }

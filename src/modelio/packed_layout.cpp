@@ -1,10 +1,12 @@
 #include "modelio/packed_layout.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <string_view>
 
 #include "asdcap/error.hpp"
 #include "core/panels.hpp"
+#include "schema.hpp"
 
 namespace asdcap::modelio {
 
@@ -20,7 +22,30 @@ void check_float(DType t, const std::string& what) {
     throw FormatError(what + " is " + dtype_name(t) + ", not a float tensor");
 }
 
+// HTSAT's Linear layers, its patch embedding and tscam convolutions (packed as Linear layers over
+// their flattened kernels), by their names inside the HTSAT module.
+std::optional<int> htsat_packed_out_dim(std::string_view rest) {
+  if (rest == "patch_embed.proj.weight" || rest == "tscam_conv.weight") return 0;
+  if (starts_with(rest, "layers."))
+    for (std::string_view w : {".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc1.weight", ".mlp.fc2.weight",
+                               ".downsample.reduction.weight"})
+      if (ends_with(rest, w)) return 0;
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<int> laion_packed_out_dim(const std::string& name) {
+  if (name == "audio_projection.0.weight" || name == "audio_projection.2.weight") return 0;
+  if (starts_with(name, "audio_branch.")) return htsat_packed_out_dim(std::string_view(name).substr(13));
+  return std::nullopt;
+}
+
+std::optional<int> packed_out_dim(const std::string& architecture, const std::string& name) {
+  if (architecture == kArchitecture) return msclap_packed_out_dim(name);
+  if (architecture == kLaionArchitecture) return laion_packed_out_dim(name);
+  return std::nullopt;
+}
 
 std::optional<int> msclap_packed_out_dim(const std::string& name) {
   // GPT-2 blocks (Conv1D, [in, out]) of the text encoder and the caption decoder.
@@ -32,20 +57,21 @@ std::optional<int> msclap_packed_out_dim(const std::string& name) {
   // The caption decoder's token table, also its tied lm_head ([vocab, n_embd]: the vocabulary is the
   // output); the text encoder's is only read row by row and stays in PyTorch order.
   if (name == "cap.gpt2.wte.weight") return 0;
-  // The audio encoders: HTSAT's Linear layers, its patch embedding and tscam convolutions (packed as
-  // Linear layers over their flattened kernels), and the projection.
+  // The audio encoders: HTSAT and the projection.
   for (std::string_view audio : {"audio.", "cap.audio."}) {
     if (!starts_with(name, audio)) continue;
     const std::string_view rest = std::string_view(name).substr(audio.size());
-    if (rest == "proj.linear1.weight" || rest == "proj.linear2.weight" || rest == "htsat.patch_embed.proj.weight" ||
-        rest == "htsat.tscam_conv.weight")
-      return 0;
-    if (starts_with(rest, "htsat.layers."))
-      for (std::string_view w : {".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc1.weight", ".mlp.fc2.weight",
-                                 ".downsample.reduction.weight"})
-        if (ends_with(rest, w)) return 0;
+    if (rest == "proj.linear1.weight" || rest == "proj.linear2.weight") return 0;
+    if (starts_with(rest, "htsat.")) return htsat_packed_out_dim(rest.substr(6));
   }
   return std::nullopt;
+}
+
+void print_relayout_hint(const std::string& path, int64_t version) {
+  std::fprintf(stderr,
+               "asdcap: %s stores its weights in the layout of format version %lld: they are packed at every open; "
+               "`asdcap convert --relayout %s NEW.gguf` writes a file used in place\n",
+               path.c_str(), static_cast<long long>(version), path.c_str());
 }
 
 PackedShape packed_shape(const std::vector<int64_t>& logical, int out_dim, const std::string& what) {

@@ -22,6 +22,14 @@ inline constexpr const char* kPackedKeyPrefix = "asdcap.packed.";
 // Whether an asdcap-msclap file stores tensor `name` packed, and which dimension of its logical
 // shape is the output features (0: a Linear's [out, in...]; 1: GPT-2's Conv1D [in, out]).
 std::optional<int> msclap_packed_out_dim(const std::string& name);
+// The same for an asdcap-laion file (its audio branch's HTSAT and the audio projection).
+std::optional<int> laion_packed_out_dim(const std::string& name);
+// By the file's architecture (general.architecture); nothing for architectures without packed weights.
+std::optional<int> packed_out_dim(const std::string& architecture, const std::string& name);
+
+// The one line on stderr for a file whose weights are packed at every open because it predates
+// the packed layout: how to re-lay it.
+void print_relayout_hint(const std::string& path, int64_t version);
 
 // A packed tensor's placement: output features, input features (the other dimensions' product).
 struct PackedShape {

@@ -14,10 +14,16 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out) {
   modelio::MappedFile file(in);
   const GgufView g = GgufView::parse(file.data(), file.size(), in);
   auto arch = g.kv.find("general.architecture");
-  if (arch == g.kv.end() || arch->second.kind != GgufValue::Kind::String || arch->second.s != modelio::kArchitecture)
-    throw InvalidArgument(in + ": --relayout re-lays msclap model files (architecture " + modelio::kArchitecture +
-                          "); PANNs, LAION-CLAP and autoencoder files keep PyTorch order and need none");
-  ModelFile::open(in);  // the whole validation of the input
+  const std::string architecture =
+      arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String ? arch->second.s : "";
+  if (architecture == modelio::kArchitecture)
+    ModelFile::open(in);  // the whole validation of the input
+  else if (architecture == modelio::kLaionArchitecture)
+    modelio::read_laion_config(g, in);
+  else
+    throw InvalidArgument(in +
+                          ": --relayout re-lays msclap and LAION-CLAP model files; PANNs and autoencoder "
+                          "files keep PyTorch order and need none");
   RelayoutReport report;
   report.from_version = modelio::format_version(g, in);
   report.to_version = modelio::kFormatVersion;
@@ -41,7 +47,7 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out) {
       key.insert(key.end(), markers[i].logical.begin(), markers[i].logical.end());
       w.set_int_array(packed_prefix + t.name, std::move(key));
       ++report.already;
-    } else if (const auto out_dim = modelio::msclap_packed_out_dim(t.name)) {
+    } else if (const auto out_dim = modelio::packed_out_dim(architecture, t.name)) {
       modelio::add_packed_tensor(w, t.name, t.dtype, t.shape, data, nbytes, *out_dim, store);
       ++report.packed;
     } else {
@@ -49,7 +55,7 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out) {
     }
   }
   w.write_file(out);
-  ModelFile::open(out);  // what was written reads back
+  if (architecture == modelio::kArchitecture) ModelFile::open(out);  // what was written reads back
   return report;
 }
 

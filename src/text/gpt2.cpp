@@ -6,6 +6,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/panels.hpp"
 #include "core/parallel.hpp"
 #include "nn/weight_view.hpp"
 
@@ -122,8 +123,7 @@ void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
       continue;
     }
     // Stored packed (docs/model-files.md): row j's element p at panel j / 48, row p, column j % 48.
-    const int64_t w = nn::PackedLinear::kPanelWidth, j = ids[i];
-    for (int64_t p = 0; p < d; ++p) nn::widen(wte_, (j / w) * d * w + p * w + j % w, 1, out + i * d + p);
+    for (int64_t p = 0; p < d; ++p) nn::widen(wte_, panels::stored_index(ids[i], p, d), 1, out + i * d + p);
   }
 }
 
