@@ -75,9 +75,20 @@ void print_source_and_tensors(const asdcap::GgufView& g, const std::string& pref
   std::printf("tensors: %zu, %zu bytes (%.1f MB):", g.tensors.size(), total, total / 1e6);
   for (const auto& [d, e] : by_dtype) std::printf(" %s %zu (%.1f MB)", d.c_str(), e.first, e.second / 1e6);
   std::printf("\n");
+  size_t packed = 0;
+  for (const auto& t : g.tensors) packed += g.kv.count("asdcap.packed." + t.name);
+  if (auto v = g.kv.find("asdcap.format_version"); v != g.kv.end() && v->second.kind == asdcap::GgufValue::Kind::Int)
+    std::printf("format version: %lld (%zu weight matrices stored packed, used in place)\n",
+                static_cast<long long>(v->second.i), packed);
   if (list_tensors)
-    for (const auto& t : g.tensors)
-      std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), dims_text(t.shape).c_str());
+    for (const auto& t : g.tensors) {
+      // A packed tensor by its PyTorch shape (its key: [out_dim, shape...]), as the model sees it.
+      std::vector<int64_t> shape = t.shape;
+      if (auto key = g.kv.find("asdcap.packed." + t.name);
+          key != g.kv.end() && key->second.kind == asdcap::GgufValue::Kind::IntArray && key->second.ints.size() > 1)
+        shape.assign(key->second.ints.begin() + 1, key->second.ints.end());
+      std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), dims_text(shape).c_str());
+    }
 }
 
 // A PANNs CNN14 file: configuration, source, tensors.
