@@ -137,6 +137,9 @@ class ModelFile {
   // A float tensor (f32, f16 or bf16) as stored, checked like f32() (shape, no NaN), not converted:
   // for weights packed in their own precision (nn::PackedLinear keeps f16/bf16 weights 16-bit).
   const TensorInfo& float_weights(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
+  // The same without the NaN scan: for tables read a row at a time (token embeddings), whose caller
+  // refuses a NaN in the rows it reads; the rest of the table is then never read (nor resident).
+  const TensorInfo& float_table(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
 
   // The file's format version (docs/model-files.md): 1 before weights were stored packed, 2 since.
   int64_t format_version() const;

@@ -242,6 +242,10 @@ std::vector<float> ModelFile::f32_copy(std::string_view name, std::initializer_l
   return widen(t);
 }
 
+const TensorInfo& ModelFile::float_table(std::string_view name, std::initializer_list<int64_t> shape) const {
+  return float_tensor(*this, name, shape);
+}
+
 const TensorInfo& ModelFile::float_weights(std::string_view name, std::initializer_list<int64_t> shape) const {
   const TensorInfo& t = float_tensor(*this, name, shape);
   check_no_nan(t);

@@ -86,7 +86,9 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, in
                            nn::PackedLinear::Layout::kInOut);
   };
   wte_name_ = prefix + "wte.weight";
-  const TensorInfo& wte = model_->float_weights(wte_name_, {cfg_.vocab, d});
+  // Rows are checked for NaN as they are read (token_embeddings), the whole table only where it is
+  // the lm_head: a text encoder reads and keeps resident only the rows of its texts.
+  const TensorInfo& wte = model_->float_table(wte_name_, {cfg_.vocab, d});
   wte_ = nn::weight_view(wte);
   wte_packed_ = wte.packed_out_dim >= 0;
   if (wte_packed_ && wte.packed_out_dim != 0)
@@ -118,12 +120,16 @@ void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
     if (ids[i] < 0 || ids[i] >= cfg_.vocab)
       throw Error("GPT-2: token id " + std::to_string(ids[i]) + " outside the vocabulary of " +
                   std::to_string(cfg_.vocab));
+    float* row = out + i * d;
     if (!wte_packed_) {
-      nn::widen(wte_, ids[i] * d, d, out + i * d);
-      continue;
+      nn::widen(wte_, ids[i] * d, d, row);
+    } else {  // stored packed (docs/model-files.md): element p of row j at panel j / 48, row p, column j % 48
+      for (int64_t p = 0; p < d; ++p) nn::widen(wte_, panels::stored_index(ids[i], p, d), 1, row + p);
     }
-    // Stored packed (docs/model-files.md): row j's element p at panel j / 48, row p, column j % 48.
-    for (int64_t p = 0; p < d; ++p) nn::widen(wte_, panels::stored_index(ids[i], p, d), 1, out + i * d + p);
+    for (int64_t p = 0; p < d; ++p)
+      if (std::isnan(row[p]))
+        throw ModelError(model_->path() + ": tensor " + wte_name_ + " holds NaN (in row " + std::to_string(ids[i]) +
+                         "): the model file is damaged");
   }
 }
 

@@ -278,6 +278,30 @@ TEST_F(BadInput, NanWeightIsRefusedAtFirstUse) {
   EXPECT_FALSE(fs::exists(dir_ + "/e.npy"));
 }
 
+// A NaN in the token table is refused when a text reads its row (the rest of the table is never
+// read): row 0 is "!".
+TEST_F(BadInput, NanTokenRowIsRefusedWhenRead) {
+  std::string bytes = ziptest::slurp(golden_model_path(false));
+  const GgufView g = GgufView::parse(bytes.data(), bytes.size(), "golden");
+  const float nan = std::nanf("");
+  bool found = false;
+  for (const auto& t : g.tensors)
+    if (t.name == "text.gpt2.wte.weight") {
+      ASSERT_EQ(t.dtype, DType::F32);
+      std::memcpy(bytes.data() + t.offset, &nan, sizeof nan);
+      found = true;
+    }
+  ASSERT_TRUE(found);
+  const std::string path = dir_ + "/nan_wte.gguf";
+  ziptest::spit(path, bytes);
+  CliResult r = run_cli("embed --model " + path + " --text \"a fan hums\" --out " + dir_ + "/ok.npy", dir_);
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = run_cli("embed --model " + path + " --text \"a fan hums!\" --out " + dir_ + "/e.npy", dir_);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("text.gpt2.wte.weight holds NaN (in row 0)"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/e.npy"));
+}
+
 // An infinite weight is not NaN, but the embeddings it makes are not finite: `embed` refuses to
 // write them.
 TEST_F(BadInput, EmbedRefusesNonFiniteRows) {
