@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "asdcap/checkpoint.hpp"
 #include "asdcap/model_file.hpp"
 #include "modelio/gguf.hpp"
 

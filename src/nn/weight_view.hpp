@@ -28,7 +28,7 @@ inline PackedLinear linear_from(const std::shared_ptr<const ModelFile>& file, co
                                 PackedLinear::Layout layout = PackedLinear::Layout::kOutIn) {
   const TensorInfo& t = file->float_weights(name, shape);
   const int out_dim = layout == PackedLinear::Layout::kOutIn ? 0 : 1;
-  if (t.shape.size() < 2 || (out_dim == 1 && t.shape.size() != 2))
+  if (t.shape.size() < 2 || (out_dim == 1 && t.shape.size() != 2) || t.numel() <= 0)
     throw ModelError(file->path() + ": tensor " + name + " of shape " + format_shape(t.shape) + " is no Linear weight");
   const int64_t out = t.shape[static_cast<size_t>(out_dim)], in = t.numel() / out;
   if (t.packed_out_dim < 0) {
