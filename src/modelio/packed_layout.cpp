@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string_view>
+#include <unordered_map>
 
 #include "asdcap/error.hpp"
 #include "core/panels.hpp"
@@ -104,13 +105,14 @@ int64_t format_version(const GgufView& g, const std::string& file) {
 std::vector<PackedMarker> read_packed_markers(const GgufView& g, const std::string& file) {
   std::vector<PackedMarker> markers(g.tensors.size());
   const std::string_view prefix = kPackedKeyPrefix;
+  std::unordered_map<std::string_view, size_t> by_name;  // (a duplicate name: its last tensor)
+  for (size_t i = 0; i < g.tensors.size(); ++i) by_name[g.tensors[i].name] = i;
   for (auto it = g.kv.lower_bound(std::string(prefix)); it != g.kv.end() && starts_with(it->first, prefix); ++it) {
     const std::string name = it->first.substr(prefix.size());
     const std::string what = file + ": packed tensor " + name;
-    size_t index = g.tensors.size();
-    for (size_t i = 0; i < g.tensors.size(); ++i)
-      if (g.tensors[i].name == name) index = i;
-    if (index == g.tensors.size()) throw FormatError(file + ": key " + it->first + " names no tensor");
+    const auto found = by_name.find(name);
+    if (found == by_name.end()) throw FormatError(file + ": key " + it->first + " names no tensor");
+    const size_t index = found->second;
     const GgufValue& v = it->second;
     if (v.kind != GgufValue::Kind::IntArray || v.ints.size() < 3)
       throw FormatError(what + ": its key is not [out_dim, shape...]");
