@@ -1,16 +1,29 @@
-// libFuzzer target: the GGUF reader and the model-file validation that follows it (metadata ->
-// ModelConfig -> required tensors), on arbitrary bytes.
+// libFuzzer target: the GGUF reader and the model-file validation that follows it (format version
+// and packed-layout keys, metadata -> ModelConfig -> required tensors), on arbitrary bytes.
 #include <cstddef>
 #include <cstdint>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
+#include "core/panels.hpp"
 #include "modelio/gguf.hpp"
+#include "modelio/packed_layout.hpp"
 #include "modelio/schema.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     asdcap::GgufView g = asdcap::GgufView::parse(data, size, "fuzz.gguf");
+    try {  // the packed-layout keys: every accepted packed tensor holds exactly its panels
+      asdcap::modelio::format_version(g, "fuzz.gguf");
+      const auto markers = asdcap::modelio::read_packed_markers(g, "fuzz.gguf");
+      for (size_t i = 0; i < markers.size(); ++i) {
+        if (markers[i].out_dim < 0) continue;
+        const auto s = asdcap::modelio::packed_shape(markers[i].logical, markers[i].out_dim, "fuzz");
+        if (g.tensors[i].nbytes != asdcap::panels::bytes(s.out, s.in, asdcap::dtype_size(g.tensors[i].dtype)))
+          __builtin_trap();
+      }
+    } catch (const asdcap::Error&) {
+    }
     asdcap::ModelConfig c = asdcap::modelio::read_config(g, "fuzz.gguf");
     size_t found = 0;
     for (const auto& spec : asdcap::required_tensors(c))

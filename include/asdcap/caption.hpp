@@ -45,14 +45,18 @@ class CaptionMapper {
   int64_t dim() const { return cfg_.dim; }
 
  private:
+  // Weight matrices as stored (the mapping): f32 ones are used in place, f16/bf16 ones widened to
+  // float32 into a scratch buffer when used, so that no float32 copy of them is held.
   struct Layer {
-    const float *n1_g, *n1_b, *q_w, *kv_w, *proj_w, *proj_b, *n2_g, *n2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    const float *n1_g, *n1_b, *proj_b, *n2_g, *n2_b, *fc1_b, *fc2_b;
+    const TensorInfo *q_w, *kv_w, *proj_w, *fc1_w, *fc2_w;
   };
   std::shared_ptr<const ModelFile> model_;
   int threads_ = 0;
   MapperConfig cfg_;  // prefix_length = tokens made by the Linear, clip_length = constants = outputs
   int64_t in_dim_ = 0;
-  const float *lin_w_ = nullptr, *lin_b_ = nullptr, *prefix_const_ = nullptr;
+  const TensorInfo* lin_w_ = nullptr;
+  const float *lin_b_ = nullptr, *prefix_const_ = nullptr;
   std::vector<Layer> layers_;
 };
 

@@ -76,7 +76,11 @@ class Gpt2 {
   std::shared_ptr<const ModelFile> model_;
   int threads_ = 0;
   Gpt2Config cfg_;
-  nn::WeightView wte_;  // [vocab, n_embd] as stored: rows widened on lookup, packed for the lm_head
+  // [vocab, n_embd] as stored: rows widened on lookup, and the lm_head's weights (used in place when
+  // the file stores the table packed, wte_packed_; else packed on first use)
+  nn::WeightView wte_;
+  bool wte_packed_ = false;
+  std::string wte_name_;
   const float* wpe_ = nullptr;
   const float* lnf_g_ = nullptr;
   const float* lnf_b_ = nullptr;

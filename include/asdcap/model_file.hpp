@@ -14,6 +14,7 @@
 // bn0.num_batches_tracked (a training counter) is not stored; logit_scale is stored with shape [1].
 // relative_position_index is i64; with `convert --dtype f16` the large weight matrices are f16
 // (f16_eligible in convert.hpp), everything else f32. Metadata keys: docs/model-files.md.
+// Since format version 2 the Linear weights are stored packed for the GEMM (TensorInfo::packed_out_dim).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -97,7 +98,10 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   const void* data = nullptr;
   size_t nbytes = 0;
-  int64_t numel() const;
+  // >= 0: stored in nn::PackedLinear's panel layout ([ceil(out / 48)][in][48], docs/model-files.md),
+  // `data` the panels, and this dimension of `shape` (the logical, PyTorch shape) the output features.
+  int packed_out_dim = -1;
+  int64_t numel() const;  // of the logical shape
 };
 
 // A tensor shape as text, "[2, 3]", for messages and `asdcap info`.
@@ -133,6 +137,15 @@ class ModelFile {
   // A float tensor (f32, f16 or bf16) as stored, checked like f32() (shape, no NaN), not converted:
   // for weights packed in their own precision (nn::PackedLinear keeps f16/bf16 weights 16-bit).
   const TensorInfo& float_weights(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
+  // The same without the NaN scan: for tables read a row at a time (token embeddings), whose caller
+  // refuses a NaN in the rows it reads; the rest of the table is then never read (nor resident).
+  const TensorInfo& float_table(std::string_view name, std::initializer_list<int64_t> shape = {}) const;
+
+  // The file's format version (docs/model-files.md): 1 before weights were stored packed, 2 since.
+  int64_t format_version() const;
+  // Called when a weight matrix of the file is packed in memory because the file stores it in
+  // PyTorch order: a format-1 file then prints, once, a one-line hint on stderr to re-lay it.
+  void note_packed_in_memory() const;
 
   // Metadata (GGUF key/value). Throw ModelError when missing or of another type.
   bool has_key(std::string_view key) const;

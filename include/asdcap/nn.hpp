@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <utility>
 #include <vector>
@@ -135,10 +136,25 @@ class PackedLinear {
       : PackedLinear(WeightView{w, WeightType::kF32}, out_features, in_features, bias, layout) {}
   PackedLinear(WeightView w, int64_t out_features, int64_t in_features, const float* bias,
                Layout layout = Layout::kOutIn);
+  // The packed layout, the same for every kernel set (and what model files store, docs/model-files.md):
+  // panels of kPanelWidth output features, [ceil(n / 48)][k][48] elements of the weight type, the
+  // padding of a partial last panel zero.
+  static constexpr int64_t kPanelWidth = 48;
+  // Bytes of an out x in layer's panels of `type`; ModelError when a size is not positive or too large.
+  static size_t panel_bytes(int64_t out_features, int64_t in_features, WeightType type);
+  // Packs w into `panels` (panel_bytes() bytes, any alignment), padding included.
+  static void pack(WeightView w, int64_t out_features, int64_t in_features, Layout layout, void* panels);
+  // A layer computing straight from panels already in the packed layout (panel_bytes() bytes of
+  // panels.type, e.g. in a mapped model file): nothing is copied but the bias. `keep` holds the
+  // panels' memory alive. Panels not 64-byte aligned are copied (the kernels' loads need the alignment).
+  static PackedLinear over_panels(WeightView panels, int64_t out_features, int64_t in_features, const float* bias,
+                                  std::shared_ptr<const void> keep);
+
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
   WeightType weight_type() const { return type_; }
-  size_t packed_bytes() const { return packed_.size(); }  // the panels' bytes
+  size_t packed_bytes() const { return panel_bytes(n_, k_, type_); }  // the panels' bytes
+  bool owns_panels() const { return view_ == nullptr; }               // false: computed from over_panels()' memory
 
   // x [m, in_features] -> y [m, out_features]; y must not alias x. forward() splits the work over
   // `threads` threads (and runs on the calling thread inside a parallel region, e.g.
@@ -150,13 +166,16 @@ class PackedLinear {
   void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                      Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
-  KernelSet set_ = KernelSet::kAvx2;  // the kernel set the weights were packed for (kernel_set())
+  KernelSet set_ = KernelSet::kAvx2;  // the kernel set that runs (kernel_set())
   WeightType type_ = WeightType::kF32;
-  // Panels of the register tile's width (48 columns with the AVX-512 kernels, else 16), cache-line aligned:
+  // Panels of 48 columns (packed::kPanelWidth, for every kernel set), cache-line aligned:
   // a float32 panel row is then whole lines, and no vector load of the kernel is split across two lines.
   // [panel][k][width] of type_, zero-padded; resized without clearing (every byte is then written).
   std::vector<unsigned char, UninitLineAligned<unsigned char>> packed_;
-  AlignedVector bias_;  // [panels * width], zero where absent
+  const unsigned char* view_ = nullptr;  // over_panels(): the panels used where they are
+  std::shared_ptr<const void> keep_;     // ... and what keeps them alive
+  AlignedVector bias_;                   // [panels * width], zero where absent
+  const unsigned char* panels() const { return view_ ? view_ : packed_.data(); }
 };
 
 // ---- Swin transformer pieces ----------------------------------------------------------------

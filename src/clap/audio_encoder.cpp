@@ -48,14 +48,14 @@ struct AudioEncoder::Impl final : clap::HtsatWeights {
   const float* get(const std::string& rest, std::initializer_list<int64_t> shape) const override {
     return tensor("htsat." + rest, shape);
   }
-  nn::WeightView stored(const std::string& rest, std::initializer_list<int64_t> shape) const override {
-    return nn::weight_view(model->float_weights(require("htsat." + rest), shape));
+  nn::PackedLinear linear(const std::string& rest, std::initializer_list<int64_t> shape,
+                          const float* bias) const override {
+    return nn::linear_from(model, require("htsat." + rest), shape, bias);
   }
   const std::string& file() const override { return model->path(); }
   // A Linear layer packed for asdcap's GEMM from weight [out, in] without bias.
   nn::PackedLinear packed(const std::string& weight, std::initializer_list<int64_t> shape) const {
-    const TensorInfo& w = model->float_weights(require(weight), shape);
-    return nn::PackedLinear(nn::weight_view(w), *shape.begin(), w.numel() / *shape.begin(), nullptr);
+    return nn::linear_from(model, require(weight), shape, nullptr);
   }
 
   void load();

@@ -83,11 +83,7 @@ void Htsat::Impl::load(const HtsatWeights& w) {
   // A Linear layer packed for asdcap's GEMM from weight [out, in] (any trailing shape flattened), in the
   // precision it is stored in, and an optional bias.
   auto packed = [&w](const std::string& weight, std::initializer_list<int64_t> shape, const std::string& bias) {
-    const nn::WeightView v = w.stored(weight, shape);
-    const int64_t out = *shape.begin();
-    int64_t in = 1;
-    for (auto it = shape.begin() + 1; it != shape.end(); ++it) in *= *it;
-    return nn::PackedLinear(v, out, in, bias.empty() ? nullptr : w.get(bias, {out}));
+    return w.linear(weight, shape, bias.empty() ? nullptr : w.get(bias, {*shape.begin()}));
   };
 
   const int64_t c0 = cfg.embed_dim, p = cfg.patch;

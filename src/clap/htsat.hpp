@@ -28,9 +28,10 @@ class HtsatWeights {
   // A float32 view that lives as long as the model; ModelError naming file and tensor when the
   // tensor is missing or has another shape.
   virtual const float* get(const std::string& name, std::initializer_list<int64_t> shape) const = 0;
-  // The values as stored (f32, f16 or bf16), for weights packed for the GEMM in their own precision;
-  // valid while the model lives.
-  virtual nn::WeightView stored(const std::string& name, std::initializer_list<int64_t> shape) const = 0;
+  // The Linear layer of weight `name` [out, in...] (trailing dimensions flattened) in the precision
+  // it is stored in, with an optional bias ([out]); ModelError as get().
+  virtual nn::PackedLinear linear(const std::string& name, std::initializer_list<int64_t> shape,
+                                  const float* bias) const = 0;
   virtual const std::string& file() const = 0;  // for messages
 };
 

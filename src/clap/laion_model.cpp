@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
@@ -16,10 +17,12 @@
 #include "audio/audio_internal.hpp"
 #include "clap/htsat.hpp"
 #include "core/files.hpp"
+#include "core/panels.hpp"
 #include "core/parallel.hpp"
 #include "modelio/gguf.hpp"
 #include "modelio/half.hpp"
 #include "modelio/mapped_file.hpp"
+#include "modelio/packed_layout.hpp"
 #include "modelio/schema.hpp"
 
 namespace asdcap {
@@ -61,7 +64,10 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   LaionConfig config;
   int threads = 0;
   std::unique_ptr<modelio::MappedFile> mapped;
-  std::map<std::string, GgufTensor> tensors;
+  std::map<std::string, GgufTensor> tensors;  // shapes as in PyTorch (a packed tensor's logical one)
+  int64_t format_version = 1;
+  std::set<std::string> stored_packed;  // tensors stored in the packed panel layout
+  mutable std::once_flag hinted;
   mutable std::mutex widened_mu;
   mutable std::map<std::string, std::vector<float>> widened;  // f16 tensors as f32, and unaligned f32 ones
   std::vector<float> bn_alpha, bn_beta;
@@ -83,6 +89,14 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   }
   std::vector<float> widen(const GgufTensor& t) const {
     const uint8_t* src = mapped->data() + t.offset;
+    if (stored_packed.count(t.name)) {  // the panels back in PyTorch order
+      int64_t in = 1;
+      for (size_t i = 1; i < t.shape.size(); ++i) in *= t.shape[i];
+      std::vector<float> v(static_cast<size_t>(t.shape[0] * in));
+      for (int64_t j = 0; j < t.shape[0]; ++j)
+        for (int64_t p = 0; p < in; ++p) nn::widen(view(t), panels::stored_index(j, p, in), 1, v.data() + j * in + p);
+      return v;
+    }
     std::vector<float> v(t.nbytes / dtype_size(t.dtype));
     if (t.dtype == DType::F32) {
       std::memcpy(v.data(), src, t.nbytes);
@@ -97,7 +111,7 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   const float* full(const std::string& name, std::initializer_list<int64_t> shape) const {
     const GgufTensor& t = tensor(name, shape);
     const uint8_t* src = mapped->data() + t.offset;
-    if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0)
+    if (t.dtype == DType::F32 && !stored_packed.count(t.name) && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0)
       return reinterpret_cast<const float*>(src);
     std::lock_guard<std::mutex> lock(widened_mu);
     auto it = widened.find(name);
@@ -108,8 +122,20 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   const float* get(const std::string& name, std::initializer_list<int64_t> shape) const override {
     return full("audio_branch." + name, shape);
   }
-  nn::WeightView stored(const std::string& name, std::initializer_list<int64_t> shape) const override {
-    return view(tensor("audio_branch." + name, shape));
+  nn::PackedLinear linear(const std::string& name, std::initializer_list<int64_t> shape,
+                          const float* bias) const override {
+    const int64_t out = *shape.begin();
+    int64_t in = 1;
+    for (auto it = shape.begin() + 1; it != shape.end(); ++it) in *= *it;
+    return layer(tensor("audio_branch." + name, shape), out, in, bias);
+  }
+  // A Linear layer: from the mapping when the file stores it packed (the mapping lives as long as the
+  // model and its layers), else packed in memory (a format-1 file says once how to re-lay it).
+  nn::PackedLinear layer(const GgufTensor& t, int64_t out, int64_t in, const float* bias) const {
+    if (stored_packed.count(t.name)) return nn::PackedLinear::over_panels(view(t), out, in, bias, nullptr);
+    if (format_version < modelio::kFormatVersion)
+      std::call_once(hinted, [&] { modelio::print_relayout_hint(path, format_version); });
+    return nn::PackedLinear(view(t), out, in, bias);
   }
   const std::string& file() const override { return path; }
   // A float tensor as stored in the mapping (f32, f16 or bf16), for the packed GEMM.
@@ -120,7 +146,7 @@ struct LaionModel::Impl final : clap::HtsatWeights {
     return {mapped->data() + t.offset, type};
   }
   nn::PackedLinear packed(const std::string& weight, int64_t out, int64_t in, const std::string& bias) const {
-    return nn::PackedLinear(view(tensor(weight, {out, in})), out, in, full(bias, {out}));
+    return layer(tensor(weight, {out, in}), out, in, full(bias, {out}));
   }
 
   void load();
@@ -150,8 +176,17 @@ std::shared_ptr<const LaionModel> LaionModel::open(const std::string& path, int 
                      "; convert a LAION-CLAP checkpoint with `asdcap convert --laion-clap`)");
   d.config = modelio::read_laion_config(g, path);
   d.identity = sha256_hex(d.mapped->data(), static_cast<size_t>(g.data_offset));
-  for (const GgufTensor& t : g.tensors)
+  d.format_version = modelio::format_version(g, path);
+  std::vector<modelio::PackedMarker> markers = modelio::read_packed_markers(g, path);
+  for (size_t i = 0; i < g.tensors.size(); ++i) {
+    GgufTensor t = g.tensors[i];
+    if (markers[i].out_dim >= 0) {  // stored packed: checked against its logical shape below
+      if (markers[i].out_dim != 0) throw FormatError(path + ": packed tensor " + t.name + " has its columns as output");
+      t.shape = std::move(markers[i].logical);
+      d.stored_packed.insert(t.name);
+    }
     if (!d.tensors.emplace(t.name, t).second) throw FormatError(path + ": duplicate tensor " + t.name);
+  }
   for (const TensorSpec& s : modelio::laion_audio_tensors(d.config)) {
     auto it = d.tensors.find(s.name);
     if (it == d.tensors.end()) throw ModelError(path + ": model file lacks tensor " + s.name);

@@ -1,6 +1,7 @@
 // LAION-CLAP training checkpoints (630k-audioset-best.pt and the like) -> asdcap-laion model files.
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -13,6 +14,7 @@
 #include "mapped_file.hpp"
 #include "model_writer.hpp"
 #include "modelio/gguf.hpp"
+#include "modelio/packed_layout.hpp"
 #include "schema.hpp"
 
 namespace asdcap {
@@ -89,7 +91,14 @@ void write_laion_file(const std::string& path, const LaionConfig& c, const std::
   );
   w.set_string(std::string(modelio::kLaionPrefix) + "source.checkpoint.file", source);
   w.set_string(std::string(modelio::kLaionPrefix) + "source.checkpoint.sha256", source_sha256);
-  for (const auto& t : tensors) w.add_tensor(t.name, t.dtype, t.shape, t.data.data(), t.data.size());
+  std::deque<std::vector<char>> packed;  // the packed tensors' bytes until the file is written
+  w.set_int(modelio::kFormatVersionKey, modelio::kFormatVersion);
+  for (const auto& t : tensors) {
+    if (const auto out_dim = modelio::laion_packed_out_dim(t.name))
+      modelio::add_packed_tensor(w, t.name, t.dtype, t.shape, t.data.data(), t.data.size(), *out_dim, packed);
+    else
+      w.add_tensor(t.name, t.dtype, t.shape, t.data.data(), t.data.size());
+  }
   w.write_file(path);
 }
 

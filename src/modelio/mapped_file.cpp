@@ -46,4 +46,16 @@ MappedFile::~MappedFile() {
   if (map_) ::munmap(map_, size_);
 }
 
+void MappedFile::prefault(const void* p, size_t n) const {
+#ifdef MADV_POPULATE_READ
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  const auto end = reinterpret_cast<uintptr_t>(p) + n;
+  if (n > 0) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 }  // namespace asdcap::modelio

@@ -17,6 +17,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Maps the pages of [p, p + n) (inside the mapping) in one call, before they are read: cheaper than
+  // a page fault per few pages. Only a hint (nothing happens on kernels without MADV_POPULATE_READ).
+  void prefault(const void* p, size_t n) const;
 
  private:
   std::string path_;

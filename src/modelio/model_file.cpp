@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -9,9 +10,11 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
+#include "core/panels.hpp"
 #include "half.hpp"
 #include "mapped_file.hpp"
 #include "modelio/gguf.hpp"
+#include "modelio/packed_layout.hpp"
 #include "schema.hpp"
 
 namespace asdcap {
@@ -33,6 +36,8 @@ struct ModelFile::Impl {
   mutable std::unordered_map<std::string, std::unique_ptr<std::vector<float>>> converted;
   // Per tensor: its values were checked for NaN (on first use through f32/f32_copy).
   std::unique_ptr<std::atomic<bool>[]> nan_checked;
+  int64_t format_version = 1;
+  mutable std::once_flag hinted;
 
   const GgufValue& value(std::string_view key, GgufValue::Kind kind) const {
     auto it = gguf.kv.find(std::string(key));
@@ -75,11 +80,18 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
                        std::to_string(vocab));
   }
   d.identity = sha256_hex(d.file->data(), static_cast<size_t>(d.gguf.data_offset));
-  for (const GgufTensor& t : d.gguf.tensors) {
+  d.format_version = modelio::format_version(d.gguf, path);
+  std::vector<modelio::PackedMarker> packed = modelio::read_packed_markers(d.gguf, path);
+  for (size_t i = 0; i < d.gguf.tensors.size(); ++i) {
+    const GgufTensor& t = d.gguf.tensors[i];
     TensorInfo info;
     info.name = t.name;
     info.dtype = t.dtype;
     info.shape = t.shape;
+    if (packed[i].out_dim >= 0) {
+      info.shape = std::move(packed[i].logical);
+      info.packed_out_dim = packed[i].out_dim;
+    }
     info.data = d.file->data() + t.offset;
     info.nbytes = static_cast<size_t>(t.nbytes);
     if (!d.index.emplace(t.name, d.tensors.size()).second) throw FormatError(path + ": duplicate tensor " + t.name);
@@ -140,7 +152,7 @@ const TensorInfo& float_tensor(const ModelFile& file, std::string_view name, std
 // Position of the first NaN among a float tensor's values, or -1. Half-precision values are NaN
 // when their exponent bits are all set and the mantissa is not zero.
 int64_t first_nan(const TensorInfo& t) {
-  const int64_t n = t.numel();
+  const auto n = static_cast<int64_t>(t.nbytes / dtype_size(t.dtype));  // packed panels: their padding too
   // NaN: with the sign cleared, the bit pattern is above infinity's. Blocks are scanned for their
   // largest pattern without an early exit (a vectorised max); the position is looked up only in a
   // block that holds a NaN. The file is little-endian, as the host.
@@ -148,18 +160,17 @@ int64_t first_nan(const TensorInfo& t) {
   const auto* src = static_cast<const uint8_t*>(t.data);
   auto scan = [&](auto word, auto mask, auto infinity) -> int64_t {
     using W = decltype(word);
-    auto at = [&](int64_t i) {
-      W w;
-      std::memcpy(&w, src + i * static_cast<int64_t>(sizeof(W)), sizeof(W));
-      return static_cast<W>(w & mask);
-    };
+    // Each block is copied to an aligned buffer first (the tensor need not be aligned to its element
+    // size), where the max runs at vector speed.
+    alignas(64) W buf[kBlock];
     for (int64_t b = 0; b < n; b += kBlock) {
       const int64_t e = std::min(n, b + kBlock);
+      std::memcpy(buf, src + b * static_cast<int64_t>(sizeof(W)), static_cast<size_t>(e - b) * sizeof(W));
       W top = 0;
-      for (int64_t i = b; i < e; ++i) top = std::max(top, at(i));
+      for (int64_t i = 0; i < e - b; ++i) top = std::max(top, static_cast<W>(buf[i] & mask));
       if (top > infinity)
-        for (int64_t i = b; i < e; ++i)
-          if (at(i) > infinity) return i;
+        for (int64_t i = 0; i < e - b; ++i)
+          if (static_cast<W>(buf[i] & mask) > infinity) return b + i;
     }
     return -1;
   };
@@ -167,8 +178,28 @@ int64_t first_nan(const TensorInfo& t) {
   return scan(uint16_t{0}, uint16_t{0x7fff}, static_cast<uint16_t>(t.dtype == DType::F16 ? 0x7c00 : 0x7f80));
 }
 
+// Stored element i of a float tensor as float32 (exact).
+float element(const TensorInfo& t, int64_t i) {
+  const auto* src = static_cast<const uint8_t*>(t.data);
+  if (t.dtype == DType::F32) {
+    float f;
+    std::memcpy(&f, src + 4 * i, 4);
+    return f;
+  }
+  const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+  return t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
+}
+
 std::vector<float> widen(const TensorInfo& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
+  if (t.packed_out_dim >= 0) {  // the panels back in PyTorch order
+    const int64_t out = t.shape[static_cast<size_t>(t.packed_out_dim)], in = t.numel() / out;
+    for (int64_t j = 0; j < out; ++j)
+      for (int64_t p = 0; p < in; ++p)
+        v[static_cast<size_t>(t.packed_out_dim == 0 ? j * in + p : p * out + j)] =
+            element(t, panels::stored_index(j, p, in));
+    return v;
+  }
   if (t.dtype == DType::F32) {
     std::memcpy(v.data(), t.data, v.size() * sizeof(float));
     return v;
@@ -188,6 +219,7 @@ std::vector<float> widen(const TensorInfo& t) {
 void ModelFile::check_no_nan(const TensorInfo& t) const {
   std::atomic<bool>& checked = impl_->nan_checked[static_cast<size_t>(&t - impl_->tensors.data())];
   if (checked.load(std::memory_order_acquire)) return;
+  impl_->file->prefault(t.data, t.nbytes);  // the scan below reads every page
   if (const int64_t at = first_nan(t); at >= 0)
     throw ModelError(path() + ": tensor " + t.name + " holds NaN (at flat index " + std::to_string(at) +
                      "): the model file is damaged");
@@ -197,7 +229,7 @@ void ModelFile::check_no_nan(const TensorInfo& t) const {
 const float* ModelFile::f32(std::string_view name, std::initializer_list<int64_t> shape) const {
   const TensorInfo& t = float_tensor(*this, name, shape);
   check_no_nan(t);
-  if (t.dtype == DType::F32) return static_cast<const float*>(t.data);
+  if (t.dtype == DType::F32 && t.packed_out_dim < 0) return static_cast<const float*>(t.data);
   std::lock_guard<std::mutex> lock(impl_->converted_mu);
   auto& slot = impl_->converted[t.name];
   if (!slot) slot = std::make_unique<std::vector<float>>(widen(t));
@@ -210,10 +242,21 @@ std::vector<float> ModelFile::f32_copy(std::string_view name, std::initializer_l
   return widen(t);
 }
 
+const TensorInfo& ModelFile::float_table(std::string_view name, std::initializer_list<int64_t> shape) const {
+  return float_tensor(*this, name, shape);
+}
+
 const TensorInfo& ModelFile::float_weights(std::string_view name, std::initializer_list<int64_t> shape) const {
   const TensorInfo& t = float_tensor(*this, name, shape);
   check_no_nan(t);
   return t;
+}
+
+int64_t ModelFile::format_version() const { return impl_->format_version; }
+
+void ModelFile::note_packed_in_memory() const {
+  if (impl_->format_version >= modelio::kFormatVersion) return;
+  std::call_once(impl_->hinted, [&] { modelio::print_relayout_hint(path(), impl_->format_version); });
 }
 
 bool ModelFile::has_key(std::string_view key) const { return impl_->gguf.kv.count(std::string(key)) > 0; }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "core/files.hpp"
 #include "half.hpp"
 #include "modelio/gguf.hpp"
+#include "modelio/packed_layout.hpp"
 #include "schema.hpp"
 
 namespace asdcap::modelio {
@@ -145,7 +147,13 @@ void write_model_file(const std::string& path, const ModelContents& m, const Tok
   }
   w.set_string_array(std::string(kPrefix) + "source.tensor_origins", m.origins);
   w.set_string_array(std::string(kPrefix) + "source.filled_from_gpt2", m.filled_from_gpt2);
+  std::deque<std::vector<char>> packed;  // the packed tensors' bytes until the file is written
+  if (m.packed_layout) w.set_int(kFormatVersionKey, kFormatVersion);
   for (const auto& t : m.tensors) {
+    if (const auto out_dim = msclap_packed_out_dim(t.name); m.packed_layout && out_dim) {
+      add_packed_tensor(w, t.name, t.dtype, t.shape, t.data.data(), t.data.size(), *out_dim, packed);
+      continue;
+    }
     std::vector<int64_t> shape = t.shape.empty() ? std::vector<int64_t>{1} : t.shape;
     w.add_tensor(t.name, t.dtype, shape, t.data.data(), t.data.size());
   }

@@ -34,6 +34,9 @@ struct ModelContents {
   std::vector<std::string> filled_from_gpt2;
   std::vector<SourceFile> sources;
   std::string name;  // general.name
+  // Format version 2: the Linear weights stored in the packed panel layout (msclap_packed_out_dim);
+  // false writes format version 1 (PyTorch order throughout), as asdcap wrote before.
+  bool packed_layout = true;
 };
 
 // Writes `m` atomically to `path` (checks the config and the required tensors first).

@@ -1,17 +1,19 @@
 // asdcap's own GEMM for Linear layers whose weights are known in advance: the weights are packed
-// once into panels of kNr output features ([panel][k][kNr]), and a register-blocked kernel (8 x 48
-// with AVX-512, 6 x 16 otherwise) runs the whole K dimension per tile, then applies the bias, GELU or the
-// residual add while the tile is still in registers. Every output element is the same chain of
-// fused multiply-adds over p = 0..K-1 whatever the tile, thread or batch it falls in, so results
-// do not depend on the thread count or on the batch size, bit for bit.
+// once into panels of 48 output features ([panel][k][48]), the same for every CPU, and a register-blocked
+// kernel (8 x 48 with AVX-512, 6 x 16 on a third of a panel otherwise) runs the whole K dimension per tile, then
+// applies the bias, GELU or the residual add while the tile is still in registers. Every output element is the same
+// chain of fused multiply-adds over p = 0..K-1 whatever the tile, thread or batch it falls in, so results do not depend
+// on the thread count or on the batch size, bit for bit.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/panels.hpp"
 #include "core/parallel.hpp"
 #include "packed_kernel.hpp"
 
@@ -26,28 +28,6 @@ constexpr int64_t kRowBlockBytes = int64_t{1} << 20;
 inline int64_t row_block(int64_t k, int64_t mr) { return std::max<int64_t>(mr, kRowBlockBytes / (4 * k) / mr * mr); }
 // Below this many multiply-adds a product runs on one thread.
 constexpr int64_t kParallelMacs = int64_t{1} << 18;
-
-}  // namespace
-
-namespace {
-
-// Element j, p of an n x k layer's weights into its panel slot (T: float or the 16-bit pattern). The
-// source is read bytewise: a model file's tensor need not be aligned to its element size.
-template <typename T>
-void pack(const void* source, int64_t n, int64_t k, int64_t nr, PackedLinear::Layout layout, T* panels) {
-  const auto* w = static_cast<const unsigned char*>(source);
-  auto put = [&](int64_t j, int64_t p, int64_t at) {
-    std::memcpy(panels + (j / nr) * k * nr + p * nr + j % nr, w + at * static_cast<int64_t>(sizeof(T)), sizeof(T));
-  };
-  // The source is read in its own order (w[n, k] row by row, w[k, n] row by row).
-  if (layout == PackedLinear::Layout::kOutIn) {
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t p = 0; p < k; ++p) put(j, p, j * k + p);
-  } else {
-    for (int64_t p = 0; p < k; ++p)
-      for (int64_t j = 0; j < n; ++j) put(j, p, p * n + j);
-  }
-}
 
 }  // namespace
 
@@ -69,43 +49,72 @@ void widen(WeightView w, int64_t first, int64_t count, float* out) {
   }
 }
 
+namespace {
+
+size_t element_bytes(WeightType t) { return t == WeightType::kF32 ? sizeof(float) : sizeof(uint16_t); }
+
+std::string layer_name(int64_t n, int64_t k) {
+  return "linear layer of " + std::to_string(n) + " x " + std::to_string(k);
+}
+
+}  // namespace
+
+static_assert(PackedLinear::kPanelWidth == panels::kWidth);
+
+size_t PackedLinear::panel_bytes(int64_t out_features, int64_t in_features, WeightType type) {
+  return panels::bytes(out_features, in_features, element_bytes(type));
+}
+
+void PackedLinear::pack(WeightView w, int64_t out_features, int64_t in_features, Layout layout, void* out) {
+  panels::pack(w.data, out_features, in_features, layout == Layout::kInOut, element_bytes(w.type), out);
+}
+
 PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_features, const float* bias, Layout layout)
     : n_(out_features), k_(in_features), set_(kernel_set()), type_(w.type) {
-  if (n_ <= 0 || k_ <= 0)
-    throw ModelError("linear layer of " + std::to_string(out_features) + " x " + std::to_string(in_features));
-  if (!w.data)
-    throw ModelError("linear layer of " + std::to_string(out_features) + " x " + std::to_string(in_features) +
-                     " without weights");
-  const int64_t kNr = packed::kernel(set_).nr;
-  const int64_t panels = (n_ + kNr - 1) / kNr;
-  const size_t elements = static_cast<size_t>(panels * k_ * kNr);
-  // Every byte is written below (the padding of a partial last panel zeroed), so the buffer is not
-  // cleared first.
-  packed_.resize(elements * (type_ == WeightType::kF32 ? sizeof(float) : sizeof(uint16_t)));
-  if (const int64_t pad = panels * kNr - n_; pad > 0)
-    for (int64_t p = 0; p < k_; ++p) {
-      const size_t es = type_ == WeightType::kF32 ? sizeof(float) : sizeof(uint16_t);
-      std::memset(packed_.data() + ((panels - 1) * k_ * kNr + p * kNr + (kNr - pad)) * es, 0, pad * es);
-    }
-  if (type_ == WeightType::kF32) {
-    pack(w.data, n_, k_, kNr, layout, reinterpret_cast<float*>(packed_.data()));
-  } else {
-    pack(w.data, n_, k_, kNr, layout, reinterpret_cast<uint16_t*>(packed_.data()));
-  }
-  bias_.assign(static_cast<size_t>(panels * kNr), 0.f);
+  if (n_ <= 0 || k_ <= 0) throw ModelError(layer_name(out_features, in_features));
+  if (!w.data) throw ModelError(layer_name(out_features, in_features) + " without weights");
+  // Every byte is written by pack() (the padding of a partial last panel zeroed), so the buffer is
+  // not cleared first.
+  packed_.resize(panel_bytes(n_, k_, type_));
+  pack(w, n_, k_, layout, packed_.data());
+  const int64_t width = (n_ + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+  bias_.assign(static_cast<size_t>(width), 0.f);
   if (bias)
     for (int64_t j = 0; j < n_; ++j) bias_[static_cast<size_t>(j)] = bias[j];
 }
 
+PackedLinear PackedLinear::over_panels(WeightView panels, int64_t out_features, int64_t in_features, const float* bias,
+                                       std::shared_ptr<const void> keep) {
+  PackedLinear l;
+  l.n_ = out_features;
+  l.k_ = in_features;
+  l.set_ = kernel_set();
+  l.type_ = panels.type;
+  const size_t bytes = panel_bytes(out_features, in_features, panels.type);
+  if (!panels.data) throw ModelError(layer_name(out_features, in_features) + " without weights");
+  if (reinterpret_cast<uintptr_t>(panels.data) % 64 == 0) {
+    l.view_ = static_cast<const unsigned char*>(panels.data);
+    l.keep_ = std::move(keep);
+  } else {
+    l.packed_.resize(bytes);
+    std::memcpy(l.packed_.data(), panels.data, bytes);
+  }
+  const int64_t width = (out_features + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+  l.bias_.assign(static_cast<size_t>(width), 0.f);
+  if (bias)
+    for (int64_t j = 0; j < out_features; ++j) l.bias_[static_cast<size_t>(j)] = bias[j];
+  return l;
+}
+
 void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
                                  Epilogue ep) const {
-  packed::kernel(set_).forward_block[static_cast<int>(type_)](packed_.data(), bias_.data(), n_, k_, x, r0, r1, panel0,
-                                                              panel1, y, ep);
+  packed::kernel(set_).forward_block[static_cast<int>(type_)](panels(), bias_.data(), n_, k_, x, r0, r1, panel0, panel1,
+                                                              y, ep);
 }
 
 void PackedLinear::forward_serial(const float* x, int64_t m, float* y, Epilogue ep) const {
   const packed::Kernel& kern = packed::kernel(set_);
-  const int64_t panels = (n_ + kern.nr - 1) / kern.nr;
+  const int64_t panels = (n_ + packed::kPanelWidth - 1) / packed::kPanelWidth;
   const int64_t rb = row_block(k_, kern.mr);
   for (int64_t r0 = 0; r0 < m; r0 += rb) forward_block(x, r0, std::min(m, r0 + rb), 0, panels, y, ep);
 }
@@ -117,7 +126,7 @@ void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epi
     return;
   }
   const packed::Kernel& kern = packed::kernel(set_);
-  const int64_t kNr = kern.nr, kMr = kern.mr;
+  const int64_t kNr = packed::kPanelWidth, kMr = kern.mr;
   const int64_t panels = (n_ + kNr - 1) / kNr, rows = row_block(k_, kMr);
   const int64_t row_blocks = (m + rows - 1) / rows;
   // Split by panels or by rows, whichever moves less per thread: by panels each thread reads all of

@@ -6,6 +6,7 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/panels.hpp"
 #include "core/parallel.hpp"
 #include "nn/weight_view.hpp"
 
@@ -77,13 +78,21 @@ Gpt2::Gpt2(std::shared_ptr<const ModelFile> model, const std::string& prefix, in
   auto t = [&](const std::string& name, std::initializer_list<int64_t> shape) {
     return model_->f32(prefix + name, shape);
   };
-  // Conv1D weights [in, out] packed for asdcap's GEMM in the precision they are stored in (f16 and bf16
-  // weights stay 16-bit: half the bytes held and streamed per step).
+  // Conv1D weights [in, out] for asdcap's GEMM in the precision they are stored in (f16 and bf16
+  // weights stay 16-bit: half the bytes held and streamed per step), used in place when the file
+  // stores them packed.
   auto packed = [&](const std::string& name, int64_t in, int64_t out) {
-    const TensorInfo& w = model_->float_weights(prefix + name + ".weight", {in, out});
-    return nn::PackedLinear(nn::weight_view(w), out, in, t(name + ".bias", {out}), nn::PackedLinear::Layout::kInOut);
+    return nn::linear_from(model_, prefix + name + ".weight", {in, out}, t(name + ".bias", {out}),
+                           nn::PackedLinear::Layout::kInOut);
   };
-  wte_ = nn::weight_view(model_->float_weights(prefix + "wte.weight", {cfg_.vocab, d}));
+  wte_name_ = prefix + "wte.weight";
+  // Rows are checked for NaN as they are read (token_embeddings), the whole table only where it is
+  // the lm_head: a text encoder reads and keeps resident only the rows of its texts.
+  const TensorInfo& wte = model_->float_table(wte_name_, {cfg_.vocab, d});
+  wte_ = nn::weight_view(wte);
+  wte_packed_ = wte.packed_out_dim >= 0;
+  if (wte_packed_ && wte.packed_out_dim != 0)
+    throw ModelError(model_->path() + ": " + wte_name_ + " is stored packed with its columns as the output");
   wpe_ = t("wpe.weight", {cfg_.n_ctx, d});
   lnf_g_ = t("ln_f.weight", {d});
   lnf_b_ = t("ln_f.bias", {d});
@@ -111,7 +120,16 @@ void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
     if (ids[i] < 0 || ids[i] >= cfg_.vocab)
       throw Error("GPT-2: token id " + std::to_string(ids[i]) + " outside the vocabulary of " +
                   std::to_string(cfg_.vocab));
-    nn::widen(wte_, ids[i] * d, d, out + i * d);
+    float* row = out + i * d;
+    if (!wte_packed_) {
+      nn::widen(wte_, ids[i] * d, d, row);
+    } else {  // stored packed (docs/model-files.md): element p of row j at panel j / 48, row p, column j % 48
+      for (int64_t p = 0; p < d; ++p) nn::widen(wte_, panels::stored_index(ids[i], p, d), 1, row + p);
+    }
+    for (int64_t p = 0; p < d; ++p)
+      if (std::isnan(row[p]))
+        throw ModelError(model_->path() + ": tensor " + wte_name_ + " holds NaN (in row " + std::to_string(ids[i]) +
+                         "): the model file is damaged");
   }
 }
 
@@ -333,9 +351,12 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
 }
 
 void Gpt2::logits(const float* hidden, int64_t rows, float* out) const {
-  // The tied lm_head, packed on first use (the text encoder never needs it).
-  std::call_once(lm_head_once_,
-                 [this] { lm_head_ = std::make_unique<nn::PackedLinear>(wte_, cfg_.vocab, cfg_.n_embd, nullptr); });
+  // The tied lm_head, made on first use (the text encoder never needs it): from the mapping when the
+  // file stores wte packed, else packed in memory.
+  std::call_once(lm_head_once_, [this] {
+    lm_head_ = std::make_unique<nn::PackedLinear>(
+        nn::linear_from(model_, wte_name_, {cfg_.vocab, cfg_.n_embd}, nullptr, nn::PackedLinear::Layout::kOutIn));
+  });
   lm_head_->forward(threads_, hidden, rows, out);
 }
 

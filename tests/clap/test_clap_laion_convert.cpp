@@ -29,7 +29,18 @@ std::map<std::string, std::vector<int64_t>> gguf_shapes(const std::string& path)
   const std::string bytes = ziptest::slurp(path);
   const GgufView g = GgufView::parse(bytes.data(), bytes.size(), path);
   std::map<std::string, std::vector<int64_t>> out;
-  for (const auto& t : g.tensors) out[t.name] = t.shape;
+  for (const auto& t : g.tensors) {
+    out[t.name] = t.shape;
+    // A weight stored in the packed panel layout (docs/model-files.md): [ceil(out / 48), in, 48], its
+    // PyTorch shape in its key after the output dimension.
+    if (auto key = g.kv.find("asdcap.packed." + t.name); key != g.kv.end()) {
+      const std::vector<int64_t>& v = key->second.ints;
+      out[t.name].assign(v.begin() + 1, v.end());
+      int64_t in = 1;
+      for (size_t i = 2; i < v.size(); ++i) in *= v[i];
+      EXPECT_EQ(t.shape, (std::vector<int64_t>{(v[1] + 47) / 48, in, 48})) << t.name;
+    }
+  }
   return out;
 }
 
@@ -106,6 +117,12 @@ TEST(LaionConvert, KeepsEveryTensorButDerivedOnesAndCounters) {
   }
   EXPECT_GT(expected.size(), 150u);
   EXPECT_EQ(gguf_shapes(converted(golden_checkpoint())), expected);
+  // Format version 2: the HTSAT Linear layers and the audio projection stored packed.
+  const std::string bytes = ziptest::slurp(converted(golden_checkpoint()));
+  const GgufView g = GgufView::parse(bytes.data(), bytes.size(), "laion");
+  EXPECT_EQ(g.kv.at("asdcap.format_version").i, 2);
+  EXPECT_EQ(g.kv.count("asdcap.packed.audio_projection.0.weight"), 1u);
+  EXPECT_EQ(g.kv.count("asdcap.packed.audio_branch.layers.0.blocks.0.attn.qkv.weight"), 1u);
 }
 
 TEST(LaionConvert, MelBankIsTheReference) {

@@ -5,13 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "asdcap/audio.hpp"
+#include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "laion_golden.hpp"
+#include "modelio/gguf.hpp"
 
 using namespace asdcap;
 using namespace laiontest;
@@ -236,4 +240,67 @@ TEST(LaionGolden, HalfPrecisionFileStaysClose) {
   const Clip& c = clips()[0];
   const auto o = half->encode_clip(input_samples(c), crop_of(c));
   EXPECT_GE(cosine(o.embedding, npy(c.id, "embedding")), 0.999);
+}
+
+// A file of format version 1 (every tensor in PyTorch order, as asdcap wrote before the packed
+// layout) computes the same bits as the version-2 file it came from, and `convert --relayout` turns
+// it back into that file's tensors. The unpacking is written out here from the layout's definition
+// (docs/model-files.md): element (j, p) of an out x in matrix at panel j / 48, row p, column j % 48.
+TEST(LaionGolden, OldLayoutFileGivesTheSameBitsAndRelaysToTheNewOne) {
+  const std::string fresh = converted(golden_checkpoint());
+  std::ifstream in(fresh, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const GgufView g = GgufView::parse(bytes.data(), bytes.size(), fresh);
+  GgufWriter w;
+  for (const auto& k : g.kv_order)
+    if (k.rfind("asdcap.", 0) != 0) w.set(k, g.kv.at(k));
+  std::vector<std::string> unpacked;
+  unpacked.reserve(g.tensors.size());
+  size_t packed = 0;
+  for (const auto& t : g.tensors) {
+    auto key = g.kv.find("asdcap.packed." + t.name);
+    if (key == g.kv.end()) {
+      w.add_tensor(t.name, t.dtype, t.shape, bytes.data() + t.offset, t.nbytes);
+      continue;
+    }
+    const std::vector<int64_t> shape(key->second.ints.begin() + 1, key->second.ints.end());
+    ASSERT_EQ(key->second.ints[0], 0) << t.name;
+    int64_t in_features = 1;
+    for (size_t i = 1; i < shape.size(); ++i) in_features *= shape[i];
+    const size_t es = dtype_size(t.dtype);
+    std::string& v = unpacked.emplace_back(static_cast<size_t>(shape[0] * in_features) * es, '\0');
+    for (int64_t j = 0; j < shape[0]; ++j)
+      for (int64_t p = 0; p < in_features; ++p)
+        std::memcpy(v.data() + (j * in_features + p) * es,
+                    bytes.data() + t.offset + ((j / 48) * in_features * 48 + p * 48 + j % 48) * es, es);
+    w.add_tensor(t.name, t.dtype, shape, v.data(), v.size());
+    ++packed;
+  }
+  EXPECT_GT(packed, 10u);
+  const std::string old = fresh + ".v1.gguf", relaid = fresh + ".relaid.gguf";
+  w.write_file(old);
+  const auto a = LaionModel::open(old, 2);
+  for (int i : {0, 1}) {
+    const Clip& c = clips()[static_cast<size_t>(i)];
+    const auto x = a->encode_clip(input_samples(c), crop_of(c));
+    const auto y = model().encode_clip(input_samples(c), crop_of(c));
+    EXPECT_EQ(x.embedding, y.embedding);
+    EXPECT_EQ(x.clipwise, y.clipwise);
+  }
+  const RelayoutReport r = relayout_model(old, relaid);
+  EXPECT_EQ(r.from_version, 1);
+  EXPECT_EQ(r.packed, packed);
+  std::ifstream in2(relaid, std::ios::binary);
+  const std::string bytes2((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  const GgufView g2 = GgufView::parse(bytes2.data(), bytes2.size(), relaid);
+  ASSERT_EQ(g2.tensors.size(), g.tensors.size());
+  for (size_t i = 0; i < g.tensors.size(); ++i) {
+    EXPECT_EQ(g2.tensors[i].shape, g.tensors[i].shape) << g.tensors[i].name;
+    ASSERT_EQ(g2.tensors[i].nbytes, g.tensors[i].nbytes) << g.tensors[i].name;
+    EXPECT_EQ(
+        std::memcmp(bytes2.data() + g2.tensors[i].offset, bytes.data() + g.tensors[i].offset, g.tensors[i].nbytes), 0)
+        << g.tensors[i].name;
+  }
+  std::remove(old.c_str());
+  std::remove(relaid.c_str());
 }

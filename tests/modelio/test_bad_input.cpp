@@ -213,12 +213,15 @@ TEST_F(BadInput, GgufMissingOrMisshapenTensor) {
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("lacks tensors: text.proj.linear2.weight"), std::string::npos) << e.what();
   }
-  rewrite(dir_ + "/shape.gguf", "audio.proj.linear1.weight", false);
+  rewrite(dir_ + "/shape.gguf", "text.proj.linear1.weight", false);
   try {
     ModelFile::open(dir_ + "/shape.gguf");
     ADD_FAILURE() << "no error";
   } catch (const ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find("audio.proj.linear1.weight has shape [8192], expected [64, 128]"),
+    const std::vector<int64_t> shape =
+        ModelFile::open(golden_model_path(false))->tensor("text.proj.linear1.weight").shape;
+    EXPECT_NE(std::string(e.what()).find("text.proj.linear1.weight has shape [" + std::to_string(shape[0] * shape[1]) +
+                                         "], expected " + format_shape(shape)),
               std::string::npos)
         << e.what();
   }
@@ -272,6 +275,30 @@ TEST_F(BadInput, NanWeightIsRefusedAtFirstUse) {
   const CliResult r = run_cli("embed --model " + path + " --out " + dir_ + "/e.npy " + clip, dir_);
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/e.npy"));
+}
+
+// A NaN in the token table is refused when a text reads its row (the rest of the table is never
+// read): row 0 is "!".
+TEST_F(BadInput, NanTokenRowIsRefusedWhenRead) {
+  std::string bytes = ziptest::slurp(golden_model_path(false));
+  const GgufView g = GgufView::parse(bytes.data(), bytes.size(), "golden");
+  const float nan = std::nanf("");
+  bool found = false;
+  for (const auto& t : g.tensors)
+    if (t.name == "text.gpt2.wte.weight") {
+      ASSERT_EQ(t.dtype, DType::F32);
+      std::memcpy(bytes.data() + t.offset, &nan, sizeof nan);
+      found = true;
+    }
+  ASSERT_TRUE(found);
+  const std::string path = dir_ + "/nan_wte.gguf";
+  ziptest::spit(path, bytes);
+  CliResult r = run_cli("embed --model " + path + " --text \"a fan hums\" --out " + dir_ + "/ok.npy", dir_);
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = run_cli("embed --model " + path + " --text \"a fan hums!\" --out " + dir_ + "/e.npy", dir_);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("text.gpt2.wte.weight holds NaN (in row 0)"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ + "/e.npy"));
 }
 

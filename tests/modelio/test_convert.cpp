@@ -166,7 +166,7 @@ std::string gather(const RawTensor& t, size_t es) {
 
 void expect_bit_exact(const ModelFile& m) {
   RawCheckpoint clap(kClap), clapcap(kClapcap);
-  size_t checked = 0, non_contiguous = 0;
+  size_t checked = 0, non_contiguous = 0, packed = 0;
   for (const TensorInfo& t : m.tensors()) {
     auto [file, key] = source_key(t.name);
     ASSERT_FALSE(file.empty()) << t.name;
@@ -175,8 +175,32 @@ void expect_bit_exact(const ModelFile& m) {
     std::vector<int64_t> shape = raw.size.empty() ? std::vector<int64_t>{1} : raw.size;  // scalars are stored as [1]
     EXPECT_EQ(t.shape, shape) << key;
     const std::string expect = gather(raw, dtype_size(t.dtype));
-    ASSERT_EQ(expect.size(), t.nbytes) << key;
-    EXPECT_EQ(std::memcmp(expect.data(), t.data, t.nbytes), 0) << key;
+    if (t.packed_out_dim >= 0) {  // stored in the panel layout: its values back in PyTorch order
+      ASSERT_EQ(t.dtype, DType::F32) << key;
+      const std::vector<float> values = m.f32_copy(t.name);
+      ASSERT_EQ(expect.size(), values.size() * sizeof(float)) << key;
+      EXPECT_EQ(std::memcmp(expect.data(), values.data(), expect.size()), 0) << key;
+      // The stored bytes themselves (docs/model-files.md): element (j, p) of the out x in matrix at
+      // panel j / 48, row p, column j % 48; the last panel's columns past `out` zero.
+      const int64_t out = t.shape[static_cast<size_t>(t.packed_out_dim)], in = t.numel() / out;
+      const int64_t panels = (out + 47) / 48;
+      ASSERT_EQ(t.nbytes, static_cast<size_t>(panels * in * 48 * 4)) << key;
+      const auto* stored = static_cast<const char*>(t.data);
+      for (int64_t j = 0; j < panels * 48; ++j)
+        for (int64_t p = 0; p < in; ++p) {
+          const char* at = stored + ((j / 48) * in * 48 + p * 48 + j % 48) * 4;
+          if (j >= out) {
+            ASSERT_EQ(std::memcmp(at, "\0\0\0\0", 4), 0) << key << " padding";
+            continue;
+          }
+          const int64_t logical = t.packed_out_dim == 0 ? j * in + p : p * out + j;
+          ASSERT_EQ(std::memcmp(at, expect.data() + logical * 4, 4), 0) << key << " (" << j << ", " << p << ")";
+        }
+      ++packed;
+    } else {
+      ASSERT_EQ(expect.size(), t.nbytes) << key;
+      EXPECT_EQ(std::memcmp(expect.data(), t.data, t.nbytes), 0) << key;
+    }
     bool contiguous = true;
     for (size_t d = 0, step = 1; d < raw.size.size(); ++d) {
       size_t k = raw.size.size() - 1 - d;
@@ -189,6 +213,9 @@ void expect_bit_exact(const ModelFile& m) {
   // 179 + 202 state-dict entries, less the documented drops: 2 x 2 STFT matrices, 2 num_batches_tracked, lm_head.
   EXPECT_EQ(checked, 179u + 202u - 7u);
   EXPECT_EQ(non_contiguous, 2u);  // the two melW are stored transposed (stride (1, 513))
+  // Format version 2: the Linear weights of both audio encoders (HTSAT, projection) and of both GPT-2s.
+  EXPECT_EQ(m.format_version(), 2);
+  EXPECT_GT(packed, 40u);
 }
 
 std::string temp_dir(const std::string& name) {
@@ -313,7 +340,7 @@ TEST(Convert, ClapOnlyAndF16) {
       ++n_f16;
       EXPECT_TRUE(f16_eligible(t.name, t.shape));
       EXPECT_EQ(h.shape, t.shape);
-      const float* a = static_cast<const float*>(t.data);
+      const float* a = full->f32(t.name);  // (the values in PyTorch order, whether stored packed or not)
       const float* b = half->f32(t.name);
       for (int64_t i = 0; i < t.numel(); ++i)
         ASSERT_NEAR(b[i], a[i], std::abs(a[i]) * (1.0 / 2048) + 6e-8) << t.name << "[" << i << "]";

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -332,6 +333,43 @@ TEST(NnPackedLinear, RejectsEmptyShapes) {
   const std::vector<float> w(16, 1.f);
   EXPECT_THROW(nn::PackedLinear(w.data(), 0, 16, nullptr), asdcap::Error);
   EXPECT_THROW(nn::PackedLinear(w.data(), 16, 0, nullptr), asdcap::Error);
+}
+
+// Panels packed beforehand (as a model file stores them) give the layer packed at construction, bit
+// for bit: from aligned memory used where it is, from unaligned memory through a copy. The layout
+// is written out here from its definition: element (j, p) at panel j / 48, row p, column j % 48.
+TEST(NnPackedLinear, OverPrepackedPanelsEqualsPackingAtConstruction) {
+  const int64_t n = 100, k = 37, m = 11;  // a partial last panel (100 = 2 x 48 + 4)
+  const std::vector<float> w = random_vector(static_cast<size_t>(n * k), 41), b = random_vector(n, 42);
+  const std::vector<float> x = random_vector(static_cast<size_t>(m * k), 43);
+  const int64_t panels = (n + 47) / 48;
+  ASSERT_EQ(nn::PackedLinear::panel_bytes(n, k, nn::WeightType::kF32), static_cast<size_t>(panels * k * 48 * 4));
+  std::vector<float, nn::LineAligned<float>> stored(static_cast<size_t>(panels * k * 48 + 16), 0.f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) stored[static_cast<size_t>((j / 48) * k * 48 + p * 48 + j % 48)] = w[j * k + p];
+  std::vector<float, nn::LineAligned<float>> packed(stored.size(), -1.f);
+  nn::PackedLinear::pack({w.data(), nn::WeightType::kF32}, n, k, nn::PackedLinear::Layout::kOutIn, packed.data());
+  EXPECT_EQ(std::memcmp(packed.data(), stored.data(), nn::PackedLinear::panel_bytes(n, k, nn::WeightType::kF32)), 0);
+
+  const nn::PackedLinear own(w.data(), n, k, b.data());
+  auto keep = std::make_shared<int>(0);
+  const auto view = nn::PackedLinear::over_panels({stored.data(), nn::WeightType::kF32}, n, k, b.data(), keep);
+  EXPECT_FALSE(view.owns_panels());
+  EXPECT_EQ(keep.use_count(), 2);  // the view holds the panels' owner
+  std::vector<float> shifted(stored.size());
+  std::memcpy(shifted.data() + 1, stored.data(), (stored.size() - 1) * sizeof(float));
+  const auto copied = nn::PackedLinear::over_panels({shifted.data() + 1, nn::WeightType::kF32}, n, k, b.data(), {});
+  EXPECT_TRUE(copied.owns_panels());
+  for (int threads : {1, 2}) {
+    std::vector<float> y0(static_cast<size_t>(m * n)), y1(y0.size()), y2(y0.size());
+    own.forward(threads, x.data(), m, y0.data(), nn::PackedLinear::Epilogue::kGelu);
+    view.forward(threads, x.data(), m, y1.data(), nn::PackedLinear::Epilogue::kGelu);
+    copied.forward(threads, x.data(), m, y2.data(), nn::PackedLinear::Epilogue::kGelu);
+    EXPECT_EQ(y0, y1);
+    EXPECT_EQ(y0, y2);
+  }
+  EXPECT_THROW(nn::PackedLinear::over_panels({stored.data(), nn::WeightType::kF32}, 0, k, nullptr, {}), asdcap::Error);
+  EXPECT_THROW(nn::PackedLinear::panel_bytes(int64_t{1} << 32, 1, nn::WeightType::kF16), asdcap::Error);
 }
 
 // Half-precision weights stay 16-bit in the panels and are widened in registers: every output equals

@@ -20,7 +20,7 @@ inline std::string golden_model_path(bool with_captioner) {
   namespace fs = std::filesystem;
   const std::string shared = ASDCAP_SHARED_DIR;
   // Bump the version when the converter's output changes, so stale files are not reused.
-  const fs::path dir = fs::temp_directory_path() / ("asdcap-golden-models-v1-" + std::to_string(::getuid()));
+  const fs::path dir = fs::temp_directory_path() / ("asdcap-golden-models-v2-" + std::to_string(::getuid()));
   fs::create_directories(dir);
   const fs::path out = dir / (with_captioner ? "clap_clapcap_2023_tiny.gguf" : "clap_2023_tiny.gguf");
   if (fs::exists(out)) {

@@ -105,7 +105,7 @@ void write_random_model(const std::string& path, const ModelConfig& cfg_in, DTyp
 std::string random_full_model_path(bool clap, bool captioner, DType dtype) {
   if (dtype != DType::F16 && dtype != DType::F32) throw InvalidArgument("random models are f16 or f32");
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v2-" + std::to_string(::getuid()));
+  const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v3-" + std::to_string(::getuid()));
   fs::create_directories(dir);
   const fs::path out =
       dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_" + dtype_name(dtype) + ".gguf");

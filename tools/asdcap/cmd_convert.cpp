@@ -1,5 +1,6 @@
 // asdcap convert: msclap checkpoints (+ GPT-2 tokenizer files), a PANNs CNN14 checkpoint (--panns)
-// or a LAION-CLAP checkpoint (--laion-clap) -> one asdcap model file (GGUF).
+// or a LAION-CLAP checkpoint (--laion-clap) -> one asdcap model file (GGUF); --relayout rewrites an
+// msclap model file in the current format version.
 #include <cstdio>
 
 #include "asdcap/convert.hpp"
@@ -12,7 +13,7 @@ namespace {
 
 struct ConvertArgs {
   asdcap::ConvertOptions opts;
-  std::string panns, laion;
+  std::string panns, laion, relayout;
   std::string dtype = "f32";
 };
 
@@ -26,6 +27,10 @@ void setup(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--laion-clap", args->laion,
                   "LAION-CLAP checkpoint (630k-audioset-best.pt, enable_fusion=False), converted alone")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--relayout", args->relayout,
+                  "An existing msclap model file, rewritten in the current format (weights stored packed, used in "
+                  "place from the mapping), converted alone")
       ->check(CLI::ExistingFile);
   sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->check(CLI::ExistingFile);
   sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")
@@ -51,6 +56,17 @@ void setup(CLI::App& app) {
     const auto& o = args->opts;
     const bool msclap_inputs =
         !o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty();
+    if (!args->relayout.empty()) {
+      if (msclap_inputs || !args->panns.empty() || !args->laion.empty() || args->dtype != "f32")
+        throw asdcap::UsageError(
+            "convert: --relayout re-lays a model file alone; drop --panns, --laion-clap, --clap, --clapcap, "
+            "--vocab, --merges, --gpt2 and --dtype");
+      const asdcap::RelayoutReport r = asdcap::relayout_model(args->relayout, o.out);
+      std::printf("wrote %s (format version %lld from %lld: %zu weight matrices packed, %zu packed already)\n",
+                  o.out.c_str(), static_cast<long long>(r.to_version), static_cast<long long>(r.from_version), r.packed,
+                  r.already);
+      return;
+    }
     if (!args->laion.empty()) {
       if (msclap_inputs || !args->panns.empty())
         throw asdcap::UsageError(

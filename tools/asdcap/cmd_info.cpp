@@ -75,9 +75,20 @@ void print_source_and_tensors(const asdcap::GgufView& g, const std::string& pref
   std::printf("tensors: %zu, %zu bytes (%.1f MB):", g.tensors.size(), total, total / 1e6);
   for (const auto& [d, e] : by_dtype) std::printf(" %s %zu (%.1f MB)", d.c_str(), e.first, e.second / 1e6);
   std::printf("\n");
+  size_t packed = 0;
+  for (const auto& t : g.tensors) packed += g.kv.count("asdcap.packed." + t.name);
+  if (auto v = g.kv.find("asdcap.format_version"); v != g.kv.end() && v->second.kind == asdcap::GgufValue::Kind::Int)
+    std::printf("format version: %lld (%zu weight matrices stored packed, used in place)\n",
+                static_cast<long long>(v->second.i), packed);
   if (list_tensors)
-    for (const auto& t : g.tensors)
-      std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), dims_text(t.shape).c_str());
+    for (const auto& t : g.tensors) {
+      // A packed tensor by its PyTorch shape (its key: [out_dim, shape...]), as the model sees it.
+      std::vector<int64_t> shape = t.shape;
+      if (auto key = g.kv.find("asdcap.packed." + t.name);
+          key != g.kv.end() && key->second.kind == asdcap::GgufValue::Kind::IntArray && key->second.ints.size() > 1)
+        shape.assign(key->second.ints.begin() + 1, key->second.ints.end());
+      std::printf("%s\t%s\t%s\n", t.name.c_str(), asdcap::dtype_name(t.dtype), dims_text(shape).c_str());
+    }
 }
 
 // A PANNs CNN14 file: configuration, source, tensors.
@@ -192,6 +203,15 @@ void run(const std::string& path, bool list_tensors) {
   std::printf("tensors: %zu, %zu bytes (%.1f MB):", m->tensors().size(), bytes, bytes / 1e6);
   for (const auto& [d, e] : by_dtype) std::printf(" %s %zu (%.1f MB)", d.c_str(), e.first, e.second / 1e6);
   std::printf("\n");
+  size_t packed = 0;
+  for (const auto& t : m->tensors()) packed += t.packed_out_dim >= 0;
+  if (m->format_version() >= 2)
+    std::printf("format version: %lld (%zu weight matrices stored packed, used in place)\n",
+                static_cast<long long>(m->format_version()), packed);
+  else
+    std::printf(
+        "format version: 1 (weights in PyTorch order, packed in memory at every open; "
+        "`asdcap convert --relayout` re-lays the file)\n");
   if (c.has_clap && c.has_captioner)
     std::printf("captioner audio encoder identical to CLAP's (bit for bit): %s\n",
                 captioner_audio_identical(*m) ? "yes" : "no");
