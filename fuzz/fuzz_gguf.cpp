@@ -2,6 +2,7 @@
 // and packed-layout keys, metadata -> ModelConfig -> required tensors), on arbitrary bytes.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
@@ -11,6 +12,15 @@
 #include "modelio/schema.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // The model-kind probe reads the metadata up to general.architecture only: on any input it
+  // answers or throws Error, and on a file the full parse accepts it finds the same value.
+  std::string arch;
+  bool probed = false;
+  try {
+    arch = asdcap::GgufView::architecture(data, size, "fuzz.gguf");
+    probed = true;
+  } catch (const asdcap::Error&) {
+  }
   try {
     asdcap::GgufView g = asdcap::GgufView::parse(data, size, "fuzz.gguf");
     try {  // the packed-layout keys: every accepted packed tensor holds exactly its panels
@@ -24,6 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     } catch (const asdcap::Error&) {
     }
+    if (!probed) __builtin_trap();  // the probe refused what the full parse accepts
+    const auto it = g.kv.find("general.architecture");
+    const std::string full =
+        it != g.kv.end() && it->second.kind == asdcap::GgufValue::Kind::String ? it->second.s : std::string();
+    if (full != arch) __builtin_trap();
     asdcap::ModelConfig c = asdcap::modelio::read_config(g, "fuzz.gguf");
     size_t found = 0;
     for (const auto& spec : asdcap::required_tensors(c))

@@ -4,12 +4,12 @@
 #include "asdcap/backend.hpp"
 #include "asdcap/clap.hpp"
 #include "asdcap/error.hpp"
-#include "asdcap/panns.hpp"
 #include "asdcap/laion.hpp"
+#include "asdcap/panns.hpp"
 #include "detect/acoustic.hpp"
+#include "detect/machine_scorer.hpp"
 #include "modelio/gguf.hpp"
 #include "modelio/mapped_file.hpp"
-#include "detect/machine_scorer.hpp"
 
 namespace asdcap {
 namespace {
@@ -57,11 +57,9 @@ const ModelBackend kModelBackends[] = {
 
 std::string model_file_architecture(const std::string& path) {
   const modelio::MappedFile file(path);
-  const GgufView g = GgufView::parse(file.data(), file.size(), path);
-  const auto arch = g.kv.find("general.architecture");
-  if (arch == g.kv.end() || arch->second.kind != GgufValue::Kind::String)
-    throw ModelError(path + ": GGUF file without general.architecture: not an asdcap model");
-  return arch->second.s;
+  const std::string arch = GgufView::architecture(file.data(), file.size(), path);
+  if (arch.empty()) throw ModelError(path + ": GGUF file without general.architecture: not an asdcap model");
+  return arch;
 }
 
 }  // namespace

@@ -266,10 +266,7 @@ void write_random_laion_model(const std::string& path, const LaionConfig& cfg, D
 
 bool is_laion_model_file(const std::string& path) {
   modelio::MappedFile f(path);
-  GgufView g = GgufView::parse(f.data(), f.size(), path);
-  auto arch = g.kv.find("general.architecture");
-  return arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String &&
-         arch->second.s == modelio::kLaionArchitecture;
+  return GgufView::architecture(f.data(), f.size(), path) == modelio::kLaionArchitecture;
 }
 
 }  // namespace asdcap

@@ -272,10 +272,7 @@ void write_random_panns_model(const std::string& path, const PannsConfig& cfg, D
 
 bool is_panns_model_file(const std::string& path) {
   modelio::MappedFile f(path);
-  GgufView g = GgufView::parse(f.data(), f.size(), path);
-  auto arch = g.kv.find("general.architecture");
-  return arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String &&
-         arch->second.s == modelio::kPannsArchitecture;
+  return GgufView::architecture(f.data(), f.size(), path) == modelio::kPannsArchitecture;
 }
 
 }  // namespace asdcap

@@ -203,6 +203,24 @@ GgmlType ggml_type_of(DType t) {
   return GgmlType::F32;
 }
 
+std::string GgufView::architecture(const void* data, size_t size, const std::string& name) {
+  Cursor c(static_cast<const uint8_t*>(data), size, name);
+  if (size < 24 || c.get<uint32_t>() != kMagic) throw FormatError(name + ": not a GGUF file (bad magic)");
+  const uint32_t version = c.get<uint32_t>();
+  if (version != 3)
+    throw FormatError(name + ": GGUF version " + std::to_string(version) + " is not supported (need 3)");
+  c.get<uint64_t>();  // tensor count
+  const uint64_t n_kv = c.get<uint64_t>();
+  if (n_kv > c.remaining() / 13) c.fail("metadata count too large");
+  for (uint64_t k = 0; k < n_kv; ++k) {
+    const std::string key = c.str();
+    const uint32_t type = c.get<uint32_t>();
+    GgufValue v = read_value(c, type);
+    if (key == "general.architecture") return v.kind == GgufValue::Kind::String ? v.s : std::string();
+  }
+  return "";
+}
+
 GgufView GgufView::parse(const void* data, size_t size, const std::string& name) {
   Cursor c(static_cast<const uint8_t*>(data), size, name);
   GgufView g;

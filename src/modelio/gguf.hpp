@@ -46,6 +46,10 @@ class GgufView {
  public:
   // Throws FormatError("<name>: ...") on anything malformed or out of bounds.
   static GgufView parse(const void* data, size_t size, const std::string& name);
+  // The string value of `general.architecture`, read from the metadata up to that key only (asdcap
+  // writes it first), or "" when the file has none. Validates what it reads as parse() does; the
+  // rest of the file is not looked at (opening the model checks it).
+  static std::string architecture(const void* data, size_t size, const std::string& name);
 
   uint32_t version = 3;
   uint64_t alignment = 32;
