@@ -17,7 +17,6 @@
 #include "audio/audio_internal.hpp"
 #include "clap/htsat.hpp"
 #include "core/files.hpp"
-#include "core/panels.hpp"
 #include "core/parallel.hpp"
 #include "modelio/gguf.hpp"
 #include "modelio/half.hpp"
@@ -89,14 +88,7 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   }
   std::vector<float> widen(const GgufTensor& t) const {
     const uint8_t* src = mapped->data() + t.offset;
-    if (stored_packed.count(t.name)) {  // the panels back in PyTorch order
-      int64_t in = 1;
-      for (size_t i = 1; i < t.shape.size(); ++i) in *= t.shape[i];
-      std::vector<float> v(static_cast<size_t>(t.shape[0] * in));
-      for (int64_t j = 0; j < t.shape[0]; ++j)
-        for (int64_t p = 0; p < in; ++p) nn::widen(view(t), panels::stored_index(j, p, in), 1, v.data() + j * in + p);
-      return v;
-    }
+    if (stored_packed.count(t.name)) return modelio::unpack_panels(src, t.dtype, t.shape, 0);  // PyTorch order
     std::vector<float> v(t.nbytes / dtype_size(t.dtype));
     if (t.dtype == DType::F32) {
       std::memcpy(v.data(), src, t.nbytes);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <numeric>
 #include <utility>
@@ -478,6 +479,24 @@ Sidebands sidebands(const Spectrum& s, double top) {
   return out;
 }
 
+// The bin k in [1, end) from lo to hi Hz with the highest score(k) (the first of equals); -1 when
+// there is none or none scores above minus infinity.
+template <class Score>
+long strongest_bin(const Spectrum& s, double lo, double hi, long end, Score score) {
+  long best = -1;
+  double best_score = -std::numeric_limits<double>::infinity();
+  for (long k = 1; k < end; ++k) {
+    const double f = k * s.bin_hz;
+    if (f < lo || f > hi) continue;
+    const double v = score(k);
+    if (v > best_score) {
+      best = k;
+      best_score = v;
+    }
+  }
+  return best;
+}
+
 struct ShaftTone {
   double db = 0, hz = 0;
 };
@@ -486,17 +505,8 @@ struct ShaftTone {
 // 2nd and 3rd harmonics' power (each +-1 bin) over the same bins of the local medians.
 ShaftTone shaft_tone(const Spectrum& s) {
   ShaftTone out;
-  long best = -1;
-  double best_ratio = 0;
-  for (long k = 1; k < static_cast<long>(s.power.size()); ++k) {
-    const double f = k * s.bin_hz;
-    if (f < 10.0 || f > 60.0) continue;
-    const double ratio = s.power[k] / (local_median(s, k, 10.0) + kTiny);
-    if (best < 0 || ratio > best_ratio) {
-      best = k;
-      best_ratio = ratio;
-    }
-  }
+  const long best = strongest_bin(s, 10.0, 60.0, static_cast<long>(s.power.size()),
+                                  [&](long k) { return s.power[k] / (local_median(s, k, 10.0) + kTiny); });
   if (best < 0) return out;
   // Each harmonic's power over its floor, capped at the fundamental's: a harmonic much stronger than
   // the fundamental is another source's line (e.g. a blade-pass tone at 3x a chance low peak).
@@ -525,20 +535,14 @@ struct MotorHum {
 // within the clip: independent of the overall gain, it rises when the flow noise collapses or the hum grows.
 MotorHum motor_hum(const Spectrum& s) {
   MotorHum out;
-  long best = -1;
-  double best_excess = 0;
-  for (long k = 1; 2 * k + 1 < static_cast<long>(s.power.size()); ++k) {
-    const double f = k * s.bin_hz;
-    if (f < 80.0 || f > 200.0) continue;
+  // Bins whose 2nd harmonic is inside the spectrum; a line stands at least 6 dB over its local floor.
+  const long best = strongest_bin(s, 80.0, 200.0, static_cast<long>(s.power.size()) / 2, [&](long k) {
     const double excess = line_excess(s, k);
-    // A line: at least 6 dB over the local floor.
-    if (s.power[k] >= 4.0 * local_median(s, k, 50.0) && excess > best_excess) {
-      best = k;
-      best_excess = excess;
-    }
-  }
+    const bool line = s.power[k] >= 4.0 * local_median(s, k, 50.0);
+    return line && excess > 0 ? excess : -std::numeric_limits<double>::infinity();
+  });
   if (best < 0) return out;
-  out.power = best_excess + line_excess(s, 2 * best);
+  out.power = line_excess(s, best) + line_excess(s, 2 * best);
   out.hz = best * s.bin_hz;
   return out;
 }

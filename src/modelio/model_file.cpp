@@ -10,7 +10,6 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
-#include "core/panels.hpp"
 #include "half.hpp"
 #include "mapped_file.hpp"
 #include "modelio/gguf.hpp"
@@ -178,28 +177,9 @@ int64_t first_nan(const TensorInfo& t) {
   return scan(uint16_t{0}, uint16_t{0x7fff}, static_cast<uint16_t>(t.dtype == DType::F16 ? 0x7c00 : 0x7f80));
 }
 
-// Stored element i of a float tensor as float32 (exact).
-float element(const TensorInfo& t, int64_t i) {
-  const auto* src = static_cast<const uint8_t*>(t.data);
-  if (t.dtype == DType::F32) {
-    float f;
-    std::memcpy(&f, src + 4 * i, 4);
-    return f;
-  }
-  const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-  return t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
-}
-
 std::vector<float> widen(const TensorInfo& t) {
+  if (t.packed_out_dim >= 0) return modelio::unpack_panels(t.data, t.dtype, t.shape, t.packed_out_dim);
   std::vector<float> v(static_cast<size_t>(t.numel()));
-  if (t.packed_out_dim >= 0) {  // the panels back in PyTorch order
-    const int64_t out = t.shape[static_cast<size_t>(t.packed_out_dim)], in = t.numel() / out;
-    for (int64_t j = 0; j < out; ++j)
-      for (int64_t p = 0; p < in; ++p)
-        v[static_cast<size_t>(t.packed_out_dim == 0 ? j * in + p : p * out + j)] =
-            element(t, panels::stored_index(j, p, in));
-    return v;
-  }
   if (t.dtype == DType::F32) {
     std::memcpy(v.data(), t.data, v.size() * sizeof(float));
     return v;

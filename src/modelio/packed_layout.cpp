@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string_view>
 #include <unordered_map>
 
 #include "asdcap/error.hpp"
 #include "core/panels.hpp"
+#include "half.hpp"
 #include "schema.hpp"
 
 namespace asdcap::modelio {
@@ -153,6 +155,28 @@ void add_packed_tensor(GgufWriter& w, const std::string& name, DType dtype, cons
   std::vector<int64_t> key{out_dim};
   key.insert(key.end(), shape.begin(), shape.end());
   w.set_int_array(kPackedKeyPrefix + name, std::move(key));
+}
+
+std::vector<float> unpack_panels(const void* data, DType dtype, const std::vector<int64_t>& logical, int out_dim) {
+  const auto* src = static_cast<const uint8_t*>(data);
+  // Stored element i as float32.
+  const auto element = [&](int64_t i) {
+    if (dtype == DType::F32) {
+      float f;
+      std::memcpy(&f, src + 4 * i, 4);
+      return f;
+    }
+    const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+    return dtype == DType::F16 ? half_to_float(h) : bf16_to_float(h);
+  };
+  int64_t numel = 1;
+  for (int64_t d : logical) numel *= d;
+  const int64_t out = logical[static_cast<size_t>(out_dim)], in = numel / out;
+  std::vector<float> v(static_cast<size_t>(numel));
+  for (int64_t j = 0; j < out; ++j)
+    for (int64_t p = 0; p < in; ++p)
+      v[static_cast<size_t>(out_dim == 0 ? j * in + p : p * out + j)] = element(panels::stored_index(j, p, in));
+  return v;
 }
 
 }  // namespace asdcap::modelio

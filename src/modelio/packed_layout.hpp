@@ -49,6 +49,10 @@ struct PackedMarker {
 };
 std::vector<PackedMarker> read_packed_markers(const GgufView& g, const std::string& file);
 
+// A packed tensor's values back in the C order of its logical PyTorch shape, as float32 (exact):
+// `data` holds its panels of `dtype` (f32, f16 or bf16); out_dim as in PackedMarker.
+std::vector<float> unpack_panels(const void* data, DType dtype, const std::vector<int64_t>& logical, int out_dim);
+
 // Adds a float tensor (`data`: its values in C order of the logical PyTorch `shape`) to `w` in the
 // packed layout with its key; the packed bytes are kept in `store` until the file is written.
 void add_packed_tensor(GgufWriter& w, const std::string& name, DType dtype, const std::vector<int64_t>& shape,

@@ -29,30 +29,33 @@ void expect_well_formed(const std::string& s) {
   EXPECT_EQ(s.back(), '.') << s;
 }
 
+// The offline explainer's answer for the evidence alone, checked to be one well-formed sentence.
+OfflineAnswer explain_rows(const std::vector<EvidenceRow>& rows) {
+  OfflineInput in;
+  in.evidence = &rows;
+  OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  return a;
+}
+
 }  // namespace
 
 TEST(ExplainOffline, NamesToneWithFrequencyAndLevel) {
   const auto rows = rows_with({{"tone_db", 20.0}, {"tone_hz", 3210.0}, {"impulse_rate", 4.2}},
                               {{"tone_db", 6.0}, {"tone_hz", 1000.0}, {"impulse_rate", 0.0}});
-  OfflineInput in;
-  in.evidence = &rows;
-  const OfflineAnswer a = explain_offline(in);
-  expect_well_formed(a.answer);
+  const OfflineAnswer a = explain_rows(rows);
   ASSERT_EQ(a.named.size(), 2u);
   EXPECT_EQ(a.named[0], "tone_db");  // both beyond the cap (5): the order of the features decides
   EXPECT_EQ(a.named[1], "impulse_rate");
   EXPECT_EQ(a.answer,
             "This sound is louder in a high-pitched tone near 3.2 kHz (+14 dB over the normal references) and "
             "has sharp knocks about 4 times per second.");
-  EXPECT_EQ(explain_offline(in).answer, a.answer);  // deterministic
+  EXPECT_EQ(explain_rows(rows).answer, a.answer);  // deterministic
 }
 
 TEST(ExplainOffline, NothingStandsOut) {
   const auto rows = rows_with({{"level_db", 1.5}});
-  OfflineInput in;
-  in.evidence = &rows;
-  const OfflineAnswer a = explain_offline(in);
-  expect_well_formed(a.answer);
+  const OfflineAnswer a = explain_rows(rows);
   EXPECT_TRUE(a.named.empty());
   EXPECT_EQ(a.answer,
             "This sound is flagged by the detector, but none of the measured features differs clearly from its "
@@ -95,10 +98,7 @@ TEST(ExplainOffline, ManyDifferencesStayWithinFortyWords) {
                                {"hum_db", 15},
                                {"noise_db", -20},
                                {"level_db", 10}});
-  OfflineInput in;
-  in.evidence = &rows;
-  const OfflineAnswer a = explain_offline(in);
-  expect_well_formed(a.answer);
+  const OfflineAnswer a = explain_rows(rows);
   EXPECT_GE(a.named.size(), 2u);
   EXPECT_LE(a.named.size(), 3u);
 }
@@ -146,10 +146,7 @@ TEST(ExplainOffline, ModulationAtTheRateOfClearEventsIsTheEvents) {
 TEST(ExplainOffline, MotorHumOverFlowNoise) {
   const auto rows =
       rows_with({{"hum_noise_db", 4.0}, {"hum_noise_hz", 100.0}}, {{"hum_noise_db", 1.0}, {"hum_noise_hz", 100.0}});
-  OfflineInput in;
-  in.evidence = &rows;
-  const OfflineAnswer a = explain_offline(in);
-  expect_well_formed(a.answer);
+  const OfflineAnswer a = explain_rows(rows);
   ASSERT_EQ(a.named.size(), 1u);
   EXPECT_EQ(a.named[0], "hum_noise_db");
   EXPECT_NE(a.answer.find("motor hum at 100 Hz over its flow noise (+3 dB over the normal references)"),
@@ -161,10 +158,7 @@ TEST(ExplainOffline, MotorHumOverFlowNoise) {
 TEST(ExplainOffline, SidebandsAgainstReferencesWithoutAny) {
   const auto rows = rows_with({{"sideband_db", -18.0}, {"sideband_hz", 25.0}, {"carrier_hz", 780.0}},
                               {{"sideband_db", -60.0}, {"carrier_hz", 780.0}});
-  OfflineInput in;
-  in.evidence = &rows;
-  const OfflineAnswer a = explain_offline(in);
-  expect_well_formed(a.answer);
+  const OfflineAnswer a = explain_rows(rows);
   ASSERT_EQ(a.named.size(), 1u);
   EXPECT_EQ(a.named[0], "sideband_db");
   EXPECT_NE(a.answer.find("sidebands 25 Hz apart around its 780 Hz tone (-18 dBc, none in the normal references)"),
@@ -181,10 +175,7 @@ TEST(ExplainOffline, SidebandsAtTheRateOfAClearSwellComeAfterIt) {
                                {"vibration_pct", 13.0},
                                {"vibration_hz", 24.5}},
                               {{"sideband_db", -60.0}, {"carrier_hz", 170.0}, {"vibration_pct", 3.0}});
-  OfflineInput in;
-  in.evidence = &rows;
-  const OfflineAnswer a = explain_offline(in);
-  expect_well_formed(a.answer);
+  const OfflineAnswer a = explain_rows(rows);
   ASSERT_EQ(a.named.size(), 2u) << a.answer;
   EXPECT_EQ(a.named[0], "vibration_pct");
   EXPECT_EQ(a.named[1], "sideband_db");
@@ -225,10 +216,7 @@ TEST(ExplainOffline, CaptionWordsAndSimilarities) {
 TEST(ExplainOffline, PeriodicImpactsAreNamedWithRateAndBand) {
   const auto rows =
       rows_with({{"impact_db", 24.0}, {"impact_hz", 25.2}, {"impact_band_hz", 6557.0}}, {{"impact_db", 9.5}});
-  OfflineInput in;
-  in.evidence = &rows;
-  const OfflineAnswer a = explain_offline(in);
-  expect_well_formed(a.answer);
+  const OfflineAnswer a = explain_rows(rows);
   ASSERT_EQ(a.named.size(), 1u);
   EXPECT_EQ(a.named[0], "impact_db");
   EXPECT_EQ(a.answer,

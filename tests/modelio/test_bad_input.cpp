@@ -1,6 +1,5 @@
 // `asdcap convert` / `asdcap info` on bad input: one-line error naming the problem, exit 1, no output file.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
+#include "cli_run.hpp"
 #include "core/files.hpp"
 #include "modelio/gguf.hpp"
 #include "support/golden_model.hpp"
@@ -27,20 +27,8 @@ const std::string kClap = kShared + "/golden/clap_2023_tiny.pth";
 const std::string kVocab = kShared + "/assets/gpt2/vocab.json";
 const std::string kMerges = kShared + "/assets/gpt2/merges.txt";
 
-struct CliResult {
-  int code;
-  std::string out, err;
-};
-
-CliResult run_cli(const std::string& args, const std::string& dir) {
-  std::string cmd = std::string(ASDCAP_CLI) + " " + args + " >" + dir + "/stdout.txt 2>" + dir + "/stderr.txt";
-  int status = std::system(cmd.c_str());
-  CliResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ziptest::slurp(dir + "/stdout.txt"),
-              ziptest::slurp(dir + "/stderr.txt")};
-  fs::remove(dir + "/stdout.txt");
-  fs::remove(dir + "/stderr.txt");
-  return r;
-}
+using test::CliResult;
+using test::run_cli;
 
 class BadInput : public ::testing::Test {
  protected:

@@ -2,16 +2,17 @@
 // format version 1 (PyTorch order): both open, give the same results bit for bit, the old one with
 // a one-line hint; `convert --relayout` turns one into the other; damaged layout keys are refused.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
+#include "cli_run.hpp"
 #include "modelio/gguf.hpp"
 #include "support/golden_model.hpp"
 #include "zip_tools.hpp"
@@ -21,10 +22,7 @@ using namespace asdcap;
 
 namespace {
 
-struct CliResult {
-  int code;
-  std::string out, err;
-};
+using test::CliResult;
 
 class PackedLayout : public ::testing::Test {
  protected:
@@ -35,12 +33,7 @@ class PackedLayout : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  CliResult run_cli(const std::string& args) const {
-    std::string cmd = std::string(ASDCAP_CLI) + " " + args + " >" + dir_ + "/stdout.txt 2>" + dir_ + "/stderr.txt";
-    int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ziptest::slurp(dir_ + "/stdout.txt"),
-            ziptest::slurp(dir_ + "/stderr.txt")};
-  }
+  CliResult run_cli(const std::string& args) const { return test::run_cli(args, dir_); }
 
   // The golden model rewritten: `edit` may change each key's value (return false to drop it) and
   // every tensor's shape and bytes (PyTorch order when `unpack`: a format-1 file as asdcap wrote it).
@@ -148,7 +141,8 @@ TEST_F(PackedLayout, OldLayoutGivesTheSameResultsWithAHintAndRelayoutRestoresThe
   EXPECT_NE(r.out.find("0 weight matrices packed"), std::string::npos) << r.out;
   r = run_cli("convert --relayout " + fresh + " --dtype f16 --out " + dir_ + "/x.gguf");
   EXPECT_EQ(r.code, 2) << r.err;
-  r = run_cli("convert --relayout " + dir_ + "/stdout.txt --out " + dir_ + "/x.gguf");
+  std::ofstream(dir_ + "/not_a_model.gguf") << "not a model file\n";
+  r = run_cli("convert --relayout " + dir_ + "/not_a_model.gguf --out " + dir_ + "/x.gguf");
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_FALSE(fs::exists(dir_ + "/x.gguf"));
 }
