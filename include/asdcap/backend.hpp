@@ -37,6 +37,10 @@ class EmbeddingBackend {
   // detection then z-scores each dimension against a machine ID's normal references before the
   // k-NN search. False for learned embeddings, compared as they are.
   virtual bool standardise_per_group() const { return false; }
+  // The order p of the Minkowski distance of the k-NN search (knn_search's `order`): 2, Euclidean,
+  // for learned embeddings as in the papers. A higher order weighs a few strongly deviating
+  // dimensions more than many slightly deviating ones.
+  virtual int distance_order() const { return 2; }
   // True when embed() may run on several threads at once: detection then embeds clips in parallel.
   // False: one clip at a time (a backend that parallelises inside embed()).
   virtual bool thread_safe_embed() const { return false; }

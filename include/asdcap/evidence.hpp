@@ -29,6 +29,16 @@ size_t evidence_index(const std::string& key);
 struct ClipEvidence {
   std::vector<double> values;       // one per evidence_features()
   std::vector<double> burst_times;  // seconds: the short events counted by burst_rate, in time order
+  // Short events per second in each octave band that burst_rate searches (354-707 Hz, 707-1414 Hz,
+  // ... up to 0.95 x Nyquist) and the index of the busiest one: compare_evidence measures the
+  // references' burst_rate in the anomalous clip's band.
+  std::vector<double> band_burst_rates;
+  size_t burst_band = 0;
+  // Autocorrelation of the transients' spike train (click_strength) at lags of 0, 1, 2, ...
+  // frames of click_frame_s seconds (empty with fewer than 4 transients): compare_evidence measures
+  // the references' click_strength at the anomalous clip's click rate.
+  std::vector<double> click_autocorrelation;
+  double click_frame_s = 0;
 };
 
 // Measures a mono signal at `sample_rate` (any rate >= 8000; features above 2 kHz use the band up

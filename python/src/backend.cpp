@@ -68,6 +68,9 @@ void register_backend(py::module_& m) {
       .def_property_readonly(
           "standardise_per_group", [](const Backend& b) { return b.impl->standardise_per_group(); },
           "True when detection z-scores each dimension against a machine ID's references.")
+      .def_property_readonly(
+          "distance_order", [](const Backend& b) { return b.impl->distance_order(); },
+          "The Minkowski order of detection's k-NN distance (2: Euclidean); pass it to knn_search.")
       .def_property_readonly("thread_safe_embed", [](const Backend& b) { return b.impl->thread_safe_embed(); })
       .def(
           "embed",
@@ -133,13 +136,13 @@ void register_backend(py::module_& m) {
           "index", [](const KnnResult& r) { return per_query(r, r.index); }, "[queries x k] reference indices (int64).")
       .def_property_readonly(
           "distance", [](const KnnResult& r) { return per_query(r, r.distance); },
-          "[queries x k] exact Euclidean distances (float64).")
+          "[queries x k] exact distances (float64).")
       .def_property_readonly(
           "mean_distance", [](const KnnResult& r) { return to_numpy(std::vector<double>(r.mean_distance)); },
           "[queries]: the anomaly score (mean distance to the k nearest).");
   m.def(
       "knn_search",
-      [](const FloatArray& queries, const FloatArray& references, int k, bool leave_one_out) {
+      [](const FloatArray& queries, const FloatArray& references, int k, bool leave_one_out, int order) {
         const Matrix q = matrix(queries, "knn_search queries"), r = matrix(references, "knn_search references");
         if (q.cols != r.cols)
           throw InvalidArgument("knn_search: queries and references differ in dimension (" + std::to_string(q.cols) +
@@ -148,11 +151,13 @@ void register_backend(py::module_& m) {
         if (leave_one_out && q.rows != r.rows)
           throw InvalidArgument("knn_search: leave_one_out needs the queries to be the references");
         py::gil_scoped_release release;
-        return asdcap::knn_search(q.values.data(), q.rows, r.values.data(), r.rows, q.cols, k, leave_one_out);
+        return asdcap::knn_search(q.values.data(), q.rows, r.values.data(), r.rows, q.cols, k, leave_one_out, order);
       },
       py::arg("queries"), py::arg("references"), py::arg("k") = 4, py::arg("leave_one_out") = false,
-      "Exact k nearest references of each query in Euclidean distance. With leave_one_out the "
-      "queries are the references and reference i is excluded for query i.");
+      py::arg("order") = 2,
+      "Exact k nearest references of each query in the Minkowski distance of `order` (2: Euclidean; "
+      "a backend's distance_order is what detection uses). With leave_one_out the queries are the "
+      "references and reference i is excluded for query i.");
 
   // ---- metrics --------------------------------------------------------------------------------
   m.def(

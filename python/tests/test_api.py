@@ -15,6 +15,7 @@ def test_backends_come_from_make_backend():
     assert "acoustic" in names and "msclap" in names
     b = asdcap.make_backend("acoustic", threads=1)
     assert b.name == "acoustic" and b.dim > 0 and b.standardise_per_group
+    assert b.distance_order == 4  # detection's k-NN distance for the hand-made features
 
 
 def test_backend_embeds_arrays_and_files_alike(synth_dataset):
@@ -51,6 +52,14 @@ def test_knn_is_exact():
     np.testing.assert_allclose(r.mean_distance, r.distance.mean(axis=1), rtol=1e-12)
     loo = asdcap.knn_search(refs, refs, k=1, leave_one_out=True)
     assert not np.any(loo.index[:, 0] == np.arange(50))
+    # The Minkowski distance of order 4, as the acoustic backend's detection uses it.
+    r4 = asdcap.knn_search(queries, refs, k=4, order=4)
+    d4 = (np.abs(queries[:, None, :].astype(np.float64) - refs[None, :, :]) ** 4).sum(-1) ** 0.25
+    order4 = np.argsort(d4, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(r4.index, order4)
+    np.testing.assert_allclose(r4.distance, np.take_along_axis(d4, order4, 1), rtol=1e-12)
+    with pytest.raises(asdcap.InvalidArgument):
+        asdcap.knn_search(queries, refs, order=0)
 
 
 def test_auc_and_pauc():

@@ -26,7 +26,10 @@ class AcousticBackend final : public EmbeddingBackend {
   std::string identity() const override { return "acoustic/v2 logmel64+env dim=" + std::to_string(acoustic_dim()); }
   int dim() const override { return acoustic_dim(); }
   bool standardise_per_group() const override { return true; }  // levels in dB, rates, percentages...
-  bool thread_safe_embed() const override { return true; }      // no state: clips embed in parallel
+  // A fault moves a few of the 111 standardised features far (bursts, sidebands, a modulation);
+  // under the Euclidean distance the noise of the many others dilutes them (docs/detection.md).
+  int distance_order() const override { return 4; }
+  bool thread_safe_embed() const override { return true; }  // no state: clips embed in parallel
   std::vector<float> embed(const std::vector<float>& signal44k, const CropPolicy& crop) override {
     if (signal44k.empty()) throw FormatError("acoustic backend: empty signal");
     WindowMean mean;

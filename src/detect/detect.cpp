@@ -121,9 +121,9 @@ bool score_group(const std::pair<std::string, std::string>& key, const Group& g,
   for (size_t i = 0; i < tests.size(); ++i) std::copy_n(embeddings.at(tests[i]).begin(), dim, Q.begin() + i * dim);
   if (backend.standardise_per_group()) standardise(R, refs.size(), Q, tests.size(), dim);
   auto knn = knn_search(Q.data(), static_cast<int64_t>(tests.size()), R.data(), static_cast<int64_t>(refs.size()),
-                        static_cast<int64_t>(dim), k);
+                        static_cast<int64_t>(dim), k, /*leave_one_out=*/false, backend.distance_order());
   auto loo = knn_search(R.data(), static_cast<int64_t>(refs.size()), R.data(), static_cast<int64_t>(refs.size()),
-                        static_cast<int64_t>(dim), k, /*leave_one_out=*/true);
+                        static_cast<int64_t>(dim), k, /*leave_one_out=*/true, backend.distance_order());
 
   // Without the backend's own scores, the test clips' k-NN distances and the references' leave-one-out ones.
   const bool own = !embedded.scores.empty();

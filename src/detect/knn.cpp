@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "asdcap/error.hpp"
 
@@ -36,11 +38,47 @@ double exact_d2(const float* a, const float* b, int64_t dim) {
   return s;
 }
 
+// sum_d |a_d - b_d|^p in double.
+double exact_minkowski_p(const float* a, const float* b, int64_t dim, int order) {
+  double s = 0;
+  for (int64_t d = 0; d < dim; ++d) {
+    const double t = std::fabs(static_cast<double>(a[d]) - static_cast<double>(b[d]));
+    double tp = t;
+    for (int i = 1; i < order; ++i) tp *= t;
+    s += tp;
+  }
+  return s;
+}
+
+// Every pair in double, for Minkowski orders other than 2 (res.k, index and distance sized).
+void knn_exhaustive(const float* queries, int64_t nq, const float* refs, int64_t nr, int64_t dim, bool leave_one_out,
+                    int order, KnnResult& res) {
+  const int kk = res.k;
+  std::vector<std::pair<double, int64_t>> cand;
+  for (int64_t qi = 0; qi < nq; ++qi) {
+    cand.clear();
+    for (int64_t j = 0; j < nr; ++j)
+      if (!(leave_one_out && j == qi))
+        cand.emplace_back(exact_minkowski_p(queries + qi * dim, refs + j * dim, dim, order), j);
+    std::partial_sort(cand.begin(), cand.begin() + kk, cand.end());
+    double sum = 0;
+    for (int t = 0; t < kk; ++t) {
+      const double dist = std::pow(cand[t].first, 1.0 / order);
+      res.index[qi * kk + t] = cand[t].second;
+      res.distance[qi * kk + t] = dist;
+      sum += dist;
+    }
+    res.mean_distance[qi] = sum / kk;
+  }
+}
+
 }  // namespace
 
 KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_t nr, int64_t dim, int k,
-                     bool leave_one_out) {
+                     bool leave_one_out, int order) {
   if (nq < 0 || nr < 0 || dim <= 0 || k < 1) throw InvalidArgument("knn_search: bad sizes");
+  if (order < 1 || order > 16)
+    throw InvalidArgument("knn_search: the Minkowski order must be 1-16, got " + std::to_string(order));
   if (leave_one_out && nq != nr) throw InvalidArgument("knn_search: leave-one-out needs queries == references");
   KnnResult res;
   int64_t available = nr - (leave_one_out ? 1 : 0);
@@ -50,6 +88,10 @@ KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_
   const int kk = res.k;
   res.index.resize(static_cast<size_t>(nq * kk));
   res.distance.resize(static_cast<size_t>(nq * kk));
+  if (order != 2) {
+    knn_exhaustive(queries, nq, refs, nr, dim, leave_one_out, order, res);
+    return res;
+  }
 
   // Distances are translation invariant: centring on the references' mean keeps the norms (and
   // with them the rounding error of ||q||^2 + ||r||^2 - 2 q.r) as small as the data's spread.

@@ -253,6 +253,7 @@ Transients find_transients(const std::vector<double>& e5) {
 
 struct Periodicity {
   double strength = 0, rate_hz = 0;
+  std::vector<double> autocorrelation;  // per lag in frames (0 below the 20-ms lag searched from)
 };
 
 // Autocorrelation of the onset-strength envelope (frames of `frame_s` seconds) between periods
@@ -280,6 +281,8 @@ Periodicity envelope_periodicity(const std::vector<double>& onset, double frame_
   int best = lo;
   for (int lag = lo; lag <= hi; ++lag)
     if (r[lag] > r[best]) best = lag;
+  p.autocorrelation.assign(r.begin(), r.begin() + hi + 1);
+  std::fill(p.autocorrelation.begin(), p.autocorrelation.begin() + lo, 0.0);
   if (r[best] <= 0) return p;
   int chosen = best;
   for (int lag = lo; lag < best; ++lag) {
@@ -352,6 +355,8 @@ std::vector<Event> excess_events(const std::vector<double>& excess, double frame
 // 3 dB over it) that do not fall within 10 ms of a burst.
 struct BandEvents {
   double centre_hz = 0;
+  size_t band = 0;                 // index of the band among the searched ones
+  std::vector<double> all_counts;  // events in every searched band (set on the busiest one)
   std::vector<double> times, levels_db;
   std::vector<double> spikes;  // per 5-ms frame: 1 at each event
 };
@@ -394,13 +399,17 @@ BandEvents band_events(const std::vector<double>& band, int sample_rate, bool im
 BandEvents busiest_band(const std::vector<double>& x, int sample_rate) {
   BandEvents best;
   bool found = false;
+  std::vector<double> counts;
   const double top = 0.95 * sample_rate / 2;
-  for (double lo = 1000.0 / std::sqrt(8.0); lo * M_SQRT2 <= top; lo *= 2) {
+  // Bands of at least a third of an octave: the last one may end at the top before a full octave.
+  for (double lo = 1000.0 / std::sqrt(8.0); lo * std::cbrt(2.0) <= top; lo *= 2) {
     const double hi = std::min(2 * lo, top);
     const std::vector<double> band =
         lowpass(lowpass(highpass(highpass(x, lo, sample_rate), lo, sample_rate), hi, sample_rate), hi, sample_rate);
     BandEvents ev = band_events(band, sample_rate, lo >= 1400.0);
     ev.centre_hz = std::sqrt(lo * hi);
+    ev.band = counts.size();
+    counts.push_back(static_cast<double>(ev.times.size()));
     const auto better = [&] {
       if (ev.times.size() != best.times.size()) return ev.times.size() > best.times.size();
       return median_of(ev.levels_db) > median_of(best.levels_db);
@@ -408,6 +417,7 @@ BandEvents busiest_band(const std::vector<double>& x, int sample_rate) {
     if (!found || better()) best = std::move(ev);
     found = true;
   }
+  best.all_counts = std::move(counts);
   return best;
 }
 
@@ -804,11 +814,10 @@ double reference_set_spread(const FeatureSpec& spec, const std::vector<double>& 
 
 // True when two or more clips of the reference set lie at or beyond the anomalous value on the
 // side of the difference: the normal clips already reach it, so it is not a clear difference.
-bool reached_by_reference_set(const std::vector<ClipEvidence>& pool, size_t feature, double anomalous,
-                              double direction) {
+bool reached_by_reference_set(const std::vector<double>& set, double anomalous, double direction) {
   int reached = 0;
-  for (const auto& p : pool)
-    if (direction > 0 ? p.values[feature] >= anomalous : p.values[feature] <= anomalous) ++reached;
+  for (double v : set)
+    if (direction > 0 ? v >= anomalous : v <= anomalous) ++reached;
   return reached >= 2;
 }
 
@@ -939,6 +948,8 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
     const Periodicity period = spike_periodicity(busier.spikes, short_s);
     set("click_strength", period.strength);
     set("click_rate", period.rate_hz);
+    ev.click_autocorrelation = period.autocorrelation;
+    ev.click_frame_s = short_s;
   }
   const Modulation rattle = envelope_modulation(highpass(x, 2000.0, sample_rate), sample_rate, 10.0, 60.0);
   // Only what the high band adds to the whole sound's modulation: an unbalanced rotor modulates
@@ -981,6 +992,8 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   set("burst_db", events.levels_db.empty() ? 0.0 : median_of(events.levels_db));
   set("burst_hz", events.centre_hz);
   ev.burst_times = events.times;
+  ev.burst_band = events.band;
+  for (double c : events.all_counts) ev.band_burst_rates.push_back(c / seconds);
   if (events.times.size() >= 4) {
     const Periodicity period = spike_periodicity(events.spikes, short_s);
     set("burst_regularity", period.strength);
@@ -1019,13 +1032,33 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
   if (anomalous.values.size() != specs.size()) throw Error("evidence: wrong number of values");
   for (const auto& p : pool)
     if (p.values.size() != specs.size()) throw Error("evidence: wrong number of values");
+  // A reference's short events count in the anomalous clip's busiest band (when the reference
+  // has that band), so that events in another band of the references do not mask new ones.
+  // Likewise a reference's periodicity of transients counts at the anomalous clip's rate (its
+  // autocorrelation's best lag within +-10 % of the clip's period), so that a rhythm the normal
+  // sound has at another rate does not mask a new one.
+  const size_t burst = evidence_index("burst_rate"), click = evidence_index("click_strength");
+  const double click_rate = anomalous.values[evidence_index("click_rate")];
+  const auto value = [&](const ClipEvidence& c, size_t f) {
+    if (&c == &anomalous) return c.values[f];
+    if (f == burst && anomalous.burst_band < c.band_burst_rates.size()) return c.band_burst_rates[anomalous.burst_band];
+    if (f == click && click_rate > 0 && !c.click_autocorrelation.empty() && c.click_frame_s > 0) {
+      const double period = 1.0 / (click_rate * c.click_frame_s);  // in the reference's frames
+      const auto size = static_cast<double>(c.click_autocorrelation.size());
+      double best = 0;
+      for (double lag = std::ceil(0.9 * period); lag <= std::floor(1.1 * period) && lag < size; lag += 1)
+        best = std::max(best, c.click_autocorrelation[static_cast<size_t>(lag)]);
+      return best;
+    }
+    return c.values[f];
+  };
   std::vector<EvidenceRow> rows;
   for (size_t f = 0; f < specs.size(); ++f) {
     const FeatureSpec& spec = specs[f];
     EvidenceRow row{&spec, anomalous.values[f], {}, 0.0, std::nullopt, std::nullopt, std::nullopt, 0.0};
     for (const auto& nb : neighbors) {
       if (nb.values.size() != specs.size()) throw Error("evidence: wrong number of values");
-      row.neighbors.push_back(nb.values[f]);
+      row.neighbors.push_back(value(nb, f));
     }
     const size_t k = row.neighbors.size();
     if (k) row.reference_mean = std::accumulate(row.neighbors.begin(), row.neighbors.end(), 0.0) / k;
@@ -1036,9 +1069,9 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
       const double floor = std::max(spec.spread_floor, spec.relative_floor * std::fabs(row.reference_mean));
       row.z = (row.anomalous - row.reference_mean) / std::max(sd, floor);
     }
+    std::vector<double> all;  // the feature over the whole reference set
     if (spec.scored && pool.size() >= 5) {
-      std::vector<double> all;
-      for (const auto& p : pool) all.push_back(p.values[f]);
+      for (const auto& p : pool) all.push_back(value(p, f));
       const double median = median_of(all);
       std::vector<double> deviation;
       double below = 0;
@@ -1052,7 +1085,7 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
     }
     if (row.z && std::fabs(row.anomalous - row.reference_mean) >= spec.resolution) {
       row.strength = *row.z;
-      if (row.z_all && (*row.z_all * *row.z <= 0 || reached_by_reference_set(pool, f, row.anomalous, *row.z)))
+      if (row.z_all && (*row.z_all * *row.z <= 0 || reached_by_reference_set(all, row.anomalous, *row.z)))
         row.strength = 0.0;
       else if (row.z_all)
         row.strength =

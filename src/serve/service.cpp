@@ -222,8 +222,9 @@ std::shared_ptr<const MachineIndex> Service::build_index(const MachineKey& m, in
     idx->standardisation->apply(idx->matrix, n);
   }
   if (n >= 2) {
-    const KnnResult loo = knn_search(idx->matrix.data(), static_cast<int64_t>(n), idx->matrix.data(),
-                                     static_cast<int64_t>(n), static_cast<int64_t>(dim), k_, /*leave_one_out=*/true);
+    const KnnResult loo =
+        knn_search(idx->matrix.data(), static_cast<int64_t>(n), idx->matrix.data(), static_cast<int64_t>(n),
+                   static_cast<int64_t>(dim), k_, /*leave_one_out=*/true, backend_.distance_order());
     if (loo.k > 0)
       if (auto t =
               gamma_threshold(std::vector<double>(loo.mean_distance.begin(), loo.mean_distance.end()), kGammaQuantile))
@@ -263,7 +264,7 @@ ScoreResult Service::submit(const MachineKey& m, const std::string& bytes, const
     if (idx->standardisation) idx->standardisation->apply(q, 1);
     const size_t dim = static_cast<size_t>(backend_.dim());
     const KnnResult knn = knn_search(q.data(), 1, idx->matrix.data(), static_cast<int64_t>(idx->refs.size()),
-                                     static_cast<int64_t>(dim), k_);
+                                     static_cast<int64_t>(dim), k_, /*leave_one_out=*/false, backend_.distance_order());
     e.machine = m;
     e.clip_name = name.empty() ? fs::path(path).filename().string() : name;
     e.audio_path = path;

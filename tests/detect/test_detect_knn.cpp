@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "asdcap/error.hpp"
 #include "asdcap/knn.hpp"
 
 using namespace asdcap;
@@ -70,4 +71,29 @@ TEST(DetectKnn, ExactAgainstBruteForce) {
       EXPECT_NEAR(res.mean_distance[i], mean, 1e-12 * (1 + mean));
     }
   }
+}
+
+// Minkowski order 4 in 2-D, worked by hand: refs (0,0), (2,0), (1,1), (3,3); query (1,0).
+// d4 = (1 + 0)^(1/4) = 1, (1 + 0)^(1/4) = 1, (0 + 1)^(1/4) = 1, (16 + 81)^(1/4) = 97^(1/4).
+// In Euclidean distance the same: 1, 1, 1, sqrt(13). Order 1 (city block): 1, 1, 1, 5.
+TEST(DetectKnn, MinkowskiOrdersByHand) {
+  std::vector<float> refs = {0, 0, 2, 0, 1, 1, 3, 3}, q = {1, 0};
+  auto four = knn_search(q.data(), 1, refs.data(), 4, 2, 4, false, 4);
+  ASSERT_EQ(four.k, 4);
+  EXPECT_EQ(four.index, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_DOUBLE_EQ(four.distance[3], std::pow(97.0, 0.25));
+  EXPECT_DOUBLE_EQ(four.mean_distance[0], (3.0 + std::pow(97.0, 0.25)) / 4);
+  EXPECT_DOUBLE_EQ(knn_search(q.data(), 1, refs.data(), 4, 2, 4, false, 1).distance[3], 5.0);
+  // One large deviation outweighs several small ones more in order 4 than in order 2:
+  // (2, 0, 0, 0) is nearer than (1.2, 1.2, 1.2, 1.2) to the origin in Euclidean distance (2 < 2.4)
+  // and farther in order 4 (2 > 1.2 x 4^(1/4) = 1.697).
+  std::vector<float> pair = {2, 0, 0, 0, 1.2f, 1.2f, 1.2f, 1.2f}, origin = {0, 0, 0, 0};
+  EXPECT_EQ(knn_search(origin.data(), 1, pair.data(), 2, 4, 1, false, 2).index[0], 0);
+  EXPECT_EQ(knn_search(origin.data(), 1, pair.data(), 2, 4, 1, false, 4).index[0], 1);
+  // Leave-one-out and the order's range.
+  auto loo = knn_search(refs.data(), 4, refs.data(), 4, 2, 1, true, 4);
+  // (1,1) is 2^(1/4) from both (0,0) and (2,0): the tie goes to the lower index.
+  EXPECT_EQ(loo.index, (std::vector<int64_t>{2, 2, 0, 2}));
+  EXPECT_THROW(knn_search(q.data(), 1, refs.data(), 4, 2, 1, false, 0), InvalidArgument);
+  EXPECT_THROW(knn_search(q.data(), 1, refs.data(), 4, 2, 1, false, 17), InvalidArgument);
 }

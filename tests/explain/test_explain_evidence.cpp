@@ -2,6 +2,7 @@
 // clicks at a set rate, silences of a set length), and the z-scores' floor for small k.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -20,6 +21,12 @@ std::vector<float> noise(double seconds, double rms, uint32_t seed) {
   std::vector<float> x(static_cast<size_t>(seconds * kRate));
   for (auto& v : x) v = dist(gen);
   return x;
+}
+
+ClipEvidence with_values(size_t n, double v) {
+  ClipEvidence e;
+  e.values.assign(n, v);
+  return e;
 }
 
 double value(const ClipEvidence& e, const char* key) { return e.values[evidence_index(key)]; }
@@ -98,8 +105,8 @@ TEST(ExplainEvidence, LowHumRaisesHumShare) {
 
 TEST(ExplainEvidence, ZScoresUseTheSpreadFloor) {
   const size_t n = evidence_features().size();
-  ClipEvidence a{std::vector<double>(n, 0.0), {}};
-  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  ClipEvidence a = with_values(n, 0.0);
+  std::vector<ClipEvidence> refs(4, with_values(n, 0.0));
   const size_t level = evidence_index("level_db");
   a.values[level] = -17.0;
   for (auto& r : refs) r.values[level] = -20.0;  // identical references: spread 0
@@ -252,6 +259,82 @@ TEST(ExplainEvidence, ShortBurstsAreCountedTimedAndLevelled) {
   EXPECT_LT(value(measure(noise(5, 0.02, 10)), "burst_rate"), 0.5);
 }
 
+// Crackle near 6.5 kHz in a 16 kHz recording lies above the last full octave band (2.8-5.7 kHz):
+// the search ends with the partial band 5657-7600 Hz (0.95 x Nyquist), centre sqrt(5657 x 7600).
+TEST(ExplainEvidence, BurstsInThePartialTopBandAreFound) {
+  auto x = noise(5, 0.02, 12);
+  const std::vector<double> at = {0.4, 1.1, 1.7, 2.5, 3.3, 4.1};
+  for (double t : at)
+    for (size_t i = static_cast<size_t>(t * kRate); i < static_cast<size_t>((t + 0.05) * kRate); ++i)
+      x[i] += 0.03f * static_cast<float>(std::sin(2 * M_PI * 6500.0 * static_cast<double>(i) / kRate));
+  const ClipEvidence e = measure(x);
+  EXPECT_NEAR(value(e, "burst_hz"), std::sqrt(1000.0 / std::sqrt(8.0) * 16 * 0.95 * kRate / 2), 1e-6);
+  EXPECT_EQ(e.burst_times.size(), at.size());
+  // Five searched bands from 354 Hz; the busiest is the last, and its rate is burst_rate.
+  ASSERT_EQ(e.band_burst_rates.size(), 5u);
+  EXPECT_EQ(e.burst_band, 4u);
+  EXPECT_DOUBLE_EQ(e.band_burst_rates[4], value(e, "burst_rate"));
+}
+
+// The references' short events count in the anomalous clip's busiest band: four events per 5 s at
+// 6.6 kHz are new even though every reference has one event per 5 s at 500 Hz.
+TEST(ExplainEvidence, BurstRateComparesTheSameBand) {
+  const size_t n = evidence_features().size();
+  const size_t burst = evidence_index("burst_rate");
+  ClipEvidence a = with_values(n, 0.0);
+  a.band_burst_rates = {0.0, 0.0, 0.0, 0.0, 0.8};
+  a.burst_band = 4;
+  a.values[burst] = 0.8;
+  ClipEvidence normal = with_values(n, 0.0);
+  normal.band_burst_rates = {0.2, 0.0, 0.0, 0.0, 0.0};
+  normal.values[burst] = 0.2;
+  const std::vector<ClipEvidence> refs(4, normal), pool(12, normal);
+  const auto rows = compare_evidence(a, refs, pool);
+  EXPECT_EQ(rows[burst].neighbors, std::vector<double>(4, 0.0));
+  EXPECT_DOUBLE_EQ(rows[burst].reference_mean, 0.0);
+  // Spread: burst_rate's floor, 0.3 per second.
+  EXPECT_DOUBLE_EQ(*rows[burst].z, 0.8 / 0.3);
+  EXPECT_DOUBLE_EQ(*rows[burst].z_all, 0.8 / 0.3);
+  EXPECT_DOUBLE_EQ(rows[burst].strength, 0.8 / 0.3);
+  // References measured without per-band rates compare by their own busiest band.
+  ClipEvidence old = normal;
+  old.band_burst_rates.clear();
+  const auto own = compare_evidence(a, std::vector<ClipEvidence>(4, old), std::vector<ClipEvidence>(12, old));
+  EXPECT_DOUBLE_EQ(own[burst].reference_mean, 0.2);
+  EXPECT_DOUBLE_EQ(*own[burst].z, 0.6 / 0.3);
+}
+
+// A reference with clicks at another rate: its periodicity counts at the clip's rate, the best
+// autocorrelation within +-10 % of the clip's period (4 Hz: 250 ms, lags 45-55 of 5 ms).
+TEST(ExplainEvidence, ClickStrengthComparesTheSameRate) {
+  const size_t n = evidence_features().size();
+  const size_t strength = evidence_index("click_strength"), rate = evidence_index("click_rate");
+  ClipEvidence a = with_values(n, 0.0);
+  a.values[strength] = 0.5;
+  a.values[rate] = 4.0;
+  ClipEvidence other = with_values(n, 0.0);
+  other.values[strength] = 0.4;
+  other.values[rate] = 1.0 / (22 * 0.005);  // 9.1 Hz
+  other.click_frame_s = 0.005;
+  other.click_autocorrelation.assign(101, 0.0);
+  other.click_autocorrelation[22] = 0.4;
+  other.click_autocorrelation[44] = 0.3;  // 220 ms: outside +-10 % of 250 ms
+  other.click_autocorrelation[52] = 0.05;
+  const std::vector<ClipEvidence> refs(4, other);
+  const auto rows = compare_evidence(a, refs);
+  EXPECT_EQ(rows[strength].neighbors, std::vector<double>(4, 0.05));
+  EXPECT_DOUBLE_EQ(*rows[strength].z, (0.5 - 0.05) / 0.1);  // spread floor 0.1
+  // Measured on a signal: the stored autocorrelation peaks at the period of the clicks.
+  auto x = noise(5, 0.01, 13);
+  for (size_t i = 0; i < x.size(); i += kRate / 8) x[i] += 0.8f;  // 8 clicks per second
+  const ClipEvidence e = measure(x);
+  ASSERT_FALSE(e.click_autocorrelation.empty());
+  const size_t peak =
+      static_cast<size_t>(std::max_element(e.click_autocorrelation.begin(), e.click_autocorrelation.end()) -
+                          e.click_autocorrelation.begin());
+  EXPECT_NEAR(static_cast<double>(peak) * e.click_frame_s, 0.125, 0.006);
+}
+
 // A 25-Hz shaft tone with its 2nd and 3rd harmonics, each 20 dB over the noise around it.
 TEST(ExplainEvidence, ShaftRateToneAndHarmonics) {
   auto x = noise(5, 0.01, 12);
@@ -271,13 +354,13 @@ TEST(ExplainEvidence, ShaftRateToneAndHarmonics) {
 TEST(ExplainEvidence, StrengthUsesTheWholeReferenceSetAndTheResolution) {
   const size_t n = evidence_features().size();
   const size_t level = evidence_index("level_db"), burst = evidence_index("burst_rate");
-  ClipEvidence a{std::vector<double>(n, 0.0), {}};
-  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  ClipEvidence a = with_values(n, 0.0);
+  std::vector<ClipEvidence> refs(4, with_values(n, 0.0));
   a.values[level] = -17.0;
   a.values[burst] = 0.1;  // below burst_rate's resolution (0.2 per second)
   for (auto& r : refs) r.values[level] = -20.0;
   // The whole set: 11 clips from -23 to -13 dB (median -18, MAD 3 -> sd 4.4478).
-  std::vector<ClipEvidence> pool(11, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  std::vector<ClipEvidence> pool(11, with_values(n, 0.0));
   for (size_t i = 0; i < pool.size(); ++i) pool[i].values[level] = -23.0 + static_cast<double>(i);
   const auto rows = compare_evidence(a, refs, pool);
   EXPECT_DOUBLE_EQ(*rows[level].z, 3.0);
@@ -296,13 +379,13 @@ TEST(ExplainEvidence, StrengthUsesTheWholeReferenceSetAndTheResolution) {
 TEST(ExplainEvidence, StrengthUsesTheSpreadOnTheSideOfTheDifference) {
   const size_t n = evidence_features().size();
   const size_t tone = evidence_index("tone_db");
-  ClipEvidence a{std::vector<double>(n, 0.0), {}};
+  ClipEvidence a = with_values(n, 0.0);
   a.values[tone] = 15.0;
-  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  std::vector<ClipEvidence> refs(4, with_values(n, 0.0));
   for (auto& r : refs) r.values[tone] = 1.0;
   // 20 clips: 17 at 1 dB, and 10, 12 and 14 dB. Median 1, MAD 0; the 90th percentile lies at
   // position 0.9 x 19 = 17.1 of the sorted values: 10 + 0.1 x (12 - 10) = 10.2 dB.
-  std::vector<ClipEvidence> pool(20, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  std::vector<ClipEvidence> pool(20, with_values(n, 0.0));
   for (auto& p : pool) p.values[tone] = 1.0;
   pool[17].values[tone] = 10.0;
   pool[18].values[tone] = 12.0;
@@ -326,11 +409,11 @@ TEST(ExplainEvidence, TonalFeaturesCompareOnlyTheSameLine) {
   const size_t n = evidence_features().size();
   const size_t sideband = evidence_index("sideband_db"), carrier = evidence_index("carrier_hz");
   const size_t hum = evidence_index("hum_noise_db"), hum_hz = evidence_index("hum_noise_hz");
-  ClipEvidence a{std::vector<double>(n, 0.0), {}};
+  ClipEvidence a = with_values(n, 0.0);
   a.values[sideband] = -15.0;
   a.values[hum] = 6.0;
-  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 0.0), {}});
-  std::vector<ClipEvidence> pool(10, ClipEvidence{std::vector<double>(n, 0.0), {}});
+  std::vector<ClipEvidence> refs(4, with_values(n, 0.0));
+  std::vector<ClipEvidence> pool(10, with_values(n, 0.0));
   for (size_t i = 0; i < pool.size(); ++i) {
     pool[i].values[sideband] = -35.0 + 0.5 * static_cast<double>(i % 3);
     pool[i].values[carrier] = 950.0 + 4.0 * static_cast<double>(i);  // 950-986 Hz: the tone moves with speed

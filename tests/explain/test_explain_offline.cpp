@@ -11,12 +11,18 @@ using namespace asdcap;
 
 namespace {
 
+ClipEvidence with_values(size_t n, double v) {
+  ClipEvidence e;
+  e.values.assign(n, v);
+  return e;
+}
+
 // Evidence where every feature equals the references except the given ones.
 std::vector<EvidenceRow> rows_with(const std::vector<std::pair<std::string, double>>& anomalous_values,
                                    const std::vector<std::pair<std::string, double>>& reference_values = {}) {
   const size_t n = evidence_features().size();
-  ClipEvidence a{std::vector<double>(n, 1.0), {}};
-  std::vector<ClipEvidence> refs(4, ClipEvidence{std::vector<double>(n, 1.0), {}});
+  ClipEvidence a = with_values(n, 1.0);
+  std::vector<ClipEvidence> refs(4, with_values(n, 1.0));
   for (const auto& [k, v] : reference_values)
     for (auto& r : refs) r.values[evidence_index(k)] = v;
   for (const auto& [k, v] : anomalous_values) a.values[evidence_index(k)] = v;

@@ -142,6 +142,7 @@ class RenamedBackend final : public EmbeddingBackend {
   int sample_rate() const override { return inner_->sample_rate(); }
   CropPolicy default_crop() const override { return inner_->default_crop(); }
   bool standardise_per_group() const override { return inner_->standardise_per_group(); }
+  int distance_order() const override { return inner_->distance_order(); }
   std::vector<float> embed(const std::vector<float>& signal, const CropPolicy& crop) override {
     ++embedded;
     return inner_->embed(signal, crop);
