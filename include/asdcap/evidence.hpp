@@ -4,6 +4,7 @@
 // an anomalous clip and its k nearest normal clips.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,19 +27,23 @@ const std::vector<FeatureSpec>& evidence_features();
 // Index of a feature key in evidence_features(); throws Error for an unknown key.
 size_t evidence_index(const std::string& key);
 
+// A feature measured as its largest value over a parameter (a band, a rate, a period), with its
+// value at every step of that parameter: compare_evidence measures a reference where the anomalous
+// clip's own maximum lies, so that what the normal sound has elsewhere (events in another band, a
+// rhythm or a modulation at another rate) does not mask a new one.
+struct FeatureProfile {
+  double first = 0, step = 1;  // the parameter of values[i] is first + i x step
+  std::vector<double> values;  // in the feature's unit
+  double at = 0;               // the parameter of the clip's own value (its maximum)
+  double tolerance = 0;        // relative: a reference counts over at x (1 +- tolerance), at least +-half a step
+};
+
 struct ClipEvidence {
   std::vector<double> values;       // one per evidence_features()
   std::vector<double> burst_times;  // seconds: the short events counted by burst_rate, in time order
-  // Short events per second in each octave band that burst_rate searches (354-707 Hz, 707-1414 Hz,
-  // ... up to 0.95 x Nyquist) and the index of the busiest one: compare_evidence measures the
-  // references' burst_rate in the anomalous clip's band.
-  std::vector<double> band_burst_rates;
-  size_t burst_band = 0;
-  // Autocorrelation of the transients' spike train (click_strength) at lags of 0, 1, 2, ...
-  // frames of click_frame_s seconds (empty with fewer than 4 transients): compare_evidence measures
-  // the references' click_strength at the anomalous clip's click rate.
-  std::vector<double> click_autocorrelation;
-  double click_frame_s = 0;
+  // By feature key: burst_rate over the octave bands it searches (by index), click_strength over
+  // the transients' period (s), vibration_pct and shaft_db over frequency (Hz).
+  std::map<std::string, FeatureProfile> profiles;
 };
 
 // Measures a mono signal at `sample_rate` (any rate >= 8000; features above 2 kHz use the band up

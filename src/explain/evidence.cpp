@@ -144,6 +144,7 @@ Tone tonal_peak(const Spectrum& s, const std::vector<double>& floor, double lo_h
 
 struct Modulation {
   double depth = 0, hz = 0;
+  FeatureProfile profile;  // depth (%) over frequency, lo_hz to hi_hz
 };
 
 // Amplitude modulation of the 2.5-ms RMS envelope between 5 and 60 Hz (rotation rates): the
@@ -175,13 +176,21 @@ Modulation envelope_modulation(const std::vector<double>& x, int sample_rate, do
   }
   fftwf_execute(plan);
   const double frame_rate = static_cast<double>(sample_rate) / len;
+  best.profile.step = frame_rate / nfft;
   for (size_t k = 1; k <= nfft / 2; ++k) {
     const double f = k * frame_rate / nfft;
     if (f < lo_hz || f > hi_hz) continue;
     const double mag = std::sqrt(double(out[k][0]) * out[k][0] + double(out[k][1]) * out[k][1]);
     const double depth = 2 * mag / (window_sum * mean);
-    if (depth > best.depth) best = {depth, f};
+    if (best.profile.values.empty()) best.profile.first = f;
+    best.profile.values.push_back(100.0 * depth);
+    if (depth > best.depth) {
+      best.depth = depth;
+      best.hz = f;
+    }
   }
+  best.profile.at = best.hz;
+  best.profile.tolerance = 0.1;
   {
     std::lock_guard<std::mutex> lock(fftw_plan_mutex);
     fftwf_destroy_plan(plan);
@@ -253,7 +262,7 @@ Transients find_transients(const std::vector<double>& e5) {
 
 struct Periodicity {
   double strength = 0, rate_hz = 0;
-  std::vector<double> autocorrelation;  // per lag in frames (0 below the 20-ms lag searched from)
+  FeatureProfile profile;  // the autocorrelation over the period (s), from the 20-ms lag searched from
 };
 
 // Autocorrelation of the onset-strength envelope (frames of `frame_s` seconds) between periods
@@ -281,8 +290,7 @@ Periodicity envelope_periodicity(const std::vector<double>& onset, double frame_
   int best = lo;
   for (int lag = lo; lag <= hi; ++lag)
     if (r[lag] > r[best]) best = lag;
-  p.autocorrelation.assign(r.begin(), r.begin() + hi + 1);
-  std::fill(p.autocorrelation.begin(), p.autocorrelation.begin() + lo, 0.0);
+  p.profile = {lo * frame_s, frame_s, std::vector<double>(r.begin() + lo, r.begin() + hi + 1), 0.0, 0.1};
   if (r[best] <= 0) return p;
   int chosen = best;
   for (int lag = lo; lag < best; ++lag) {
@@ -298,6 +306,7 @@ Periodicity envelope_periodicity(const std::vector<double>& onset, double frame_
   if (denom < 0) lag += std::clamp(0.5 * (a - c) / denom, -0.5, 0.5);
   p.strength = r[best];
   p.rate_hz = 1.0 / (lag * frame_s);
+  p.profile.at = lag * frame_s;
   return p;
 }
 
@@ -509,28 +518,40 @@ long strongest_bin(const Spectrum& s, double lo, double hi, long end, Score scor
 
 struct ShaftTone {
   double db = 0, hz = 0;
+  FeatureProfile profile;  // the measure at every bin from 10 to 60 Hz
 };
 
-// The bin from 10 to 60 Hz that stands highest over its +-10 Hz median, and the mean of its and its
-// 2nd and 3rd harmonics' power (each +-1 bin) over the same bins of the local medians.
+// The mean power of the line at bin k and its 2nd and 3rd harmonics (each +-1 bin) over the same
+// bins of the local (+-10 Hz) medians, in dB. Each harmonic's ratio is capped at the
+// fundamental's: a harmonic much stronger than the fundamental is another source's line (e.g. a
+// blade-pass tone at 3x a chance low peak).
+double shaft_measure(const Spectrum& s, long k) {
+  double sum = 0, fundamental = 0;
+  int count = 0;
+  for (long h = 1; h <= 3; ++h) {
+    if (h * k + 1 >= static_cast<long>(s.power.size())) break;
+    const double ratio = bins_power(s, h * k, 1) / (3 * local_median(s, h * k, 10.0) + kTiny);
+    if (h == 1) fundamental = ratio;
+    sum += std::min(ratio, fundamental);
+    ++count;
+  }
+  return db(sum / std::max(count, 1));
+}
+
+// The bin from 10 to 60 Hz that stands highest over its +-10 Hz median, and its shaft_measure.
 ShaftTone shaft_tone(const Spectrum& s) {
   ShaftTone out;
   const long best = strongest_bin(s, 10.0, 60.0, static_cast<long>(s.power.size()),
                                   [&](long k) { return s.power[k] / (local_median(s, k, 10.0) + kTiny); });
   if (best < 0) return out;
-  // Each harmonic's power over its floor, capped at the fundamental's: a harmonic much stronger than
-  // the fundamental is another source's line (e.g. a blade-pass tone at 3x a chance low peak).
-  double sum = 0, fundamental = 0;
-  int count = 0;
-  for (long h = 1; h <= 3; ++h) {
-    if (h * best + 1 >= static_cast<long>(s.power.size())) break;
-    const double ratio = bins_power(s, h * best, 1) / (3 * local_median(s, h * best, 10.0) + kTiny);
-    if (h == 1) fundamental = ratio;
-    sum += std::min(ratio, fundamental);
-    ++count;
-  }
-  out.db = db(sum / std::max(count, 1));
+  out.db = shaft_measure(s, best);
   out.hz = best * s.bin_hz;
+  out.profile = {0.0, s.bin_hz, {}, out.hz, 0.1};
+  for (long k = 1; k < static_cast<long>(s.power.size()) && k * s.bin_hz <= 60.0; ++k) {
+    if (k * s.bin_hz < 10.0) continue;
+    if (out.profile.values.empty()) out.profile.first = k * s.bin_hz;
+    out.profile.values.push_back(shaft_measure(s, k));
+  }
   return out;
 }
 
@@ -821,6 +842,19 @@ bool reached_by_reference_set(const std::vector<double>& set, double anomalous, 
   return reached >= 2;
 }
 
+// The largest value of a profile over the parameters within at x (1 +- tolerance), at least
+// +-half a step; none when the profile has no step there.
+std::optional<double> profile_value(const FeatureProfile& p, double at, double tolerance) {
+  if (!(p.step > 0) || p.values.empty()) return std::nullopt;
+  const double half = std::max(std::fabs(at) * tolerance, 0.5 * p.step);
+  const double from = std::max(0.0, std::ceil((at - half - p.first) / p.step));
+  const double to = std::min(static_cast<double>(p.values.size()) - 1, std::floor((at + half - p.first) / p.step));
+  if (!(from <= to)) return std::nullopt;
+  double best = -std::numeric_limits<double>::infinity();
+  for (double i = from; i <= to; i += 1) best = std::max(best, p.values[static_cast<size_t>(i)]);
+  return best;
+}
+
 }  // namespace
 
 const std::vector<FeatureSpec>& evidence_features() {
@@ -904,6 +938,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   const Modulation mod = envelope_modulation(x, sample_rate, 5.0, 60.0);
   set("vibration_pct", 100.0 * mod.depth);
   set("vibration_hz", mod.hz);
+  if (mod.hz > 0) ev.profiles["vibration_pct"] = mod.profile;
   const std::vector<double> floor = noise_floor(spec);
   const Tone tone = tonal_peak(spec, floor, 2000.0, top);
   set("tone_db", tone.prominence_db);
@@ -948,8 +983,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
     const Periodicity period = spike_periodicity(busier.spikes, short_s);
     set("click_strength", period.strength);
     set("click_rate", period.rate_hz);
-    ev.click_autocorrelation = period.autocorrelation;
-    ev.click_frame_s = short_s;
+    if (period.rate_hz > 0) ev.profiles["click_strength"] = period.profile;
   }
   const Modulation rattle = envelope_modulation(highpass(x, 2000.0, sample_rate), sample_rate, 10.0, 60.0);
   // Only what the high band adds to the whole sound's modulation: an unbalanced rotor modulates
@@ -992,8 +1026,9 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   set("burst_db", events.levels_db.empty() ? 0.0 : median_of(events.levels_db));
   set("burst_hz", events.centre_hz);
   ev.burst_times = events.times;
-  ev.burst_band = events.band;
-  for (double c : events.all_counts) ev.band_burst_rates.push_back(c / seconds);
+  FeatureProfile bands{0.0, 1.0, {}, static_cast<double>(events.band), 0.0};
+  for (double c : events.all_counts) bands.values.push_back(c / seconds);
+  ev.profiles["burst_rate"] = std::move(bands);
   if (events.times.size() >= 4) {
     const Periodicity period = spike_periodicity(events.spikes, short_s);
     set("burst_regularity", period.strength);
@@ -1012,6 +1047,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   const ShaftTone shaft = shaft_tone(fine);
   set("shaft_db", shaft.db);
   set("shaft_hz", shaft.hz);
+  if (shaft.hz > 0) ev.profiles["shaft_db"] = shaft.profile;
   double noise_above_1k = 0;
   for (size_t k = 0; k < floor.size(); ++k)
     if (k * spec.bin_hz >= 1000.0 && k * spec.bin_hz <= top) noise_above_1k += floor[k];
@@ -1032,25 +1068,15 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
   if (anomalous.values.size() != specs.size()) throw Error("evidence: wrong number of values");
   for (const auto& p : pool)
     if (p.values.size() != specs.size()) throw Error("evidence: wrong number of values");
-  // A reference's short events count in the anomalous clip's busiest band (when the reference
-  // has that band), so that events in another band of the references do not mask new ones.
-  // Likewise a reference's periodicity of transients counts at the anomalous clip's rate (its
-  // autocorrelation's best lag within +-10 % of the clip's period), so that a rhythm the normal
-  // sound has at another rate does not mask a new one.
-  const size_t burst = evidence_index("burst_rate"), click = evidence_index("click_strength");
-  const double click_rate = anomalous.values[evidence_index("click_rate")];
+  // A feature with a profile (events per band, a rhythm's or a modulation's strength per rate, a
+  // low tone per frequency) is measured on a reference where the anomalous clip's maximum lies.
   const auto value = [&](const ClipEvidence& c, size_t f) {
     if (&c == &anomalous) return c.values[f];
-    if (f == burst && anomalous.burst_band < c.band_burst_rates.size()) return c.band_burst_rates[anomalous.burst_band];
-    if (f == click && click_rate > 0 && !c.click_autocorrelation.empty() && c.click_frame_s > 0) {
-      const double period = 1.0 / (click_rate * c.click_frame_s);  // in the reference's frames
-      const auto size = static_cast<double>(c.click_autocorrelation.size());
-      double best = 0;
-      for (double lag = std::ceil(0.9 * period); lag <= std::floor(1.1 * period) && lag < size; lag += 1)
-        best = std::max(best, c.click_autocorrelation[static_cast<size_t>(lag)]);
-      return best;
-    }
-    return c.values[f];
+    const auto mine = anomalous.profiles.find(specs[f].key);
+    if (mine == anomalous.profiles.end()) return c.values[f];
+    const auto theirs = c.profiles.find(specs[f].key);
+    if (theirs == c.profiles.end()) return c.values[f];
+    return profile_value(theirs->second, mine->second.at, mine->second.tolerance).value_or(c.values[f]);
   };
   std::vector<EvidenceRow> rows;
   for (size_t f = 0; f < specs.size(); ++f) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "asdcap/error.hpp"
@@ -21,6 +22,16 @@ std::vector<float> noise(double seconds, double rms, uint32_t seed) {
   std::vector<float> x(static_cast<size_t>(seconds * kRate));
   for (auto& v : x) v = dist(gen);
   return x;
+}
+
+// The largest value of a profile between two parameters.
+std::optional<double> profile_max(const FeatureProfile& p, double from, double to) {
+  std::optional<double> best;
+  for (size_t i = 0; i < p.values.size(); ++i) {
+    const double at = p.first + static_cast<double>(i) * p.step;
+    if (at >= from && at <= to) best = std::max(best.value_or(p.values[i]), p.values[i]);
+  }
+  return best;
 }
 
 ClipEvidence with_values(size_t n, double v) {
@@ -271,9 +282,10 @@ TEST(ExplainEvidence, BurstsInThePartialTopBandAreFound) {
   EXPECT_NEAR(value(e, "burst_hz"), std::sqrt(1000.0 / std::sqrt(8.0) * 16 * 0.95 * kRate / 2), 1e-6);
   EXPECT_EQ(e.burst_times.size(), at.size());
   // Five searched bands from 354 Hz; the busiest is the last, and its rate is burst_rate.
-  ASSERT_EQ(e.band_burst_rates.size(), 5u);
-  EXPECT_EQ(e.burst_band, 4u);
-  EXPECT_DOUBLE_EQ(e.band_burst_rates[4], value(e, "burst_rate"));
+  const FeatureProfile& bands = e.profiles.at("burst_rate");
+  ASSERT_EQ(bands.values.size(), 5u);
+  EXPECT_EQ(bands.at, 4.0);
+  EXPECT_DOUBLE_EQ(bands.values[4], value(e, "burst_rate"));
 }
 
 // The references' short events count in the anomalous clip's busiest band: four events per 5 s at
@@ -282,11 +294,10 @@ TEST(ExplainEvidence, BurstRateComparesTheSameBand) {
   const size_t n = evidence_features().size();
   const size_t burst = evidence_index("burst_rate");
   ClipEvidence a = with_values(n, 0.0);
-  a.band_burst_rates = {0.0, 0.0, 0.0, 0.0, 0.8};
-  a.burst_band = 4;
+  a.profiles["burst_rate"] = {0.0, 1.0, {0.0, 0.0, 0.0, 0.0, 0.8}, 4.0, 0.0};
   a.values[burst] = 0.8;
   ClipEvidence normal = with_values(n, 0.0);
-  normal.band_burst_rates = {0.2, 0.0, 0.0, 0.0, 0.0};
+  normal.profiles["burst_rate"] = {0.0, 1.0, {0.2, 0.0, 0.0, 0.0, 0.0}, 0.0, 0.0};
   normal.values[burst] = 0.2;
   const std::vector<ClipEvidence> refs(4, normal), pool(12, normal);
   const auto rows = compare_evidence(a, refs, pool);
@@ -298,41 +309,67 @@ TEST(ExplainEvidence, BurstRateComparesTheSameBand) {
   EXPECT_DOUBLE_EQ(rows[burst].strength, 0.8 / 0.3);
   // References measured without per-band rates compare by their own busiest band.
   ClipEvidence old = normal;
-  old.band_burst_rates.clear();
+  old.profiles.clear();
   const auto own = compare_evidence(a, std::vector<ClipEvidence>(4, old), std::vector<ClipEvidence>(12, old));
   EXPECT_DOUBLE_EQ(own[burst].reference_mean, 0.2);
   EXPECT_DOUBLE_EQ(*own[burst].z, 0.6 / 0.3);
 }
 
 // A reference with clicks at another rate: its periodicity counts at the clip's rate, the best
-// autocorrelation within +-10 % of the clip's period (4 Hz: 250 ms, lags 45-55 of 5 ms).
+// autocorrelation within +-10 % of the clip's period (4 Hz: 250 ms, so lags 225-275 ms: steps
+// 45-55 of 5 ms).
 TEST(ExplainEvidence, ClickStrengthComparesTheSameRate) {
   const size_t n = evidence_features().size();
-  const size_t strength = evidence_index("click_strength"), rate = evidence_index("click_rate");
+  const size_t strength = evidence_index("click_strength");
   ClipEvidence a = with_values(n, 0.0);
   a.values[strength] = 0.5;
-  a.values[rate] = 4.0;
+  a.profiles["click_strength"] = {0.0, 0.005, std::vector<double>(101, 0.0), 0.25, 0.1};
   ClipEvidence other = with_values(n, 0.0);
-  other.values[strength] = 0.4;
-  other.values[rate] = 1.0 / (22 * 0.005);  // 9.1 Hz
-  other.click_frame_s = 0.005;
-  other.click_autocorrelation.assign(101, 0.0);
-  other.click_autocorrelation[22] = 0.4;
-  other.click_autocorrelation[44] = 0.3;  // 220 ms: outside +-10 % of 250 ms
-  other.click_autocorrelation[52] = 0.05;
+  other.values[strength] = 0.4;  // at 110 ms (9.1 Hz)
+  other.profiles["click_strength"] = {0.0, 0.005, std::vector<double>(101, 0.0), 0.11, 0.1};
+  auto& r = other.profiles["click_strength"].values;
+  r[22] = 0.4;
+  r[44] = 0.3;  // 220 ms: outside +-10 % of 250 ms
+  r[52] = 0.05;
   const std::vector<ClipEvidence> refs(4, other);
   const auto rows = compare_evidence(a, refs);
   EXPECT_EQ(rows[strength].neighbors, std::vector<double>(4, 0.05));
   EXPECT_DOUBLE_EQ(*rows[strength].z, (0.5 - 0.05) / 0.1);  // spread floor 0.1
-  // Measured on a signal: the stored autocorrelation peaks at the period of the clicks.
+  // Measured on a signal: the profile peaks at the period of the clicks, where the clip's own
+  // maximum is recorded.
   auto x = noise(5, 0.01, 13);
   for (size_t i = 0; i < x.size(); i += kRate / 8) x[i] += 0.8f;  // 8 clicks per second
   const ClipEvidence e = measure(x);
-  ASSERT_FALSE(e.click_autocorrelation.empty());
-  const size_t peak =
-      static_cast<size_t>(std::max_element(e.click_autocorrelation.begin(), e.click_autocorrelation.end()) -
-                          e.click_autocorrelation.begin());
-  EXPECT_NEAR(static_cast<double>(peak) * e.click_frame_s, 0.125, 0.006);
+  const FeatureProfile& p = e.profiles.at("click_strength");
+  const auto peak = static_cast<double>(std::max_element(p.values.begin(), p.values.end()) - p.values.begin());
+  EXPECT_NEAR(p.first + peak * p.step, 0.125, 0.006);
+  EXPECT_NEAR(p.at, 0.125, 0.006);
+  EXPECT_NEAR(1.0 / p.at, value(e, "click_rate"), 1e-9);
+}
+
+// The same for a modulation and a low tone: a reference's vibration counts at the clip's rate
+// (+-10 %), not at the reference's own strongest rate.
+TEST(ExplainEvidence, VibrationAndShaftToneCompareTheSameRate) {
+  // A swell at 25 Hz in the clip, at 40 Hz (deeper) in the reference.
+  auto swell = [](double hz, double depth, uint32_t seed) {
+    auto x = noise(5, 0.05, seed);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] *= static_cast<float>(1.0 + depth * std::sin(2 * M_PI * hz * static_cast<double>(i) / kRate));
+    return x;
+  };
+  const ClipEvidence clip = measure(swell(25.0, 0.2, 14)), ref = measure(swell(40.0, 0.3, 15));
+  EXPECT_NEAR(value(clip, "vibration_hz"), 25.0, 0.5);
+  EXPECT_NEAR(value(ref, "vibration_hz"), 40.0, 0.5);
+  const size_t vib = evidence_index("vibration_pct");
+  const auto rows = compare_evidence(clip, std::vector<ClipEvidence>(4, ref));
+  // The reference's own ~30 % at 40 Hz is not what it has at 25 Hz (noise only: a few %).
+  EXPECT_GT(value(ref, "vibration_pct"), 25.0);
+  EXPECT_LT(rows[vib].neighbors[0], 5.0);
+  EXPECT_EQ(rows[vib].neighbors[0], *profile_max(ref.profiles.at("vibration_pct"), 22.5, 27.5));
+  // The shaft tone's profile covers 10-60 Hz.
+  const FeatureProfile& shaft = clip.profiles.at("shaft_db");
+  EXPECT_GE(shaft.first, 10.0);
+  EXPECT_LE(shaft.first + static_cast<double>(shaft.values.size() - 1) * shaft.step, 60.0);
 }
 
 // A 25-Hz shaft tone with its 2nd and 3rd harmonics, each 20 dB over the noise around it.
