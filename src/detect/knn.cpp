@@ -50,25 +50,31 @@ double exact_minkowski_p(const float* a, const float* b, int64_t dim, int order)
   return s;
 }
 
+// Query qi's neighbours: the res.k smallest of `cand` (sums of |differences|^order with their
+// reference index; ties: the lower index), their distances (the order-th roots) and their mean.
+void keep_nearest(std::vector<std::pair<double, int64_t>>& cand, int64_t qi, int order, KnnResult& res) {
+  const int kk = res.k;
+  std::partial_sort(cand.begin(), cand.begin() + kk, cand.end());
+  double sum = 0;
+  for (int t = 0; t < kk; ++t) {
+    const double dist = order == 2 ? std::sqrt(std::max(0.0, cand[t].first)) : std::pow(cand[t].first, 1.0 / order);
+    res.index[qi * kk + t] = cand[t].second;
+    res.distance[qi * kk + t] = dist;
+    sum += dist;
+  }
+  res.mean_distance[qi] = sum / kk;
+}
+
 // Every pair in double, for Minkowski orders other than 2 (res.k, index and distance sized).
 void knn_exhaustive(const float* queries, int64_t nq, const float* refs, int64_t nr, int64_t dim, bool leave_one_out,
                     int order, KnnResult& res) {
-  const int kk = res.k;
   std::vector<std::pair<double, int64_t>> cand;
   for (int64_t qi = 0; qi < nq; ++qi) {
     cand.clear();
     for (int64_t j = 0; j < nr; ++j)
       if (!(leave_one_out && j == qi))
         cand.emplace_back(exact_minkowski_p(queries + qi * dim, refs + j * dim, dim, order), j);
-    std::partial_sort(cand.begin(), cand.begin() + kk, cand.end());
-    double sum = 0;
-    for (int t = 0; t < kk; ++t) {
-      const double dist = std::pow(cand[t].first, 1.0 / order);
-      res.index[qi * kk + t] = cand[t].second;
-      res.distance[qi * kk + t] = dist;
-      sum += dist;
-    }
-    res.mean_distance[qi] = sum / kk;
+    keep_nearest(cand, qi, order, res);
   }
 }
 
@@ -147,15 +153,7 @@ KnnResult knn_search(const float* queries, int64_t nq, const float* refs, int64_
         if (leave_one_out && j == qi) continue;
         if (row[j] <= limit) cand.emplace_back(exact_d2(queries + qi * dim, refs + j * dim, dim), j);
       }
-      std::partial_sort(cand.begin(), cand.begin() + kk, cand.end());
-      double sum = 0;
-      for (int t = 0; t < kk; ++t) {
-        double dist = std::sqrt(std::max(0.0, cand[t].first));
-        res.index[qi * kk + t] = cand[t].second;
-        res.distance[qi * kk + t] = dist;
-        sum += dist;
-      }
-      res.mean_distance[qi] = sum / kk;
+      keep_nearest(cand, qi, 2, res);
     }
   }
   return res;

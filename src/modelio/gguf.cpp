@@ -203,15 +203,31 @@ GgmlType ggml_type_of(DType t) {
   return GgmlType::F32;
 }
 
+namespace {
+
+struct Header {
+  uint32_t version;
+  uint64_t n_tensors, n_kv;
+};
+
+// The magic, the version and the two counts, checked; leaves `c` at the first metadata key.
+Header read_header(Cursor& c, size_t size, const std::string& name) {
+  if (size < 24 || c.get<uint32_t>() != kMagic) throw FormatError(name + ": not a GGUF file (bad magic)");
+  Header h{};
+  h.version = c.get<uint32_t>();
+  if (h.version != 3)
+    throw FormatError(name + ": GGUF version " + std::to_string(h.version) + " is not supported (need 3)");
+  h.n_tensors = c.get<uint64_t>();
+  h.n_kv = c.get<uint64_t>();
+  if (h.n_kv > c.remaining() / 13) c.fail("metadata count too large");
+  return h;
+}
+
+}  // namespace
+
 std::string GgufView::architecture(const void* data, size_t size, const std::string& name) {
   Cursor c(static_cast<const uint8_t*>(data), size, name);
-  if (size < 24 || c.get<uint32_t>() != kMagic) throw FormatError(name + ": not a GGUF file (bad magic)");
-  const uint32_t version = c.get<uint32_t>();
-  if (version != 3)
-    throw FormatError(name + ": GGUF version " + std::to_string(version) + " is not supported (need 3)");
-  c.get<uint64_t>();  // tensor count
-  const uint64_t n_kv = c.get<uint64_t>();
-  if (n_kv > c.remaining() / 13) c.fail("metadata count too large");
+  const uint64_t n_kv = read_header(c, size, name).n_kv;
   for (uint64_t k = 0; k < n_kv; ++k) {
     const std::string key = c.str();
     const uint32_t type = c.get<uint32_t>();
@@ -224,13 +240,9 @@ std::string GgufView::architecture(const void* data, size_t size, const std::str
 GgufView GgufView::parse(const void* data, size_t size, const std::string& name) {
   Cursor c(static_cast<const uint8_t*>(data), size, name);
   GgufView g;
-  if (size < 24 || c.get<uint32_t>() != kMagic) throw FormatError(name + ": not a GGUF file (bad magic)");
-  g.version = c.get<uint32_t>();
-  if (g.version != 3)
-    throw FormatError(name + ": GGUF version " + std::to_string(g.version) + " is not supported (need 3)");
-  uint64_t n_tensors = c.get<uint64_t>();
-  uint64_t n_kv = c.get<uint64_t>();
-  if (n_kv > c.remaining() / 13) c.fail("metadata count too large");
+  const Header header = read_header(c, size, name);
+  g.version = header.version;
+  const uint64_t n_tensors = header.n_tensors, n_kv = header.n_kv;
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = c.str();
     uint32_t type = c.get<uint32_t>();

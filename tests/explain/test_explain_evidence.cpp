@@ -9,8 +9,10 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/evidence.hpp"
+#include "evidence_values.hpp"
 
 using namespace asdcap;
+using asdcap::test::with_values;
 
 namespace {
 
@@ -32,12 +34,6 @@ std::optional<double> profile_max(const FeatureProfile& p, double from, double t
     if (at >= from && at <= to) best = std::max(best.value_or(p.values[i]), p.values[i]);
   }
   return best;
-}
-
-ClipEvidence with_values(size_t n, double v) {
-  ClipEvidence e;
-  e.values.assign(n, v);
-  return e;
 }
 
 double value(const ClipEvidence& e, const char* key) { return e.values[evidence_index(key)]; }

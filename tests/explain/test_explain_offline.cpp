@@ -6,16 +6,12 @@
 
 #include "asdcap/evidence.hpp"
 #include "asdcap/llm.hpp"
+#include "evidence_values.hpp"
 
 using namespace asdcap;
+using asdcap::test::with_values;
 
 namespace {
-
-ClipEvidence with_values(size_t n, double v) {
-  ClipEvidence e;
-  e.values.assign(n, v);
-  return e;
-}
 
 // Evidence where every feature equals the references except the given ones.
 std::vector<EvidenceRow> rows_with(const std::vector<std::pair<std::string, double>>& anomalous_values,
