@@ -49,6 +49,15 @@ double seconds_of(const std::function<void()>& f) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// A STREAM-like copy's bandwidth: read + write of a 256 MiB buffer, best of 3, in GB/s.
+double copy_gbps() {
+  std::vector<float> a(size_t{64} << 20, 1.f), b(a.size());
+  double copy = 1e30;
+  for (int i = 0; i < 3; ++i) copy = std::min(copy, seconds_of([&] { std::copy(a.begin(), a.end(), b.begin()); }));
+  benchmark::DoNotOptimize(b.data());
+  return 2.0 * static_cast<double>(a.size() * sizeof(float)) / copy / 1e9;
+}
+
 void BM_CaptionCached(benchmark::State& state) {
   auto& s = setup();
   const int beam = static_cast<int>(state.range(0));
@@ -126,12 +135,7 @@ void BM_CaptionBatched(benchmark::State& state) {
     all = seconds_of([&] { beam_search_batch(g, many, s.n_prefix, 5, steps, 1.f, -1, batch); });
     first_step = seconds_of([&] { beam_search_batch(g, many, s.n_prefix, 5, 1, 1.f, -1, batch); });
   }
-  // Copy bandwidth: read + write of a 256 MiB buffer, best of 3.
-  std::vector<float> a(size_t{64} << 20, 1.f), b(a.size());
-  double copy = 1e30;
-  for (int i = 0; i < 3; ++i) copy = std::min(copy, seconds_of([&] { std::copy(a.begin(), a.end(), b.begin()); }));
-  benchmark::DoNotOptimize(b.data());
-  const double copy_gbs = 2.0 * static_cast<double>(a.size() * sizeof(float)) / copy / 1e9;
+  const double copy_gbs = copy_gbps();
   const double d = static_cast<double>(g.n_embd());
   // The layers' GEMM weights in their stored precision (f16 here: 2 bytes), the lm_head in float32.
   const double weight_bytes =
@@ -171,5 +175,35 @@ void BM_CaptionF16VsF32(benchmark::State& state) {
   state.counters["f16_over_f32"] = t32 / t16;
 }
 BENCHMARK(BM_CaptionF16VsF32)->Arg(12)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
+
+// One caption (beam 5, `steps` steps, no stop token) with the int8 model (the f16 model's matrices
+// quantized, convert --relayout --dtype int8) against the f16 model, in the same run; and the
+// decoder's streamed weights per step of the int8 model (GEMM matrices 1 byte, the lm_head's int8
+// table) over a STREAM-like copy's bandwidth. Counter int8_over_f16: captions/s ratio.
+void BM_CaptionInt8VsF16(benchmark::State& state) {
+  auto& s = setup();
+  const Captioner q8(ModelFile::open(test::random_full_model_path(false, true, DType::I8)));
+  const int steps = static_cast<int>(state.range(0));
+  beam_search(q8.decoder(), s.prefix.data(), s.n_prefix, 5, 2, 1.f, -1, true);  // warm-up
+  double t16 = 1e30, t8 = 1e30;
+  for (auto _ : state)
+    for (int i = 0; i < 2; ++i) {  // best of two each, interleaved
+      t16 = std::min(t16, seconds_of([&] {
+                       beam_search(s.captioner->decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true);
+                     }));
+      t8 = std::min(
+          t8, seconds_of([&] { beam_search(q8.decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true); }));
+    }
+  const double copy_gbs = copy_gbps();
+  const Gpt2& g = q8.decoder();
+  const double d = static_cast<double>(g.n_embd());
+  const double weight_bytes =
+      12.0 * d * d * static_cast<double>(g.config().n_layer) + static_cast<double>(g.vocab()) * d;
+  state.counters["step_ms_f16"] = t16 / steps * 1e3;
+  state.counters["step_ms_int8"] = t8 / steps * 1e3;
+  state.counters["int8_over_f16"] = t16 / t8;
+  state.counters["int8_weights_over_copy"] = weight_bytes / (t8 / steps) / 1e9 / copy_gbs;
+}
+BENCHMARK(BM_CaptionInt8VsF16)->Arg(12)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "asdcap/nn.hpp"
+#include "core/panels.hpp"
 
 namespace {
 
@@ -63,8 +64,9 @@ void BM_LinearShape(benchmark::State& state) {
 }
 
 // The decoder's shape at beam 5 (5 rows, GPT-2 768 -> 3072, weights larger than the caches): the same
-// layer with its weights stored f32, f16 and bf16, one thread, interleaved rounds. Counters: weight
-// GB/s of each (the bytes of the panels per call) and f16_over_f32 / bf16_over_f32 = calls/s ratios.
+// layer with its weights stored f32, f16, bf16 and int8 (per-output scales), one thread, interleaved
+// rounds. Counters: weight GB/s of each (the bytes of the panels per call) and f16_over_f32 /
+// bf16_over_f32 / int8_over_f32 / int8_over_f16 = calls/s ratios.
 void BM_WeightPrecision(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2), layers = 8;
   std::mt19937 rng(2);
@@ -80,22 +82,27 @@ void BM_WeightPrecision(benchmark::State& state) {
     std::memcpy(&bits, &w[i], 4);
     brain[i] = static_cast<uint16_t>(bits >> 16);
   }
+  std::vector<int8_t> q(w.size());
+  std::vector<float> scale(static_cast<size_t>(n));
+  asdcap::panels::quantize_int8(w.data(), n, k, false, q.data(), scale.data());
   // Several copies of each layer, called in turn, so the weights come from memory, not the caches.
-  std::vector<nn::PackedLinear> f32, f16, bf16;
+  std::vector<nn::PackedLinear> f32, f16, bf16, i8;
   for (int64_t l = 0; l < layers; ++l) {
     f32.emplace_back(w.data(), n, k, b.data());
     f16.emplace_back(nn::WeightView{half.data(), nn::WeightType::kF16}, n, k, b.data());
     bf16.emplace_back(nn::WeightView{brain.data(), nn::WeightType::kBF16}, n, k, b.data());
+    i8.emplace_back(nn::WeightView{q.data(), nn::WeightType::kI8, scale.data()}, n, k, b.data());
   }
   auto run = [&](const std::vector<nn::PackedLinear>& set) {
     for (const auto& layer : set) layer.forward(1, x.data(), m, y.data());
   };
-  double r32 = 0, r16 = 0, rb16 = 0;
+  double r32 = 0, r16 = 0, rb16 = 0, r8 = 0;
   for (auto _ : state)
     for (int round = 0; round < 12; ++round) {
       best_rate([&] { run(f32); }, r32);
       best_rate([&] { run(f16); }, r16);
       best_rate([&] { run(bf16); }, rb16);
+      best_rate([&] { run(i8); }, r8);
     }
   const double bytes32 = static_cast<double>(layers * f32[0].packed_bytes());
   const double bytes16 = static_cast<double>(layers * f16[0].packed_bytes());
@@ -103,6 +110,9 @@ void BM_WeightPrecision(benchmark::State& state) {
   state.counters["f16_GBps"] = bytes16 * r16 / 1e9;
   state.counters["f16_over_f32"] = r16 / r32;
   state.counters["bf16_over_f32"] = rb16 / r32;
+  state.counters["int8_GBps"] = static_cast<double>(layers * i8[0].packed_bytes()) * r8 / 1e9;
+  state.counters["int8_over_f32"] = r8 / r32;
+  state.counters["int8_over_f16"] = r8 / r16;
 }
 
 }  // namespace

@@ -10,7 +10,9 @@ namespace asdcap {
 
 struct ConvertOptions {
   std::string clap, clapcap, vocab, merges, gpt2_safetensors, out;
-  DType dtype = DType::F32;               // F32 or F16 (F16: only large weight matrices, see f16_eligible)
+  // F32, F16 or BF16 (only large weight matrices, see f16_eligible), or I8: the packed GEMM's weight
+  // matrices int8 with per-output scales (docs/model-files.md), the other large matrices F16.
+  DType dtype = DType::F32;
   int text_heads = 0, decoder_heads = 0;  // 0: n_embd / 64 (GPT-2's head size)
 };
 
@@ -49,7 +51,10 @@ struct RelayoutReport {
   int64_t to_version = 1;    // the output's (the current one)
   size_t packed = 0;         // tensors packed now
   size_t already = 0;        // tensors the input stored packed already
+  size_t quantized = 0;      // with int8: float weight matrices stored as int8 now
 };
-RelayoutReport relayout_model(const std::string& in, const std::string& out);
+// With `int8` (msclap files only), the packed weight matrices are stored as int8 with per-output
+// scales (as convert --dtype int8; int8 ones are copied); InvalidArgument for a LAION-CLAP file.
+RelayoutReport relayout_model(const std::string& in, const std::string& out, bool int8 = false);
 
 }  // namespace asdcap

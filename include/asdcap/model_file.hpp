@@ -28,7 +28,7 @@
 
 namespace asdcap {
 
-enum class DType { F32, F16, BF16, F64, I64, I32 };
+enum class DType { F32, F16, BF16, F64, I64, I32, I8 };
 const char* dtype_name(DType t);
 size_t dtype_size(DType t);  // bytes per element
 
@@ -101,6 +101,9 @@ struct TensorInfo {
   // >= 0: stored in nn::PackedLinear's panel layout ([ceil(out / 48)][in][48], docs/model-files.md),
   // `data` the panels, and this dimension of `shape` (the logical, PyTorch shape) the output features.
   int packed_out_dim = -1;
+  // dtype I8 (packed only, `asdcap convert --dtype int8`): the per-output scales, value (j, p) =
+  // stored (j, p) * scale[j]; null otherwise.
+  const float* scale = nullptr;
   int64_t numel() const;  // of the logical shape
 };
 

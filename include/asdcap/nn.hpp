@@ -116,14 +116,25 @@ using AlignedVector = std::vector<float, LineAligned<float>>;
 // Weights stored as IEEE half or bfloat16 stay so in the panels (half the bytes held and streamed) and
 // are widened to float32 in registers: the results are those of the float32 layer on the widened
 // weights, bit for bit.
-enum class WeightType { kF32 = 0, kF16 = 1, kBF16 = 2 };
-struct WeightView {  // a weight matrix as stored: float32 values, or the 16-bit patterns of f16/bf16
+//
+// int8 weights (opt-in, `asdcap convert --dtype int8`) are symmetric per output feature: weight (j, p)
+// = q[j][p] * scale[j] with q in [-127, 127], in panels of their own (core/panels.hpp, pack_int8). Each
+// call quantizes its input rows to int8 too (one scale per row), sums the integer products exactly in
+// int32 (VNNI where the CPU has it) and scales once per output, before the bias: a quarter of
+// float32's bytes streamed and four products per instruction lane, with the error of both
+// quantizations (docs/model-files.md states it).
+enum class WeightType { kF32 = 0, kF16 = 1, kBF16 = 2, kI8 = 3 };
+struct WeightView {  // a weight matrix as stored: float32 values, the 16-bit patterns of f16/bf16, or int8
   const void* data = nullptr;
   WeightType type = WeightType::kF32;
+  const float* scale = nullptr;  // kI8: one scale per output feature (required); otherwise unused
 };
 
-// Elements [first, first + count) of a stored weight tensor as float32 (exact for f16 and bf16).
+// Elements [first, first + count) of a stored weight tensor as float32 (exact for f16 and bf16). For
+// kI8 the stored integers q: the weight is q times its output feature's scale (output_scale()).
 void widen(WeightView w, int64_t first, int64_t count, float* out);
+// The factor of output feature j's stored values: scale[j] for kI8, 1 otherwise.
+inline float output_scale(const WeightView& w, int64_t j) { return w.type == WeightType::kI8 ? w.scale[j] : 1.f; }
 
 class PackedLinear {
  public:
@@ -163,8 +174,10 @@ class PackedLinear {
   void forward_serial(const float* x, int64_t m, float* y, Epilogue ep = Epilogue::kNone) const;
 
  private:
-  void forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
-                     Epilogue ep) const;
+  struct Int8Input;  // x quantized for an int8 layer (packed_linear.cpp)
+  std::unique_ptr<Int8Input> quantize_input(const float* x, int64_t m) const;  // null for the float types
+  void forward_block(const float* x, const Int8Input* xq, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1,
+                     float* y, Epilogue ep) const;
   int64_t n_ = 0, k_ = 0;
   KernelSet set_ = KernelSet::kAvx2;  // the kernel set that runs (kernel_set())
   WeightType type_ = WeightType::kF32;
@@ -175,6 +188,8 @@ class PackedLinear {
   const unsigned char* view_ = nullptr;  // over_panels(): the panels used where they are
   std::shared_ptr<const void> keep_;     // ... and what keeps them alive
   AlignedVector bias_;                   // [panels * width], zero where absent
+  AlignedVector scale_;                  // kI8: [panels * width], the output features' scales (padding 0)
+  std::vector<int32_t, LineAligned<int32_t>> column_sums_;  // kI8: each output's sum of its weights
   const unsigned char* panels() const { return view_ ? view_ : packed_.data(); }
 };
 

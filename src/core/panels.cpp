@@ -1,5 +1,7 @@
 #include "core/panels.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -48,6 +50,25 @@ void pack(const void* src, int64_t out, int64_t in, bool in_out, size_t element_
     pack_as(s, out, in, in_out, reinterpret_cast<uint32_t*>(d));
   else
     pack_as(s, out, in, in_out, reinterpret_cast<uint16_t*>(d));
+}
+
+void pack_int8(const int8_t* src, int64_t out, int64_t in, bool in_out, int8_t* dst) {
+  std::memset(dst, 0, bytes(out, int8_inputs(in), 1));
+  for (int64_t j = 0; j < out; ++j)
+    for (int64_t p = 0; p < in; ++p) dst[stored_index_int8(j, p, in)] = src[in_out ? p * out + j : j * in + p];
+}
+
+void quantize_int8(const float* w, int64_t out, int64_t in, bool in_out, int8_t* q, float* scale) {
+  // Element (j, p) of w and q.
+  const auto at = [&](int64_t j, int64_t p) { return in_out ? p * out + j : j * in + p; };
+  for (int64_t j = 0; j < out; ++j) {
+    float top = 0.f;
+    for (int64_t p = 0; p < in; ++p) top = std::max(top, std::fabs(w[at(j, p)]));
+    const float s = top > 0.f ? top / 127.f : 1.f;
+    scale[j] = s;
+    for (int64_t p = 0; p < in; ++p)
+      q[at(j, p)] = static_cast<int8_t>(std::clamp(std::nearbyint(w[at(j, p)] / s), -127.f, 127.f));
+  }
 }
 
 }  // namespace asdcap::panels

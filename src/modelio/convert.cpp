@@ -12,6 +12,7 @@
 #include "asdcap/error.hpp"
 #include "core/files.hpp"
 #include "model_writer.hpp"
+#include "modelio/packed_layout.hpp"
 #include "modelio/safetensors.hpp"
 #include "schema.hpp"
 
@@ -175,6 +176,13 @@ class Converter {
   void map_checkpoint(const std::string& path, const std::string& role, const PrefixRule* rules, size_t n_rules);
   void fill_from_gpt2();
   void check_and_select(ModelContents& out);
+  // The dtype a float tensor is written in: f32, or --dtype for the large weight matrices; with int8,
+  // the packed matrices stay f32 here (the writer quantizes them) and the other large ones are f16.
+  DType stored_dtype(const std::string& name, const std::vector<int64_t>& shape) const {
+    if (o_.dtype == DType::F32 || !f16_eligible(name, shape)) return DType::F32;
+    if (o_.dtype != DType::I8) return o_.dtype;
+    return modelio::msclap_packed_out_dim(name) ? DType::F32 : DType::F16;
+  }
 
   const ConvertOptions& o_;
   ConvertReport report_;
@@ -272,7 +280,7 @@ void Converter::check_and_select(ModelContents& out) {
     } else {
       if (t.dtype == DType::I64 || t.dtype == DType::I32)
         throw ModelError("tensor " + m.origin + " is " + dtype_name(t.dtype) + ", expected floats");
-      modelio::convert_float_dtype(t, o_.dtype != DType::F32 && f16_eligible(s.name, s.shape) ? o_.dtype : DType::F32);
+      modelio::convert_float_dtype(t, stored_dtype(s.name, s.shape));
     }
     out.origins.push_back(s.name + "=" + m.origin);
     out.tensors.push_back(std::move(t));
@@ -281,8 +289,7 @@ void Converter::check_and_select(ModelContents& out) {
     if (wanted.count(name)) continue;
     if (modelio::optional_tensor(name) &&
         (m.t.dtype == DType::F32 || m.t.dtype == DType::F16 || m.t.dtype == DType::BF16)) {
-      modelio::convert_float_dtype(m.t,
-                                   o_.dtype != DType::F32 && f16_eligible(name, m.t.shape) ? o_.dtype : DType::F32);
+      modelio::convert_float_dtype(m.t, stored_dtype(name, m.t.shape));
       out.origins.push_back(name + "=" + m.origin);
       out.tensors.push_back(std::move(m.t));
     } else {
@@ -297,8 +304,8 @@ ConvertReport Converter::run() {
   if (o_.vocab.empty() || o_.merges.empty())
     throw InvalidArgument("convert: the GPT-2 tokenizer files (vocab.json, merges.txt) are not given");
   if (o_.out.empty()) throw InvalidArgument("convert: no output file given");
-  if (o_.dtype != DType::F32 && o_.dtype != DType::F16 && o_.dtype != DType::BF16)
-    throw InvalidArgument("convert: the weight dtype must be f32, f16 or bf16");
+  if (o_.dtype != DType::F32 && o_.dtype != DType::F16 && o_.dtype != DType::BF16 && o_.dtype != DType::I8)
+    throw InvalidArgument("convert: the weight dtype must be f32, f16, bf16 or int8");
   // Fail before the slow part when the output cannot be written.
   std::filesystem::path out(o_.out);
   std::string dir = out.has_parent_path() ? out.parent_path().string() : ".";
@@ -310,6 +317,7 @@ ConvertReport Converter::run() {
 
   modelio::TokenizerFiles tok = modelio::read_tokenizer_files(o_.vocab, o_.merges);
   ModelContents mc;
+  mc.int8 = o_.dtype == DType::I8;
   if (!o_.clap.empty()) map_checkpoint(o_.clap, "clap", kClapRules, std::size(kClapRules));
   if (!o_.clapcap.empty()) map_checkpoint(o_.clapcap, "clapcap", kClapcapRules, std::size(kClapcapRules));
   fill_from_gpt2();

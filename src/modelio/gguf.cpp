@@ -183,6 +183,7 @@ bool dtype_of(uint32_t ggml, DType& out) {
     case GgmlType::F64: out = DType::F64; return true;
     case GgmlType::I64: out = DType::I64; return true;
     case GgmlType::I32: out = DType::I32; return true;
+    case GgmlType::I8: out = DType::I8; return true;
   }
   return false;
 }
@@ -199,6 +200,7 @@ GgmlType ggml_type_of(DType t) {
     case DType::F64: return GgmlType::F64;
     case DType::I64: return GgmlType::I64;
     case DType::I32: return GgmlType::I32;
+    case DType::I8: return GgmlType::I8;
   }
   return GgmlType::F32;
 }

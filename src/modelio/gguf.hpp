@@ -16,7 +16,7 @@
 namespace asdcap {
 
 // ggml type numbers used by asdcap (others are rejected by the reader).
-enum class GgmlType : uint32_t { F32 = 0, F16 = 1, I32 = 26, I64 = 27, F64 = 28, BF16 = 30 };
+enum class GgmlType : uint32_t { F32 = 0, F16 = 1, I8 = 24, I32 = 26, I64 = 27, F64 = 28, BF16 = 30 };
 GgmlType ggml_type_of(DType t);
 
 // A metadata value. Integers of every GGUF width are held as int64 (uint64 above INT64_MAX is

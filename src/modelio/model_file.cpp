@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -91,6 +92,14 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
       info.shape = std::move(packed[i].logical);
       info.packed_out_dim = packed[i].out_dim;
     }
+    if (packed[i].scale_tensor >= 0) {
+      const GgufTensor& s = d.gguf.tensors[static_cast<size_t>(packed[i].scale_tensor)];
+      info.scale = reinterpret_cast<const float*>(d.file->data() + s.offset);  // f32, 64-byte aligned
+      for (int64_t j = 0; j < s.shape[0]; ++j)
+        if (!(info.scale[j] > 0.f) || !std::isfinite(info.scale[j]))
+          throw FormatError(path + ": " + s.name + "[" + std::to_string(j) + "] = " + std::to_string(info.scale[j]) +
+                            " is no scale (a positive finite number)");
+    }
     info.data = d.file->data() + t.offset;
     info.nbytes = static_cast<size_t>(t.nbytes);
     if (!d.index.emplace(t.name, d.tensors.size()).second) throw FormatError(path + ": duplicate tensor " + t.name);
@@ -108,8 +117,10 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
     if (t.shape != s.shape)
       throw ModelError(path + ": tensor " + s.name + " has shape " + format_shape(t.shape) + ", expected " +
                        format_shape(s.shape));
-    bool ok = t.dtype == s.dtype || (s.dtype == DType::F32 && (t.dtype == DType::F16 || t.dtype == DType::BF16) &&
-                                     f16_eligible(s.name, s.shape));
+    bool ok =
+        t.dtype == s.dtype ||
+        (s.dtype == DType::F32 && (t.dtype == DType::F16 || t.dtype == DType::BF16) && f16_eligible(s.name, s.shape)) ||
+        (s.dtype == DType::F32 && t.dtype == DType::I8 && t.scale);
     if (!ok)
       throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected " +
                        dtype_name(s.dtype));
@@ -143,7 +154,7 @@ const TensorInfo& float_tensor(const ModelFile& file, std::string_view name, std
   if (shape.size() && !std::equal(shape.begin(), shape.end(), t.shape.begin(), t.shape.end()))
     throw ModelError(file.path() + ": tensor " + t.name + " has shape " + format_shape(t.shape) + ", expected " +
                      format_shape(std::vector<int64_t>(shape)));
-  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && !(t.dtype == DType::I8 && t.scale))
     throw ModelError(file.path() + ": tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
   return t;
 }
@@ -173,12 +184,13 @@ int64_t first_nan(const TensorInfo& t) {
     }
     return -1;
   };
+  if (t.dtype == DType::I8) return -1;  // integers (their scales are checked at open)
   if (t.dtype == DType::F32) return scan(uint32_t{0}, uint32_t{0x7fffffff}, uint32_t{0x7f800000});
   return scan(uint16_t{0}, uint16_t{0x7fff}, static_cast<uint16_t>(t.dtype == DType::F16 ? 0x7c00 : 0x7f80));
 }
 
 std::vector<float> widen(const TensorInfo& t) {
-  if (t.packed_out_dim >= 0) return modelio::unpack_panels(t.data, t.dtype, t.shape, t.packed_out_dim);
+  if (t.packed_out_dim >= 0) return modelio::unpack_panels(t.data, t.dtype, t.shape, t.packed_out_dim, t.scale);
   std::vector<float> v(static_cast<size_t>(t.numel()));
   if (t.dtype == DType::F32) {
     std::memcpy(v.data(), t.data, v.size() * sizeof(float));

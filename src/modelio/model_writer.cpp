@@ -151,7 +151,7 @@ void write_model_file(const std::string& path, const ModelContents& m, const Tok
   if (m.packed_layout) w.set_int(kFormatVersionKey, kFormatVersion);
   for (const auto& t : m.tensors) {
     if (const auto out_dim = msclap_packed_out_dim(t.name); m.packed_layout && out_dim) {
-      add_packed_tensor(w, t.name, t.dtype, t.shape, t.data.data(), t.data.size(), *out_dim, packed);
+      add_packed_tensor(w, t.name, t.dtype, t.shape, t.data.data(), t.data.size(), *out_dim, packed, m.int8);
       continue;
     }
     std::vector<int64_t> shape = t.shape.empty() ? std::vector<int64_t>{1} : t.shape;

@@ -37,6 +37,8 @@ struct ModelContents {
   // Format version 2: the Linear weights stored in the packed panel layout (msclap_packed_out_dim);
   // false writes format version 1 (PyTorch order throughout), as asdcap wrote before.
   bool packed_layout = true;
+  // The packed weight matrices stored as int8 with per-output scales (convert --dtype int8).
+  bool int8 = false;
 };
 
 // Writes `m` atomically to `path` (checks the config and the required tensors first).

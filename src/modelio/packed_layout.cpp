@@ -1,6 +1,7 @@
 #include "modelio/packed_layout.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -34,6 +35,18 @@ std::optional<int> htsat_packed_out_dim(std::string_view rest) {
                                ".downsample.reduction.weight"})
       if (ends_with(rest, w)) return 0;
   return std::nullopt;
+}
+
+// The GGUF shape and bytes of a packed tensor: [ceil(out / 48), in, 48] elements, or for int8
+// [ceil(out / 48), ceil(in / 4), 48 * 4] bytes (panels::pack_int8).
+std::vector<int64_t> stored_shape(const PackedShape& s, DType t) {
+  const int64_t w = panels::kWidth, panels = (s.out + w - 1) / w;
+  if (t == DType::I8) return {panels, panels::int8_inputs(s.in) / 4, 4 * w};
+  return {panels, s.in, w};
+}
+size_t stored_bytes(const PackedShape& s, DType t) {
+  return t == DType::I8 ? panels::bytes(s.out, panels::int8_inputs(s.in), 1)
+                        : panels::bytes(s.out, s.in, dtype_size(t));
 }
 
 }  // namespace
@@ -128,13 +141,24 @@ std::vector<PackedMarker> read_packed_markers(const GgufView& g, const std::stri
       throw FormatError(e.what());
     }
     const GgufTensor& t = g.tensors[index];
-    check_float(t.dtype, what);
-    const int64_t w = panels::kWidth;
-    const std::vector<int64_t> stored{(s.out + w - 1) / w, s.in, w};
+    if (t.dtype == DType::I8) {
+      const auto sc = by_name.find(name + kScaleSuffix);
+      if (sc == by_name.end()) throw FormatError(what + " is int8 without its scales (" + name + kScaleSuffix + ")");
+      const GgufTensor& s_t = g.tensors[sc->second];
+      if (s_t.dtype != DType::F32 || s_t.shape != std::vector<int64_t>{s.out} ||
+          s_t.nbytes != static_cast<uint64_t>(s.out) * sizeof(float))
+        throw FormatError(what + ": its scales " + s_t.name + " are " + dtype_name(s_t.dtype) + " " +
+                          format_shape(s_t.shape) + ", expected f32 [" + std::to_string(s.out) + "]");
+      if (s_t.offset % alignof(float)) throw FormatError(what + ": its scales are not 4-byte aligned");
+      m.scale_tensor = static_cast<int64_t>(sc->second);
+    } else {
+      check_float(t.dtype, what);
+    }
+    const std::vector<int64_t> stored = stored_shape(s, t.dtype);
     if (t.shape != stored)
       throw FormatError(what + " is stored as " + format_shape(t.shape) + ", expected " + format_shape(stored) +
                         " for " + format_shape(m.logical));
-    if (t.nbytes != panels::bytes(s.out, s.in, dtype_size(t.dtype)))
+    if (t.nbytes != stored_bytes(s, t.dtype))
       throw FormatError(what + " has " + std::to_string(t.nbytes) + " bytes, not its panels' size");
     if (t.offset % 64) throw FormatError(what + " is not 64-byte aligned");
     markers[index] = std::move(m);
@@ -143,24 +167,52 @@ std::vector<PackedMarker> read_packed_markers(const GgufView& g, const std::stri
 }
 
 void add_packed_tensor(GgufWriter& w, const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-                       const void* data, size_t nbytes, int out_dim, std::deque<std::vector<char>>& store) {
+                       const void* data, size_t nbytes, int out_dim, std::deque<std::vector<char>>& store, bool int8) {
   const PackedShape s = packed_shape(shape, out_dim, "tensor " + name);
   check_float(dtype, "tensor " + name);
   if (nbytes != static_cast<size_t>(s.out * s.in) * dtype_size(dtype))
     throw Error("internal: tensor " + name + " holds " + std::to_string(nbytes) + " bytes");
-  std::vector<char>& packed = store.emplace_back(panels::bytes(s.out, s.in, dtype_size(dtype)));
-  panels::pack(data, s.out, s.in, out_dim == 1, dtype_size(dtype), packed.data());
-  const int64_t width = panels::kWidth;
-  w.add_tensor(name, dtype, {(s.out + width - 1) / width, s.in, width}, packed.data(), packed.size());
+  if (int8) {
+    // The values as float32 (in their own order), quantized per output feature.
+    std::vector<float> values(static_cast<size_t>(s.out * s.in));
+    const auto* src = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (dtype == DType::F32) {
+        std::memcpy(&values[i], src + 4 * i, 4);
+      } else {
+        const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
+        values[i] = dtype == DType::F16 ? half_to_float(h) : bf16_to_float(h);
+      }
+      if (!std::isfinite(values[i]))
+        throw ModelError("tensor " + name + " holds a value that is not finite (at flat index " + std::to_string(i) +
+                         "): it cannot be stored as int8");
+    }
+    std::vector<char>& q = store.emplace_back(values.size());
+    std::vector<char>& scale = store.emplace_back(static_cast<size_t>(s.out) * sizeof(float));
+    panels::quantize_int8(values.data(), s.out, s.in, out_dim == 1, reinterpret_cast<int8_t*>(q.data()),
+                          reinterpret_cast<float*>(scale.data()));
+    std::vector<char>& packed = store.emplace_back(stored_bytes(s, DType::I8));
+    panels::pack_int8(reinterpret_cast<const int8_t*>(q.data()), s.out, s.in, out_dim == 1,
+                      reinterpret_cast<int8_t*>(packed.data()));
+    w.add_tensor(name, DType::I8, stored_shape(s, DType::I8), packed.data(), packed.size());
+    w.add_tensor(name + kScaleSuffix, DType::F32, {s.out}, scale.data(), scale.size());
+  } else {
+    std::vector<char>& packed = store.emplace_back(stored_bytes(s, dtype));
+    panels::pack(data, s.out, s.in, out_dim == 1, dtype_size(dtype), packed.data());
+    w.add_tensor(name, dtype, stored_shape(s, dtype), packed.data(), packed.size());
+  }
   std::vector<int64_t> key{out_dim};
   key.insert(key.end(), shape.begin(), shape.end());
   w.set_int_array(kPackedKeyPrefix + name, std::move(key));
 }
 
-std::vector<float> unpack_panels(const void* data, DType dtype, const std::vector<int64_t>& logical, int out_dim) {
+std::vector<float> unpack_panels(const void* data, DType dtype, const std::vector<int64_t>& logical, int out_dim,
+                                 const float* scale) {
+  if (dtype == DType::I8 && !scale) throw Error("internal: int8 panels without their scales");
   const auto* src = static_cast<const uint8_t*>(data);
-  // Stored element i as float32.
-  const auto element = [&](int64_t i) {
+  // Stored element i (of output j) as float32.
+  const auto element = [&](int64_t i, int64_t j) {
+    if (dtype == DType::I8) return static_cast<float>(static_cast<int8_t>(src[i])) * scale[j];
     if (dtype == DType::F32) {
       float f;
       std::memcpy(&f, src + 4 * i, 4);
@@ -175,7 +227,8 @@ std::vector<float> unpack_panels(const void* data, DType dtype, const std::vecto
   std::vector<float> v(static_cast<size_t>(numel));
   for (int64_t j = 0; j < out; ++j)
     for (int64_t p = 0; p < in; ++p)
-      v[static_cast<size_t>(out_dim == 0 ? j * in + p : p * out + j)] = element(panels::stored_index(j, p, in));
+      v[static_cast<size_t>(out_dim == 0 ? j * in + p : p * out + j)] =
+          element(dtype == DType::I8 ? panels::stored_index_int8(j, p, in) : panels::stored_index(j, p, in), j);
   return v;
 }
 

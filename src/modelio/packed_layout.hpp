@@ -17,6 +17,8 @@ namespace asdcap::modelio {
 inline constexpr const char* kFormatVersionKey = "asdcap.format_version";
 inline constexpr int64_t kFormatVersion = 2;
 inline constexpr const char* kPackedKeyPrefix = "asdcap.packed.";
+// An int8 packed tensor's per-output scales: the f32 tensor "<tensor name>.scale", [out].
+inline constexpr const char* kScaleSuffix = ".scale";
 
 // Whether an asdcap-msclap file stores tensor `name` packed, and which dimension of its logical
 // shape is the output features (0: a Linear's [out, in...]; 1: GPT-2's Conv1D [in, out]).
@@ -40,22 +42,29 @@ PackedShape packed_shape(const std::vector<int64_t>& logical, int out_dim, const
 // The file's format version (1 when the key is absent); FormatError for an unknown one.
 int64_t format_version(const GgufView& g, const std::string& file);
 
-// Validates every packed-tensor key of `g` against its tensor (float dtype, stored shape
-// [ceil(out / 48), in, 48], 64-byte aligned data) and returns, per tensor in file order, its
-// out_dim or -1 and its logical shape. FormatError naming the file and tensor otherwise.
+// Validates every packed-tensor key of `g` against its tensor (float or int8 dtype, stored shape
+// [ceil(out / 48), in, 48], 64-byte aligned data; int8 with its f32 scales [out]) and returns, per
+// tensor in file order, its out_dim or -1, its logical shape and the index of its scales' tensor (int8)
+// or -1. FormatError naming the file and tensor otherwise. The scales' values are not read here.
 struct PackedMarker {
   int out_dim = -1;
   std::vector<int64_t> logical;
+  int64_t scale_tensor = -1;
 };
 std::vector<PackedMarker> read_packed_markers(const GgufView& g, const std::string& file);
 
 // A packed tensor's values back in the C order of its logical PyTorch shape, as float32 (exact):
-// `data` holds its panels of `dtype` (f32, f16 or bf16); out_dim as in PackedMarker.
-std::vector<float> unpack_panels(const void* data, DType dtype, const std::vector<int64_t>& logical, int out_dim);
+// `data` holds its panels of `dtype` (f32, f16, bf16, or int8 with its per-output `scale`); out_dim as
+// in PackedMarker.
+std::vector<float> unpack_panels(const void* data, DType dtype, const std::vector<int64_t>& logical, int out_dim,
+                                 const float* scale = nullptr);
 
 // Adds a float tensor (`data`: its values in C order of the logical PyTorch `shape`) to `w` in the
-// packed layout with its key; the packed bytes are kept in `store` until the file is written.
+// packed layout with its key; the packed bytes are kept in `store` until the file is written. With
+// `int8`, stored as int8 with its scales (panels::quantize_int8; ModelError for a value that is not
+// finite).
 void add_packed_tensor(GgufWriter& w, const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-                       const void* data, size_t nbytes, int out_dim, std::deque<std::vector<char>>& store);
+                       const void* data, size_t nbytes, int out_dim, std::deque<std::vector<char>>& store,
+                       bool int8 = false);
 
 }  // namespace asdcap::modelio

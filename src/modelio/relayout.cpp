@@ -10,7 +10,7 @@
 
 namespace asdcap {
 
-RelayoutReport relayout_model(const std::string& in, const std::string& out) {
+RelayoutReport relayout_model(const std::string& in, const std::string& out, bool int8) {
   modelio::MappedFile file(in);
   const GgufView g = GgufView::parse(file.data(), file.size(), in);
   auto arch = g.kv.find("general.architecture");
@@ -18,8 +18,10 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out) {
       arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String ? arch->second.s : "";
   if (architecture == modelio::kArchitecture)
     ModelFile::open(in);  // the whole validation of the input
-  else if (architecture == modelio::kLaionArchitecture)
+  else if (architecture == modelio::kLaionArchitecture && !int8)
     modelio::read_laion_config(g, in);
+  else if (architecture == modelio::kLaionArchitecture)
+    throw InvalidArgument(in + ": int8 weights are for msclap model files; a LAION-CLAP file keeps f32, f16 or bf16");
   else
     throw InvalidArgument(in +
                           ": --relayout re-lays msclap and LAION-CLAP model files; PANNs and autoencoder "
@@ -37,19 +39,33 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out) {
   }
   w.set_int(modelio::kFormatVersionKey, modelio::kFormatVersion);
   std::deque<std::vector<char>> store;
+  std::vector<bool> scales(g.tensors.size());  // the scales of int8 tensors: written with their tensor
+  for (const auto& m : markers)
+    if (m.scale_tensor >= 0) scales[static_cast<size_t>(m.scale_tensor)] = true;
   for (size_t i = 0; i < g.tensors.size(); ++i) {
     const GgufTensor& t = g.tensors[i];
     const void* data = file.data() + t.offset;
     const auto nbytes = static_cast<size_t>(t.nbytes);
-    if (markers[i].out_dim >= 0) {  // as it is, with its key
+    if (scales[i]) continue;
+    if (markers[i].out_dim >= 0 && int8 && t.dtype != DType::I8) {  // unpacked, then stored as int8
+      const std::vector<float> v = modelio::unpack_panels(data, t.dtype, markers[i].logical, markers[i].out_dim);
+      modelio::add_packed_tensor(w, t.name, DType::F32, markers[i].logical, v.data(), v.size() * sizeof(float),
+                                 markers[i].out_dim, store, true);
+      ++report.already, ++report.quantized;
+    } else if (markers[i].out_dim >= 0) {  // as it is, with its key (and an int8 tensor's scales)
       w.add_tensor(t.name, t.dtype, t.shape, data, nbytes);
       std::vector<int64_t> key{markers[i].out_dim};
       key.insert(key.end(), markers[i].logical.begin(), markers[i].logical.end());
       w.set_int_array(packed_prefix + t.name, std::move(key));
+      if (markers[i].scale_tensor >= 0) {
+        const GgufTensor& s = g.tensors[static_cast<size_t>(markers[i].scale_tensor)];
+        w.add_tensor(s.name, s.dtype, s.shape, file.data() + s.offset, static_cast<size_t>(s.nbytes));
+      }
       ++report.already;
     } else if (const auto out_dim = modelio::packed_out_dim(architecture, t.name)) {
-      modelio::add_packed_tensor(w, t.name, t.dtype, t.shape, data, nbytes, *out_dim, store);
+      modelio::add_packed_tensor(w, t.name, t.dtype, t.shape, data, nbytes, *out_dim, store, int8);
       ++report.packed;
+      report.quantized += int8;
     } else {
       w.add_tensor(t.name, t.dtype, t.shape, data, nbytes);
     }

@@ -15,6 +15,7 @@
 #include "asdcap/nn.hpp"
 #include "core/panels.hpp"
 #include "core/parallel.hpp"
+#include "packed_int8.hpp"
 #include "packed_kernel.hpp"
 
 namespace asdcap::nn {
@@ -37,6 +38,10 @@ void widen(WeightView w, int64_t first, int64_t count, float* out) {
     std::memcpy(out, src + first * 4, static_cast<size_t>(count) * 4);
     return;
   }
+  if (w.type == WeightType::kI8) {
+    for (int64_t i = 0; i < count; ++i) out[i] = static_cast<float>(static_cast<int8_t>(src[first + i]));
+    return;
+  }
   for (int64_t i = 0; i < count; ++i) {
     uint16_t h;
     std::memcpy(&h, src + (first + i) * 2, 2);
@@ -51,10 +56,44 @@ void widen(WeightView w, int64_t first, int64_t count, float* out) {
 
 namespace {
 
-size_t element_bytes(WeightType t) { return t == WeightType::kF32 ? sizeof(float) : sizeof(uint16_t); }
-
 std::string layer_name(int64_t n, int64_t k) {
   return "linear layer of " + std::to_string(n) + " x " + std::to_string(k);
+}
+
+size_t element_bytes(WeightType t) {
+  return t == WeightType::kF32 ? sizeof(float) : t == WeightType::kI8 ? sizeof(int8_t) : sizeof(uint16_t);
+}
+
+int64_t padded_width(int64_t n) {
+  return (n + PackedLinear::kPanelWidth - 1) / PackedLinear::kPanelWidth * PackedLinear::kPanelWidth;
+}
+
+// The scales of an int8 layer, padded to whole panels with zeros; empty for the float types.
+AlignedVector padded_scales(const WeightView& w, int64_t n, int64_t k) {
+  if (w.type != WeightType::kI8) return {};
+  if (!w.scale) throw ModelError(layer_name(n, k) + ": int8 weights without their scales");
+  if (k > int8::kMaxInputs)
+    throw ModelError(layer_name(n, k) + ": int8 weights for at most " + std::to_string(int8::kMaxInputs) + " inputs");
+  AlignedVector s(static_cast<size_t>(padded_width(n)), 0.f);
+  std::copy(w.scale, w.scale + n, s.begin());
+  return s;
+}
+
+// Each output's sum of its int8 weights (from the panels; the padding is zero).
+std::vector<int32_t, LineAligned<int32_t>> column_sums(const unsigned char* panels, int64_t n, int64_t k) {
+  const int64_t k4 = panels::int8_inputs(k), width = padded_width(n);
+  std::vector<int32_t, LineAligned<int32_t>> sums(static_cast<size_t>(width), 0);
+  const auto* q = reinterpret_cast<const int8_t*>(panels);
+  // In storage order ([panel][group][48 columns][4 inputs]; the padding adds zeros).
+  constexpr int64_t w = PackedLinear::kPanelWidth;
+  for (int64_t pn = 0; pn < width / w; ++pn) {
+    int32_t* s = sums.data() + pn * w;
+    for (int64_t g = 0; g < k4 / 4; ++g) {
+      const int8_t* at = q + (pn * k4 + 4 * g) * w;
+      for (int64_t c = 0; c < w; ++c) s[c] += at[4 * c] + at[4 * c + 1] + at[4 * c + 2] + at[4 * c + 3];
+    }
+  }
+  return sums;
 }
 
 }  // namespace
@@ -62,10 +101,16 @@ std::string layer_name(int64_t n, int64_t k) {
 static_assert(PackedLinear::kPanelWidth == panels::kWidth);
 
 size_t PackedLinear::panel_bytes(int64_t out_features, int64_t in_features, WeightType type) {
+  if (type == WeightType::kI8) return panels::bytes(out_features, panels::int8_inputs(in_features), 1);
   return panels::bytes(out_features, in_features, element_bytes(type));
 }
 
 void PackedLinear::pack(WeightView w, int64_t out_features, int64_t in_features, Layout layout, void* out) {
+  if (w.type == WeightType::kI8) {
+    panels::pack_int8(static_cast<const int8_t*>(w.data), out_features, in_features, layout == Layout::kInOut,
+                      static_cast<int8_t*>(out));
+    return;
+  }
   panels::pack(w.data, out_features, in_features, layout == Layout::kInOut, element_bytes(w.type), out);
 }
 
@@ -77,6 +122,8 @@ PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_featur
   // not cleared first.
   packed_.resize(panel_bytes(n_, k_, type_));
   pack(w, n_, k_, layout, packed_.data());
+  scale_ = padded_scales(w, n_, k_);
+  if (type_ == WeightType::kI8) column_sums_ = column_sums(packed_.data(), n_, k_);
   const int64_t width = (n_ + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
   bias_.assign(static_cast<size_t>(width), 0.f);
   if (bias)
@@ -92,6 +139,7 @@ PackedLinear PackedLinear::over_panels(WeightView panels, int64_t out_features, 
   l.type_ = panels.type;
   const size_t bytes = panel_bytes(out_features, in_features, panels.type);
   if (!panels.data) throw ModelError(layer_name(out_features, in_features) + " without weights");
+  l.scale_ = padded_scales(panels, out_features, in_features);
   if (reinterpret_cast<uintptr_t>(panels.data) % 64 == 0) {
     l.view_ = static_cast<const unsigned char*>(panels.data);
     l.keep_ = std::move(keep);
@@ -99,6 +147,7 @@ PackedLinear PackedLinear::over_panels(WeightView panels, int64_t out_features, 
     l.packed_.resize(bytes);
     std::memcpy(l.packed_.data(), panels.data, bytes);
   }
+  if (l.type_ == WeightType::kI8) l.column_sums_ = column_sums(l.panels(), out_features, in_features);
   const int64_t width = (out_features + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
   l.bias_.assign(static_cast<size_t>(width), 0.f);
   if (bias)
@@ -106,17 +155,45 @@ PackedLinear PackedLinear::over_panels(WeightView panels, int64_t out_features, 
   return l;
 }
 
-void PackedLinear::forward_block(const float* x, int64_t r0, int64_t r1, int64_t panel0, int64_t panel1, float* y,
-                                 Epilogue ep) const {
+// int8 layers: x quantized per row once per call (int8::quantize_rows), read by every block.
+struct PackedLinear::Int8Input {
+  std::vector<int8_t, LineAligned<int8_t>> q;
+  AlignedVector scale;
+  int64_t stride = 0;
+};
+
+void PackedLinear::forward_block(const float* x, const Int8Input* xq, int64_t r0, int64_t r1, int64_t panel0,
+                                 int64_t panel1, float* y, Epilogue ep) const {
+  if (type_ == WeightType::kI8) {
+    const int8::Layer w{reinterpret_cast<const int8_t*>(panels()),
+                        bias_.data(),
+                        scale_.data(),
+                        column_sums_.data(),
+                        n_,
+                        panels::int8_inputs(k_)};
+    int8::block(set_)(w, {xq->q.data(), xq->scale.data(), xq->stride}, r0, r1, panel0, panel1, y, ep);
+    return;
+  }
   packed::kernel(set_).forward_block[static_cast<int>(type_)](panels(), bias_.data(), n_, k_, x, r0, r1, panel0, panel1,
                                                               y, ep);
+}
+
+std::unique_ptr<PackedLinear::Int8Input> PackedLinear::quantize_input(const float* x, int64_t m) const {
+  if (type_ != WeightType::kI8) return nullptr;
+  auto in = std::make_unique<Int8Input>();
+  in->stride = panels::int8_inputs(k_);
+  in->q.resize(static_cast<size_t>(m * in->stride));
+  in->scale.resize(static_cast<size_t>(m));
+  int8::quantize_rows(x, m, k_, in->stride, in->q.data(), in->scale.data());
+  return in;
 }
 
 void PackedLinear::forward_serial(const float* x, int64_t m, float* y, Epilogue ep) const {
   const packed::Kernel& kern = packed::kernel(set_);
   const int64_t panels = (n_ + packed::kPanelWidth - 1) / packed::kPanelWidth;
   const int64_t rb = row_block(k_, kern.mr);
-  for (int64_t r0 = 0; r0 < m; r0 += rb) forward_block(x, r0, std::min(m, r0 + rb), 0, panels, y, ep);
+  const auto xq = quantize_input(x, m);
+  for (int64_t r0 = 0; r0 < m; r0 += rb) forward_block(x, xq.get(), r0, std::min(m, r0 + rb), 0, panels, y, ep);
 }
 
 void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epilogue ep) const {
@@ -125,6 +202,7 @@ void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epi
     forward_serial(x, m, y, ep);
     return;
   }
+  const auto xq = quantize_input(x, m);
   const packed::Kernel& kern = packed::kernel(set_);
   const int64_t kNr = packed::kPanelWidth, kMr = kern.mr;
   const int64_t panels = (n_ + kNr - 1) / kNr, rows = row_block(k_, kMr);
@@ -139,7 +217,7 @@ void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epi
         [&](int64_t part, int64_t) {
           const int64_t p0 = panels * part / t, p1 = panels * (part + 1) / t;
           for (int64_t rb = 0; rb < row_blocks; ++rb)
-            forward_block(x, rb * rows, std::min(m, (rb + 1) * rows), p0, p1, y, ep);
+            forward_block(x, xq.get(), rb * rows, std::min(m, (rb + 1) * rows), p0, p1, y, ep);
         },
         Schedule::kStatic);
   } else {
@@ -149,7 +227,8 @@ void PackedLinear::forward(int threads, const float* x, int64_t m, float* y, Epi
         t, t, 1,
         [&](int64_t part, int64_t) {
           const int64_t r0 = std::min(m, part * step), r1 = std::min(m, r0 + step);
-          for (int64_t r = r0; r < r1; r += rows) forward_block(x, r, std::min(r1, r + rows), 0, panels, y, ep);
+          for (int64_t r = r0; r < r1; r += rows)
+            forward_block(x, xq.get(), r, std::min(r1, r + rows), 0, panels, y, ep);
         },
         Schedule::kStatic);
   }

@@ -1,4 +1,4 @@
-// A model file's float tensor as the packed GEMM's weight view (f32, f16 or bf16 as stored), and a
+// A model file's float tensor as the packed GEMM's weight view (f32, f16, bf16 or int8 as stored), and a
 // model file's weight matrix as a PackedLinear.
 #pragma once
 #include <initializer_list>
@@ -16,8 +16,12 @@ inline WeightView weight_view(const TensorInfo& t) {
     case DType::F32: return {t.data, WeightType::kF32};
     case DType::F16: return {t.data, WeightType::kF16};
     case DType::BF16: return {t.data, WeightType::kBF16};
-    default: throw ModelError("tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
+    case DType::I8:
+      if (t.scale) return {t.data, WeightType::kI8, t.scale};
+      break;
+    default: break;
   }
+  throw ModelError("tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
 }
 
 // The Linear layer of weight tensor `name` (shape checked: [out, in...], or [in, out] with

@@ -124,7 +124,12 @@ void Gpt2::token_embeddings(const int64_t* ids, int64_t n, float* out) const {
     if (!wte_packed_) {
       nn::widen(wte_, ids[i] * d, d, row);
     } else {  // stored packed (docs/model-files.md): element p of row j at panel j / 48, row p, column j % 48
-      for (int64_t p = 0; p < d; ++p) nn::widen(wte_, panels::stored_index(ids[i], p, d), 1, row + p);
+      const bool int8 = wte_.type == nn::WeightType::kI8;
+      for (int64_t p = 0; p < d; ++p)
+        nn::widen(wte_, int8 ? panels::stored_index_int8(ids[i], p, d) : panels::stored_index(ids[i], p, d), 1,
+                  row + p);
+      if (const float s = nn::output_scale(wte_, ids[i]); s != 1.f)  // int8: the row's scale
+        for (int64_t p = 0; p < d; ++p) row[p] *= s;
     }
     for (int64_t p = 0; p < d; ++p)
       if (std::isnan(row[p]))

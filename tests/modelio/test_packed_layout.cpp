@@ -3,11 +3,13 @@
 // a one-line hint; `convert --relayout` turns one into the other; damaged layout keys are refused.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
@@ -186,4 +188,140 @@ TEST_F(PackedLayout, DamagedLayoutKeysAreFormatErrors) {
                                 return true;
                               }),
                       "format version 99");
+}
+
+// --dtype int8: every packed weight matrix is stored as int8 with one scale per output feature, the
+// scale max |w| / 127 of the float32 weights and each value within half a step of them; the other
+// large matrices f16, everything else as in the float32 file. `convert --relayout --dtype int8` of the
+// float32 file stores the same int8 tensors; re-laying an int8 file copies them.
+TEST_F(PackedLayout, Int8StoresThePackedMatricesWithPerOutputScales) {
+  const std::string shared = ASDCAP_SHARED_DIR;
+  const std::string fresh = golden_model_path(true);
+  const std::string q8 = dir_ + "/q8.gguf";
+  CliResult r = run_cli("convert --clap " + shared + "/golden/clap_2023_tiny.pth --clapcap " + shared +
+                        "/golden/clapcap_2023_tiny.pth --vocab " + shared + "/assets/gpt2/vocab.json --merges " +
+                        shared + "/assets/gpt2/merges.txt --text-heads 4 --decoder-heads 4 --dtype int8 --out " + q8);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto full = ModelFile::open(fresh);
+  auto q = ModelFile::open(q8);
+  size_t n_int8 = 0;
+  for (const TensorInfo& t : full->tensors()) {
+    const TensorInfo& u = q->tensor(t.name);
+    EXPECT_EQ(u.shape, t.shape) << t.name;
+    EXPECT_EQ(u.packed_out_dim, t.packed_out_dim) << t.name;
+    if (t.packed_out_dim < 0) {
+      EXPECT_EQ(u.dtype, f16_eligible(t.name, t.shape) ? DType::F16 : t.dtype) << t.name;
+      EXPECT_EQ(u.scale, nullptr);
+      continue;
+    }
+    ++n_int8;
+    ASSERT_EQ(u.dtype, DType::I8) << t.name;
+    ASSERT_NE(u.scale, nullptr) << t.name;
+    EXPECT_EQ(q->tensor(t.name + ".scale").shape, std::vector<int64_t>{t.shape[static_cast<size_t>(t.packed_out_dim)]});
+    // Values in PyTorch order, as output j and input p.
+    const std::vector<float> w = full->f32_copy(t.name), v = q->f32_copy(t.name);
+    const int64_t out = t.shape[static_cast<size_t>(t.packed_out_dim)], in = t.numel() / out;
+    auto at = [&](int64_t j, int64_t p) {
+      return static_cast<size_t>(t.packed_out_dim == 0 ? j * in + p : p * out + j);
+    };
+    for (int64_t j = 0; j < out; ++j) {
+      float top = 0;
+      for (int64_t p = 0; p < in; ++p) top = std::max(top, std::fabs(w[at(j, p)]));
+      ASSERT_EQ(u.scale[j], top > 0 ? top / 127.f : 1.f) << t.name << " output " << j;
+      for (int64_t p = 0; p < in; ++p) {
+        const float step = u.scale[j];
+        const float k = std::round(v[at(j, p)] / step);
+        ASSERT_EQ(v[at(j, p)], k * step) << t.name;  // an integer times the scale
+        ASSERT_LE(std::fabs(k), 127.f) << t.name;
+        // Half a step, and the float32 rounding of w / scale.
+        const double slack = 2.0 * std::numeric_limits<float>::epsilon() * std::fabs(w[at(j, p)]);
+        ASSERT_LE(std::fabs(v[at(j, p)] - w[at(j, p)]), 0.5 * step + slack) << t.name << " (" << j << ", " << p << ")";
+      }
+    }
+  }
+  EXPECT_GT(n_int8, 40u);
+
+  // Re-laid from the float32 file: the same int8 tensors and scales.
+  r = run_cli("convert --relayout " + fresh + " --dtype int8 --out " + dir_ + "/relaid.gguf");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(std::to_string(n_int8) + " stored as int8 now"), std::string::npos) << r.out;
+  auto relaid = ModelFile::open(dir_ + "/relaid.gguf");
+  for (const TensorInfo& t : q->tensors()) {
+    if (t.dtype != DType::I8) continue;
+    const TensorInfo& u = relaid->tensor(t.name);
+    ASSERT_EQ(u.nbytes, t.nbytes);
+    EXPECT_EQ(std::memcmp(u.data, t.data, t.nbytes), 0) << t.name;
+    EXPECT_EQ(std::memcmp(u.scale, t.scale,
+                          sizeof(float) * static_cast<size_t>(t.shape[static_cast<size_t>(t.packed_out_dim)])),
+              0);
+  }
+  // An int8 file re-laid (with or without --dtype int8) keeps its tensors.
+  for (const std::string flag : {"", " --dtype int8"}) {
+    r = run_cli("convert --relayout " + q8 + flag + " --out " + dir_ + "/again.gguf");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto again = ModelFile::open(dir_ + "/again.gguf");
+    ASSERT_EQ(again->tensors().size(), q->tensors().size());
+    for (const TensorInfo& t : q->tensors()) {
+      const TensorInfo& u = again->tensor(t.name);
+      EXPECT_EQ(u.dtype, t.dtype) << t.name;
+      ASSERT_EQ(u.nbytes, t.nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(u.data, t.data, t.nbytes), 0) << t.name;
+    }
+  }
+  // int8 is for msclap files: PANNs and LAION-CLAP conversions refuse it (a usage error).
+  r = run_cli("convert --panns " + fresh + " --dtype int8 --out " + dir_ + "/x.gguf");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("int8"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/x.gguf"));
+}
+
+// Damaged int8 tensors: without their scales, scales of the wrong shape or type, or a scale that is not
+// a positive finite number: each a one-line FormatError naming the tensor.
+TEST_F(PackedLayout, DamagedInt8ScalesAreFormatErrors) {
+  const std::string target = "text.gpt2.h.0.mlp.c_fc.weight";
+  const std::string q8 = dir_ + "/q8.gguf";
+  ASSERT_GT(relayout_model(golden_model_path(true), q8, true).quantized, 0u);
+  const std::string src = ziptest::slurp(q8);
+  const GgufView g = GgufView::parse(src.data(), src.size(), "q8");
+  // The int8 file rewritten with the scales of `target` changed by `edit` (or dropped when it returns false).
+  auto with_scales = [&](const std::string& name, const std::function<bool(std::vector<float>&, DType&)>& edit) {
+    GgufWriter w;
+    for (const auto& k : g.kv_order) w.set(k, g.kv.at(k));
+    std::vector<float> kept;
+    for (const auto& t : g.tensors) {
+      if (t.name != target + ".scale") {
+        w.add_tensor(t.name, t.dtype, t.shape, src.data() + t.offset, t.nbytes);
+        continue;
+      }
+      kept.assign(reinterpret_cast<const float*>(src.data() + t.offset),
+                  reinterpret_cast<const float*>(src.data() + t.offset) + t.shape[0]);
+      DType type = DType::F32;
+      if (!edit(kept, type)) continue;
+      w.add_tensor(t.name, type, {static_cast<int64_t>(kept.size())}, kept.data(), kept.size() * dtype_size(type));
+    }
+    const std::string path = dir_ + "/" + name;
+    w.write_file(path);
+    return path;
+  };
+  expect_format_error(with_scales("none.gguf", [](std::vector<float>&, DType&) { return false; }),
+                      target + " is int8 without its scales");
+  expect_format_error(with_scales("short.gguf",
+                                  [](std::vector<float>& s, DType&) {
+                                    s.pop_back();
+                                    return true;
+                                  }),
+                      "expected f32 [");
+  expect_format_error(with_scales("half.gguf",
+                                  [](std::vector<float>&, DType& t) {
+                                    t = DType::F16;
+                                    return true;
+                                  }),
+                      "expected f32 [");
+  for (const float bad : {0.f, -1.f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()})
+    expect_format_error(with_scales("bad.gguf",
+                                    [bad](std::vector<float>& s, DType&) {
+                                      s[3] = bad;
+                                      return true;
+                                    }),
+                        target + ".scale[3]");
 }

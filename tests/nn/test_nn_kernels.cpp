@@ -13,7 +13,9 @@
 
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/panels.hpp"
 #include "core/parallel.hpp"
+#include "nn/packed_int8.hpp"
 
 namespace nn = asdcap::nn;
 
@@ -432,6 +434,139 @@ TEST(NnPackedLinear, HalfPrecisionWeightsGiveTheWidenedFloat32LayersBits) {
   }
 }
 
+// int8 storage: per output feature, scale = max |w| / 127 and q = w / scale rounded to nearest, ties
+// to even. Worked by hand: row 0's largest magnitude is 127 (scale 1: 2.5 -> 2, -3.5 -> -4, 0.4 -> 0);
+// row 1's is 254 (scale 2: 1 / 2 = 0.5 -> 0, 3 / 2 = 1.5 -> 2); row 2 is all zero (scale 1, q 0). The
+// [in, out] order gives the same numbers transposed.
+TEST(NnInt8, QuantizationPerOutputFeatureByHand) {
+  const std::vector<float> w = {127,  2.5f, -3.5f, 0.4f,  //
+                                -254, 1,    3,     -127,  //
+                                0,    0,    0,     0};
+  std::vector<int8_t> q(12);
+  std::vector<float> scale(3);
+  asdcap::panels::quantize_int8(w.data(), 3, 4, false, q.data(), scale.data());
+  EXPECT_EQ(scale, (std::vector<float>{1.f, 2.f, 1.f}));
+  EXPECT_EQ(q, (std::vector<int8_t>{127, 2, -4, 0, -127, 0, 2, -64, 0, 0, 0, 0}));
+  std::vector<float> wt(12);
+  for (int j = 0; j < 3; ++j)
+    for (int p = 0; p < 4; ++p) wt[static_cast<size_t>(p * 3 + j)] = w[static_cast<size_t>(j * 4 + p)];
+  std::vector<int8_t> qt(12);
+  std::vector<float> scale_t(3);
+  asdcap::panels::quantize_int8(wt.data(), 3, 4, true, qt.data(), scale_t.data());
+  EXPECT_EQ(scale_t, scale);
+  for (int j = 0; j < 3; ++j)
+    for (int p = 0; p < 4; ++p) EXPECT_EQ(qt[static_cast<size_t>(p * 3 + j)], q[static_cast<size_t>(j * 4 + p)]);
+}
+
+// int8 layers: each call quantizes its input rows (s[r] = max |x[r]| / 127, q = x / s[r] rounded to
+// nearest even), sums the integer products exactly and scales: y = sum_p q_x[r][p] q_w[j][p] *
+// wscale[j] * s[r] + b[j]. Written out here from that definition in double; the kernel's float
+// epilogue is the only rounding. Both layouts, every epilogue, partial tiles and panels, inputs not a
+// multiple of 4; one and two threads and panels used in place give the same bits; the AVX2 and the
+// VNNI kernels (where the CPU has it) the same bits; a row holding a NaN gives NaN outputs.
+TEST(NnInt8, PackedLinearQuantizesRowsAndSumsExactly) {
+  const int64_t m = 29, k = 70, n = 90;
+  auto x = random_vector(m * k, 51);
+  const auto b = random_vector(n, 52);
+  std::mt19937 rng(53);
+  std::vector<int8_t> q(static_cast<size_t>(n * k));
+  for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  std::vector<float> scale(static_cast<size_t>(n));
+  for (auto& s : scale) s = std::ldexp(1.f + static_cast<float>(rng() % 1000) / 1000.f, -7);
+  std::vector<int8_t> qt(q.size());
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) qt[static_cast<size_t>(p * n + j)] = q[static_cast<size_t>(j * k + p)];
+  const nn::PackedLinear out_in(nn::WeightView{q.data(), nn::WeightType::kI8, scale.data()}, n, k, b.data());
+  const nn::PackedLinear in_out(nn::WeightView{qt.data(), nn::WeightType::kI8, scale.data()}, n, k, b.data(),
+                                nn::PackedLinear::Layout::kInOut);
+  EXPECT_EQ(out_in.weight_type(), nn::WeightType::kI8);
+  EXPECT_EQ(out_in.packed_bytes(), static_cast<size_t>(2 * 72 * 48));  // one byte per weight, k rounded up to 72
+  // The reference: rows quantized from the definition, integer sums, scaled in double.
+  std::vector<double> want(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i) {
+    float top = 0;
+    for (int64_t e = 0; e < k; ++e) top = std::max(top, std::fabs(x[i * k + e]));
+    const float sx = top / 127.f;
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t sum = 0;
+      for (int64_t e = 0; e < k; ++e) sum += static_cast<int64_t>(std::nearbyint(x[i * k + e] / sx)) * q[j * k + e];
+      want[static_cast<size_t>(i * n + j)] = double(sum) * scale[j] * sx + b[j];
+    }
+  }
+  for (const auto ep : {nn::PackedLinear::Epilogue::kNone, nn::PackedLinear::Epilogue::kGelu,
+                        nn::PackedLinear::Epilogue::kAccumulate}) {
+    std::vector<float> got(m * n, 0.5f), got_t(m * n, 0.5f), got2(m * n, 0.5f);
+    out_in.forward(1, x.data(), m, got.data(), ep);
+    in_out.forward(1, x.data(), m, got_t.data(), ep);
+    out_in.forward(2, x.data(), m, got2.data(), ep);
+    EXPECT_EQ(got, got_t);
+    EXPECT_EQ(got, got2);
+    double worst = 0;
+    for (size_t at = 0; at < want.size(); ++at) {
+      double r = want[at];
+      if (ep == nn::PackedLinear::Epilogue::kGelu) r = 0.5 * r * (1.0 + std::erf(r / std::sqrt(2.0)));
+      if (ep == nn::PackedLinear::Epilogue::kAccumulate) r += 0.5;
+      worst = std::max(worst, std::fabs(got[at] - r) / (1 + std::fabs(r)));
+    }
+    EXPECT_LT(worst, 2e-6) << "epilogue " << static_cast<int>(ep);
+  }
+  std::vector<int8_t, nn::LineAligned<int8_t>> panels(nn::PackedLinear::panel_bytes(n, k, nn::WeightType::kI8));
+  nn::PackedLinear::pack({q.data(), nn::WeightType::kI8}, n, k, nn::PackedLinear::Layout::kOutIn, panels.data());
+  // The layout from its definition: element (j, p) at panel j / 48, group p / 4, column j % 48, byte p % 4.
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p)
+      ASSERT_EQ(panels[static_cast<size_t>((j / 48) * 72 * 48 + (p / 4) * 192 + (j % 48) * 4 + p % 4)],
+                q[static_cast<size_t>(j * k + p)]);
+  const auto view =
+      nn::PackedLinear::over_panels({panels.data(), nn::WeightType::kI8, scale.data()}, n, k, b.data(), {});
+  EXPECT_FALSE(view.owns_panels());
+  std::vector<float> a(m * n), c(m * n);
+  out_in.forward(1, x.data(), m, a.data());
+  view.forward(1, x.data(), m, c.data());
+  EXPECT_EQ(a, c);
+  // Both int8 kernels: the same integer sums, the same bits.
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+    std::vector<int8_t> xq(static_cast<size_t>(m * 72));
+    std::vector<float> sx(static_cast<size_t>(m));
+    nn::int8::quantize_rows(x.data(), m, k, 72, xq.data(), sx.data());
+    std::vector<float> sc(96, 0.f), bias(96, 0.f);
+    std::copy(scale.begin(), scale.end(), sc.begin());
+    std::copy(b.begin(), b.end(), bias.begin());
+    std::vector<int32_t> sums(96, 0);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p) sums[static_cast<size_t>(j)] += q[static_cast<size_t>(j * k + p)];
+    const nn::int8::Layer layer{panels.data(), bias.data(), sc.data(), sums.data(), n, 72};
+    std::vector<float> y2(m * n), y512(m * n);
+    nn::int8::avx2_block()(layer, {xq.data(), sx.data(), 72}, 0, m, 0, 2, y2.data(), nn::PackedLinear::Epilogue::kNone);
+    nn::int8::avx512_block()(layer, {xq.data(), sx.data(), 72}, 0, m, 0, 2, y512.data(),
+                             nn::PackedLinear::Epilogue::kNone);
+    EXPECT_EQ(y2, y512);
+    EXPECT_EQ(y2, a);
+  }
+  // A row with a NaN: that row's outputs are NaN, the others unchanged.
+  x[3 * k + 5] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> nan_row(m * n);
+  out_in.forward(1, x.data(), m, nan_row.data());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t at = static_cast<size_t>(i * n + j);
+      if (i == 3)
+        EXPECT_TRUE(std::isnan(nan_row[at]));
+      else
+        EXPECT_EQ(nan_row[at], a[at]);
+    }
+  EXPECT_THROW(nn::PackedLinear(nn::WeightView{q.data(), nn::WeightType::kI8}, n, k, b.data()), asdcap::Error);
+  EXPECT_THROW(nn::PackedLinear::over_panels({panels.data(), nn::WeightType::kI8}, n, k, b.data(), {}), asdcap::Error);
+  // The stored integers through widen(), and their output's scale.
+  float v[3];
+  nn::widen({q.data(), nn::WeightType::kI8, scale.data()}, 5, 3, v);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(v[i], static_cast<float>(q[static_cast<size_t>(5 + i)]));
+  EXPECT_EQ(nn::output_scale({q.data(), nn::WeightType::kI8, scale.data()}, 7), scale[7]);
+  EXPECT_EQ(nn::output_scale({x.data(), nn::WeightType::kF32}, 7), 1.f);
+}
+
 // ---- Kernel sets ------------------------------------------------------------------------------
 
 TEST(NnKernelSets, TheCpuAndTheEnvironmentChooseTheSet) {
@@ -471,12 +606,13 @@ TEST(NnKernelSets, Avx512FilesExportOnlyTheirEntryPoints) {
     const bool allowed = symbol.find("asdcap::nn::packed::avx512_kernel()") == 0 ||
                          symbol.find("asdcap::nn::window::attend_avx512_64(") == 0 ||
                          symbol.find("asdcap::nn::layer_norm_avx512(") == 0 ||
+                         symbol.find("asdcap::nn::int8::avx512_block()") == 0 ||
                          symbol.find("target_avx512::") != std::string::npos || symbol.rfind("__", 0) == 0 ||
                          symbol.rfind("DW.ref.", 0) == 0 ||  // exception-handling data, not code
                          symbol.find("asan") != std::string::npos || symbol.find("__sancov") != std::string::npos;
     if (!allowed) offending.push_back(member + ": " + symbol);
   }
   ASSERT_EQ(pclose(pipe), 0) << out;
-  EXPECT_EQ(avx512_members, 3) << out;
+  EXPECT_EQ(avx512_members, 4) << out;
   EXPECT_TRUE(offending.empty()) << ::testing::PrintToString(offending);
 }

@@ -103,12 +103,13 @@ void write_random_model(const std::string& path, const ModelConfig& cfg_in, DTyp
 }
 
 std::string random_full_model_path(bool clap, bool captioner, DType dtype) {
-  if (dtype != DType::F16 && dtype != DType::F32) throw InvalidArgument("random models are f16 or f32");
+  if (dtype != DType::F16 && dtype != DType::F32 && dtype != DType::I8)
+    throw InvalidArgument("random models are f16, f32 or int8");
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("asdcap-random-models-v3-" + std::to_string(::getuid()));
   fs::create_directories(dir);
-  const fs::path out =
-      dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_" + dtype_name(dtype) + ".gguf");
+  const fs::path out = dir / (std::string("msclap2023") + (clap ? "_clap" : "") + (captioner ? "_cap" : "") + "_" +
+                              dtype_name(dtype) + ".gguf");
   if (fs::exists(out)) {
     try {
       ModelFile::open(out.string());
@@ -116,6 +117,10 @@ std::string random_full_model_path(bool clap, bool captioner, DType dtype) {
     } catch (const Error&) {
       // stale or damaged: written again below
     }
+  }
+  if (dtype == DType::I8) {  // the f16 model's matrices quantized (convert --relayout --dtype int8)
+    relayout_model(random_full_model_path(clap, captioner, DType::F16), out.string(), true);
+    return out.string();
   }
   ModelConfig cfg = msclap_2023_config();
   cfg.has_clap = clap;

@@ -15,7 +15,8 @@ void write_random_model(const std::string& path, const ModelConfig& cfg, DType d
                         const std::string& vocab, const std::string& merges);
 
 // Full-size msclap 2023 models (clap: CLAP audio + text encoder; captioner: clapcap), f16 (or f32)
-// weights, written once under the system temp dir and reused while they open.
+// weights, or I8: the f16 model re-laid with int8 matrices; written once under the system temp dir and
+// reused while they open.
 std::string random_full_model_path(bool clap, bool captioner, DType dtype = DType::F16);
 
 }  // namespace asdcap::test

@@ -29,8 +29,9 @@ void setup(CLI::App& app) {
                   "LAION-CLAP checkpoint (630k-audioset-best.pt, enable_fusion=False), converted alone")
       ->check(CLI::ExistingFile);
   sub->add_option("--relayout", args->relayout,
-                  "An existing msclap model file, rewritten in the current format (weights stored packed, used in "
-                  "place from the mapping), converted alone")
+                  "An existing msclap or LAION-CLAP model file, rewritten in the current format (weights stored packed, "
+                  "used in place from the mapping), converted alone; with --dtype int8 (msclap) its weight matrices "
+                  "stored as int8")
       ->check(CLI::ExistingFile);
   sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->check(CLI::ExistingFile);
   sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")
@@ -42,8 +43,9 @@ void setup(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--dtype", args->dtype,
                   "Weights: f32, or f16 / bf16 for the large weight matrices (half the size; the kernels read them "
-                  "as stored)")
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+                  "as stored), or int8 (msclap, also with --relayout): the GEMM weight matrices int8 with one scale "
+                  "per output, the rest as f16 (opt-in, approximate: docs/model-files.md)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "int8"}))
       ->capture_default_str();
   sub->add_option("--text-heads", args->opts.text_heads, "Attention heads of the text encoder (default n_embd/64)");
   sub->add_option("--decoder-heads", args->opts.decoder_heads,
@@ -52,19 +54,28 @@ void setup(CLI::App& app) {
   sub->callback([args] {
     args->opts.dtype = args->dtype == "f16"    ? asdcap::DType::F16
                        : args->dtype == "bf16" ? asdcap::DType::BF16
+                       : args->dtype == "int8" ? asdcap::DType::I8
                                                : asdcap::DType::F32;
+    const bool int8 = args->dtype == "int8";
+    if (int8 && (!args->panns.empty() || !args->laion.empty()))
+      throw asdcap::UsageError(
+          "convert: --dtype int8 is for msclap model files; PANNs and LAION-CLAP files take "
+          "f32, f16 or bf16");
     const auto& o = args->opts;
     const bool msclap_inputs =
         !o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty();
     if (!args->relayout.empty()) {
-      if (msclap_inputs || !args->panns.empty() || !args->laion.empty() || args->dtype != "f32")
+      if (msclap_inputs || !args->panns.empty() || !args->laion.empty() || (args->dtype != "f32" && !int8))
         throw asdcap::UsageError(
-            "convert: --relayout re-lays a model file alone; drop --panns, --laion-clap, --clap, --clapcap, "
-            "--vocab, --merges, --gpt2 and --dtype");
-      const asdcap::RelayoutReport r = asdcap::relayout_model(args->relayout, o.out);
-      std::printf("wrote %s (format version %lld from %lld: %zu weight matrices packed, %zu packed already)\n",
+            "convert: --relayout re-lays a model file alone (with --dtype int8 at most); drop --panns, --laion-clap, "
+            "--clap, --clapcap, --vocab, --merges, --gpt2 and --dtype " +
+            args->dtype);
+      const asdcap::RelayoutReport r = asdcap::relayout_model(args->relayout, o.out, int8);
+      std::printf("wrote %s (format version %lld from %lld: %zu weight matrices packed, %zu packed already",
                   o.out.c_str(), static_cast<long long>(r.to_version), static_cast<long long>(r.from_version), r.packed,
                   r.already);
+      if (int8) std::printf("; %zu stored as int8 now", r.quantized);
+      std::printf(")\n");
       return;
     }
     if (!args->laion.empty()) {
