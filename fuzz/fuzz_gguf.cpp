@@ -29,8 +29,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (size_t i = 0; i < markers.size(); ++i) {
         if (markers[i].out_dim < 0) continue;
         const auto s = asdcap::modelio::packed_shape(markers[i].logical, markers[i].out_dim, "fuzz");
-        if (g.tensors[i].nbytes != asdcap::panels::bytes(s.out, s.in, asdcap::dtype_size(g.tensors[i].dtype)))
+        const bool int8 = g.tensors[i].dtype == asdcap::DType::I8;
+        const int64_t in = int8 ? asdcap::panels::int8_inputs(s.in) : s.in;
+        if (g.tensors[i].nbytes != asdcap::panels::bytes(s.out, in, asdcap::dtype_size(g.tensors[i].dtype)))
           __builtin_trap();
+        // An int8 tensor has its f32 scales, one per output; a float tensor has none.
+        if (int8 != (markers[i].scale_tensor >= 0)) __builtin_trap();
+        if (int8) {
+          const auto& sc = g.tensors[static_cast<size_t>(markers[i].scale_tensor)];
+          if (sc.dtype != asdcap::DType::F32 || sc.nbytes != static_cast<uint64_t>(s.out) * 4 || sc.offset % 4)
+            __builtin_trap();
+        }
       }
     } catch (const asdcap::Error&) {
     }
