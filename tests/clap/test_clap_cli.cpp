@@ -9,6 +9,7 @@
 
 #include "clap_golden.hpp"
 #include "core/files.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace asdcap;
 using namespace asdcap::test;
@@ -21,11 +22,13 @@ struct Run {
   std::string out;
 };
 
+// This process's scratch folder (outputs, the CLI's stderr), removed at exit.
+fs::path scratch_dir() { return test::process_scratch_dir("asdcap_clap_cli"); }
+
 // Runs the CLI with the given arguments (stderr to a file next to the output folder).
 Run run_cli(const std::string& args) {
   Run r;
-  const std::string cmd =
-      std::string(ASDCAP_CLI) + " " + args + " 2>" + (fs::temp_directory_path() / "asdcap_clap_cli_err.txt").string();
+  const std::string cmd = std::string(ASDCAP_CLI) + " " + args + " 2>" + (scratch_dir() / "err.txt").string();
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -36,15 +39,9 @@ Run run_cli(const std::string& args) {
   return r;
 }
 
-std::string last_stderr() { return read_text_file((fs::temp_directory_path() / "asdcap_clap_cli_err.txt").string()); }
+std::string last_stderr() { return read_text_file((scratch_dir() / "err.txt").string()); }
 
 std::string wav(const std::string& id) { return std::string(ASDCAP_SHARED_DIR) + "/golden/inputs/" + id + ".wav"; }
-
-fs::path scratch_dir() {
-  const fs::path d = fs::temp_directory_path() / ("asdcap_clap_cli_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
 
 // c05 is exactly 7 s and c08 0.5 s (tiled): no crop choice involved, msclap's numbers directly.
 const char* kC05 = "c05_44k1_f32_7s";

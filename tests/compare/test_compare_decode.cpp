@@ -16,14 +16,16 @@
 #include "asdcap/panns.hpp"
 #include "asdcap/synth.hpp"
 #include "support/golden_model.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace asdcap;
 namespace fs = std::filesystem;
 
 namespace {
 
+// Emptied at every call; all removed when the process exits.
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("asdcap_compare_decode_" + name + "_" + std::to_string(::getpid()));
+  const fs::path p = test::process_scratch_dir("asdcap_compare_decode_" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p;

@@ -12,6 +12,7 @@
 
 #include "asdcap/npy.hpp"
 #include "asdcap/panns.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace pannstest {
 
@@ -21,16 +22,7 @@ inline const std::string& golden_dir() {
 }
 
 inline std::filesystem::path temp_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("asdcap-panns-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(
-          std::filesystem::temp_directory_path() / ("asdcap-panns-test-" + std::to_string(::getpid())), ec);
-    });
-    return d;
-  }();
+  static const std::filesystem::path dir = asdcap::test::process_scratch_dir("asdcap-panns-test");
   return dir;
 }
 
