@@ -53,8 +53,8 @@ struct RelayoutReport {
   size_t already = 0;        // tensors the input stored packed already
   size_t quantized = 0;      // with int8: float weight matrices stored as int8 now
 };
-// With `int8` (msclap files only), the packed weight matrices are stored as int8 with per-output
-// scales (as convert --dtype int8; int8 ones are copied); InvalidArgument for a LAION-CLAP file.
+// With `int8`, the packed weight matrices are stored as int8 with per-output scales (as convert --dtype
+// int8; int8 ones are copied).
 RelayoutReport relayout_model(const std::string& in, const std::string& out, bool int8 = false);
 
 }  // namespace asdcap

@@ -37,9 +37,11 @@ struct LaionConfig {
 // ---- Conversion (asdcap convert --laion-clap) ---------------------------------------------------
 
 struct LaionConvertOptions {
-  std::string checkpoint;    // torch.save zip: {'epoch', 'name', 'state_dict' (keys "module."...), 'optimizer'}
-  std::string out;           // .gguf, written atomically
-  DType dtype = DType::F32;  // F16: the large weight matrices (f16_eligible) as f16
+  std::string checkpoint;  // torch.save zip: {'epoch', 'name', 'state_dict' (keys "module."...), 'optimizer'}
+  std::string out;         // .gguf, written atomically
+  // F16 / BF16: the large weight matrices (f16_eligible) so; I8: the packed ones int8 with per-output
+  // scales, the other large ones f16 (docs/model-files.md, "int8 weights").
+  DType dtype = DType::F32;
 };
 
 struct LaionConvertReport {

@@ -65,7 +65,8 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   std::unique_ptr<modelio::MappedFile> mapped;
   std::map<std::string, GgufTensor> tensors;  // shapes as in PyTorch (a packed tensor's logical one)
   int64_t format_version = 1;
-  std::set<std::string> stored_packed;  // tensors stored in the packed panel layout
+  std::set<std::string> stored_packed;         // tensors stored in the packed panel layout
+  std::map<std::string, const float*> scales;  // int8 ones: their per-output scales in the mapping
   mutable std::once_flag hinted;
   mutable std::mutex widened_mu;
   mutable std::map<std::string, std::vector<float>> widened;  // f16 tensors as f32, and unaligned f32 ones
@@ -82,13 +83,18 @@ struct LaionModel::Impl final : clap::HtsatWeights {
       throw ModelError(path + ": tensor " + name + " has shape " + format_shape(it->second.shape) + ", expected " +
                        format_shape(std::vector<int64_t>(shape)));
     const DType t = it->second.dtype;
-    if (t != DType::F32 && t != DType::F16 && t != DType::BF16)
+    if (t != DType::F32 && t != DType::F16 && t != DType::BF16 && !(t == DType::I8 && scales.count(name)))
       throw ModelError(path + ": tensor " + name + " is " + dtype_name(t) + ", not a float tensor");
     return it->second;
   }
+  const float* scale_of(const GgufTensor& t) const {
+    auto it = scales.find(t.name);
+    return it == scales.end() ? nullptr : it->second;
+  }
   std::vector<float> widen(const GgufTensor& t) const {
     const uint8_t* src = mapped->data() + t.offset;
-    if (stored_packed.count(t.name)) return modelio::unpack_panels(src, t.dtype, t.shape, 0);  // PyTorch order
+    if (stored_packed.count(t.name))  // PyTorch order
+      return modelio::unpack_panels(src, t.dtype, t.shape, 0, scale_of(t));
     std::vector<float> v(t.nbytes / dtype_size(t.dtype));
     if (t.dtype == DType::F32) {
       std::memcpy(v.data(), src, t.nbytes);
@@ -134,8 +140,9 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   nn::WeightView view(const GgufTensor& t) const {
     const nn::WeightType type = t.dtype == DType::F16    ? nn::WeightType::kF16
                                 : t.dtype == DType::BF16 ? nn::WeightType::kBF16
+                                : t.dtype == DType::I8   ? nn::WeightType::kI8
                                                          : nn::WeightType::kF32;
-    return {mapped->data() + t.offset, type};
+    return {mapped->data() + t.offset, type, scale_of(t)};
   }
   nn::PackedLinear packed(const std::string& weight, int64_t out, int64_t in, const std::string& bias) const {
     return layer(tensor(weight, {out, in}), out, in, full(bias, {out}));
@@ -176,6 +183,7 @@ std::shared_ptr<const LaionModel> LaionModel::open(const std::string& path, int 
       if (markers[i].out_dim != 0) throw FormatError(path + ": packed tensor " + t.name + " has its columns as output");
       t.shape = std::move(markers[i].logical);
       d.stored_packed.insert(t.name);
+      if (const float* s = modelio::int8_scales(g, markers[i], d.mapped->data(), path)) d.scales.emplace(t.name, s);
     }
     if (!d.tensors.emplace(t.name, t).second) throw FormatError(path + ": duplicate tensor " + t.name);
   }
@@ -187,7 +195,8 @@ std::shared_ptr<const LaionModel> LaionModel::open(const std::string& path, int 
                        format_shape(s.shape));
     const DType t = it->second.dtype;
     const bool ok = t == s.dtype ||
-                    (s.dtype == DType::F32 && (t == DType::F16 || t == DType::BF16) && f16_eligible(s.name, s.shape));
+                    (s.dtype == DType::F32 && (t == DType::F16 || t == DType::BF16) && f16_eligible(s.name, s.shape)) ||
+                    (s.dtype == DType::F32 && t == DType::I8 && d.scales.count(s.name));
     if (!ok)
       throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t) + ", expected " + dtype_name(s.dtype));
   }

@@ -74,7 +74,7 @@ Role role_of(const std::string& name, const std::set<std::string>& audio) {
 }
 
 void write_laion_file(const std::string& path, const LaionConfig& c, const std::vector<CheckpointTensor>& tensors,
-                      const std::string& source, const std::string& source_sha256) {
+                      const std::string& source, const std::string& source_sha256, bool int8 = false) {
   GgufWriter w(64);
   w.set_string("general.architecture", modelio::kLaionArchitecture);
   w.set_string("general.name", "LAION-CLAP HTSAT");
@@ -95,7 +95,7 @@ void write_laion_file(const std::string& path, const LaionConfig& c, const std::
   w.set_int(modelio::kFormatVersionKey, modelio::kFormatVersion);
   for (const auto& t : tensors) {
     if (const auto out_dim = modelio::laion_packed_out_dim(t.name))
-      modelio::add_packed_tensor(w, t.name, t.dtype, t.shape, t.data.data(), t.data.size(), *out_dim, packed);
+      modelio::add_packed_tensor(w, t.name, t.dtype, t.shape, t.data.data(), t.data.size(), *out_dim, packed, int8);
     else
       w.add_tensor(t.name, t.dtype, t.shape, t.data.data(), t.data.size());
   }
@@ -174,8 +174,8 @@ LaionConfig infer_laion_config(const std::vector<CheckpointTensor>& tensors, con
 LaionConvertReport convert_laion(const LaionConvertOptions& opts) {
   if (opts.checkpoint.empty()) throw InvalidArgument("LAION-CLAP conversion: no checkpoint given");
   if (opts.out.empty()) throw InvalidArgument("LAION-CLAP conversion: no output file given");
-  if (opts.dtype != DType::F32 && opts.dtype != DType::F16 && opts.dtype != DType::BF16)
-    throw InvalidArgument("LAION-CLAP conversion: the storage type must be f32, f16 or bf16");
+  if (opts.dtype != DType::F32 && opts.dtype != DType::F16 && opts.dtype != DType::BF16 && opts.dtype != DType::I8)
+    throw InvalidArgument("LAION-CLAP conversion: the storage type must be f32, f16, bf16 or int8");
   // Only the state dict's storages are read: the optimiser state's are never touched.
   std::vector<CheckpointTensor> all = read_torch_checkpoint(opts.checkpoint);
   LaionConvertReport r;
@@ -200,8 +200,10 @@ LaionConvertReport convert_laion(const LaionConvertOptions& opts) {
       if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64)
         throw ModelError(opts.checkpoint + ": tensor " + t.name + " is " + dtype_name(t.dtype) +
                          ", not a float tensor");
-      const bool half = opts.dtype != DType::F32 && f16_eligible(t.name, t.shape);
-      modelio::convert_float_dtype(t, half ? opts.dtype : DType::F32);
+      // int8: the packed matrices stay f32 here (quantized as they are written), the other large ones f16.
+      const bool int8 = opts.dtype == DType::I8, packed = modelio::laion_packed_out_dim(t.name).has_value();
+      const bool half = opts.dtype != DType::F32 && f16_eligible(t.name, t.shape) && !(int8 && packed);
+      modelio::convert_float_dtype(t, half ? (int8 ? DType::F16 : opts.dtype) : DType::F32);
     }
     if (role == Role::Scale) t.shape = {1};
     (role == Role::Text ? r.text_tensors : r.audio_tensors)++;
@@ -214,7 +216,7 @@ LaionConvertReport convert_laion(const LaionConvertOptions& opts) {
                      (unexpected.size() > 8 ? ", ... (" + std::to_string(unexpected.size()) + " in all)" : ""));
   }
   write_laion_file(opts.out, r.config, keep, std::filesystem::path(opts.checkpoint).filename().string(),
-                   sha256_file(opts.checkpoint));
+                   sha256_file(opts.checkpoint), opts.dtype == DType::I8);
   return r;
 }
 

@@ -92,14 +92,7 @@ std::shared_ptr<const ModelFile> ModelFile::open(const std::string& path) {
       info.shape = std::move(packed[i].logical);
       info.packed_out_dim = packed[i].out_dim;
     }
-    if (packed[i].scale_tensor >= 0) {
-      const GgufTensor& s = d.gguf.tensors[static_cast<size_t>(packed[i].scale_tensor)];
-      info.scale = reinterpret_cast<const float*>(d.file->data() + s.offset);  // f32, 64-byte aligned
-      for (int64_t j = 0; j < s.shape[0]; ++j)
-        if (!(info.scale[j] > 0.f) || !std::isfinite(info.scale[j]))
-          throw FormatError(path + ": " + s.name + "[" + std::to_string(j) + "] = " + std::to_string(info.scale[j]) +
-                            " is no scale (a positive finite number)");
-    }
+    info.scale = modelio::int8_scales(d.gguf, packed[i], d.file->data(), path);
     info.data = d.file->data() + t.offset;
     info.nbytes = static_cast<size_t>(t.nbytes);
     if (!d.index.emplace(t.name, d.tensors.size()).second) throw FormatError(path + ": duplicate tensor " + t.name);

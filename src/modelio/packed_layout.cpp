@@ -206,6 +206,17 @@ void add_packed_tensor(GgufWriter& w, const std::string& name, DType dtype, cons
   w.set_int_array(kPackedKeyPrefix + name, std::move(key));
 }
 
+const float* int8_scales(const GgufView& g, const PackedMarker& marker, const uint8_t* data, const std::string& file) {
+  if (marker.scale_tensor < 0) return nullptr;
+  const GgufTensor& s = g.tensors[static_cast<size_t>(marker.scale_tensor)];
+  const auto* scale = reinterpret_cast<const float*>(data + s.offset);  // f32, 4-byte aligned (read_packed_markers)
+  for (int64_t j = 0; j < s.shape[0]; ++j)
+    if (!(scale[j] > 0.f) || !std::isfinite(scale[j]))
+      throw FormatError(file + ": " + s.name + "[" + std::to_string(j) + "] = " + std::to_string(scale[j]) +
+                        " is no scale (a positive finite number)");
+  return scale;
+}
+
 std::vector<float> unpack_panels(const void* data, DType dtype, const std::vector<int64_t>& logical, int out_dim,
                                  const float* scale) {
   if (dtype == DType::I8 && !scale) throw Error("internal: int8 panels without their scales");

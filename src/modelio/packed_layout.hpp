@@ -53,6 +53,11 @@ struct PackedMarker {
 };
 std::vector<PackedMarker> read_packed_markers(const GgufView& g, const std::string& file);
 
+// The scales of an int8 packed tensor (marker.scale_tensor >= 0) in the file mapped at `data`, each
+// checked to be a positive finite number (FormatError naming the file and tensor); null for a float
+// tensor.
+const float* int8_scales(const GgufView& g, const PackedMarker& marker, const uint8_t* data, const std::string& file);
+
 // A packed tensor's values back in the C order of its logical PyTorch shape, as float32 (exact):
 // `data` holds its panels of `dtype` (f32, f16, bf16, or int8 with its per-output `scale`); out_dim as
 // in PackedMarker.

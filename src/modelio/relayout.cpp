@@ -18,10 +18,8 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out, boo
       arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String ? arch->second.s : "";
   if (architecture == modelio::kArchitecture)
     ModelFile::open(in);  // the whole validation of the input
-  else if (architecture == modelio::kLaionArchitecture && !int8)
-    modelio::read_laion_config(g, in);
   else if (architecture == modelio::kLaionArchitecture)
-    throw InvalidArgument(in + ": int8 weights are for msclap model files; a LAION-CLAP file keeps f32, f16 or bf16");
+    modelio::read_laion_config(g, in);
   else
     throw InvalidArgument(in +
                           ": --relayout re-lays msclap and LAION-CLAP model files; PANNs and autoencoder "

@@ -86,6 +86,23 @@ Block block(KernelSet set) {
   return set == KernelSet::kAvx512 && vnni ? avx512_block() : avx2_block();
 }
 
+void column_sums(const int8_t* panels, int64_t n_panels, int64_t k4, int32_t* sums) {
+  // pmaddubsw of ones (unsigned) and the weights: 16-bit sums of input pairs (|.| <= 254), then
+  // pmaddwd with ones: each column's four inputs of a group in one int32 lane.
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  for (int64_t pn = 0; pn < n_panels; ++pn) {
+    __m256i acc[6];
+    for (auto& a : acc) a = _mm256_setzero_si256();
+    const int8_t* panel = panels + pn * k4 * kWidth;
+    for (int64_t g = 0; g < k4 / 4; ++g)
+      for (int v = 0; v < 6; ++v) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + g * kWidth * 4 + 32 * v));
+        acc[v] = _mm256_add_epi32(acc[v], _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, w), ones16));
+      }
+    for (int v = 0; v < 6; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + pn * kWidth + 8 * v), acc[v]);
+  }
+}
+
 void quantize_rows(const float* x, int64_t m, int64_t k, int64_t stride, int8_t* q, float* scale) {
   for (int64_t r = 0; r < m; ++r) {
     const float* row = x + r * k;

@@ -39,6 +39,10 @@ Block avx512_block();  // int8_avx512vnni.cpp: AVX-512 VNNI (vpdpbusd); only on 
 // The block this process runs: VNNI with the avx512 kernel set on a CPU that has it, else AVX2.
 Block block(KernelSet set);
 
+// sums[j] = sum_p w[j][p] for the columns of panels [0, n_panels) (48 per panel) of int8 panels with
+// k4 inputs (AVX2; sums of bytes, exact).
+void column_sums(const int8_t* panels, int64_t n_panels, int64_t k4, int32_t* sums);
+
 // Quantizes rows [0, m) of x [m, k] into q (m * stride bytes) and scale (m floats).
 void quantize_rows(const float* x, int64_t m, int64_t k, int64_t stride, int8_t* q, float* scale);
 

@@ -83,16 +83,7 @@ AlignedVector padded_scales(const WeightView& w, int64_t n, int64_t k) {
 std::vector<int32_t, LineAligned<int32_t>> column_sums(const unsigned char* panels, int64_t n, int64_t k) {
   const int64_t k4 = panels::int8_inputs(k), width = padded_width(n);
   std::vector<int32_t, LineAligned<int32_t>> sums(static_cast<size_t>(width), 0);
-  const auto* q = reinterpret_cast<const int8_t*>(panels);
-  // In storage order ([panel][group][48 columns][4 inputs]; the padding adds zeros).
-  constexpr int64_t w = PackedLinear::kPanelWidth;
-  for (int64_t pn = 0; pn < width / w; ++pn) {
-    int32_t* s = sums.data() + pn * w;
-    for (int64_t g = 0; g < k4 / 4; ++g) {
-      const int8_t* at = q + (pn * k4 + 4 * g) * w;
-      for (int64_t c = 0; c < w; ++c) s[c] += at[4 * c] + at[4 * c + 1] + at[4 * c + 2] + at[4 * c + 3];
-    }
-  }
+  int8::column_sums(reinterpret_cast<const int8_t*>(panels), width / PackedLinear::kPanelWidth, k4, sums.data());
   return sums;
 }
 

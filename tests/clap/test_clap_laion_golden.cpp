@@ -4,6 +4,7 @@
 // gives, each stage fed the reference output of the one before, and the whole path from the file.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -240,6 +241,46 @@ TEST(LaionGolden, HalfPrecisionFileStaysClose) {
   const Clip& c = clips()[0];
   const auto o = half->encode_clip(input_samples(c), crop_of(c));
   EXPECT_GE(cosine(o.embedding, npy(c.id, "embedding")), 0.999);
+}
+
+// int8 weights (convert --laion-clap --dtype int8, opt-in and approximate): every clip's embedding
+// stays within the cosine docs/model-files.md states; `convert --relayout --dtype int8` of the f32
+// file stores the same int8 tensors and scales.
+TEST(LaionGolden, Int8FileStaysCloseAndRelayoutMakesTheSame) {
+  const std::string q8 = (temp_dir() / "int8.gguf").string();
+  convert_laion({golden_checkpoint(), q8, DType::I8});
+  const auto m = LaionModel::open(q8, 2);
+  const std::vector<float> all = read_npy(golden_dir() + "audio_embeddings.npy").as_float();
+  double worst = 1;
+  for (size_t i = 0; i < clips().size(); ++i) {
+    const Clip& c = clips()[i];
+    const auto o = m->encode_clip(input_samples(c), crop_of(c));
+    const std::vector<float> ref(all.begin() + static_cast<int64_t>(i) * 64,
+                                 all.begin() + static_cast<int64_t>(i + 1) * 64);
+    worst = std::min(worst, cosine(o.embedding, ref));
+  }
+  std::printf("int8 LAION-CLAP embeddings: lowest cosine to laion_clap's %.6f\n", worst);
+  EXPECT_GE(worst, 0.999);
+
+  const std::string relaid = (temp_dir() / "relaid-int8.gguf").string();
+  const RelayoutReport r = relayout_model(converted(golden_checkpoint()), relaid, true);
+  EXPECT_GT(r.quantized, 10u);
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string a = slurp(q8), b = slurp(relaid);
+  const GgufView ga = GgufView::parse(a.data(), a.size(), q8), gb = GgufView::parse(b.data(), b.size(), relaid);
+  size_t int8 = 0;
+  for (const auto& t : ga.tensors) {
+    if (t.dtype != DType::I8 && t.name.find(".scale") == std::string::npos) continue;
+    int8 += t.dtype == DType::I8;
+    const auto u = std::find_if(gb.tensors.begin(), gb.tensors.end(), [&](const auto& x) { return x.name == t.name; });
+    ASSERT_NE(u, gb.tensors.end()) << t.name;
+    EXPECT_EQ(u->dtype, t.dtype) << t.name;
+    EXPECT_EQ(b.substr(u->offset, u->nbytes), a.substr(t.offset, t.nbytes)) << t.name;
+  }
+  EXPECT_EQ(int8, r.quantized);
 }
 
 // A file of format version 1 (every tensor in PyTorch order, as asdcap wrote before the packed

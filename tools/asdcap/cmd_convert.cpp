@@ -28,10 +28,11 @@ void setup(CLI::App& app) {
   sub->add_option("--laion-clap", args->laion,
                   "LAION-CLAP checkpoint (630k-audioset-best.pt, enable_fusion=False), converted alone")
       ->check(CLI::ExistingFile);
-  sub->add_option("--relayout", args->relayout,
-                  "An existing msclap or LAION-CLAP model file, rewritten in the current format (weights stored packed, "
-                  "used in place from the mapping), converted alone; with --dtype int8 (msclap) its weight matrices "
-                  "stored as int8")
+  sub->add_option(
+         "--relayout", args->relayout,
+         "An existing msclap or LAION-CLAP model file, rewritten in the current format (weights stored packed, "
+         "used in place from the mapping), converted alone; with --dtype int8 its weight matrices stored as "
+         "int8")
       ->check(CLI::ExistingFile);
   sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->check(CLI::ExistingFile);
   sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")
@@ -43,8 +44,8 @@ void setup(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--dtype", args->dtype,
                   "Weights: f32, or f16 / bf16 for the large weight matrices (half the size; the kernels read them "
-                  "as stored), or int8 (msclap, also with --relayout): the GEMM weight matrices int8 with one scale "
-                  "per output, the rest as f16 (opt-in, approximate: docs/model-files.md)")
+                  "as stored), or int8 (msclap and LAION-CLAP, also with --relayout): the GEMM weight matrices int8 "
+                  "with one scale per output, the rest as f16 (opt-in, approximate: docs/model-files.md)")
       ->check(CLI::IsMember({"f32", "f16", "bf16", "int8"}))
       ->capture_default_str();
   sub->add_option("--text-heads", args->opts.text_heads, "Attention heads of the text encoder (default n_embd/64)");
@@ -57,10 +58,9 @@ void setup(CLI::App& app) {
                        : args->dtype == "int8" ? asdcap::DType::I8
                                                : asdcap::DType::F32;
     const bool int8 = args->dtype == "int8";
-    if (int8 && (!args->panns.empty() || !args->laion.empty()))
+    if (int8 && !args->panns.empty())
       throw asdcap::UsageError(
-          "convert: --dtype int8 is for msclap model files; PANNs and LAION-CLAP files take "
-          "f32, f16 or bf16");
+          "convert: --dtype int8 is for msclap and LAION-CLAP model files; PANNs files take f32, f16 or bf16");
     const auto& o = args->opts;
     const bool msclap_inputs =
         !o.clap.empty() || !o.clapcap.empty() || !o.vocab.empty() || !o.merges.empty() || !o.gpt2_safetensors.empty();
