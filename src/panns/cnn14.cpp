@@ -41,12 +41,13 @@ BatchNorm make_batchnorm(const float* weight, const float* bias, const float* me
   return b;
 }
 
-Conv3x3::Conv3x3(const float* w, int64_t cout, int64_t cin, const BatchNorm& bn) : cin_(cin), cout_(cout) {
+Conv3x3::Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& bn) : cin_(cin), cout_(cout) {
   chunks_ = std::min<int64_t>(9, (9 * cin + kChunk - 1) / kChunk);
   taps_per_chunk_ = (9 + chunks_ - 1) / chunks_;
   chunks_ = (9 + taps_per_chunk_ - 1) / taps_per_chunk_;
   // One buffer for every group and chunk: fresh pages cost more than the copying itself.
   std::vector<float> wg(static_cast<size_t>(std::min(kGroup, cout) * taps_per_chunk_ * cin)), bias;
+  std::vector<float> row(static_cast<size_t>(9 * cin));  // one output channel's weights as float32
   for (int64_t c0 = 0; c0 < cout; c0 += kGroup) {
     const int64_t nc = std::min(kGroup, cout - c0);
     bias.assign(static_cast<size_t>(nc), 0.f);
@@ -56,9 +57,11 @@ Conv3x3::Conv3x3(const float* w, int64_t cout, int64_t cin, const BatchNorm& bn)
         const int64_t co = c0 + j;
         const float s = bn.scale[co];
         bias[j] = bn.shift[co] - bn.mean[co] * s;
+        nn::widen(w, co * cin * 9, cin * 9, row.data());
         for (int64_t k = 0; k < taps; ++k)
           for (int64_t ci = 0; ci < cin; ++ci)
-            wg[static_cast<size_t>(j * kc + k * cin + ci)] = w[(co * cin + ci) * 9 + tap0 + k] * s;  // [nc][kc]
+            wg[static_cast<size_t>(j * kc + k * cin + ci)] =
+                row[static_cast<size_t>(ci * 9 + tap0 + k)] * s;  // [nc][kc]
       }
       groups_.emplace_back(wg.data(), nc, kc, chunk == 0 ? bias.data() : nullptr);
     }

@@ -28,8 +28,8 @@ BatchNorm make_batchnorm(const float* weight, const float* bias, const float* me
 class Conv3x3 {
  public:
   Conv3x3() = default;
-  // w: [cout][cin][3][3] (PyTorch).
-  Conv3x3(const float* w, int64_t cout, int64_t cin, const BatchNorm& bn);
+  // w: [cout][cin][3][3] (PyTorch), as stored (f32, or f16 / bf16 widened exactly while folding).
+  Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& bn);
   int64_t cin() const { return cin_; }
   int64_t cout() const { return cout_; }
   // in [t][f][cin] -> out [t][f][cout] = ReLU(BN(conv(in))). out must not alias in.
@@ -63,17 +63,18 @@ struct Trace {
 
 class Network {
  public:
-  // From the tensors of an asdcap-panns file (f32 views; see PannsModel::open).
+  // From the tensors of an asdcap-panns file (f32 views; the convolutions and fc layers as stored,
+  // f16 / bf16 ones too; see PannsModel::open).
   struct Tensors {
     const float* stft_real = nullptr;  // [bins][n_fft]
     const float* stft_imag = nullptr;
-    const float* melw = nullptr;    // [bins][mel]
-    const float* bn0[4] = {};       // weight, bias, running_mean, running_var
-    const float* conv[6][2] = {};   // conv1, conv2 weights per block
-    const float* bn[6][2][4] = {};  // bn1, bn2 per block
-    const float* fc1_w = nullptr;
+    const float* melw = nullptr;     // [bins][mel]
+    const float* bn0[4] = {};        // weight, bias, running_mean, running_var
+    nn::WeightView conv[6][2] = {};  // conv1, conv2 weights per block
+    const float* bn[6][2][4] = {};   // bn1, bn2 per block
+    nn::WeightView fc1_w;
     const float* fc1_b = nullptr;
-    const float* fc_w = nullptr;
+    nn::WeightView fc_w;
     const float* fc_b = nullptr;
   };
   // Packs the weights (BatchNorm folded) on up to `threads` threads (0 = all cores).

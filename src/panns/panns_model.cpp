@@ -37,12 +37,15 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
   d.config = modelio::read_panns_config(g, path);
   d.identity = sha256_hex(file.data(), static_cast<size_t>(g.data_offset));
 
-  // Every required tensor as float32: f32 ones straight from the mapping, f16 ones widened. The
-  // network packs what it keeps (nothing refers to the mapping once open() returns).
+  // Every required tensor as float32 (f32 ones straight from the mapping, others widened), except the
+  // convolutions and fc layers, which the network reads as stored (f16 ones widened as they are
+  // packed, without a float32 copy). The network packs what it keeps (nothing refers to the mapping
+  // once open() returns).
   std::map<std::string, const GgufTensor*> index;
   for (const GgufTensor& t : g.tensors)
     if (!index.emplace(t.name, &t).second) throw FormatError(path + ": duplicate tensor " + t.name);
   std::map<std::string, const float*> f32;
+  std::map<std::string, nn::WeightView> stored;
   std::vector<std::vector<float>> widened;
   for (const TensorSpec& s : modelio::panns_required_tensors(d.config)) {
     auto it = index.find(s.name);
@@ -55,6 +58,12 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
     if (t.dtype != DType::F32 && !(half_ok && (t.dtype == DType::F16 || t.dtype == DType::BF16)))
       throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected f32");
     const uint8_t* src = file.data() + t.offset;
+    if (half_ok) {  // read as stored (nn::widen copies bytes: any alignment)
+      stored.emplace(s.name, nn::WeightView{src, t.dtype == DType::F32   ? nn::WeightType::kF32
+                                                 : t.dtype == DType::F16 ? nn::WeightType::kF16
+                                                                         : nn::WeightType::kBF16});
+      continue;
+    }
     if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
       f32.emplace(s.name, reinterpret_cast<const float*>(src));
       continue;
@@ -78,13 +87,13 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
   for (int i = 0; i < 6; ++i) {
     const std::string b = "conv_block" + std::to_string(i + 1) + ".";
     for (int j = 0; j < 2; ++j) {
-      t.conv[i][j] = at(b + "conv" + std::to_string(j + 1) + ".weight");
+      t.conv[i][j] = stored.at(b + "conv" + std::to_string(j + 1) + ".weight");
       for (int k = 0; k < 4; ++k) t.bn[i][j][k] = at(b + "bn" + std::to_string(j + 1) + "." + bn_parts[k]);
     }
   }
-  t.fc1_w = at("fc1.weight");
+  t.fc1_w = stored.at("fc1.weight");
   t.fc1_b = at("fc1.bias");
-  t.fc_w = at("fc_audioset.weight");
+  t.fc_w = stored.at("fc_audioset.weight");
   t.fc_b = at("fc_audioset.bias");
   try {
     d.net = std::make_unique<panns::Network>(d.config, t, threads);

@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <fstream>
+#include <iterator>
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
 #include "modelio/gguf.hpp"
+#include "modelio/half.hpp"
 #include "panns/cnn14.hpp"
 #include "panns_golden.hpp"
 #include "torch_files.hpp"
@@ -221,6 +225,32 @@ TEST(PannsGolden, HalfPrecisionFile) {
   const auto x = clip_samples(kModels[0], "c04_short_3s");
   // The learned weights lie on the bfloat16 grid; f16 holds most of them exactly (not the smallest).
   EXPECT_GE(cosine(model->embed(x, 2), npy("cnn14", "c04_short_3s", "embedding")), 0.9999);
+  // The f16 weights are read as stored (widened while packing, no float32 copy): the same bits as a
+  // float32 file holding the widened values.
+  std::ifstream file(f16, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const GgufView g = GgufView::parse(bytes.data(), bytes.size(), f16);
+  GgufWriter w;
+  for (const auto& k : g.kv_order) w.set(k, g.kv.at(k));
+  std::deque<std::vector<float>> widened;
+  for (const auto& t : g.tensors) {
+    if (t.dtype != DType::F16) {
+      w.add_tensor(t.name, t.dtype, t.shape, bytes.data() + t.offset, t.nbytes);
+      continue;
+    }
+    std::vector<float>& v = widened.emplace_back(t.nbytes / 2);
+    for (size_t i = 0; i < v.size(); ++i) {
+      uint16_t h;
+      std::memcpy(&h, bytes.data() + t.offset + 2 * i, 2);
+      v[i] = modelio::half_to_float(h);
+    }
+    w.add_tensor(t.name, DType::F32, t.shape, v.data(), v.size() * sizeof(float));
+  }
+  const std::string wide = (temp_dir() / "widened.gguf").string();
+  w.write_file(wide);
+  const auto a = model->run(x, 2), b = PannsModel::open(wide)->run(x, 2);
+  EXPECT_EQ(a.embedding, b.embedding);
+  EXPECT_EQ(a.clipwise, b.clipwise);
 }
 
 TEST(PannsGolden, ModelFileChecks) {
