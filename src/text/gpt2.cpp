@@ -329,8 +329,9 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
       const float* SV = c.shared_v[static_cast<size_t>(layer)].data();
       const int64_t per_group = c.batch / c.groups;
       const int64_t work = c.batch * n_new * (past + n_new) * d;
-      // One job per (sequence, head), thread i the i-th contiguous share; heads are independent.
-      const int t_threads = work > (int64_t{1} << 22) ? resolve_threads(threads) : 1;
+      // One job per (sequence, head), thread i the i-th contiguous share; heads are independent, so the
+      // split never changes a bit (from 2^16 multiply-adds: every decoding step at beam 5).
+      const int t_threads = work > (int64_t{1} << 16) ? resolve_threads(threads) : 1;
       const int64_t jobs = c.batch * heads;
       parallel_chunks(
           t_threads, jobs, (jobs + t_threads - 1) / t_threads,
