@@ -54,6 +54,7 @@ from ._asdcap import (  # noqa: F401  (re-exported)
     backend_names,
     clip_crop,
     convert_model,
+    relayout_model,
     cosine_matrix,
     gamma_threshold,
     knn_search,

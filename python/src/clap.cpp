@@ -376,8 +376,12 @@ void register_clap(py::module_& m) {
           o.dtype = DType::F32;
         else if (dtype == "f16")
           o.dtype = DType::F16;
+        else if (dtype == "bf16")
+          o.dtype = DType::BF16;
+        else if (dtype == "int8")
+          o.dtype = DType::I8;
         else
-          throw InvalidArgument("dtype must be 'f32' or 'f16', got '" + dtype + "'");
+          throw InvalidArgument("dtype must be 'f32', 'f16', 'bf16' or 'int8', got '" + dtype + "'");
         o.text_heads = text_heads;
         o.decoder_heads = decoder_heads;
         py::gil_scoped_release release;
@@ -389,6 +393,20 @@ void register_clap(py::module_& m) {
       py::arg("decoder_heads") = 0,
       "Converts msclap checkpoints (+ GPT-2's vocab.json/merges.txt) into an asdcap model file, as "
       "`asdcap convert`. Returns the converter's warnings.");
+  m.def(
+      "relayout_model",
+      [](const std::string& in, const std::string& out, bool int8) {
+        RelayoutReport r;
+        {
+          py::gil_scoped_release release;
+          r = relayout_model(in, out, int8);
+        }
+        return py::make_tuple(r.packed, r.already, r.quantized);
+      },
+      py::arg("model"), py::arg("out"), py::kw_only(), py::arg("int8") = false,
+      "Rewrites an msclap or LAION-CLAP model file in the current format, as `asdcap convert --relayout`; "
+      "int8=True stores its weight matrices as int8 (`--dtype int8`, opt-in and approximate). Returns "
+      "(matrices packed now, packed already, stored as int8 now).");
 }
 
 }  // namespace asdcap::python

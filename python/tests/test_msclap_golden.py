@@ -128,3 +128,17 @@ def test_asdcap_embed_files_equals_the_encoder_on_signals(manifest, clap_model):
     np.testing.assert_array_equal(files.clipwise, from_signals.clipwise)
     assert files.latent.shape == (8, encoder.latent_dim)
     np.testing.assert_array_equal(asdcap.embed_files(clap_model, paths), files.embedding)
+
+
+def test_int8_model_stays_close_to_msclaps_text_embeddings(manifest, clap_model, tmp_path):
+    """int8 weights (opt-in, approximate): convert_model(dtype='int8') and relayout_model(int8=True)
+    store the same int8 matrices, and text embeddings stay within the stated cosine of msclap's."""
+    out = str(tmp_path / "int8.gguf")
+    packed, already, quantized = asdcap.relayout_model(clap_model, out, int8=True)
+    assert packed == 0 and quantized == already > 10
+    emb = asdcap.CLAP(model=out).get_text_embeddings(_texts(manifest))
+    want = golden_array("text/text_embeddings.npy")
+    cos = (emb * want).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= 0.9999
+    with pytest.raises(asdcap.Error, match="dtype must be"):
+        asdcap.convert_model(str(tmp_path / "x.gguf"), clap="a.pth", vocab="v", merges="m", dtype="int4")
