@@ -115,7 +115,7 @@ PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_featur
   pack(w, n_, k_, layout, packed_.data());
   scale_ = padded_scales(w, n_, k_);
   if (type_ == WeightType::kI8) column_sums_ = column_sums(packed_.data(), n_, k_);
-  const int64_t width = (n_ + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+  const int64_t width = padded_width(n_);
   bias_.assign(static_cast<size_t>(width), 0.f);
   if (bias)
     for (int64_t j = 0; j < n_; ++j) bias_[static_cast<size_t>(j)] = bias[j];
@@ -139,7 +139,7 @@ PackedLinear PackedLinear::over_panels(WeightView panels, int64_t out_features, 
     std::memcpy(l.packed_.data(), panels.data, bytes);
   }
   if (l.type_ == WeightType::kI8) l.column_sums_ = column_sums(l.panels(), out_features, in_features);
-  const int64_t width = (out_features + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+  const int64_t width = padded_width(out_features);
   l.bias_.assign(static_cast<size_t>(width), 0.f);
   if (bias)
     for (int64_t j = 0; j < out_features; ++j) l.bias_[static_cast<size_t>(j)] = bias[j];
