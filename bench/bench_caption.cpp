@@ -13,6 +13,8 @@
 #include <chrono>
 #include <functional>
 #include <random>
+#include <tuple>
+#include <utility>
 
 #include "asdcap/caption.hpp"
 #include "support/random_model.hpp"
@@ -152,24 +154,31 @@ void BM_CaptionBatched(benchmark::State& state) {
 }
 BENCHMARK(BM_CaptionBatched)->Arg(12)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 
+// Seconds of one caption (beam 5, `steps` steps) with the f16 model and with `other`, the best of two
+// each, interleaved: {f16, other}.
+std::pair<double, double> f16_against(const Captioner& other, int steps) {
+  auto& s = setup();
+  auto caption = [&](const Captioner& c) {
+    return seconds_of([&] { beam_search(c.decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true); });
+  };
+  beam_search(other.decoder(), s.prefix.data(), s.n_prefix, 5, 2, 1.f, -1, true);  // warm-up
+  double t16 = 1e30, t_other = 1e30;
+  for (int i = 0; i < 2; ++i) {
+    t16 = std::min(t16, caption(*s.captioner));
+    t_other = std::min(t_other, caption(other));
+  }
+  return {t16, t_other};
+}
+
 // One caption (beam 5, `steps` steps, no stop token) with the f16 model against the same random
 // model stored in f32, in the same run: f16 weights stay 16-bit in the packed panels (half the bytes
 // streamed per step) and give the f32 model's captions on the widened weights. Counter f16_over_f32:
 // captions/s of the f16 model over the f32 model's.
 void BM_CaptionF16VsF32(benchmark::State& state) {
-  auto& s = setup();
   const Captioner f32(ModelFile::open(test::random_full_model_path(false, true, DType::F32)));
   const int steps = static_cast<int>(state.range(0));
-  beam_search(f32.decoder(), s.prefix.data(), s.n_prefix, 5, 2, 1.f, -1, true);  // warm-up
-  double t16 = 1e30, t32 = 1e30;
-  for (auto _ : state)
-    for (int i = 0; i < 2; ++i) {  // best of two each, interleaved
-      t16 = std::min(t16, seconds_of([&] {
-                       beam_search(s.captioner->decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true);
-                     }));
-      t32 = std::min(
-          t32, seconds_of([&] { beam_search(f32.decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true); }));
-    }
+  double t16 = 0, t32 = 0;
+  for (auto _ : state) std::tie(t16, t32) = f16_against(f32, steps);
   state.counters["step_ms_f16"] = t16 / steps * 1e3;
   state.counters["step_ms_f32"] = t32 / steps * 1e3;
   state.counters["f16_over_f32"] = t32 / t16;
@@ -181,19 +190,10 @@ BENCHMARK(BM_CaptionF16VsF32)->Arg(12)->Unit(benchmark::kSecond)->Iterations(1)-
 // decoder's streamed weights per step of the int8 model (GEMM matrices 1 byte, the lm_head's int8
 // table) over a STREAM-like copy's bandwidth. Counter int8_over_f16: captions/s ratio.
 void BM_CaptionInt8VsF16(benchmark::State& state) {
-  auto& s = setup();
   const Captioner q8(ModelFile::open(test::random_full_model_path(false, true, DType::I8)));
   const int steps = static_cast<int>(state.range(0));
-  beam_search(q8.decoder(), s.prefix.data(), s.n_prefix, 5, 2, 1.f, -1, true);  // warm-up
-  double t16 = 1e30, t8 = 1e30;
-  for (auto _ : state)
-    for (int i = 0; i < 2; ++i) {  // best of two each, interleaved
-      t16 = std::min(t16, seconds_of([&] {
-                       beam_search(s.captioner->decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true);
-                     }));
-      t8 = std::min(
-          t8, seconds_of([&] { beam_search(q8.decoder(), s.prefix.data(), s.n_prefix, 5, steps, 1.f, -1, true); }));
-    }
+  double t16 = 0, t8 = 0;
+  for (auto _ : state) std::tie(t16, t8) = f16_against(q8, steps);
   const double copy_gbs = copy_gbps();
   const Gpt2& g = q8.decoder();
   const double d = static_cast<double>(g.n_embd());

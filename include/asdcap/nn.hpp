@@ -189,7 +189,7 @@ class PackedLinear {
   std::shared_ptr<const void> keep_;     // ... and what keeps them alive
   AlignedVector bias_;                   // [panels * width], zero where absent
   AlignedVector scale_;                  // kI8: [panels * width], the output features' scales (padding 0)
-  std::vector<int32_t, LineAligned<int32_t>> column_sums_;  // kI8: each output's sum of its weights
+  std::vector<int32_t, LineAligned<int32_t>> column_sums_;  // kI8 on the VNNI kernel: each output's weight sum
   const unsigned char* panels() const { return view_ ? view_ : packed_.data(); }
 };
 

@@ -83,7 +83,7 @@ struct LaionModel::Impl final : clap::HtsatWeights {
       throw ModelError(path + ": tensor " + name + " has shape " + format_shape(it->second.shape) + ", expected " +
                        format_shape(std::vector<int64_t>(shape)));
     const DType t = it->second.dtype;
-    if (t != DType::F32 && t != DType::F16 && t != DType::BF16 && !(t == DType::I8 && scales.count(name)))
+    if (!modelio::float_weights_dtype(t, scales.count(name)))
       throw ModelError(path + ": tensor " + name + " is " + dtype_name(t) + ", not a float tensor");
     return it->second;
   }

@@ -176,12 +176,10 @@ class Converter {
   void map_checkpoint(const std::string& path, const std::string& role, const PrefixRule* rules, size_t n_rules);
   void fill_from_gpt2();
   void check_and_select(ModelContents& out);
-  // The dtype a float tensor is written in: f32, or --dtype for the large weight matrices; with int8,
-  // the packed matrices stay f32 here (the writer quantizes them) and the other large ones are f16.
+  // The dtype a float tensor is written in (modelio::converted_dtype).
   DType stored_dtype(const std::string& name, const std::vector<int64_t>& shape) const {
-    if (o_.dtype == DType::F32 || !f16_eligible(name, shape)) return DType::F32;
-    if (o_.dtype != DType::I8) return o_.dtype;
-    return modelio::msclap_packed_out_dim(name) ? DType::F32 : DType::F16;
+    return modelio::converted_dtype(o_.dtype, f16_eligible(name, shape),
+                                    modelio::msclap_packed_out_dim(name).has_value());
   }
 
   const ConvertOptions& o_;

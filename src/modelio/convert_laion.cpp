@@ -200,10 +200,8 @@ LaionConvertReport convert_laion(const LaionConvertOptions& opts) {
       if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64)
         throw ModelError(opts.checkpoint + ": tensor " + t.name + " is " + dtype_name(t.dtype) +
                          ", not a float tensor");
-      // int8: the packed matrices stay f32 here (quantized as they are written), the other large ones f16.
-      const bool int8 = opts.dtype == DType::I8, packed = modelio::laion_packed_out_dim(t.name).has_value();
-      const bool half = opts.dtype != DType::F32 && f16_eligible(t.name, t.shape) && !(int8 && packed);
-      modelio::convert_float_dtype(t, half ? (int8 ? DType::F16 : opts.dtype) : DType::F32);
+      modelio::convert_float_dtype(t, modelio::converted_dtype(opts.dtype, f16_eligible(t.name, t.shape),
+                                                               modelio::laion_packed_out_dim(t.name).has_value()));
     }
     if (role == Role::Scale) t.shape = {1};
     (role == Role::Text ? r.text_tensors : r.audio_tensors)++;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -147,7 +146,7 @@ const TensorInfo& float_tensor(const ModelFile& file, std::string_view name, std
   if (shape.size() && !std::equal(shape.begin(), shape.end(), t.shape.begin(), t.shape.end()))
     throw ModelError(file.path() + ": tensor " + t.name + " has shape " + format_shape(t.shape) + ", expected " +
                      format_shape(std::vector<int64_t>(shape)));
-  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && !(t.dtype == DType::I8 && t.scale))
+  if (!modelio::float_weights_dtype(t.dtype, t.scale))
     throw ModelError(file.path() + ": tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
   return t;
 }

@@ -10,6 +10,7 @@
 #include "asdcap/error.hpp"
 #include "core/panels.hpp"
 #include "half.hpp"
+#include "model_writer.hpp"
 #include "schema.hpp"
 
 namespace asdcap::modelio {
@@ -174,26 +175,21 @@ void add_packed_tensor(GgufWriter& w, const std::string& name, DType dtype, cons
     throw Error("internal: tensor " + name + " holds " + std::to_string(nbytes) + " bytes");
   if (int8) {
     // The values as float32 (in their own order), quantized per output feature.
-    std::vector<float> values(static_cast<size_t>(s.out * s.in));
-    const auto* src = static_cast<const uint8_t*>(data);
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (dtype == DType::F32) {
-        std::memcpy(&values[i], src + 4 * i, 4);
-      } else {
-        const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-        values[i] = dtype == DType::F16 ? half_to_float(h) : bf16_to_float(h);
-      }
-      if (!std::isfinite(values[i]))
+    CheckpointTensor values;
+    values.name = name;
+    values.dtype = dtype;
+    values.data.assign(static_cast<const char*>(data), static_cast<const char*>(data) + nbytes);
+    convert_float_dtype(values, DType::F32);
+    const auto* v = reinterpret_cast<const float*>(values.data.data());
+    for (int64_t i = 0; i < s.out * s.in; ++i)
+      if (!std::isfinite(v[i]))
         throw ModelError("tensor " + name + " holds a value that is not finite (at flat index " + std::to_string(i) +
                          "): it cannot be stored as int8");
-    }
-    std::vector<char>& q = store.emplace_back(values.size());
+    std::vector<int8_t> q(static_cast<size_t>(s.out * s.in));
     std::vector<char>& scale = store.emplace_back(static_cast<size_t>(s.out) * sizeof(float));
-    panels::quantize_int8(values.data(), s.out, s.in, out_dim == 1, reinterpret_cast<int8_t*>(q.data()),
-                          reinterpret_cast<float*>(scale.data()));
+    panels::quantize_int8(v, s.out, s.in, out_dim == 1, q.data(), reinterpret_cast<float*>(scale.data()));
     std::vector<char>& packed = store.emplace_back(stored_bytes(s, DType::I8));
-    panels::pack_int8(reinterpret_cast<const int8_t*>(q.data()), s.out, s.in, out_dim == 1,
-                      reinterpret_cast<int8_t*>(packed.data()));
+    panels::pack_int8(q.data(), s.out, s.in, out_dim == 1, reinterpret_cast<int8_t*>(packed.data()));
     w.add_tensor(name, DType::I8, stored_shape(s, DType::I8), packed.data(), packed.size());
     w.add_tensor(name + kScaleSuffix, DType::F32, {s.out}, scale.data(), scale.size());
   } else {

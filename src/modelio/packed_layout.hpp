@@ -53,6 +53,20 @@ struct PackedMarker {
 };
 std::vector<PackedMarker> read_packed_markers(const GgufView& g, const std::string& file);
 
+// The dtype a converter writes a float tensor in for the requested --dtype: f32, or the requested
+// dtype for the large weight matrices (`eligible`: f16_eligible). With int8 the packed matrices
+// (`packed`) stay f32 (add_packed_tensor quantizes them from it) and the other large ones are f16.
+inline DType converted_dtype(DType requested, bool eligible, bool packed) {
+  if (requested == DType::F32 || !eligible) return DType::F32;
+  if (requested != DType::I8) return requested;
+  return packed ? DType::F32 : DType::F16;
+}
+
+// Whether a tensor of dtype `t` holds float weights: f32, f16, bf16, or int8 with its scales.
+inline bool float_weights_dtype(DType t, bool has_scales) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || (t == DType::I8 && has_scales);
+}
+
 // The scales of an int8 packed tensor (marker.scale_tensor >= 0) in the file mapped at `data`, each
 // checked to be a positive finite number (FormatError naming the file and tensor); null for a float
 // tensor.

@@ -38,6 +38,8 @@ Block avx2_block();    // int8_avx2.cpp: AVX2 (pmaddubsw on the weights' magnitu
 Block avx512_block();  // int8_avx512vnni.cpp: AVX-512 VNNI (vpdpbusd); only on CPUs with AVX512_VNNI
 // The block this process runs: VNNI with the avx512 kernel set on a CPU that has it, else AVX2.
 Block block(KernelSet set);
+// Whether that block reads Layer::column_sums (only VNNI does; the AVX2 block leaves it unread).
+inline bool uses_column_sums(KernelSet set) { return block(set) == avx512_block(); }
 
 // sums[j] = sum_p w[j][p] for the columns of panels [0, n_panels) (48 per panel) of int8 panels with
 // k4 inputs (AVX2; sums of bytes, exact).

@@ -114,7 +114,7 @@ PackedLinear::PackedLinear(WeightView w, int64_t out_features, int64_t in_featur
   packed_.resize(panel_bytes(n_, k_, type_));
   pack(w, n_, k_, layout, packed_.data());
   scale_ = padded_scales(w, n_, k_);
-  if (type_ == WeightType::kI8) column_sums_ = column_sums(packed_.data(), n_, k_);
+  if (type_ == WeightType::kI8 && int8::uses_column_sums(set_)) column_sums_ = column_sums(packed_.data(), n_, k_);
   const int64_t width = padded_width(n_);
   bias_.assign(static_cast<size_t>(width), 0.f);
   if (bias)
@@ -138,7 +138,8 @@ PackedLinear PackedLinear::over_panels(WeightView panels, int64_t out_features, 
     l.packed_.resize(bytes);
     std::memcpy(l.packed_.data(), panels.data, bytes);
   }
-  if (l.type_ == WeightType::kI8) l.column_sums_ = column_sums(l.panels(), out_features, in_features);
+  if (l.type_ == WeightType::kI8 && int8::uses_column_sums(l.set_))
+    l.column_sums_ = column_sums(l.panels(), out_features, in_features);
   const int64_t width = padded_width(out_features);
   l.bias_.assign(static_cast<size_t>(width), 0.f);
   if (bias)

@@ -69,6 +69,19 @@ class PackedLayout : public ::testing::Test {
     return path;
   }
 
+  // `got` holds `want`'s tensors: the same names, layout, shapes, dtypes and bytes.
+  static void expect_same_tensors(const ModelFile& want, const ModelFile& got) {
+    ASSERT_EQ(got.tensors().size(), want.tensors().size());
+    for (const TensorInfo& t : want.tensors()) {
+      const TensorInfo& u = got.tensor(t.name);
+      EXPECT_EQ(u.packed_out_dim, t.packed_out_dim) << t.name;
+      EXPECT_EQ(u.shape, t.shape) << t.name;
+      EXPECT_EQ(u.dtype, t.dtype) << t.name;
+      ASSERT_EQ(u.nbytes, t.nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(u.data, t.data, t.nbytes), 0) << t.name;
+    }
+  }
+
   void expect_format_error(const std::string& path, const std::string& needle) {
     try {
       ModelFile::open(path);
@@ -129,14 +142,7 @@ TEST_F(PackedLayout, OldLayoutGivesTheSameResultsWithAHintAndRelayoutRestoresThe
   EXPECT_NE(r.out.find("format version 2 from 1"), std::string::npos) << r.out;
   auto c = ModelFile::open(dir_ + "/relaid.gguf");
   EXPECT_EQ(c->format_version(), 2);
-  ASSERT_EQ(c->tensors().size(), a->tensors().size());
-  for (const TensorInfo& t : a->tensors()) {
-    const TensorInfo& u = c->tensor(t.name);
-    EXPECT_EQ(u.packed_out_dim, t.packed_out_dim) << t.name;
-    EXPECT_EQ(u.shape, t.shape) << t.name;
-    ASSERT_EQ(u.nbytes, t.nbytes) << t.name;
-    EXPECT_EQ(std::memcmp(u.data, t.data, t.nbytes), 0) << t.name;
-  }
+  expect_same_tensors(*a, *c);
   // A file in the current layout re-lays to itself; other files and other flags are refused.
   r = run_cli("convert --relayout " + fresh + " --out " + dir_ + "/again.gguf");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -259,16 +265,9 @@ TEST_F(PackedLayout, Int8StoresThePackedMatricesWithPerOutputScales) {
   for (const std::string flag : {"", " --dtype int8"}) {
     r = run_cli("convert --relayout " + q8 + flag + " --out " + dir_ + "/again.gguf");
     ASSERT_EQ(r.code, 0) << r.err;
-    auto again = ModelFile::open(dir_ + "/again.gguf");
-    ASSERT_EQ(again->tensors().size(), q->tensors().size());
-    for (const TensorInfo& t : q->tensors()) {
-      const TensorInfo& u = again->tensor(t.name);
-      EXPECT_EQ(u.dtype, t.dtype) << t.name;
-      ASSERT_EQ(u.nbytes, t.nbytes) << t.name;
-      EXPECT_EQ(std::memcmp(u.data, t.data, t.nbytes), 0) << t.name;
-    }
+    expect_same_tensors(*q, *ModelFile::open(dir_ + "/again.gguf"));
   }
-  // int8 is for msclap files: PANNs and LAION-CLAP conversions refuse it (a usage error).
+  // int8 is for msclap and LAION-CLAP files: a PANNs conversion refuses it (a usage error).
   r = run_cli("convert --panns " + fresh + " --dtype int8 --out " + dir_ + "/x.gguf");
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("int8"), std::string::npos) << r.err;
