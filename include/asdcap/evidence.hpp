@@ -32,17 +32,20 @@ size_t evidence_index(const std::string& key);
 // clip's own maximum lies, so that what the normal sound has elsewhere (events in another band, a
 // rhythm or a modulation at another rate) does not mask a new one.
 struct FeatureProfile {
-  double first = 0, step = 1;  // the parameter of values[i] is first + i x step
-  std::vector<double> values;  // in the feature's unit
+  double first = 0, step = 1;  // the parameter of a row's i-th value is first + i x step
+  std::vector<double> values;  // in the feature's unit; rows of `columns` values one after another
   double at = 0;               // the parameter of the clip's own value (its maximum)
   double tolerance = 0;        // relative: a reference counts over at x (1 +- tolerance), at least +-half a step
+  size_t columns = 0;          // values per row; 0: one row (all of values)
+  size_t row = 0;              // the row of the clip's own value (e.g. a band); a reference is read in the same row
 };
 
 struct ClipEvidence {
   std::vector<double> values;       // one per evidence_features()
   std::vector<double> burst_times;  // seconds: the short events counted by burst_rate, in time order
   // By feature key: burst_rate over the octave bands it searches (by index), click_strength over
-  // the transients' period (s), vibration_pct and shaft_db over frequency (Hz).
+  // the transients' period (s), vibration_pct and shaft_db over frequency (Hz), impact_db over the
+  // rate (Hz), one row per view and half-octave band.
   std::map<std::string, FeatureProfile> profiles;
 };
 

@@ -686,15 +686,23 @@ void band_envelopes(const std::vector<double>& x, int sample_rate, const std::ve
   }
 }
 
+// The rates a line train is searched over, and the grid its profile is kept on.
+constexpr double kTrainLowHz = 10.0, kTrainHighHz = 60.0, kTrainGridHz = 0.1;
+constexpr size_t kTrainGridSize = 501;  // (kTrainHighHz - kTrainLowHz) / kTrainGridHz + 1
+
 struct LineTrain {
   double db = 0, rate_hz = 0;
+  // The train's value on the grid kTrainLowHz, + kTrainGridHz, ... kTrainHighHz: at each grid rate
+  // the largest value of the rates searched within half a step (of the grid or of the spectrum,
+  // whichever is coarser).
+  std::vector<double> over_rate;
 };
 
 // Lines at a rate f from 10 to 60 Hz and its multiples 2f ... harmonics x f in an envelope power
 // spectrum: each multiple's power is the largest bin within +-1.5 bins of the clip's frequency
 // resolution (a Hann main lobe and a slightly drifting rate), over the spectrum's local floor (its
 // median within +-5 Hz), in dB; the mean of them without the `drop` strongest (so that a few
-// strong lines alone do not count), at the f where that is highest.
+// strong lines alone do not count), at the f where that is highest; and that value over the rate.
 LineTrain line_train(const std::vector<double>& power, double step, int harmonics, int drop) {
   LineTrain best;
   if (power.empty() || step <= 0) return best;
@@ -723,13 +731,30 @@ LineTrain line_train(const std::vector<double>& power, double step, int harmonic
     return std::accumulate(h.begin() + drop, h.end(), 0.0) / (harmonics - drop);
   };
   bool found = false;
-  for (long k = std::lround(10.0 / step); k * step <= 60.0; ++k) {
+  const size_t grid = kTrainGridSize;
+  static_assert(kTrainGridSize == static_cast<size_t>((kTrainHighHz - kTrainLowHz) / kTrainGridHz + 0.5) + 1);
+  best.over_rate.assign(grid, -std::numeric_limits<double>::infinity());
+  const double cell_half = 0.5 * std::max(step, kTrainGridHz);
+  for (long k = std::lround(kTrainLowHz / step); k * step <= kTrainHighHz; ++k) {
     const double f = k * step;
     if (std::lround(harmonics * f / step) + reach > last) break;
     const double value = train(f);
-    if (!found || value > best.db) best = {value, f};
+    if (!found || value > best.db) {
+      best.db = value;
+      best.rate_hz = f;
+    }
     found = true;
+    const double from = std::max(0.0, std::ceil((f - cell_half - kTrainLowHz) / kTrainGridHz));
+    const double to = std::min(static_cast<double>(grid) - 1, std::floor((f + cell_half - kTrainLowHz) / kTrainGridHz));
+    for (double g = from; g <= to; g += 1) {
+      double& cell = best.over_rate[static_cast<size_t>(g)];
+      cell = std::max(cell, value);
+    }
   }
+  // Grid rates no searched rate reached (past the spectrum's end) hold the nearest value below.
+  if (!found) best.over_rate.clear();
+  for (size_t g = 0; g < best.over_rate.size(); ++g)
+    if (!std::isfinite(best.over_rate[g])) best.over_rate[g] = g ? best.over_rate[g - 1] : best.db;
   // A train at f also has lines at 2f, 3f, ...: a third or half of the best rate whose lines stand
   // nearly as high (within 1 dB) is the train's own rate.
   for (const int d : {3, 2}) {
@@ -737,7 +762,8 @@ LineTrain line_train(const std::vector<double>& power, double step, int harmonic
     if (found && f >= 10.0) {
       const double value = train(f);
       if (value >= best.db - 1.0) {
-        best = {value, f};
+        best.db = value;
+        best.rate_hz = f;
         break;
       }
     }
@@ -747,6 +773,9 @@ LineTrain line_train(const std::vector<double>& power, double step, int harmonic
 
 struct PeriodicImpacts {
   double db = 0, rate_hz = 0, band_hz = 0;
+  // The line train's value over the rate (kTrainLowHz ... kTrainHighHz by kTrainGridHz), one row
+  // per view and band (the whitened view's bands first), its row and rate where it is highest.
+  FeatureProfile profile;
 };
 
 // A train of short impacts at rate f modulates its band's envelope with lines at f, 2f, 3f, ...
@@ -757,10 +786,13 @@ struct PeriodicImpacts {
 // at f, 2f, 3f (impacts whose timing varies a little; tones are flattened away); (b) the band as
 // it is, 1-ms frames, the four weakest of the lines at f ... 8f (a strictly periodic train, whose
 // lines whitening would flatten; a tone with two sideband pairs has at most four). The band, view
-// and rate where the line train stands highest over the envelope spectrum's floor.
+// and rate where the line train stands highest over the envelope spectrum's floor, and the train
+// over the rate in each view and band.
 PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) {
   PeriodicImpacts best;
+  best.profile = {kTrainLowHz, kTrainGridHz, {}, 0.0, 0.1, 0, 0};
   bool found = false;
+  size_t rows = 0;
   const double top = 0.95 * sample_rate / 2;
   std::vector<std::pair<double, double>> edges;
   for (double lo = 1000.0; lo * std::pow(2.0, 0.25) <= top; lo *= M_SQRT2)
@@ -770,10 +802,23 @@ PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) 
       double step = 0;
       const std::vector<double> power = envelope_power_spectrum(envelope, sample_rate, whiten ? 0.0025 : 0.001, step);
       const LineTrain train = whiten ? line_train(power, step, 3, 1) : line_train(power, step, 8, 4);
-      if (!found || train.db > best.db) best = {train.db, train.rate_hz, std::sqrt(edges[b].first * edges[b].second)};
+      if (!found || train.db > best.db) {
+        best.db = train.db;
+        best.rate_hz = train.rate_hz;
+        best.band_hz = std::sqrt(edges[b].first * edges[b].second);
+        best.profile.row = rows;
+      }
       found = true;
+      // A band too short for a spectrum keeps its row, at zero.
+      best.profile.columns = kTrainGridSize;
+      if (train.over_rate.size() == kTrainGridSize)
+        best.profile.values.insert(best.profile.values.end(), train.over_rate.begin(), train.over_rate.end());
+      else
+        best.profile.values.resize(best.profile.values.size() + kTrainGridSize, 0.0);
+      ++rows;
     });
   }
+  best.profile.at = best.rate_hz;
   return best;
 }
 
@@ -842,16 +887,17 @@ bool reached_by_reference_set(const std::vector<double>& set, double anomalous, 
   return reached >= 2;
 }
 
-// The largest value of a profile over the parameters within at x (1 +- tolerance), at least
-// +-half a step; none when the profile has no step there.
-std::optional<double> profile_value(const FeatureProfile& p, double at, double tolerance) {
-  if (!(p.step > 0) || p.values.empty()) return std::nullopt;
+// The largest value of a profile in row `row` over the parameters within at x (1 +- tolerance), at
+// least +-half a step; none when the profile has no such row or no step there.
+std::optional<double> profile_value(const FeatureProfile& p, size_t row, double at, double tolerance) {
+  const size_t width = p.columns ? p.columns : p.values.size();
+  if (!(p.step > 0) || width == 0 || (row + 1) * width > p.values.size()) return std::nullopt;
   const double half = std::max(std::fabs(at) * tolerance, 0.5 * p.step);
   const double from = std::max(0.0, std::ceil((at - half - p.first) / p.step));
-  const double to = std::min(static_cast<double>(p.values.size()) - 1, std::floor((at + half - p.first) / p.step));
+  const double to = std::min(static_cast<double>(width) - 1, std::floor((at + half - p.first) / p.step));
   if (!(from <= to)) return std::nullopt;
   double best = -std::numeric_limits<double>::infinity();
-  for (double i = from; i <= to; i += 1) best = std::max(best, p.values[static_cast<size_t>(i)]);
+  for (double i = from; i <= to; i += 1) best = std::max(best, p.values[row * width + static_cast<size_t>(i)]);
   return best;
 }
 
@@ -1059,6 +1105,7 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   set("impact_db", impacts.db);
   set("impact_hz", impacts.rate_hz);
   set("impact_band_hz", impacts.band_hz);
+  if (impacts.rate_hz > 0) ev.profiles["impact_db"] = impacts.profile;
   return ev;
 }
 
@@ -1076,7 +1123,8 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
     if (mine == anomalous.profiles.end()) return c.values[f];
     const auto theirs = c.profiles.find(specs[f].key);
     if (theirs == c.profiles.end()) return c.values[f];
-    return profile_value(theirs->second, mine->second.at, mine->second.tolerance).value_or(c.values[f]);
+    const FeatureProfile& p = mine->second;
+    return profile_value(theirs->second, p.row, p.at, p.tolerance).value_or(c.values[f]);
   };
   std::vector<EvidenceRow> rows;
   for (size_t f = 0; f < specs.size(); ++f) {

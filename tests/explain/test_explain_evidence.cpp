@@ -537,3 +537,47 @@ TEST(ExplainEvidence, SmoothModulationAndSidebandsAreNotImpacts) {
   EXPECT_LT(value(s, "impact_db"), 13.0);
   EXPECT_LT(value(measure(mesh), "impact_db"), 13.0);
 }
+
+// Periodic impacts are a maximum over bands and rates: a reference counts in the clip's own row
+// (view and band) at the clip's rate (+-10 %), not where its own line train is strongest.
+TEST(ExplainEvidence, ImpactsCompareTheSameBandAndRate) {
+  const size_t n = evidence_features().size();
+  const size_t impact = evidence_index("impact_db");
+  // Hand-made profiles: 3 rows of 11 rates (20, 21, ... 30 Hz); the clip's impacts in row 1 at 25 Hz.
+  ClipEvidence a = with_values(n, 0.0);
+  a.values[impact] = 12.0;
+  a.profiles["impact_db"] = {20.0, 1.0, std::vector<double>(33, 0.0), 25.0, 0.1, 11, 1};
+  ClipEvidence other = with_values(n, 0.0);
+  other.values[impact] = 14.0;  // row 2, 21 Hz
+  other.profiles["impact_db"] = {20.0, 1.0, std::vector<double>(33, 1.0), 21.0, 0.1, 11, 2};
+  auto& v = other.profiles["impact_db"].values;
+  v[2 * 11 + 1] = 14.0;
+  v[0 * 11 + 5] = 9.0;  // row 0 at 25 Hz: another band
+  v[1 * 11 + 2] = 8.0;  // row 1 at 22 Hz: outside 25 Hz +-10 %
+  v[1 * 11 + 3] = 3.0;  // row 1 at 23 Hz: inside
+  const auto rows = compare_evidence(a, std::vector<ClipEvidence>(4, other));
+  EXPECT_EQ(rows[impact].neighbors, std::vector<double>(4, 3.0));
+  // A reference whose profile has no such row counts with its own value.
+  ClipEvidence short_profile = other;
+  short_profile.profiles["impact_db"].values.resize(11);
+  EXPECT_EQ(compare_evidence(a, std::vector<ClipEvidence>(4, short_profile))[impact].neighbors,
+            std::vector<double>(4, 14.0));
+
+  // Measured on signals: ticks at 25 Hz ringing at 5 kHz in the clip; in the reference, stronger
+  // ticks at 40 Hz in the same band. The reference's own value is its 40-Hz train; at 25 Hz it
+  // has only noise.
+  const ClipEvidence clip = measure(ticking(25.0, 0.05, 21)), ref = measure(ticking(40.0, 0.1, 22));
+  EXPECT_NEAR(value(ref, "impact_hz"), 40.0, 0.5);
+  const FeatureProfile& p = clip.profiles.at("impact_db");
+  ASSERT_EQ(p.columns, 501u);  // 10-60 Hz by 0.1 Hz
+  EXPECT_EQ(p.values.size() % p.columns, 0u);
+  EXPECT_NEAR(p.at, value(clip, "impact_hz"), 1e-9);
+  // The grid cell at the clip's rate holds the largest value of the rates searched within it.
+  const double cell = p.values[p.row * p.columns + static_cast<size_t>(std::lround((p.at - 10.0) / 0.1))];
+  EXPECT_GE(cell, value(clip, "impact_db"));
+  EXPECT_LT(cell, value(clip, "impact_db") + 1.0);
+  const auto measured = compare_evidence(clip, std::vector<ClipEvidence>(4, ref));
+  EXPECT_GT(value(ref, "impact_db"), 20.0);
+  EXPECT_LT(measured[impact].neighbors[0], 13.0);  // no more than plain noise gives
+  EXPECT_GT(*measured[impact].z, 3.0);
+}
