@@ -40,6 +40,9 @@ class CaptionMapper {
   explicit CaptionMapper(std::shared_ptr<const ModelFile> model, int threads = 0);
   // prefix: [input_dim()], already L2-normalised. Returns [output_tokens(), dim()].
   std::vector<float> map(const float* prefix) const;
+  // map() of each prefix, the clips on the threads and each weight matrix read (and widened) once
+  // for all of them; each result is exactly map()'s.
+  std::vector<std::vector<float>> map_batch(const std::vector<const float*>& prefixes) const;
   int64_t output_tokens() const { return cfg_.clip_length; }
   int64_t input_dim() const { return in_dim_; }
   int64_t dim() const { return cfg_.dim; }

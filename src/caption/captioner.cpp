@@ -38,16 +38,23 @@ Captioner::~Captioner() = default;
 
 int64_t Captioner::embedding_dim() const { return mapper_.input_dim(); }
 
-std::vector<float> Captioner::prefix_embeddings(const float* audio_embedding) const {
-  const int64_t n = mapper_.input_dim();
-  // msclap: prefix / prefix.norm(2, -1)
+namespace {
+
+// msclap: prefix / prefix.norm(2, -1)
+std::vector<float> normalised(const float* audio_embedding, int64_t n) {
   double ss = 0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(audio_embedding[i]) * audio_embedding[i];
   const float norm = static_cast<float>(std::sqrt(ss));
   if (!(norm > 0.f) || !std::isfinite(norm)) throw Error("captioner: the audio embedding has zero or non-finite norm");
   std::vector<float> prefix(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) prefix[static_cast<size_t>(i)] = audio_embedding[i] / norm;
-  return mapper_.map(prefix.data());
+  return prefix;
+}
+
+}  // namespace
+
+std::vector<float> Captioner::prefix_embeddings(const float* audio_embedding) const {
+  return mapper_.map(normalised(audio_embedding, mapper_.input_dim()).data());
 }
 
 CaptionResult Captioner::caption_embedding(const float* audio_embedding, const CaptionOptions& opts) const {
@@ -61,16 +68,21 @@ std::vector<CaptionResult> Captioner::caption_embeddings(const std::vector<const
   std::vector<int64_t> ids;
   if (!opts.prompt.empty()) ids = tokenizer_.encode(opts.prompt);
   const int64_t n_prefix = mapper_.output_tokens() + static_cast<int64_t>(ids.size());
-  std::vector<std::vector<float>> prefixes;
-  std::vector<const float*> ptrs;
+  // The clips' prefixes, mapped together (each weight read once for all of them).
+  std::vector<std::vector<float>> inputs;
+  std::vector<const float*> input_ptrs;
   for (const float* e : audio_embeddings) {
-    std::vector<float> prefix = prefix_embeddings(e);
+    inputs.push_back(normalised(e, mapper_.input_dim()));
+    input_ptrs.push_back(inputs.back().data());
+  }
+  std::vector<std::vector<float>> prefixes = mapper_.map_batch(input_ptrs);
+  std::vector<const float*> ptrs;
+  for (auto& prefix : prefixes) {
     // A prompt's token embeddings follow the mapper output.
     prefix.resize(static_cast<size_t>(n_prefix * d));
     if (!ids.empty())
       gpt2_.token_embeddings(ids.data(), static_cast<int64_t>(ids.size()), prefix.data() + mapper_.output_tokens() * d);
-    prefixes.push_back(std::move(prefix));
-    ptrs.push_back(prefixes.back().data());
+    ptrs.push_back(prefix.data());
   }
   // msclap: stop_token_index = tokenizer.encode(' <|endoftext|>')[0]  (220, the space)
   const int64_t stop_id = tokenizer_.encode(" <|endoftext|>").at(0);

@@ -2,11 +2,13 @@
 // pre-norm transformer layers (8 heads, no mask, ReLU MLP) -> the last prefix_const-many tokens.
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <string>
 
 #include "asdcap/caption.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/nn.hpp"
+#include "core/parallel.hpp"
 #include "nn/weight_view.hpp"
 
 namespace asdcap {
@@ -59,10 +61,33 @@ CaptionMapper::CaptionMapper(std::shared_ptr<const ModelFile> model, int threads
   }
 }
 
-std::vector<float> CaptionMapper::map(const float* prefix) const {
+std::vector<float> CaptionMapper::map(const float* prefix) const { return map_batch({prefix}).front(); }
+
+std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const float*>& prefixes) const {
   const int64_t dim = cfg_.dim, n_lin = cfg_.prefix_length, n_const = cfg_.clip_length, n = n_lin + n_const;
   const int64_t heads = cfg_.heads, hd = dim / heads, hidden = cfg_.mlp_hidden;
-  std::vector<float> x(static_cast<size_t>(n * dim));
+  const auto clips = static_cast<int64_t>(prefixes.size());
+  // Each clip's activations.
+  struct State {
+    std::vector<float> x, a, q, kv, ctx, tmp, mlp, scores;
+  };
+  std::vector<State> st(prefixes.size());
+  for (State& c : st) {
+    c.x.resize(static_cast<size_t>(n * dim));
+    c.a.resize(c.x.size());
+    c.q.resize(c.x.size());
+    c.kv.resize(c.x.size() * 2);
+    c.ctx.resize(c.x.size());
+    c.tmp.resize(c.x.size());
+    c.mlp.resize(static_cast<size_t>(n * hidden));
+    c.scores.resize(static_cast<size_t>(n));
+  }
+  // Every step below is one clip's own computation, on the clips in parallel: the products the
+  // clips share are computed once per weight matrix (widened once, if stored in 16 bits), and each
+  // clip's results are those of mapping it alone.
+  const auto each_clip = [&](const std::function<void(State&, int64_t)>& fn) {
+    parallel_for(threads_, clips, [&](int64_t c) { fn(st[static_cast<size_t>(c)], c); });
+  };
   // A weight matrix's rows [r0, r1) as float32: the mapping itself, or widened into `scratch`.
   std::vector<float> scratch;
   auto rows = [&scratch](const TensorInfo& t, int64_t r0, int64_t r1) -> const float* {
@@ -78,48 +103,66 @@ std::vector<float> CaptionMapper::map(const float* prefix) const {
   constexpr int64_t kBlockRows = 4096;
   for (int64_t r0 = 0; r0 < n_lin * dim; r0 += kBlockRows) {
     const int64_t r1 = std::min(n_lin * dim, r0 + kBlockRows);
-    nn::linear(threads_, prefix, 1, in_dim_, rows(*lin_w_, r0, r1), r1 - r0, lin_b_ + r0, x.data() + r0);
+    const float* w = rows(*lin_w_, r0, r1);
+    each_clip([&](State& c, int64_t i) {
+      nn::linear(threads_, prefixes[static_cast<size_t>(i)], 1, in_dim_, w, r1 - r0, lin_b_ + r0, c.x.data() + r0);
+    });
   }
-  std::memcpy(x.data() + n_lin * dim, prefix_const_, static_cast<size_t>(n_const * dim) * sizeof(float));
-  std::vector<float> a(x.size()), q(x.size()), kv(x.size() * 2), ctx(x.size()), tmp(x.size()),
-      mlp(static_cast<size_t>(n * hidden)), scores(static_cast<size_t>(n));
+  for (State& c : st)
+    std::memcpy(c.x.data() + n_lin * dim, prefix_const_, static_cast<size_t>(n_const * dim) * sizeof(float));
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
   for (const Layer& L : layers_) {
-    nn::layer_norm(threads_, x.data(), n, dim, L.n1_g, L.n1_b, 1e-5f, a.data());
-    nn::linear(threads_, a.data(), n, dim, all(L.q_w), dim, nullptr, q.data());
-    nn::linear(threads_, a.data(), n, dim, all(L.kv_w), 2 * dim, nullptr, kv.data());
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < n; ++i) {
-        const float* qi = q.data() + i * dim + h * hd;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* kj = kv.data() + j * 2 * dim + h * hd;  // keys: first `dim` columns
-          float acc = 0.f;
-          for (int64_t e = 0; e < hd; ++e) acc += qi[e] * kj[e];
-          scores[static_cast<size_t>(j)] = acc * scale;
-          mx = std::max(mx, scores[static_cast<size_t>(j)]);
+    each_clip(
+        [&](State& c, int64_t) { nn::layer_norm(threads_, c.x.data(), n, dim, L.n1_g, L.n1_b, 1e-5f, c.a.data()); });
+    const float* wq = all(L.q_w);
+    each_clip([&](State& c, int64_t) { nn::linear(threads_, c.a.data(), n, dim, wq, dim, nullptr, c.q.data()); });
+    const float* wkv = all(L.kv_w);
+    each_clip([&](State& c, int64_t) {
+      nn::linear(threads_, c.a.data(), n, dim, wkv, 2 * dim, nullptr, c.kv.data());
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < n; ++i) {
+          const float* qi = c.q.data() + i * dim + h * hd;
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < n; ++j) {
+            const float* kj = c.kv.data() + j * 2 * dim + h * hd;  // keys: first `dim` columns
+            float acc = 0.f;
+            for (int64_t e = 0; e < hd; ++e) acc += qi[e] * kj[e];
+            c.scores[static_cast<size_t>(j)] = acc * scale;
+            mx = std::max(mx, c.scores[static_cast<size_t>(j)]);
+          }
+          float sum = 0.f;
+          for (int64_t j = 0; j < n; ++j)
+            sum += c.scores[static_cast<size_t>(j)] = std::exp(c.scores[static_cast<size_t>(j)] - mx);
+          const float inv = 1.f / sum;
+          float* out = c.ctx.data() + i * dim + h * hd;
+          std::fill(out, out + hd, 0.f);
+          for (int64_t j = 0; j < n; ++j) {
+            const float p = c.scores[static_cast<size_t>(j)] * inv;
+            const float* vj = c.kv.data() + j * 2 * dim + dim + h * hd;  // values: last `dim` columns
+            for (int64_t e = 0; e < hd; ++e) out[e] += p * vj[e];
+          }
         }
-        float sum = 0.f;
-        for (int64_t j = 0; j < n; ++j)
-          sum += scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - mx);
-        const float inv = 1.f / sum;
-        float* out = ctx.data() + i * dim + h * hd;
-        std::fill(out, out + hd, 0.f);
-        for (int64_t j = 0; j < n; ++j) {
-          const float p = scores[static_cast<size_t>(j)] * inv;
-          const float* vj = kv.data() + j * 2 * dim + dim + h * hd;  // values: last `dim` columns
-          for (int64_t e = 0; e < hd; ++e) out[e] += p * vj[e];
-        }
-      }
-    nn::linear(threads_, ctx.data(), n, dim, all(L.proj_w), dim, L.proj_b, tmp.data());
-    nn::add(x.data(), tmp.data(), n * dim);
-    nn::layer_norm(threads_, x.data(), n, dim, L.n2_g, L.n2_b, 1e-5f, a.data());
-    nn::linear(threads_, a.data(), n, dim, all(L.fc1_w), hidden, L.fc1_b, mlp.data());
-    nn::relu(mlp.data(), n * hidden);
-    nn::linear(threads_, mlp.data(), n, hidden, all(L.fc2_w), dim, L.fc2_b, tmp.data());
-    nn::add(x.data(), tmp.data(), n * dim);
+    });
+    const float* wproj = all(L.proj_w);
+    each_clip([&](State& c, int64_t) {
+      nn::linear(threads_, c.ctx.data(), n, dim, wproj, dim, L.proj_b, c.tmp.data());
+      nn::add(c.x.data(), c.tmp.data(), n * dim);
+      nn::layer_norm(threads_, c.x.data(), n, dim, L.n2_g, L.n2_b, 1e-5f, c.a.data());
+    });
+    const float* wfc1 = all(L.fc1_w);
+    each_clip([&](State& c, int64_t) {
+      nn::linear(threads_, c.a.data(), n, dim, wfc1, hidden, L.fc1_b, c.mlp.data());
+      nn::relu(c.mlp.data(), n * hidden);
+    });
+    const float* wfc2 = all(L.fc2_w);
+    each_clip([&](State& c, int64_t) {
+      nn::linear(threads_, c.mlp.data(), n, hidden, wfc2, dim, L.fc2_b, c.tmp.data());
+      nn::add(c.x.data(), c.tmp.data(), n * dim);
+    });
   }
-  return std::vector<float>(x.begin() + n_lin * dim, x.end());
+  std::vector<std::vector<float>> out;
+  for (const State& c : st) out.emplace_back(c.x.begin() + n_lin * dim, c.x.end());
+  return out;
 }
 
 }  // namespace asdcap

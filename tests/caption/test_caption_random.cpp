@@ -2,6 +2,8 @@
 // full-size random model: identical tokens. Short on purpose: one embedding, a few steps.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -78,4 +80,39 @@ TEST(CaptionRandomFullSize, BatchedEqualsOneAtATime) {
     }
   }
   EXPECT_GT(steps.size(), 1u) << "the captions should finish at different steps";
+}
+
+// The mapper on several clips at once (each weight matrix read, and widened from 16 bits, once for
+// all of them; the clips on the threads) gives each clip's map() bit for bit, for f16 and f32
+// weights, on one thread and on several.
+TEST(CaptionRandomFullSize, MapperBatchEqualsOneAtATime) {
+  for (const DType dtype : {DType::F16, DType::F32}) {
+    const auto model = ModelFile::open(test::random_full_model_path(false, true, dtype));
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd;
+    for (const int threads : {1, 2}) {
+      const CaptionMapper mapper(model, threads);
+      std::vector<std::vector<float>> inputs;
+      std::vector<const float*> ptrs;
+      for (int i = 0; i < 5; ++i) {
+        std::vector<float> v(static_cast<size_t>(mapper.input_dim()));
+        double ss = 0;
+        for (auto& x : v) {
+          x = nd(rng);
+          ss += static_cast<double>(x) * x;
+        }
+        for (auto& x : v) x = static_cast<float>(x / std::sqrt(ss));
+        inputs.push_back(std::move(v));
+        ptrs.push_back(inputs.back().data());
+      }
+      const auto batch = mapper.map_batch(ptrs);
+      ASSERT_EQ(batch.size(), ptrs.size());
+      for (size_t i = 0; i < ptrs.size(); ++i) {
+        const std::vector<float> alone = mapper.map(ptrs[i]);
+        ASSERT_EQ(batch[i].size(), static_cast<size_t>(mapper.output_tokens() * mapper.dim()));
+        EXPECT_EQ(0, std::memcmp(batch[i].data(), alone.data(), alone.size() * sizeof(float)))
+            << "clip " << i << ", threads " << threads << ", " << (dtype == DType::F16 ? "f16" : "f32");
+      }
+    }
+  }
 }
