@@ -42,8 +42,8 @@ void linear_kn(int threads, const float* x, int64_t m, int64_t k, const float* w
 void layer_norm(int threads, const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta,
                 float eps, float* y);
 
-void gelu_erf(int threads, float* x, int64_t n);  // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
-void gelu_tanh(float* x, int64_t n);              // GPT-2 "gelu_new"
+void gelu_erf(int threads, float* x, int64_t n);   // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
+void gelu_tanh(int threads, float* x, int64_t n);  // GPT-2 "gelu_new" (std::tanh per element)
 void relu(float* x, int64_t n);
 void add(float* y, const float* x, int64_t n);  // y += x
 

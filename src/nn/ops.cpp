@@ -112,22 +112,29 @@ void layer_norm_serial(const float* x, int64_t rows, int64_t dim, const float* g
   for (int64_t r = 0; r < rows; ++r) layer_norm_row(x + r * dim, dim, gamma, beta, eps, y + r * dim);
 }
 
-// Element-wise f8 (8-wide) over x, in chunks of whole vectors across threads.
-template <typename F8>
-void elementwise8(int threads, float* x, int64_t n, F8 f8) {
+// fn(begin, end) over [0, n): on the calling thread for small n (or inside a parallel region),
+// else one contiguous share per thread, each a multiple of `align` elements but the last.
+template <typename F>
+void elementwise_shares(int threads, int64_t n, int64_t align, F fn) {
   const int t = resolve_threads(threads);
   if (t <= 1 || n < kParallelElements || in_parallel_region()) {
-    fast::apply8(x, n, f8);
+    fn(int64_t{0}, n);
     return;
   }
-  const int64_t step = ((n + t - 1) / t + 7) / 8 * 8;
+  const int64_t step = ((n + t - 1) / t + align - 1) / align * align;
   parallel_chunks(
       t, t, 1,
       [&](int64_t part, int64_t) {
         const int64_t a = std::min(n, part * step), b = std::min(n, a + step);
-        fast::apply8(x + a, b - a, f8);
+        fn(a, b);
       },
       Schedule::kStatic);
+}
+
+// Element-wise f8 (8-wide) over x, in chunks of whole vectors across threads.
+template <typename F8>
+void elementwise8(int threads, float* x, int64_t n, F8 f8) {
+  elementwise_shares(threads, n, 8, [&](int64_t a, int64_t b) { fast::apply8(x + a, b - a, f8); });
 }
 
 constexpr size_t kHugePage = size_t{2} << 20;
@@ -182,12 +189,18 @@ void gelu_erf(int threads, float* x, int64_t n) {
   elementwise8(threads, x, n, [](fast::v8f v) { return fast::gelu_erf8(v); });
 }
 
-void gelu_tanh(float* x, int64_t n) {
+namespace {
+void gelu_tanh_serial(float* x, int64_t n) {
   const float c = 0.79788456080286536f;  // sqrt(2/pi)
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     x[i] = 0.5f * v * (1.0f + std::tanh(c * (v + 0.044715f * v * v * v)));
   }
+}
+}  // namespace
+
+void gelu_tanh(int threads, float* x, int64_t n) {
+  elementwise_shares(threads, n, 1, [&](int64_t a, int64_t b) { gelu_tanh_serial(x + a, b - a); });
 }
 
 void relu(float* x, int64_t n) {

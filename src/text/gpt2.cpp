@@ -151,7 +151,7 @@ void Gpt2::run_blocks(float* h, int64_t rows, const Attention& attention) const 
     L.proj.forward(threads_, ctx.data(), rows, h, Ep::kAccumulate);  // h += ctx . W + b
     nn::layer_norm(threads_, h, rows, d, L.ln2_g, L.ln2_b, 1e-5f, a.data());
     L.fc.forward(threads_, a.data(), rows, mlp.data());
-    nn::gelu_tanh(mlp.data(), rows * 4 * d);
+    nn::gelu_tanh(threads_, mlp.data(), rows * 4 * d);
     L.fc2.forward(threads_, mlp.data(), rows, h, Ep::kAccumulate);
   }
 }

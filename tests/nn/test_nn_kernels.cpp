@@ -227,6 +227,21 @@ TEST(NnActivations, GeluErfSigmoidAndSoftmaxMatchLibm) {
   EXPECT_EQ(s[3], 0.f);
 }
 
+// GPT-2's GELU (tanh form) is std::tanh per element, written out as GPT-2's gelu_new: split over
+// threads (a large array) it gives those bits exactly, whatever the thread count.
+TEST(NnActivations, GeluTanhIsTheFormulaPerElementOnAnyThreadCount) {
+  const auto x = random_vector(3 * 768 * 4 * 21 + 5, 31);  // odd length, above the parallel threshold
+  for (const int threads : {1, 2, 3}) {
+    std::vector<float> y = x;
+    nn::gelu_tanh(threads, y.data(), std::ssize(y));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float v = x[i];
+      const float expect = 0.5f * v * (1.0f + std::tanh(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+      ASSERT_EQ(y[i], expect) << i << " threads " << threads;
+    }
+  }
+}
+
 // A NaN in (a corrupt weight, a NaN sample) comes out as NaN, never as a finite number and
 // without undefined behaviour on the way (the UBSan build runs this).
 TEST(NnActivations, NanInputsPropagateAsNan) {
