@@ -61,6 +61,38 @@ CaptionMapper::CaptionMapper(std::shared_ptr<const ModelFile> model, int threads
   }
 }
 
+namespace {
+
+// The dot products of a query with n keys (`keys` transposed: [hd][n]), each summed over e in
+// order from 0.f, every product rounded to float before it is added: the sums of the plain loop
+// `acc += q[e] * k[e]`, computed for 8 keys at a time.
+void query_key_dots(const float* q, const float* keys, int64_t n, int64_t hd, float* out) {
+  using v8 = float __attribute__((vector_size(32)));
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8 acc = {};
+    for (int64_t e = 0; e < hd; ++e) {
+      v8 k;
+      std::memcpy(&k, keys + e * n + j, sizeof k);
+      v8 p = q[e] * k;
+      asm("" : "+x"(p));  // the product rounded on its own, never fused into the sum
+      acc += p;
+    }
+    std::memcpy(out + j, &acc, sizeof acc);
+  }
+  for (; j < n; ++j) {
+    float acc = 0.f;
+    for (int64_t e = 0; e < hd; ++e) {
+      float p = q[e] * keys[e * n + j];
+      asm("" : "+x"(p));
+      acc += p;
+    }
+    out[j] = acc;
+  }
+}
+
+}  // namespace
+
 std::vector<float> CaptionMapper::map(const float* prefix) const { return map_batch({prefix}).front(); }
 
 std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const float*>& prefixes) const {
@@ -69,7 +101,7 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
   const auto clips = static_cast<int64_t>(prefixes.size());
   // Each clip's activations.
   struct State {
-    std::vector<float> x, a, q, kv, ctx, tmp, mlp, scores;
+    std::vector<float> x, a, q, kv, ctx, tmp, mlp;
   };
   std::vector<State> st(prefixes.size());
   for (State& c : st) {
@@ -80,7 +112,6 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
     c.ctx.resize(c.x.size());
     c.tmp.resize(c.x.size());
     c.mlp.resize(static_cast<size_t>(n * hidden));
-    c.scores.resize(static_cast<size_t>(n));
   }
   // Every step below is one clip's own computation, on the clips in parallel: the products the
   // clips share are computed once per weight matrix (widened once, if stored in 16 bits), and each
@@ -88,26 +119,29 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
   const auto each_clip = [&](const std::function<void(State&, int64_t)>& fn) {
     parallel_for(threads_, clips, [&](int64_t c) { fn(st[static_cast<size_t>(c)], c); });
   };
-  // A weight matrix's rows [r0, r1) as float32: the mapping itself, or widened into `scratch`.
-  std::vector<float> scratch;
-  auto rows = [&scratch](const TensorInfo& t, int64_t r0, int64_t r1) -> const float* {
+  // A weight matrix's rows [r0, r1) as float32: the mapping itself, or widened into `buffer`.
+  auto rows_into = [](std::vector<float>& buffer, const TensorInfo& t, int64_t r0, int64_t r1) -> const float* {
     const int64_t cols = t.numel() / t.shape[0];
     if (t.dtype == DType::F32 && t.packed_out_dim < 0) return static_cast<const float*>(t.data) + r0 * cols;
-    scratch.resize(static_cast<size_t>((r1 - r0) * cols));
-    nn::widen(nn::weight_view(t), r0 * cols, (r1 - r0) * cols, scratch.data());
-    return scratch.data();
+    buffer.resize(static_cast<size_t>((r1 - r0) * cols));
+    nn::widen(nn::weight_view(t), r0 * cols, (r1 - r0) * cols, buffer.data());
+    return buffer.data();
   };
-  auto all = [&rows](const TensorInfo* t) { return rows(*t, 0, t->shape[0]); };
+  std::vector<float> scratch;
+  auto all = [&](const TensorInfo* t) { return rows_into(scratch, *t, 0, t->shape[0]); };
   // The Linear of one row: its output features in blocks (each output is the same dot product
-  // whatever the block), so that a widened block stays small.
+  // whatever the block), so that a widened block stays small; the blocks on the threads, each
+  // widened once for every clip.
   constexpr int64_t kBlockRows = 4096;
-  for (int64_t r0 = 0; r0 < n_lin * dim; r0 += kBlockRows) {
-    const int64_t r1 = std::min(n_lin * dim, r0 + kBlockRows);
-    const float* w = rows(*lin_w_, r0, r1);
-    each_clip([&](State& c, int64_t i) {
-      nn::linear(threads_, prefixes[static_cast<size_t>(i)], 1, in_dim_, w, r1 - r0, lin_b_ + r0, c.x.data() + r0);
-    });
-  }
+  const int64_t blocks = (n_lin * dim + kBlockRows - 1) / kBlockRows;
+  parallel_for(threads_, blocks, [&](int64_t block) {
+    const int64_t r0 = block * kBlockRows, r1 = std::min(n_lin * dim, r0 + kBlockRows);
+    std::vector<float> buffer;
+    const float* w = rows_into(buffer, *lin_w_, r0, r1);
+    for (int64_t i = 0; i < clips; ++i)
+      nn::linear(threads_, prefixes[static_cast<size_t>(i)], 1, in_dim_, w, r1 - r0, lin_b_ + r0,
+                 st[static_cast<size_t>(i)].x.data() + r0);
+  });
   for (State& c : st)
     std::memcpy(c.x.data() + n_lin * dim, prefix_const_, static_cast<size_t>(n_const * dim) * sizeof(float));
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
@@ -117,31 +151,35 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
     const float* wq = all(L.q_w);
     each_clip([&](State& c, int64_t) { nn::linear(threads_, c.a.data(), n, dim, wq, dim, nullptr, c.q.data()); });
     const float* wkv = all(L.kv_w);
-    each_clip([&](State& c, int64_t) {
-      nn::linear(threads_, c.a.data(), n, dim, wkv, 2 * dim, nullptr, c.kv.data());
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < n; ++i) {
-          const float* qi = c.q.data() + i * dim + h * hd;
-          float mx = -INFINITY;
-          for (int64_t j = 0; j < n; ++j) {
-            const float* kj = c.kv.data() + j * 2 * dim + h * hd;  // keys: first `dim` columns
-            float acc = 0.f;
-            for (int64_t e = 0; e < hd; ++e) acc += qi[e] * kj[e];
-            c.scores[static_cast<size_t>(j)] = acc * scale;
-            mx = std::max(mx, c.scores[static_cast<size_t>(j)]);
-          }
-          float sum = 0.f;
-          for (int64_t j = 0; j < n; ++j)
-            sum += c.scores[static_cast<size_t>(j)] = std::exp(c.scores[static_cast<size_t>(j)] - mx);
-          const float inv = 1.f / sum;
-          float* out = c.ctx.data() + i * dim + h * hd;
-          std::fill(out, out + hd, 0.f);
-          for (int64_t j = 0; j < n; ++j) {
-            const float p = c.scores[static_cast<size_t>(j)] * inv;
-            const float* vj = c.kv.data() + j * 2 * dim + dim + h * hd;  // values: last `dim` columns
-            for (int64_t e = 0; e < hd; ++e) out[e] += p * vj[e];
-          }
+    each_clip([&](State& c, int64_t) { nn::linear(threads_, c.a.data(), n, dim, wkv, 2 * dim, nullptr, c.kv.data()); });
+    // Attention, each clip's heads on the threads.
+    parallel_for(threads_, clips * heads, [&](int64_t task) {
+      State& c = st[static_cast<size_t>(task / heads)];
+      const int64_t h = task % heads;
+      std::vector<float> scores(static_cast<size_t>(n)), keys(static_cast<size_t>(hd * n));
+      for (int64_t j = 0; j < n; ++j)  // the head's keys transposed: [hd][n]
+        for (int64_t e = 0; e < hd; ++e)
+          keys[static_cast<size_t>(e * n + j)] = c.kv[static_cast<size_t>(j * 2 * dim + h * hd + e)];
+      for (int64_t i = 0; i < n; ++i) {
+        const float* qi = c.q.data() + i * dim + h * hd;
+        query_key_dots(qi, keys.data(), n, hd, scores.data());
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) {
+          scores[static_cast<size_t>(j)] *= scale;
+          mx = std::max(mx, scores[static_cast<size_t>(j)]);
         }
+        float sum = 0.f;
+        for (int64_t j = 0; j < n; ++j)
+          sum += scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - mx);
+        const float inv = 1.f / sum;
+        float* out = c.ctx.data() + i * dim + h * hd;
+        std::fill(out, out + hd, 0.f);
+        for (int64_t j = 0; j < n; ++j) {
+          const float p = scores[static_cast<size_t>(j)] * inv;
+          const float* vj = c.kv.data() + j * 2 * dim + dim + h * hd;  // values: last `dim` columns
+          for (int64_t e = 0; e < hd; ++e) out[e] += p * vj[e];
+        }
+      }
     });
     const float* wproj = all(L.proj_w);
     each_clip([&](State& c, int64_t) {
