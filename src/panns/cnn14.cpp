@@ -47,21 +47,24 @@ Conv3x3::Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& b
   chunks_ = (9 + taps_per_chunk_ - 1) / taps_per_chunk_;
   // One buffer for every group and chunk: fresh pages cost more than the copying itself.
   std::vector<float> wg(static_cast<size_t>(std::min(kGroup, cout) * taps_per_chunk_ * cin)), bias;
-  std::vector<float> row(static_cast<size_t>(9 * cin));  // one output channel's weights as float32
+  // The group's weights as float32, each output channel's row widened once for all its chunks.
+  std::vector<float> rows(static_cast<size_t>(std::min(kGroup, cout) * 9 * cin));
   for (int64_t c0 = 0; c0 < cout; c0 += kGroup) {
     const int64_t nc = std::min(kGroup, cout - c0);
     bias.assign(static_cast<size_t>(nc), 0.f);
+    nn::widen(w, c0 * cin * 9, nc * cin * 9, rows.data());
+    for (int64_t j = 0; j < nc; ++j) {
+      const int64_t co = c0 + j;
+      bias[j] = bn.shift[co] - bn.mean[co] * bn.scale[co];
+    }
     for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
       const int64_t tap0 = chunk * taps_per_chunk_, taps = std::min(taps_per_chunk_, 9 - tap0), kc = taps * cin;
       for (int64_t j = 0; j < nc; ++j) {
-        const int64_t co = c0 + j;
-        const float s = bn.scale[co];
-        bias[j] = bn.shift[co] - bn.mean[co] * s;
-        nn::widen(w, co * cin * 9, cin * 9, row.data());
+        const float s = bn.scale[c0 + j];
+        const float* row = rows.data() + j * 9 * cin;
         for (int64_t k = 0; k < taps; ++k)
           for (int64_t ci = 0; ci < cin; ++ci)
-            wg[static_cast<size_t>(j * kc + k * cin + ci)] =
-                row[static_cast<size_t>(ci * 9 + tap0 + k)] * s;  // [nc][kc]
+            wg[static_cast<size_t>(j * kc + k * cin + ci)] = row[ci * 9 + tap0 + k] * s;  // [nc][kc]
       }
       groups_.emplace_back(wg.data(), nc, kc, chunk == 0 ? bias.data() : nullptr);
     }
