@@ -46,6 +46,10 @@ void gelu_erf(int threads, float* x, int64_t n);   // exact GELU: 0.5 x (1 + erf
 void gelu_tanh(int threads, float* x, int64_t n);  // GPT-2 "gelu_new" (std::tanh per element)
 void relu(float* x, int64_t n);
 void add(float* y, const float* x, int64_t n);  // y += x
+// out[j] = q . keys[:, j] for j < n (`keys` transposed: [hd][n]), each summed over e in order from
+// 0.f with every product rounded to float before it is added (the plain loop's sums, without
+// fused multiply-adds), 8 keys at a time.
+void query_key_dots(const float* q, const float* keys, int64_t n, int64_t hd, float* out);
 
 // In-place softmax of each row (max-subtracted, float32 like PyTorch's CPU kernel).
 void softmax_rows(int threads, float* x, int64_t rows, int64_t cols);

@@ -61,38 +61,6 @@ CaptionMapper::CaptionMapper(std::shared_ptr<const ModelFile> model, int threads
   }
 }
 
-namespace {
-
-// The dot products of a query with n keys (`keys` transposed: [hd][n]), each summed over e in
-// order from 0.f, every product rounded to float before it is added: the sums of the plain loop
-// `acc += q[e] * k[e]`, computed for 8 keys at a time.
-void query_key_dots(const float* q, const float* keys, int64_t n, int64_t hd, float* out) {
-  using v8 = float __attribute__((vector_size(32)));
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    v8 acc = {};
-    for (int64_t e = 0; e < hd; ++e) {
-      v8 k;
-      std::memcpy(&k, keys + e * n + j, sizeof k);
-      v8 p = q[e] * k;
-      asm("" : "+x"(p));  // the product rounded on its own, never fused into the sum
-      acc += p;
-    }
-    std::memcpy(out + j, &acc, sizeof acc);
-  }
-  for (; j < n; ++j) {
-    float acc = 0.f;
-    for (int64_t e = 0; e < hd; ++e) {
-      float p = q[e] * keys[e * n + j];
-      asm("" : "+x"(p));
-      acc += p;
-    }
-    out[j] = acc;
-  }
-}
-
-}  // namespace
-
 std::vector<float> CaptionMapper::map(const float* prefix) const { return map_batch({prefix}).front(); }
 
 std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const float*>& prefixes) const {
@@ -162,7 +130,7 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
           keys[static_cast<size_t>(e * n + j)] = c.kv[static_cast<size_t>(j * 2 * dim + h * hd + e)];
       for (int64_t i = 0; i < n; ++i) {
         const float* qi = c.q.data() + i * dim + h * hd;
-        query_key_dots(qi, keys.data(), n, hd, scores.data());
+        nn::query_key_dots(qi, keys.data(), n, hd, scores.data());
         float mx = -INFINITY;
         for (int64_t j = 0; j < n; ++j) {
           scores[static_cast<size_t>(j)] *= scale;

@@ -211,6 +211,31 @@ void sigmoid(int threads, float* x, int64_t n) {
   elementwise8(threads, x, n, [](fast::v8f v) { return fast::sigmoid8(v); });
 }
 
+void query_key_dots(const float* q, const float* keys, int64_t n, int64_t hd, float* out) {
+  using v8 = float __attribute__((vector_size(32)));
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8 acc = {};
+    for (int64_t e = 0; e < hd; ++e) {
+      v8 k;
+      std::memcpy(&k, keys + e * n + j, sizeof k);
+      v8 p = q[e] * k;
+      asm("" : "+x"(p));  // the product rounded on its own, never fused into the sum
+      acc += p;
+    }
+    std::memcpy(out + j, &acc, sizeof acc);
+  }
+  for (; j < n; ++j) {
+    float acc = 0.f;
+    for (int64_t e = 0; e < hd; ++e) {
+      float p = q[e] * keys[e * n + j];
+      asm("" : "+x"(p));
+      acc += p;
+    }
+    out[j] = acc;
+  }
+}
+
 void add(float* y, const float* x, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];

@@ -9,6 +9,7 @@
 
 #include "asdcap/caption.hpp"
 #include "asdcap/model_file.hpp"
+#include "support/golden_model.hpp"
 #include "support/random_model.hpp"
 
 using namespace asdcap;
@@ -83,11 +84,13 @@ TEST(CaptionRandomFullSize, BatchedEqualsOneAtATime) {
 }
 
 // The mapper on several clips at once (each weight matrix read, and widened from 16 bits, once for
-// all of them; the clips on the threads) gives each clip's map() bit for bit, for f16 and f32
-// weights, on one thread and on several.
+// all of them; the clips on the threads) gives each clip's map() bit for bit, on one thread and on
+// several: the full-size random captioner (f16 weights) and the golden tiny one (f32 weights).
 TEST(CaptionRandomFullSize, MapperBatchEqualsOneAtATime) {
-  for (const DType dtype : {DType::F16, DType::F32}) {
-    const auto model = ModelFile::open(test::random_full_model_path(false, true, dtype));
+  for (const bool full : {true, false}) {
+    const auto model =
+        ModelFile::open(full ? test::random_full_model_path(false, true) : test::golden_model_path(true));
+    const DType dtype = full ? DType::F16 : DType::F32;
     std::mt19937 rng(5);
     std::normal_distribution<float> nd;
     for (const int threads : {1, 2}) {

@@ -631,3 +631,24 @@ TEST(NnKernelSets, Avx512FilesExportOnlyTheirEntryPoints) {
   EXPECT_EQ(avx512_members, 4) << out;
   EXPECT_TRUE(offending.empty()) << ::testing::PrintToString(offending);
 }
+
+// query_key_dots gives the plain loop's sums exactly: in order over e, each product rounded to float
+// before it is added (volatile keeps the compiler from fusing the reference into FMAs), for key
+// counts with and without a partial vector of 8.
+TEST(NnAttention, QueryKeyDotsAreThePlainLoopsSums) {
+  for (const int64_t n : {1, 7, 8, 13, 80}) {
+    const int64_t hd = 96;
+    const auto q = random_vector(static_cast<size_t>(hd), 41);
+    const auto keys = random_vector(static_cast<size_t>(hd * n), 42);
+    std::vector<float> out(static_cast<size_t>(n));
+    nn::query_key_dots(q.data(), keys.data(), n, hd, out.data());
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0.f;
+      for (int64_t e = 0; e < hd; ++e) {
+        volatile float p = q[static_cast<size_t>(e)] * keys[static_cast<size_t>(e * n + j)];
+        acc += p;
+      }
+      ASSERT_EQ(out[static_cast<size_t>(j)], acc) << "n " << n << ", key " << j;
+    }
+  }
+}
