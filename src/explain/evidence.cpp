@@ -687,8 +687,8 @@ void band_envelopes(const std::vector<double>& x, int sample_rate, const std::ve
 }
 
 // The rates a line train is searched over, and the grid its profile is kept on.
-constexpr double kTrainLowHz = 10.0, kTrainHighHz = 60.0, kTrainGridHz = 0.1;
-constexpr size_t kTrainGridSize = 501;  // (kTrainHighHz - kTrainLowHz) / kTrainGridHz + 1
+constexpr double kTrainLowHz = 10.0, kTrainHighHz = 60.0, kTrainGridHz = 0.25;
+constexpr size_t kTrainGridSize = 201;  // (kTrainHighHz - kTrainLowHz) / kTrainGridHz + 1
 
 struct LineTrain {
   double db = 0, rate_hz = 0;
