@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "asdcap/error.hpp"
@@ -47,6 +48,19 @@ Conv3x3::Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& b
   chunks_ = (9 + taps_per_chunk_ - 1) / taps_per_chunk_;
   // One buffer for every group and chunk: fresh pages cost more than the copying itself.
   std::vector<float> wg(static_cast<size_t>(std::min(kGroup, cout) * taps_per_chunk_ * cin)), bias;
+  // The panels of every group and chunk in one allocation, each 64-byte aligned: a large block is
+  // rounded up to whole huge pages once for the convolution, not once per group.
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (int64_t c0 = 0; c0 < cout; c0 += kGroup)
+    for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
+      const int64_t taps = std::min(taps_per_chunk_, 9 - chunk * taps_per_chunk_);
+      offsets.push_back(total);
+      total +=
+          (nn::PackedLinear::panel_bytes(std::min(kGroup, cout - c0), taps * cin, nn::WeightType::kF32) + 63) / 64 * 64;
+    }
+  const std::shared_ptr<unsigned char> arena(static_cast<unsigned char*>(nn::allocate_lines(total)),
+                                             [total](unsigned char* p) { nn::free_lines(p, total); });
   // The group's weights as float32, each output channel's row widened once for all its chunks.
   std::vector<float> rows(static_cast<size_t>(std::min(kGroup, cout) * 9 * cin));
   for (int64_t c0 = 0; c0 < cout; c0 += kGroup) {
@@ -66,7 +80,10 @@ Conv3x3::Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& b
           for (int64_t ci = 0; ci < cin; ++ci)
             wg[static_cast<size_t>(j * kc + k * cin + ci)] = row[ci * 9 + tap0 + k] * s;  // [nc][kc]
       }
-      groups_.emplace_back(wg.data(), nc, kc, chunk == 0 ? bias.data() : nullptr);
+      unsigned char* panels = arena.get() + offsets[groups_.size()];
+      nn::PackedLinear::pack({wg.data(), nn::WeightType::kF32}, nc, kc, nn::PackedLinear::Layout::kOutIn, panels);
+      groups_.push_back(nn::PackedLinear::over_panels({panels, nn::WeightType::kF32}, nc, kc,
+                                                      chunk == 0 ? bias.data() : nullptr, arena));
     }
   }
 }
