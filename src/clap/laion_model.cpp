@@ -23,6 +23,7 @@
 #include "modelio/mapped_file.hpp"
 #include "modelio/packed_layout.hpp"
 #include "modelio/schema.hpp"
+#include "nn/weight_view.hpp"
 
 namespace asdcap {
 
@@ -138,11 +139,7 @@ struct LaionModel::Impl final : clap::HtsatWeights {
   const std::string& file() const override { return path; }
   // A float tensor as stored in the mapping (f32, f16 or bf16), for the packed GEMM.
   nn::WeightView view(const GgufTensor& t) const {
-    const nn::WeightType type = t.dtype == DType::F16    ? nn::WeightType::kF16
-                                : t.dtype == DType::BF16 ? nn::WeightType::kBF16
-                                : t.dtype == DType::I8   ? nn::WeightType::kI8
-                                                         : nn::WeightType::kF32;
-    return {mapped->data() + t.offset, type, scale_of(t)};
+    return {mapped->data() + t.offset, nn::weight_type(t.dtype, t.name), scale_of(t)};
   }
   nn::PackedLinear packed(const std::string& weight, int64_t out, int64_t in, const std::string& bias) const {
     return layer(tensor(weight, {out, in}), out, in, full(bias, {out}));

@@ -688,7 +688,7 @@ void band_envelopes(const std::vector<double>& x, int sample_rate, const std::ve
 
 // The rates a line train is searched over, and the grid its profile is kept on.
 constexpr double kTrainLowHz = 10.0, kTrainHighHz = 60.0, kTrainGridHz = 0.25;
-constexpr size_t kTrainGridSize = 201;  // (kTrainHighHz - kTrainLowHz) / kTrainGridHz + 1
+constexpr auto kTrainGridSize = static_cast<size_t>((kTrainHighHz - kTrainLowHz) / kTrainGridHz + 0.5) + 1;
 
 struct LineTrain {
   double db = 0, rate_hz = 0;
@@ -732,7 +732,6 @@ LineTrain line_train(const std::vector<double>& power, double step, int harmonic
   };
   bool found = false;
   const size_t grid = kTrainGridSize;
-  static_assert(kTrainGridSize == static_cast<size_t>((kTrainHighHz - kTrainLowHz) / kTrainGridHz + 0.5) + 1);
   best.over_rate.assign(grid, -std::numeric_limits<double>::infinity());
   const double cell_half = 0.5 * std::max(step, kTrainGridHz);
   for (long k = std::lround(kTrainLowHz / step); k * step <= kTrainHighHz; ++k) {

@@ -11,17 +11,22 @@
 
 namespace asdcap::nn {
 
-inline WeightView weight_view(const TensorInfo& t) {
-  switch (t.dtype) {
-    case DType::F32: return {t.data, WeightType::kF32};
-    case DType::F16: return {t.data, WeightType::kF16};
-    case DType::BF16: return {t.data, WeightType::kBF16};
-    case DType::I8:
-      if (t.scale) return {t.data, WeightType::kI8, t.scale};
-      break;
-    default: break;
+// The packed GEMM's weight type of a stored float tensor's dtype (f32, f16, bf16 or int8); ModelError
+// naming tensor `name` for any other dtype.
+inline WeightType weight_type(DType t, const std::string& name) {
+  switch (t) {
+    case DType::F32: return WeightType::kF32;
+    case DType::F16: return WeightType::kF16;
+    case DType::BF16: return WeightType::kBF16;
+    case DType::I8: return WeightType::kI8;
+    default: throw ModelError("tensor " + name + " is " + dtype_name(t) + ", not a float tensor");
   }
-  throw ModelError("tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
+}
+
+inline WeightView weight_view(const TensorInfo& t) {
+  if (t.dtype == DType::I8 && !t.scale)
+    throw ModelError("tensor " + t.name + " is " + dtype_name(t.dtype) + ", not a float tensor");
+  return {t.data, weight_type(t.dtype, t.name), t.scale};
 }
 
 // The Linear layer of weight tensor `name` (shape checked: [out, in...], or [in, out] with

@@ -50,15 +50,14 @@ Conv3x3::Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& b
   std::vector<float> wg(static_cast<size_t>(std::min(kGroup, cout) * taps_per_chunk_ * cin)), bias;
   // The panels of every group and chunk in one allocation, each 64-byte aligned: a large block is
   // rounded up to whole huge pages once for the convolution, not once per group.
-  std::vector<size_t> offsets;
+  const auto span = [](int64_t nc, int64_t kc) {
+    return (nn::PackedLinear::panel_bytes(nc, kc, nn::WeightType::kF32) + 63) / 64 * 64;
+  };
   size_t total = 0;
   for (int64_t c0 = 0; c0 < cout; c0 += kGroup)
-    for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
-      const int64_t taps = std::min(taps_per_chunk_, 9 - chunk * taps_per_chunk_);
-      offsets.push_back(total);
-      total +=
-          (nn::PackedLinear::panel_bytes(std::min(kGroup, cout - c0), taps * cin, nn::WeightType::kF32) + 63) / 64 * 64;
-    }
+    for (int64_t chunk = 0; chunk < chunks_; ++chunk)
+      total += span(std::min(kGroup, cout - c0), std::min(taps_per_chunk_, 9 - chunk * taps_per_chunk_) * cin);
+  size_t offset = 0;
   const std::shared_ptr<unsigned char> arena(static_cast<unsigned char*>(nn::allocate_lines(total)),
                                              [total](unsigned char* p) { nn::free_lines(p, total); });
   // The group's weights as float32, each output channel's row widened once for all its chunks.
@@ -80,7 +79,8 @@ Conv3x3::Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& b
           for (int64_t ci = 0; ci < cin; ++ci)
             wg[static_cast<size_t>(j * kc + k * cin + ci)] = row[ci * 9 + tap0 + k] * s;  // [nc][kc]
       }
-      unsigned char* panels = arena.get() + offsets[groups_.size()];
+      unsigned char* panels = arena.get() + offset;
+      offset += span(nc, kc);
       nn::PackedLinear::pack({wg.data(), nn::WeightType::kF32}, nc, kc, nn::PackedLinear::Layout::kOutIn, panels);
       groups_.push_back(nn::PackedLinear::over_panels({panels, nn::WeightType::kF32}, nc, kc,
                                                       chunk == 0 ? bias.data() : nullptr, arena));

@@ -11,6 +11,7 @@
 #include "modelio/half.hpp"
 #include "modelio/mapped_file.hpp"
 #include "modelio/schema.hpp"
+#include "nn/weight_view.hpp"
 
 namespace asdcap {
 
@@ -59,9 +60,7 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
       throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected f32");
     const uint8_t* src = file.data() + t.offset;
     if (half_ok) {  // read as stored (nn::widen copies bytes: any alignment)
-      stored.emplace(s.name, nn::WeightView{src, t.dtype == DType::F32   ? nn::WeightType::kF32
-                                                 : t.dtype == DType::F16 ? nn::WeightType::kF16
-                                                                         : nn::WeightType::kBF16});
+      stored.emplace(s.name, nn::WeightView{src, nn::weight_type(t.dtype, s.name)});
       continue;
     }
     if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
