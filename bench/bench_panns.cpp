@@ -17,7 +17,7 @@
 // forward pass alone (torch_s_per_clip x 16 / this benchmark's time).
 //
 //   build/bench/bench_panns --benchmark_counters_tabular=true
-// The model (~330 MB) is written once to $TMPDIR/asdcap-bench-panns-cnn14-f32-v1.gguf.
+// The model (~330 MB) is written once to $TMPDIR/asdcap-bench-panns-cnn14-f32-v2.gguf.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -44,7 +44,7 @@ using namespace asdcap;
 std::string bench_model_path() {
   static const std::string path = [] {
     namespace fs = std::filesystem;
-    const fs::path p = fs::temp_directory_path() / "asdcap-bench-panns-cnn14-f32-v1.gguf";
+    const fs::path p = fs::temp_directory_path() / "asdcap-bench-panns-cnn14-f32-v2.gguf";
     if (fs::exists(p)) {
       try {
         PannsModel::open(p.string());

@@ -1,5 +1,6 @@
 // libFuzzer target: the GGUF reader and the model-file validation that follows it (format version
-// and packed-layout keys, metadata -> ModelConfig -> required tensors), on arbitrary bytes.
+// and packed-layout keys, metadata -> ModelConfig -> required tensors; a PANNs file's configuration
+// and a version-1 PANNs file's fold), on arbitrary bytes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -9,6 +10,7 @@
 #include "core/panels.hpp"
 #include "modelio/gguf.hpp"
 #include "modelio/packed_layout.hpp"
+#include "modelio/panns_layout.hpp"
 #include "modelio/schema.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -48,6 +50,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string full =
         it != g.kv.end() && it->second.kind == asdcap::GgufValue::Kind::String ? it->second.s : std::string();
     if (full != arch) __builtin_trap();
+    if (full == asdcap::modelio::kPannsArchitecture) {
+      // A PANNs file: its configuration, and a version-1 file's fold (what opening it computes):
+      // every folded tensor holds exactly its values or panels.
+      const asdcap::PannsConfig pc = asdcap::modelio::read_panns_config(g, "fuzz.gguf");
+      if (asdcap::modelio::format_version(g, "fuzz.gguf") == 1)
+        for (const auto& t : asdcap::modelio::fold_panns_file(g, data, pc, "fuzz.gguf", 1)) {
+          int64_t n = 1;
+          for (int64_t d : t.spec.shape) n *= d;
+          const size_t want = t.spec.out_dim < 0
+                                  ? static_cast<size_t>(n) * asdcap::dtype_size(t.dtype)
+                                  : asdcap::panels::bytes(t.spec.shape[static_cast<size_t>(t.spec.out_dim)],
+                                                          n / t.spec.shape[static_cast<size_t>(t.spec.out_dim)],
+                                                          asdcap::dtype_size(t.dtype));
+          if (t.nbytes != want || !t.bytes) __builtin_trap();
+        }
+      return 0;
+    }
     asdcap::ModelConfig c = asdcap::modelio::read_config(g, "fuzz.gguf");
     size_t found = 0;
     for (const auto& spec : asdcap::required_tensors(c))

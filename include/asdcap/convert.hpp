@@ -42,10 +42,11 @@ std::vector<TensorSpec> required_tensors(const ModelConfig& cfg);
 // elements, except melW. Norms, biases, bn0, melW, masks, position tables and indices stay as they are.
 bool f16_eligible(const std::string& name, const std::vector<int64_t>& shape);
 
-// `asdcap convert --relayout`: an existing msclap or LAION-CLAP model file rewritten (atomically) in the current
-// format version, its Linear weights stored in the packed panel layout so that opening the model
-// computes from the mapping (docs/model-files.md). Everything else is copied as it is. Throws as
-// ModelFile::open for a bad input, InvalidArgument for a file of another architecture.
+// `asdcap convert --relayout`: an existing msclap, LAION-CLAP or PANNs model file rewritten (atomically) in
+// the current format version, its Linear weights stored in the packed panel layout (a PANNs file's
+// convolutions folded with their BatchNorm first) so that opening the model computes from the mapping
+// (docs/model-files.md, docs/panns.md). Everything else is copied as it is. Throws as the model's open
+// for a bad input, InvalidArgument for a file of another architecture or int8 for a PANNs file.
 struct RelayoutReport {
   int64_t from_version = 1;  // the input's format version
   int64_t to_version = 1;    // the output's (the current one)

@@ -46,7 +46,7 @@ struct PannsConfig {
 struct PannsConvertOptions {
   std::string checkpoint;    // torch.save file, legacy or zip ({'model': state_dict, ...} or a state dict)
   std::string out;           // .gguf, written atomically
-  DType dtype = DType::F32;  // F16: the convolution and fc weights as f16; STFT, melW, BatchNorm stay f32
+  DType dtype = DType::F32;  // F16 / BF16: the folded convolutions and fc weights; everything else stays f32
 };
 
 struct PannsConvertReport {
@@ -75,8 +75,9 @@ bool is_panns_model_file(const std::string& path);
 
 class PannsModel {
  public:
-  // Maps and validates an asdcap-panns file; BatchNorm is folded into the convolutions here, and the
-  // weights are packed for the GEMM on up to `threads` threads (0 = all cores).
+  // Maps and validates an asdcap-panns file. A version-2 file's weights (BatchNorm folded, packed) are
+  // used where they lie in the mapping; a version-1 file's are folded and packed in memory on up to
+  // `threads` threads (0 = all cores), with a one-line hint on stderr to re-lay it (docs/panns.md).
   // Throws IoError / FormatError / ModelError naming the file.
   static std::shared_ptr<const PannsModel> open(const std::string& path, int threads = 0);
   ~PannsModel();

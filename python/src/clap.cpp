@@ -404,7 +404,7 @@ void register_clap(py::module_& m) {
         return py::make_tuple(r.packed, r.already, r.quantized);
       },
       py::arg("model"), py::arg("out"), py::kw_only(), py::arg("int8") = false,
-      "Rewrites an msclap or LAION-CLAP model file in the current format, as `asdcap convert --relayout`; "
+      "Rewrites an msclap, LAION-CLAP or PANNs model file in the current format, as `asdcap convert --relayout`; "
       "int8=True stores its weight matrices as int8 (`--dtype int8`, opt-in and approximate). Returns "
       "(matrices packed now, packed already, stored as int8 now).");
 }

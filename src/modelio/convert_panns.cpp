@@ -13,6 +13,8 @@
 #include "mapped_file.hpp"
 #include "model_writer.hpp"
 #include "modelio/gguf.hpp"
+#include "modelio/packed_layout.hpp"
+#include "modelio/panns_layout.hpp"
 #include "schema.hpp"
 
 namespace asdcap {
@@ -166,31 +168,48 @@ PannsConfig infer_panns_config(const std::vector<CheckpointTensor>& tensors, con
   return c;
 }
 
-namespace {
+namespace modelio {
 
-void write_panns_file(const std::string& path, const PannsConfig& c, std::vector<CheckpointTensor>& tensors,
-                      const std::string& source, const std::string& source_sha256) {
+void write_panns_model(const std::string& path, const PannsConfig& c, const std::vector<CheckpointTensor>& tensors,
+                       DType weights_dtype, const std::string& source, const std::string& source_sha256,
+                       bool packed_layout, int threads) {
   GgufWriter w(64);
-  w.set_string("general.architecture", modelio::kPannsArchitecture);
+  w.set_string("general.architecture", kPannsArchitecture);
   w.set_string("general.name", c.variant);
-  bool any_f16 = false, any_bf16 = false;
-  for (const auto& t : tensors) any_f16 |= t.dtype == DType::F16, any_bf16 |= t.dtype == DType::BF16;
-  w.set_uint32("general.file_type", modelio::gguf_file_type(any_f16, any_bf16));
-  modelio::write_panns_config(w, c);
-  w.set_string(std::string(modelio::kPannsPrefix) + "converter", std::string("asdcap ") +
+  w.set_uint32("general.file_type", gguf_file_type(weights_dtype == DType::F16, weights_dtype == DType::BF16));
+  write_panns_config(w, c);
+  w.set_string(std::string(kPannsPrefix) + "converter", std::string("asdcap ") +
 #ifdef ASDCAP_VERSION
-                                                                     ASDCAP_VERSION
+                                                            ASDCAP_VERSION
 #else
-                                                                     "0.1"
+                                                            "0.1"
 #endif
   );
-  w.set_string(std::string(modelio::kPannsPrefix) + "source.checkpoint.file", source);
-  w.set_string(std::string(modelio::kPannsPrefix) + "source.checkpoint.sha256", source_sha256);
-  for (const auto& t : tensors) w.add_tensor(t.name, t.dtype, t.shape, t.data.data(), t.data.size());
+  w.set_string(std::string(kPannsPrefix) + "source.checkpoint.file", source);
+  w.set_string(std::string(kPannsPrefix) + "source.checkpoint.sha256", source_sha256);
+  PannsSource state_dict;
+  std::map<std::string, const CheckpointTensor*> by_name;
+  for (const auto& t : tensors) {
+    state_dict[t.name] = {t.dtype, t.data.data(), t.data.size()};
+    by_name[t.name] = &t;
+  }
+  std::vector<PannsStoredTensor> folded;
+  std::vector<CheckpointTensor> plain;  // version 1: the state dict's tensors in their storage type
+  if (packed_layout) {
+    w.set_int(kFormatVersionKey, kFormatVersion);
+    folded = fold_panns_tensors(c, state_dict, weights_dtype, threads);
+    add_panns_v2_tensors(w, folded);
+  } else {
+    for (const TensorSpec& s : panns_required_tensors(c)) {
+      CheckpointTensor& t = plain.emplace_back(*by_name.at(s.name));
+      convert_float_dtype(t, weights_dtype != DType::F32 && panns_f16_eligible(t.name) ? weights_dtype : DType::F32);
+      w.add_tensor(t.name, t.dtype, t.shape, t.data.data(), t.data.size());
+    }
+  }
   w.write_file(path);
 }
 
-}  // namespace
+}  // namespace modelio
 
 PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
   if (opts.checkpoint.empty()) throw InvalidArgument("PANNs conversion: no checkpoint given");
@@ -210,8 +229,6 @@ PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
     } else if (!wanted.count(t.name)) {
       unexpected.push_back(t.name);
     } else {
-      modelio::convert_float_dtype(
-          t, opts.dtype != DType::F32 && modelio::panns_f16_eligible(t.name) ? opts.dtype : DType::F32);
       keep.push_back(std::move(t));
     }
   }
@@ -221,8 +238,9 @@ PannsConvertReport convert_panns(const PannsConvertOptions& opts) {
     throw ModelError(opts.checkpoint + ": not a CNN14 state dict: unexpected tensors " + list +
                      (unexpected.size() > 8 ? ", ... (" + std::to_string(unexpected.size()) + " in all)" : ""));
   }
-  write_panns_file(opts.out, r.config, keep, std::filesystem::path(opts.checkpoint).filename().string(),
-                   sha256_file(opts.checkpoint));
+  modelio::write_panns_model(opts.out, r.config, keep, opts.dtype,
+                             std::filesystem::path(opts.checkpoint).filename().string(), sha256_file(opts.checkpoint),
+                             true, 0);
   return r;
 }
 
@@ -264,10 +282,10 @@ void write_random_panns_model(const std::string& path, const PannsConfig& cfg, D
     }
     t.data.resize(v.size() * 4);
     std::memcpy(t.data.data(), v.data(), t.data.size());
-    if (dtype == DType::F16 && modelio::panns_f16_eligible(t.name)) modelio::convert_float_dtype(t, DType::F16);
     tensors.push_back(std::move(t));
   }
-  write_panns_file(path, cfg, tensors, "random (seed " + std::to_string(seed) + ")", "");
+  modelio::write_panns_model(path, cfg, tensors, dtype == DType::F32 ? DType::F32 : dtype,
+                             "random (seed " + std::to_string(seed) + ")", "", true, 0);
 }
 
 bool is_panns_model_file(const std::string& path) {

@@ -6,6 +6,7 @@
 #include "mapped_file.hpp"
 #include "modelio/gguf.hpp"
 #include "modelio/packed_layout.hpp"
+#include "modelio/panns_layout.hpp"
 #include "schema.hpp"
 
 namespace asdcap {
@@ -20,10 +21,12 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out, boo
     ModelFile::open(in);  // the whole validation of the input
   else if (architecture == modelio::kLaionArchitecture)
     modelio::read_laion_config(g, in);
-  else
+  else if (architecture == modelio::kPannsArchitecture && int8)
+    throw InvalidArgument(in + ": PANNs model files are f32, f16 or bf16 (--dtype int8 is for msclap and LAION-CLAP)");
+  else if (architecture != modelio::kPannsArchitecture)
     throw InvalidArgument(in +
-                          ": --relayout re-lays msclap and LAION-CLAP model files; PANNs and autoencoder "
-                          "files keep PyTorch order and need none");
+                          ": --relayout re-lays msclap, LAION-CLAP and PANNs model files; autoencoder files keep "
+                          "PyTorch order and need none");
   RelayoutReport report;
   report.from_version = modelio::format_version(g, in);
   report.to_version = modelio::kFormatVersion;
@@ -37,6 +40,15 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out, boo
   }
   w.set_int(modelio::kFormatVersionKey, modelio::kFormatVersion);
   std::deque<std::vector<char>> store;
+  if (architecture == modelio::kPannsArchitecture && report.from_version == 1) {
+    // Folded with their BatchNorm and packed (the file's weight dtype kept).
+    const PannsConfig c = modelio::read_panns_config(g, in);
+    const std::vector<modelio::PannsStoredTensor> folded = modelio::fold_panns_file(g, file.data(), c, in, 0);
+    for (const auto& t : folded) report.packed += t.spec.out_dim >= 0;
+    modelio::add_panns_v2_tensors(w, folded);
+    w.write_file(out);
+    return report;
+  }
   std::vector<bool> scales(g.tensors.size());  // the scales of int8 tensors: written with their tensor
   for (const auto& m : markers)
     if (m.scale_tensor >= 0) scales[static_cast<size_t>(m.scale_tensor)] = true;

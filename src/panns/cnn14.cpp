@@ -29,80 +29,36 @@ float* scratch(Slot slot, int64_t n) {
 
 }  // namespace
 
-BatchNorm make_batchnorm(const float* weight, const float* bias, const float* mean, const float* var, int64_t n,
-                         float eps) {
-  BatchNorm b;
-  b.mean.assign(mean, mean + n);
-  b.scale.resize(static_cast<size_t>(n));
-  b.shift.assign(bias, bias + n);
-  for (int64_t i = 0; i < n; ++i) {
-    if (!(var[i] >= 0)) throw ModelError("BatchNorm running_var is negative or NaN");
-    b.scale[i] = static_cast<float>(weight[i] / std::sqrt(static_cast<double>(var[i]) + eps));
-  }
-  return b;
-}
-
-Conv3x3::Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& bn) : cin_(cin), cout_(cout) {
-  chunks_ = std::min<int64_t>(9, (9 * cin + kChunk - 1) / kChunk);
-  taps_per_chunk_ = (9 + chunks_ - 1) / chunks_;
-  chunks_ = (9 + taps_per_chunk_ - 1) / taps_per_chunk_;
-  // One buffer for every group and chunk: fresh pages cost more than the copying itself.
-  std::vector<float> wg(static_cast<size_t>(std::min(kGroup, cout) * taps_per_chunk_ * cin)), bias;
-  // The panels of every group and chunk in one allocation, each 64-byte aligned: a large block is
-  // rounded up to whole huge pages once for the convolution, not once per group.
-  const auto span = [](int64_t nc, int64_t kc) {
-    return (nn::PackedLinear::panel_bytes(nc, kc, nn::WeightType::kF32) + 63) / 64 * 64;
-  };
-  size_t total = 0;
-  for (int64_t c0 = 0; c0 < cout; c0 += kGroup)
-    for (int64_t chunk = 0; chunk < chunks_; ++chunk)
-      total += span(std::min(kGroup, cout - c0), std::min(taps_per_chunk_, 9 - chunk * taps_per_chunk_) * cin);
-  size_t offset = 0;
-  const std::shared_ptr<unsigned char> arena(static_cast<unsigned char*>(nn::allocate_lines(total)),
-                                             [total](unsigned char* p) { nn::free_lines(p, total); });
-  // The group's weights as float32, each output channel's row widened once for all its chunks.
-  std::vector<float> rows(static_cast<size_t>(std::min(kGroup, cout) * 9 * cin));
-  for (int64_t c0 = 0; c0 < cout; c0 += kGroup) {
-    const int64_t nc = std::min(kGroup, cout - c0);
-    bias.assign(static_cast<size_t>(nc), 0.f);
-    nn::widen(w, c0 * cin * 9, nc * cin * 9, rows.data());
-    for (int64_t j = 0; j < nc; ++j) {
-      const int64_t co = c0 + j;
-      bias[j] = bn.shift[co] - bn.mean[co] * bn.scale[co];
-    }
-    for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
-      const int64_t tap0 = chunk * taps_per_chunk_, taps = std::min(taps_per_chunk_, 9 - tap0), kc = taps * cin;
-      for (int64_t j = 0; j < nc; ++j) {
-        const float s = bn.scale[c0 + j];
-        const float* row = rows.data() + j * 9 * cin;
-        for (int64_t k = 0; k < taps; ++k)
-          for (int64_t ci = 0; ci < cin; ++ci)
-            wg[static_cast<size_t>(j * kc + k * cin + ci)] = row[ci * 9 + tap0 + k] * s;  // [nc][kc]
-      }
-      unsigned char* panels = arena.get() + offset;
-      offset += span(nc, kc);
-      nn::PackedLinear::pack({wg.data(), nn::WeightType::kF32}, nc, kc, nn::PackedLinear::Layout::kOutIn, panels);
-      groups_.push_back(nn::PackedLinear::over_panels({panels, nn::WeightType::kF32}, nc, kc,
-                                                      chunk == 0 ? bias.data() : nullptr, arena));
-    }
-  }
+Conv3x3::Conv3x3(const std::vector<nn::WeightView>& panels, const float* bias, int64_t cout, int64_t cin,
+                 const std::shared_ptr<const void>& keep)
+    : cin_(cin), cout_(cout), split_(modelio::panns_conv_split(cin)) {
+  using Split = modelio::PannsConvSplit;
+  if (static_cast<int64_t>(panels.size()) != Split::groups(cout) * split_.chunks)
+    throw ModelError("a convolution of " + std::to_string(cin) + " -> " + std::to_string(cout) + " channels has " +
+                     std::to_string(panels.size()) + " packed matrices");
+  for (int64_t g = 0; g < Split::groups(cout); ++g)
+    for (int64_t chunk = 0; chunk < split_.chunks; ++chunk)
+      groups_.push_back(nn::PackedLinear::over_panels(panels[static_cast<size_t>(g * split_.chunks + chunk)],
+                                                      Split::group_size(cout, g), split_.taps(chunk) * cin,
+                                                      chunk == 0 ? bias + g * Split::kGroup : nullptr, keep));
 }
 
 void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int threads) const {
-  const int64_t positions = t * f, k = taps_per_chunk_ * cin_;
+  using Split = modelio::PannsConvSplit;
+  const int64_t positions = t * f, k = split_.taps_per_chunk * cin_, chunks = split_.chunks;
   const int64_t rows = rows_per_task(k);
-  const int64_t row_tasks = (positions + rows - 1) / rows, groups = static_cast<int64_t>(groups_.size()) / chunks_;
+  const int64_t row_tasks = (positions + rows - 1) / rows, groups = Split::groups(cout_);
   // A task: a block of output positions times a group of output channels (the deep blocks have few
   // positions and many channels; the groups then give every thread work).
   parallel_chunks(threads, row_tasks * groups, 1, [&](int64_t task0, int64_t task1) {
     float* col = scratch(kIm2col, rows * k);
-    float* y = scratch(kGemmOut, rows * kGroup);
+    float* y = scratch(kGemmOut, rows * Split::kGroup);
     for (int64_t task = task0; task < task1; ++task) {
       const int64_t p0 = task / groups * rows, p1 = std::min(positions, p0 + rows), g = task % groups;
-      const int64_t c0 = g * kGroup, nc = groups_[static_cast<size_t>(g * chunks_)].out_features();
-      for (int64_t chunk = 0; chunk < chunks_; ++chunk) {
-        const nn::PackedLinear& pl = groups_[static_cast<size_t>(g * chunks_ + chunk)];
-        const int64_t tap0 = chunk * taps_per_chunk_, kc = pl.in_features(), taps = kc / cin_;
+      const int64_t c0 = g * Split::kGroup, nc = Split::group_size(cout_, g);
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        const nn::PackedLinear& pl = groups_[static_cast<size_t>(g * chunks + chunk)];
+        const int64_t tap0 = split_.first_tap(chunk), kc = pl.in_features(), taps = kc / cin_;
         // im2col: row p = (tt, ff) holds in[tt + dt - 1][ff + df - 1][:] for the chunk's taps
         // dt * 3 + df (zeros outside the map).
         for (int64_t p = p0; p < p1; ++p) {
@@ -129,26 +85,19 @@ void Conv3x3::forward(const float* in, int64_t t, int64_t f, float* out, int thr
   });
 }
 
-Network::Network(const PannsConfig& cfg, const Tensors& t, int threads) : cfg_(cfg) {
-  const int64_t bins = cfg.freq_bins(), n_fft = cfg.n_fft;
-  // The 12 convolutions (largest first) and the front end / head, packed on the threads.
-  parallel_for(threads, 13, [&](int64_t job) {
-    if (job == 12) {
-      std::vector<float> dft(static_cast<size_t>(2 * bins * n_fft));
-      std::memcpy(dft.data(), t.stft_real, static_cast<size_t>(bins * n_fft) * sizeof(float));
-      std::memcpy(dft.data() + bins * n_fft, t.stft_imag, static_cast<size_t>(bins * n_fft) * sizeof(float));
-      dft_ = nn::PackedLinear(dft.data(), 2 * bins, n_fft, nullptr);
-      melw_ = nn::PackedLinear(t.melw, cfg.mel_bins, bins, nullptr, nn::PackedLinear::Layout::kInOut);
-      bn0_ = make_batchnorm(t.bn0[0], t.bn0[1], t.bn0[2], t.bn0[3], cfg.mel_bins, cfg.bn_eps);
-      fc1_ = nn::PackedLinear(t.fc1_w, cfg.embedding_dim, cfg.widths[5], t.fc1_b);
-      fc_ = nn::PackedLinear(t.fc_w, cfg.classes, cfg.embedding_dim, t.fc_b);
-      return;
+Network::Network(const PannsConfig& cfg, const Tensors& t) : cfg_(cfg) {
+  const int64_t bins = cfg.freq_bins();
+  dft_real_ = nn::PackedLinear::over_panels(t.stft_real, bins, cfg.n_fft, nullptr, t.keep);
+  dft_imag_ = nn::PackedLinear::over_panels(t.stft_imag, bins, cfg.n_fft, nullptr, t.keep);
+  melw_ = nn::PackedLinear::over_panels(t.melw, cfg.mel_bins, bins, nullptr, t.keep);
+  bn0_ = modelio::make_batchnorm(t.bn0[0], t.bn0[1], t.bn0[2], t.bn0[3], cfg.mel_bins, cfg.bn_eps);
+  for (int i = 0; i < 6; ++i)
+    for (int j = 0; j < 2; ++j) {
+      const int64_t w = cfg.widths[i], in = j == 1 ? w : i == 0 ? 1 : cfg.widths[i - 1];
+      conv_[i][j] = Conv3x3(t.conv[i][j], t.conv_bias[i][j], w, in, t.keep);
     }
-    const int i = 5 - static_cast<int>(job / 2), j = 1 - static_cast<int>(job % 2);
-    const int64_t w = cfg.widths[i], in = j == 1 ? w : i == 0 ? 1 : cfg.widths[i - 1];
-    const float* const* b = t.bn[i][j];
-    conv_[i][j] = Conv3x3(t.conv[i][j], w, in, make_batchnorm(b[0], b[1], b[2], b[3], w, cfg.bn_eps));
-  });
+  fc1_ = nn::PackedLinear::over_panels(t.fc1_w, cfg.embedding_dim, cfg.widths[5], t.fc1_b, t.keep);
+  fc_ = nn::PackedLinear::over_panels(t.fc_w, cfg.classes, cfg.embedding_dim, t.fc_b, t.keep);
 }
 
 double Network::flops(int64_t n) const {
@@ -174,7 +123,7 @@ void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, i
   parallel_chunks(threads, frames, kFramesPerTask, [&](int64_t t0, int64_t t1) {
     const int64_t rows = t1 - t0;
     float* buf = scratch(kFrames, rows * n_fft);
-    float* spec = scratch(kSpectrum, rows * 2 * bins);
+    float* spec = scratch(kSpectrum, rows * 2 * bins);  // [rows][bins] real parts, then imaginary
     for (int64_t r = 0; r < rows; ++r) {
       float* dst = buf + r * n_fft;
       const int64_t start = (t0 + r) * hop - half;  // in the unpadded signal
@@ -185,11 +134,12 @@ void Network::front_end(const float* x, int64_t n, int64_t frames, float* out, i
         dst[i] = x[s];
       }
     }
-    dft_.forward_serial(buf, rows, spec);
+    dft_real_.forward_serial(buf, rows, spec);
+    dft_imag_.forward_serial(buf, rows, spec + rows * bins);
     float* power = scratch(kPower, rows * bins);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < bins; ++k) {
-        const float re = spec[r * 2 * bins + k], im = spec[r * 2 * bins + bins + k];
+        const float re = spec[r * bins + k], im = spec[(rows + r) * bins + k];
         power[r * bins + k] = re * re + im * im;
       }
     float* y = out + t0 * mel;

@@ -3,8 +3,9 @@
 // Feature maps are channels-last, [time][mel][channel], so that a 3x3 convolution is a GEMM per
 // block of output positions over an im2col matrix whose rows are 9 contiguous runs of channels
 // (for wide inputs, a few GEMMs over chunks of the row, accumulated).
-// BatchNorm is folded into each convolution (weights scaled per output channel, plus a bias). Every
-// product (STFT, mel, convolutions, fc) runs on asdcap's packed GEMM (nn::PackedLinear), whose
+// BatchNorm is folded into each convolution (weights scaled per output channel, plus a bias) when
+// the model file is written. Every product (STFT, mel, convolutions, fc) runs on asdcap's packed GEMM
+// (nn::PackedLinear) straight from the file's packed panels, whose
 // results do not depend on the thread count or on how rows are split: neither do CNN14's.
 #pragma once
 #include <cstdint>
@@ -14,22 +15,19 @@
 
 #include "asdcap/nn.hpp"
 #include "asdcap/panns.hpp"
+#include "modelio/panns_layout.hpp"
 
 namespace asdcap::panns {
 
-// BatchNorm (eval) as y = (x - mean) * scale + shift, scale = weight / sqrt(var + eps) (in double).
-struct BatchNorm {
-  std::vector<float> mean, scale, shift;
-};
-BatchNorm make_batchnorm(const float* weight, const float* bias, const float* mean, const float* var, int64_t n,
-                         float eps);
-
-// 3x3 convolution, padding 1, stride 1, no bias, followed by BatchNorm and ReLU (folded).
+// 3x3 convolution, padding 1, stride 1, no bias, followed by BatchNorm and ReLU, folded: the
+// matrices of a version-2 file (modelio::fold_panns_tensors), used where they lie.
 class Conv3x3 {
  public:
   Conv3x3() = default;
-  // w: [cout][cin][3][3] (PyTorch), as stored (f32, or f16 / bf16 widened exactly while folding).
-  Conv3x3(nn::WeightView w, int64_t cout, int64_t cin, const BatchNorm& bn);
+  // panels[g * chunks + c]: the packed [group size][taps * cin] matrix of group g, chunk c
+  // (modelio::PannsConvSplit); bias [cout], the folded BatchNorm's shift; `keep` holds the panels.
+  Conv3x3(const std::vector<nn::WeightView>& panels, const float* bias, int64_t cout, int64_t cin,
+          const std::shared_ptr<const void>& keep);
   int64_t cin() const { return cin_; }
   int64_t cout() const { return cout_; }
   // in [t][f][cin] -> out [t][f][cout] = ReLU(BN(conv(in))). out must not alias in.
@@ -38,13 +36,8 @@ class Conv3x3 {
 
  private:
   int64_t cin_ = 0, cout_ = 0;
-  // Output channels in groups of up to kGroup; the im2col row ((dt * 3 + df) * cin + ci) in chunks
-  // of whole taps of at most kChunk values (a chunk's weight panel then stays in L2 while the row
-  // tiles of a task pass over it), accumulated in order. groups_[g * chunks_ + c]: BatchNorm's scale
-  // applied to the weights, its shift as the bias of chunk 0.
-  static constexpr int64_t kGroup = 256, kChunk = 2048;
-  int64_t chunks_ = 1, taps_per_chunk_ = 9;
-  std::vector<nn::PackedLinear> groups_;
+  modelio::PannsConvSplit split_;
+  std::vector<nn::PackedLinear> groups_;  // [g * chunks + c]; chunk 0 carries the bias
 };
 
 // Every intermediate of one forward pass, for tests (layouts as noted).
@@ -63,22 +56,22 @@ struct Trace {
 
 class Network {
  public:
-  // From the tensors of an asdcap-panns file (f32 views; the convolutions and fc layers as stored,
-  // f16 / bf16 ones too; see PannsModel::open).
+  // The tensors of a version-2 asdcap-panns file (modelio::panns_v2_tensors): the packed ones as
+  // stored (f32, or f16 / bf16 weights, widened in the kernels), the others float32.
   struct Tensors {
-    const float* stft_real = nullptr;  // [bins][n_fft]
-    const float* stft_imag = nullptr;
-    const float* melw = nullptr;     // [bins][mel]
-    const float* bn0[4] = {};        // weight, bias, running_mean, running_var
-    nn::WeightView conv[6][2] = {};  // conv1, conv2 weights per block
-    const float* bn[6][2][4] = {};   // bn1, bn2 per block
+    nn::WeightView stft_real, stft_imag;     // packed, [bins] outputs of n_fft inputs
+    nn::WeightView melw;                     // packed, [mel] outputs of bins inputs
+    const float* bn0[4] = {};                // weight, bias, running_mean, running_var
+    std::vector<nn::WeightView> conv[6][2];  // conv1, conv2 of each block: folded, by group then chunk
+    const float* conv_bias[6][2] = {};
     nn::WeightView fc1_w;
     const float* fc1_b = nullptr;
     nn::WeightView fc_w;
     const float* fc_b = nullptr;
+    std::shared_ptr<const void> keep;  // holds the panels' memory (the mapping, or a version-1 file's fold)
   };
-  // Packs the weights (BatchNorm folded) on up to `threads` threads (0 = all cores).
-  Network(const PannsConfig& cfg, const Tensors& t, int threads);
+  // Nothing is packed or copied but the biases.
+  Network(const PannsConfig& cfg, const Tensors& t);
 
   const PannsConfig& config() const { return cfg_; }
   // One clip, whole. Throws InvalidArgument when it is shorter than config().min_samples().
@@ -89,9 +82,9 @@ class Network {
  private:
   void front_end(const float* x, int64_t n, int64_t frames, float* out, int threads, Trace* trace) const;
   PannsConfig cfg_;
-  nn::PackedLinear dft_;   // n_fft -> 2 * bins: real parts, then imaginary parts
-  nn::PackedLinear melw_;  // bins -> mel
-  BatchNorm bn0_;
+  nn::PackedLinear dft_real_, dft_imag_;  // n_fft -> bins
+  nn::PackedLinear melw_;                 // bins -> mel
+  modelio::BatchNorm bn0_;
   Conv3x3 conv_[6][2];
   nn::PackedLinear fc1_, fc_;
 };

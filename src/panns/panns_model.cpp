@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "asdcap/error.hpp"
 #include "asdcap/panns.hpp"
@@ -10,6 +11,8 @@
 #include "modelio/gguf.hpp"
 #include "modelio/half.hpp"
 #include "modelio/mapped_file.hpp"
+#include "modelio/packed_layout.hpp"
+#include "modelio/panns_layout.hpp"
 #include "modelio/schema.hpp"
 #include "nn/weight_view.hpp"
 
@@ -27,8 +30,8 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
   std::shared_ptr<PannsModel> m(new PannsModel());
   Impl& d = *m->impl_;
   d.path = path;
-  modelio::MappedFile file(path);
-  GgufView g = GgufView::parse(file.data(), file.size(), path);
+  auto file = std::make_shared<const modelio::MappedFile>(path);
+  GgufView g = GgufView::parse(file->data(), file->size(), path);
   auto arch = g.kv.find("general.architecture");
   if (arch == g.kv.end() || arch->second.kind != GgufValue::Kind::String ||
       arch->second.s != modelio::kPannsArchitecture)
@@ -36,66 +39,76 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
                      std::string(modelio::kPannsArchitecture) +
                      "; convert a CNN14 checkpoint with `asdcap convert --panns`)");
   d.config = modelio::read_panns_config(g, path);
-  d.identity = sha256_hex(file.data(), static_cast<size_t>(g.data_offset));
-
-  // Every required tensor as float32 (f32 ones straight from the mapping, others widened), except the
-  // convolutions and fc layers, which the network reads as stored (f16 ones widened as they are
-  // packed, without a float32 copy). The network packs what it keeps (nothing refers to the mapping
-  // once open() returns).
-  std::map<std::string, const GgufTensor*> index;
+  d.identity = sha256_hex(file->data(), static_cast<size_t>(g.data_offset));
+  std::set<std::string> names;
   for (const GgufTensor& t : g.tensors)
-    if (!index.emplace(t.name, &t).second) throw FormatError(path + ": duplicate tensor " + t.name);
-  std::map<std::string, const float*> f32;
-  std::map<std::string, nn::WeightView> stored;
-  std::vector<std::vector<float>> widened;
-  for (const TensorSpec& s : modelio::panns_required_tensors(d.config)) {
-    auto it = index.find(s.name);
-    if (it == index.end()) throw ModelError(path + ": model file lacks tensor " + s.name);
-    const GgufTensor& t = *it->second;
-    if (t.shape != s.shape)
-      throw ModelError(path + ": tensor " + s.name + " has shape " + format_shape(t.shape) + ", expected " +
-                       format_shape(s.shape));
-    const bool half_ok = modelio::panns_f16_eligible(s.name);
-    if (t.dtype != DType::F32 && !(half_ok && (t.dtype == DType::F16 || t.dtype == DType::BF16)))
-      throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(t.dtype) + ", expected f32");
-    const uint8_t* src = file.data() + t.offset;
-    if (half_ok) {  // read as stored (nn::widen copies bytes: any alignment)
-      stored.emplace(s.name, nn::WeightView{src, nn::weight_type(t.dtype, s.name)});
-      continue;
-    }
-    if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
-      f32.emplace(s.name, reinterpret_cast<const float*>(src));
-      continue;
-    }
-    std::vector<float> v(t.nbytes / dtype_size(t.dtype));
-    if (t.dtype == DType::F32) std::memcpy(v.data(), src, t.nbytes);  // a file with general.alignment < 4
-    for (size_t i = 0; t.dtype != DType::F32 && i < v.size(); ++i) {
-      const auto h = static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8));
-      v[i] = t.dtype == DType::F16 ? modelio::half_to_float(h) : modelio::bf16_to_float(h);
-    }
-    widened.push_back(std::move(v));
-    f32.emplace(s.name, widened.back().data());
-  }
-  auto at = [&](const std::string& name) { return f32.at(name); };
+    if (!names.insert(t.name).second) throw FormatError(path + ": duplicate tensor " + t.name);
+
+  // Each tensor of the version-2 layout: where its bytes lie (the mapping, or a version-1 file's
+  // fold in memory) and its storage type.
+  std::map<std::string, std::pair<const uint8_t*, DType>> where;
   panns::Network::Tensors t;
-  t.stft_real = at("spectrogram_extractor.stft.conv_real.weight");
-  t.stft_imag = at("spectrogram_extractor.stft.conv_imag.weight");
-  t.melw = at("logmel_extractor.melW");
-  const char* bn_parts[4] = {"weight", "bias", "running_mean", "running_var"};
-  for (int k = 0; k < 4; ++k) t.bn0[k] = at(std::string("bn0.") + bn_parts[k]);
-  for (int i = 0; i < 6; ++i) {
-    const std::string b = "conv_block" + std::to_string(i + 1) + ".";
-    for (int j = 0; j < 2; ++j) {
-      t.conv[i][j] = stored.at(b + "conv" + std::to_string(j + 1) + ".weight");
-      for (int k = 0; k < 4; ++k) t.bn[i][j][k] = at(b + "bn" + std::to_string(j + 1) + "." + bn_parts[k]);
+  const std::vector<modelio::PannsTensorSpec> specs = modelio::panns_v2_tensors(d.config);
+  const int64_t version = modelio::format_version(g, path);
+  std::shared_ptr<std::vector<modelio::PannsStoredTensor>> folded;
+  if (version == 1) {
+    folded = std::make_shared<std::vector<modelio::PannsStoredTensor>>(
+        modelio::fold_panns_file(g, file->data(), d.config, path, threads));
+    for (const auto& f : *folded) where[f.spec.name] = {f.bytes.get(), f.dtype};
+    t.keep = folded;
+    modelio::print_relayout_hint(path, version);
+  } else {
+    const std::vector<modelio::PackedMarker> markers = modelio::read_packed_markers(g, path);
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < g.tensors.size(); ++i) index[g.tensors[i].name] = i;
+    for (const modelio::PannsTensorSpec& s : specs) {
+      auto it = index.find(s.name);
+      if (it == index.end())
+        throw ModelError(path + ": model file lacks tensor " + s.name + " (format version " + std::to_string(version) +
+                         ")");
+      const GgufTensor& gt = g.tensors[it->second];
+      const modelio::PackedMarker& mk = markers[it->second];
+      const bool half_ok = s.weights && (gt.dtype == DType::F16 || gt.dtype == DType::BF16);
+      if (gt.dtype != DType::F32 && !half_ok)
+        throw ModelError(path + ": tensor " + s.name + " is " + dtype_name(gt.dtype) + ", expected f32" +
+                         (s.weights ? ", f16 or bf16" : ""));
+      if (s.out_dim >= 0 && (mk.out_dim != s.out_dim || mk.logical != s.shape))
+        throw ModelError(path + ": tensor " + s.name + " is not stored packed as " + format_shape(s.shape) +
+                         " with dimension " + std::to_string(s.out_dim) + " as its output");
+      if (s.out_dim < 0 && (mk.out_dim >= 0 || gt.shape != s.shape))
+        throw ModelError(path + ": tensor " + s.name + " has shape " + format_shape(gt.shape) + ", expected " +
+                         format_shape(s.shape) + " in PyTorch order");
+      if (s.out_dim < 0 && gt.offset % alignof(float))
+        throw FormatError(path + ": tensor " + s.name + " is not 4-byte aligned");
+      where[s.name] = {file->data() + gt.offset, gt.dtype};
     }
+    t.keep = file;
   }
-  t.fc1_w = stored.at("fc1.weight");
-  t.fc1_b = at("fc1.bias");
-  t.fc_w = stored.at("fc_audioset.weight");
-  t.fc_b = at("fc_audioset.bias");
+  const auto view = [&](const std::string& name) {
+    const auto& [p, dtype] = where.at(name);
+    return nn::WeightView{p, nn::weight_type(dtype, name)};
+  };
+  const auto f32 = [&](const std::string& name) { return reinterpret_cast<const float*>(where.at(name).first); };
+  t.stft_real = view("spectrogram_extractor.stft.conv_real.weight");
+  t.stft_imag = view("spectrogram_extractor.stft.conv_imag.weight");
+  t.melw = view("logmel_extractor.melW");
+  const char* bn_parts[4] = {"weight", "bias", "running_mean", "running_var"};
+  for (int k = 0; k < 4; ++k) t.bn0[k] = f32(std::string("bn0.") + bn_parts[k]);
+  for (int i = 0; i < 6; ++i)
+    for (int j = 0; j < 2; ++j) {
+      const int64_t w = d.config.widths[i], cin = j == 1 ? w : i == 0 ? 1 : d.config.widths[i - 1];
+      const modelio::PannsConvSplit split = modelio::panns_conv_split(cin);
+      for (int64_t grp = 0; grp < modelio::PannsConvSplit::groups(w); ++grp)
+        for (int64_t ch = 0; ch < split.chunks; ++ch)
+          t.conv[i][j].push_back(view(modelio::panns_folded_name(i, j, grp, ch)));
+      t.conv_bias[i][j] = f32(modelio::panns_folded_bias_name(i, j));
+    }
+  t.fc1_w = view("fc1.weight");
+  t.fc1_b = f32("fc1.bias");
+  t.fc_w = view("fc_audioset.weight");
+  t.fc_b = f32("fc_audioset.bias");
   try {
-    d.net = std::make_unique<panns::Network>(d.config, t, threads);
+    d.net = std::make_unique<panns::Network>(d.config, t);
   } catch (const ModelError& e) {
     throw ModelError(path + ": " + e.what());
   }

@@ -27,9 +27,19 @@ TEST(PannsCli, ConvertAndInfo) {
                        "b57fac0182d97f806ce7c68415567ec881c7363d9bf293b20cecba44ceed6410"),
             std::string::npos)
       << i.out;
-  EXPECT_NE(i.out.find("tensors: 71,"), std::string::npos) << i.out;  // 84 minus 13 num_batches_tracked
+  // Format version 2: the STFT kernels, the mel bank, bn0 (4), each convolution folded with its
+  // BatchNorm (one matrix per chunk of taps: two for the 256-channel conv_block6.conv2, whose 2304
+  // inputs exceed 2048; one elsewhere) plus its bias, and the fc layers (2 x 2): 3 + 4 + 13 + 12 + 4.
+  EXPECT_NE(i.out.find("tensors: 36,"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("format version: 2 (18 weight matrices stored packed"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("BatchNorm eps 1e-05 (folded into the convolutions in the file)"), std::string::npos) << i.out;
   EXPECT_NE(i.out.find("logmel_extractor.melW\tf32\t257x64"), std::string::npos) << i.out;
+  // Chunks of whole taps: 5 taps (1280 values), then 4 (1024).
+  EXPECT_NE(i.out.find("conv_block6.conv2.folded.0.0\tf32\t256x1280\n"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("conv_block6.conv2.folded.0.1\tf32\t256x1024\n"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("conv_block1.conv1.folded.bias\tf32\t8\n"), std::string::npos) << i.out;
   EXPECT_EQ(i.out.find("num_batches_tracked"), std::string::npos) << i.out;
+  EXPECT_EQ(i.out.find("bn1"), std::string::npos) << i.out;
 }
 
 TEST(PannsCli, OptionMistakes) {

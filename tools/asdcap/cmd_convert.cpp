@@ -28,11 +28,10 @@ void setup(CLI::App& app) {
   sub->add_option("--laion-clap", args->laion,
                   "LAION-CLAP checkpoint (630k-audioset-best.pt, enable_fusion=False), converted alone")
       ->check(CLI::ExistingFile);
-  sub->add_option(
-         "--relayout", args->relayout,
-         "An existing msclap or LAION-CLAP model file, rewritten in the current format (weights stored packed, "
-         "used in place from the mapping), converted alone; with --dtype int8 its weight matrices stored as "
-         "int8")
+  sub->add_option("--relayout", args->relayout,
+                  "An existing msclap, LAION-CLAP or PANNs model file, rewritten in the current format (weights stored "
+                  "packed, PANNs convolutions folded with their BatchNorm, used in place from the mapping), converted "
+                  "alone; with --dtype int8 (msclap, LAION-CLAP) its weight matrices stored as int8")
       ->check(CLI::ExistingFile);
   sub->add_option("--clap", args->opts.clap, "CLAP checkpoint (CLAP_weights_2023.pth)")->check(CLI::ExistingFile);
   sub->add_option("--clapcap", args->opts.clapcap, "Captioner checkpoint (clapcap_weights_2023.pth)")

@@ -107,9 +107,10 @@ void run_panns(const std::string& path, bool list_tensors) {
       "log10 floor 1e-10, no top_db; shortest clip %lld samples\n",
       c.sample_rate, c.n_fft, c.hop, c.mel_bins, c.fmin, c.fmax, static_cast<long long>(c.min_samples()));
   std::printf(
-      "network: 6 conv blocks, widths %s, BatchNorm eps %g (folded into the convolutions at load), embedding %d, "
+      "network: 6 conv blocks, widths %s, BatchNorm eps %g (folded into the convolutions %s), embedding %d, "
       "classes %d\n",
-      join(c.widths).c_str(), c.bn_eps, c.embedding_dim, c.classes);
+      join(c.widths).c_str(), c.bn_eps, g.kv.count("asdcap.format_version") ? "in the file" : "at every open",
+      c.embedding_dim, c.classes);
   print_source_and_tensors(g, "asdcap-panns.", list_tensors);
 }
 
