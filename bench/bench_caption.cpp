@@ -7,18 +7,24 @@
 // BM_CachedVsNaive67: cached at 67 steps against the naive cost at 67 steps, estimated from three
 //   measured naive steps (lengths 41, 74, 107; Simpson's rule, exact for the linear + quadratic
 //   growth of a step's cost with the sequence length) to keep the benchmark short.
+// BM_CaptionVsTorch: whole asdcap processes against msclap's decoding in PyTorch
+//   (ASDCAP_MSCLAP_TORCH_DIR; skipped without it).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <tuple>
 #include <utility>
 
 #include "asdcap/caption.hpp"
+#include "asdcap/npy.hpp"
 #include "support/random_model.hpp"
+#include "torch_reference.hpp"
 
 using namespace asdcap;
 
@@ -241,5 +247,94 @@ void BM_MapperBatched(benchmark::State& state) {
   state.counters["batched_speedup"] = single / batched;
 }
 BENCHMARK(BM_MapperBatched)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
+
+// 7 s of seeded noise at 44.1 kHz as a 16-bit mono WAV file.
+void write_noise_wav(const std::string& path, unsigned seed) {
+  const uint32_t n = 7 * 44100;
+  std::string w = "RIFF";
+  const auto u32 = [&w](uint32_t v) {
+    for (int i = 0; i < 4; ++i) w += static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  const auto u16 = [&w](uint16_t v) { w += static_cast<char>(v & 0xff), w += static_cast<char>(v >> 8); };
+  u32(36 + 2 * n);
+  w += "WAVEfmt ";
+  u32(16), u16(1), u16(1), u32(44100), u32(2 * 44100), u16(2), u16(16);
+  w += "data";
+  u32(2 * n);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 3000.f);
+  for (uint32_t i = 0; i < n; ++i)
+    u16(static_cast<uint16_t>(static_cast<int16_t>(std::clamp(nd(rng), -32000.f, 32000.f))));
+  std::ofstream(path, std::ios::binary) << w;
+}
+
+// Captions (beam 5, the reference's step count, stop token 220) against msclap's decoding in
+// PyTorch (scripts/dev/msclap_torch_reference.py, float32 captioner, run first on the same machine;
+// its time covers the mapper and the beam search, recomputing GPT-2 over the whole sequence at each
+// step as msclap does, not the audio encoder). `process_1_s`: a whole `asdcap caption` process of one
+// 7-s clip (start, open, decode, audio encoder, mapper, beam search), best of 3; `process_15_s`: one
+// process captioning 15 clips (batched), best of 2. `vs_torch_1` = torch_s / process_1_s,
+// `vs_torch_15` = 15 torch_s / process_15_s; the same with `_f16` for the float16 file of the same
+// weights when there is one (next to a random model's _f32 file). `tokens_equal`: asdcap's best beam from the script's
+// embedding (in this process) has the tokens of PyTorch's.
+void BM_CaptionVsTorch(benchmark::State& state) {
+  const auto dir = benchsupport::msclap_torch_dir(state);
+  if (!dir) return;
+  const nlohmann::json info = benchsupport::read_json(*dir + "torch.json");
+  const std::string model = info["cap"].get<std::string>();
+  const int steps = info["steps"].get<int>();
+  const std::vector<int64_t> want = benchsupport::read_json(*dir + "caption_tokens.json")["best"];
+  namespace fs = std::filesystem;
+  const fs::path clips = fs::temp_directory_path() / "asdcap-bench-caption-vs-torch";
+  fs::create_directories(clips);
+  std::string all;
+  for (unsigned i = 0; i < 15; ++i) {
+    const std::string wav = (clips / ("clip" + std::to_string(i) + ".wav")).string();
+    write_noise_wav(wav, i + 1);
+    all += " " + wav;
+  }
+  // The f16 file of the same weights (the random models' naming: ..._f32.gguf -> ..._f16.gguf), if any.
+  std::string half = model;
+  if (half.size() > 9 && half.compare(half.size() - 9, 9, "_f32.gguf") == 0)
+    half.replace(half.size() - 9, 9, "_f16.gguf");
+  if (half == model || !fs::exists(half)) half.clear();
+  const auto args = [&](const std::string& m, const std::string& files) {
+    return "caption --model " + m + " --threads 2 --beam 5 --max-tokens " + std::to_string(steps) + files;
+  };
+  const std::string first = " " + (clips / "clip0.wav").string();
+  double one = 0, fifteen = 0, one16 = 0, fifteen16 = 0;
+  bool equal = false;
+  for (auto _ : state) {
+    one = benchsupport::best_process_seconds(args(model, first), 3);
+    fifteen = benchsupport::best_process_seconds(args(model, all), 2);
+    if (!half.empty()) {
+      one16 = benchsupport::best_process_seconds(args(half, first), 3);
+      fifteen16 = benchsupport::best_process_seconds(args(half, all), 2);
+    }
+    const auto file = ModelFile::open(model);
+    const Captioner c(file);
+    const std::vector<float> emb = read_npy(*dir + "caption_embedding.npy").as_float();
+    const std::vector<float> prefix = c.prefix_embeddings(emb.data());
+    const auto r = beam_search(c.decoder(), prefix.data(), static_cast<int64_t>(prefix.size()) / c.decoder().n_embd(),
+                               5, steps, 1.f, file->config().stop_id, true);
+    const std::vector<int64_t>& got = r.beams.at(0).tokens;
+    equal = got.size() <= want.size() && std::equal(got.begin(), got.end(), want.begin());
+  }
+  const double torch_s = info["decode_s"].get<double>();
+  state.counters["process_1_s"] = one;
+  state.counters["process_15_s"] = fifteen;
+  state.counters["torch_s"] = torch_s;
+  state.counters["vs_torch_1"] = torch_s / one;
+  state.counters["vs_torch_15"] = 15 * torch_s / fifteen;
+  if (!half.empty()) {
+    state.counters["process_1_s_f16"] = one16;
+    state.counters["process_15_s_f16"] = fifteen16;
+    state.counters["vs_torch_1_f16"] = torch_s / one16;
+    state.counters["vs_torch_15_f16"] = 15 * torch_s / fifteen16;
+  }
+  state.counters["tokens_equal"] = equal ? 1 : 0;
+  state.counters["torch_threads"] = info["threads"].get<double>();
+}
+BENCHMARK(BM_CaptionVsTorch)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 
 }  // namespace

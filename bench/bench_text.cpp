@@ -3,14 +3,20 @@
 // BM_TextEmbed/<batch>: texts/s, achieved GFLOP/s (the matrix products of the computed positions
 // + projection) and that rate divided by the same run's OpenBLAS sgemm GFLOP/s on the encoder's
 // largest product shape for the same token count ([tokens x 768] . [768 x 3072], mlp.c_fc).
+// BM_TextVsTorch: the papers' 8 texts, a whole asdcap process against msclap's computation in
+// PyTorch (ASDCAP_MSCLAP_TORCH_DIR; skipped without it).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 
 #include "asdcap/nn.hpp"
+#include "asdcap/npy.hpp"
 #include "asdcap/prompts.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "support/random_model.hpp"
+#include "torch_reference.hpp"
 
 using namespace asdcap;
 
@@ -79,5 +85,45 @@ void BM_TextEmbed(benchmark::State& state) {
   state.counters["tokens"] = tokens;
 }
 BENCHMARK(BM_TextEmbed)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+// The papers' 8 reference texts against msclap's text embedding in PyTorch
+// (scripts/dev/msclap_torch_reference.py, float32 model file, run first on the same machine):
+// `process_s` is a whole `asdcap embed --text ... --threads 2` process (start, open, tokenise,
+// embed, write the .npy), best of 5; `torch_s` the script's model time for the same texts (GPT-2
+// over 77 padded positions per text and the projection, best of its runs); `vs_torch` their ratio.
+// `min_cos` is the lowest cosine between asdcap's embeddings (in this process) and PyTorch's.
+void BM_TextVsTorch(benchmark::State& state) {
+  const auto dir = benchsupport::msclap_torch_dir(state);
+  if (!dir) return;
+  const nlohmann::json info = benchsupport::read_json(*dir + "torch.json");
+  const std::vector<std::string> batch = benchsupport::read_json(*dir + "texts.json").get<std::vector<std::string>>();
+  const std::string model = info["clap"].get<std::string>();
+  const std::vector<float> reference = read_npy(*dir + "text_embeddings.npy").as_float();
+  const std::string out = (std::filesystem::temp_directory_path() / "asdcap-bench-text-vs-torch.npy").string();
+  std::string args = "embed --model " + model + " --threads 2 --out " + out;
+  for (const auto& t : batch) args += " --text '" + t + "'";
+  double process = 0, min_cos = 1;
+  for (auto _ : state) {
+    process = benchsupport::best_process_seconds(args, 5);
+    TextEncoder enc(ModelFile::open(model), TextEncoderParams{2});
+    const std::vector<float> e = enc.embed(batch);
+    const int64_t d = enc.dim();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      double ab = 0, aa = 0, bb = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        const double a = e[i * d + j], b = reference[i * d + j];
+        ab += a * b, aa += a * a, bb += b * b;
+      }
+      min_cos = std::min(min_cos, ab / std::sqrt(aa * bb));
+    }
+  }
+  const double torch_s = info["text_s"].get<double>();
+  state.counters["process_s"] = process;
+  state.counters["torch_s"] = torch_s;
+  state.counters["vs_torch"] = torch_s / process;
+  state.counters["min_cos"] = min_cos;
+  state.counters["torch_threads"] = info["threads"].get<double>();
+}
+BENCHMARK(BM_TextVsTorch)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 
 }  // namespace
