@@ -56,6 +56,7 @@ from ._asdcap import (  # noqa: F401  (re-exported)
     convert_model,
     relayout_model,
     cosine_matrix,
+    default_reference_texts,
     gamma_threshold,
     knn_search,
     load_audio,

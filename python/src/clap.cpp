@@ -11,6 +11,7 @@
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
 #include "asdcap/model_file.hpp"
+#include "asdcap/prompts.hpp"
 #include "asdcap/text_encoder.hpp"
 #include "bindings.hpp"
 #include "core/files.hpp"
@@ -292,6 +293,10 @@ void register_clap(py::module_& m) {
       .def(
           "token_ids", [](const PyTextEncoder& e, const std::string& text) { return e.encoder->trace(text).ids; },
           py::arg("text"), "The token ids msclap's tokenizer gives text + ' <|endoftext|>'.");
+
+  m.def(
+      "default_reference_texts", [] { return default_reference_texts(); },
+      "The papers' 8 reference texts (the zero-shot similarities' default), in the papers' order.");
 
   // ---- similarities ---------------------------------------------------------------------------
   m.def(

@@ -110,3 +110,11 @@ def test_detect_and_explain_on_a_folder(synth_dataset, tmp_path):
     assert isinstance(frame, pd.DataFrame) and list(frame["kind"]) == [l.kind for l in lines]
     assert len(run.scores_frame()) == 8
     assert len(asdcap.explanations_frame(summary)) == flagged
+
+
+def test_default_reference_texts_are_the_papers():
+    texts = asdcap.default_reference_texts()
+    # The papers' list (../shared/papers): 8 texts, from "Vibration" to "Unexpected Silence".
+    assert len(texts) == 8
+    assert texts[0] == "Vibration" and texts[-1] == "Unexpected Silence"
+    assert "Rhythmic Clicking or Tapping" in texts

@@ -43,16 +43,7 @@ import torch.nn.functional as F
 
 import asdcap
 
-REFERENCE_TEXTS = [
-    "Vibration",
-    "High-frequency Squealing or Screeching",
-    "Popping or Knocking Sounds",
-    "Rhythmic Clicking or Tapping",
-    "Grinding Sounds",
-    "Irregular Patterns",
-    "Low-frequency Humming",
-    "Unexpected Silence",
-]
+REFERENCE_TEXTS = asdcap.default_reference_texts()  # the papers' 8 texts
 
 
 # ---- GGUF (v3) reader: metadata and float tensors ------------------------------------------------
