@@ -102,14 +102,28 @@ void ExplainerWorker::run(int worker) {
   }
 }
 
-const ClipEvidence& ExplainerWorker::reference_evidence(const std::string& path) {
+std::shared_ptr<const ClipEvidence> ExplainerWorker::reference_evidence(const std::string& path) {
   {
     std::lock_guard lock(cache_mu_);
-    if (auto it = reference_cache_.find(path); it != reference_cache_.end()) return it->second;
+    if (auto it = reference_cache_.find(path); it != reference_cache_.end()) {
+      lru_.splice(lru_.end(), lru_, it->second.second);  // the most recently used now
+      return it->second.first;
+    }
   }
-  ClipEvidence ev = measure_evidence_file(path);
+  auto ev = std::make_shared<const ClipEvidence>(measure_evidence_file(path));
   std::lock_guard lock(cache_mu_);
-  return reference_cache_.emplace(path, std::move(ev)).first->second;  // std::map: references stay valid
+  if (options_.reference_cache_clips == 0 || reference_cache_.count(path)) return ev;  // (another worker's is kept)
+  while (reference_cache_.size() >= options_.reference_cache_clips) {
+    reference_cache_.erase(lru_.front());
+    lru_.pop_front();
+  }
+  reference_cache_.emplace(path, std::make_pair(ev, lru_.insert(lru_.end(), path)));
+  return ev;
+}
+
+size_t ExplainerWorker::cached_reference_clips() {
+  std::lock_guard lock(cache_mu_);
+  return reference_cache_.size();
 }
 
 std::string ExplainerWorker::explain(const EventRecord& e) {
@@ -148,7 +162,7 @@ std::string ExplainerWorker::explain(const EventRecord& e) {
     pool.push_back(r.audio_path);
     ed::MeasuredFile& m = evidence[r.audio_path];
     try {
-      m.value = reference_evidence(r.audio_path);
+      m.value = *reference_evidence(r.audio_path);
     } catch (const Error& ex) {
       m.error = ex.what();
     }

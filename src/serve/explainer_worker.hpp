@@ -11,6 +11,7 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ struct ExplainerOptions {
   int workers = 1;
   int lease_seconds = 120;
   std::string worker_name;  // identifies this process's workers in the job table
+  // Reference clips whose measured evidence stays in memory between explanations (about 20-40 KB
+  // each), the least recently used dropped first; a dropped one is measured again when needed.
+  size_t reference_cache_clips = 4096;
 };
 
 class ExplainerWorker {
@@ -69,10 +73,12 @@ class ExplainerWorker {
   // the clip cannot be measured or no method gave an answer (the LLM failed, captions could not be
   // made).
   std::string explain(const EventRecord& e);
+  // Reference clips whose evidence is in memory now (at most options.reference_cache_clips).
+  size_t cached_reference_clips();
 
  private:
   void run(int worker);
-  const ClipEvidence& reference_evidence(const std::string& path);
+  std::shared_ptr<const ClipEvidence> reference_evidence(const std::string& path);
 
   Store* store_ = nullptr;  // attach()
   Metrics* metrics_ = nullptr;
@@ -84,8 +90,12 @@ class ExplainerWorker {
   std::atomic<bool> stopping_{false};
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
+  // The references' measured evidence by audio path (reference files never change), least recently
+  // used first in lru_.
   std::mutex cache_mu_;
-  std::map<std::string, ClipEvidence> reference_cache_;  // by audio path (reference files never change)
+  std::list<std::string> lru_;
+  std::map<std::string, std::pair<std::shared_ptr<const ClipEvidence>, std::list<std::string>::iterator>>
+      reference_cache_;
 };
 
 }  // namespace asdcap::serve

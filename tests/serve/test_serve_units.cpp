@@ -1,16 +1,20 @@
 // The service's small parts: machine names, watched paths, the token comparison, the metrics
-// registry's text format, and the standardisation shared with detection.
+// registry's text format, the standardisation shared with detection, and the explainer's bounded
+// cache of reference evidence.
 #include <gtest/gtest.h>
 
 #include <sqlite3.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "asdcap/backend.hpp"
 #include "audio/wav_encode.hpp"
 #include "detect/standardise.hpp"
+#include "serve/explainer_worker.hpp"
 #include "serve/http_api.hpp"
 #include "serve/http_error.hpp"
 #include "serve/metrics.hpp"
@@ -189,6 +193,77 @@ TEST(ServeService, ReferencesOfAnotherBackendAreEmbeddedAgainOnce) {
     }
     EXPECT_EQ(store->reference_generation(fan), generation);
   }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace asdcap::serve
+
+namespace asdcap::serve {
+namespace {
+
+// A 2-s 16-kHz clip: a 120-Hz hum in noise, with `ticks` short clicks per second.
+std::string clip_file(const std::filesystem::path& dir, const std::string& name, unsigned seed, int ticks) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> noise(0.f, 0.02f);
+  std::vector<float> x(32000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.1f * std::sin(2 * 3.14159265f * 120.f * i / 16000.f) + noise(rng);
+  for (int t = 0; t < 2 * ticks; ++t)
+    for (size_t i = 0; i < 40; ++i) x[t * 16000 / ticks + 100 + i] += 0.6f * (i % 2 ? 1.f : -1.f);
+  const std::string path = (dir / name).string();
+  std::ofstream(path, std::ios::binary) << audio::wav_pcm16(x.data(), x.size(), 16000);
+  return path;
+}
+
+// The references' evidence kept between explanations is bounded: with room for one clip, explaining
+// against three references keeps one, and the explanation is the one an unbounded cache gives.
+TEST(ServeExplainer, ReferenceEvidenceCacheIsBounded) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("asdcap_serve_cache_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto store = open_store("sqlite:" + (dir / "db.sqlite").string());
+  const MachineKey fan{"fan", "id_00"};
+  store->ensure_machine(fan);
+  nlohmann::json neighbors = nlohmann::json::array();
+  for (int i = 0; i < 3; ++i) {
+    ReferenceRecord r;
+    r.machine = fan;
+    r.name = "normal_" + std::to_string(i) + ".wav";
+    r.audio_path = clip_file(dir, r.name, 10 + i, 0);
+    r.source = "upload";
+    r.backend_identity = "test";
+    r.embedding = {0.f, 1.f};
+    const int64_t id = store->add_reference(r);
+    neighbors.push_back({{"name", r.name}, {"distance", 1.0 + i}, {"reference_id", id}});
+  }
+  EventRecord e;
+  e.machine = fan;
+  e.clip_name = "clicking.wav";
+  e.audio_path = clip_file(dir, e.clip_name, 99, 25);
+  e.score = 5, e.threshold = 2, e.label = "anomaly";
+  e.neighbors_json = neighbors.dump();
+  e.id = store->add_event(e).first;
+  Metrics metrics;
+  // What the explanation says and which measured differences it names (its timings vary).
+  const auto answers = [](const std::string& json) {
+    const auto j = nlohmann::json::parse(json);
+    return j.at("text").get<std::string>() + " | " + j.at("named").dump() + " | " + j.at("evidence").dump();
+  };
+  ExplainerOptions bounded;
+  bounded.explain.methods = {"acoustic"};
+  bounded.reference_cache_clips = 1;
+  ExplainerWorker small(*store, metrics, bounded);
+  const std::string a = small.explain(e);
+  EXPECT_EQ(small.cached_reference_clips(), 1u);
+  EXPECT_EQ(answers(small.explain(e)), answers(a));  // the evicted ones measured again: the same
+  EXPECT_EQ(small.cached_reference_clips(), 1u);
+  ExplainerOptions unbounded = bounded;
+  unbounded.reference_cache_clips = 4096;
+  ExplainerWorker large(*store, metrics, unbounded);
+  EXPECT_EQ(answers(large.explain(e)), answers(a));
+  EXPECT_EQ(large.cached_reference_clips(), 3u);
+  EXPECT_NE(answers(a).find("clicks rhythmically about 25 times per second"), std::string::npos) << a;
   fs::remove_all(dir);
 }
 
