@@ -12,6 +12,7 @@
 #include "command.hpp"
 #include "core/files.hpp"
 #include "modelio/gguf.hpp"
+#include "modelio/mapped_file.hpp"
 
 namespace {
 
@@ -95,8 +96,8 @@ void print_source_and_tensors(const asdcap::GgufView& g, const std::string& pref
 void run_panns(const std::string& path, bool list_tensors) {
   auto m = asdcap::PannsModel::open(path);
   const auto& c = m->config();
-  const std::vector<char> bytes = asdcap::read_file(path);
-  const asdcap::GgufView g = asdcap::GgufView::parse(bytes.data(), bytes.size(), path);
+  const asdcap::modelio::MappedFile file(path);  // the header only is read: no tensor data
+  const asdcap::GgufView g = asdcap::GgufView::parse(file.data(), file.size(), path);
   std::printf("file: %s\n", path.c_str());
   std::printf("architecture: asdcap-panns (%s)\n", c.variant.c_str());
   std::printf("identity: %s\n", m->identity().c_str());
@@ -118,8 +119,8 @@ void run_panns(const std::string& path, bool list_tensors) {
 void run_laion(const std::string& path, bool list_tensors) {
   auto m = asdcap::LaionModel::open(path, 1);
   const auto& c = m->config();
-  const std::vector<char> bytes = asdcap::read_file(path);
-  const asdcap::GgufView g = asdcap::GgufView::parse(bytes.data(), bytes.size(), path);
+  const asdcap::modelio::MappedFile file(path);  // the header only is read: no tensor data
+  const asdcap::GgufView g = asdcap::GgufView::parse(file.data(), file.size(), path);
   std::printf("file: %s\n", path.c_str());
   std::printf("architecture: asdcap-laion (LAION-CLAP, HTSAT audio branch)\n");
   std::printf("identity: %s\n", m->identity().c_str());
