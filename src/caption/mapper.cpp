@@ -67,26 +67,13 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
   const int64_t dim = cfg_.dim, n_lin = cfg_.prefix_length, n_const = cfg_.clip_length, n = n_lin + n_const;
   const int64_t heads = cfg_.heads, hd = dim / heads, hidden = cfg_.mlp_hidden;
   const auto clips = static_cast<int64_t>(prefixes.size());
-  // Each clip's activations.
-  struct State {
-    std::vector<float> x, a, q, kv, ctx, tmp, mlp;
-  };
-  std::vector<State> st(prefixes.size());
-  for (State& c : st) {
-    c.x.resize(static_cast<size_t>(n * dim));
-    c.a.resize(c.x.size());
-    c.q.resize(c.x.size());
-    c.kv.resize(c.x.size() * 2);
-    c.ctx.resize(c.x.size());
-    c.tmp.resize(c.x.size());
-    c.mlp.resize(static_cast<size_t>(n * hidden));
-  }
-  // Every step below is one clip's own computation, on the clips in parallel: the products the
-  // clips share are computed once per weight matrix (widened once, if stored in 16 bits), and each
-  // clip's results are those of mapping it alone.
-  const auto each_clip = [&](const std::function<void(State&, int64_t)>& fn) {
-    parallel_for(threads_, clips, [&](int64_t c) { fn(st[static_cast<size_t>(c)], c); });
-  };
+  // The clips' activations stacked, clip after clip ([clips * n] rows): every product with a weight
+  // matrix is one product over all clips' rows (the matrix widened once if stored in 16 bits, the
+  // rows split over the threads), and every row is the same dot products as when mapping its clip
+  // alone (nn::linear's rows do not depend on how they are split or stacked).
+  const int64_t rows = clips * n;
+  std::vector<float> x(static_cast<size_t>(rows * dim)), a(x.size()), q(x.size()), kv(2 * x.size()), ctx(x.size()),
+      tmp(x.size()), mlp(static_cast<size_t>(rows * hidden));
   // A weight matrix's rows [r0, r1) as float32: the mapping itself, or widened into `buffer`.
   auto rows_into = [](std::vector<float>& buffer, const TensorInfo& t, int64_t r0, int64_t r1) -> const float* {
     const int64_t cols = t.numel() / t.shape[0];
@@ -108,28 +95,24 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
     const float* w = rows_into(buffer, *lin_w_, r0, r1);
     for (int64_t i = 0; i < clips; ++i)
       nn::linear(threads_, prefixes[static_cast<size_t>(i)], 1, in_dim_, w, r1 - r0, lin_b_ + r0,
-                 st[static_cast<size_t>(i)].x.data() + r0);
+                 x.data() + i * n * dim + r0);
   });
-  for (State& c : st)
-    std::memcpy(c.x.data() + n_lin * dim, prefix_const_, static_cast<size_t>(n_const * dim) * sizeof(float));
+  for (int64_t i = 0; i < clips; ++i)
+    std::memcpy(x.data() + (i * n + n_lin) * dim, prefix_const_, static_cast<size_t>(n_const * dim) * sizeof(float));
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
   for (const Layer& L : layers_) {
-    each_clip(
-        [&](State& c, int64_t) { nn::layer_norm(threads_, c.x.data(), n, dim, L.n1_g, L.n1_b, 1e-5f, c.a.data()); });
-    const float* wq = all(L.q_w);
-    each_clip([&](State& c, int64_t) { nn::linear(threads_, c.a.data(), n, dim, wq, dim, nullptr, c.q.data()); });
-    const float* wkv = all(L.kv_w);
-    each_clip([&](State& c, int64_t) { nn::linear(threads_, c.a.data(), n, dim, wkv, 2 * dim, nullptr, c.kv.data()); });
-    // Attention, each clip's heads on the threads.
+    nn::layer_norm(threads_, x.data(), rows, dim, L.n1_g, L.n1_b, 1e-5f, a.data());
+    nn::linear(threads_, a.data(), rows, dim, all(L.q_w), dim, nullptr, q.data());
+    nn::linear(threads_, a.data(), rows, dim, all(L.kv_w), 2 * dim, nullptr, kv.data());
+    // Attention within each clip, its heads on the threads.
     parallel_for(threads_, clips * heads, [&](int64_t task) {
-      State& c = st[static_cast<size_t>(task / heads)];
-      const int64_t h = task % heads;
+      const int64_t c0 = task / heads * n, h = task % heads;  // the clip's first row, the head
       std::vector<float> scores(static_cast<size_t>(n)), keys(static_cast<size_t>(hd * n));
       for (int64_t j = 0; j < n; ++j)  // the head's keys transposed: [hd][n]
         for (int64_t e = 0; e < hd; ++e)
-          keys[static_cast<size_t>(e * n + j)] = c.kv[static_cast<size_t>(j * 2 * dim + h * hd + e)];
+          keys[static_cast<size_t>(e * n + j)] = kv[static_cast<size_t>((c0 + j) * 2 * dim + h * hd + e)];
       for (int64_t i = 0; i < n; ++i) {
-        const float* qi = c.q.data() + i * dim + h * hd;
+        const float* qi = q.data() + (c0 + i) * dim + h * hd;
         nn::query_key_dots(qi, keys.data(), n, hd, scores.data());
         float mx = -INFINITY;
         for (int64_t j = 0; j < n; ++j) {
@@ -140,34 +123,26 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
         for (int64_t j = 0; j < n; ++j)
           sum += scores[static_cast<size_t>(j)] = std::exp(scores[static_cast<size_t>(j)] - mx);
         const float inv = 1.f / sum;
-        float* out = c.ctx.data() + i * dim + h * hd;
+        float* out = ctx.data() + (c0 + i) * dim + h * hd;
         std::fill(out, out + hd, 0.f);
         for (int64_t j = 0; j < n; ++j) {
           const float p = scores[static_cast<size_t>(j)] * inv;
-          const float* vj = c.kv.data() + j * 2 * dim + dim + h * hd;  // values: last `dim` columns
+          const float* vj = kv.data() + (c0 + j) * 2 * dim + dim + h * hd;  // values: last `dim` columns
           for (int64_t e = 0; e < hd; ++e) out[e] += p * vj[e];
         }
       }
     });
-    const float* wproj = all(L.proj_w);
-    each_clip([&](State& c, int64_t) {
-      nn::linear(threads_, c.ctx.data(), n, dim, wproj, dim, L.proj_b, c.tmp.data());
-      nn::add(c.x.data(), c.tmp.data(), n * dim);
-      nn::layer_norm(threads_, c.x.data(), n, dim, L.n2_g, L.n2_b, 1e-5f, c.a.data());
-    });
-    const float* wfc1 = all(L.fc1_w);
-    each_clip([&](State& c, int64_t) {
-      nn::linear(threads_, c.a.data(), n, dim, wfc1, hidden, L.fc1_b, c.mlp.data());
-      nn::relu(c.mlp.data(), n * hidden);
-    });
-    const float* wfc2 = all(L.fc2_w);
-    each_clip([&](State& c, int64_t) {
-      nn::linear(threads_, c.mlp.data(), n, hidden, wfc2, dim, L.fc2_b, c.tmp.data());
-      nn::add(c.x.data(), c.tmp.data(), n * dim);
-    });
+    nn::linear(threads_, ctx.data(), rows, dim, all(L.proj_w), dim, L.proj_b, tmp.data());
+    nn::add(x.data(), tmp.data(), rows * dim);
+    nn::layer_norm(threads_, x.data(), rows, dim, L.n2_g, L.n2_b, 1e-5f, a.data());
+    nn::linear(threads_, a.data(), rows, dim, all(L.fc1_w), hidden, L.fc1_b, mlp.data());
+    nn::relu(mlp.data(), rows * hidden);
+    nn::linear(threads_, mlp.data(), rows, hidden, all(L.fc2_w), dim, L.fc2_b, tmp.data());
+    nn::add(x.data(), tmp.data(), rows * dim);
   }
   std::vector<std::vector<float>> out;
-  for (const State& c : st) out.emplace_back(c.x.begin() + n_lin * dim, c.x.end());
+  for (int64_t i = 0; i < clips; ++i)
+    out.emplace_back(x.begin() + (i * n + n_lin) * dim, x.begin() + (i + 1) * n * dim);
   return out;
 }
 
