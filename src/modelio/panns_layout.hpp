@@ -5,6 +5,7 @@
 // the file writers (convert --panns, convert --relayout) and the reader of a version-1 file (folded
 // in memory at open) use it.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
