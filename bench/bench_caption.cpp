@@ -23,6 +23,7 @@
 
 #include "asdcap/caption.hpp"
 #include "asdcap/npy.hpp"
+#include "audio/wav_encode.hpp"
 #include "support/random_model.hpp"
 #include "torch_reference.hpp"
 
@@ -250,22 +251,11 @@ BENCHMARK(BM_MapperBatched)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTim
 
 // 7 s of seeded noise at 44.1 kHz as a 16-bit mono WAV file.
 void write_noise_wav(const std::string& path, unsigned seed) {
-  const uint32_t n = 7 * 44100;
-  std::string w = "RIFF";
-  const auto u32 = [&w](uint32_t v) {
-    for (int i = 0; i < 4; ++i) w += static_cast<char>((v >> (8 * i)) & 0xff);
-  };
-  const auto u16 = [&w](uint16_t v) { w += static_cast<char>(v & 0xff), w += static_cast<char>(v >> 8); };
-  u32(36 + 2 * n);
-  w += "WAVEfmt ";
-  u32(16), u16(1), u16(1), u32(44100), u32(2 * 44100), u16(2), u16(16);
-  w += "data";
-  u32(2 * n);
   std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, 3000.f);
-  for (uint32_t i = 0; i < n; ++i)
-    u16(static_cast<uint16_t>(static_cast<int16_t>(std::clamp(nd(rng), -32000.f, 32000.f))));
-  std::ofstream(path, std::ios::binary) << w;
+  std::normal_distribution<float> nd(0.f, 0.09f);
+  std::vector<float> x(7 * 44100);
+  for (float& v : x) v = std::clamp(nd(rng), -0.98f, 0.98f);
+  std::ofstream(path, std::ios::binary) << audio::wav_pcm16(x.data(), x.size(), 44100);
 }
 
 // Captions (beam 5, the reference's step count, stop token 220) against msclap's decoding in

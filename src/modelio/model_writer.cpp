@@ -72,14 +72,13 @@ void set_token_ids(ModelConfig& cfg, const TokenizerFiles& tok, const std::strin
   cfg.stop_id = tok.id("\xC4\xA0", vocab_file);  // "Ġ": byte-level BPE's space, msclap's caption stop token
 }
 
-void convert_float_dtype(CheckpointTensor& t, DType to) {
-  if (t.dtype == to) return;
-  const size_t n = t.data.size() / dtype_size(t.dtype);
-  std::vector<char> out(n * dtype_size(to));
-  const char* src = t.data.data();
+void convert_floats(const void* src_bytes, DType from, size_t n, void* dst, DType to, const std::string& what) {
+  const auto* src = static_cast<const char*>(src_bytes);
+  auto* out = static_cast<char*>(dst);
+  if (to != DType::F32 && to != DType::F16 && to != DType::BF16) throw Error("unsupported conversion target");
   for (size_t i = 0; i < n; ++i) {
     float f;
-    switch (t.dtype) {
+    switch (from) {
       case DType::F32: std::memcpy(&f, src + 4 * i, 4); break;
       case DType::F64: {
         double d;
@@ -91,23 +90,25 @@ void convert_float_dtype(CheckpointTensor& t, DType to) {
       case DType::BF16: {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);
-        f = t.dtype == DType::F16 ? half_to_float(h) : bf16_to_float(h);
+        f = from == DType::F16 ? half_to_float(h) : bf16_to_float(h);
         break;
       }
-      default: throw Error("cannot convert " + std::string(dtype_name(t.dtype)) + " tensor " + t.name + " to float");
+      default: throw Error("cannot convert " + std::string(dtype_name(from)) + " tensor " + what + " to float");
     }
     if (to == DType::F32) {
-      std::memcpy(out.data() + 4 * i, &f, 4);
-    } else if (to == DType::F16) {
-      uint16_t h = float_to_half(f);
-      std::memcpy(out.data() + 2 * i, &h, 2);
-    } else if (to == DType::BF16) {
-      uint16_t b = float_to_bf16(f);
-      std::memcpy(out.data() + 2 * i, &b, 2);
+      std::memcpy(out + 4 * i, &f, 4);
     } else {
-      throw Error("unsupported conversion target");
+      const uint16_t h = to == DType::F16 ? float_to_half(f) : float_to_bf16(f);
+      std::memcpy(out + 2 * i, &h, 2);
     }
   }
+}
+
+void convert_float_dtype(CheckpointTensor& t, DType to) {
+  if (t.dtype == to) return;
+  const size_t n = t.data.size() / dtype_size(t.dtype);
+  std::vector<char> out(n * dtype_size(to));
+  convert_floats(t.data.data(), t.dtype, n, out.data(), to, t.name);
   t.data = std::move(out);
   t.dtype = to;
 }

@@ -46,5 +46,9 @@ void write_model_file(const std::string& path, const ModelContents& m, const Tok
 
 // Converts a float tensor in place to f32 (from f16/bf16/f64) or to f16 (from f32).
 void convert_float_dtype(CheckpointTensor& t, DType to);
+// n float values stored as `from` (f32, f64, f16 or bf16; any alignment) written to `dst` as `to`
+// (f32, f16 or bf16): widened exactly, or rounded to nearest even; Error naming tensor `what` for
+// other dtypes.
+void convert_floats(const void* src, DType from, size_t n, void* dst, DType to, const std::string& what);
 
 }  // namespace asdcap::modelio

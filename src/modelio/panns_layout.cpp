@@ -8,7 +8,6 @@
 #include "asdcap/error.hpp"
 #include "core/panels.hpp"
 #include "core/parallel.hpp"
-#include "half.hpp"
 #include "model_writer.hpp"
 #include "modelio/packed_layout.hpp"
 #include "schema.hpp"
@@ -28,23 +27,8 @@ std::shared_ptr<unsigned char> aligned_bytes(size_t n) {
 
 // A tensor's values as float32 (f64 rounded, f16 / bf16 widened exactly; any alignment).
 std::vector<float> values_of(const std::string& name, const PannsSourceTensor& t) {
-  const auto* src = static_cast<const unsigned char*>(t.data);
   std::vector<float> v(t.nbytes / dtype_size(t.dtype));
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (t.dtype == DType::F32) {
-      std::memcpy(&v[i], src + 4 * i, 4);
-    } else if (t.dtype == DType::F64) {
-      double d;
-      std::memcpy(&d, src + 8 * i, 8);
-      v[i] = static_cast<float>(d);
-    } else if (t.dtype == DType::F16 || t.dtype == DType::BF16) {
-      uint16_t h;
-      std::memcpy(&h, src + 2 * i, 2);
-      v[i] = t.dtype == DType::F16 ? half_to_float(h) : bf16_to_float(h);
-    } else {
-      throw ModelError("tensor " + name + " is " + dtype_name(t.dtype) + ", not a float tensor");
-    }
-  }
+  convert_floats(t.data, t.dtype, v.size(), v.data(), DType::F32, name);
   return v;
 }
 
@@ -58,10 +42,7 @@ PannsStoredTensor store(const PannsTensorSpec& spec, const std::vector<float>& v
   const void* src = v.data();
   if (dtype != DType::F32) {
     narrow.resize(v.size() * size);
-    for (size_t i = 0; i < v.size(); ++i) {
-      const uint16_t h = dtype == DType::F16 ? float_to_half(v[i]) : float_to_bf16(v[i]);
-      std::memcpy(narrow.data() + 2 * i, &h, 2);
-    }
+    convert_floats(v.data(), DType::F32, v.size(), narrow.data(), dtype, spec.name);
     src = narrow.data();
   }
   if (spec.out_dim >= 0) {

@@ -1,5 +1,6 @@
 // asdcap convert --relayout: an existing model file into the current format version.
 #include <deque>
+#include <optional>
 
 #include "asdcap/convert.hpp"
 #include "asdcap/error.hpp"
@@ -17,13 +18,16 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out, boo
   auto arch = g.kv.find("general.architecture");
   const std::string architecture =
       arch != g.kv.end() && arch->second.kind == GgufValue::Kind::String ? arch->second.s : "";
+  std::optional<PannsConfig> panns;  // a PANNs file's configuration, checked before anything is written
   if (architecture == modelio::kArchitecture)
     ModelFile::open(in);  // the whole validation of the input
   else if (architecture == modelio::kLaionArchitecture)
     modelio::read_laion_config(g, in);
   else if (architecture == modelio::kPannsArchitecture && int8)
     throw InvalidArgument(in + ": PANNs model files are f32, f16 or bf16 (--dtype int8 is for msclap and LAION-CLAP)");
-  else if (architecture != modelio::kPannsArchitecture)
+  else if (architecture == modelio::kPannsArchitecture)
+    panns = modelio::read_panns_config(g, in);
+  else
     throw InvalidArgument(in +
                           ": --relayout re-lays msclap, LAION-CLAP and PANNs model files; autoencoder files keep "
                           "PyTorch order and need none");
@@ -40,10 +44,9 @@ RelayoutReport relayout_model(const std::string& in, const std::string& out, boo
   }
   w.set_int(modelio::kFormatVersionKey, modelio::kFormatVersion);
   std::deque<std::vector<char>> store;
-  if (architecture == modelio::kPannsArchitecture && report.from_version == 1) {
+  if (panns && report.from_version == 1) {
     // Folded with their BatchNorm and packed (the file's weight dtype kept).
-    const PannsConfig c = modelio::read_panns_config(g, in);
-    const std::vector<modelio::PannsStoredTensor> folded = modelio::fold_panns_file(g, file.data(), c, in, 0);
+    const std::vector<modelio::PannsStoredTensor> folded = modelio::fold_panns_file(g, file.data(), *panns, in, 0);
     for (const auto& t : folded) report.packed += t.spec.out_dim >= 0;
     modelio::add_panns_v2_tensors(w, folded);
     w.write_file(out);

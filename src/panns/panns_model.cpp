@@ -1,7 +1,6 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <set>
 
 #include "asdcap/error.hpp"
 #include "asdcap/panns.hpp"
@@ -40,9 +39,10 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
                      "; convert a CNN14 checkpoint with `asdcap convert --panns`)");
   d.config = modelio::read_panns_config(g, path);
   d.identity = sha256_hex(file->data(), static_cast<size_t>(g.data_offset));
-  std::set<std::string> names;
-  for (const GgufTensor& t : g.tensors)
-    if (!names.insert(t.name).second) throw FormatError(path + ": duplicate tensor " + t.name);
+  std::map<std::string, size_t> index;  // tensor name -> its place in the file
+  for (size_t i = 0; i < g.tensors.size(); ++i)
+    if (!index.emplace(g.tensors[i].name, i).second)
+      throw FormatError(path + ": duplicate tensor " + g.tensors[i].name);
 
   // Each tensor of the version-2 layout: where its bytes lie (the mapping, or a version-1 file's
   // fold in memory) and its storage type.
@@ -59,8 +59,6 @@ std::shared_ptr<const PannsModel> PannsModel::open(const std::string& path, int 
     modelio::print_relayout_hint(path, version);
   } else {
     const std::vector<modelio::PackedMarker> markers = modelio::read_packed_markers(g, path);
-    std::map<std::string, size_t> index;
-    for (size_t i = 0; i < g.tensors.size(); ++i) index[g.tensors[i].name] = i;
     for (const modelio::PannsTensorSpec& s : specs) {
       auto it = index.find(s.name);
       if (it == index.end())
