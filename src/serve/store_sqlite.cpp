@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include "asdcap/error.hpp"
 
@@ -38,6 +39,8 @@ CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id INTEGER NOT NU
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
+// How long a store waits for another connection holding the database.
+constexpr int kBusyTimeoutMs = 10000;
 
 std::string utc_now_micro() {
   const auto now = std::chrono::system_clock::now();
@@ -133,9 +136,9 @@ class SqliteStore final : public Store {
       db_ = nullptr;
       throw IoError(where_ + ": cannot open: " + msg);
     }
-    sqlite3_busy_timeout(db_, 10000);
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
     try {
-      exec("PRAGMA journal_mode=WAL");
+      enter_wal_mode();
       exec("PRAGMA synchronous=FULL");
       exec("PRAGMA foreign_keys=ON");
       migrate();
@@ -420,6 +423,23 @@ class SqliteStore final : public Store {
       const std::string msg = err ? err : sqlite3_errmsg(db_);
       sqlite3_free(err);
       throw IoError(where_ + ": " + msg);
+    }
+  }
+
+  // Switching a fresh file to WAL takes an exclusive lock, and SQLite reports a busy database
+  // there without calling the busy handler (stores opening the same new file together), so the
+  // switch is retried for as long as the busy timeout would have waited.
+  void enter_wal_mode() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+    for (;;) {
+      char* err = nullptr;
+      const int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, &err);
+      const std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      if (rc == SQLITE_OK) return;
+      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline)
+        throw IoError(where_ + ": cannot switch to WAL journal: " + msg);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
 
