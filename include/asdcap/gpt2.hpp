@@ -27,6 +27,7 @@ class Gpt2 {
   int64_t n_embd() const { return cfg_.n_embd; }
   int64_t vocab() const { return cfg_.vocab; }
   int64_t n_ctx() const { return cfg_.n_ctx; }
+  int threads() const { return threads_; }  // as passed to the constructor
 
   // wte rows of `ids` (no position embedding): out [n, n_embd]. Throws Error on an id out of range.
   void token_embeddings(const int64_t* ids, int64_t n, float* out) const;

@@ -7,6 +7,7 @@
 
 #include "asdcap/caption.hpp"
 #include "asdcap/error.hpp"
+#include "core/parallel.hpp"
 
 namespace asdcap {
 
@@ -278,11 +279,11 @@ std::vector<BeamSearchResult> beam_search_batch(const Gpt2& gpt2, const std::vec
                 last.begin() + static_cast<int64_t>(i) * d);
     std::vector<float> logits(n * static_cast<size_t>(beam * V));
     gpt2.logits(last.data(), static_cast<int64_t>(n), logits.data());
+    // Each caption's selection reads only its own logits and state: the captions on the threads.
     std::vector<BeamState> states;
-    for (size_t i = 0; i < n; ++i) {
-      states.emplace_back(beam, V, temperature, stop_id);
-      states.back().first(logits.data() + i * static_cast<size_t>(V));
-    }
+    for (size_t i = 0; i < n; ++i) states.emplace_back(beam, V, temperature, stop_id);
+    parallel_for(gpt2.threads(), static_cast<int64_t>(n),
+                 [&](int64_t i) { states[static_cast<size_t>(i)].first(logits.data() + i * V); });
     gpt2.share(cache, beam);
 
     // Later steps: the live captions' beams, beam rows each, as one batch; a finished caption's
@@ -310,11 +311,13 @@ std::vector<BeamSearchResult> beam_search_batch(const Gpt2& gpt2, const std::vec
       gpt2.token_embeddings(ids.data(), rows, embed.data());
       gpt2.forward(embed.data(), 1, cache, hidden.data());
       gpt2.logits(hidden.data(), rows, logits.data());
+      std::vector<std::vector<int64_t>> chosen(live.size());
+      parallel_for(gpt2.threads(), static_cast<int64_t>(live.size()), [&](int64_t g) {
+        chosen[static_cast<size_t>(g)] = states[live[static_cast<size_t>(g)]].advance(logits.data() + g * beam * V);
+      });
       std::vector<int64_t> src;
-      for (size_t g = 0; g < live.size(); ++g) {
-        const auto base = static_cast<int64_t>(g) * beam;
-        for (int64_t s : states[live[g]].advance(logits.data() + base * V)) src.push_back(base + s);
-      }
+      for (size_t g = 0; g < live.size(); ++g)
+        for (int64_t s : chosen[g]) src.push_back(static_cast<int64_t>(g) * beam + s);
       gpt2.reorder(cache, src);
     }
     for (size_t i = 0; i < n; ++i) results[first + i] = states[i].finish();
