@@ -43,7 +43,7 @@ void layer_norm(int threads, const float* x, int64_t rows, int64_t dim, const fl
                 float eps, float* y);
 
 void gelu_erf(int threads, float* x, int64_t n);   // exact GELU: 0.5 x (1 + erf(x / sqrt 2))
-void gelu_tanh(int threads, float* x, int64_t n);  // GPT-2 "gelu_new" (std::tanh per element)
+void gelu_tanh(int threads, float* x, int64_t n);  // GPT-2 "gelu_new" (std::tanh's values per element)
 void relu(float* x, int64_t n);
 void add(float* y, const float* x, int64_t n);  // y += x
 // out[j] = q . keys[:, j] for j < n (`keys` transposed: [hd][n]), each summed over e in order from
@@ -53,6 +53,9 @@ void query_key_dots(const float* q, const float* keys, int64_t n, int64_t hd, fl
 
 // In-place softmax of each row (max-subtracted, float32 like PyTorch's CPU kernel).
 void softmax_rows(int threads, float* x, int64_t rows, int64_t cols);
+// x[i] = std::exp(x[i] - shift) for i < n, serially, and their sum accumulated in double in index
+// order: the unnormalised half of a softmax over a long row, with exactly the scalar loop's values.
+double exp_shifted_sum(float* x, int64_t n, float shift);
 
 // CLAP's projection head (msclap Projection, eval mode), for `rows` vectors at once:
 // e1 = x · W1^T; out = LayerNorm(e1 + GELU_erf(e1) · W2^T). W1 [out, in], W2 [out, out], no biases.

@@ -7,6 +7,7 @@
 
 #include "asdcap/caption.hpp"
 #include "asdcap/error.hpp"
+#include "asdcap/nn.hpp"
 #include "core/parallel.hpp"
 
 namespace asdcap {
@@ -21,12 +22,7 @@ float softmax_parts(float* row, int64_t n, float temperature) {
     for (int64_t j = 0; j < n; ++j) row[j] /= t;
   float mx = -INFINITY;
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
-  double sum = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    row[j] = std::exp(row[j] - mx);
-    sum += row[j];
-  }
-  return 1.f / static_cast<float>(sum);
+  return 1.f / static_cast<float>(nn::exp_shifted_sum(row, n, mx));
 }
 
 float log_prob(float e, float inv) { return std::log(e * inv); }

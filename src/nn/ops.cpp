@@ -8,6 +8,7 @@
 #include "asdcap/nn.hpp"
 #include "core/parallel.hpp"
 #include "fastmath.hpp"
+#include "libm_vector.hpp"
 #include "ops_avx512.hpp"
 
 namespace asdcap::nn {
@@ -189,18 +190,8 @@ void gelu_erf(int threads, float* x, int64_t n) {
   elementwise8(threads, x, n, [](fast::v8f v) { return fast::gelu_erf8(v); });
 }
 
-namespace {
-void gelu_tanh_serial(float* x, int64_t n) {
-  const float c = 0.79788456080286536f;  // sqrt(2/pi)
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    x[i] = 0.5f * v * (1.0f + std::tanh(c * (v + 0.044715f * v * v * v)));
-  }
-}
-}  // namespace
-
 void gelu_tanh(int threads, float* x, int64_t n) {
-  elementwise_shares(threads, n, 1, [&](int64_t a, int64_t b) { gelu_tanh_serial(x + a, b - a); });
+  elementwise_shares(threads, n, 8, [&](int64_t a, int64_t b) { gelu_tanh_serial(x + a, b - a); });
 }
 
 void relu(float* x, int64_t n) {
@@ -267,6 +258,13 @@ void softmax_rows(int threads, float* x, int64_t rows, int64_t cols) {
         for (int64_t r = r0; r < r1; ++r) row_fn(x + r * cols);
       },
       Schedule::kStatic);
+}
+
+double exp_shifted_sum(float* x, int64_t n, float shift) {
+  exp_shifted_serial(x, n, shift);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  return sum;
 }
 
 namespace {

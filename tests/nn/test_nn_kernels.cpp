@@ -1,6 +1,7 @@
 // The inference core against plain double-precision references written out in the test.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -240,6 +241,63 @@ TEST(NnActivations, GeluTanhIsTheFormulaPerElementOnAnyThreadCount) {
       ASSERT_EQ(y[i], expect) << i << " threads " << threads;
     }
   }
+}
+
+// The vectorised GELU is the scalar formula with the C library's tanhf bit for bit (tanhf's
+// algorithm restated lane by lane): over a sample of all float bit patterns (every branch: tiny, |x| < 1, |x| >= 1, |x|
+// >= 22, infinities, NaN) and densely over GPT-2's activation range. Through gelu_tanh: x = 0 gives 0.5 * 0 * (1 +
+// tanh(...)), so the tanh argument is probed by inputs whose u lands there.
+TEST(NnActivations, VectorGeluTanhIsTheScalarFormulaBitForBit) {
+  std::vector<float> x;
+  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += 4093) x.push_back(std::bit_cast<float>(static_cast<uint32_t>(u)));
+  for (float v = -12.f; v < 12.f; v += 1.f / 1024) x.push_back(v);
+  for (const float v : {0.f, -0.f, 1e-30f, -1e-30f, 1.f, -1.f, 22.f, -22.f, 88.f, -88.f,
+                        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                        std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min()})
+    x.push_back(v);
+  std::vector<float> y = x;
+  nn::gelu_tanh(1, y.data(), std::ssize(y));
+  int64_t mismatches = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float v = x[i];
+    const float expect = 0.5f * v * (1.0f + std::tanh(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    if (std::isnan(expect) ? !std::isnan(y[i]) : std::bit_cast<uint32_t>(y[i]) != std::bit_cast<uint32_t>(expect))
+      if (++mismatches <= 5)
+        ADD_FAILURE() << "x = " << v << " (" << std::hexfloat << v << "): " << y[i] << " vs " << expect;
+  }
+  EXPECT_EQ(mismatches, 0) << "of " << x.size();
+}
+
+// The softmax half with the C library's expf values (its algorithm restated 4 lanes at a time) and
+// the scalar loop's sum: a sample of all float bit patterns (subnormal, overflowing, infinite, NaN
+// arguments) and a vocabulary-sized row of logits, on lengths with and without a vector tail.
+TEST(NnActivations, ExpShiftedSumIsTheScalarLoopBitForBit) {
+  std::vector<float> patterns;
+  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += 4093)
+    patterns.push_back(std::bit_cast<float>(static_cast<uint32_t>(u)));
+  auto logits = random_vector(50257, 43, 12.f);
+  for (const auto* row : {&patterns, &logits})
+    for (const int64_t n : {std::ssize(*row), std::ssize(*row) - 3}) {
+      const float shift = row == &logits ? *std::max_element(logits.begin(), logits.end()) : 0.5f;
+      std::vector<float> got(row->begin(), row->begin() + n), want = got;
+      const double sum = nn::exp_shifted_sum(got.data(), n, shift);
+      double want_sum = 0;
+      for (auto& v : want) {
+        v = std::exp(v - shift);
+        want_sum += v;
+      }
+      int64_t mismatches = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const bool same = std::isnan(want[i]) ? std::isnan(got[i])
+                                              : std::bit_cast<uint32_t>(got[i]) == std::bit_cast<uint32_t>(want[i]);
+        if (!same && ++mismatches <= 5)
+          ADD_FAILURE() << "exp(" << std::hexfloat << (*row)[i] - shift << "): " << got[i] << " vs " << want[i];
+      }
+      EXPECT_EQ(mismatches, 0) << "of " << n;
+      if (row == &logits) {
+        EXPECT_EQ(std::bit_cast<uint64_t>(sum), std::bit_cast<uint64_t>(want_sum));
+      }
+    }
 }
 
 // A NaN in (a corrupt weight, a NaN sample) comes out as NaN, never as a finite number and
