@@ -84,18 +84,22 @@ std::vector<std::vector<float>> CaptionMapper::map_batch(const std::vector<const
   };
   std::vector<float> scratch;
   auto all = [&](const TensorInfo* t) { return rows_into(scratch, *t, 0, t->shape[0]); };
-  // The Linear of one row: its output features in blocks (each output is the same dot product
-  // whatever the block), so that a widened block stays small; the blocks on the threads, each
-  // widened once for every clip.
+  // The Linear of the clips' embeddings (one row each, stacked): its output features in blocks
+  // (each output is the same dot product whatever the block), so that a widened block stays small;
+  // the blocks on the threads, each widened and read once for all clips.
+  std::vector<float> embeddings(static_cast<size_t>(clips * in_dim_));
+  for (int64_t i = 0; i < clips; ++i)
+    std::copy(prefixes[static_cast<size_t>(i)], prefixes[static_cast<size_t>(i)] + in_dim_,
+              embeddings.begin() + i * in_dim_);
   constexpr int64_t kBlockRows = 4096;
   const int64_t blocks = (n_lin * dim + kBlockRows - 1) / kBlockRows;
   parallel_for(threads_, blocks, [&](int64_t block) {
     const int64_t r0 = block * kBlockRows, r1 = std::min(n_lin * dim, r0 + kBlockRows);
-    std::vector<float> buffer;
+    std::vector<float> buffer, out(static_cast<size_t>(clips * (r1 - r0)));
     const float* w = rows_into(buffer, *lin_w_, r0, r1);
+    nn::linear(threads_, embeddings.data(), clips, in_dim_, w, r1 - r0, lin_b_ + r0, out.data());
     for (int64_t i = 0; i < clips; ++i)
-      nn::linear(threads_, prefixes[static_cast<size_t>(i)], 1, in_dim_, w, r1 - r0, lin_b_ + r0,
-                 x.data() + i * n * dim + r0);
+      std::copy(out.begin() + i * (r1 - r0), out.begin() + (i + 1) * (r1 - r0), x.begin() + i * n * dim + r0);
   });
   for (int64_t i = 0; i < clips; ++i)
     std::memcpy(x.data() + (i * n + n_lin) * dim, prefix_const_, static_cast<size_t>(n_const * dim) * sizeof(float));
