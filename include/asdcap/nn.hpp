@@ -56,6 +56,8 @@ void softmax_rows(int threads, float* x, int64_t rows, int64_t cols);
 // x[i] = std::exp(x[i] - shift) for i < n, serially, and their sum accumulated in double in index
 // order: the unnormalised half of a softmax over a long row, with exactly the scalar loop's values.
 double exp_shifted_sum(float* x, int64_t n, float shift);
+// x[i] = std::exp(x[i] - shift) for i < n, serially, with exactly the scalar call's values.
+void exp_shifted(float* x, int64_t n, float shift);
 
 // CLAP's projection head (msclap Projection, eval mode), for `rows` vectors at once:
 // e1 = x · W1^T; out = LayerNorm(e1 + GELU_erf(e1) · W2^T). W1 [out, in], W2 [out, out], no biases.

@@ -1,5 +1,7 @@
 #include "asdcap/gpt2.hpp"
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -22,29 +24,119 @@ struct KeySpan {
   int64_t stride;
 };
 
+// 8 x 8 transpose: r[l] becomes lane l of the eight inputs (r[l][i] = input i's lane l).
+void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// q . k_j / root for the span's keys, head size a multiple of 8, with the bits of the plain loop
+// (`acc += q[i] * k[i]` under `omp simd reduction`, as GCC vectorises it for x86-64-v3): eight lane
+// sums of fused multiply-adds over the 8-float chunks in order, then 0 + lane 0 + ... + lane 7 in
+// order. Eight keys at a time, their sums transposed so that the lane additions run across keys.
+void span_scores8(const float* q, int64_t hd, float root, const KeySpan& sp, float* out) {
+  const int64_t chunks = hd / 8;
+  const __m256 rv = _mm256_set1_ps(root);
+  int64_t j = 0;
+  for (; j + 8 <= sp.n; j += 8) {
+    __m256 acc[8];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int64_t c = 0; c < chunks; ++c) {
+      const __m256 qc = _mm256_loadu_ps(q + 8 * c);
+      for (int r = 0; r < 8; ++r)
+        acc[r] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(sp.k + (j + r) * sp.stride + 8 * c), acc[r]);
+    }
+    transpose8(acc);
+    __m256 sum = _mm256_add_ps(_mm256_setzero_ps(), acc[0]);
+    for (int l = 1; l < 8; ++l) sum = _mm256_add_ps(sum, acc[l]);
+    _mm256_storeu_ps(out + j, _mm256_div_ps(sum, rv));
+  }
+  for (; j < sp.n; ++j) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t c = 0; c < chunks; ++c)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(sp.k + j * sp.stride + 8 * c), acc);
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    float sum = 0.f;
+    for (const float l : lanes) sum += l;
+    out[j] = sum / root;
+  }
+}
+
+// The order in which a query-key dot product is summed. Both are the bits GPT-2's attention has
+// always had at its two call sites: the plain loop (`acc += q[i] * k[i]` under `omp simd
+// reduction`) was vectorised by GCC for x86-64-v3 as eight lane sums in the decoding pass and as one
+// sequential chain in the ragged pass.
+enum class DotOrder {
+  kLanes8,     // eight lane sums of fused multiply-adds over the 8-float chunks, then 0 + lane 0 + ... + lane 7
+  kSequential  // one chain of fused multiply-adds over the elements in order, then 0 + the chain
+};
+
 // softmax(q . k_j / sqrt(hd)) . v over the keys of up to two spans (HF GPT-2 order: dot product,
-// then division by sqrt(head_dim), float32 softmax).
-void attend(const float* q, int64_t hd, float root_hd, const KeySpan* spans, int nspans, float* scores, float* out) {
+// then division by sqrt(head_dim), float32 softmax; p_j v_j accumulated into the output by fused
+// multiply-adds, key after key).
+void attend(DotOrder order, const float* q, int64_t hd, float root_hd, const KeySpan* spans, int nspans, float* scores,
+            float* out) {
+  const bool lanes8 = order == DotOrder::kLanes8 && hd % 8 == 0 && hd <= 128;
   int64_t total = 0;
-  float mx = -INFINITY;
   for (int s = 0; s < nspans; ++s) {
     const KeySpan& sp = spans[s];
-    for (int64_t j = 0; j < sp.n; ++j) {
-      const float* k = sp.k + j * sp.stride;
-      float acc = 0.f;
+    if (lanes8) {
+      span_scores8(q, hd, root_hd, sp, scores + total);
+    } else if (order == DotOrder::kSequential) {
+      for (int64_t j = 0; j < sp.n; ++j) {
+        const float* k = sp.k + j * sp.stride;
+        float acc = 0.f;
+        for (int64_t i = 0; i < hd; ++i) acc = std::fma(q[i], k[i], acc);
+        scores[total + j] = (0.f + acc) / root_hd;
+      }
+    } else {  // eight lanes with a head size that is not a multiple of 8: the plain loop
+      for (int64_t j = 0; j < sp.n; ++j) {
+        const float* k = sp.k + j * sp.stride;
+        float acc = 0.f;
 #pragma omp simd reduction(+ : acc)
-      for (int64_t i = 0; i < hd; ++i) acc += q[i] * k[i];
-      const float sc = acc / root_hd;
-      scores[total++] = sc;
-      mx = sc > mx ? sc : mx;
+        for (int64_t i = 0; i < hd; ++i) acc += q[i] * k[i];
+        scores[total + j] = acc / root_hd;
+      }
     }
+    total += sp.n;
   }
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < total; ++j) mx = scores[j] > mx ? scores[j] : mx;
+  nn::exp_shifted(scores, total, mx);
   float sum = 0.f;
-  for (int64_t j = 0; j < total; ++j) {
-    scores[j] = std::exp(scores[j] - mx);
-    sum += scores[j];
-  }
+  for (int64_t j = 0; j < total; ++j) sum += scores[j];
   const float inv = 1.f / sum;
+  if (hd % 8 == 0 && hd <= 128) {  // the head's output in registers
+    const int64_t chunks = hd / 8;
+    __m256 acc[16];
+    for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm256_setzero_ps();
+    int64_t idx = 0;
+    for (int s = 0; s < nspans; ++s) {
+      const KeySpan& sp = spans[s];
+      for (int64_t j = 0; j < sp.n; ++j) {
+        const __m256 p = _mm256_set1_ps(scores[idx++] * inv);
+        const float* v = sp.v + j * sp.stride;
+        for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * c), acc[c]);
+      }
+    }
+    for (int64_t c = 0; c < chunks; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+    return;
+  }
   for (int64_t i = 0; i < hd; ++i) out[i] = 0.f;
   int64_t idx = 0;
   for (int s = 0; s < nspans; ++s) {
@@ -52,8 +144,7 @@ void attend(const float* q, int64_t hd, float root_hd, const KeySpan* spans, int
     for (int64_t j = 0; j < sp.n; ++j) {
       const float p = scores[idx++] * inv;
       const float* v = sp.v + j * sp.stride;
-#pragma omp simd
-      for (int64_t i = 0; i < hd; ++i) out[i] += p * v[i];
+      for (int64_t i = 0; i < hd; ++i) out[i] = std::fma(p, v[i], out[i]);
     }
   }
 }
@@ -201,7 +292,7 @@ void Gpt2::forward_ragged(const float* x, const std::vector<int64_t>& lengths, f
           for (int64_t t = 0; t < lengths[static_cast<size_t>(s)]; ++t) {
             const float* q = qkv + (base + t) * 3 * d + hh * hd;
             KeySpan span{qkv + base * 3 * d + d + hh * hd, qkv + base * 3 * d + 2 * d + hh * hd, t + 1, 3 * d};
-            attend(q, hd, root, &span, 1, scores.data(), ctx + (base + t) * d + hh * hd);
+            attend(DotOrder::kSequential, q, hd, root, &span, 1, scores.data(), ctx + (base + t) * d + hh * hd);
           }
         }
       });
@@ -261,14 +352,26 @@ void Gpt2::reorder(Cache& c, const std::vector<int64_t>& src) const {
   }
   if (identity) return;
   const int64_t d = cfg_.n_embd, own = c.length - c.shared, slot = (c.capacity - c.shared) * d;
-  std::vector<float> tmp(static_cast<size_t>(c.batch * own * d));
+  // Only the sequences that change are written; the old rows they copy are saved first (a source may
+  // itself be overwritten), each once.
+  std::vector<int64_t> saved(static_cast<size_t>(c.batch), -1);  // sequence -> its row in tmp
+  int64_t n_saved = 0;
+  for (int64_t b = 0; b < c.batch; ++b) {
+    const int64_t from = src[static_cast<size_t>(b)];
+    if (from != b && saved[static_cast<size_t>(from)] < 0) saved[static_cast<size_t>(from)] = n_saved++;
+  }
+  const auto row = static_cast<size_t>(own * d) * sizeof(float);
+  std::vector<float> tmp(static_cast<size_t>(n_saved * own * d));
   for (auto* store : {&c.k, &c.v})
     for (auto& layer : *store) {
       for (int64_t b = 0; b < c.batch; ++b)
-        std::memcpy(tmp.data() + b * own * d, layer.data() + src[static_cast<size_t>(b)] * slot,
-                    static_cast<size_t>(own * d) * sizeof(float));
-      for (int64_t b = 0; b < c.batch; ++b)
-        std::memcpy(layer.data() + b * slot, tmp.data() + b * own * d, static_cast<size_t>(own * d) * sizeof(float));
+        if (saved[static_cast<size_t>(b)] >= 0)
+          std::memcpy(tmp.data() + saved[static_cast<size_t>(b)] * own * d, layer.data() + b * slot, row);
+      for (int64_t b = 0; b < c.batch; ++b) {
+        const int64_t from = src[static_cast<size_t>(b)];
+        if (from != b)
+          std::memcpy(layer.data() + b * slot, tmp.data() + saved[static_cast<size_t>(from)] * own * d, row);
+      }
     }
 }
 
@@ -343,7 +446,7 @@ void Gpt2::forward(const float* x, int64_t n_new, Cache& c, float* hidden) const
                 const int64_t group_base = (b / per_group) * c.shared * d;
                 KeySpan spans[2] = {{SK + group_base + hh * hd, SV + group_base + hh * hd, c.shared, d},
                                     {K + b * slot + hh * hd, V + b * slot + hh * hd, own0 + t + 1, d}};
-                attend(qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
+                attend(DotOrder::kLanes8, qkv + (b * n_new + t) * 3 * d + hh * hd, hd, root, spans, 2, scores.data(),
                        ctx + (b * n_new + t) * d + hh * hd);
               }
             }
