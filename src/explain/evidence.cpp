@@ -359,9 +359,10 @@ std::vector<Event> excess_events(const std::vector<double>& excess, double frame
   return out;
 }
 
-// Short events in one band: bursts (20-ms frames every 10 ms, at least 2 dB over the background)
-// and, in bands from 1.4 kHz up where 5 ms average enough noise, impacts (5-ms frames, at least
-// 3 dB over it) that do not fall within 10 ms of a burst.
+// Short events in one band: bursts (20-ms frames every 10 ms, at least 2 dB over the background),
+// fainter 50-ms bursts that do not overlap those (50-ms frames every 10 ms, at least 1 dB) and, in
+// bands from 1.4 kHz up where 5 ms average enough noise, impacts (5-ms frames, at least 3 dB over
+// it) that do not fall within 10 ms of a burst.
 struct BandEvents {
   double centre_hz = 0;
   size_t band = 0;                 // index of the band among the searched ones
@@ -376,6 +377,17 @@ BandEvents band_events(const std::vector<double>& band, int sample_rate, bool im
   const double s5 = static_cast<double>(len5) / sample_rate;
   out.spikes.assign(band.size() / static_cast<size_t>(len5), 0.0);
   std::vector<Event> events = excess_events(excess_db(band, 4 * len5, 2 * len5, sample_rate), 4 * s5, 2 * s5, 2.0);
+  // Longer, fainter bursts (50-ms frames every 10 ms, at least 1 dB over the background): a 50-ms
+  // burst a dB or two over the noise that 20-ms frames do not average enough to see.
+  {
+    const std::vector<Event> shorter = events;
+    for (const Event& e : excess_events(excess_db(band, 10 * len5, 2 * len5, sample_rate), 10 * s5, 2 * s5, 1.0)) {
+      bool inside = false;
+      for (const Event& b : shorter) inside = inside || (e.end >= b.start && e.start <= b.end);
+      if (!inside) events.push_back(e);
+    }
+    std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.start < b.start; });
+  }
   // A burst is timed at its strongest 5-ms frame.
   const std::vector<double> e5 = frame_energy(band, len5);
   for (Event& b : events) {
