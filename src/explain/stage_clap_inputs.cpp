@@ -40,7 +40,10 @@ void ClapInputStage::caption_batch(const ScoredClip& clip) {
   } catch (const std::exception& e) {
     results.assign(paths.size(), {"", e.what()});
   }
-  for (size_t i = 0; i < paths.size(); ++i) caption_memo_[paths[i]] = std::move(results[i]);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    caption_memo_[paths[i]] = std::move(results[i]);
+    last_use_.try_emplace(paths[i], tick_);
+  }
 }
 
 const std::pair<std::vector<float>, std::string>& ClapInputStage::embedding_of(const std::string& path) {
@@ -52,6 +55,7 @@ const std::pair<std::vector<float>, std::string>& ClapInputStage::embedding_of(c
   } catch (const std::exception& e) {
     r.second = path + ": " + e.what();
   }
+  last_use_.try_emplace(path, tick_);
   return embedding_memo_[path] = r;
 }
 
@@ -94,9 +98,19 @@ void ClapInputStage::similarities(const ScoredClip& clip, ClapInputs& in) {
 void ClapInputStage::forget(const std::string& path) {
   caption_memo_.erase(path);
   embedding_memo_.erase(path);
+  last_use_.erase(path);
+}
+
+void ClapInputStage::keep_at_most(size_t files) {
+  if (last_use_.size() <= files) return;
+  std::vector<std::pair<uint64_t, std::string>> by_use;
+  for (const auto& [path, tick] : last_use_) by_use.emplace_back(tick, path);
+  std::sort(by_use.begin(), by_use.end());
+  for (size_t i = 0; i + files < by_use.size(); ++i) forget(by_use[i].second);
 }
 
 ClapInputs ClapInputStage::inputs_for(const ScoredClip& clip) {
+  ++tick_;
   ClapInputs in;
   in.caption_error = plan_.caption_missing;
   in.similarity_error = plan_.similarity_missing;
@@ -106,6 +120,12 @@ ClapInputs ClapInputStage::inputs_for(const ScoredClip& clip) {
   const auto t_similarity = Clock::now();
   if (plan_.want_similarity && plan_.clap && plan_.similarity_missing.empty()) similarities(clip, in);
   in.similarity_seconds = since(t_similarity);
+  // The files this clip needed are the most recently used (keep_at_most drops the others first).
+  auto used = [&](const std::string& p) {
+    if (caption_memo_.count(p) || embedding_memo_.count(p)) last_use_[p] = tick_;
+  };
+  used(clip.path);
+  for (const auto& n : clip.neighbors) used(n.path);
   return in;
 }
 

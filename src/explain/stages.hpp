@@ -102,6 +102,9 @@ class ClapInputStage {
   ClapInputs inputs_for(const ScoredClip& clip);
   // Drops what is remembered of a file (a long-lived stage keeps only the files that recur).
   void forget(const std::string& path);
+  // Drops what is remembered of the least recently used files until at most `files` remain.
+  void keep_at_most(size_t files);
+  size_t remembered_files() const { return last_use_.size(); }
 
  private:
   void caption_batch(const ScoredClip& clip);
@@ -115,6 +118,8 @@ class ClapInputStage {
   size_t cursor_ = 0;  // where in upcoming_ the last clip asked for was found
   std::map<std::string, std::pair<std::string, std::string>> caption_memo_;  // path -> (caption, error)
   std::map<std::string, std::pair<std::vector<float>, std::string>> embedding_memo_;
+  std::map<std::string, uint64_t> last_use_;  // every remembered file -> when a clip last needed it
+  uint64_t tick_ = 0;
 };
 
 // ---- prompts ------------------------------------------------------------------------------------

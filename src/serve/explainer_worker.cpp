@@ -126,6 +126,11 @@ size_t ExplainerWorker::cached_reference_clips() {
   return reference_cache_.size();
 }
 
+size_t ExplainerWorker::cached_clap_clips() {
+  std::lock_guard lock(clap_mu_);
+  return clap_ ? clap_->remembered_files() : 0;
+}
+
 std::string ExplainerWorker::explain(const EventRecord& e) {
   if (!store_) throw Error("serve: an explanation was asked for without a store");
   // The event as detection's record of a flagged clip, its neighbours by their stored audio.
@@ -177,6 +182,7 @@ std::string ExplainerWorker::explain(const EventRecord& e) {
     std::lock_guard lock(clap_mu_);
     clap = clap_->inputs_for(clip);
     clap_->forget(clip.path);
+    clap_->keep_at_most(options_.reference_cache_clips);
   }
   ed::AnswerCounts counts;
   ExplanationRecord record = ed::explain_record(clip, comparison, clap, *plan_, options_.explain, {}, counts);

@@ -40,7 +40,9 @@ struct ExplainerOptions {
   int lease_seconds = 120;
   std::string worker_name;  // identifies this process's workers in the job table
   // Reference clips whose measured evidence stays in memory between explanations (about 20-40 KB
-  // each), the least recently used dropped first; a dropped one is measured again when needed.
+  // each), the least recently used dropped first; a dropped one is measured again when needed. The
+  // same bound holds for the references' captions and audio embeddings (CLAP methods, about 4 KB
+  // each), which are computed again when needed.
   size_t reference_cache_clips = 4096;
 };
 
@@ -75,6 +77,8 @@ class ExplainerWorker {
   std::string explain(const EventRecord& e);
   // Reference clips whose evidence is in memory now (at most options.reference_cache_clips).
   size_t cached_reference_clips();
+  // Reference clips whose captions or audio embeddings are in memory now (at most the same).
+  size_t cached_clap_clips();
 
  private:
   void run(int worker);

@@ -21,6 +21,7 @@
 #include "serve/service.hpp"
 #include "serve/store.hpp"
 #include "serve/watch.hpp"
+#include "support/golden_model.hpp"
 
 namespace asdcap::serve {
 namespace {
@@ -264,6 +265,60 @@ TEST(ServeExplainer, ReferenceEvidenceCacheIsBounded) {
   EXPECT_EQ(answers(large.explain(e)), answers(a));
   EXPECT_EQ(large.cached_reference_clips(), 3u);
   EXPECT_NE(answers(a).find("clicks rhythmically about 25 times per second"), std::string::npos) << a;
+  fs::remove_all(dir);
+}
+
+// The references' captions and audio embeddings kept between explanations (CLAP methods, golden tiny
+// model) are bounded the same way: with room for one clip, three references leave one remembered,
+// and every explanation is the one an unbounded stage gives.
+TEST(ServeExplainer, ReferenceCaptionsAndEmbeddingsAreBounded) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("asdcap_serve_clap_cache_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto store = open_store("sqlite:" + (dir / "db.sqlite").string());
+  const MachineKey fan{"fan", "id_00"};
+  store->ensure_machine(fan);
+  nlohmann::json neighbors = nlohmann::json::array();
+  for (int i = 0; i < 3; ++i) {
+    ReferenceRecord r;
+    r.machine = fan;
+    r.name = "normal_" + std::to_string(i) + ".wav";
+    r.audio_path = clip_file(dir, r.name, 20 + i, 0);
+    r.source = "upload";
+    r.backend_identity = "test";
+    r.embedding = {0.f, 1.f};
+    const int64_t id = store->add_reference(r);
+    neighbors.push_back({{"name", r.name}, {"distance", 1.0 + i}, {"reference_id", id}});
+  }
+  EventRecord e;
+  e.machine = fan;
+  e.clip_name = "clicking.wav";
+  e.audio_path = clip_file(dir, e.clip_name, 98, 25);
+  e.score = 5, e.threshold = 2, e.label = "anomaly";
+  e.neighbors_json = neighbors.dump();
+  e.id = store->add_event(e).first;
+  Metrics metrics;
+  const auto answers = [](const std::string& json) {
+    const auto j = nlohmann::json::parse(json);
+    return j.at("text").get<std::string>() + " | " + j.at("record").at("captions").dump() + " | " +
+           j.at("record").at("similarity").dump();
+  };
+  ExplainerOptions bounded;
+  bounded.explain.methods = {"text", "zeroshot"};
+  bounded.explain.model_path = golden_model_path(true);
+  bounded.explain.threads = 1;
+  bounded.reference_cache_clips = 1;
+  ExplainerWorker small(*store, metrics, bounded);
+  const std::string a = small.explain(e);
+  EXPECT_EQ(small.cached_clap_clips(), 1u);
+  EXPECT_EQ(answers(small.explain(e)), answers(a));  // the dropped ones computed again: the same
+  EXPECT_EQ(small.cached_clap_clips(), 1u);
+  ExplainerOptions unbounded = bounded;
+  unbounded.reference_cache_clips = 4096;
+  ExplainerWorker large(*store, metrics, unbounded);
+  EXPECT_EQ(answers(large.explain(e)), answers(a));
+  EXPECT_EQ(large.cached_clap_clips(), 3u);  // the references, not the explained clip
   fs::remove_all(dir);
 }
 
