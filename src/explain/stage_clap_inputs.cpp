@@ -55,7 +55,6 @@ const std::pair<std::vector<float>, std::string>& ClapInputStage::embedding_of(c
   } catch (const std::exception& e) {
     r.second = path + ": " + e.what();
   }
-  last_use_.try_emplace(path, tick_);
   return embedding_memo_[path] = r;
 }
 

@@ -91,7 +91,8 @@ enum class DotOrder {
 // multiply-adds, key after key).
 void attend(DotOrder order, const float* q, int64_t hd, float root_hd, const KeySpan* spans, int nspans, float* scores,
             float* out) {
-  const bool lanes8 = order == DotOrder::kLanes8 && hd % 8 == 0 && hd <= 128;
+  const bool vector_head = hd % 8 == 0 && hd <= 128;  // whole 8-float chunks, at most 16 registers
+  const bool lanes8 = order == DotOrder::kLanes8 && vector_head;
   int64_t total = 0;
   for (int s = 0; s < nspans; ++s) {
     const KeySpan& sp = spans[s];
@@ -121,7 +122,7 @@ void attend(DotOrder order, const float* q, int64_t hd, float root_hd, const Key
   float sum = 0.f;
   for (int64_t j = 0; j < total; ++j) sum += scores[j];
   const float inv = 1.f / sum;
-  if (hd % 8 == 0 && hd <= 128) {  // the head's output in registers
+  if (vector_head) {  // the head's output in registers
     const int64_t chunks = hd / 8;
     __m256 acc[16];
     for (int64_t c = 0; c < chunks; ++c) acc[c] = _mm256_setzero_ps();

@@ -38,6 +38,22 @@ std::optional<double> profile_max(const FeatureProfile& p, double from, double t
 
 double value(const ClipEvidence& e, const char* key) { return e.values[evidence_index(key)]; }
 
+// Adds a 50-ms burst of Gaussian noise (standard deviation `rms`) at each time of `at` (seconds).
+void add_noise_bursts(std::vector<float>& x, const std::vector<double>& at, float rms, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> burst(0.f, rms);
+  for (double t : at)
+    for (size_t i = static_cast<size_t>(t * kRate); i < static_cast<size_t>((t + 0.05) * kRate); ++i)
+      x[i] += burst(gen);
+}
+
+// Distance in seconds from the middle of a 50-ms burst starting at `t` to the nearest found event.
+double nearest_event(const std::vector<double>& found, double t) {
+  double nearest = 1e9;
+  for (double f : found) nearest = std::min(nearest, std::fabs(f - (t + 0.025)));
+  return nearest;
+}
+
 ClipEvidence measure(const std::vector<float>& x) {
   return measure_evidence(x.data(), static_cast<int64_t>(x.size()), kRate);
 }
@@ -245,21 +261,13 @@ TEST(ExplainEvidence, ImpulseTrainGivesEventRateTimesAndPeriod) {
 TEST(ExplainEvidence, ShortBurstsAreCountedTimedAndLevelled) {
   auto x = noise(5, 0.02, 10);
   const std::vector<double> at = {0.31, 0.77, 1.12, 1.83, 2.05, 2.66, 3.02, 3.71, 4.18, 4.6};
-  std::mt19937 gen(11);
-  std::normal_distribution<float> burst(0.f, 0.04f);
-  for (double t : at)
-    for (size_t i = static_cast<size_t>(t * kRate); i < static_cast<size_t>((t + 0.05) * kRate); ++i)
-      x[i] += burst(gen);
+  add_noise_bursts(x, at, 0.04f, 11);
   const ClipEvidence e = measure(x);
   // Every burst found, at its time (within its 50 ms), and at most one event in the noise.
   EXPECT_GE(e.burst_times.size(), at.size());
   EXPECT_LE(e.burst_times.size(), at.size() + 1);
   EXPECT_NEAR(value(e, "burst_rate"), e.burst_times.size() / 5.0, 1e-9);
-  for (double t : at) {
-    double nearest = 1e9;
-    for (double found : e.burst_times) nearest = std::min(nearest, std::fabs(found - (t + 0.025)));
-    EXPECT_LT(nearest, 0.03) << "burst at " << t << " s";
-  }
+  for (double t : at) EXPECT_LT(nearest_event(e.burst_times, t), 0.03) << "burst at " << t << " s";
   EXPECT_NEAR(value(e, "burst_db"), 7.0, 1.5);
   EXPECT_LT(value(e, "burst_regularity"), 0.5);
   // The same noise without bursts: (almost) no events.
@@ -272,19 +280,11 @@ TEST(ExplainEvidence, ShortBurstsAreCountedTimedAndLevelled) {
 TEST(ExplainEvidence, FaintFiftyMillisecondBurstsAreFound) {
   auto x = noise(5, 0.02, 21);
   const std::vector<double> at = {0.35, 0.9, 1.6, 2.2, 2.9, 3.5, 4.3};
-  std::mt19937 gen(22);
-  std::normal_distribution<float> burst(0.f, 0.016f);
-  for (double t : at)
-    for (size_t i = static_cast<size_t>(t * kRate); i < static_cast<size_t>((t + 0.05) * kRate); ++i)
-      x[i] += burst(gen);
+  add_noise_bursts(x, at, 0.016f, 22);
   const ClipEvidence e = measure(x);
   EXPECT_GE(e.burst_times.size(), at.size());
   EXPECT_LE(e.burst_times.size(), at.size() + 1);
-  for (double t : at) {
-    double nearest = 1e9;
-    for (double found : e.burst_times) nearest = std::min(nearest, std::fabs(found - (t + 0.025)));
-    EXPECT_LT(nearest, 0.04) << "burst at " << t << " s";
-  }
+  for (double t : at) EXPECT_LT(nearest_event(e.burst_times, t), 0.04) << "burst at " << t << " s";
   EXPECT_LT(value(measure(noise(5, 0.02, 21)), "burst_rate"), 0.5);
 }
 

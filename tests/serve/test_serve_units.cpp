@@ -216,35 +216,53 @@ std::string clip_file(const std::filesystem::path& dir, const std::string& name,
   return path;
 }
 
-// The references' evidence kept between explanations is bounded: with room for one clip, explaining
-// against three references keeps one, and the explanation is the one an unbounded cache gives.
-TEST(ServeExplainer, ReferenceEvidenceCacheIsBounded) {
+// A fan with three reference clips (seeds ref_seed..ref_seed + 2, no clicks) and one flagged event
+// (seed event_seed, 25 clicks per second) whose neighbours they are, in a fresh SQLite store under a
+// temporary folder removed with the value.
+struct FlaggedEvent {
+  std::filesystem::path dir;
+  std::unique_ptr<Store> store;
+  EventRecord event;
+  ~FlaggedEvent() { std::filesystem::remove_all(dir); }
+};
+
+std::unique_ptr<FlaggedEvent> flagged_event(const std::string& tag, unsigned ref_seed, unsigned event_seed) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("asdcap_serve_cache_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  auto store = open_store("sqlite:" + (dir / "db.sqlite").string());
+  auto f = std::make_unique<FlaggedEvent>();
+  f->dir = fs::temp_directory_path() / ("asdcap_serve_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(f->dir);
+  fs::create_directories(f->dir);
+  f->store = open_store("sqlite:" + (f->dir / "db.sqlite").string());
   const MachineKey fan{"fan", "id_00"};
-  store->ensure_machine(fan);
+  f->store->ensure_machine(fan);
   nlohmann::json neighbors = nlohmann::json::array();
-  for (int i = 0; i < 3; ++i) {
+  for (unsigned i = 0; i < 3; ++i) {
     ReferenceRecord r;
     r.machine = fan;
     r.name = "normal_" + std::to_string(i) + ".wav";
-    r.audio_path = clip_file(dir, r.name, 10 + i, 0);
+    r.audio_path = clip_file(f->dir, r.name, ref_seed + i, 0);
     r.source = "upload";
     r.backend_identity = "test";
     r.embedding = {0.f, 1.f};
-    const int64_t id = store->add_reference(r);
+    const int64_t id = f->store->add_reference(r);
     neighbors.push_back({{"name", r.name}, {"distance", 1.0 + i}, {"reference_id", id}});
   }
-  EventRecord e;
+  EventRecord& e = f->event;
   e.machine = fan;
   e.clip_name = "clicking.wav";
-  e.audio_path = clip_file(dir, e.clip_name, 99, 25);
+  e.audio_path = clip_file(f->dir, e.clip_name, event_seed, 25);
   e.score = 5, e.threshold = 2, e.label = "anomaly";
   e.neighbors_json = neighbors.dump();
-  e.id = store->add_event(e).first;
+  e.id = f->store->add_event(e).first;
+  return f;
+}
+
+// The references' evidence kept between explanations is bounded: with room for one clip, explaining
+// against three references keeps one, and the explanation is the one an unbounded cache gives.
+TEST(ServeExplainer, ReferenceEvidenceCacheIsBounded) {
+  const auto f = flagged_event("cache", 10, 99);
+  Store* store = f->store.get();
+  const EventRecord& e = f->event;
   Metrics metrics;
   // What the explanation says and which measured differences it names (its timings vary).
   const auto answers = [](const std::string& json) {
@@ -265,39 +283,15 @@ TEST(ServeExplainer, ReferenceEvidenceCacheIsBounded) {
   EXPECT_EQ(answers(large.explain(e)), answers(a));
   EXPECT_EQ(large.cached_reference_clips(), 3u);
   EXPECT_NE(answers(a).find("clicks rhythmically about 25 times per second"), std::string::npos) << a;
-  fs::remove_all(dir);
 }
 
 // The references' captions and audio embeddings kept between explanations (CLAP methods, golden tiny
 // model) are bounded the same way: with room for one clip, three references leave one remembered,
 // and every explanation is the one an unbounded stage gives.
 TEST(ServeExplainer, ReferenceCaptionsAndEmbeddingsAreBounded) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("asdcap_serve_clap_cache_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  auto store = open_store("sqlite:" + (dir / "db.sqlite").string());
-  const MachineKey fan{"fan", "id_00"};
-  store->ensure_machine(fan);
-  nlohmann::json neighbors = nlohmann::json::array();
-  for (int i = 0; i < 3; ++i) {
-    ReferenceRecord r;
-    r.machine = fan;
-    r.name = "normal_" + std::to_string(i) + ".wav";
-    r.audio_path = clip_file(dir, r.name, 20 + i, 0);
-    r.source = "upload";
-    r.backend_identity = "test";
-    r.embedding = {0.f, 1.f};
-    const int64_t id = store->add_reference(r);
-    neighbors.push_back({{"name", r.name}, {"distance", 1.0 + i}, {"reference_id", id}});
-  }
-  EventRecord e;
-  e.machine = fan;
-  e.clip_name = "clicking.wav";
-  e.audio_path = clip_file(dir, e.clip_name, 98, 25);
-  e.score = 5, e.threshold = 2, e.label = "anomaly";
-  e.neighbors_json = neighbors.dump();
-  e.id = store->add_event(e).first;
+  const auto f = flagged_event("clap_cache", 20, 98);
+  Store* store = f->store.get();
+  const EventRecord& e = f->event;
   Metrics metrics;
   const auto answers = [](const std::string& json) {
     const auto j = nlohmann::json::parse(json);
@@ -319,7 +313,6 @@ TEST(ServeExplainer, ReferenceCaptionsAndEmbeddingsAreBounded) {
   ExplainerWorker large(*store, metrics, unbounded);
   EXPECT_EQ(answers(large.explain(e)), answers(a));
   EXPECT_EQ(large.cached_clap_clips(), 3u);  // the references, not the explained clip
-  fs::remove_all(dir);
 }
 
 }  // namespace
