@@ -38,6 +38,9 @@ struct FeatureProfile {
   double tolerance = 0;        // relative: a reference counts over at x (1 +- tolerance), at least +-half a step
   size_t columns = 0;          // values per row; 0: one row (all of values)
   size_t row = 0;              // the row of the clip's own value (e.g. a band); a reference is read in the same row
+  // True: compare_evidence reads the clip in the row where it stands furthest above its references
+  // (e.g. the band where new events appear, not the one where the normal sound has its own).
+  bool row_by_references = false;
 };
 
 struct ClipEvidence {
@@ -45,7 +48,9 @@ struct ClipEvidence {
   std::vector<double> burst_times;  // seconds: the short events counted by burst_rate, in time order
   // By feature key: burst_rate over the octave bands it searches (by index), click_strength over
   // the transients' period (s), vibration_pct and shaft_db over frequency (Hz), impact_db over the
-  // rate (Hz), one row per view and half-octave band.
+  // rate (Hz), one row per view and half-octave band, impact_sync likewise per octave band,
+  // crackle_db per octave band (one value each; crackle_hz holds the bands' centres and
+  // crackle_times each band's loud moments, kCrackleMoments columns in seconds, -1 where fewer).
   std::map<std::string, FeatureProfile> profiles;
 };
 
@@ -68,6 +73,8 @@ struct EvidenceRow {
   // What the explainer ranks by: z, but 0 when the difference is below the feature's resolution or
   // the whole set disagrees in sign, and never larger in magnitude than z_all.
   double strength = 0;
+  // Seconds into the clip where a feature made of moments (crackle_db) has them, in time order.
+  std::vector<double> times;
 };
 
 // `pool`: the whole reference set of the clip's machine ID (may be empty).

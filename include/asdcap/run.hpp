@@ -111,6 +111,7 @@ struct EvidenceFeature {
   std::optional<double> reference_mean;
   // Newer records: against the whole reference set (robust z, percentile) and the ranking strength.
   std::optional<double> z_all, percentile, strength;
+  std::vector<double> times;  // seconds: where a feature made of moments has them (crackle_db); else empty
 };
 
 struct UnreadableNeighbor {

@@ -28,6 +28,16 @@ double median_of(std::vector<double> v) {
   return v[mid];
 }
 
+// Linear-interpolated quantile q (0-1) of v.
+double quantile_of(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
+
 // Mean power per non-overlapping frame of `len` samples.
 std::vector<double> frame_energy(const std::vector<double>& x, int64_t len) {
   std::vector<double> e;
@@ -833,6 +843,215 @@ PeriodicImpacts periodic_impacts(const std::vector<double>& x, int sample_rate) 
   return best;
 }
 
+// --- Octave bands from 1 kHz in half-octave steps -------------------------------------------------
+
+// Octave bands (lo, 2 lo) from 1 kHz, a half octave apart, up to 0.95 x Nyquist (the last one cut
+// there, kept while at least 1.5 wide): a resonance rung by impacts or a crackle lies within one.
+std::vector<std::pair<double, double>> octave_bands(int sample_rate) {
+  const double top = 0.95 * sample_rate / 2;
+  std::vector<std::pair<double, double>> edges;
+  for (double lo = 1000.0; lo * 1.5 <= top; lo *= M_SQRT2) edges.emplace_back(lo, std::min(2 * lo, top));
+  return edges;
+}
+
+// Crackle: how far repeated short bursts of a band stand over its usual level, and when they are.
+// The band's power envelope in 50-ms frames every 10 ms; the loudest frame, then the loudest at
+// least 100 ms from it, and so on: the sixth of these separate moments over the band's median
+// level, in dB (the median of the frames within 6 dB of the median of all, so that drop-outs do not
+// lower it). A crackle of many bursts raises it even when no single burst stands out; one or two
+// louder events in the background (a door, a passing forklift) do not. Steady noise gives about 1 dB
+// (5 s at 16 kHz; less in wider bands).
+constexpr size_t kCrackleMoments = 6;
+struct Crackle {
+  double db = 0;
+  std::vector<double> times;  // the centres of the moments (s), loudest first; -1 for each missing
+};
+Crackle band_crackle(const std::vector<double>& envelope, int sample_rate) {
+  Crackle out;
+  out.times.assign(kCrackleMoments, -1.0);
+  const auto len = static_cast<size_t>(std::max<long>(1, std::lround(0.050 * sample_rate)));
+  const auto hop = static_cast<size_t>(std::max<long>(1, std::lround(0.010 * sample_rate)));
+  if (envelope.size() < len + 10 * hop) return out;
+  std::vector<double> sum(envelope.size() + 1, 0.0);
+  for (size_t i = 0; i < envelope.size(); ++i) sum[i + 1] = sum[i] + envelope[i];
+  std::vector<double> level;
+  for (size_t start = 0; start + len <= envelope.size(); start += hop)
+    level.push_back(db((sum[start + len] - sum[start]) / static_cast<double>(len)));
+  const double all = median_of(level);
+  std::vector<double> usual;
+  for (double v : level)
+    if (v >= all - 6.0) usual.push_back(v);
+  const double median = median_of(usual);
+  std::vector<size_t> order(level.size()), moments;
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return level[a] > level[b]; });
+  constexpr size_t kSeparate = 10;  // frames: 100 ms
+  for (size_t i : order) {
+    if (std::none_of(moments.begin(), moments.end(), [&](size_t m) { return (i > m ? i - m : m - i) < kSeparate; }))
+      moments.push_back(i);
+    if (moments.size() == kCrackleMoments) break;
+  }
+  for (size_t m = 0; m < moments.size(); ++m)
+    out.times[m] = (static_cast<double>(moments[m] * hop) + 0.5 * static_cast<double>(len)) / sample_rate;
+  out.db = level[moments.back()] - median;
+  return out;
+}
+
+// --- Periodic impacts by synchronous averaging ---------------------------------------------------
+
+struct SyncImpacts {
+  double sigma = 0, rate_hz = 0, band_hz = 0;
+  // The peak over the rate (kTrainLowHz ... kTrainHighHz by kTrainGridHz), one row per octave band,
+  // its row and rate where it is highest.
+  FeatureProfile profile;
+};
+
+// Envelope frames of 1 ms: the fold resolves impacts ringing for a few milliseconds.
+constexpr double kSyncFrameS = 0.001;
+// Harmonics of the rate kept in the fold: from the 4th (a smooth swell of the whole sound at the
+// rate, an unbalanced rotor, lies in the 1st to 3rd) up to 480 Hz (the 1-ms frames' band), at most
+// 31 (the fold's 64 phases).
+constexpr int kSyncFirstHarmonic = 4, kSyncLastHarmonic = 31, kSyncPhases = 64;
+constexpr double kSyncTopHz = 480.0;
+constexpr double kSyncCap = 10.0;
+
+// A train of impacts at a steady rate f adds, in its band's power envelope, the same shape once
+// per period. Folding the envelope at f (averaging it over the phase of f across the whole clip)
+// keeps that shape and averages the noise away by the square root of the number of periods, the
+// synchronous average of vibration analysis: impacts a few tenths of a decibel above the band's
+// noise, too faint for any single one to be seen, stand out over 100 periods. The fold is computed
+// from the envelope's Fourier coefficients at the multiples of f (a zero-padded transform, bins
+// 0.06 / duration apart or finer), harmonics 4 to 31 up to 480 Hz, at 64 phases; its peak is given in standard
+// deviations of the fold under noise (from the envelope spectrum's median level near each harmonic). Rates 10-60 Hz,
+// every octave band from 1 kHz in half-octave steps (an impact rings in one resonance). `each_band(b, envelope)` is
+// called with every band's power envelope, for other measures of the same bands.
+SyncImpacts synchronous_impacts(const std::vector<double>& x, int sample_rate,
+                                const std::vector<std::pair<double, double>>& edges,
+                                const std::function<void(size_t, const std::vector<double>&)>& each_band) {
+  SyncImpacts best;
+  best.profile = {kTrainLowHz, kTrainGridHz, {}, 0.0, 0.1, kTrainGridSize, 0};
+  const int64_t frame = std::max<int64_t>(1, std::lround(kSyncFrameS * sample_rate));
+  const double frame_rate = static_cast<double>(sample_rate) / frame;
+  const size_t frames = x.size() / static_cast<size_t>(frame);
+  const double top_hz = std::min(kSyncTopHz, 0.48 * frame_rate);
+  const bool foldable = frames >= 200 && top_hz >= kSyncFirstHarmonic * kTrainHighHz / 4;
+  // Rates 0.06 / duration apart or closer: a rate half a step off drifts by at most 0.03 of a period
+  // over the clip (0.0076 Hz for 5 s; for clips up to 2 hours, beyond which the steps stay at 2^22
+  // bins).
+  const double finest = 0.06 * frame_rate / static_cast<double>(std::max<size_t>(frames, 1));
+  size_t nfft = 1;
+  while (nfft < 2 * frames || (frame_rate / static_cast<double>(nfft) > finest && nfft < (size_t{1} << 22))) nfft *= 2;
+  const double step = frame_rate / static_cast<double>(nfft);
+  FftPlan transform(nfft);
+  FftPlan fold(kSyncPhases, true);
+  // The noise level of a coefficient: the median power within blocks of 5 Hz over ln 2 (the median
+  // of an exponential distribution), up to the highest harmonic used.
+  const auto block = static_cast<size_t>(std::max(8.0, std::round(5.0 / step)));
+  const size_t used = std::min(nfft / 2, static_cast<size_t>(std::ceil(top_hz / step)) + block);
+  std::vector<double> floor_of_block((used + block - 1) / block), power(used), window;
+  std::vector<double> envelope_frames(frames);
+  bool found = false;
+  size_t rows = 0;
+  band_envelopes(x, sample_rate, edges, false, [&](size_t b, const std::vector<double>& envelope) {
+    each_band(b, envelope);
+    if (!foldable) return;
+    for (size_t m = 0; m < frames; ++m)
+      envelope_frames[m] = std::accumulate(envelope.begin() + static_cast<int64_t>(m) * frame,
+                                           envelope.begin() + static_cast<int64_t>(m + 1) * frame, 0.0);
+    // Frames over 10 times the median (the 99.9th percentile of a band of noise) are held there:
+    // a few strong knocks at random times, which would dominate a fold at any rate that happens to
+    // align two or three of them, count like any frame of the clip's loudest noise.
+    const double cap = kSyncCap * median_of(envelope_frames);
+    for (double& v : envelope_frames) v = std::min(v, cap);
+    const double mean = std::accumulate(envelope_frames.begin(), envelope_frames.end(), 0.0) / frames;
+    std::vector<double> over_rate(kTrainGridSize, 0.0);
+    if (mean > 0) {
+      for (size_t m = 0; m < nfft; ++m)
+        transform.real[m] = static_cast<float>(m < frames ? envelope_frames[m] / mean - 1.0 : 0.0);
+      transform.run();
+      const double scale = 1.0 / static_cast<double>(frames);
+      for (size_t k = 0; k < used; ++k) power[k] = power_of(transform.spectrum[k]) * scale * scale;
+      for (size_t i = 0; i < floor_of_block.size(); ++i) {
+        window.assign(power.begin() + static_cast<int64_t>(i * block),
+                      power.begin() + static_cast<int64_t>(std::min(used, (i + 1) * block)));
+        floor_of_block[i] = median_of(window) / M_LN2;
+      }
+      // The fold's peak at the rate of bin k in standard deviations, over the harmonics that are not
+      // multiples of `skip` (0: all of them), without the one that stands highest over its noise (so
+      // that one strong line alone, a swell's or a beat's, does not count: impacts have many); 0
+      // when the rate has too few harmonics below top_hz.
+      const auto sigma_at = [&](size_t k, int skip) {
+        const int last = std::min(kSyncLastHarmonic, static_cast<int>(top_hz / (static_cast<double>(k) * step)));
+        if (last < kSyncFirstHarmonic + 2) return 0.0;
+        int strongest = 0;
+        double top_ratio = -1;
+        for (int h = kSyncFirstHarmonic; h <= last; ++h) {
+          const size_t bin = static_cast<size_t>(h) * k;
+          const double ratio = power[bin] / (floor_of_block[bin / block] + kTiny);
+          if (ratio > top_ratio) {
+            top_ratio = ratio;
+            strongest = h;
+          }
+        }
+        double variance = 0;
+        for (int p = 0; p < kSyncPhases; ++p) fold.spectrum[p][0] = fold.spectrum[p][1] = 0.0f;
+        for (int h = kSyncFirstHarmonic; h <= last; ++h) {
+          if ((skip > 1 && h % skip == 0) || h == strongest) continue;
+          const size_t bin = static_cast<size_t>(h) * k;
+          // Coefficient h of the fold is the clip's at h x f, twice over (it and its conjugate).
+          fold.spectrum[h][0] = static_cast<float>(transform.spectrum[bin][0] * scale);
+          fold.spectrum[h][1] = static_cast<float>(transform.spectrum[bin][1] * scale);
+          fold.spectrum[kSyncPhases - h][0] = fold.spectrum[h][0];
+          fold.spectrum[kSyncPhases - h][1] = -fold.spectrum[h][1];
+          variance += 2.0 * floor_of_block[bin / block];
+        }
+        fold.run();
+        double peak = 0;
+        for (int p = 0; p < kSyncPhases; ++p) peak = std::max(peak, static_cast<double>(fold.complex_time[p][0]));
+        return variance > 0 ? peak / std::sqrt(variance) : 0.0;
+      };
+      size_t band_k = 0;
+      double band_sigma = 0;
+      for (auto k = static_cast<size_t>(std::ceil(kTrainLowHz / step)); k * step <= kTrainHighHz; ++k) {
+        const double sigma = sigma_at(k, 0);
+        if (sigma > band_sigma) {
+          band_sigma = sigma;
+          band_k = k;
+        }
+        const auto cell = static_cast<size_t>(std::lround((k * step - kTrainLowHz) / kTrainGridHz));
+        if (cell < kTrainGridSize) over_rate[cell] = std::max(over_rate[cell], sigma);
+      }
+      // A train at rate f folds as well at f / 2 or f / 3, where its lines are every 2nd or 3rd
+      // harmonic of the fold; there the other harmonics hold only noise (their own fold stays under
+      // 4 sigma and 0.4 of the whole, where a train at f keeps about 0.7). The train's rate is then
+      // the multiple.
+      for (bool moved = band_k > 0; moved;) {
+        moved = false;
+        for (const int d : {2, 3}) {
+          if (static_cast<double>(d * band_k) * step > kTrainHighHz) continue;
+          if (sigma_at(band_k, d) < std::max(4.0, 0.4 * band_sigma)) {
+            band_k *= d;
+            band_sigma = sigma_at(band_k, 0);
+            moved = true;
+            break;
+          }
+        }
+      }
+      if (band_k > 0 && (!found || band_sigma > best.sigma)) {
+        best.sigma = band_sigma;
+        best.rate_hz = static_cast<double>(band_k) * step;
+        best.band_hz = std::sqrt(edges[b].first * edges[b].second);
+        best.profile.row = rows;
+        found = true;
+      }
+    }
+    best.profile.values.insert(best.profile.values.end(), over_rate.begin(), over_rate.end());
+    ++rows;
+  });
+  best.profile.at = best.rate_hz;
+  return best;
+}
+
 // --- Ranking against the reference set ---
 
 // True when the references (the k neighbours and the reference set) share one line, at least
@@ -865,16 +1084,6 @@ bool same_tone_as_references(double hz, const std::vector<double>& neighbors, co
   if (pool.empty()) return std::fabs(hz - median_of(tones)) <= 0.03 * median_of(tones);
   const auto [lo, hi] = std::minmax_element(tones.begin(), tones.end());
   return hz >= 0.97 * *lo && hz <= 1.03 * *hi;
-}
-
-// Linear-interpolated quantile q (0-1) of v.
-double quantile_of(std::vector<double> v, double q) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
 }
 
 // The reference set's spread on the side of a difference: the larger of the robust standard
@@ -910,6 +1119,64 @@ std::optional<double> profile_value(const FeatureProfile& p, size_t row, double 
   double best = -std::numeric_limits<double>::infinity();
   for (double i = from; i <= to; i += 1) best = std::max(best, p.values[row * width + static_cast<size_t>(i)]);
   return best;
+}
+
+// The clip with each feature whose profile is read in the row where the clip stands furthest above
+// its references (row_by_references) set to that row: its value there, and for crackle_db the
+// band's centre in crackle_hz. The references are the reference set (5 clips or more), else the
+// neighbours; the distance is in the reference set's spread as compare_evidence measures it.
+ClipEvidence in_rows_against_references(const ClipEvidence& measured, const std::vector<ClipEvidence>& neighbors,
+                                        const std::vector<ClipEvidence>& pool) {
+  ClipEvidence clip = measured;
+  const auto& specs = evidence_features();
+  const std::vector<ClipEvidence>& set = pool.size() >= 5 ? pool : neighbors;
+  for (auto& [key, profile] : clip.profiles) {
+    if (!profile.row_by_references || set.empty()) continue;
+    const size_t f = evidence_index(key);
+    const size_t width = profile.columns ? profile.columns : profile.values.size();
+    if (width == 0) continue;
+    const size_t rows = profile.values.size() / width;
+    double best = -std::numeric_limits<double>::infinity();
+    for (size_t r = 0; r < rows; ++r) {
+      const std::optional<double> mine = profile_value(profile, r, profile.at, profile.tolerance);
+      if (!mine) continue;
+      std::vector<double> theirs, deviation;
+      for (const auto& c : set) {
+        const auto p = c.profiles.find(key);
+        if (p == c.profiles.end()) continue;
+        if (const auto v = profile_value(p->second, r, profile.at, profile.tolerance)) theirs.push_back(*v);
+      }
+      if (theirs.empty()) continue;
+      const double median = median_of(theirs);
+      for (double v : theirs) deviation.push_back(std::fabs(v - median));
+      const double z = (*mine - median) /
+                       reference_set_spread(specs[f], theirs, median, *mine - median, 1.4826 * median_of(deviation));
+      if (z > best) {
+        best = z;
+        profile.row = r;
+        clip.values[f] = *mine;
+      }
+    }
+    if (key == "crackle_db") {
+      const auto centres = clip.profiles.find("crackle_hz");
+      if (centres != clip.profiles.end() && profile.row < centres->second.values.size())
+        clip.values[evidence_index("crackle_hz")] = centres->second.values[profile.row];
+    }
+  }
+  return clip;
+}
+
+// The times of the crackle's moments in the clip's crackle band, in time order.
+std::vector<double> crackle_times(const ClipEvidence& clip) {
+  const auto band = clip.profiles.find("crackle_db");
+  const auto moments = clip.profiles.find("crackle_times");
+  if (band == clip.profiles.end() || moments == clip.profiles.end()) return {};
+  const FeatureProfile& m = moments->second;
+  std::vector<double> times;
+  for (size_t i = band->second.row * m.columns; i < (band->second.row + 1) * m.columns && i < m.values.size(); ++i)
+    if (m.values[i] >= 0) times.push_back(m.values[i]);
+  std::sort(times.begin(), times.end());
+  return times;
 }
 
 }  // namespace
@@ -956,6 +1223,17 @@ const std::vector<FeatureSpec>& evidence_features() {
        "dB over the envelope spectrum's floor", 1, 1.5, 0.0, true, 1.0},
       {"impact_hz", "Rate of those impacts", "Hz", 1, 0.0, 0.0, false, 0.0},
       {"impact_band_hz", "Centre of the half-octave band of those impacts", "Hz", 0, 0.0, 0.0, false, 0.0},
+      {"impact_sync",
+       "Periodic impacts by synchronous averaging (peak of an octave band's envelope folded at a rate of 10-60 Hz, "
+       "4th to 31st harmonics)",
+       "sigma over noise", 1, 1.0, 0.0, true, 1.0},
+      {"impact_sync_hz", "Rate of that fold", "Hz", 2, 0.0, 0.0, false, 0.0},
+      {"impact_sync_band_hz", "Centre of the octave band of that fold", "Hz", 0, 0.0, 0.0, false, 0.0},
+      {"crackle_db",
+       "Crackle (the sixth-loudest separate 50-ms moment of a band over its median level; the octave band from "
+       "1 kHz where the clip stands furthest above its references)",
+       "dB", 1, 0.1, 0.0, true, 0.3},
+      {"crackle_hz", "Centre of that octave band", "Hz", 0, 0.0, 0.0, false, 0.0},
       {"hum_noise_db", "Motor hum (line at 80-200 Hz and its 2nd harmonic) over the broadband noise above 1 kHz", "dB",
        1, 0.5, 0.0, true, 0.5},
       {"hum_noise_hz", "Frequency of that motor hum", "Hz", 0, 0.0, 0.0, false, 0.0},
@@ -1117,15 +1395,39 @@ ClipEvidence measure_evidence(const float* samples, int64_t n, int sample_rate) 
   set("impact_hz", impacts.rate_hz);
   set("impact_band_hz", impacts.band_hz);
   if (impacts.rate_hz > 0) ev.profiles["impact_db"] = impacts.profile;
+  const std::vector<std::pair<double, double>> octaves = octave_bands(sample_rate);
+  FeatureProfile crackle{0.0, 1.0, {}, 0.0, 0.0, 1, 0, true}, centres{0.0, 1.0, {}, 0.0, 0.0, 1, 0},
+      moments{0.0, 1.0, {}, 0.0, 0.0, kCrackleMoments, 0};
+  const SyncImpacts sync =
+      synchronous_impacts(x, sample_rate, octaves, [&](size_t b, const std::vector<double>& envelope) {
+        const Crackle c = band_crackle(envelope, sample_rate);
+        crackle.values.push_back(c.db);
+        centres.values.push_back(std::sqrt(octaves[b].first * octaves[b].second));
+        moments.values.insert(moments.values.end(), c.times.begin(), c.times.end());
+      });
+  if (!crackle.values.empty()) {
+    crackle.row =
+        static_cast<size_t>(std::max_element(crackle.values.begin(), crackle.values.end()) - crackle.values.begin());
+    set("crackle_db", crackle.values[crackle.row]);
+    set("crackle_hz", centres.values[crackle.row]);
+    ev.profiles["crackle_db"] = std::move(crackle);
+    ev.profiles["crackle_hz"] = std::move(centres);
+    ev.profiles["crackle_times"] = std::move(moments);
+  }
+  set("impact_sync", sync.sigma);
+  set("impact_sync_hz", sync.rate_hz);
+  set("impact_sync_band_hz", sync.band_hz);
+  if (sync.rate_hz > 0) ev.profiles["impact_sync"] = sync.profile;
   return ev;
 }
 
-std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const std::vector<ClipEvidence>& neighbors,
+std::vector<EvidenceRow> compare_evidence(const ClipEvidence& measured, const std::vector<ClipEvidence>& neighbors,
                                           const std::vector<ClipEvidence>& pool) {
   const auto& specs = evidence_features();
-  if (anomalous.values.size() != specs.size()) throw Error("evidence: wrong number of values");
+  if (measured.values.size() != specs.size()) throw Error("evidence: wrong number of values");
   for (const auto& p : pool)
     if (p.values.size() != specs.size()) throw Error("evidence: wrong number of values");
+  const ClipEvidence anomalous = in_rows_against_references(measured, neighbors, pool);
   // A feature with a profile (events per band, a rhythm's or a modulation's strength per rate, a
   // low tone per frequency) is measured on a reference where the anomalous clip's maximum lies.
   const auto value = [&](const ClipEvidence& c, size_t f) {
@@ -1140,7 +1442,7 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
   std::vector<EvidenceRow> rows;
   for (size_t f = 0; f < specs.size(); ++f) {
     const FeatureSpec& spec = specs[f];
-    EvidenceRow row{&spec, anomalous.values[f], {}, 0.0, std::nullopt, std::nullopt, std::nullopt, 0.0};
+    EvidenceRow row{&spec, anomalous.values[f], {}, 0.0, std::nullopt, std::nullopt, std::nullopt, 0.0, {}};
     for (const auto& nb : neighbors) {
       if (nb.values.size() != specs.size()) throw Error("evidence: wrong number of values");
       row.neighbors.push_back(value(nb, f));
@@ -1176,6 +1478,7 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& anomalous, const s
         row.strength =
             pool.size() >= 10 ? *row.z_all : std::copysign(std::min(std::fabs(*row.z), std::fabs(*row.z_all)), *row.z);
     }
+    if (spec.key == "crackle_db") row.times = crackle_times(anomalous);
     rows.push_back(std::move(row));
   }
   // Sidebands compare only around the same tone: a clip whose dominant tone is another one than

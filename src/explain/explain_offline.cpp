@@ -94,6 +94,7 @@ double feature_weight(const std::string& key) {
 // modulation is those events (named by their own features), not a swell and fade of the whole sound.
 bool modulation_is_the_events(const std::vector<EvidenceRow>& rows, double modulation_hz) {
   bool events = false;
+  // (Not impact_sync: the synchronous average also sees the faint higher harmonics of a strong swell.)
   for (const char* key : {"impulse_rate", "burst_rate", "click_strength", "impact_db"}) {
     const EvidenceRow* r = find_row(rows, key);
     if (r && r->strength >= 2.0) events = true;
@@ -129,7 +130,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
     Candidate c{std::min(std::fabs(z), kStrengthCap) * feature_weight(key), key, key, "", ""};
     // Losing silences or transients the normal sound has is rarely what a fault does.
     if (!up && (key == "dropout_pct" || key == "dropout_count" || key == "impulse_rate" || key == "burst_rate" ||
-                key == "sideband_db" || key == "impact_db"))
+                key == "sideband_db" || key == "impact_db" || key == "impact_sync" || key == "crackle_db"))
       c.score *= 0.3;
     if (key == "level_db") {
       c.is_phrase = std::string(up ? "louder" : "quieter") + " overall (" + vs_refs(d) + ")";
@@ -276,6 +277,26 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const std::string what = "ticks or impacts" + near + " " + times_per_second(hz ? hz->anomalous : 0);
       c.is_phrase = up ? "marked by periodic " + what + " " + cmp : "less marked by periodic ticks than its references";
       c.verb_phrase = up ? "has periodic " + what + " " + cmp : "has fewer periodic ticks";
+      c.group = "click";
+    } else if (key == "crackle_db") {
+      const EvidenceRow* band = find_row(rows, "crackle_hz");
+      const std::string near = band ? " near " + frequency(band->anomalous) : "";
+      const std::string when = row.times.empty() ? "" : " " + at_times(row.times);
+      const std::string cmp = "(bursts " + signed_db(row.anomalous) + " over the band's level vs " +
+                              signed_db(row.reference_mean) + " normally)";
+      c.is_phrase = up ? "crackling" + near + when + " " + cmp : "steadier" + near + " than its references " + cmp;
+      c.verb_phrase = up ? "crackles" + near + when + " " + cmp : "is steadier" + near;
+      c.group = "impulses";
+    } else if (key == "impact_sync") {
+      const EvidenceRow* hz = find_row(rows, "impact_sync_hz");
+      const EvidenceRow* band = find_row(rows, "impact_sync_band_hz");
+      const std::string near = band ? " near " + frequency(band->anomalous) : "";
+      const std::string cmp = "(synchronous average " + fmt("%.0f", row.anomalous) + " vs " +
+                              fmt("%.0f", row.reference_mean) + " sigma normally)";
+      const std::string what = "impacts" + near + " " + times_per_second(hz ? hz->anomalous : 0);
+      c.is_phrase =
+          up ? "marked by faint periodic " + what + " " + cmp : "less marked by periodic impacts than its references";
+      c.verb_phrase = up ? "has faint periodic " + what + " " + cmp : "has fewer periodic impacts";
       c.group = "click";
     } else if (key == "grind_db") {
       c.is_phrase = up ? "noisier, with broadband grinding or hiss above 4 kHz (" + vs_refs(d) + ")"

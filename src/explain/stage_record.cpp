@@ -23,6 +23,7 @@ std::vector<EvidenceFeature> evidence_features(const ClipComparison& c) {
     f.z_all = r.z_all;
     f.percentile = r.percentile;
     if (r.z) f.strength = r.strength;
+    f.times = r.times;
     out.push_back(std::move(f));
   }
   return out;

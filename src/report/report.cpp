@@ -192,12 +192,20 @@ std::string build_report(const ReportOptions& options) {
   for (const auto& j : jobs) groups[j.group].push_back(&j);
   const std::vector<double> band_hz = jobs.empty() ? std::vector<double>{} : mel_band_centres();
   // Clip path -> times of its short events, marked where the clip has clearly more or stronger
-  // short events than its references (ranking strength 2 or more).
+  // short events than its references (ranking strength 2 or more), and likewise of its crackle.
   std::map<std::string, std::vector<double>> events;
   for (const auto& e : in.figures)
-    for (const auto& f : e.evidence)
-      if ((f.key == "burst_rate" || f.key == "burst_db") && f.strength && *f.strength >= 2.0)
-        events[clip_path(run, e.file, e.path)] = e.burst_times;
+    for (const auto& f : e.evidence) {
+      if (!f.strength || *f.strength < 2.0) continue;
+      std::vector<double>& marks = events[clip_path(run, e.file, e.path)];
+      if (f.key == "burst_rate" || f.key == "burst_db")
+        marks.insert(marks.end(), e.burst_times.begin(), e.burst_times.end());
+      if (f.key == "crackle_db") marks.insert(marks.end(), f.times.begin(), f.times.end());
+    }
+  for (auto& [path, marks] : events) {
+    std::sort(marks.begin(), marks.end());
+    marks.erase(std::unique(marks.begin(), marks.end()), marks.end());
+  }
   for (const auto& [group, members] : groups) {
     const auto [lo, hi] = db_range(members);
     for (const Job* j : members) {

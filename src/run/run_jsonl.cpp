@@ -143,6 +143,7 @@ ordered_json explanation_json(const ExplanationRecord& r) {
     if (f.z_all) feature["z_all"] = *f.z_all;
     if (f.percentile) feature["percentile"] = *f.percentile;
     if (f.strength) feature["strength"] = *f.strength;
+    if (!f.times.empty()) feature["times"] = f.times;
     features.push_back(std::move(feature));
   }
   ordered_json unreadable = ordered_json::array();
@@ -200,6 +201,7 @@ ExplanationRecord parse_explanation(const ojson& j) {
         x.strength = optional_number(f, "strength");
         if (const ojson* n = array_at(f, "neighbors"))
           for (const auto& v : *n) x.neighbors.push_back(optional_number(v));
+        if (const ojson* t = array_at(f, "times")) x.times = numbers(*t);
         e.evidence.push_back(std::move(x));
       }
     if (const ojson* t = array_at(*ev, "burst_times")) e.burst_times = numbers(*t);

@@ -39,7 +39,7 @@ struct ExplainerOptions {
   int workers = 1;
   int lease_seconds = 120;
   std::string worker_name;  // identifies this process's workers in the job table
-  // Reference clips whose measured evidence stays in memory between explanations (about 20-40 KB
+  // Reference clips whose measured evidence stays in memory between explanations (about 30-55 KB
   // each), the least recently used dropped first; a dropped one is measured again when needed. The
   // same bound holds for the references' captions and audio embeddings (CLAP methods, about 4 KB
   // each), which are computed again when needed.

@@ -225,3 +225,33 @@ TEST(ExplainOffline, PeriodicImpactsAreNamedWithRateAndBand) {
             "This sound is marked by periodic ticks or impacts near 6.6 kHz about 25 times per second (envelope line "
             "+24 dB vs +10 dB normally).");
 }
+
+TEST(ExplainOffline, SynchronouslyAveragedImpactsAreNamedWithRateAndBand) {
+  const auto rows = rows_with({{"impact_sync", 12.4}, {"impact_sync_hz", 30.02}, {"impact_sync_band_hz", 2828.0}},
+                              {{"impact_sync", 4.6}});
+  const OfflineAnswer a = explain_rows(rows);
+  ASSERT_EQ(a.named.size(), 1u);
+  EXPECT_EQ(a.named[0], "impact_sync");
+  EXPECT_EQ(a.answer,
+            "This sound is marked by faint periodic impacts near 2.8 kHz about 30 times per second (synchronous "
+            "average 12 vs 5 sigma normally).");
+}
+
+// Crackle is named with its band and the times of its loud moments, from the row the comparison
+// chose (EvidenceRow::times), not from the short events' times.
+TEST(ExplainOffline, CrackleIsNamedWithItsBandAndTimes) {
+  auto rows = rows_with({{"crackle_db", 1.4}, {"crackle_hz", 5514.0}}, {{"crackle_db", 0.6}});
+  for (auto& r : rows)
+    if (r.spec->key == "crackle_db") r.times = {0.21, 0.64, 1.12, 2.6, 3.35, 4.4};
+  const std::vector<double> burst_times = {2.0};
+  OfflineInput in;
+  in.evidence = &rows;
+  in.burst_times = &burst_times;
+  const OfflineAnswer a = explain_offline(in);
+  expect_well_formed(a.answer);
+  ASSERT_EQ(a.named.size(), 1u);
+  EXPECT_EQ(a.named[0], "crackle_db");
+  EXPECT_EQ(a.answer,
+            "This sound is crackling near 5.5 kHz at 0.2 s, 0.6 s, 1.1 s, 2.6 s, ... (bursts +1.4 dB over the band's "
+            "level vs +0.6 dB normally).");
+}

@@ -142,7 +142,15 @@ inline FixtureRun make_fixture_run(const std::string& root) {
                           {"unit", "dB"},
                           {"anomalous", -20.0},
                           {"neighbors", {-19.5, -20.5}},
-                          {"z", 0.1}}}}};
+                          {"z", 0.1}},
+                         {{"key", "crackle_db"},
+                          {"name", "Crackle"},
+                          {"unit", "dB"},
+                          {"anomalous", 2.5},
+                          {"neighbors", {0.7, 0.8}},
+                          {"z", 6.0},
+                          {"strength", 6.0},
+                          {"times", {0.3, 0.6}}}}}};
       e["methods"] = {{"text",
                        {{"prompt", "p"},
                         {"answer", "This sound is knocking, unlike the steady normal fan."},

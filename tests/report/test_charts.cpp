@@ -47,9 +47,9 @@ TEST(ReportCharts, LabelsAreEscaped) {
 }
 
 TEST(ReportCharts, EvidenceBarsMarkStrongDeviationsWarm) {
-  EvidenceFeature strong{"k1", "Knocks per second", "per second", 4.0, 8.5, {0.0, 0.1}, std::nullopt, {}, {}, {}};
-  EvidenceFeature weak{"k2", "Level", "dB", -20.0, 0.1, {-19.5}, std::nullopt, {}, {}, {}};
-  EvidenceFeature none{"k3", "Peak frequency", "Hz", 120.0, std::nullopt, {110.0}, std::nullopt, {}, {}, {}};
+  EvidenceFeature strong{"k1", "Knocks per second", "per second", 4.0, 8.5, {0.0, 0.1}, std::nullopt, {}, {}, {}, {}};
+  EvidenceFeature weak{"k2", "Level", "dB", -20.0, 0.1, {-19.5}, std::nullopt, {}, {}, {}, {}};
+  EvidenceFeature none{"k3", "Peak frequency", "Hz", 120.0, std::nullopt, {110.0}, std::nullopt, {}, {}, {}, {}};
   const std::string s = svg_evidence({strong, weak, none});
   EXPECT_NE(s.find("fill=\"#e8590c\"><title>z = 8.50"), std::string::npos);
   EXPECT_NE(s.find("fill=\"#adb5bd\"><title>z = 0.100"), std::string::npos);
@@ -58,10 +58,10 @@ TEST(ReportCharts, EvidenceBarsMarkStrongDeviationsWarm) {
 }
 
 TEST(ReportCharts, EvidenceRowsStrongestFirst) {
-  EvidenceFeature none{"k3", "Peak frequency", "Hz", 120.0, std::nullopt, {110.0}, std::nullopt, {}, {}, {}};
-  EvidenceFeature weak{"k2", "Level", "dB", -20.0, 0.1, {-19.5}, std::nullopt, {}, {}, {}};
-  EvidenceFeature negative{"k4", "Tonality", "dB", 1.0, -3.0, {4.0}, std::nullopt, {}, {}, {}};
-  EvidenceFeature strong{"k1", "Knocks per second", "per second", 4.0, 8.5, {0.0, 0.1}, std::nullopt, {}, {}, {}};
+  EvidenceFeature none{"k3", "Peak frequency", "Hz", 120.0, std::nullopt, {110.0}, std::nullopt, {}, {}, {}, {}};
+  EvidenceFeature weak{"k2", "Level", "dB", -20.0, 0.1, {-19.5}, std::nullopt, {}, {}, {}, {}};
+  EvidenceFeature negative{"k4", "Tonality", "dB", 1.0, -3.0, {4.0}, std::nullopt, {}, {}, {}, {}};
+  EvidenceFeature strong{"k1", "Knocks per second", "per second", 4.0, 8.5, {0.0, 0.1}, std::nullopt, {}, {}, {}, {}};
   const std::string s = svg_evidence({none, weak, negative, strong});
   const size_t knocks = s.find("Knocks per second"), tonality = s.find("Tonality"), level = s.find(">Level<"),
                peak = s.find("Peak frequency");

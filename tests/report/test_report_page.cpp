@@ -197,3 +197,13 @@ TEST(ReportPage, FigureLimitListsTheRest) {
   EXPECT_EQ(count(html, "<figure class=\"clip\""), 1u);
   EXPECT_NE(html.find("2 more explained clips"), std::string::npos);
 }
+
+// The moments of a clear crackle (crackle_db, strength 2 or more) are marked over the clip's
+// spectrogram, each with its time; the neighbours' spectrograms carry no marks.
+TEST(ReportPage, CrackleMomentsAreMarkedOnTheClipsSpectrogram) {
+  const auto f = test::make_fixture_run(temp_root("crackle"));
+  const std::string html = build(f.dir);
+  EXPECT_EQ(count(html, "class=\"event\""), 2u);
+  EXPECT_EQ(count(html, "<title>event at 0.3 s</title>"), 1u);
+  EXPECT_EQ(count(html, "<title>event at 0.6 s</title>"), 1u);
+}

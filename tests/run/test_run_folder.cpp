@@ -102,7 +102,9 @@ ExplanationRecord explanation(const std::string& file, double score) {
   f.z_all = 6.25, f.percentile = 97.5, f.strength = 6.25;
   EvidenceFeature descriptive;  // no z: no z_all, percentile or strength either
   descriptive.key = "burst_hz", descriptive.anomalous = 4000.0;
-  e.evidence = {f, descriptive};
+  EvidenceFeature moments;  // a feature made of moments: their times
+  moments.key = "crackle_db", moments.anomalous = 1.5, moments.z = 4.0, moments.times = {0.375, 1.25, 3.5};
+  e.evidence = {f, descriptive, moments};
   e.burst_times = {0.75, 2.125};
   e.unreadable_neighbors = {{"/data/gone.wav", "file not found"}};
   e.captions.anomalous = "Sounds like knocking";
@@ -142,6 +144,7 @@ void expect_same(const ExplanationRecord& a, const ExplanationRecord& b) {
     EXPECT_EQ(a.evidence[i].z_all, b.evidence[i].z_all);
     EXPECT_EQ(a.evidence[i].percentile, b.evidence[i].percentile);
     EXPECT_EQ(a.evidence[i].strength, b.evidence[i].strength);
+    EXPECT_EQ(a.evidence[i].times, b.evidence[i].times);
   }
   EXPECT_EQ(a.burst_times, b.burst_times);
   EXPECT_EQ(a.unreadable_neighbors.size(), b.unreadable_neighbors.size());
