@@ -257,31 +257,40 @@ std::unique_ptr<FlaggedEvent> flagged_event(const std::string& tag, unsigned ref
   return f;
 }
 
+// Explains `e` twice with room for one reference clip, then once with room for 4096: the bounded
+// worker keeps one clip (`cached`), the unbounded one `unbounded_count`, and every explanation's
+// `answers` are the same. Returns the first explanation.
+template <class Answers>
+std::string expect_bounded_like_unbounded(Store& store, const EventRecord& e, ExplainerOptions options,
+                                          size_t (ExplainerWorker::*cached)(), const Answers& answers,
+                                          size_t unbounded_count) {
+  Metrics metrics;
+  options.reference_cache_clips = 1;
+  ExplainerWorker small(store, metrics, options);
+  const std::string a = small.explain(e);
+  EXPECT_EQ((small.*cached)(), 1u);
+  EXPECT_EQ(answers(small.explain(e)), answers(a));  // the dropped ones measured or computed again: the same
+  EXPECT_EQ((small.*cached)(), 1u);
+  options.reference_cache_clips = 4096;
+  ExplainerWorker large(store, metrics, options);
+  EXPECT_EQ(answers(large.explain(e)), answers(a));
+  EXPECT_EQ((large.*cached)(), unbounded_count);
+  return a;
+}
+
 // The references' evidence kept between explanations is bounded: with room for one clip, explaining
 // against three references keeps one, and the explanation is the one an unbounded cache gives.
 TEST(ServeExplainer, ReferenceEvidenceCacheIsBounded) {
   const auto f = flagged_event("cache", 10, 99);
-  Store* store = f->store.get();
-  const EventRecord& e = f->event;
-  Metrics metrics;
   // What the explanation says and which measured differences it names (its timings vary).
   const auto answers = [](const std::string& json) {
     const auto j = nlohmann::json::parse(json);
     return j.at("text").get<std::string>() + " | " + j.at("named").dump() + " | " + j.at("evidence").dump();
   };
-  ExplainerOptions bounded;
-  bounded.explain.methods = {"acoustic"};
-  bounded.reference_cache_clips = 1;
-  ExplainerWorker small(*store, metrics, bounded);
-  const std::string a = small.explain(e);
-  EXPECT_EQ(small.cached_reference_clips(), 1u);
-  EXPECT_EQ(answers(small.explain(e)), answers(a));  // the evicted ones measured again: the same
-  EXPECT_EQ(small.cached_reference_clips(), 1u);
-  ExplainerOptions unbounded = bounded;
-  unbounded.reference_cache_clips = 4096;
-  ExplainerWorker large(*store, metrics, unbounded);
-  EXPECT_EQ(answers(large.explain(e)), answers(a));
-  EXPECT_EQ(large.cached_reference_clips(), 3u);
+  ExplainerOptions options;
+  options.explain.methods = {"acoustic"};
+  const std::string a =
+      expect_bounded_like_unbounded(*f->store, f->event, options, &ExplainerWorker::cached_reference_clips, answers, 3);
   EXPECT_NE(answers(a).find("clicks rhythmically about 25 times per second"), std::string::npos) << a;
 }
 
@@ -290,29 +299,17 @@ TEST(ServeExplainer, ReferenceEvidenceCacheIsBounded) {
 // and every explanation is the one an unbounded stage gives.
 TEST(ServeExplainer, ReferenceCaptionsAndEmbeddingsAreBounded) {
   const auto f = flagged_event("clap_cache", 20, 98);
-  Store* store = f->store.get();
-  const EventRecord& e = f->event;
-  Metrics metrics;
   const auto answers = [](const std::string& json) {
     const auto j = nlohmann::json::parse(json);
     return j.at("text").get<std::string>() + " | " + j.at("record").at("captions").dump() + " | " +
            j.at("record").at("similarity").dump();
   };
-  ExplainerOptions bounded;
-  bounded.explain.methods = {"text", "zeroshot"};
-  bounded.explain.model_path = golden_model_path(true);
-  bounded.explain.threads = 1;
-  bounded.reference_cache_clips = 1;
-  ExplainerWorker small(*store, metrics, bounded);
-  const std::string a = small.explain(e);
-  EXPECT_EQ(small.cached_clap_clips(), 1u);
-  EXPECT_EQ(answers(small.explain(e)), answers(a));  // the dropped ones computed again: the same
-  EXPECT_EQ(small.cached_clap_clips(), 1u);
-  ExplainerOptions unbounded = bounded;
-  unbounded.reference_cache_clips = 4096;
-  ExplainerWorker large(*store, metrics, unbounded);
-  EXPECT_EQ(answers(large.explain(e)), answers(a));
-  EXPECT_EQ(large.cached_clap_clips(), 3u);  // the references, not the explained clip
+  ExplainerOptions options;
+  options.explain.methods = {"text", "zeroshot"};
+  options.explain.model_path = golden_model_path(true);
+  options.explain.threads = 1;
+  // The references, not the explained clip, are remembered.
+  expect_bounded_like_unbounded(*f->store, f->event, options, &ExplainerWorker::cached_clap_clips, answers, 3);
 }
 
 }  // namespace
