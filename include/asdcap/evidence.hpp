@@ -73,8 +73,10 @@ struct EvidenceRow {
   // What the explainer ranks by: z, but 0 when the difference is below the feature's resolution or
   // the whole set disagrees in sign, and never larger in magnitude than z_all.
   double strength = 0;
-  // Seconds into the clip where a feature made of moments (crackle_db) has them, in time order.
+  // Seconds into the clip where a feature made of moments (crackle_db) has them, in time order,
+  // and the same for each neighbour (in the row the anomalous clip is read in, e.g. its band).
   std::vector<double> times;
+  std::vector<std::vector<double>> neighbor_times;
 };
 
 // `pool`: the whole reference set of the clip's machine ID (may be empty).

@@ -1166,14 +1166,13 @@ ClipEvidence in_rows_against_references(const ClipEvidence& measured, const std:
   return clip;
 }
 
-// The times of the crackle's moments in the clip's crackle band, in time order.
-std::vector<double> crackle_times(const ClipEvidence& clip) {
-  const auto band = clip.profiles.find("crackle_db");
+// The times of a clip's crackle moments in octave band `band`, in time order.
+std::vector<double> crackle_times(const ClipEvidence& clip, size_t band) {
   const auto moments = clip.profiles.find("crackle_times");
-  if (band == clip.profiles.end() || moments == clip.profiles.end()) return {};
+  if (moments == clip.profiles.end()) return {};
   const FeatureProfile& m = moments->second;
   std::vector<double> times;
-  for (size_t i = band->second.row * m.columns; i < (band->second.row + 1) * m.columns && i < m.values.size(); ++i)
+  for (size_t i = band * m.columns; i < (band + 1) * m.columns && i < m.values.size(); ++i)
     if (m.values[i] >= 0) times.push_back(m.values[i]);
   std::sort(times.begin(), times.end());
   return times;
@@ -1442,7 +1441,7 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& measured, const st
   std::vector<EvidenceRow> rows;
   for (size_t f = 0; f < specs.size(); ++f) {
     const FeatureSpec& spec = specs[f];
-    EvidenceRow row{&spec, anomalous.values[f], {}, 0.0, std::nullopt, std::nullopt, std::nullopt, 0.0, {}};
+    EvidenceRow row{&spec, anomalous.values[f], {}, 0.0, std::nullopt, std::nullopt, std::nullopt, 0.0, {}, {}};
     for (const auto& nb : neighbors) {
       if (nb.values.size() != specs.size()) throw Error("evidence: wrong number of values");
       row.neighbors.push_back(value(nb, f));
@@ -1478,7 +1477,11 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& measured, const st
         row.strength =
             pool.size() >= 10 ? *row.z_all : std::copysign(std::min(std::fabs(*row.z), std::fabs(*row.z_all)), *row.z);
     }
-    if (spec.key == "crackle_db") row.times = crackle_times(anomalous);
+    if (const auto band = anomalous.profiles.find("crackle_db");
+        spec.key == "crackle_db" && band != anomalous.profiles.end()) {
+      row.times = crackle_times(anomalous, band->second.row);
+      for (const auto& nb : neighbors) row.neighbor_times.push_back(crackle_times(nb, band->second.row));
+    }
     rows.push_back(std::move(row));
   }
   // Sidebands compare only around the same tone: a clip whose dominant tone is another one than

@@ -67,6 +67,18 @@ std::string times_per_second(double rate) {
   return "about " + fmt(r == std::floor(r) ? "%.0f" : "%.1f", r) + " times per second";
 }
 
+// True for machine types that move air or liquid (fans, pumps, valves, blowers, compressors, vacuum
+// cleaners, hair dryers): their broadband noise is mostly flow, so a collapse of it is worded as a
+// blocked flow. Other machines (a gearbox, a slide rail, a toy car) and an unknown type get the
+// neutral "broadband noise" and no cause.
+bool moves_fluid(const std::string& machine) {
+  std::string m = machine;
+  for (char& ch : m) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* word : {"fan", "pump", "valve", "blower", "compressor", "vacuum", "dryer"})
+    if (m.find(word) != std::string::npos) return true;
+  return false;
+}
+
 const EvidenceRow* find_row(const std::vector<EvidenceRow>& rows, const std::string& key) {
   for (const auto& r : rows)
     if (r.spec->key == key) return &r;
@@ -120,7 +132,9 @@ bool clear_at_rate(const std::vector<EvidenceRow>& rows, const char* key, const 
 }
 
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
-                         std::vector<Candidate>& out) {
+                         const std::string& machine, std::vector<Candidate>& out) {
+  const bool flow = moves_fluid(machine);
+  const std::string background = flow ? "flow noise" : "broadband noise";
   for (const auto& row : rows) {
     if (!row.z || row.strength == 0) continue;  // descriptive, or no difference beyond resolution
     const double z = row.strength;
@@ -151,9 +165,12 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       c.verb_phrase = up ? "vibrates" + rate + " " + cmp : "vibrates less " + cmp;
     } else if (key == "noise_db") {
       c.is_phrase = up ? "noisier across the band (broadband noise " + vs_refs(d) + ")"
-                       : "much lower in broadband flow noise (" + vs_refs(d) + "), as from a clogged or blocked flow";
-      c.verb_phrase = up ? "has more broadband noise (" + signed_db(d) + ")"
-                         : "has less flow noise (" + signed_db(d) + "), as if clogged";
+                    : flow
+                        ? "much lower in broadband flow noise (" + vs_refs(d) + "), as from a clogged or blocked flow"
+                        : "much lower in broadband noise (" + vs_refs(d) + ")";
+      c.verb_phrase = up     ? "has more broadband noise (" + signed_db(d) + ")"
+                      : flow ? "has less flow noise (" + signed_db(d) + "), as if clogged"
+                             : "has less broadband noise (" + signed_db(d) + ")";
     } else if (key == "tone_db") {
       const EvidenceRow* hz = find_row(rows, "tone_hz");
       const double f = hz ? (up ? hz->anomalous : median_of(hz->neighbors)) : 0;
@@ -243,10 +260,11 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       if (up && noise && noise->strength <= -kNameThreshold) c.score = std::min(c.score, kNameThreshold);
       const EvidenceRow* hz = find_row(rows, "hum_noise_hz");
       const std::string hum = "motor hum at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz";
-      c.is_phrase = up ? "heavier in " + hum + " over its flow noise (" + vs_refs(d) + "), as when the flow drops"
-                       : "lighter in " + hum + " over its flow noise (" + vs_refs(d) + ")";
-      c.verb_phrase = up ? "has more " + hum + " over its flow noise (" + signed_db(d) + ")"
-                         : "has less " + hum + " over its flow noise (" + signed_db(d) + ")";
+      const std::string over = " over its " + background + " (";
+      c.is_phrase = up ? "heavier in " + hum + over + vs_refs(d) + ")" + (flow ? ", as when the flow drops" : "")
+                       : "lighter in " + hum + over + vs_refs(d) + ")";
+      c.verb_phrase =
+          up ? "has more " + hum + over + signed_db(d) + ")" : "has less " + hum + over + signed_db(d) + ")";
       c.group = "hum_noise";
     } else if (key == "click_strength") {
       const EvidenceRow* rate = find_row(rows, "click_rate");
@@ -405,7 +423,7 @@ int count_words(const std::string& sentence) {
 
 OfflineAnswer explain_offline(const OfflineInput& in) {
   std::vector<Candidate> candidates;
-  if (in.evidence) evidence_candidates(*in.evidence, in.burst_times, candidates);
+  if (in.evidence) evidence_candidates(*in.evidence, in.burst_times, in.machine, candidates);
   if (in.texts && in.anomalous_similarity && in.normal_similarity)
     similarity_candidates(*in.texts, *in.anomalous_similarity, *in.normal_similarity, candidates);
   if (in.anomalous_caption && in.normal_captions)

@@ -39,6 +39,14 @@ EvidenceCells evidence_cells(const ClipComparison& c) {
   cells.anomalous.push_back(times_cell(c.burst_times));
   for (size_t i = 0; i < k; ++i)
     cells.normals[i].push_back(i < c.neighbor_burst_times.size() ? times_cell(c.neighbor_burst_times[i]) : "");
+  // A feature made of moments (crackle) brings their times too, in the band the clip is compared in.
+  for (const auto& r : c.rows) {
+    if (r.spec->key != "crackle_db") continue;
+    cells.headers.push_back("Times of the crackle moments in that band (s)");
+    cells.anomalous.push_back(times_cell(r.times));
+    for (size_t i = 0; i < k; ++i)
+      cells.normals[i].push_back(i < r.neighbor_times.size() ? times_cell(r.neighbor_times[i]) : "");
+  }
   return cells;
 }
 
@@ -66,6 +74,7 @@ MethodPrompt method_prompt(const std::string& m, const ScoredClip& clip, const P
 
   const EvidenceCells cells = evidence_cells(evidence);
   OfflineInput& input = p.input;
+  input.machine = clip.machine;
   if (m == "text") {
     p.prompt = build_text_prompt(o.templates, clip.machine, *clap.anomalous_caption, clap.normal_captions);
     input.anomalous_caption = &*clap.anomalous_caption;

@@ -733,7 +733,8 @@ TEST(ExplainEvidence, CrackleComparesTheBandWhereTheClipDiffers) {
   const ClipEvidence a = clip_with({3.0, 0.7, 1.4}, {2.0, 2.1, 3.5, 0.5, 4.0, 1.0});
   std::vector<ClipEvidence> pool;
   for (int i = 0; i < 10; ++i)
-    pool.push_back(clip_with({2.5 + 0.2 * i, 0.6 + 0.02 * i, 0.6 + 0.01 * i}, std::vector<double>(6, 1.0)));
+    pool.push_back(
+        clip_with({2.5 + 0.2 * i, 0.6 + 0.02 * i, 0.6 + 0.01 * i}, {0.2, 0.3, 0.4, 0.5, 3.0 + 0.1 * i, 1.0}));
   const std::vector<ClipEvidence> refs(pool.begin(), pool.begin() + 4);
   const auto rows = compare_evidence(a, refs, pool);
   EXPECT_DOUBLE_EQ(rows[crackle].anomalous, 1.4);
@@ -741,6 +742,9 @@ TEST(ExplainEvidence, CrackleComparesTheBandWhereTheClipDiffers) {
   EXPECT_EQ(rows[crackle].neighbors, (std::vector<double>{0.6, 0.61, 0.62, 0.63}));
   EXPECT_GT(rows[crackle].strength, 2.5);
   EXPECT_EQ(rows[crackle].times, (std::vector<double>{1.0, 4.0}));  // the third band's, in time order
+  ASSERT_EQ(rows[crackle].neighbor_times.size(), refs.size());      // the references' moments in the same band
+  for (size_t i = 0; i < refs.size(); ++i)
+    EXPECT_EQ(rows[crackle].neighbor_times[i], (std::vector<double>{1.0, 3.0 + 0.1 * static_cast<double>(i)}));
   // Without profiles (older evidence) the clip's own value counts, and no times are given.
   ClipEvidence bare = with_values(n, 0.0);
   bare.values[crackle] = 3.0;

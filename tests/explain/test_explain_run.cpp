@@ -49,6 +49,26 @@ const std::map<std::string, std::set<std::string>>& fault_features() {
   return m;
 }
 
+// "0.81 2.14": times as the prompts write them (two decimals, space-separated).
+std::string times_text(const nlohmann::json& times) {
+  std::string s;
+  for (const auto& t : times) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", t.get<double>());
+    if (!s.empty()) s += ' ';
+    s += buf;
+  }
+  return s;
+}
+
+// The anomalous clip's line of the acoustic prompt's CSV: the line after the first header.
+std::string anomalous_csv_line(const std::string& prompt, const std::string& header_end) {
+  const size_t at = prompt.find(header_end + "\n");
+  if (at == std::string::npos) return "";
+  const size_t from = at + header_end.size() + 1;
+  return prompt.substr(from, prompt.find('\n', from) - from);
+}
+
 ExplainOptions base_options(const std::string& dir) {
   ExplainOptions o;
   o.out_dir = dir;
@@ -83,6 +103,7 @@ TEST(ExplainRun, AcousticEndToEndWithoutModel) {
   const auto records = read_jsonl(s.explanations_path);
   ASSERT_EQ(static_cast<int>(records.size()), s.n_explained);
   std::map<std::string, int> per_id;
+  int crackles = 0;  // records whose crackle moments have times
   for (const auto& r : records) {
     ++per_id[r["machine"].get<std::string>() + "/" + r["id"].get<std::string>()];
     for (const char* key : {"file", "path", "machine", "id", "score", "threshold", "label", "neighbors", "captions",
@@ -112,7 +133,19 @@ TEST(ExplainRun, AcousticEndToEndWithoutModel) {
     EXPECT_NE(ac["prompt"].get<std::string>().find("The measured acoustic features of the anomalous sound of " +
                                                    r["machine"].get<std::string>()),
               std::string::npos);
+    // The CSV ends with the times of the clip's short events, then those of its crackle moments in
+    // the band it is compared in: the same as the record's.
+    nlohmann::json crackle_times = nlohmann::json::array();
+    for (const auto& f : features)
+      if (f["key"] == "crackle_db" && f.contains("times")) crackle_times = f["times"];
+    crackles += crackle_times.empty() ? 0 : 1;
+    const std::string line = anomalous_csv_line(
+        ac["prompt"], "Times of those short events (s), Times of the crackle moments in that band (s),");
+    const std::string tail = ", " + times_text(r["evidence"]["burst_times"]) + ", " + times_text(crackle_times) + ",";
+    ASSERT_GE(line.size(), tail.size()) << ac["prompt"];
+    EXPECT_EQ(line.substr(line.size() - tail.size()), tail);
   }
+  EXPECT_GT(crackles, 0);
   for (const auto& [id, n] : per_id) EXPECT_LE(n, 3) << id;
   EXPECT_FALSE(fs::exists(fs::path(dir) / "explanations.partial.jsonl"));
   fs::remove_all(dir);
