@@ -67,16 +67,28 @@ std::string times_per_second(double rate) {
   return "about " + fmt(r == std::floor(r) ? "%.0f" : "%.1f", r) + " times per second";
 }
 
-// True for machine types that move air or liquid (fans, pumps, valves, blowers, compressors, vacuum
-// cleaners, hair dryers): their broadband noise is mostly flow, so a collapse of it is worded as a
-// blocked flow. Other machines (a gearbox, a slide rail, a toy car) and an unknown type get the
-// neutral "broadband noise" and no cause.
-bool moves_fluid(const std::string& machine) {
+// The causes a phrase may suggest, by the machine type the prompt carries (any case):
+// - flow: the type moves air or liquid (fan, pump, valve, blower, compressor, vacuum, dryer), so its
+//   broadband noise is flow noise and a collapse of it a blocked flow;
+// - rotor: the type has a main rotor (all but valves and slide rails), so a swell at a low rate or a
+//   low tone suggests an unbalanced rotor or shaft;
+// - gears: the type is a gearbox, so sidebands suggest gear wear.
+// An unknown (empty) type gets no flow words and the hedged rotor and gear causes.
+struct MachineWords {
+  bool flow = false, rotor = true, gears = true;
+};
+
+MachineWords machine_words(const std::string& machine) {
   std::string m = machine;
   for (char& ch : m) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  for (const char* word : {"fan", "pump", "valve", "blower", "compressor", "vacuum", "dryer"})
-    if (m.find(word) != std::string::npos) return true;
-  return false;
+  if (m.empty()) return {};
+  const auto has = [&](std::initializer_list<const char*> words) {
+    for (const char* w : words)
+      if (m.find(w) != std::string::npos) return true;
+    return false;
+  };
+  return {has({"fan", "pump", "valve", "blower", "compressor", "vacuum", "dryer"}), !has({"valve", "slide"}),
+          has({"gear"})};
 }
 
 const EvidenceRow* find_row(const std::vector<EvidenceRow>& rows, const std::string& key) {
@@ -133,7 +145,8 @@ bool clear_at_rate(const std::vector<EvidenceRow>& rows, const char* key, const 
 
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
                          const std::string& machine, std::vector<Candidate>& out) {
-  const bool flow = moves_fluid(machine);
+  const MachineWords words = machine_words(machine);
+  const bool flow = words.flow;
   const std::string background = flow ? "flow noise" : "broadband noise";
   for (const auto& row : rows) {
     if (!row.z || row.strength == 0) continue;  // descriptive, or no difference beyond resolution
@@ -160,7 +173,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const std::string rate = hz ? " at about " + fmt("%.0f", hz->anomalous) + " Hz" : "";
       const std::string cmp =
           "(modulation " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
-      c.is_phrase = up ? "pulsating with a strong vibration" + rate + " " + cmp + ", as from an unbalanced rotor"
+      c.is_phrase = up ? "pulsating with a strong vibration" + rate + " " + cmp +
+                             (words.rotor ? ", as from an unbalanced rotor" : "")
                        : "steadier, with less vibration " + cmp;
       c.verb_phrase = up ? "vibrates" + rate + " " + cmp : "vibrates less " + cmp;
     } else if (key == "noise_db") {
@@ -243,14 +257,18 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
                                  // -60 dBc: no sidebands stand out
                                  (row.reference_mean <= -59.5 ? ", none in the normal references)"
                                                               : " vs " + fmt("%.0f", row.reference_mean) + " dBc)");
-      c.is_phrase = up ? "modulated, with " + around + ", as from gear wear or a shaft-rate modulation"
+      c.is_phrase = up ? "modulated, with " + around +
+                             (words.gears   ? ", as from gear wear or a shaft-rate modulation"
+                              : words.rotor ? ", as from a shaft-rate modulation"
+                                            : "")
                        : "cleaner around its main tone, with weaker " + around;
       c.verb_phrase = up ? "has " + around : "has weaker " + around;
     } else if (key == "shaft_db") {
       const EvidenceRow* hz = find_row(rows, "shaft_hz");
       const std::string tone =
           "a low tone at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz with its harmonics (" + vs_refs(d) + ")";
-      c.is_phrase = up ? "heavier in " + tone + ", as from an unbalanced shaft" : "lighter in " + tone;
+      c.is_phrase =
+          up ? "heavier in " + tone + (words.rotor ? ", as from an unbalanced shaft" : "") : "lighter in " + tone;
       c.verb_phrase = up ? "has " + tone : "has less of " + tone;
       c.group = "shaft";
     } else if (key == "hum_noise_db") {

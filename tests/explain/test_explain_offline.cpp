@@ -184,6 +184,35 @@ TEST(ExplainOffline, MotorHumOverFlowNoise) {
       << a.answer;
 }
 
+// The causes follow the machine type: an unbalanced rotor or shaft only for machines with one
+// (not a valve or a slide rail), gear wear only for a gearbox (or an unknown type, hedged).
+TEST(ExplainOffline, CausesFollowTheMachineType) {
+  const auto swell = rows_with({{"vibration_pct", 25.0}, {"vibration_hz", 25.0}}, {{"vibration_pct", 3.0}});
+  const auto shaft = rows_with({{"shaft_db", 12.0}, {"shaft_hz", 20.0}}, {{"shaft_db", 2.0}});
+  const auto sidebands = rows_with({{"sideband_db", -18.0}, {"sideband_hz", 25.0}, {"carrier_hz", 780.0}},
+                                   {{"sideband_db", -60.0}, {"carrier_hz", 780.0}});
+  const auto names = [](const std::vector<EvidenceRow>& rows, const std::string& machine, const std::string& cause) {
+    return explain_rows(rows, machine).answer.find(cause) != std::string::npos;
+  };
+  for (const char* machine : {"fan", "gearbox", "ToyCar", ""}) {
+    EXPECT_TRUE(names(swell, machine, "(modulation 25% vs 3%), as from an unbalanced rotor.")) << machine;
+    EXPECT_TRUE(names(shaft, machine, "as from an unbalanced shaft")) << machine;
+  }
+  for (const char* machine : {"valve", "slider"}) {
+    EXPECT_EQ(explain_rows(swell, machine).answer,
+              "This sound is pulsating with a strong vibration at about 25 Hz (modulation 25% vs 3%).")
+        << machine;
+    EXPECT_FALSE(names(shaft, machine, "unbalanced")) << machine;
+    EXPECT_FALSE(names(sidebands, machine, "as from")) << machine;
+  }
+  for (const char* machine : {"gearbox", ""}) EXPECT_TRUE(names(sidebands, machine, "as from gear wear")) << machine;
+  for (const char* machine : {"fan", "pump"}) {
+    EXPECT_FALSE(names(sidebands, machine, "gear")) << machine;
+    EXPECT_TRUE(names(sidebands, machine, "none in the normal references), as from a shaft-rate modulation."))
+        << machine;
+  }
+}
+
 // Sidebands where the references have none (-60 dBc) say so instead of comparing with the sentinel.
 TEST(ExplainOffline, SidebandsAgainstReferencesWithoutAny) {
   const auto rows = rows_with({{"sideband_db", -18.0}, {"sideband_hz", 25.0}, {"carrier_hz", 780.0}},
