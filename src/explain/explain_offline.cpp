@@ -40,6 +40,39 @@ std::string unsigned_db(double v) { return fmt(std::fabs(v) < 1.95 ? "%.1f" : "%
 
 std::string signed_db(double v) { return (v >= 0 ? "+" : "-") + unsigned_db(v) + " dB"; }
 
+// A clip's value and its references', with `decimals` decimals or up to two more when two
+// different values would read alike ("5.2" and "4.6", not "5" and "5"). `sign` writes a + on values
+// of 0 and up.
+std::pair<std::string, std::string> distinct(double a, double b, int decimals, bool sign = false) {
+  const auto text = [&](double v, int d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*f", d, std::fabs(v));
+    const bool zero = std::string(buf).find_first_not_of("0.") == std::string::npos;
+    std::string out = v < 0 && !zero ? "-" : sign ? "+" : "";
+    out += buf;
+    return out;
+  };
+  std::string x, y;
+  for (int d = decimals; d <= decimals + 2; ++d) {
+    x = text(a, d);
+    y = text(b, d);
+    if (x != y) break;
+  }
+  return {x, y};
+}
+
+// "5.2% vs 4.6%"
+std::string versus(double a, double b, int decimals, const std::string& unit) {
+  const auto [x, y] = distinct(a, b, decimals);
+  return x + unit + " vs " + y + unit;
+}
+
+// Two levels in dB, signed: tenths when either is under 2 dB (as unsigned_db writes them), or when
+// whole decibels would read alike.
+std::pair<std::string, std::string> distinct_db(double a, double b) {
+  return distinct(a, b, std::min(std::fabs(a), std::fabs(b)) < 1.95 ? 1 : 0, true);
+}
+
 // "+14 dB over the normal references" / "9 dB below the normal references"
 std::string vs_refs(double v) {
   return v >= 0 ? signed_db(v) + " over the normal references" : unsigned_db(v) + " dB below the normal references";
@@ -143,6 +176,18 @@ bool clear_at_rate(const std::vector<EvidenceRow>& rows, const char* key, const 
          std::fabs(rate->anomalous - hz) <= 0.1 * hz;
 }
 
+// A clear swell of the whole sound (vibration_pct, strength 2 or more) raises a band's loudest
+// 50-ms moments by up to the swell's peak level over the references', 20 log10((1 + m) / (1 + m_ref))
+// dB for modulation depths m: a crackle that stands no further above the references than that is
+// the swell (named by the vibration), not bursts of its own.
+bool crackle_is_the_swell(const std::vector<EvidenceRow>& rows, double crackle_over_references_db) {
+  const EvidenceRow* swell = find_row(rows, "vibration_pct");
+  if (!swell || swell->strength < 2.0) return false;
+  const double peak_db =
+      20 * std::log10((1 + swell->anomalous / 100) / std::max(1e-9, 1 + swell->reference_mean / 100));
+  return crackle_over_references_db <= peak_db;
+}
+
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
                          const std::string& machine, std::vector<Candidate>& out) {
   const MachineWords words = machine_words(machine);
@@ -171,8 +216,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const EvidenceRow* hz = find_row(rows, "vibration_hz");
       if (up && hz && modulation_is_the_events(rows, hz->anomalous)) continue;
       const std::string rate = hz ? " at about " + fmt("%.0f", hz->anomalous) + " Hz" : "";
-      const std::string cmp =
-          "(modulation " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
+      const std::string cmp = "(modulation " + versus(row.anomalous, row.reference_mean, 0, "%") + ")";
       c.is_phrase = up ? "pulsating with a strong vibration" + rate + " " + cmp +
                              (words.rotor ? ", as from an unbalanced rotor" : "")
                        : "steadier, with less vibration " + cmp;
@@ -298,8 +342,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
     } else if (key == "rattle_pct") {
       const EvidenceRow* hz = find_row(rows, "rattle_hz");
       const double r = hz ? hz->anomalous : 0;
-      const std::string cmp =
-          "(rattle " + fmt("%.0f", row.anomalous) + "% vs " + fmt("%.0f", row.reference_mean) + "%)";
+      const std::string cmp = "(rattle " + versus(row.anomalous, row.reference_mean, 0, "%") + ")";
       c.is_phrase = up ? "rattling or clicking rhythmically " + times_per_second(r) + " in the high frequencies " + cmp
                        : "less rattly than the normal references " + cmp;
       c.verb_phrase = up ? "rattles or clicks rhythmically " + times_per_second(r) : "rattles less";
@@ -308,18 +351,19 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const EvidenceRow* hz = find_row(rows, "impact_hz");
       const EvidenceRow* band = find_row(rows, "impact_band_hz");
       const std::string near = band ? " near " + frequency(band->anomalous) : "";
-      const std::string cmp =
-          "(envelope line " + signed_db(row.anomalous) + " vs " + signed_db(row.reference_mean) + " normally)";
+      const auto [line, usual] = distinct_db(row.anomalous, row.reference_mean);
+      const std::string cmp = "(envelope line " + line + " dB vs " + usual + " dB normally)";
       const std::string what = "ticks or impacts" + near + " " + times_per_second(hz ? hz->anomalous : 0);
       c.is_phrase = up ? "marked by periodic " + what + " " + cmp : "less marked by periodic ticks than its references";
       c.verb_phrase = up ? "has periodic " + what + " " + cmp : "has fewer periodic ticks";
       c.group = "click";
     } else if (key == "crackle_db") {
+      if (up && crackle_is_the_swell(rows, d)) continue;
       const EvidenceRow* band = find_row(rows, "crackle_hz");
       const std::string near = band ? " near " + frequency(band->anomalous) : "";
       const std::string when = row.times.empty() ? "" : " " + at_times(row.times);
-      const std::string cmp = "(bursts " + signed_db(row.anomalous) + " over the band's level vs " +
-                              signed_db(row.reference_mean) + " normally)";
+      const auto [bursts, usual] = distinct_db(row.anomalous, row.reference_mean);
+      const std::string cmp = "(bursts " + bursts + " dB over the band's level vs " + usual + " dB normally)";
       c.is_phrase = up ? "crackling" + near + when + " " + cmp : "steadier" + near + " than its references " + cmp;
       c.verb_phrase = up ? "crackles" + near + when + " " + cmp : "is steadier" + near;
       c.group = "impulses";
@@ -327,8 +371,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const EvidenceRow* hz = find_row(rows, "impact_sync_hz");
       const EvidenceRow* band = find_row(rows, "impact_sync_band_hz");
       const std::string near = band ? " near " + frequency(band->anomalous) : "";
-      const std::string cmp = "(synchronous average " + fmt("%.0f", row.anomalous) + " vs " +
-                              fmt("%.0f", row.reference_mean) + " sigma normally)";
+      const std::string cmp =
+          "(synchronous average " + versus(row.anomalous, row.reference_mean, 0, "") + " sigma normally)";
       const std::string what = "impacts" + near + " " + times_per_second(hz ? hz->anomalous : 0);
       c.is_phrase =
           up ? "marked by faint periodic " + what + " " + cmp : "less marked by periodic impacts than its references";

@@ -296,6 +296,48 @@ TEST(ExplainOffline, SynchronouslyAveragedImpactsAreNamedWithRateAndBand) {
 
 // Crackle is named with its band and the times of its loud moments, from the row the comparison
 // chose (EvidenceRow::times), not from the short events' times.
+// A fan swelling 9 % at its shaft rate raises its loudest 50-ms moments by up to 0.6 dB over
+// references that swell 2 %: a crackle 0.4 dB above theirs is that swell, named as the vibration.
+// A crackle beyond the swell, or a crackle without a clear swell, is named.
+TEST(ExplainOffline, CrackleNoLargerThanAClearSwellIsTheSwell) {
+  const auto named = [](double crackle, double swell) {
+    return explain_rows(
+               rows_with(
+                   {{"crackle_db", crackle}, {"crackle_hz", 2828.0}, {"vibration_pct", swell}, {"vibration_hz", 24.0}},
+                   {{"crackle_db", 0.9}, {"vibration_pct", 2.0}}))
+        .named;
+  };
+  EXPECT_EQ(named(1.3, 9.0), std::vector<std::string>{"vibration_pct"});
+  EXPECT_EQ(named(3.0, 9.0), (std::vector<std::string>{"crackle_db", "vibration_pct"}));
+  EXPECT_EQ(named(1.3, 2.5), std::vector<std::string>{"crackle_db"});
+}
+
+// A named difference never reads as two equal numbers: decimals are added until they differ.
+TEST(ExplainOffline, ComparedValuesNeverReadAlike) {
+  const auto answer = [](double clip, double references) {
+    return explain_rows(rows_with({{"crackle_db", clip}, {"crackle_hz", 2828.0}}, {{"crackle_db", references}})).answer;
+  };
+  EXPECT_EQ(answer(3.1, 2.6),
+            "This sound is crackling near 2.8 kHz (bursts +3.1 dB over the band's level vs +2.6 dB normally).");
+  EXPECT_EQ(answer(2.4, 1.9),
+            "This sound is crackling near 2.8 kHz (bursts +2.4 dB over the band's level vs +1.9 dB normally).");
+  EXPECT_EQ(answer(6.0, 1.0),  // tenths when either level is under 2 dB
+            "This sound is crackling near 2.8 kHz (bursts +6.0 dB over the band's level vs +1.0 dB normally).");
+  EXPECT_EQ(answer(9.0, 3.0),
+            "This sound is crackling near 2.8 kHz (bursts +9 dB over the band's level vs +3 dB normally).");
+  const std::string swell =
+      explain_rows(rows_with({{"vibration_pct", 9.3}, {"vibration_hz", 24.0}}, {{"vibration_pct", 4.0}}), "fan").answer;
+  EXPECT_NE(swell.find("(modulation 9% vs 4%)"), std::string::npos) << swell;
+  const std::string rattle =
+      explain_rows(rows_with({{"rattle_pct", 5.4}, {"rattle_hz", 24.0}}, {{"rattle_pct", 1.0}})).answer;
+  EXPECT_NE(rattle.find("(rattle 5% vs 1%)"), std::string::npos) << rattle;
+  const std::string close =
+      explain_rows(
+          rows_with({{"impact_db", 10.4}, {"impact_hz", 25.0}, {"impact_band_hz", 3000.0}}, {{"impact_db", 6.2}}))
+          .answer;
+  EXPECT_NE(close.find("(envelope line +10 dB vs +6 dB normally)"), std::string::npos) << close;
+}
+
 TEST(ExplainOffline, CrackleIsNamedWithItsBandAndTimes) {
   auto rows = rows_with({{"crackle_db", 1.4}, {"crackle_hz", 5514.0}}, {{"crackle_db", 0.6}});
   for (auto& r : rows)
