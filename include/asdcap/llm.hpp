@@ -80,8 +80,9 @@ struct OfflineInput {
   const std::vector<std::vector<double>>* normal_similarity = nullptr;
   const std::vector<EvidenceRow>* evidence = nullptr;
   const std::vector<double>* burst_times = nullptr;  // seconds: the anomalous clip's short events
-  // The machine type (e.g. "pump"): a machine that moves air or liquid has its broadband noise
-  // named flow noise, and a collapse of it a blocked flow; other and unknown types do not.
+  // The machine type (e.g. "pump"): it decides which causes a phrase may suggest (a blocked flow
+  // only for machines that move air or liquid, an unbalanced rotor not for valves or slide rails,
+  // gear wear for gearboxes; docs/explain.md). Empty: unknown.
   std::string machine;
 };
 

@@ -191,7 +191,7 @@ bool crackle_is_the_swell(const std::vector<EvidenceRow>& rows, double crackle_o
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
                          const std::string& machine, std::vector<Candidate>& out) {
   const MachineWords words = machine_words(machine);
-  const bool flow = words.flow;
+  const bool flow = words.flow;  // the broadband noise is flow noise
   const std::string background = flow ? "flow noise" : "broadband noise";
   for (const auto& row : rows) {
     if (!row.z || row.strength == 0) continue;  // descriptive, or no difference beyond resolution
