@@ -332,8 +332,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const EvidenceRow* rate = find_row(rows, "click_rate");
       const double r = rate ? rate->anomalous : 0;
       const std::string how = r < 10 ? "knocking" : "rattling or clicking";
-      c.is_phrase = up ? how + " rhythmically " + times_per_second(r) + " (periodicity " + fmt("%.2f", row.anomalous) +
-                             " vs " + fmt("%.2f", row.reference_mean) + ")"
+      c.is_phrase = up ? how + " rhythmically " + times_per_second(r) + " (periodicity " +
+                             versus(row.anomalous, row.reference_mean, 2, "") + ")"
                        : "less rhythmic than the normal references";
       c.verb_phrase =
           up ? (r < 10 ? "knocks" : "rattles or clicks") + std::string(" rhythmically ") + times_per_second(r)
@@ -395,8 +395,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
           up ? "brighter, shifted to higher pitch " + cmp : "duller or muffled, shifted to lower pitch " + cmp;
       c.verb_phrase = up ? "sounds brighter " + cmp : "sounds muffled " + cmp;
     } else if (key == "irregularity") {
-      c.is_phrase = up ? "more irregular in loudness over time (variation " + fmt("%.2f", row.anomalous) + " vs " +
-                             fmt("%.2f", row.reference_mean) + ")"
+      c.is_phrase = up ? "more irregular in loudness over time (variation " +
+                             versus(row.anomalous, row.reference_mean, 2, "") + ")"
                        : "steadier in loudness than the normal references";
       c.verb_phrase = up ? "is more irregular over time" : "is steadier over time";
     } else if (key == "dropout_pct" || key == "dropout_count") {
@@ -428,7 +428,7 @@ void similarity_candidates(const std::vector<std::string>& texts, const std::vec
     for (double x : v) var += (x - mean) * (x - mean);
     const double sd = v.size() > 1 ? std::sqrt(var / (v.size() - 1)) : 0.0;
     const double z = (a[t] - mean) / std::max(sd, 0.01);
-    const std::string cmp = "(" + fmt("%.2f", a[t]) + " vs " + fmt("%.2f", mean) + ")";
+    const std::string cmp = "(" + versus(a[t], mean, 2, "") + ")";
     const std::string quoted = "\"" + texts[t] + "\"";
     Candidate c{std::fabs(z), "text:" + texts[t], "text:" + texts[t], "", ""};
     c.is_phrase =

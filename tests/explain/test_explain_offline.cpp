@@ -336,6 +336,10 @@ TEST(ExplainOffline, ComparedValuesNeverReadAlike) {
           rows_with({{"impact_db", 10.4}, {"impact_hz", 25.0}, {"impact_band_hz", 3000.0}}, {{"impact_db", 6.2}}))
           .answer;
   EXPECT_NE(close.find("(envelope line +10 dB vs +6 dB normally)"), std::string::npos) << close;
+  // A reference mean a hair under zero reads 0.00, not -0.00.
+  const std::string knocks =
+      explain_rows(rows_with({{"click_strength", 0.6}, {"click_rate", 3.0}}, {{"click_strength", -0.001}})).answer;
+  EXPECT_NE(knocks.find("(periodicity 0.60 vs 0.00)"), std::string::npos) << knocks;
 }
 
 TEST(ExplainOffline, CrackleIsNamedWithItsBandAndTimes) {
