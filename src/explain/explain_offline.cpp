@@ -168,12 +168,13 @@ bool modulation_is_the_events(const std::vector<EvidenceRow>& rows, double modul
 }
 
 // True when the feature `key` is clearly up (weighted strength at the naming threshold) and its rate
-// `hz_key` lies within 10 % of `hz`.
-bool clear_at_rate(const std::vector<EvidenceRow>& rows, const char* key, const char* hz_key, double hz) {
+// `hz_key` lies within `tolerance` x `hz` of `hz`.
+bool clear_at_rate(const std::vector<EvidenceRow>& rows, const char* key, const char* hz_key, double hz,
+                   double tolerance = 0.1) {
   const EvidenceRow* r = find_row(rows, key);
   const EvidenceRow* rate = find_row(rows, hz_key);
   return r && rate && hz > 0 && r->strength * feature_weight(key) >= kNameThreshold &&
-         std::fabs(rate->anomalous - hz) <= 0.1 * hz;
+         std::fabs(rate->anomalous - hz) <= tolerance * hz;
 }
 
 // A clear swell of the whole sound (vibration_pct, strength 2 or more) raises a band's loudest
@@ -186,6 +187,15 @@ bool crackle_is_the_swell(const std::vector<EvidenceRow>& rows, double crackle_o
   const double peak_db =
       20 * std::log10((1 + swell->anomalous / 100) / std::max(1e-9, 1 + swell->reference_mean / 100));
   return crackle_over_references_db <= peak_db;
+}
+
+// Clear sharp knocks (impulse_rate) and a clear rhythm of transients (click_strength) whose rate
+// lies within half the knocks' rate of theirs are the same knocks, the rhythm's loudest beats: one
+// phrase names them (group "knocks"), not two rates. A rattle at another rate is named beside it.
+bool knocks_are_the_rhythm(const std::vector<EvidenceRow>& rows) {
+  const EvidenceRow* knocks = find_row(rows, "impulse_rate");
+  return knocks && knocks->strength * feature_weight("impulse_rate") >= kNameThreshold &&
+         clear_at_rate(rows, "click_strength", "click_rate", knocks->anomalous, 0.5);
 }
 
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
@@ -253,6 +263,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
         c.verb_phrase = "has fewer sharp transients";
       }
       c.group = "impulses";
+      if (key == "impulse_rate" && up && knocks_are_the_rhythm(rows)) c.group = "knocks";
     } else if (key == "burst_rate" || key == "burst_db") {
       const EvidenceRow* rate = find_row(rows, "burst_rate");
       const EvidenceRow* level = find_row(rows, "burst_db");
@@ -338,7 +349,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       c.verb_phrase =
           up ? (r < 10 ? "knocks" : "rattles or clicks") + std::string(" rhythmically ") + times_per_second(r)
              : "is less rhythmic";
-      c.group = "click";
+      c.group = up && knocks_are_the_rhythm(rows) ? "knocks" : "click";
     } else if (key == "rattle_pct") {
       const EvidenceRow* hz = find_row(rows, "rattle_hz");
       const double r = hz ? hz->anomalous : 0;

@@ -213,6 +213,30 @@ TEST(ExplainOffline, CausesFollowTheMachineType) {
   }
 }
 
+// Knocks counted at 2 per second in a rhythm found at 3 per second are the same knocks: one
+// phrase names them, not two rates, and a rattle at 27 per second is still named beside them;
+// knocks at another rate than the rhythm are named beside it.
+TEST(ExplainOffline, SharpKnocksOfAClearRhythmAreNamedOnce) {
+  const auto named = [](double knocks_per_second) {
+    return explain_rows(rows_with({{"click_strength", 0.5},
+                                   {"click_rate", 3.0},
+                                   {"impulse_rate", knocks_per_second},
+                                   {"noise_db", -40.0},
+                                   {"rattle_pct", 9.0},
+                                   {"rattle_hz", 27.0}},
+                                  {{"click_strength", 0.0}, {"impulse_rate", 0.0}, {"noise_db", -31.0}}),
+                        "valve")
+        .named;
+  };
+  const auto same = named(2.0);
+  EXPECT_EQ(
+      std::count(same.begin(), same.end(), "click_strength") + std::count(same.begin(), same.end(), "impulse_rate"), 1);
+  EXPECT_EQ(std::count(same.begin(), same.end(), "rattle_pct"), 1);  // a rattle at 27 per second, beside them
+  const auto other = named(9.0);
+  EXPECT_EQ(std::count(other.begin(), other.end(), "click_strength"), 1);
+  EXPECT_EQ(std::count(other.begin(), other.end(), "impulse_rate"), 1);
+}
+
 // Sidebands where the references have none (-60 dBc) say so instead of comparing with the sentinel.
 TEST(ExplainOffline, SidebandsAgainstReferencesWithoutAny) {
   const auto rows = rows_with({{"sideband_db", -18.0}, {"sideband_hz", 25.0}, {"carrier_hz", 780.0}},
