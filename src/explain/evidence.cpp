@@ -1477,10 +1477,11 @@ std::vector<EvidenceRow> compare_evidence(const ClipEvidence& measured, const st
         row.strength =
             pool.size() >= 10 ? *row.z_all : std::copysign(std::min(std::fabs(*row.z), std::fabs(*row.z_all)), *row.z);
     }
-    if (const auto band = anomalous.profiles.find("crackle_db");
-        spec.key == "crackle_db" && band != anomalous.profiles.end()) {
-      row.times = crackle_times(anomalous, band->second.row);
-      for (const auto& nb : neighbors) row.neighbor_times.push_back(crackle_times(nb, band->second.row));
+    if (spec.key == "crackle_db") {
+      if (const auto band = anomalous.profiles.find(spec.key); band != anomalous.profiles.end()) {
+        row.times = crackle_times(anomalous, band->second.row);
+        for (const auto& nb : neighbors) row.neighbor_times.push_back(crackle_times(nb, band->second.row));
+      }
     }
     rows.push_back(std::move(row));
   }

@@ -201,8 +201,7 @@ bool knocks_are_the_rhythm(const std::vector<EvidenceRow>& rows) {
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
                          const std::string& machine, std::vector<Candidate>& out) {
   const MachineWords words = machine_words(machine);
-  const bool flow = words.flow;  // the broadband noise is flow noise
-  const std::string background = flow ? "flow noise" : "broadband noise";
+  const std::string background = words.flow ? "flow noise" : "broadband noise";
   for (const auto& row : rows) {
     if (!row.z || row.strength == 0) continue;  // descriptive, or no difference beyond resolution
     const double z = row.strength;
@@ -233,12 +232,12 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       c.verb_phrase = up ? "vibrates" + rate + " " + cmp : "vibrates less " + cmp;
     } else if (key == "noise_db") {
       c.is_phrase = up ? "noisier across the band (broadband noise " + vs_refs(d) + ")"
-                    : flow
+                    : words.flow
                         ? "much lower in broadband flow noise (" + vs_refs(d) + "), as from a clogged or blocked flow"
                         : "much lower in broadband noise (" + vs_refs(d) + ")";
-      c.verb_phrase = up     ? "has more broadband noise (" + signed_db(d) + ")"
-                      : flow ? "has less flow noise (" + signed_db(d) + "), as if clogged"
-                             : "has less broadband noise (" + signed_db(d) + ")";
+      c.verb_phrase = up           ? "has more broadband noise (" + signed_db(d) + ")"
+                      : words.flow ? "has less flow noise (" + signed_db(d) + "), as if clogged"
+                                   : "has less broadband noise (" + signed_db(d) + ")";
     } else if (key == "tone_db") {
       const EvidenceRow* hz = find_row(rows, "tone_hz");
       const double f = hz ? (up ? hz->anomalous : median_of(hz->neighbors)) : 0;
@@ -334,7 +333,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const EvidenceRow* hz = find_row(rows, "hum_noise_hz");
       const std::string hum = "motor hum at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz";
       const std::string over = " over its " + background + " (";
-      c.is_phrase = up ? "heavier in " + hum + over + vs_refs(d) + ")" + (flow ? ", as when the flow drops" : "")
+      c.is_phrase = up ? "heavier in " + hum + over + vs_refs(d) + ")" + (words.flow ? ", as when the flow drops" : "")
                        : "lighter in " + hum + over + vs_refs(d) + ")";
       c.verb_phrase =
           up ? "has more " + hum + over + signed_db(d) + ")" : "has less " + hum + over + signed_db(d) + ")";

@@ -318,8 +318,6 @@ TEST(ExplainOffline, SynchronouslyAveragedImpactsAreNamedWithRateAndBand) {
             "average 12 vs 5 sigma normally).");
 }
 
-// Crackle is named with its band and the times of its loud moments, from the row the comparison
-// chose (EvidenceRow::times), not from the short events' times.
 // A fan swelling 9 % at its shaft rate raises its loudest 50-ms moments by up to 0.6 dB over
 // references that swell 2 %: a crackle 0.4 dB above theirs is that swell, named as the vibration.
 // A crackle beyond the swell, or a crackle without a clear swell, is named.
@@ -366,6 +364,8 @@ TEST(ExplainOffline, ComparedValuesNeverReadAlike) {
   EXPECT_NE(knocks.find("(periodicity 0.60 vs 0.00)"), std::string::npos) << knocks;
 }
 
+// Crackle is named with its band and the times of its loud moments, from the row the comparison
+// chose (EvidenceRow::times), not from the short events' times.
 TEST(ExplainOffline, CrackleIsNamedWithItsBandAndTimes) {
   auto rows = rows_with({{"crackle_db", 1.4}, {"crackle_hz", 5514.0}}, {{"crackle_db", 0.6}});
   for (auto& r : rows)
