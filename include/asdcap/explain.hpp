@@ -31,6 +31,9 @@ struct ExplainOptions {
   bool reuse_answers = true;                    // reuse an earlier run's answer to the identical prompt
   int threads = 0;                              // evidence workers; 0: all cores
   std::function<void(const std::string&)> log;  // progress / diagnostics lines (optional)
+  // Declared parts per machine type (the exact type name), for the offline explainer's causes;
+  // other types' parts are guessed from their names (machine_parts_from_name).
+  std::map<std::string, MachineParts> machine_parts;
 };
 
 struct ExplainedClip {

@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,24 @@ std::string clean_answer(const std::string& text);
 // Replaces every occurrence of `secret` in `text` by "[redacted]" (no-op for an empty secret).
 std::string redact_secret(std::string text, const std::string& secret);
 
+// What a machine type is built of, for the causes the offline explainer may suggest
+// (docs/explain.md, "Causes by machine type").
+struct MachineParts {
+  bool flow = false;  // moves air or liquid: its broadband noise is flow noise, a collapse a blocked flow
+  bool rotor = true;  // has a main rotor or shaft: a swell or a low tone suggests an unbalanced rotor
+  bool gears = true;  // has gears: sidebands suggest gear wear
+  bool operator==(const MachineParts&) const = default;
+};
+
+// The parts guessed from a type's name, in any case: flow for fan, pump, valve, blower, compressor,
+// vacuum, dryer; a rotor for all but valves and slide rails; gears for gearboxes. An empty name is
+// unknown: no flow, and the rotor and gear causes hedged.
+MachineParts machine_parts_from_name(const std::string& type);
+
+// A declared list: "flow", "rotor", "gears" joined by commas (any subset, any order, no repeats) or
+// "none". Throws InvalidArgument naming the list otherwise.
+MachineParts parse_machine_parts(const std::string& list);
+
 // What the offline explainer may use: exactly the information the method's prompt carries.
 // Absent parts are null.
 struct OfflineInput {
@@ -84,6 +103,8 @@ struct OfflineInput {
   // only for machines that move air or liquid, an unbalanced rotor not for valves or slide rails,
   // gear wear for gearboxes; docs/explain.md). Empty: unknown.
   std::string machine;
+  // The parts the user declared for this type; unset: guessed from `machine`.
+  std::optional<MachineParts> parts;
 };
 
 struct OfflineAnswer {

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import random as _random
-from typing import Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -513,9 +513,12 @@ def explain(
     reuse_answers: bool = True,
     data_root: Optional[PathLike] = None,
     threads: int = 0,
+    machine_parts: Optional[Dict[str, str]] = None,
 ) -> ExplainSummary:
     """Runs ``asdcap explain`` on a detection run folder (or a Detection): explains the flagged
-    clips with the chosen methods and writes explanations.jsonl."""
+    clips with the chosen methods and writes explanations.jsonl. ``machine_parts`` declares what
+    a machine type is built of, as ``--machine-parts``: ``{"line3-motor": "rotor"}``, lists of
+    flow, rotor, gears joined by commas, or "none" (other types: guessed from their names)."""
     folder = out_dir.out_dir if isinstance(out_dir, Detection) else os.fspath(out_dir)
     return _asdcap.run_explain(
         folder,
@@ -531,6 +534,7 @@ def explain(
         reuse_answers=reuse_answers,
         data_root=os.fspath(data_root) if data_root else "",
         threads=threads,
+        machine_parts=dict(machine_parts or {}),
     )
 
 

@@ -387,4 +387,5 @@ def run_explain(
     reuse_answers: bool = True,
     data_root: str = "",
     threads: int = 0,
+    machine_parts: Dict[str, str] = ...,
 ) -> ExplainSummary: ...

@@ -250,7 +250,8 @@ void register_detect(py::module_& m) {
       [](const std::string& out_dir, const std::string& model, const std::vector<std::string>& methods,
          const std::string& llm, const std::string& llm_model, int top, bool all_flagged,
          const std::vector<std::string>& texts, const std::string& caption_prompt, bool combined_evidence,
-         bool reuse_answers, const std::string& data_root, int threads) {
+         bool reuse_answers, const std::string& data_root, int threads,
+         const std::map<std::string, std::string>& machine_parts) {
         ExplainOptions o;
         o.out_dir = out_dir;
         o.model_path = model;
@@ -267,6 +268,7 @@ void register_detect(py::module_& m) {
         o.reuse_answers = reuse_answers;
         o.data_root = data_root;
         o.threads = threads;
+        for (const auto& [type, list] : machine_parts) o.machine_parts[type] = parse_machine_parts(list);
         py::gil_scoped_release release;
         return run_explain(o);
       },
@@ -274,9 +276,10 @@ void register_detect(py::module_& m) {
       py::arg("llm") = "offline", py::arg("llm_model") = "", py::arg("top") = 3, py::arg("all_flagged") = false,
       py::arg("texts") = std::vector<std::string>{}, py::arg("caption_prompt") = "Sounds like",
       py::arg("combined_evidence") = false, py::arg("reuse_answers") = true, py::arg("data_root") = "",
-      py::arg("threads") = 0,
+      py::arg("threads") = 0, py::arg("machine_parts") = std::map<std::string, std::string>{},
       "Explains the flagged clips of a detection run folder, as `asdcap explain` (llm 'openai' reads "
-      "OPENAI_BASE_URL and OPENAI_API_KEY from the environment).");
+      "OPENAI_BASE_URL and OPENAI_API_KEY from the environment; machine_parts: type -> 'flow,rotor,gears' "
+      "or 'none', as --machine-parts).");
 }
 
 }  // namespace asdcap::python

@@ -104,6 +104,16 @@ def test_detect_and_explain_on_a_folder(synth_dataset, tmp_path):
     assert summary.methods == ["acoustic"]
     for clip in summary.clips:
         assert clip.answers["acoustic"], clip.errors
+    # Declared machine parts, as --machine-parts: a fan's explanations suggest causes by its name
+    # (a blocked flow, an unbalanced shaft), declared without parts none; a malformed list is refused.
+    assert any("as from" in c.answers["acoustic"] or "flow" in c.answers["acoustic"] for c in summary.clips)
+    declared = asdcap.explain(run, methods=["acoustic"], all_flagged=True, threads=1,
+                              machine_parts={"fan": "none"})
+    assert declared.n_explained == flagged
+    for clip in declared.clips:
+        assert "as from" not in clip.answers["acoustic"] and "flow" not in clip.answers["acoustic"]
+    with pytest.raises(asdcap.InvalidArgument, match='"wings" is not one of flow, rotor, gears'):
+        asdcap.explain(run, methods=["acoustic"], all_flagged=True, machine_parts={"fan": "flow,wings"})
 
     pd = pytest.importorskip("pandas")
     frame = run.results_frame()

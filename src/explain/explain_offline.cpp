@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "asdcap/error.hpp"
 #include "asdcap/llm.hpp"
 
 namespace asdcap {
@@ -100,19 +101,10 @@ std::string times_per_second(double rate) {
   return "about " + fmt(r == std::floor(r) ? "%.0f" : "%.1f", r) + " times per second";
 }
 
-// The causes a phrase may suggest, by the machine type the prompt carries (any case):
-// - flow: the type moves air or liquid (fan, pump, valve, blower, compressor, vacuum, dryer), so its
-//   broadband noise is flow noise and a collapse of it a blocked flow;
-// - rotor: the type has a main rotor (all but valves and slide rails), so a swell at a low rate or a
-//   low tone suggests an unbalanced rotor or shaft;
-// - gears: the type is a gearbox, so sidebands suggest gear wear.
-// An unknown (empty) type gets no flow words and the hedged rotor and gear causes.
-struct MachineWords {
-  bool flow = false, rotor = true, gears = true;
-};
+}  // namespace
 
-MachineWords machine_words(const std::string& machine) {
-  std::string m = machine;
+MachineParts machine_parts_from_name(const std::string& type) {
+  std::string m = type;
   for (char& ch : m) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (m.empty()) return {};
   const auto has = [&](std::initializer_list<const char*> words) {
@@ -123,6 +115,32 @@ MachineWords machine_words(const std::string& machine) {
   return {has({"fan", "pump", "valve", "blower", "compressor", "vacuum", "dryer"}), !has({"valve", "slide"}),
           has({"gear"})};
 }
+
+MachineParts parse_machine_parts(const std::string& list) {
+  const std::string what = "machine parts \"" + list + "\"";
+  if (list == "none") return {false, false, false};
+  MachineParts p{false, false, false};
+  std::set<std::string> seen;
+  std::string::size_type start = 0;
+  while (true) {
+    const auto comma = list.find(',', start);
+    const std::string part = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!seen.insert(part).second) throw InvalidArgument(what + ": \"" + part + "\" given twice");
+    if (part == "flow")
+      p.flow = true;
+    else if (part == "rotor")
+      p.rotor = true;
+    else if (part == "gears")
+      p.gears = true;
+    else
+      throw InvalidArgument(what + ": \"" + part + "\" is not one of flow, rotor, gears (or none alone)");
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return p;
+}
+
+namespace {
 
 const EvidenceRow* find_row(const std::vector<EvidenceRow>& rows, const std::string& key) {
   for (const auto& r : rows)
@@ -199,9 +217,8 @@ bool knocks_are_the_rhythm(const std::vector<EvidenceRow>& rows) {
 }
 
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
-                         const std::string& machine, std::vector<Candidate>& out) {
-  const MachineWords words = machine_words(machine);
-  const std::string background = words.flow ? "flow noise" : "broadband noise";
+                         const MachineParts& parts, std::vector<Candidate>& out) {
+  const std::string background = parts.flow ? "flow noise" : "broadband noise";
   for (const auto& row : rows) {
     if (!row.z || row.strength == 0) continue;  // descriptive, or no difference beyond resolution
     const double z = row.strength;
@@ -227,16 +244,16 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const std::string rate = hz ? " at about " + fmt("%.0f", hz->anomalous) + " Hz" : "";
       const std::string cmp = "(modulation " + versus(row.anomalous, row.reference_mean, 0, "%") + ")";
       c.is_phrase = up ? "pulsating with a strong vibration" + rate + " " + cmp +
-                             (words.rotor ? ", as from an unbalanced rotor" : "")
+                             (parts.rotor ? ", as from an unbalanced rotor" : "")
                        : "steadier, with less vibration " + cmp;
       c.verb_phrase = up ? "vibrates" + rate + " " + cmp : "vibrates less " + cmp;
     } else if (key == "noise_db") {
       c.is_phrase = up ? "noisier across the band (broadband noise " + vs_refs(d) + ")"
-                    : words.flow
+                    : parts.flow
                         ? "much lower in broadband flow noise (" + vs_refs(d) + "), as from a clogged or blocked flow"
                         : "much lower in broadband noise (" + vs_refs(d) + ")";
       c.verb_phrase = up           ? "has more broadband noise (" + signed_db(d) + ")"
-                      : words.flow ? "has less flow noise (" + signed_db(d) + "), as if clogged"
+                      : parts.flow ? "has less flow noise (" + signed_db(d) + "), as if clogged"
                                    : "has less broadband noise (" + signed_db(d) + ")";
     } else if (key == "tone_db") {
       const EvidenceRow* hz = find_row(rows, "tone_hz");
@@ -312,8 +329,8 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
                                  (row.reference_mean <= -59.5 ? ", none in the normal references)"
                                                               : " vs " + fmt("%.0f", row.reference_mean) + " dBc)");
       c.is_phrase = up ? "modulated, with " + around +
-                             (words.gears   ? ", as from gear wear or a shaft-rate modulation"
-                              : words.rotor ? ", as from a shaft-rate modulation"
+                             (parts.gears   ? ", as from gear wear or a shaft-rate modulation"
+                              : parts.rotor ? ", as from a shaft-rate modulation"
                                             : "")
                        : "cleaner around its main tone, with weaker " + around;
       c.verb_phrase = up ? "has " + around : "has weaker " + around;
@@ -322,7 +339,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const std::string tone =
           "a low tone at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz with its harmonics (" + vs_refs(d) + ")";
       c.is_phrase =
-          up ? "heavier in " + tone + (words.rotor ? ", as from an unbalanced shaft" : "") : "lighter in " + tone;
+          up ? "heavier in " + tone + (parts.rotor ? ", as from an unbalanced shaft" : "") : "lighter in " + tone;
       c.verb_phrase = up ? "has " + tone : "has less of " + tone;
       c.group = "shaft";
     } else if (key == "hum_noise_db") {
@@ -333,7 +350,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       const EvidenceRow* hz = find_row(rows, "hum_noise_hz");
       const std::string hum = "motor hum at " + fmt("%.0f", hz ? hz->anomalous : 0) + " Hz";
       const std::string over = " over its " + background + " (";
-      c.is_phrase = up ? "heavier in " + hum + over + vs_refs(d) + ")" + (words.flow ? ", as when the flow drops" : "")
+      c.is_phrase = up ? "heavier in " + hum + over + vs_refs(d) + ")" + (parts.flow ? ", as when the flow drops" : "")
                        : "lighter in " + hum + over + vs_refs(d) + ")";
       c.verb_phrase =
           up ? "has more " + hum + over + signed_db(d) + ")" : "has less " + hum + over + signed_db(d) + ")";
@@ -495,7 +512,9 @@ int count_words(const std::string& sentence) {
 
 OfflineAnswer explain_offline(const OfflineInput& in) {
   std::vector<Candidate> candidates;
-  if (in.evidence) evidence_candidates(*in.evidence, in.burst_times, in.machine, candidates);
+  if (in.evidence)
+    evidence_candidates(*in.evidence, in.burst_times, in.parts ? *in.parts : machine_parts_from_name(in.machine),
+                        candidates);
   if (in.texts && in.anomalous_similarity && in.normal_similarity)
     similarity_candidates(*in.texts, *in.anomalous_similarity, *in.normal_similarity, candidates);
   if (in.anomalous_caption && in.normal_captions)

@@ -75,6 +75,8 @@ MethodPrompt method_prompt(const std::string& m, const ScoredClip& clip, const P
   const EvidenceCells cells = evidence_cells(evidence);
   OfflineInput& input = p.input;
   input.machine = clip.machine;
+  if (const auto declared = o.machine_parts.find(clip.machine); declared != o.machine_parts.end())
+    input.parts = declared->second;
   if (m == "text") {
     p.prompt = build_text_prompt(o.templates, clip.machine, *clap.anomalous_caption, clap.normal_captions);
     input.anomalous_caption = &*clap.anomalous_caption;

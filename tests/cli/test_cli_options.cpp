@@ -146,6 +146,26 @@ TEST(CliOptions, GoodValuesParseToTheLibrarysTypes) {
     EXPECT_THROW(cli::parse_threads_flag("--threads", bad), UsageError) << "'" << bad << "'";
 }
 
+TEST(CliOptions, MachinePartsFlags) {
+  const auto parts = cli::parse_machine_parts_flags({"line3-motor=rotor", "Blower 2=flow,rotor", "tank=none"});
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts.at("line3-motor"), (MachineParts{false, true, false}));
+  EXPECT_EQ(parts.at("Blower 2"), (MachineParts{true, true, false}));
+  EXPECT_EQ(parts.at("tank"), (MachineParts{false, false, false}));
+  EXPECT_TRUE(cli::parse_machine_parts_flags({}).empty());
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"pump"}, {"=flow"}, {"pump="}, {"pump=wings"}, {"pump=flow", "pump=rotor"}})
+    EXPECT_THROW(cli::parse_machine_parts_flags(bad), UsageError) << bad.front();
+  try {
+    cli::parse_machine_parts_flags({"pump=flow,wings"});
+    FAIL() << "no exception";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(),
+                 "--machine-parts pump: machine parts \"flow,wings\": \"wings\" is not one of flow, rotor, gears "
+                 "(or none alone)");
+  }
+}
+
 TEST(CliOptions, RethrowForFlagTurnsOnlyInvalidArgumentIntoUsageError) {
   try {
     cli::rethrow_for_flag("--text", []() -> int { throw InvalidArgument("text has 99 tokens"); });

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 
+#include "asdcap/error.hpp"
 #include "asdcap/evidence.hpp"
 #include "asdcap/llm.hpp"
 #include "evidence_values.hpp"
@@ -211,6 +213,60 @@ TEST(ExplainOffline, CausesFollowTheMachineType) {
     EXPECT_TRUE(names(sidebands, machine, "none in the normal references), as from a shaft-rate modulation."))
         << machine;
   }
+}
+
+// Parts a user declares for a type replace the guess from its name: a "line3-motor" declared to
+// move air gets the flow words, a fan declared to have neither flow nor rotor gets none.
+TEST(ExplainOffline, DeclaredPartsReplaceTheGuessFromTheName) {
+  const auto noise = rows_with({{"noise_db", -40.0}}, {{"noise_db", -31.0}});
+  const auto swell = rows_with({{"vibration_pct", 25.0}, {"vibration_hz", 25.0}}, {{"vibration_pct", 3.0}});
+  const auto sidebands = rows_with({{"sideband_db", -18.0}, {"sideband_hz", 25.0}, {"carrier_hz", 780.0}},
+                                   {{"sideband_db", -60.0}, {"carrier_hz", 780.0}});
+  const auto answer = [](const std::vector<EvidenceRow>& rows, const std::string& machine,
+                         std::optional<MachineParts> parts) {
+    OfflineInput in;
+    in.evidence = &rows;
+    in.machine = machine;
+    in.parts = parts;
+    OfflineAnswer a = explain_offline(in);
+    expect_well_formed(a.answer);
+    return a.answer;
+  };
+  const MachineParts flow{true, false, false}, none{false, false, false}, gears{false, true, true};
+  EXPECT_EQ(answer(noise, "line3-motor", std::nullopt),
+            "This sound is much lower in broadband noise (9 dB below the normal references).");
+  EXPECT_EQ(answer(noise, "line3-motor", flow),
+            "This sound is much lower in broadband flow noise (9 dB below the normal references), as from a clogged "
+            "or blocked flow.");
+  EXPECT_EQ(answer(noise, "fan", none),
+            "This sound is much lower in broadband noise (9 dB below the normal references).");
+  EXPECT_EQ(answer(swell, "fan", none),
+            "This sound is pulsating with a strong vibration at about 25 Hz (modulation 25% vs 3%).");
+  EXPECT_EQ(answer(sidebands, "fan", none).find("as from"), std::string::npos);
+  EXPECT_NE(answer(sidebands, "drive-7", gears).find("as from gear wear or a shaft-rate modulation"),
+            std::string::npos);
+  EXPECT_NE(answer(sidebands, "drive-7", MachineParts{false, true, false}).find("as from a shaft-rate modulation"),
+            std::string::npos);
+}
+
+TEST(ExplainOffline, MachinePartsAreParsedStrictly) {
+  EXPECT_EQ(parse_machine_parts("none"), (MachineParts{false, false, false}));
+  EXPECT_EQ(parse_machine_parts("flow"), (MachineParts{true, false, false}));
+  EXPECT_EQ(parse_machine_parts("gears,flow"), (MachineParts{true, false, true}));
+  EXPECT_EQ(parse_machine_parts("rotor,gears,flow"), (MachineParts{true, true, true}));
+  for (const char* bad : {"", "wings", "flow,", ",rotor", "flow,flow", "none,flow", "Flow", "flow rotor"})
+    EXPECT_THROW(parse_machine_parts(bad), InvalidArgument) << bad;
+  try {
+    parse_machine_parts("rotor,wings");
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_STREQ(e.what(), "machine parts \"rotor,wings\": \"wings\" is not one of flow, rotor, gears (or none alone)");
+  }
+  // The guess from a name, as the causes the explainer suggests follow it.
+  EXPECT_EQ(machine_parts_from_name("AirCompressor"), (MachineParts{true, true, false}));
+  EXPECT_EQ(machine_parts_from_name("valve"), (MachineParts{true, false, false}));
+  EXPECT_EQ(machine_parts_from_name("gearbox"), (MachineParts{false, true, true}));
+  EXPECT_EQ(machine_parts_from_name(""), (MachineParts{false, true, true}));
 }
 
 // Knocks counted at 2 per second in a rhythm found at 3 per second are the same knocks: one

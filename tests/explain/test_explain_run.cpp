@@ -188,6 +188,30 @@ TEST(ExplainRun, OfflineExplainerNamesTheInjectedFault) {
   fs::remove_all(dir);
 }
 
+// --machine-parts reaches the offline explainer: the fixture's explanations suggest causes by
+// the machines' names (a blocked flow, an unbalanced rotor); declared without parts, none does.
+TEST(ExplainRun, DeclaredMachinePartsReachTheExplanations) {
+  const std::string dir = asdcap::test::fresh_run_dir("parts");
+  ExplainOptions o = base_options(dir);
+  const auto causes = [&] {
+    const ExplainSummary s = run_explain(o);
+    int n = 0;
+    for (const auto& r : read_jsonl(s.explanations_path)) {
+      const std::string answer = r["methods"]["acoustic"]["answer"].get<std::string>();
+      for (const char* cause : {"as from", "as when", "as if", "flow"})
+        if (answer.find(cause) != std::string::npos) {
+          ++n;
+          break;
+        }
+      o.machine_parts[r["machine"].get<std::string>()] = MachineParts{false, false, false};
+    }
+    return n;
+  };
+  EXPECT_GT(causes(), 0);
+  EXPECT_EQ(causes(), 0);
+  fs::remove_all(dir);
+}
+
 TEST(ExplainRun, OpenAiBackendFailuresLoseNothing) {
   const std::string dir = asdcap::test::fresh_run_dir("openai");
   // Request 1: malformed JSON; 2: 429 then (3) fine; 4: 500 until retries run out (4, 5); then fine.

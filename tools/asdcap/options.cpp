@@ -93,12 +93,35 @@ void add_explain_flags(CLI::App* sub, ExplainOptions& o, ExplainFiles& files) {
   sub->add_option("--caption-prompt", o.caption_prompt, "Forced beginning of the captions")->capture_default_str();
   sub->add_flag("--combined-evidence", o.combined_evidence,
                 "Add the acoustic evidence columns to the combined method's CSV");
+  sub->add_option("--machine-parts", files.machine_parts,
+                  "What a machine type is built of, for the causes the built-in explainer suggests (repeatable): "
+                  "TYPE=LIST with LIST flow, rotor, gears joined by commas, or none (e.g. line3-motor=rotor). "
+                  "Default: guessed from the type's name")
+      ->type_name("TYPE=LIST");
+}
+
+std::map<std::string, MachineParts> parse_machine_parts_flags(const std::vector<std::string>& values) {
+  std::map<std::string, MachineParts> parts;
+  for (const auto& v : values) {
+    const auto eq = v.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError("--machine-parts \"" + v + "\": expected TYPE=LIST (e.g. line3-motor=rotor)");
+    const std::string type = v.substr(0, eq);
+    if (parts.count(type)) throw UsageError("--machine-parts: machine type \"" + type + "\" given twice");
+    try {
+      parts[type] = parse_machine_parts(v.substr(eq + 1));
+    } catch (const InvalidArgument& e) {
+      throw UsageError("--machine-parts " + type + ": " + e.what());
+    }
+  }
+  return parts;
 }
 
 void finish_explain_flags(ExplainOptions& o, const ExplainFiles& files) {
   if (o.llm == "openai" && o.llm_options.model.empty()) throw UsageError("--llm openai needs --llm-model NAME");
   if (!files.texts.empty()) o.texts = load_reference_texts(files.texts);
   if (!files.templates.empty()) o.templates = PromptTemplates::from_file(files.templates);
+  o.machine_parts = parse_machine_parts_flags(files.machine_parts);
   o.llm_options = llm_options_from_env(o.llm_options);
   if (o.llm == "openai") rethrow_for_flags([&] { OpenAiClient check(o.llm_options); });  // the address, before any work
 }

@@ -7,8 +7,10 @@
 // values they parse, and rethrow_for_flag() for library calls whose only variable argument is a flag.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "asdcap/audio.hpp"
 #include "asdcap/error.hpp"
@@ -46,6 +48,7 @@ CLI::Option* add_quiet(CLI::App* sub, bool& target);
 // read by finish_explain_flags), --caption-prompt, --combined-evidence.
 struct ExplainFiles {
   std::string texts, templates;
+  std::vector<std::string> machine_parts;  // --machine-parts TYPE=LIST, parsed by finish_explain_flags
 };
 void add_explain_flags(CLI::App* sub, ExplainOptions& target, ExplainFiles& files);
 // After parsing: reads --texts / --templates, the LLM server and key from the environment
@@ -60,6 +63,9 @@ void require_model_for_backend(const std::string& backend, const std::string& mo
 CropPolicy parse_crop_flag(const std::string& flag, const std::string& text);
 ChannelMode parse_channels_flag(const std::string& flag, const std::string& text);
 int parse_threads_flag(const std::string& flag, const std::string& text);
+// --machine-parts values (TYPE=LIST): one entry per type, a UsageError on a malformed value or a
+// type given twice.
+std::map<std::string, MachineParts> parse_machine_parts_flags(const std::vector<std::string>& values);
 
 // Runs `fn`; an InvalidArgument it throws becomes a UsageError with `flag` in front. For library
 // calls whose arguments all come from that flag (e.g. a crop offset beyond a clip).
