@@ -72,7 +72,7 @@ std::string clean_answer(const std::string& text);
 std::string redact_secret(std::string text, const std::string& secret);
 
 // What a machine type is built of, for the causes the offline explainer may suggest
-// (docs/explain.md, "Causes by machine type").
+// (docs/explain.md, "Ranking": the causes by machine type).
 struct MachineParts {
   bool flow = false;  // moves air or liquid: its broadband noise is flow noise, a collapse a blocked flow
   bool rotor = true;  // has a main rotor or shaft: a swell or a low tone suggests an unbalanced rotor
