@@ -219,6 +219,7 @@ bool knocks_are_the_rhythm(const std::vector<EvidenceRow>& rows) {
 void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector<double>* burst_times,
                          const MachineParts& parts, std::vector<Candidate>& out) {
   const std::string background = parts.flow ? "flow noise" : "broadband noise";
+  const bool knocks_rhythm = knocks_are_the_rhythm(rows);
   for (const auto& row : rows) {
     if (!row.z || row.strength == 0) continue;  // descriptive, or no difference beyond resolution
     const double z = row.strength;
@@ -279,7 +280,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
         c.verb_phrase = "has fewer sharp transients";
       }
       c.group = "impulses";
-      if (key == "impulse_rate" && up && knocks_are_the_rhythm(rows)) c.group = "knocks";
+      if (key == "impulse_rate" && up && knocks_rhythm) c.group = "knocks";
     } else if (key == "burst_rate" || key == "burst_db") {
       const EvidenceRow* rate = find_row(rows, "burst_rate");
       const EvidenceRow* level = find_row(rows, "burst_db");
@@ -365,7 +366,7 @@ void evidence_candidates(const std::vector<EvidenceRow>& rows, const std::vector
       c.verb_phrase =
           up ? (r < 10 ? "knocks" : "rattles or clicks") + std::string(" rhythmically ") + times_per_second(r)
              : "is less rhythmic";
-      c.group = up && knocks_are_the_rhythm(rows) ? "knocks" : "click";
+      c.group = up && knocks_rhythm ? "knocks" : "click";
     } else if (key == "rattle_pct") {
       const EvidenceRow* hz = find_row(rows, "rattle_hz");
       const double r = hz ? hz->anomalous : 0;
